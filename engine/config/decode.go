@@ -1,0 +1,119 @@
+package config
+
+// The decoders below read a Node into the model tolerantly: a key of the wrong shape is
+// skipped, because the format schema has already reported it, and the rest of the file is
+// still checked.
+
+var systemKeys = map[string]bool{"system": true, "name": true, "description": true, "connector": true, "entities": true}
+
+func decodeSystem(f *File, n *Node, env Lookup) *System {
+	s := &System{
+		File: f, Node: n,
+		ID: strOf(n.Get("system")), Name: strOf(n.Get("name")),
+		Description: strOf(n.Get("description")), Connector: strOf(n.Get("connector")),
+		Settings: map[string]Setting{},
+	}
+	for i, k := range n.Keys {
+		if systemKeys[k.Value] || n.Vals[i].Kind != Scalar {
+			continue
+		}
+		v := strOf(n.Vals[i])
+		expanded, missing, _ := Expand(v.Value, env)
+		v.Value = expanded
+		s.Settings[k.Value] = Setting{Str: v, Missing: missing}
+	}
+	if ents := n.Get("entities"); ents != nil && ents.Kind == Map {
+		for i, k := range ents.Keys {
+			s.Entities = append(s.Entities, decodeEntity(s, k, ents.Vals[i]))
+		}
+	}
+	return s
+}
+
+var entityKeys = map[string]bool{"id": true, "updated": true, "schema": true, "description": true}
+
+func decodeEntity(s *System, key, n *Node) *Entity {
+	e := &Entity{System: s, Name: strOf(key), Node: n, Settings: map[string]*Node{}}
+	if n.Kind != Map {
+		return e
+	}
+	e.ID, e.Updated = strOf(n.Get("id")), strOf(n.Get("updated"))
+	e.Schema, e.Description = strOf(n.Get("schema")), strOf(n.Get("description"))
+	for i, k := range n.Keys {
+		if !entityKeys[k.Value] {
+			e.Settings[k.Value] = n.Vals[i]
+		}
+	}
+	return e
+}
+
+func decodeDataflow(f *File, n *Node) *Dataflow {
+	d := &Dataflow{
+		File: f, Node: n,
+		ID: strOf(n.Get("dataflow")), Source: strOf(n.Get("source")), Target: strOf(n.Get("target")),
+		Introduction: strOf(n.Get("introduction")), Description: strOf(n.Get("description")),
+	}
+	if flows := n.Get("flows"); flows != nil && flows.Kind == List {
+		for _, fn := range flows.Items {
+			if fn.Kind == Map {
+				d.Flows = append(d.Flows, decodeFlow(d, fn))
+			}
+		}
+	}
+	return d
+}
+
+func decodeFlow(d *Dataflow, n *Node) *Flow {
+	fl := &Flow{
+		Dataflow: d, Node: n,
+		ID: strOf(n.Get("id")), Source: strOf(n.Get("source")), Target: strOf(n.Get("target")),
+		Sync: strOf(n.Get("sync")), Conflict: strOf(n.Get("conflict")), Delete: strOf(n.Get("delete")),
+		Description: strOf(n.Get("description")),
+	}
+	switch c := n.Get("create"); {
+	case c == nil:
+	case c.Kind == Scalar:
+		fl.Create.Target = strOf(c)
+	case c.Kind == Map:
+		fl.Create.Target, fl.Create.Source = strOf(c.Get("target")), strOf(c.Get("source"))
+	}
+	if m := n.Get("merge"); m != nil && m.Kind == List {
+		for _, alt := range m.Items {
+			if alt.Kind != List {
+				continue
+			}
+			var pairs []Pair
+			for _, p := range alt.Items {
+				if p.Kind == Map {
+					pairs = append(pairs, Pair{Source: strOf(p.Get("source")), Target: strOf(p.Get("target")), Node: p})
+				}
+			}
+			fl.Merge = append(fl.Merge, pairs)
+		}
+	}
+	if w := n.Get("when"); w != nil && w.Kind == Map {
+		fl.When = &When{Expr: strOf(w.Get("expr")), Describe: strOf(w.Get("describe")), Node: w}
+	}
+	fl.Properties = decodeProperties(n.Get("properties"))
+	return fl
+}
+
+func decodeProperties(n *Node) []*Property {
+	if n == nil || n.Kind != List {
+		return nil
+	}
+	var props []*Property
+	for _, pn := range n.Items {
+		if pn.Kind != Map {
+			continue
+		}
+		props = append(props, &Property{
+			Node:   pn,
+			Source: strOf(pn.Get("source")), Target: strOf(pn.Get("target")), Type: strOf(pn.Get("type")),
+			ToTarget: strOf(pn.Get("to_target")), ToSource: strOf(pn.Get("to_source")),
+			Sync: strOf(pn.Get("sync")), Ref: strOf(pn.Get("ref")), Description: strOf(pn.Get("description")),
+			Properties: decodeProperties(pn.Get("properties")),
+		})
+	}
+	return props
+}

@@ -1,0 +1,156 @@
+package diag
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Sources holds the text of the files diagnostics point into, by the name used in Range.File,
+// so that the text writer can quote the offending line.
+type Sources map[string][]byte
+
+// Line returns line n (1-based) of file without its line ending.
+func (s Sources) Line(file string, n int) (string, bool) {
+	src, ok := s[file]
+	if !ok || n < 1 {
+		return "", false
+	}
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(src, '\n')
+		if j < 0 {
+			return "", false
+		}
+		src = src[j+1:]
+	}
+	if j := bytes.IndexByte(src, '\n'); j >= 0 {
+		src = src[:j]
+	}
+	return strings.TrimSuffix(string(src), "\r"), true
+}
+
+// Formats lists the names WriteFormat accepts.
+var Formats = []string{"text", "json", "github"}
+
+// WriteFormat writes ds in the named format: text, json or github.
+func WriteFormat(w io.Writer, format string, ds Diagnostics, src Sources) error {
+	switch format {
+	case "text":
+		return WriteText(w, ds, src)
+	case "json":
+		return WriteJSON(w, ds)
+	case "github":
+		return WriteGitHub(w, ds)
+	}
+	return fmt.Errorf("unknown format %q; use text, json or github", format)
+}
+
+// WriteText prints each diagnostic like a compiler: "file:line:col: error: summary", the source
+// line with a caret under the offending text, and the detail sentence.
+func WriteText(w io.Writer, ds Diagnostics, src Sources) error {
+	var b strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&b, "%s: %s: %s\n", d.Subject, d.Severity, d.Summary)
+		if line, ok := src.Line(d.Subject.File, d.Subject.Start.Line); ok && d.Subject.Start.Col > 0 {
+			writeSnippet(&b, d.Subject, line)
+		}
+		if d.Detail != "" {
+			fmt.Fprintf(&b, "  %s\n", d.Detail)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeSnippet(b *strings.Builder, r Range, line string) {
+	num := strconv.Itoa(r.Start.Line)
+	pad := strings.Repeat(" ", len(num))
+	line = strings.ReplaceAll(line, "\t", " ")
+	fmt.Fprintf(b, "  %s | %s\n", num, line)
+	width := 1
+	lineLen := utf8.RuneCountInString(line)
+	if r.End.Line == r.Start.Line && r.End.Col > r.Start.Col {
+		width = r.End.Col - r.Start.Col
+	} else if r.End.Line > r.Start.Line {
+		width = lineLen - r.Start.Col + 1
+	}
+	if max := lineLen - r.Start.Col + 1; width > max {
+		width = max
+	}
+	if width < 1 {
+		width = 1
+	}
+	fmt.Fprintf(b, "  %s | %s^%s\n", pad, strings.Repeat(" ", r.Start.Col-1), strings.Repeat("~", width-1))
+}
+
+type jsonDiagnostic struct {
+	Severity  string `json:"severity"`
+	File      string `json:"file"`
+	Line      int    `json:"line,omitempty"`
+	Column    int    `json:"column,omitempty"`
+	EndLine   int    `json:"endLine,omitempty"`
+	EndColumn int    `json:"endColumn,omitempty"`
+	Summary   string `json:"summary"`
+	Detail    string `json:"detail,omitempty"`
+}
+
+// WriteJSON writes {"errors": n, "warnings": n, "diagnostics": [...]} for tools.
+func WriteJSON(w io.Writer, ds Diagnostics) error {
+	out := struct {
+		Errors      int              `json:"errors"`
+		Warnings    int              `json:"warnings"`
+		Diagnostics []jsonDiagnostic `json:"diagnostics"`
+	}{Diagnostics: []jsonDiagnostic{}}
+	out.Errors, out.Warnings = ds.Count()
+	for _, d := range ds {
+		out.Diagnostics = append(out.Diagnostics, jsonDiagnostic{
+			Severity: d.Severity.String(), File: d.Subject.File,
+			Line: d.Subject.Start.Line, Column: d.Subject.Start.Col,
+			EndLine: d.Subject.End.Line, EndColumn: d.Subject.End.Col,
+			Summary: d.Summary, Detail: d.Detail,
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// WriteGitHub writes GitHub Actions workflow commands, which GitHub shows as annotations on the
+// pull request's lines: ::error file=F,line=L,col=C::message
+func WriteGitHub(w io.Writer, ds Diagnostics) error {
+	var b strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&b, "::%s file=%s", d.Severity, ghProperty(d.Subject.File))
+		if d.Subject.Start.Line > 0 {
+			fmt.Fprintf(&b, ",line=%d", d.Subject.Start.Line)
+		}
+		if d.Subject.Start.Col > 0 {
+			fmt.Fprintf(&b, ",col=%d", d.Subject.Start.Col)
+		}
+		if d.Subject.End.Line > 0 {
+			fmt.Fprintf(&b, ",endLine=%d", d.Subject.End.Line)
+			if d.Subject.End.Line == d.Subject.Start.Line && d.Subject.End.Col > 0 {
+				fmt.Fprintf(&b, ",endColumn=%d", d.Subject.End.Col)
+			}
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += "\n" + d.Detail
+		}
+		fmt.Fprintf(&b, "::%s\n", ghData(msg))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+var (
+	ghDataEscaper     = strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
+	ghPropertyEscaper = strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C")
+)
+
+func ghData(s string) string     { return ghDataEscaper.Replace(s) }
+func ghProperty(s string) string { return ghPropertyEscaper.Replace(s) }

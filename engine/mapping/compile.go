@@ -1,0 +1,264 @@
+package mapping
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/diag"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+)
+
+// Compiler compiles loaded projects. Connectors supplies the drivers that check entities and
+// describe those without a schema file.
+type Compiler struct {
+	Connectors *connector.Registry
+}
+
+// Compile resolves and checks everything in p. It returns the compiled project even when there
+// are errors, with the broken parts left out, so that every problem is reported in one run.
+func (c *Compiler) Compile(ctx context.Context, p *config.Project) (*Project, diag.Diagnostics) {
+	out := &Project{Config: p, Systems: map[string]*System{}}
+	var ds diag.Diagnostics
+	for _, s := range p.Systems {
+		if s.ID.Value == "" || out.Systems[s.ID.Value] != nil {
+			continue
+		}
+		out.Systems[s.ID.Value] = c.compileSystem(ctx, s, &ds)
+	}
+	for _, d := range p.Dataflows {
+		out.Dataflows = append(out.Dataflows, c.compileDataflow(out, d, &ds))
+	}
+	ds.Sort()
+	return out, ds
+}
+
+func (c *Compiler) compileSystem(ctx context.Context, s *config.System, ds *diag.Diagnostics) *System {
+	sys := &System{Config: s, Entities: map[string]*Entity{}}
+	driver, _ := c.Connectors.Driver(s.Connector.Value) // an unknown connector is a format error
+	for _, e := range s.Entities {
+		ent := &Entity{Config: e, System: sys}
+		sys.Entities[e.Name.Value] = ent
+		ent.Schema = loadEntitySchema(ctx, driver, e, ds)
+		if ent.Schema == nil {
+			continue
+		}
+		for _, key := range []config.Str{e.ID, e.Updated} {
+			if key.Value == "" {
+				continue
+			}
+			if _, perr := ent.Schema.Resolve(key.Value); perr != nil {
+				reportPath(ds, key, perr, ent)
+			}
+		}
+		if driver != nil {
+			*ds = append(*ds, driver.CheckEntity(e, ent.Schema)...)
+		}
+	}
+	return sys
+}
+
+// loadEntitySchema reads the entity's schema file, or asks the connector to describe the
+// entity when it has none.
+func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.Entity, ds *diag.Diagnostics) *schema.Entity {
+	if e.Schema.Set {
+		path := e.Schema.Value
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(e.System.File.Name), path)
+		}
+		if _, err := os.Stat(path); err != nil {
+			ds.Errorf(e.Schema.Range, "schema file %s not found", path).
+				WithDetail("The path is relative to %s.", e.System.File.Name)
+			return nil
+		}
+		s, err := schema.LoadFile(e.Name.Value, path)
+		if err != nil {
+			ds.Errorf(e.Schema.Range, "invalid schema file %s: %s", path, oneLine(err.Error()))
+			return nil
+		}
+		return s
+	}
+	describer, ok := driver.(connector.Describer)
+	if !ok {
+		if driver != nil {
+			ds.Errorf(e.Name.Range, "entity %q has no schema", e.Name.Value).
+				WithDetail("The %s connector cannot describe entities; add `schema: <file>.json`.", driver.Name())
+		}
+		return nil
+	}
+	s, err := describer.Describe(ctx, e)
+	if err != nil {
+		ds.Errorf(e.Name.Range, "cannot describe entity %q: %s", e.Name.Value, oneLine(err.Error())).
+			WithDetail("Add `schema: <file>.json` to the entity, or make the database available.")
+		return nil
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func (c *Compiler) compileDataflow(p *Project, d *config.Dataflow, ds *diag.Diagnostics) *Dataflow {
+	df := &Dataflow{Config: d}
+	df.Source = lookupSystem(p, d.Source, ds)
+	df.Target = lookupSystem(p, d.Target, ds)
+	if df.Source != nil && df.Source == df.Target {
+		ds.Errorf(d.Target.Range, "source and target are the same system %q", d.Target.Value)
+	}
+	byID := map[string]*Flow{}
+	for _, f := range d.Flows {
+		fl := compileFlow(df, f, ds)
+		df.Flows = append(df.Flows, fl)
+		if f.ID.Value != "" && byID[f.ID.Value] == nil {
+			byID[f.ID.Value] = fl
+		}
+	}
+	// References are resolved once every flow is known: a flow may refer to a later one.
+	for _, fl := range df.Flows {
+		resolveRefs(fl, fl.Properties, byID, ds)
+	}
+	checkCycles(df, ds)
+	return df
+}
+
+func lookupSystem(p *Project, id config.Str, ds *diag.Diagnostics) *System {
+	if id.Value == "" {
+		return nil
+	}
+	if s := p.Systems[id.Value]; s != nil {
+		return s
+	}
+	ids := make([]string, 0, len(p.Systems))
+	for k := range p.Systems {
+		ids = append(ids, k)
+	}
+	d := ds.Errorf(id.Range, "unknown system %q%s", id.Value, diag.DidYouMean(id.Value, ids))
+	if len(ids) == 0 {
+		d.WithDetail("No system files were loaded; they live in mappings/systems/.")
+	} else {
+		d.WithDetail("Known systems: %s.", strings.Join(sortedStrings(ids), ", "))
+	}
+	return nil
+}
+
+func lookupEntity(s *System, name config.Str, side string, ds *diag.Diagnostics) *Entity {
+	if s == nil || name.Value == "" {
+		return nil
+	}
+	if e := s.Entities[name.Value]; e != nil {
+		return e
+	}
+	names := s.Config.EntityNames()
+	ds.Errorf(name.Range, "unknown %s entity %q%s", side, name.Value, diag.DidYouMean(name.Value, names)).
+		WithDetail("%s (%s) has: %s.", s.Name(), s.Config.File.Name, strings.Join(names, ", "))
+	return nil
+}
+
+func orDefault(s config.Str, def string) string {
+	if s.Value == "" {
+		return def
+	}
+	return s.Value
+}
+
+func compileFlow(df *Dataflow, f *config.Flow, ds *diag.Diagnostics) *Flow {
+	fl := &Flow{
+		Config: f, Dataflow: df,
+		Direction:    f.Direction(),
+		CreateTarget: f.Create.TargetPolicy(),
+		CreateSource: f.Create.SourcePolicy(),
+		Conflict:     orDefault(f.Conflict, "newest"),
+		Delete:       orDefault(f.Delete, "keep"),
+	}
+	fl.Source = lookupEntity(df.Source, f.Source, "source", ds)
+	fl.Target = lookupEntity(df.Target, f.Target, "target", ds)
+	if fl.Direction == config.SyncToTarget && f.Create.Source.Set && fl.CreateSource != config.CreateNever {
+		ds.Errorf(f.Create.Source.Range, "create.source has no effect: the flow syncs to-target only").
+			WithDetail("Remove it, or make the flow sync both ways.")
+	}
+	if fl.Direction == config.SyncToSource && f.Create.Target.Set && fl.CreateTarget != config.CreateNever && f.Create.Source.Set {
+		ds.Errorf(f.Create.Target.Range, "create.target has no effect: the flow syncs to-source only")
+	}
+	srcSchema, tgtSchema := entitySchema(fl.Source), entitySchema(fl.Target)
+	for _, alt := range f.Merge {
+		var pairs []Pair
+		for _, pr := range alt {
+			checkPath(ds, pr.Source, srcSchema, fl.Source)
+			checkPath(ds, pr.Target, tgtSchema, fl.Target)
+			pairs = append(pairs, Pair{Source: pr.Source.Value, Target: pr.Target.Value})
+		}
+		fl.Merge = append(fl.Merge, pairs)
+	}
+	if f.When != nil && f.When.Expr.Set && srcSchema != nil {
+		fl.When = compileExpr(f.When.Expr, NewEnv(srcSchema.Root), exprKind{key: "when", boolean: true}, ds)
+	}
+	var srcRoot, tgtRoot *schema.Property
+	if srcSchema != nil {
+		srcRoot = srcSchema.Root
+	}
+	if tgtSchema != nil {
+		tgtRoot = tgtSchema.Root
+	}
+	scope := &propScope{flow: fl, ds: ds, srcEntity: fl.Source, tgtEntity: fl.Target}
+	fl.Properties = scope.compile(f.Properties, srcRoot, tgtRoot, "", "", fl.Direction)
+	return fl
+}
+
+func entitySchema(e *Entity) *schema.Entity {
+	if e == nil {
+		return nil
+	}
+	return e.Schema
+}
+
+// checkPath reports a path that the entity's schema lacks.
+func checkPath(ds *diag.Diagnostics, path config.Str, s *schema.Entity, e *Entity) *schema.Property {
+	if s == nil || path.Value == "" {
+		return nil
+	}
+	r, perr := s.Resolve(path.Value)
+	if perr != nil {
+		reportPath(ds, path, perr, e)
+		return nil
+	}
+	return r.Prop
+}
+
+// reportPath points at the failing segment of a dotted path.
+func reportPath(ds *diag.Diagnostics, path config.Str, perr *schema.PathError, e *Entity) {
+	start := perr.Offset()
+	r := rangeInExpr(path, start, start+len([]rune(perr.Name)))
+	owner := e.System.Name() + " " + e.Name()
+	if perr.Parent != "" {
+		owner = fmt.Sprintf("%q of %s", perr.Parent, owner)
+	}
+	if perr.Scalar {
+		ds.Errorf(r, "%s has no property %q: it is %s", owner, perr.Name, describeType(perr))
+		return
+	}
+	ds.Errorf(r, "%s has no property %q%s", owner, perr.Name, diag.DidYouMean(perr.Name, perr.Known)).
+		WithDetail("The properties come from %s.", e.Schema.Source)
+}
+
+func describeType(perr *schema.PathError) string {
+	return "not an object"
+}
+
+func sortedStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}

@@ -1,0 +1,350 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/diag"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+)
+
+// MaxExprNodes bounds an expression's size; mapping expressions are one-liners, and the bound
+// keeps a hostile file from making compilation slow.
+const MaxExprNodes = 1000
+
+// Env is the typed environment an expression is compiled against: the record's properties as
+// variables, typed from the entity schema.
+type Env struct {
+	Record *schema.Property
+	vars   map[string]any
+}
+
+// NewEnv builds the environment of a record described by p.
+func NewEnv(p *schema.Property) *Env {
+	e := &Env{Record: p, vars: map[string]any{}}
+	if p != nil {
+		for name, prop := range p.Properties {
+			e.vars[name] = sample(prop, 0)
+		}
+	}
+	return e
+}
+
+// sample returns a value of the Go type a property's values have at run time, so that expr's
+// checker types the variable: integer → int, number → float64, and so on. Untyped and nullable
+// mixed properties are nil, which expr treats as "any".
+func sample(p *schema.Property, depth int) any {
+	switch p.Type() {
+	case schema.String:
+		return ""
+	case schema.Integer:
+		return 0
+	case schema.Number:
+		return 0.0
+	case schema.Boolean:
+		return false
+	case schema.Array:
+		return []any{}
+	case schema.Object:
+		return map[string]any{}
+	}
+	return nil
+}
+
+// functions are dataflow's helpers, on top of expr-lang's builtins. Each is typed, so that a
+// wrong argument is a validation error.
+func functions() []expr.Option {
+	return []expr.Option{
+		expr.Function("amount", func(args ...any) (any, error) {
+			f, ok := toFloat(args[0])
+			if !ok {
+				return nil, fmt.Errorf("amount: %v is not a number", args[0])
+			}
+			return strconv.FormatFloat(math.Round(f*100)/100, 'f', 2, 64), nil
+		}, new(func(float64) string), new(func(int) string), new(func(string) string)),
+		expr.Function("decimal", func(args ...any) (any, error) {
+			switch v := args[0].(type) {
+			case string:
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return nil, fmt.Errorf("decimal: %q is not a number", v)
+				}
+				return f, nil
+			}
+			if f, ok := toFloat(args[0]); ok {
+				return f, nil
+			}
+			return nil, fmt.Errorf("decimal: %v is not a number", args[0])
+		}, new(func(string) float64), new(func(float64) float64), new(func(int) float64)),
+		expr.Function("blank", func(args ...any) (any, error) {
+			switch v := args[0].(type) {
+			case nil:
+				return true, nil
+			case string:
+				return strings.TrimSpace(v) == "", nil
+			}
+			return false, nil
+		}, new(func(any) bool)),
+	}
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// exprKind says what an expression is for, for messages and result checks.
+type exprKind struct {
+	key     string // the YAML key: when.expr, to_target, to_source
+	boolean bool
+	want    string // JSON type the result must fit, "" for any
+}
+
+var unknownName = regexp.MustCompile(`^unknown name (\S+)`)
+
+// compileExpr compiles the expression in s against env, reporting problems at their position
+// inside the YAML file.
+func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *vm.Program {
+	src := s.Value
+	if strings.TrimSpace(src) == "" {
+		ds.Errorf(s.Range, "%s must not be empty", kind.key)
+		return nil
+	}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		reportExprError(s, kind, err, env, ds)
+		return nil
+	}
+	if checkMembers(s, tree.Node, env, kind, ds) {
+		return nil
+	}
+	opts := append(functions(), expr.Env(env.vars), expr.MaxNodes(MaxExprNodes))
+	if kind.boolean {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		reportExprError(s, kind, err, env, ds)
+		return nil
+	}
+	if kind.want != "" {
+		checkResultType(s, prog, kind, ds)
+	}
+	return prog
+}
+
+func reportExprError(s config.Str, kind exprKind, err error, env *Env, ds *diag.Diagnostics) {
+	var fe *file.Error
+	r := s.Range
+	msg := err.Error()
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		r = rangeInExpr(s, fe.From, fe.To)
+	}
+	var d *diag.Diagnostic
+	switch m := unknownName.FindStringSubmatch(msg); {
+	case m != nil:
+		d = ds.Errorf(r, "%s: unknown property %q%s", kind.key, m[1], diag.DidYouMean(m[1], varNames(env)))
+	case strings.HasPrefix(msg, "expected bool"):
+		d = ds.Errorf(s.Range, "%s must be a boolean expression: it gives %s", kind.key, strings.TrimPrefix(msg, "expected bool, but got "))
+	default:
+		d = ds.Errorf(r, "%s: %s", kind.key, msg)
+	}
+	_ = d
+}
+
+// rangeInExpr maps rune offsets inside an expression to a range in the YAML file.
+func rangeInExpr(s config.Str, from, to int) diag.Range {
+	r := s.Range
+	if s.Node == nil {
+		return r
+	}
+	r.Start = s.Node.PosAt(from)
+	if to > from {
+		r.End = s.Node.PosAt(to)
+	} else {
+		r.End = diag.Pos{Line: r.Start.Line, Col: r.Start.Col + 1}
+	}
+	return r
+}
+
+func varNames(env *Env) []string {
+	names := make([]string, 0, len(env.vars))
+	for n := range env.vars {
+		names = append(names, n)
+	}
+	return names
+}
+
+// checkMembers checks member chains on record variables (billingAddress.firstName) against the
+// schema, which expr cannot do since nested objects are untyped maps to it. It reports true
+// when it found a problem.
+func checkMembers(s config.Str, root ast.Node, env *Env, kind exprKind, ds *diag.Diagnostics) bool {
+	if env.Record == nil {
+		return false
+	}
+	locals := map[string]bool{}
+	ast.Find(root, func(n ast.Node) bool {
+		if v, ok := n.(*ast.VariableDeclaratorNode); ok {
+			locals[v.Name] = true
+		}
+		return false
+	})
+	found := false
+	reported := map[int]bool{}
+	ast.Find(root, func(n ast.Node) bool {
+		m, ok := n.(*ast.MemberNode)
+		if !ok {
+			return false
+		}
+		base, segs, locs := memberChain(m)
+		if base == "" || locals[base] {
+			return false
+		}
+		prop, ok := env.Record.Properties[base]
+		if !ok || len(segs) == 0 {
+			return false
+		}
+		_, perr := schema.Resolve(prop, strings.Join(segs, "."))
+		if perr == nil {
+			return false
+		}
+		loc := locs[perr.Segment]
+		if reported[loc.From] {
+			return false
+		}
+		reported[loc.From] = true
+		found = true
+		parent := base
+		if perr.Parent != "" {
+			parent += "." + perr.Parent
+		}
+		if perr.Scalar {
+			ds.Errorf(rangeInExpr(s, loc.From, loc.To), "%s: %q has no property %q", kind.key, parent, perr.Name)
+		} else {
+			ds.Errorf(rangeInExpr(s, loc.From, loc.To), "%s: %q has no property %q%s", kind.key, parent, perr.Name, diag.DidYouMean(perr.Name, perr.Known))
+		}
+		return false
+	})
+	return found
+}
+
+// memberChain unwinds a.b[0].c into base "a" and segments ["b", "c"] with their locations;
+// index steps are skipped (paths step through lists). base is "" when the chain does not start
+// at a plain variable or uses a computed member.
+func memberChain(m *ast.MemberNode) (base string, segs []string, locs []file.Location) {
+	var node ast.Node = m
+	for {
+		switch x := node.(type) {
+		case *ast.MemberNode:
+			switch p := x.Property.(type) {
+			case *ast.StringNode:
+				segs = append([]string{p.Value}, segs...)
+				locs = append([]file.Location{p.Location()}, locs...)
+			case *ast.IntegerNode:
+			default:
+				return "", nil, nil
+			}
+			node = x.Node
+		case *ast.IdentifierNode:
+			return x.Value, segs, locs
+		default:
+			return "", nil, nil
+		}
+	}
+}
+
+// checkResultType reports an expression whose result cannot be the property's JSON type.
+func checkResultType(s config.Str, prog *vm.Program, kind exprKind, ds *diag.Diagnostics) {
+	t := prog.Node().Type()
+	if t == nil || fits(t, kind.want) {
+		return
+	}
+	ds.Errorf(s.Range, "%s gives %s, but the property is %s", kind.key, goTypeName(t), article(kind.want)).
+		WithDetail("%s", conversionHint(kind.want))
+}
+
+func fits(t reflect.Type, want string) bool {
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.String:
+		return want == schema.String
+	case reflect.Bool:
+		return want == schema.Boolean
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return want == schema.Integer || want == schema.Number
+	case reflect.Float32, reflect.Float64:
+		return want == schema.Number
+	case reflect.Slice, reflect.Array:
+		return want == schema.Array
+	case reflect.Map, reflect.Struct:
+		return want == schema.Object || t.String() == "time.Time" && want == schema.String
+	}
+	return true
+}
+
+func goTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map:
+		return "a mapping"
+	}
+	return t.String()
+}
+
+func article(jsonType string) string {
+	switch jsonType {
+	case schema.Integer, schema.Array, schema.Object:
+		return "an " + jsonType
+	}
+	return "a " + jsonType
+}
+
+func conversionHint(want string) string {
+	switch want {
+	case schema.String:
+		return "Convert the result with string(...), or amount(...) for a money value."
+	case schema.Integer:
+		return "Convert the result with int(...)."
+	case schema.Number:
+		return "Convert the result with float(...) or decimal(...)."
+	case schema.Boolean:
+		return "Compare the value, e.g. status == \"active\"."
+	}
+	return "Give the property a `type` if the schema's type is wrong."
+}

@@ -1,0 +1,98 @@
+// Package mapping compiles loaded dataflows into what the engine executes and the documents
+// describe: flows with resolved entities and policies, property plans with resolved paths and
+// types, expressions compiled once against a typed environment, and references resolved to
+// flows. Compiling is also the semantic half of validation: every problem found is a
+// diagnostic at the exact text that causes it.
+package mapping
+
+import (
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Project is a compiled set of mapping files.
+type Project struct {
+	Config    *config.Project
+	Systems   map[string]*System
+	Dataflows []*Dataflow
+}
+
+// System is a system with its entities' schemas.
+type System struct {
+	Config   *config.System
+	Entities map[string]*Entity
+}
+
+// Name is the display name used in documents.
+func (s *System) Name() string { return s.Config.Name.Value }
+
+// Entity is an entity with its schema. Schema is nil when it could not be loaded (that was
+// reported); checks that need it are skipped.
+type Entity struct {
+	Config *config.Entity
+	System *System
+	Schema *schema.Entity
+}
+
+// Name is the entity's name.
+func (e *Entity) Name() string { return e.Config.Name.Value }
+
+// Dataflow is a compiled dataflow file.
+type Dataflow struct {
+	Config *config.Dataflow
+	Source *System
+	Target *System
+	Flows  []*Flow
+}
+
+// ID returns the dataflow's id.
+func (d *Dataflow) ID() string { return d.Config.ID.Value }
+
+// Flow is a compiled flow.
+type Flow struct {
+	Config       *config.Flow
+	Dataflow     *Dataflow
+	Source       *Entity
+	Target       *Entity
+	Direction    string // both, to-target or to-source
+	CreateTarget string // always, never or referenced
+	CreateSource string
+	Conflict     string
+	Delete       string
+	Merge        [][]Pair
+	When         *vm.Program // nil when the flow takes every record
+	Properties   []*Property
+	// RefBy lists the flows whose properties refer to this one, in file order: the records
+	// that may cause a "referenced" creation.
+	RefBy []*Flow
+}
+
+// ID returns the flow's id.
+func (f *Flow) ID() string { return f.Config.ID.Value }
+
+// Pair is a merge criterion.
+type Pair struct {
+	Source, Target string
+}
+
+// Property is one compiled row of a property table.
+type Property struct {
+	Config    *config.Property
+	Source    string // dotted path in the source record ("" for a value computed from others)
+	Target    string // dotted path in the target record
+	Direction string // both, to-target or to-source
+	// SourceType and TargetType are JSON types ("" when unknown); TargetType honours `type`.
+	SourceType string
+	TargetType string
+	ToTarget   *vm.Program
+	ToSource   *vm.Program
+	Ref        *Flow       // ids are translated through this flow's links
+	Elements   []*Property // element properties of a list
+}
+
+// ToTargetSide reports whether values flow from source to target.
+func (p *Property) ToTargetSide() bool { return p.Direction != config.SyncToSource }
+
+// ToSourceSide reports whether values flow from target to source.
+func (p *Property) ToSourceSide() bool { return p.Direction != config.SyncToTarget }

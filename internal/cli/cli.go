@@ -1,0 +1,182 @@
+// Package cli is the dataflow command line: argument parsing, output and exit codes. Run is a
+// plain function over its arguments and streams so that tests call it in-process, and main is
+// three lines.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/dataflow-sync/dataflow/engine"
+	"github.com/dataflow-sync/dataflow/engine/config"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // invalid mappings, failed records
+	exitUsage   = 2 // bad arguments, unreadable paths, configuration errors
+)
+
+// Version is the release; the VCS revision, when the binary has one, is printed beside it.
+const Version = "0.1.0"
+
+// DefaultMappings is where mappings are read from when no path is given.
+const DefaultMappings = "mappings"
+
+type command struct {
+	name    string
+	summary string
+	usage   string
+	run     func(*env, []string) int
+}
+
+// env is what a command works with: its streams, the environment and the engine.
+type env struct {
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	lookup         config.Lookup
+}
+
+func commands() []*command {
+	return []*command{
+		{name: "validate", summary: "check mapping files against the format, the entity schemas and the expressions", usage: "validate [--format text|json|github] [PATH...]", run: runValidate},
+		{name: "docs", summary: "write the QA-checklist documents of each dataflow", usage: "docs [-o DIR] [--format rst|md] [--generated STAMP] [PATH...]", run: runDocs},
+		{name: "schema", summary: "print the JSON Schema of the mapping files", usage: "schema", run: runSchema},
+		{name: "version", summary: "print the version", usage: "version", run: runVersion},
+	}
+}
+
+// Run executes the command line args (without the program name) and returns the exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, lookup: os.LookupEnv}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 {
+			if c := find(args[1]); c != nil {
+				return c.run(e, []string{"--help"})
+			}
+		}
+		usage(stdout)
+		return exitOK
+	case "-version", "--version":
+		return runVersion(e, nil)
+	}
+	c := find(args[0])
+	if c == nil {
+		fmt.Fprintf(stderr, "dataflow: unknown command %q%s\nRun 'dataflow help' for the list of commands.\n", args[0], suggestCommand(args[0]))
+		return exitUsage
+	}
+	return c.run(e, args[1:])
+}
+
+func find(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func suggestCommand(name string) string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	return didYouMean(name, names)
+}
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("dataflow keeps records of two business systems linked and in sync, from YAML mappings.\n\nUsage:\n  dataflow <command> [arguments]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'dataflow <command> --help' for a command's flags.\n")
+	io.WriteString(w, b.String())
+}
+
+// flags returns a flag set that prints its usage to stderr, headed by the command's synopsis.
+func (e *env) flags(c string) *flag.FlagSet {
+	fs := flag.NewFlagSet(c, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	cmd := find(c)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: dataflow %s\n\n%s.\n", cmd.usage, capitalize(cmd.summary))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintf(e.stderr, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses flags, allowing them after positional arguments too
+// ("validate mappings --format json"). It returns the exit code to stop with, or -1.
+func parse(fs *flag.FlagSet, args []string) ([]string, int) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK
+			}
+			return nil, exitUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, -1
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), -1
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func (e *env) engine() (*engine.Engine, bool) {
+	eng, err := engine.New(e.lookup)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dataflow: %v\n", err)
+		return nil, false
+	}
+	return eng, true
+}
+
+func runVersion(e *env, args []string) int {
+	if len(args) > 0 && args[0] == "--help" {
+		fmt.Fprintln(e.stderr, "Usage: dataflow version\n\nPrint the version.")
+		return exitOK
+	}
+	rev := ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	fmt.Fprintf(e.stdout, "dataflow %s%s\n", Version, rev)
+	return exitOK
+}

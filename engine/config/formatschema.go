@@ -224,15 +224,22 @@ func nodeAt(root *Node, ptr string) *Node {
 	return n
 }
 
-// keyName is the key a value sits under, for messages: "sync", or "flows" for "/flows/0".
+// keyName is the key a value sits under, for messages: "sync", "create.source", or "flows"
+// for "/flows/0".
 func keyName(ptr string) string {
 	toks := tokens(ptr)
+	var keys []string
 	for i := len(toks) - 1; i >= 0; i-- {
 		if _, err := strconv.Atoi(toks[i]); err != nil {
-			return toks[i]
+			keys = append([]string{toks[i]}, keys...)
+		} else if len(keys) > 0 {
+			break
 		}
 	}
-	return "the file"
+	if len(keys) == 0 {
+		return "the file"
+	}
+	return strings.Join(keys, ".")
 }
 
 var patternHelp = map[string]string{

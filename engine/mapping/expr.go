@@ -164,16 +164,19 @@ func reportExprError(s config.Str, kind exprKind, err error, env *Env, ds *diag.
 		msg = fe.Message
 		r = rangeInExpr(s, fe.From, fe.To)
 	}
-	var d *diag.Diagnostic
 	switch m := unknownName.FindStringSubmatch(msg); {
 	case m != nil:
-		d = ds.Errorf(r, "%s: unknown property %q%s", kind.key, m[1], diag.DidYouMean(m[1], varNames(env)))
+		ds.Errorf(r, "%s: unknown property %q%s", kind.key, m[1], diag.DidYouMean(m[1], varNames(env)))
 	case strings.HasPrefix(msg, "expected bool"):
-		d = ds.Errorf(s.Range, "%s must be a boolean expression: it gives %s", kind.key, strings.TrimPrefix(msg, "expected bool, but got "))
+		got := strings.TrimPrefix(msg, "expected bool, but got ")
+		if name, ok := goKindNames[got]; ok {
+			got = name
+		}
+		ds.Errorf(s.Range, "%s must be a boolean expression: it gives %s", kind.key, got).
+			WithDetail("Compare the value, e.g. units_in_stock > 0 or status == \"active\".")
 	default:
-		d = ds.Errorf(r, "%s: %s", kind.key, msg)
+		ds.Errorf(r, "%s: %s", kind.key, msg)
 	}
-	_ = d
 }
 
 // rangeInExpr maps rune offsets inside an expression to a range in the YAML file.
@@ -306,6 +309,11 @@ func fits(t reflect.Type, want string) bool {
 		return want == schema.Object || t.String() == "time.Time" && want == schema.String
 	}
 	return true
+}
+
+var goKindNames = map[string]string{
+	"int": "an integer", "int64": "an integer", "float64": "a number", "string": "a string",
+	"[]interface {}": "a list", "map[string]interface {}": "a mapping",
 }
 
 func goTypeName(t reflect.Type) string {

@@ -42,6 +42,8 @@ CREATE TABLE products (
     visible         BOOLEAN        NOT NULL DEFAULT 1 CHECK (visible IN (0, 1)),
     weight_kg       REAL           CHECK (weight_kg IS NULL OR weight_kg >= 0),
     category        NVARCHAR(40),
+    webshop_variant_id      NVARCHAR(64),  -- the web shop's id of the product's variant, for support staff
+    webshop_availability    NVARCHAR(20),  -- 'in stock', 'sold out' or 'unlimited', as the web shop shows it
     updated_at      DATETIME       NOT NULL
 );
 

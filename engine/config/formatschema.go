@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/diag"
+	"github.com/dataflow-sync/dataflow/internal/parallel"
 	"github.com/dataflow-sync/dataflow/schemas"
 	"github.com/santhosh-tekuri/jsonschema/v5"
 )
@@ -86,15 +87,40 @@ func (fs *FormatSchema) CheckDataflow(root *Node) diag.Diagnostics {
 	return fs.check(defDataflowFile, root)
 }
 
+// flowDef is the schema of one flow; large dataflow files have their flows checked one by one,
+// in parallel.
+const flowDef = "#/$defs/flow"
+
 func (fs *FormatSchema) check(def string, root *Node) diag.Diagnostics {
-	err := fs.compiled[def].Validate(root.JSON())
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return nil
+	var failures []*jsonschema.ValidationError
+	flows := root.Get("flows")
+	if def == defDataflowFile && flows != nil && flows.Kind == List && len(flows.Items) > 1 {
+		// The file is checked with its first flow only, and the other flows against the flow
+		// schema on their own: the same checks, spread over the cores (a 1,000-flow file is
+		// validated on every save in an editor).
+		whole := make(map[string]any, len(root.Keys))
+		for i, k := range root.Keys {
+			if k.Value == "flows" {
+				whole[k.Value] = []any{flows.Items[0].JSON()}
+			} else {
+				whole[k.Value] = root.Vals[i].JSON()
+			}
+		}
+		failures = append(failures, fs.validate(def, whole, "")...)
+		results := make([][]*jsonschema.ValidationError, len(flows.Items))
+		parallel.For(len(flows.Items)-1, func(i int) {
+			item := flows.Items[i+1]
+			results[i+1] = fs.validate(flowDef, item.JSON(), "/flows/"+strconv.Itoa(i+1))
+		})
+		for _, r := range results {
+			failures = append(failures, r...)
+		}
+	} else {
+		failures = fs.validate(def, root.JSON(), "")
 	}
 	var ds diag.Diagnostics
 	seen := map[string]bool{}
-	for _, leaf := range leaves(ve) {
+	for _, leaf := range failures {
 		for _, d := range fs.describe(leaf, root) {
 			key := d.Subject.String() + d.Summary
 			if !seen[key] {
@@ -105,6 +131,20 @@ func (fs *FormatSchema) check(def string, root *Node) diag.Diagnostics {
 	}
 	ds.Sort()
 	return ds
+}
+
+// validate returns the leaf failures of v against def, their instance locations prefixed with
+// the location of v in the file.
+func (fs *FormatSchema) validate(def string, v any, prefix string) []*jsonschema.ValidationError {
+	var ve *jsonschema.ValidationError
+	if !errors.As(fs.compiled[def].Validate(v), &ve) {
+		return nil
+	}
+	l := leaves(ve)
+	for _, e := range l {
+		e.InstanceLocation = prefix + e.InstanceLocation
+	}
+	return l
 }
 
 // leaves returns the errors that say what is wrong. For oneOf it keeps the branch that fits

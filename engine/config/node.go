@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -317,8 +316,25 @@ func runesFrom(line string, col int) string {
 	return ""
 }
 
+// line returns line n (1-based) without its ending, through an index of line starts built on
+// first use: positions are looked up for every scalar, so a scan per lookup would be quadratic.
 func (f *File) line(n int) (string, bool) {
-	return diag.Sources{f.Name: f.Src}.Line(f.Name, n)
+	if f.lineStarts == nil {
+		f.lineStarts = []int{0}
+		for i, c := range f.Src {
+			if c == '\n' {
+				f.lineStarts = append(f.lineStarts, i+1)
+			}
+		}
+	}
+	if n < 1 || n > len(f.lineStarts) {
+		return "", false
+	}
+	start, end := f.lineStarts[n-1], len(f.Src)
+	if n < len(f.lineStarts) {
+		end = f.lineStarts[n] - 1
+	}
+	return strings.TrimSuffix(string(f.Src[start:end]), "\r"), true
 }
 
 // PosAt returns the file position of the rune at offset off of a scalar's value: where an
@@ -330,18 +346,21 @@ func (n *Node) PosAt(off int) diag.Pos {
 	if n.file == nil || start.Line == 0 {
 		return start
 	}
-	lines := bytes.Split(n.file.Src, []byte("\n"))
 	switch {
 	case n.style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
 		// Content starts on the next line, indented; value lines map to file lines one to one
 		// for literal blocks (and closely enough for folded ones).
 		lineNo := start.Line + 1
-		for ; lineNo-1 < len(lines) && len(bytes.TrimSpace(lines[lineNo-1])) == 0; lineNo++ {
+		for {
+			l, ok := n.file.line(lineNo)
+			if !ok || strings.TrimSpace(l) != "" {
+				break
+			}
+			lineNo++
 		}
 		indent := 0
-		if lineNo-1 < len(lines) {
-			l := lines[lineNo-1]
-			indent = len(l) - len(bytes.TrimLeft(l, " "))
+		if l, ok := n.file.line(lineNo); ok {
+			indent = len(l) - len(strings.TrimLeft(l, " "))
 		}
 		before := []rune(n.Value)
 		if off > len(before) {

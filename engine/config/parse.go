@@ -17,6 +17,8 @@ type File struct {
 	Name string // as given by the user, used in diagnostics
 	Src  []byte
 	Root *Node // nil when the file could not be parsed
+
+	lineStarts []int
 }
 
 // MaxFileSize bounds a mapping file; real ones are a few kilobytes.

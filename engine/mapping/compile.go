@@ -11,6 +11,7 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/dataflow-sync/dataflow/internal/parallel"
 )
 
 // Compiler compiles loaded projects. Connectors supplies the drivers that check entities and
@@ -24,11 +25,12 @@ type Compiler struct {
 func (c *Compiler) Compile(ctx context.Context, p *config.Project) (*Project, diag.Diagnostics) {
 	out := &Project{Config: p, Systems: map[string]*System{}}
 	var ds diag.Diagnostics
+	schemas := schemaCache{}
 	for _, s := range p.Systems {
 		if s.ID.Value == "" || out.Systems[s.ID.Value] != nil {
 			continue
 		}
-		out.Systems[s.ID.Value] = c.compileSystem(ctx, s, &ds)
+		out.Systems[s.ID.Value] = c.compileSystem(ctx, s, schemas, &ds)
 	}
 	for _, d := range p.Dataflows {
 		out.Dataflows = append(out.Dataflows, c.compileDataflow(out, d, &ds))
@@ -37,13 +39,22 @@ func (c *Compiler) Compile(ctx context.Context, p *config.Project) (*Project, di
 	return out, ds
 }
 
-func (c *Compiler) compileSystem(ctx context.Context, s *config.System, ds *diag.Diagnostics) *System {
+// schemaCache holds the entity schemas read during one Compile, by file: entities often share
+// a schema file, and reading one compiles it.
+type schemaCache map[string]schemaResult
+
+type schemaResult struct {
+	entity *schema.Entity
+	err    error
+}
+
+func (c *Compiler) compileSystem(ctx context.Context, s *config.System, schemas schemaCache, ds *diag.Diagnostics) *System {
 	sys := &System{Config: s, Entities: map[string]*Entity{}}
 	driver, _ := c.Connectors.Driver(s.Connector.Value) // an unknown connector is a format error
 	for _, e := range s.Entities {
 		ent := &Entity{Config: e, System: sys}
 		sys.Entities[e.Name.Value] = ent
-		ent.Schema = loadEntitySchema(ctx, driver, e, ds)
+		ent.Schema = loadEntitySchema(ctx, driver, e, schemas, ds)
 		if ent.Schema == nil {
 			continue
 		}
@@ -64,7 +75,7 @@ func (c *Compiler) compileSystem(ctx context.Context, s *config.System, ds *diag
 
 // loadEntitySchema reads the entity's schema file, or asks the connector to describe the
 // entity when it has none.
-func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.Entity, ds *diag.Diagnostics) *schema.Entity {
+func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.Entity, schemas schemaCache, ds *diag.Diagnostics) *schema.Entity {
 	if e.Schema.Set {
 		path := e.Schema.Value
 		if !filepath.IsAbs(path) {
@@ -75,12 +86,16 @@ func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.En
 				WithDetail("The path is relative to %s.", e.System.File.Name)
 			return nil
 		}
-		s, err := schema.LoadFile(e.Name.Value, path)
-		if err != nil {
-			ds.Errorf(e.Schema.Range, "invalid schema file %s: %s", path, oneLine(err.Error()))
+		cached, ok := schemas[path]
+		if !ok {
+			cached.entity, cached.err = schema.LoadFile(path)
+			schemas[path] = cached
+		}
+		if cached.err != nil {
+			ds.Errorf(e.Schema.Range, "invalid schema file %s: %s", path, oneLine(cached.err.Error()))
 			return nil
 		}
-		return s
+		return cached.entity
 	}
 	describer, ok := driver.(connector.Describer)
 	if !ok {
@@ -114,12 +129,17 @@ func (c *Compiler) compileDataflow(p *Project, d *config.Dataflow, ds *diag.Diag
 	if df.Source != nil && df.Source == df.Target {
 		ds.Errorf(d.Target.Range, "source and target are the same system %q", d.Target.Value)
 	}
+	// Flows compile independently, so on all cores; their diagnostics are joined in file order.
+	df.Flows = make([]*Flow, len(d.Flows))
+	flowDiags := make([]diag.Diagnostics, len(d.Flows))
+	parallel.For(len(d.Flows), func(i int) {
+		df.Flows[i] = compileFlow(df, d.Flows[i], &flowDiags[i])
+	})
 	byID := map[string]*Flow{}
-	for _, f := range d.Flows {
-		fl := compileFlow(df, f, ds)
-		df.Flows = append(df.Flows, fl)
-		if f.ID.Value != "" && byID[f.ID.Value] == nil {
-			byID[f.ID.Value] = fl
+	for i, fl := range df.Flows {
+		*ds = append(*ds, flowDiags[i]...)
+		if id := fl.ID(); id != "" && byID[id] == nil {
+			byID[id] = fl
 		}
 	}
 	// References are resolved once every flow is known: a flow may refer to a later one.

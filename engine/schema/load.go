@@ -17,7 +17,7 @@ const MaxSchemaSize = 8 << 20
 
 // LoadFile reads and compiles an entity's JSON Schema file. Drafts 4 to 2020-12 are accepted
 // ($schema decides; 2020-12 when absent). Local $refs to other files resolve relative to it.
-func LoadFile(name, path string) (*Entity, error) {
+func LoadFile(path string) (*Entity, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -49,7 +49,7 @@ func LoadFile(name, path string) (*Entity, error) {
 		return nil, err
 	}
 	root := fromCompiled(compiled, map[*jsonschema.Schema]*Property{})
-	return &Entity{Name: name, Source: path, Root: root, Compiled: compiled}, nil
+	return &Entity{Source: path, Root: root, Compiled: compiled}, nil
 }
 
 // loadLocalOnly resolves $refs to local files only: validation must not reach the network.

@@ -81,9 +81,8 @@ func (p *Property) Names() []string {
 	return names
 }
 
-// Entity describes one entity's records.
+// Entity describes one entity's records. Entities that share a schema file share an Entity.
 type Entity struct {
-	Name   string
 	Source string // where the description came from: a schema file, or "table products"
 	Root   *Property
 	// Compiled is the JSON Schema, when the entity has a schema file; records can be validated

@@ -122,7 +122,7 @@ func (Driver) Describe(ctx context.Context, e *config.Entity) (*schema.Entity, e
 			Items: schema.PropertyOfColumns(childCols),
 		}
 	}
-	return &schema.Entity{Name: e.Name.Value, Source: "table " + Quote(table) + " of " + path.Value, Root: root}, nil
+	return &schema.Entity{Source: "table " + Quote(table) + " of " + path.Value, Root: root}, nil
 }
 
 // Open opens a database file; readOnly never creates or changes it.

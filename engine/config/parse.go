@@ -85,7 +85,7 @@ func syntaxError(name string, src []byte, err error) *diag.Diagnostic {
 		msg = m[2]
 		r.Start.Line = line
 		if text, ok := (diag.Sources{name: src}).Line(name, line); ok {
-			r.Start.Col = len([]rune(text)) - len([]rune(strings.TrimLeft(text, " \t"))) + 1
+			r.Start.Col = len([]rune(text)) - len([]rune(strings.TrimLeft(text, " "))) + 1
 			r.End = diag.Pos{Line: line, Col: r.Start.Col + 1}
 		}
 	} else {

@@ -62,13 +62,26 @@ func NewFormatSchema() (*FormatSchema, error) {
 // Connectors lists the connectors the format schema knows, from the enum of systemFile.
 func (fs *FormatSchema) Connectors() []string {
 	var names []string
-	enum, _ := fs.at("/$defs/systemFile/properties/connector/enum").([]any)
+	enum, _ := fs.deref("/$defs/systemFile/properties/connector")["enum"].([]any)
 	for _, e := range enum {
 		if s, ok := e.(string); ok {
 			names = append(names, s)
 		}
 	}
 	return names
+}
+
+// deref returns the schema object at ptr, following a local $ref.
+func (fs *FormatSchema) deref(ptr string) map[string]any {
+	m, _ := fs.at(ptr).(map[string]any)
+	for i := 0; i < 8 && m != nil; i++ {
+		ref, ok := m["$ref"].(string)
+		if !ok || !strings.HasPrefix(ref, "#") || m["enum"] != nil {
+			break
+		}
+		m, _ = fs.at(ref[1:]).(map[string]any)
+	}
+	return m
 }
 
 // CheckSystem validates a system file's root node.

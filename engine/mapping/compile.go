@@ -262,15 +262,11 @@ func reportPath(ds *diag.Diagnostics, path config.Str, perr *schema.PathError, e
 		owner = fmt.Sprintf("%q of %s", perr.Parent, owner)
 	}
 	if perr.Scalar {
-		ds.Errorf(r, "%s has no property %q: it is %s", owner, perr.Name, describeType(perr))
+		ds.Errorf(r, "%s has no property %q: it is not an object", owner, perr.Name)
 		return
 	}
 	ds.Errorf(r, "%s has no property %q%s", owner, perr.Name, diag.DidYouMean(perr.Name, perr.Known)).
 		WithDetail("The properties come from %s.", e.Schema.Source)
-}
-
-func describeType(perr *schema.PathError) string {
-	return "not an object"
 }
 
 func sortedStrings(s []string) []string {

@@ -2,11 +2,16 @@ package cli_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/internal/cli"
+	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3", for sqlite-load
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -21,6 +26,7 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI scripts in testdata/script. $REPO is the repository root, so a
 // script can validate or document the shipped mappings; $WORK is the script's own directory.
+// UPDATE_SCRIPTS=1 rewrites the expected files of cmp lines from the actual output.
 func TestScripts(t *testing.T) {
 	repo, err := filepath.Abs("../..")
 	if err != nil {
@@ -32,6 +38,67 @@ func TestScripts(t *testing.T) {
 			env.Setenv("REPO", repo)
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode":    cmdExitcode,
+			"sqlite-load": cmdSQLiteLoad,
+		},
 		UpdateScripts: os.Getenv("UPDATE_SCRIPTS") == "1",
 	})
+}
+
+// cmdExitcode runs a program like exec and asserts its exact exit status, which `! exec`
+// cannot: dataflow's 1 (invalid mappings) and 2 (bad usage) mean different things to CI.
+//
+//	exitcode N program [args...]
+//
+// Its stdout and stderr are then available to cmp and stdout/stderr like exec's.
+func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! exitcode; give the expected status instead")
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: exitcode N program [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil || want < 0 {
+		ts.Fatalf("exitcode: %q is not an exit status", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdSQLiteLoad creates (or extends) a SQLite database by running a SQL script in it, so that
+// scripts can validate against a real database, such as Northwind, without the sqlite3 shell.
+//
+//	sqlite-load DB SQLFILE
+func cmdSQLiteLoad(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! sqlite-load")
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: sqlite-load DB SQLFILE")
+	}
+	script, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	db, err := sql.Open("sqlite3", ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer db.Close()
+	// One transaction: thousands of INSERTs commit once instead of once each.
+	tx, err := db.Begin()
+	ts.Check(err)
+	if _, err := tx.Exec(string(script)); err != nil {
+		tx.Rollback()
+		ts.Fatalf("sqlite-load %s: %v", args[1], err)
+	}
+	ts.Check(tx.Commit())
 }

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/engine"
@@ -64,7 +65,7 @@ func TestShippedMappings(t *testing.T) {
 				if e.TargetType == "boolean" {
 					kinds["boolean"] = true
 				}
-				if e.ToTarget != nil && e.Config.ToTarget.Value[:6] == "amount" {
+				if e.ToTarget != nil && strings.HasPrefix(e.Config.ToTarget.Value, "amount(") {
 					kinds["amount"] = true
 				}
 				if e.Source == "order_date" {

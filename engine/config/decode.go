@@ -72,6 +72,8 @@ func decodeFlow(d *Dataflow, n *Node) *Flow {
 	}
 	switch c := n.Get("create"); {
 	case c == nil:
+	case c.Kind == Scalar && fl.Sync.Value == SyncToSource:
+		fl.Create.Source = strOf(c) // a one-way flow into the source creates there
 	case c.Kind == Scalar:
 		fl.Create.Target = strOf(c)
 	case c.Kind == Map:

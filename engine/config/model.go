@@ -137,8 +137,9 @@ func (f *Flow) Direction() string {
 	return f.Sync.Value
 }
 
-// Create holds the creation policy for each side. Target defaults to always; Source, which
-// only matters for two-way flows, to never.
+// Create holds the creation policy for each side. Target defaults to always; Source to never
+// for two-way flows. A scalar `create` sets the side the flow writes to: the target, or the
+// source for a to-source flow.
 type Create struct {
 	Target Str
 	Source Str

@@ -30,6 +30,18 @@ type Describer interface {
 	Describe(ctx context.Context, e *config.Entity) (*schema.Entity, error)
 }
 
+// SettingError is a problem with one of a system's connector settings (the database in
+// `path` does not exist) rather than with one entity: validation reports it once, at the
+// setting.
+type SettingError struct {
+	Key string // the system file key, e.g. "path"
+	Err error
+	Fix string // how to fix it, a sentence
+}
+
+func (e *SettingError) Error() string { return e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
 // Registry holds the drivers a program knows, by name.
 type Registry struct {
 	drivers map[string]Driver

@@ -2,13 +2,11 @@ package diag
 
 // Suggest returns the candidate closest to the misspelled name, or "" when none is close enough
 // to be a likely typo. Closeness is the optimal-string-alignment distance (a transposition
-// counts as one edit), compared case-insensitively, allowing about one edit per three letters.
+// counts as one edit), compared case-insensitively, allowing one edit per three letters (at
+// least one, at most three).
 func Suggest(name string, candidates []string) string {
 	best, bestDist := "", -1
-	limit := len([]rune(name))/3 + 1
-	if limit > 3 {
-		limit = 3
-	}
+	limit := min(max(len([]rune(name))/3, 1), 3)
 	for _, c := range candidates {
 		if c == name {
 			continue

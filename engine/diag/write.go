@@ -116,6 +116,7 @@ func WriteJSON(w io.Writer, ds Diagnostics) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
 }
 

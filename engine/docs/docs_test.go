@@ -725,6 +725,7 @@ The following properties are synchronized between a Acme CRM Product and a Web S
 | sku | extra | N/A |
 | (computed: lower(name)) | slug | N/A |
 
+
 ## Acme CRM Order to Web Shop Sale
 
 When a Acme CRM Order has a total, it will be synchronized with a Web Shop Sale.
@@ -768,6 +769,7 @@ The following properties are synchronized between a Web Shop Item and a Acme CRM
 | quantity | stock | "integer" |
 | price | price | "number" |
 | note | remark | "string" |
+
 
 ## Web Shop Sale to Acme CRM Order
 

@@ -86,15 +86,15 @@ func build(df *mapping.Dataflow, generated string, reverse bool) *Document {
 	intro = strings.NewReplacer("{source}", fromSys.Name(), "{target}", toSys.Name()).Replace(intro)
 	doc := &Document{
 		Name:         name,
-		Title:        fromSys.Name() + " to " + toSys.Name() + " Dataflow",
-		Generated:    generated,
-		Introduction: strings.TrimSpace(intro),
+		Title:        collapse(fromSys.Name() + " to " + toSys.Name() + " Dataflow"),
+		Generated:    collapse(generated),
+		Introduction: collapse(intro),
 	}
 	for _, f := range df.Flows {
 		if f.Source == nil || f.Target == nil {
 			continue
 		}
-		if reverse && f.Direction == config.SyncToTarget || !reverse && f.Direction == config.SyncToSource {
+		if !flowsThisWay(f.Direction, sd) {
 			continue
 		}
 		sec := section(f, sd, toSys)
@@ -106,7 +106,7 @@ func build(df *mapping.Dataflow, generated string, reverse bool) *Document {
 	return doc
 }
 
-func label(e *mapping.Entity) string { return e.System.Name() + " " + e.Name() }
+func label(e *mapping.Entity) string { return collapse(e.System.Name() + " " + e.Name()) }
 
 func section(f *mapping.Flow, sd side, toSys *mapping.System) Section {
 	S, T := label(sd.from(f)), label(sd.to(f))
@@ -120,13 +120,13 @@ func section(f *mapping.Flow, sd side, toSys *mapping.System) Section {
 	case create != config.CreateAlways:
 		sec.Paragraphs = append(sec.Paragraphs, "Before any synchronization can take place, a link between a "+S+" and a "+T+" must be established.")
 	case when != nil && !sd.reverse:
-		sec.Paragraphs = append(sec.Paragraphs, "When a "+S+" "+strings.TrimSpace(when.Describe.Value)+", it will be synchronized with a "+T+".")
+		sec.Paragraphs = append(sec.Paragraphs, "When a "+S+" "+collapse(when.Describe.Value)+", it will be synchronized with a "+T+".")
 	default:
 		sec.Paragraphs = append(sec.Paragraphs, "Every "+S+" will be synchronized with a "+T+".")
 	}
 	if create == config.CreateReferenced {
 		if r := referrers(f, sd); r != "" {
-			sec.Paragraphs = append(sec.Paragraphs, "A new "+T+" will be created from a "+S+" if it is connected to a "+r+" that is synchronized into "+toSys.Name()+".")
+			sec.Paragraphs = append(sec.Paragraphs, "A new "+T+" will be created from a "+S+" if it is connected to a "+r+" that is synchronized into "+collapse(toSys.Name())+".")
 		}
 	}
 	if len(f.Merge) > 0 {
@@ -143,7 +143,7 @@ func section(f *mapping.Flow, sd side, toSys *mapping.System) Section {
 		}
 	}
 	sec.PropsIntro = "Once a link between a " + S + " and a " + T + " is established, it will keep in sync between the two systems, regardless of where it is edited."
-	sec.Properties.Header = []string{S + " Property", T + " Property", toSys.Name() + " Data Type"}
+	sec.Properties.Header = []string{S + " Property", T + " Property", collapse(toSys.Name()) + " Data Type"}
 	sec.Properties.Rows = propertyRows(f.Properties, sd)
 	return sec
 }
@@ -156,7 +156,7 @@ func referrers(f *mapping.Flow, sd side) string {
 	sysName := ""
 	for _, r := range f.RefBy {
 		e := sd.from(r)
-		if e == nil || seen[e.Name()] {
+		if e == nil || seen[e.Name()] || !flowsThisWay(r.Direction, sd) || !refersTo(r.Properties, f, sd) {
 			continue
 		}
 		seen[e.Name()] = true
@@ -172,12 +172,34 @@ func referrers(f *mapping.Flow, sd side) string {
 	return sysName + " " + strings.Join(names[:len(names)-1], ", ") + ", or " + names[len(names)-1]
 }
 
+// refersTo reports whether a property that flows in the document's direction refers to f: only
+// those references cause a creation on this side.
+func refersTo(props []*mapping.Property, f *mapping.Flow, sd side) bool {
+	for _, p := range props {
+		if !flowsThisWay(p.Direction, sd) {
+			continue
+		}
+		if p.Ref == f || refersTo(p.Elements, f, sd) {
+			return true
+		}
+	}
+	return false
+}
+
+// flowsThisWay reports whether values of the given sync direction flow in the document's.
+func flowsThisWay(direction string, sd side) bool {
+	if sd.reverse {
+		return direction != config.SyncToTarget
+	}
+	return direction != config.SyncToSource
+}
+
 // propertyRows lists what flows in the document's direction: one row per property, and per
 // element property of a list, with the receiving side's JSON type.
 func propertyRows(props []*mapping.Property, sd side) [][]string {
 	var rows [][]string
 	for _, p := range props {
-		if sd.reverse && !p.ToSourceSide() || !sd.reverse && !p.ToTargetSide() {
+		if !flowsThisWay(p.Direction, sd) {
 			continue
 		}
 		if len(p.Elements) > 0 {
@@ -191,9 +213,15 @@ func propertyRows(props []*mapping.Property, sd side) [][]string {
 		if sd.reverse {
 			from, to, typ = p.Target, p.Source, p.SourceType
 		}
-		rows = append(rows, []string{from, to, quoteType(typ)})
+		rows = append(rows, []string{collapse(from), collapse(to), quoteType(typ)})
 	}
 	return rows
+}
+
+// collapse turns runs of whitespace, newlines included, into one space: a name, a multi-line
+// expression or a description from a YAML block stays one heading, one paragraph, one cell.
+func collapse(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 func quoteType(t string) string {

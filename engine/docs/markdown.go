@@ -8,7 +8,10 @@ func Markdown(d *Document) string {
 	b.WriteString("# " + mdEscape(d.Title) + "\n\n")
 	b.WriteString("Generated: " + d.Generated + "\n\n")
 	b.WriteString("## Introduction\n\n" + mdEscape(d.Introduction) + "\n")
-	for _, s := range d.Sections {
+	for i, s := range d.Sections {
+		if i > 0 {
+			b.WriteString("\n") // sections two blank lines apart, as in RST
+		}
 		b.WriteString("\n## " + mdEscape(s.Heading) + "\n\n")
 		var paras []string
 		for _, p := range s.Paragraphs {

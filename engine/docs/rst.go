@@ -1,8 +1,8 @@
 package docs
 
 import (
+	"regexp"
 	"strings"
-	"unicode/utf8"
 )
 
 // RST renders the document as reStructuredText, in the seed's exact layout: paragraphs one
@@ -10,7 +10,7 @@ import (
 func RST(d *Document) string {
 	var b strings.Builder
 	title := rstEscape(d.Title)
-	bar := strings.Repeat("=", utf8.RuneCountInString(title))
+	bar := strings.Repeat("=", displayWidth(title))
 	b.WriteString(bar + "\n" + title + "\n" + bar + "\n\n")
 	b.WriteString("Generated: " + d.Generated + "\n\n")
 	b.WriteString("Introduction\n------------\n\n")
@@ -22,7 +22,7 @@ func RST(d *Document) string {
 			b.WriteString("\n\n")
 		}
 		heading := rstEscape(s.Heading)
-		b.WriteString(heading + "\n" + strings.Repeat("-", utf8.RuneCountInString(heading)) + "\n")
+		b.WriteString(heading + "\n" + strings.Repeat("-", displayWidth(heading)) + "\n")
 		var paras []string
 		for _, p := range s.Paragraphs {
 			paras = append(paras, rstEscape(p))
@@ -64,12 +64,24 @@ func rstTable(t Table) string {
 	return b.String()
 }
 
+// rstCell escapes a table cell so that it stays text: a start that RST would read as a block
+// construct (a bullet "- x", an enumerator "1)", a comment "..", a field ":x:", a literal block
+// "::") is escaped.
 func rstCell(s string) string {
+	s = rstEscape(s)
 	if s == "" {
 		return ""
 	}
-	return rstEscape(s)
+	if strings.HasSuffix(s, "::") {
+		s = s[:len(s)-1] + `\:`
+	}
+	if blockStart.MatchString(s) {
+		s = `\` + s
+	}
+	return s
 }
+
+var blockStart = regexp.MustCompile(`^([-+•‣⁃]( |$)|\.\.( |$)|:|\| |>>>|\(?([0-9]+|[A-Za-z]|[ivxlcdmIVXLCDM]+|#)[.)]( |$))`)
 
 // rstEscape backslash-escapes the characters that would start inline markup or a reference in
 // names taken from user files (a column called "price_" or "*total*").

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ type Compiler struct {
 func (c *Compiler) Compile(ctx context.Context, p *config.Project) (*Project, diag.Diagnostics) {
 	out := &Project{Config: p, Systems: map[string]*System{}}
 	var ds diag.Diagnostics
-	schemas := schemaCache{}
+	schemas := &schemaCache{files: map[string]schemaResult{}, settings: map[string]bool{}}
 	for _, s := range p.Systems {
 		if s.ID.Value == "" || out.Systems[s.ID.Value] != nil {
 			continue
@@ -40,15 +41,19 @@ func (c *Compiler) Compile(ctx context.Context, p *config.Project) (*Project, di
 }
 
 // schemaCache holds the entity schemas read during one Compile, by file: entities often share
-// a schema file, and reading one compiles it.
-type schemaCache map[string]schemaResult
+// a schema file, and reading one compiles it. settings records the connector settings already
+// reported as unusable, so that a missing database is reported once, not once per entity.
+type schemaCache struct {
+	files    map[string]schemaResult
+	settings map[string]bool
+}
 
 type schemaResult struct {
 	entity *schema.Entity
 	err    error
 }
 
-func (c *Compiler) compileSystem(ctx context.Context, s *config.System, schemas schemaCache, ds *diag.Diagnostics) *System {
+func (c *Compiler) compileSystem(ctx context.Context, s *config.System, schemas *schemaCache, ds *diag.Diagnostics) *System {
 	sys := &System{Config: s, Entities: map[string]*Entity{}}
 	driver, _ := c.Connectors.Driver(s.Connector.Value) // an unknown connector is a format error
 	for _, e := range s.Entities {
@@ -75,7 +80,7 @@ func (c *Compiler) compileSystem(ctx context.Context, s *config.System, schemas 
 
 // loadEntitySchema reads the entity's schema file, or asks the connector to describe the
 // entity when it has none.
-func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.Entity, schemas schemaCache, ds *diag.Diagnostics) *schema.Entity {
+func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.Entity, schemas *schemaCache, ds *diag.Diagnostics) *schema.Entity {
 	if e.Schema.Set {
 		path := e.Schema.Value
 		if !filepath.IsAbs(path) {
@@ -86,10 +91,10 @@ func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.En
 				WithDetail("The path is relative to %s.", e.System.File.Name)
 			return nil
 		}
-		cached, ok := schemas[path]
+		cached, ok := schemas.files[path]
 		if !ok {
 			cached.entity, cached.err = schema.LoadFile(path)
-			schemas[path] = cached
+			schemas.files[path] = cached
 		}
 		if cached.err != nil {
 			ds.Errorf(e.Schema.Range, "invalid schema file %s: %s", path, oneLine(cached.err.Error()))
@@ -106,9 +111,25 @@ func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.En
 		return nil
 	}
 	s, err := describer.Describe(ctx, e)
-	if err != nil {
+	var se *connector.SettingError
+	switch {
+	case errors.As(err, &se):
+		// One report per system, at the setting, however many entities need it.
+		setting, ok := e.System.Settings[se.Key]
+		key := e.System.File.Name + "\x00" + se.Key
+		if schemas.settings[key] {
+			return nil
+		}
+		schemas.settings[key] = true
+		r := e.System.Node.Range
+		if ok {
+			r = setting.Range
+		}
+		ds.Errorf(r, "cannot describe the entities without a schema file: %s", oneLine(se.Error())).WithDetail("%s", se.Fix)
+		return nil
+	case err != nil:
 		ds.Errorf(e.Name.Range, "cannot describe entity %q: %s", e.Name.Value, oneLine(err.Error())).
-			WithDetail("Add `schema: <file>.json` to the entity, or make the database available.")
+			WithDetail("Add `schema: <file>.json` to the entity, or fix the table settings.")
 		return nil
 	}
 	return s
@@ -201,12 +222,21 @@ func compileFlow(df *Dataflow, f *config.Flow, ds *diag.Diagnostics) *Flow {
 	}
 	fl.Source = lookupEntity(df.Source, f.Source, "source", ds)
 	fl.Target = lookupEntity(df.Target, f.Target, "target", ds)
-	if fl.Direction == config.SyncToTarget && f.Create.Source.Set && fl.CreateSource != config.CreateNever {
-		ds.Errorf(f.Create.Source.Range, "create.source has no effect: the flow syncs to-target only").
-			WithDetail("Remove it, or make the flow sync both ways.")
-	}
-	if fl.Direction == config.SyncToSource && f.Create.Target.Set && fl.CreateTarget != config.CreateNever && f.Create.Source.Set {
-		ds.Errorf(f.Create.Target.Range, "create.target has no effect: the flow syncs to-source only")
+	// A one-way flow creates only on the side it writes to, by default always.
+	switch fl.Direction {
+	case config.SyncToTarget:
+		if f.Create.Source.Set && fl.CreateSource != config.CreateNever {
+			ds.Errorf(f.Create.Source.Range, "create.source has no effect: the flow syncs to-target only").
+				WithDetail("Remove it, or make the flow sync both ways.")
+		}
+		fl.CreateSource = config.CreateNever
+	case config.SyncToSource:
+		if f.Create.Target.Set && fl.CreateTarget != config.CreateNever {
+			ds.Errorf(f.Create.Target.Range, "create.target has no effect: the flow syncs to-source only").
+				WithDetail("Write `create: %s` or `create: {source: %s}`: a to-source flow creates in the source.", fl.CreateTarget, fl.CreateTarget)
+		}
+		fl.CreateTarget = config.CreateNever
+		fl.CreateSource = orDefault(f.Create.Source, config.CreateAlways)
 	}
 	srcSchema, tgtSchema := entitySchema(fl.Source), entitySchema(fl.Target)
 	for _, alt := range f.Merge {

@@ -175,7 +175,10 @@ func reportExprError(s config.Str, kind exprKind, err error, env *Env, ds *diag.
 		ds.Errorf(s.Range, "%s must be a boolean expression: it gives %s", kind.key, got).
 			WithDetail("Compare the value, e.g. units_in_stock > 0 or status == \"active\".")
 	default:
-		ds.Errorf(r, "%s: %s", kind.key, msg)
+		d := ds.Errorf(r, "%s: %s", kind.key, msg)
+		if kind.boolean && strings.Contains(msg, "mismatched type") {
+			d.WithDetail("A when expression is a condition over the source record's properties, e.g. stock > 0 or status == \"1\"; check the property's type in the entity schema.")
+		}
 	}
 }
 

@@ -64,21 +64,27 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		if len(args) > 1 {
-			if c := find(args[1]); c != nil {
-				return c.run(e, []string{"--help"})
+			c := find(args[1])
+			if c == nil {
+				return unknownCommand(stderr, args[1])
 			}
+			return c.run(e, []string{"--help"})
 		}
 		usage(stdout)
 		return exitOK
 	case "-version", "--version":
-		return runVersion(e, nil)
+		return runVersion(e, args[1:])
 	}
 	c := find(args[0])
 	if c == nil {
-		fmt.Fprintf(stderr, "dataflow: unknown command %q%s\nRun 'dataflow help' for the list of commands.\n", args[0], suggestCommand(args[0]))
-		return exitUsage
+		return unknownCommand(stderr, args[0])
 	}
 	return c.run(e, args[1:])
+}
+
+func unknownCommand(stderr io.Writer, name string) int {
+	fmt.Fprintf(stderr, "dataflow: unknown command %q%s\nRun 'dataflow help' for the list of commands.\n", name, suggestCommand(name))
+	return exitUsage
 }
 
 func find(name string) *command {
@@ -108,26 +114,46 @@ func usage(w io.Writer) {
 	io.WriteString(w, b.String())
 }
 
-// flags returns a flag set that prints its usage to stderr, headed by the command's synopsis.
+// flags returns a flag set whose usage text is headed by the command's synopsis. Usage asked
+// for with --help goes to stdout; after a flag error, to stderr.
 func (e *env) flags(c string) *flag.FlagSet {
 	fs := flag.NewFlagSet(c, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	cmd := find(c)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: dataflow %s\n\n%s.\n", cmd.usage, capitalize(cmd.summary))
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: dataflow %s\n\n%s.\n", cmd.usage, capitalize(cmd.summary))
 		hasFlags := false
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {
-			fmt.Fprintf(e.stderr, "\nFlags:\n")
+			fmt.Fprintf(w, "\nFlags:\n")
 			fs.PrintDefaults()
 		}
 	}
 	return fs
 }
 
+// wantsHelp reports whether -h or --help is among the flags (before a "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
 // parse parses flags, allowing them after positional arguments too
 // ("validate mappings --format json"). It returns the exit code to stop with, or -1.
-func parse(fs *flag.FlagSet, args []string) ([]string, int) {
+func (e *env) parse(fs *flag.FlagSet, args []string) ([]string, int) {
+	if wantsHelp(args) {
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return nil, exitOK
+	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -165,9 +191,13 @@ func (e *env) engine() (*engine.Engine, bool) {
 }
 
 func runVersion(e *env, args []string) int {
-	if len(args) > 0 && args[0] == "--help" {
-		fmt.Fprintln(e.stderr, "Usage: dataflow version\n\nPrint the version.")
-		return exitOK
+	rest, code := e.parse(e.flags("version"), args)
+	if code >= 0 {
+		return code
+	}
+	if len(rest) > 0 {
+		fmt.Fprintln(e.stderr, "dataflow version: takes no arguments")
+		return exitUsage
 	}
 	rev := ""
 	if info, ok := debug.ReadBuildInfo(); ok {

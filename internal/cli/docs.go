@@ -17,12 +17,11 @@ func runDocs(e *env, args []string) int {
 	out := fs.String("o", "docs", "`directory` to write the documents to; - writes them to standard output")
 	format := fs.String("format", "rst", "document `format`: rst or md")
 	generated := fs.String("generated", "", "the `stamp` printed as \"Generated:\" (default: now, UTC), for reproducible output")
-	paths, code := parse(fs, args)
+	paths, code := e.parse(fs, args)
 	if code >= 0 {
 		return code
 	}
-	if !validFormat(*format, docFormats) {
-		fmt.Fprintf(e.stderr, "dataflow docs: unknown format %q%s; use rst or md\n", *format, didYouMean(*format, docFormats))
+	if !e.checkChoice("docs", "format", *format, docFormats) {
 		return exitUsage
 	}
 	res, ok := e.load(paths)
@@ -32,6 +31,10 @@ func runDocs(e *env, args []string) int {
 	if res.Diagnostics.HasErrors() {
 		diag.WriteText(e.stderr, res.Diagnostics, res.Sources)
 		fmt.Fprintln(e.stderr, "dataflow docs: the mappings are invalid; no documents written")
+		return exitInvalid
+	}
+	if len(res.Project.Dataflows) == 0 {
+		fmt.Fprintln(e.stderr, "dataflow docs: no dataflow files found; documents are written for files that start with \"dataflow:\"")
 		return exitInvalid
 	}
 	stamp := *generated
@@ -48,10 +51,15 @@ func runDocs(e *env, args []string) int {
 			return exitUsage
 		}
 	}
+	first := true
 	for _, df := range res.Project.Dataflows {
 		for _, d := range docs.Build(df, stamp) {
 			text := render(d)
 			if *out == "-" {
+				if !first {
+					fmt.Fprint(e.stdout, "\n\n") // documents two blank lines apart, like sections
+				}
+				first = false
 				fmt.Fprint(e.stdout, text)
 				continue
 			}

@@ -8,7 +8,7 @@ import (
 
 func runSchema(e *env, args []string) int {
 	fs := e.flags("schema")
-	rest, code := parse(fs, args)
+	rest, code := e.parse(fs, args)
 	if code >= 0 {
 		return code
 	}

@@ -13,12 +13,11 @@ func didYouMean(name string, candidates []string) string { return diag.DidYouMea
 func runValidate(e *env, args []string) int {
 	fs := e.flags("validate")
 	format := fs.String("format", "text", "output `format`: text, json or github (GitHub Actions annotations)")
-	paths, code := parse(fs, args)
+	paths, code := e.parse(fs, args)
 	if code >= 0 {
 		return code
 	}
-	if !validFormat(*format, diag.Formats) {
-		fmt.Fprintf(e.stderr, "dataflow validate: unknown format %q%s; use text, json or github\n", *format, didYouMean(*format, diag.Formats))
+	if !e.checkChoice("validate", "format", *format, diag.Formats) {
 		return exitUsage
 	}
 	res, ok := e.load(paths)
@@ -51,6 +50,9 @@ func (e *env) load(paths []string) (*engine.Result, bool) {
 	res, err := eng.Load(e.ctx, paths)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dataflow: %v\n", err)
+		if len(paths) == 1 && paths[0] == DefaultMappings {
+			fmt.Fprintf(e.stderr, "Mappings are read from ./%s unless paths are given; run dataflow in your project's directory or name the mapping files.\n", DefaultMappings)
+		}
 		return nil, false
 	}
 	return res, true
@@ -84,11 +86,22 @@ func summary(res *engine.Result) string {
 	return fmt.Sprintf("%s: %s in %s", verdict, strings.Join(found, " and "), checked)
 }
 
-func validFormat(f string, formats []string) bool {
-	for _, x := range formats {
-		if f == x {
+// checkChoice reports a flag value outside its choices: "unknown --format "jsn"; did you mean
+// "json"?", then the choices.
+func (e *env) checkChoice(cmd, flagName, value string, choices []string) bool {
+	for _, c := range choices {
+		if value == c {
 			return true
 		}
 	}
+	fmt.Fprintf(e.stderr, "dataflow %s: unknown --%s %q%s\nUse %s.\n", cmd, flagName, value, didYouMean(value, choices), orList(choices))
 	return false
+}
+
+// orList joins choices as "a, b or c".
+func orList(choices []string) string {
+	if len(choices) == 1 {
+		return choices[0]
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }

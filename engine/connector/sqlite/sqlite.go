@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
@@ -92,18 +94,23 @@ func typeName(p *schema.Property) string {
 // and of its lists' tables from the database, which it opens read-only.
 func (Driver) Describe(ctx context.Context, e *config.Entity) (*schema.Entity, error) {
 	path := e.System.Settings["path"]
+	fix := "Entities without a schema file are described from the database: create it, point path at it, or give each entity `schema: <file>.json`."
 	if len(path.Missing) > 0 {
-		return nil, fmt.Errorf("the database path needs the environment variable %s", path.Missing[0])
+		return nil, &connector.SettingError{Key: "path", Err: fmt.Errorf("the database path needs the environment variable %s, which is not set", path.Missing[0]), Fix: fix}
 	}
 	if path.Value == "" {
-		return nil, errors.New("the system has no database path")
+		return nil, &connector.SettingError{Key: "path", Err: errors.New("the database path is empty"), Fix: fix}
 	}
 	if _, err := os.Stat(path.Value); err != nil {
-		return nil, fmt.Errorf("database %s does not exist", path.Value)
+		where := "relative to the current directory"
+		if filepath.IsAbs(path.Value) {
+			where = "an absolute path"
+		}
+		return nil, &connector.SettingError{Key: "path", Err: fmt.Errorf("database %s does not exist (%s)", path.Value, where), Fix: fix}
 	}
 	db, err := Open(path.Value, true)
 	if err != nil {
-		return nil, err
+		return nil, &connector.SettingError{Key: "path", Err: err, Fix: fix}
 	}
 	defer db.Close()
 	table := Table(e)

@@ -48,6 +48,15 @@ single: 'it''s + c'
 block: |
   first
     second + c
+folded: >
+  name +
+
+  * sku
+multi: "a +
+  \"b\" * c"
+plainmulti: a +
+  b * c
+crlf: x
 `
 	f, ds := Parse("m.yaml", []byte(src))
 	if len(ds) > 0 {
@@ -64,13 +73,34 @@ block: |
 		{"single", "c", 3, 18},
 		{"block", "f", 5, 3},
 		{"block", "c", 6, 14},
+		{"folded", "*", 10, 3},
+		{"multi", "*", 12, 9},
+		{"plainmulti", "*", 14, 5},
 	} {
 		n := f.Root.Get(tc.key)
 		off := strings.LastIndex(n.Value, tc.char)
+		if off < 0 {
+			t.Fatalf("%s: %q not in %q", tc.key, tc.char, n.Value)
+		}
 		off = len([]rune(n.Value[:off]))
 		got := n.PosAt(off)
 		if got.Line != tc.line || got.Col != tc.col {
 			t.Errorf("%s: %q at %d:%d, want %d:%d", tc.key, tc.char, got.Line, got.Col, tc.line, tc.col)
+		}
+	}
+}
+
+// TestLoneCarriageReturns: YAML counts a lone \r as a line break, and so must positions.
+func TestLoneCarriageReturns(t *testing.T) {
+	f, ds := Parse("m.yaml", []byte("a: 1\rb: two\r\nc: 3\n"))
+	if len(ds) > 0 {
+		t.Fatal(summaries(ds))
+	}
+	for key, line := range map[string]int{"a": 1, "b": 2, "c": 3} {
+		n := f.Root.Get(key)
+		text, ok := f.line(n.Range.Start.Line)
+		if n.Range.Start.Line != line || !ok || !strings.HasPrefix(text, key+":") {
+			t.Errorf("%s at line %d (%q), want %d", key, n.Range.Start.Line, text, line)
 		}
 	}
 }

@@ -1,8 +1,28 @@
 package config
 
-// The decoders below read a Node into the model tolerantly: a key of the wrong shape is
-// skipped, because the format schema has already reported it, and the rest of the file is
-// still checked.
+// The decoders below read a Node into the model tolerantly: a key of the wrong shape, or an
+// enum key with a value outside its set, is left unset, because the format schema has already
+// reported it, and the rest of the file is still checked without a cascade of errors about the
+// bad value.
+
+var (
+	syncValues     = []string{SyncBoth, SyncToTarget, SyncToSource}
+	createValues   = []string{CreateAlways, CreateNever, CreateReferenced}
+	conflictValues = []string{"newest", "source", "target"}
+	deleteValues   = []string{"keep", "propagate", "unlink"}
+	typeValues     = []string{"string", "number", "integer", "boolean", "object", "array"}
+)
+
+// enumOf is strOf for a key with a fixed set of values: anything else is left unset.
+func enumOf(n *Node, values []string) Str {
+	s := strOf(n)
+	for _, v := range values {
+		if s.Value == v {
+			return s
+		}
+	}
+	return Str{}
+}
 
 var systemKeys = map[string]bool{"system": true, "name": true, "description": true, "connector": true, "entities": true}
 
@@ -67,17 +87,18 @@ func decodeFlow(d *Dataflow, n *Node) *Flow {
 	fl := &Flow{
 		Dataflow: d, Node: n,
 		ID: strOf(n.Get("id")), Source: strOf(n.Get("source")), Target: strOf(n.Get("target")),
-		Sync: strOf(n.Get("sync")), Conflict: strOf(n.Get("conflict")), Delete: strOf(n.Get("delete")),
+		Sync: enumOf(n.Get("sync"), syncValues), Conflict: enumOf(n.Get("conflict"), conflictValues),
+		Delete: enumOf(n.Get("delete"), deleteValues),
 		Description: strOf(n.Get("description")),
 	}
 	switch c := n.Get("create"); {
 	case c == nil:
 	case c.Kind == Scalar && fl.Sync.Value == SyncToSource:
-		fl.Create.Source = strOf(c) // a one-way flow into the source creates there
+		fl.Create.Source = enumOf(c, createValues) // a one-way flow into the source creates there
 	case c.Kind == Scalar:
-		fl.Create.Target = strOf(c)
+		fl.Create.Target = enumOf(c, createValues)
 	case c.Kind == Map:
-		fl.Create.Target, fl.Create.Source = strOf(c.Get("target")), strOf(c.Get("source"))
+		fl.Create.Target, fl.Create.Source = enumOf(c.Get("target"), createValues), enumOf(c.Get("source"), createValues)
 	}
 	if m := n.Get("merge"); m != nil && m.Kind == List {
 		for _, alt := range m.Items {
@@ -111,9 +132,9 @@ func decodeProperties(n *Node) []*Property {
 		}
 		props = append(props, &Property{
 			Node:   pn,
-			Source: strOf(pn.Get("source")), Target: strOf(pn.Get("target")), Type: strOf(pn.Get("type")),
+			Source: strOf(pn.Get("source")), Target: strOf(pn.Get("target")), Type: enumOf(pn.Get("type"), typeValues),
 			ToTarget: strOf(pn.Get("to_target")), ToSource: strOf(pn.Get("to_source")),
-			Sync: strOf(pn.Get("sync")), Ref: strOf(pn.Get("ref")), Description: strOf(pn.Get("description")),
+			Sync: enumOf(pn.Get("sync"), syncValues), Ref: strOf(pn.Get("ref")), Description: strOf(pn.Get("description")),
 			Properties: decodeProperties(pn.Get("properties")),
 		})
 	}

@@ -131,9 +131,25 @@ func (fs *FormatSchema) check(def string, root *Node) diag.Diagnostics {
 	} else {
 		failures = fs.validate(def, root.JSON(), "")
 	}
+	// A misspelt key ("sorce") also makes the key it should be missing; only the misspelling
+	// is reported, with its suggestion.
+	typoAt := map[string]bool{}
+	for _, leaf := range failures {
+		if kw := lastToken(leaf.KeywordLocation); kw == "additionalProperties" || kw == "unevaluatedProperties" {
+			allowed := fs.propertyNames(keywordParent(leaf))
+			for _, k := range nodeAt(root, leaf.InstanceLocation).Keys {
+				if !contains(allowed, k.Value) && diag.Suggest(k.Value, allowed) != "" {
+					typoAt[leaf.InstanceLocation] = true
+				}
+			}
+		}
+	}
 	var ds diag.Diagnostics
 	seen := map[string]bool{}
 	for _, leaf := range failures {
+		if lastToken(leaf.KeywordLocation) == "required" && typoAt[leaf.InstanceLocation] {
+			continue
+		}
 		for _, d := range fs.describe(leaf, root) {
 			key := d.Subject.String() + d.Summary
 			if !seen[key] {
@@ -299,6 +315,8 @@ var patternHelp = map[string]string{
 	`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`: "use kebab-case: lower-case letters and digits separated by single dashes, like \"custom-crm\"",
 	`\S`:                            "it must not be blank",
 	`^[A-Za-z][A-Za-z0-9_]*$`:       "use letters, digits and underscores, starting with a letter",
+	`^[A-Za-z_][A-Za-z0-9_]*$`:      "use letters, digits and underscores, starting with a letter or an underscore",
+	`^[^.]+(\.[^.]+)*$`:              "use property names separated by single dots, like \"billing.city\"",
 }
 
 func (fs *FormatSchema) describe(e *jsonschema.ValidationError, root *Node) diag.Diagnostics {
@@ -307,6 +325,9 @@ func (fs *FormatSchema) describe(e *jsonschema.ValidationError, root *Node) diag
 	kw := lastToken(e.KeywordLocation)
 	key := keyName(e.InstanceLocation)
 	d := &diag.Diagnostic{Severity: diag.Error, Subject: n.Range}
+	if contains(tokens(e.KeywordLocation), "propertyNames") {
+		return fs.describeName(e, root)
+	}
 	switch kw {
 	case "additionalProperties", "unevaluatedProperties":
 		allowed := fs.propertyNames(parent)
@@ -338,17 +359,33 @@ func (fs *FormatSchema) describe(e *jsonschema.ValidationError, root *Node) diag
 		if len(missing) == 1 {
 			d.Summary = fmt.Sprintf("missing key %q", missing[0])
 		} else {
-			d.Summary = "missing keys " + diag.JoinQuoted(missing)
+			d.Summary = "missing keys " + diag.JoinQuoted(missing, "and")
 		}
 		if desc := fs.description(parent + "/properties/" + missing[0]); desc != "" {
 			d.Detail = fmt.Sprintf("Add %q: %s", missing[0], desc)
 		}
+		// The caret marks where the mapping starts, without underlining a key that is fine.
 		if n.Kind == Map && len(n.Keys) > 0 {
 			d.Subject = n.Keys[0].Range
 		}
+		d.Subject.End = diag.Pos{Line: d.Subject.Start.Line, Col: d.Subject.Start.Col + 1}
 	case "type":
 		want := fs.types(parent)
-		d.Summary = fmt.Sprintf("%s must be %s, not %s", quoteKey(key), want, n.Describe())
+		if n.Kind == Null && !isIndex(lastToken(e.InstanceLocation)) {
+			// "name:" with nothing after it: point at the key, which is where the value is missing.
+			loc := e.InstanceLocation
+			if owner := nodeAt(root, loc[:strings.LastIndexByte(loc, '/')]); owner != nil {
+				if k := owner.KeyNode(lastToken(loc)); k != nil {
+					d.Subject = k.Range
+				}
+			}
+			d.Summary = fmt.Sprintf("%s has no value", quoteKey(key))
+			d.Detail = fmt.Sprintf("Give it %s.", want)
+		} else if isIndex(lastToken(e.InstanceLocation)) {
+			d.Summary = fmt.Sprintf("each item of %s must be %s, not %s", quoteKey(key), want, n.Describe())
+		} else {
+			d.Summary = fmt.Sprintf("%s must be %s, not %s", quoteKey(key), want, n.Describe())
+		}
 	case "enum":
 		vals := fs.strings(parent + "/enum")
 		d.Summary = fmt.Sprintf("invalid %s %q", key, n.Value) + diag.DidYouMean(n.Value, vals)
@@ -368,9 +405,6 @@ func (fs *FormatSchema) describe(e *jsonschema.ValidationError, root *Node) diag
 		} else {
 			d.Summary = fmt.Sprintf("invalid %s %q: %s", key, n.Value, help)
 		}
-	case "propertyNames":
-		// Reported by the pattern leaf below it.
-		return nil
 	case "minItems":
 		d.Summary = fmt.Sprintf("%s must not be empty", quoteKey(key))
 	case "minProperties":
@@ -383,8 +417,45 @@ func (fs *FormatSchema) describe(e *jsonschema.ValidationError, root *Node) diag
 	return diag.Diagnostics{d}
 }
 
-// For a "propertyNames" failure the instance location is the map; v5 reports the failing name
-// through the pattern leaf, whose instance location is the name itself.
+// describeName reports a key that breaks a propertyNames rule ("Order Lines" as an entity
+// name), at the key. jsonschema/v5 gives the name itself as the instance location.
+func (fs *FormatSchema) describeName(e *jsonschema.ValidationError, root *Node) diag.Diagnostics {
+	toks := tokens(e.InstanceLocation)
+	if len(toks) == 0 {
+		return nil
+	}
+	name := toks[len(toks)-1]
+	parentLoc := e.InstanceLocation[:strings.LastIndexByte(e.InstanceLocation, '/')]
+	owner := nodeAt(root, parentLoc)
+	r := owner.Range
+	if k := owner.KeyNode(name); k != nil {
+		r = k.Range
+	}
+	what := "key"
+	switch keyName(parentLoc) {
+	case "entities":
+		what = "entity name"
+	case "lists", "entities.lists":
+		what = "list name"
+	}
+	if strings.HasSuffix(keyName(parentLoc), ".lists") {
+		what = "list name"
+	}
+	help := "use letters, digits and underscores"
+	if pat, ok := fs.at(keywordParent(e) + "/pattern").(string); ok {
+		if h, ok := patternHelp[pat]; ok {
+			help = h
+		}
+	}
+	var ds diag.Diagnostics
+	ds.Errorf(r, "invalid %s %q: %s", what, name, help)
+	return ds
+}
+
+func isIndex(tok string) bool {
+	_, err := strconv.Atoi(tok)
+	return err == nil
+}
 
 func quoteKey(k string) string {
 	if k == "the file" {
@@ -408,13 +479,13 @@ func (fs *FormatSchema) description(ptr string) string {
 	if m == nil {
 		return ""
 	}
-	if ref, ok := m["$ref"].(string); ok && strings.HasPrefix(ref, "#") {
-		if d := fs.description(ref[1:]); d != "" {
-			return d
-		}
+	if d, _ := m["description"].(string); d != "" {
+		return d // the description beside a $ref is the more specific one
 	}
-	d, _ := m["description"].(string)
-	return d
+	if ref, ok := m["$ref"].(string); ok && strings.HasPrefix(ref, "#") {
+		return fs.description(ref[1:])
+	}
+	return ""
 }
 
 func (fs *FormatSchema) strings(ptr string) []string {

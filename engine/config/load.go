@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ func (l *Loader) Load(paths []string) (*Project, diag.Diagnostics, error) {
 	p := &Project{}
 	var ds diag.Diagnostics
 	for _, name := range files {
-		src, err := os.ReadFile(name)
+		src, err := readFile(name)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -59,6 +60,9 @@ func (l *Loader) AddFile(p *Project, name string, src []byte) diag.Diagnostics {
 	}
 	root := f.Root
 	switch {
+	case root.Kind == Null:
+		ds.Errorf(diag.Range{File: name}, "file is empty").
+			WithDetail("A mapping file starts with a \"dataflow:\" or a \"system:\" key.")
 	case root.Kind != Map:
 		ds.Errorf(root.Range, "a mapping file must be a mapping, not %s", root.Describe()).
 			WithDetail("Start the file with a \"dataflow:\" or a \"system:\" key.")
@@ -68,8 +72,14 @@ func (l *Loader) AddFile(p *Project, name string, src []byte) diag.Diagnostics {
 		for _, key := range sortedKeys(s.Settings) {
 			if st := s.Settings[key]; st.Node != nil {
 				if _, _, bad := Expand(st.Node.Value, l.Env); bad != "" {
-					ds.Errorf(st.Range, "malformed variable reference %q in %q", bad, key).
-						WithDetail("Write ${NAME} or ${NAME:-default}; write $$ for a literal $.")
+					r := st.Range
+					if i := strings.Index(st.Node.Value, bad); i >= 0 {
+						off := len([]rune(st.Node.Value[:i]))
+						r.Start = st.Node.PosAt(off)
+						r.End = st.Node.PosAt(off + len([]rune(bad)))
+					}
+					ds.Errorf(r, "malformed variable reference %q in %q", bad, key).
+						WithDetail("Write ${NAME} or ${NAME:-default}, with a name of letters, digits and underscores not starting with a digit; write $$ for a literal $.")
 				}
 			}
 		}
@@ -82,10 +92,35 @@ func (l *Loader) AddFile(p *Project, name string, src []byte) diag.Diagnostics {
 		if len(root.Keys) > 0 {
 			r = root.Keys[0].Range
 		}
+		for _, k := range root.Keys {
+			if s := diag.Suggest(k.Value, []string{"dataflow", "system"}); s != "" {
+				ds.Errorf(k.Range, "unknown key %q; did you mean %q?", k.Value, s).
+					WithDetail("A dataflow file starts with \"dataflow: <id>\", a system file with \"system: <id>\".")
+				return ds
+			}
+		}
 		ds.Errorf(r, "neither a dataflow nor a system file").
 			WithDetail("A dataflow file starts with \"dataflow: <id>\", a system file with \"system: <id>\".")
 	}
 	return ds
+}
+
+// readFile reads a regular file, at most one byte past MaxFileSize (Parse reports the size):
+// a device or a FIFO among the paths gives an error instead of an endless read.
+func readFile(name string) ([]byte, error) {
+	info, err := os.Stat(name) // before opening: opening a FIFO waits for a writer
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("cannot read %s: not a regular file", name)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 }
 
 // CheckUnique reports systems, dataflows and flows defined twice.

@@ -188,6 +188,9 @@ func (c *converter) convert(y *yaml.Node, depth int) *Node {
 		n := &Node{Kind: Map, file: c.file, Range: c.file.rangeOf(y)}
 		seen := map[string]*Node{}
 		add := func(k, v *Node, merged bool) {
+			if c.tooBig {
+				return // the values past the limit are placeholders, not the file's text
+			}
 			if first, dup := seen[k.Value]; dup {
 				if merged {
 					return // keys written in the mapping override merged ones
@@ -316,88 +319,132 @@ func runesFrom(line string, col int) string {
 	return ""
 }
 
-// line returns line n (1-based) without its ending, through an index of line starts built on
-// first use: positions are looked up for every scalar, so a scan per lookup would be quadratic.
+// line returns line n (1-based) without its ending, through the index of line starts built by
+// Parse: positions are looked up for every scalar, so a scan per lookup would be quadratic.
 func (f *File) line(n int) (string, bool) {
-	if f.lineStarts == nil {
-		f.lineStarts = []int{0}
-		for i, c := range f.Src {
-			if c == '\n' {
-				f.lineStarts = append(f.lineStarts, i+1)
-			}
-		}
-	}
-	if n < 1 || n > len(f.lineStarts) {
-		return "", false
-	}
-	start, end := f.lineStarts[n-1], len(f.Src)
-	if n < len(f.lineStarts) {
-		end = f.lineStarts[n] - 1
-	}
-	return strings.TrimSuffix(string(f.Src[start:end]), "\r"), true
+	return diag.LineAt(f.Src, f.lineStarts, n)
 }
 
 // PosAt returns the file position of the rune at offset off of a scalar's value: where an
-// error inside an expression is. It follows the scalar's style: plain and quoted scalars count
-// from the first character after the quote (decoding escapes), block scalars from the first
-// content line.
+// error inside an expression is. It walks the scalar's text in the file the way YAML decodes
+// it: quotes and escapes, indentation, and line breaks (kept in literal blocks, folded into a
+// space elsewhere, an empty line giving one newline).
 func (n *Node) PosAt(off int) diag.Pos {
 	start := n.Range.Start
-	if n.file == nil || start.Line == 0 {
+	if n.file == nil || start.Line == 0 || off <= 0 && n.style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		if n.style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 && start.Line > 0 {
+			return diag.Pos{Line: start.Line, Col: start.Col + 1}
+		}
 		return start
 	}
-	switch {
-	case n.style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
-		// Content starts on the next line, indented; value lines map to file lines one to one
-		// for literal blocks (and closely enough for folded ones).
-		lineNo := start.Line + 1
-		for {
-			l, ok := n.file.line(lineNo)
-			if !ok || strings.TrimSpace(l) != "" {
-				break
-			}
-			lineNo++
-		}
-		indent := 0
-		if l, ok := n.file.line(lineNo); ok {
-			indent = len(l) - len(strings.TrimLeft(l, " "))
-		}
-		before := []rune(n.Value)
-		if off > len(before) {
-			off = len(before)
-		}
-		col := 0
-		for _, r := range before[:off] {
-			if r == '\n' {
-				lineNo++
-				col = 0
-				continue
-			}
-			col++
-		}
-		return diag.Pos{Line: lineNo, Col: indent + col + 1}
-	case n.style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
-		line, ok := n.file.line(start.Line)
+	if n.style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		return n.blockPosAt(off)
+	}
+	return n.flowPosAt(off)
+}
+
+// blockPosAt maps an offset in a literal (|) or folded (>) block scalar.
+func (n *Node) blockPosAt(off int) diag.Pos {
+	folded := n.style&yaml.FoldedStyle != 0
+	first := n.Range.Start.Line + 1
+	indent := -1
+	var last diag.Pos
+	for lineNo := first; ; lineNo++ {
+		l, ok := n.file.line(lineNo)
 		if !ok {
-			return start
+			return last
 		}
-		rs := []rune(runesFrom(line, start.Col))
-		col := start.Col + 1
-		double := n.style&yaml.DoubleQuotedStyle != 0
-		for i := 1; i < len(rs) && off > 0; i++ {
-			if double && rs[i] == '\\' {
-				i++
-				col++
-			} else if !double && rs[i] == '\'' && i+1 < len(rs) && rs[i+1] == '\'' {
-				i++
-				col++
-			}
-			col++
+		trimmed := strings.TrimLeft(l, " ")
+		if indent < 0 && trimmed != "" {
+			indent = len(l) - len(trimmed)
+		}
+		content := ""
+		if indent >= 0 && len(l) >= indent {
+			content = l[indent:]
+		}
+		rs := []rune(content)
+		if off < len(rs) || trimmed != "" && off == len(rs) {
+			return diag.Pos{Line: lineNo, Col: max(indent, 0) + off + 1}
+		}
+		off -= len(rs)
+		last = diag.Pos{Line: lineNo, Col: max(indent, 0) + len(rs) + 1}
+		// The line break: one rune of the value, except in a folded block where a break before
+		// an empty line disappears (the empty line itself gives the newline).
+		next, _ := n.file.line(lineNo + 1)
+		if !(folded && trimmed != "" && strings.TrimSpace(next) == "") {
 			off--
 		}
-		return diag.Pos{Line: start.Line, Col: col + off}
+		if off < 0 {
+			return last
+		}
 	}
-	return diag.Pos{Line: start.Line, Col: start.Col + off}
+}
+
+// flowPosAt maps an offset in a plain, single-quoted or double-quoted scalar, which may span
+// lines.
+func (n *Node) flowPosAt(off int) diag.Pos {
+	double := n.style&yaml.DoubleQuotedStyle != 0
+	quoted := double || n.style&yaml.SingleQuotedStyle != 0
+	lineNo, col := n.Range.Start.Line, n.Range.Start.Col
+	line, ok := n.file.line(lineNo)
+	if !ok {
+		return n.Range.Start
+	}
+	rs := []rune(runesFrom(line, col))
+	i := 0
+	if quoted {
+		i, col = 1, col+1
+	}
+	for {
+		for i < len(rs) {
+			if off == 0 {
+				return diag.Pos{Line: lineNo, Col: col}
+			}
+			width := 1
+			switch {
+			case double && rs[i] == '\\' && i+1 < len(rs):
+				width = escapeWidth(rs[i+1])
+			case !double && quoted && rs[i] == '\'' && i+1 < len(rs) && rs[i+1] == '\'':
+				width = 2
+			}
+			i += width
+			col += width
+			off--
+		}
+		// A line break inside the scalar folds into one rune (a space, or a newline for an
+		// empty line); the next line's indentation is not part of the value.
+		lineNo++
+		line, ok = n.file.line(lineNo)
+		if !ok {
+			return diag.Pos{Line: lineNo - 1, Col: col}
+		}
+		off--
+		for strings.TrimSpace(line) == "" {
+			lineNo++
+			if line, ok = n.file.line(lineNo); !ok {
+				return diag.Pos{Line: lineNo - 1, Col: 1}
+			}
+		}
+		if off < 0 {
+			off = 0
+		}
+		trimmed := strings.TrimLeft(line, " \t")
+		col = len([]rune(line)) - len([]rune(trimmed)) + 1
+		rs, i = []rune(trimmed), 0
+	}
+}
+
+// escapeWidth is the length in the file of a double-quoted escape starting with \c.
+func escapeWidth(c rune) int {
+	switch c {
+	case 'x':
+		return 4
+	case 'u':
+		return 6
+	case 'U':
+		return 10
+	}
+	return 2
 }
 
 // Str is a scalar from a file with its position; Set is false when the key was absent.

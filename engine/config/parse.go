@@ -36,6 +36,7 @@ func Parse(name string, src []byte) (f *File, ds diag.Diagnostics) {
 			WithDetail("Mapping files are small; split it into several files.")
 		return f, ds
 	}
+	f.lineStarts = diag.LineStarts(src)
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	err := safeDecode(dec, &doc)
@@ -75,17 +76,32 @@ func safeDecode(dec *yaml.Decoder, n *yaml.Node) (err error) {
 	return dec.Decode(n)
 }
 
-// syntaxError turns a yaml.v3 error into a diagnostic at its line. yaml.v3 reports lines only,
-// so the caret goes under the line's first non-blank character.
+// syntaxError turns a yaml.v3 error into a diagnostic at its line. yaml.v3 reports only a line,
+// and for many errors the line where the enclosing construct started rather than the line with
+// the problem; problemLine finds the latter. The caret goes under the line's first character,
+// or under the tab for a tab in the indentation.
 func syntaxError(name string, src []byte, err error) *diag.Diagnostic {
 	msg := err.Error()
 	r := diag.Range{File: name}
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		msg = m[2]
+		line = problemLine(src, msg, line)
 		r.Start.Line = line
 		if text, ok := (diag.Sources{name: src}).Line(name, line); ok {
-			r.Start.Col = len([]rune(text)) - len([]rune(strings.TrimLeft(text, " "))) + 1
+			indent := len([]rune(text)) - len([]rune(strings.TrimLeft(text, " \t")))
+			r.Start.Col = indent + 1
+			if tab := strings.IndexByte(text[:len(text)-len(strings.TrimLeft(text, " \t"))], '\t'); tab >= 0 {
+				r.Start.Col = tab + 1
+			}
+			// An unclosed flow collection: point at its opening bracket.
+			for _, b := range []struct{ close, open string }{{"'}'", "{"}, {"']'", "["}} {
+				if strings.Contains(msg, b.close) {
+					if i := strings.LastIndex(text, b.open); i >= 0 {
+						r.Start.Col = len([]rune(text[:i])) + 1
+					}
+				}
+			}
 			r.End = diag.Pos{Line: line, Col: r.Start.Col + 1}
 		}
 	} else {
@@ -99,9 +115,34 @@ func syntaxError(name string, src []byte, err error) *diag.Diagnostic {
 	}
 }
 
+// problemLine finds the line where a YAML error is: the first line, from the reported one on,
+// such that the file up to and including it fails with the same message. Files are small; very
+// long ones keep the reported line.
+func problemLine(src []byte, msg string, reported int) int {
+	starts := diag.LineStarts(src)
+	if len(starts) > 5000 || reported < 1 {
+		return reported
+	}
+	for k := reported; k <= len(starts); k++ {
+		end := len(src)
+		if k < len(starts) {
+			end = starts[k]
+		}
+		var doc yaml.Node
+		err := safeDecode(yaml.NewDecoder(bytes.NewReader(src[:end])), &doc)
+		if err == nil {
+			continue
+		}
+		if m := yamlLineErr.FindStringSubmatch(err.Error()); m != nil && m[2] == msg {
+			return k
+		}
+	}
+	return reported
+}
+
 func yamlHint(msg string) string {
 	switch {
-	case strings.Contains(msg, "found character that cannot start any token"):
+	case strings.Contains(msg, "found character that cannot start any token"), strings.Contains(msg, "tab character"):
 		return "YAML does not allow tabs for indentation; indent with spaces."
 	case strings.Contains(msg, "mapping values are not allowed"):
 		return "A value that contains \": \" must be quoted."

@@ -161,8 +161,8 @@ func Plural(n int, word string) string {
 // Quote quotes a name for a message the way the summaries do: "name".
 func Quote(s string) string { return fmt.Sprintf("%q", s) }
 
-// JoinQuoted lists names for a message: "a", "b" or "c".
-func JoinQuoted(names []string) string {
+// JoinQuoted lists names for a message: `"a", "b" or "c"` with conjunction "or".
+func JoinQuoted(names []string, conjunction string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
 		q[i] = Quote(n)
@@ -170,5 +170,5 @@ func JoinQuoted(names []string) string {
 	if len(q) <= 1 {
 		return strings.Join(q, "")
 	}
-	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+	return strings.Join(q[:len(q)-1], ", ") + " " + conjunction + " " + q[len(q)-1]
 }

@@ -165,7 +165,7 @@ func TestSuggest(t *testing.T) {
 	if got := DidYouMean("bth", []string{"both", "to-target"}); got != `; did you mean "both"?` {
 		t.Errorf("DidYouMean = %q", got)
 	}
-	if got := JoinQuoted([]string{"a", "b", "c"}); got != `"a", "b" or "c"` {
+	if got := JoinQuoted([]string{"a", "b", "c"}, "or"); got != `"a", "b" or "c"` {
 		t.Errorf("JoinQuoted = %q", got)
 	}
 }

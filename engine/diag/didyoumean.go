@@ -1,5 +1,7 @@
 package diag
 
+import "strings"
+
 // Suggest returns the candidate closest to the misspelled name, or "" when none is close enough
 // to be a likely typo. Closeness is the optimal-string-alignment distance (a transposition
 // counts as one edit), compared case-insensitively, allowing one edit per three letters (at
@@ -14,6 +16,20 @@ func Suggest(name string, candidates []string) string {
 		d := distance(lower(name), lower(c))
 		if d <= limit && (bestDist < 0 || d < bestDist) {
 			best, bestDist = c, d
+		}
+	}
+	if best != "" {
+		return best
+	}
+	// An abbreviation of exactly one candidate: "int" for "integer", "bool" for "boolean".
+	if len([]rune(name)) >= 3 {
+		for _, c := range candidates {
+			if strings.HasPrefix(string(lower(c)), string(lower(name))) && c != name {
+				if best != "" {
+					return ""
+				}
+				best = c
+			}
 		}
 	}
 	return best

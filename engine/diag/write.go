@@ -1,7 +1,6 @@
 package diag
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,23 +13,52 @@ import (
 // so that the text writer can quote the offending line.
 type Sources map[string][]byte
 
-// Line returns line n (1-based) of file without its line ending.
+// Line returns line n (1-based) of file without its line ending. Lines end with \n, \r\n or a
+// lone \r, as YAML counts them.
 func (s Sources) Line(file string, n int) (string, bool) {
 	src, ok := s[file]
 	if !ok || n < 1 {
 		return "", false
 	}
-	for i := 1; i < n; i++ {
-		j := bytes.IndexByte(src, '\n')
-		if j < 0 {
-			return "", false
+	starts := LineStarts(src)
+	if n > len(starts) {
+		return "", false
+	}
+	return lineAt(src, starts, n), true
+}
+
+// LineStarts returns the byte offset of the start of each line of src.
+func LineStarts(src []byte) []int {
+	starts := []int{0}
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '\n':
+			starts = append(starts, i+1)
+		case '\r':
+			if i+1 < len(src) && src[i+1] == '\n' {
+				i++
+			}
+			starts = append(starts, i+1)
 		}
-		src = src[j+1:]
 	}
-	if j := bytes.IndexByte(src, '\n'); j >= 0 {
-		src = src[:j]
+	return starts
+}
+
+// lineAt returns line n (1-based) given the line starts, without its ending.
+func lineAt(src []byte, starts []int, n int) string {
+	end := len(src)
+	if n < len(starts) {
+		end = starts[n]
 	}
-	return strings.TrimSuffix(string(src), "\r"), true
+	return strings.TrimRight(string(src[starts[n-1]:end]), "\r\n")
+}
+
+// LineAt returns line n (1-based) of src given its LineStarts, or false past the end.
+func LineAt(src []byte, starts []int, n int) (string, bool) {
+	if n < 1 || n > len(starts) {
+		return "", false
+	}
+	return lineAt(src, starts, n), true
 }
 
 // Formats lists the names WriteFormat accepts.

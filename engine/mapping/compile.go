@@ -64,11 +64,11 @@ func (c *Compiler) compileSystem(ctx context.Context, s *config.System, schemas 
 			continue
 		}
 		for _, key := range []config.Str{e.ID, e.Updated} {
-			if key.Value == "" {
+			if !schema.WellFormed(key.Value) {
 				continue
 			}
 			if _, perr := ent.Schema.Resolve(key.Value); perr != nil {
-				reportPath(ds, key, perr, ent)
+				reportPath(ds, key, perr, ent, "")
 			}
 		}
 		if driver != nil {
@@ -97,7 +97,11 @@ func loadEntitySchema(ctx context.Context, driver connector.Driver, e *config.En
 			schemas.files[path] = cached
 		}
 		if cached.err != nil {
-			ds.Errorf(e.Schema.Range, "invalid schema file %s: %s", path, oneLine(cached.err.Error()))
+			msg := oneLine(cached.err.Error())
+			if !strings.HasPrefix(msg, path) {
+				msg = path + ": " + msg
+			}
+			ds.Errorf(e.Schema.Range, "invalid schema file %s", msg)
 			return nil
 		}
 		return cached.entity
@@ -249,7 +253,15 @@ func compileFlow(df *Dataflow, f *config.Flow, ds *diag.Diagnostics) *Flow {
 		fl.Merge = append(fl.Merge, pairs)
 	}
 	if f.When != nil && f.When.Expr.Set && srcSchema != nil {
-		fl.When = compileExpr(f.When.Expr, NewEnv(srcSchema.Root), exprKind{key: "when", boolean: true}, ds)
+		var other *schema.Property
+		if tgt := entitySchema(fl.Target); tgt != nil {
+			other = tgt.Root
+		}
+		fl.When = compileExpr(f.When.Expr, NewEnv(srcSchema.Root), exprKind{
+			key: "when", boolean: true,
+			over:  "the " + entityLabel(fl.Source) + " record (the source)",
+			other: other, otherLabel: entityLabel(fl.Target),
+		}, ds)
 	}
 	var srcRoot, tgtRoot *schema.Property
 	if srcSchema != nil {
@@ -272,27 +284,37 @@ func entitySchema(e *Entity) *schema.Entity {
 
 // checkPath reports a path that the entity's schema lacks.
 func checkPath(ds *diag.Diagnostics, path config.Str, s *schema.Entity, e *Entity) *schema.Property {
-	if s == nil || path.Value == "" {
+	if s == nil || !schema.WellFormed(path.Value) {
 		return nil
 	}
 	r, perr := s.Resolve(path.Value)
 	if perr != nil {
-		reportPath(ds, path, perr, e)
+		reportPath(ds, path, perr, e, "")
 		return nil
 	}
 	return r.Prop
 }
 
-// reportPath points at the failing segment of a dotted path.
-func reportPath(ds *diag.Diagnostics, path config.Str, perr *schema.PathError, e *Entity) {
+// reportPath points at the failing segment of a dotted path. base is the path of the list
+// whose elements the path is relative to ("lines" for an element property), or "".
+func reportPath(ds *diag.Diagnostics, path config.Str, perr *schema.PathError, e *Entity, base string) {
 	start := perr.Offset()
 	r := rangeInExpr(path, start, start+len([]rune(perr.Name)))
 	owner := e.System.Name() + " " + e.Name()
-	if perr.Parent != "" {
-		owner = fmt.Sprintf("%q of %s", perr.Parent, owner)
+	parent := perr.Parent
+	if base != "" {
+		parent = strings.TrimPrefix(base+"."+parent, ".")
+		parent = strings.TrimSuffix(parent, ".")
+	}
+	if parent != "" {
+		owner = fmt.Sprintf("%q of %s", parent, owner)
 	}
 	if perr.Scalar {
-		ds.Errorf(r, "%s has no property %q: it is not an object", owner, perr.Name)
+		what := "not an object"
+		if perr.ParentType != "" {
+			what = article(perr.ParentType)
+		}
+		ds.Errorf(r, "%s has no property %q: it is %s", owner, perr.Name, what)
 		return
 	}
 	ds.Errorf(r, "%s has no property %q%s", owner, perr.Name, diag.DidYouMean(perr.Name, perr.Known)).

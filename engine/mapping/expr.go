@@ -118,9 +118,14 @@ func toFloat(v any) (float64, bool) {
 
 // exprKind says what an expression is for, for messages and result checks.
 type exprKind struct {
-	key     string // the YAML key: when.expr, to_target, to_source
+	key     string // the YAML key: when, to_target, to_source
 	boolean bool
 	want    string // JSON type the result must fit, "" for any
+	// over names the record the expression sees ("the Shop Item record (the target)"); other is
+	// the record on the other side, so that a property of the wrong side is explained.
+	over       string
+	other      *schema.Property
+	otherLabel string
 }
 
 var unknownName = regexp.MustCompile(`^unknown name (\S+)`)
@@ -129,8 +134,11 @@ var unknownName = regexp.MustCompile(`^unknown name (\S+)`)
 // inside the YAML file.
 func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *vm.Program {
 	src := s.Value
+	if src == "" {
+		return nil // the format schema reports an empty expression
+	}
 	if strings.TrimSpace(src) == "" {
-		ds.Errorf(s.Range, "%s must not be empty", kind.key)
+		ds.Errorf(s.Range, "%s must not be blank", kind.key)
 		return nil
 	}
 	tree, err := parser.Parse(src)
@@ -164,22 +172,61 @@ func reportExprError(s config.Str, kind exprKind, err error, env *Env, ds *diag.
 		msg = fe.Message
 		r = rangeInExpr(s, fe.From, fe.To)
 	}
+	raw := msg
+	msg = readableExprMessage(msg)
 	switch m := unknownName.FindStringSubmatch(msg); {
 	case m != nil:
-		ds.Errorf(r, "%s: unknown property %q%s", kind.key, m[1], diag.DidYouMean(m[1], varNames(env)))
-	case strings.HasPrefix(msg, "expected bool"):
-		got := strings.TrimPrefix(msg, "expected bool, but got ")
+		d := ds.Errorf(r, "%s: unknown property %q%s", kind.key, m[1], diag.DidYouMean(m[1], varNames(env)))
+		if kind.other != nil && kind.other.Properties[m[1]] != nil && kind.over != "" {
+			d.WithDetail("%s is an expression over %s; %q is a property of the %s.", kind.key, kind.over, m[1], kind.otherLabel)
+		}
+	case strings.HasPrefix(raw, "expected bool"):
+		got := strings.TrimPrefix(raw, "expected bool, but got ")
 		if name, ok := goKindNames[got]; ok {
 			got = name
 		}
-		ds.Errorf(s.Range, "%s must be a boolean expression: it gives %s", kind.key, got).
-			WithDetail("Compare the value, e.g. units_in_stock > 0 or status == \"active\".")
+		d := ds.Errorf(s.Range, "%s must be a boolean expression: it gives %s", kind.key, got)
+		switch src := strings.TrimSpace(s.Value); {
+		case len(src) > 40:
+			d.WithDetail("Compare the value with something, e.g. (...) > 0, or use a boolean property.")
+		case got == "a string":
+			d.WithDetail("Compare the value with something, e.g. %s == \"yes\", or use a boolean property.", src)
+		default:
+			d.WithDetail("Compare the value with something, e.g. %s > 0, or use a boolean property.", parenthesize(src))
+		}
 	default:
 		d := ds.Errorf(r, "%s: %s", kind.key, msg)
 		if kind.boolean && strings.Contains(msg, "mismatched type") {
 			d.WithDetail("A when expression is a condition over the source record's properties, e.g. stock > 0 or status == \"1\"; check the property's type in the entity schema.")
 		}
 	}
+}
+
+var (
+	unexpectedToken = regexp.MustCompile(`unexpected token [A-Za-z]+\("((?:[^"\\]|\\.)*)"\)`)
+	goTypeWord      = regexp.MustCompile(`\b(int|int64|float64|bool|string|map\[string\]interface \{\}|\[\]interface \{\})\b`)
+)
+
+// readableExprMessage puts expr-lang's wording in the terms of the mapping language: JSON
+// types instead of Go types, the offending text instead of the token kind.
+func readableExprMessage(msg string) string {
+	msg = strings.ReplaceAll(msg, "unexpected token EOF", "unexpected end of the expression")
+	msg = unexpectedToken.ReplaceAllString(msg, `unexpected "$1"`)
+	return goTypeWord.ReplaceAllStringFunc(msg, func(t string) string {
+		switch t {
+		case "int", "int64":
+			return "integer"
+		case "float64":
+			return "number"
+		case "bool":
+			return "boolean"
+		case "map[string]interface {}":
+			return "mapping"
+		case "[]interface {}":
+			return "list"
+		}
+		return t
+	})
 }
 
 // rangeInExpr maps rune offsets inside an expression to a range in the YAML file.
@@ -249,7 +296,11 @@ func checkMembers(s config.Str, root ast.Node, env *Env, kind exprKind, ds *diag
 			parent += "." + perr.Parent
 		}
 		if perr.Scalar {
-			ds.Errorf(rangeInExpr(s, loc.From, loc.To), "%s: %q has no property %q", kind.key, parent, perr.Name)
+			what := "not an object"
+			if perr.ParentType != "" {
+				what = article(perr.ParentType)
+			}
+			ds.Errorf(rangeInExpr(s, loc.From, loc.To), "%s: %q has no property %q: it is %s", kind.key, parent, perr.Name, what)
 		} else {
 			ds.Errorf(rangeInExpr(s, loc.From, loc.To), "%s: %q has no property %q%s", kind.key, parent, perr.Name, diag.DidYouMean(perr.Name, perr.Known))
 		}
@@ -312,6 +363,16 @@ func fits(t reflect.Type, want string) bool {
 		return want == schema.Object || t.String() == "time.Time" && want == schema.String
 	}
 	return true
+}
+
+// parenthesize wraps an expression in parentheses unless it is a plain name.
+func parenthesize(src string) string {
+	for _, r := range src {
+		if !(r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return "(" + src + ")"
+		}
+	}
+	return src
 }
 
 var goKindNames = map[string]string{

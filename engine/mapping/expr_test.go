@@ -66,11 +66,11 @@ func TestCompileErrors(t *testing.T) {
 		{"name.first", exprKind{key: "to_target"}, `to_target: "name" has no property "first"`},
 		{"lines[0].skuu", exprKind{key: "to_target"}, `to_target: "lines" has no property "skuu"; did you mean "sku"?`},
 		{"price + 1", exprKind{key: "when", boolean: true}, "when must be a boolean expression: it gives a number"},
-		{"price +", exprKind{key: "to_target"}, "to_target: unexpected token EOF"},
+		{"price +", exprKind{key: "to_target"}, "to_target: unexpected end of the expression"},
 		{"name", exprKind{key: "to_target", want: schema.Integer}, "to_target gives a string, but the property is an integer"},
 		{"price * 2", exprKind{key: "to_target", want: schema.Integer}, "to_target gives a number, but the property is an integer"},
-		{"amount(active)", exprKind{key: "to_target"}, "to_target: cannot use bool as argument"},
-		{"  ", exprKind{key: "to_target"}, "to_target must not be empty"},
+		{"amount(active)", exprKind{key: "to_target"}, "to_target: cannot use boolean as argument"},
+		{"  ", exprKind{key: "to_target"}, "to_target must not be blank"},
 		{strings.Repeat("1+", MaxExprNodes) + "1", exprKind{key: "to_target"}, "to_target: compilation failed: expression exceeds maximum allowed nodes"},
 	} {
 		var ds diag.Diagnostics

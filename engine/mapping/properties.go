@@ -62,12 +62,15 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 		ds.Errorf(cp.Sync.Range, "property syncs %s, but %s %s only", p.Direction, where, inherited).
 			WithDetail("Remove `sync` here, or change the flow's.")
 	}
-	if !cp.Source.Set && p.ToSourceSide() {
-		ds.Errorf(cp.Target.Range, "a property without source must sync to-target").
-			WithDetail("Its value is computed by to_target; add `sync: to-target`.")
+	if !cp.Target.Set || cp.Target.Value == "" {
+		return nil // a format error, reported with the file's schema check
 	}
-	srcProp := s.resolve(cp.Source, srcRoot, s.srcEntity)
-	tgtProp := s.resolve(cp.Target, tgtRoot, s.tgtEntity)
+	if !cp.Source.Set && cp.ToTarget.Set && p.ToSourceSide() {
+		ds.Errorf(cp.Target.Range, "a property without source must sync to-target").
+			WithDetail("Its value is computed by to_target and cannot flow back; add `sync: to-target`.")
+	}
+	srcProp := s.resolve(cp.Source, srcRoot, s.srcEntity, strings.TrimSuffix(srcPrefix, "."))
+	tgtProp := s.resolve(cp.Target, tgtRoot, s.tgtEntity, strings.TrimSuffix(tgtPrefix, "."))
 	if srcProp != nil {
 		p.SourceType = srcProp.Type()
 	}
@@ -88,9 +91,13 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 		if !p.ToTargetSide() {
 			ds.Errorf(cp.ToTarget.Range, "to_target is never used: the property syncs to-source only")
 		} else if srcRoot != nil {
-			p.ToTarget = compileExpr(cp.ToTarget, NewEnv(srcRoot), exprKind{key: "to_target", want: p.TargetType}, ds)
+			p.ToTarget = compileExpr(cp.ToTarget, NewEnv(srcRoot), exprKind{
+				key: "to_target", want: p.TargetType,
+				over:  "the " + entityLabel(s.srcEntity) + " record (the source)",
+				other: tgtRoot, otherLabel: entityLabel(s.tgtEntity),
+			}, ds)
 		}
-		if p.Direction == config.SyncBoth && !cp.ToSource.Set {
+		if p.Direction == config.SyncBoth && !cp.ToSource.Set && cp.Source.Set {
 			ds.Errorf(cp.ToTarget.Range, "to_target needs a to_source: the property syncs both ways").
 				WithDetail("Add `to_source: <expression over the %s record>` for the way back, or `sync: to-target`.", entityLabel(s.tgtEntity))
 		}
@@ -99,7 +106,11 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 		if !p.ToSourceSide() {
 			ds.Errorf(cp.ToSource.Range, "to_source is never used: the property syncs to-target only")
 		} else if tgtRoot != nil {
-			p.ToSource = compileExpr(cp.ToSource, NewEnv(tgtRoot), exprKind{key: "to_source", want: p.SourceType}, ds)
+			p.ToSource = compileExpr(cp.ToSource, NewEnv(tgtRoot), exprKind{
+				key: "to_source", want: p.SourceType,
+				over:  "the " + entityLabel(s.tgtEntity) + " record (the target)",
+				other: srcRoot, otherLabel: entityLabel(s.srcEntity),
+			}, ds)
 		}
 	}
 	s.checkShapes(cp, p, srcProp, tgtProp)
@@ -124,14 +135,15 @@ func entityLabel(e *Entity) string {
 	return e.System.Name() + " " + e.Name()
 }
 
-// resolve looks a property path up below root (the record, or a list's element).
-func (s *propScope) resolve(path config.Str, root *schema.Property, e *Entity) *schema.Property {
-	if root == nil || e == nil || !path.Set || path.Value == "" {
+// resolve looks a property path up below root (the record, or the element of the list at
+// base).
+func (s *propScope) resolve(path config.Str, root *schema.Property, e *Entity, base string) *schema.Property {
+	if root == nil || e == nil || !path.Set || !schema.WellFormed(path.Value) {
 		return nil
 	}
 	r, perr := schema.Resolve(root, path.Value)
 	if perr != nil {
-		reportPath(s.ds, path, perr, e)
+		reportPath(s.ds, path, perr, e, base)
 		return nil
 	}
 	return r.Prop

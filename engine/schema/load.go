@@ -3,11 +3,14 @@ package schema
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 )
@@ -22,20 +25,18 @@ func LoadFile(path string) (*Entity, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := os.Stat(abs)
-	if err != nil {
-		return nil, err
-	}
-	if info.Size() > MaxSchemaSize {
-		return nil, fmt.Errorf("the schema file is larger than %d MiB", MaxSchemaSize>>20)
-	}
-	src, err := os.ReadFile(abs)
+	src, err := readRegular(abs)
 	if err != nil {
 		return nil, err
 	}
 	var probe any
 	if err := json.Unmarshal(src, &probe); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %w", err)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line, col := lineCol(src, int(se.Offset))
+			return nil, fmt.Errorf("%s:%d:%d: %s", path, line, col, se.Error())
+		}
+		return nil, fmt.Errorf("%s: not valid JSON: %w", path, err)
 	}
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
@@ -46,10 +47,66 @@ func LoadFile(path string) (*Entity, error) {
 	}
 	compiled, err := c.Compile(u)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %s", path, compileError(err))
 	}
 	root := fromCompiled(compiled, map[*jsonschema.Schema]*Property{})
 	return &Entity{Source: path, Root: root, Compiled: compiled}, nil
+}
+
+// readRegular reads a regular file of at most MaxSchemaSize bytes: a device or a FIFO named as
+// a schema (/dev/zero) must give an error, not exhaust memory or hang.
+func readRegular(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxSchemaSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(src) > MaxSchemaSize {
+		return nil, fmt.Errorf("the schema file is larger than %d MiB", MaxSchemaSize>>20)
+	}
+	return src, nil
+}
+
+// lineCol turns a byte offset into a 1-based line and column (in runes).
+func lineCol(src []byte, off int) (line, col int) {
+	if off > len(src) {
+		off = len(src)
+	}
+	line = 1 + bytes.Count(src[:off], []byte("\n"))
+	start := bytes.LastIndexByte(src[:off], '\n') + 1
+	return line, utf8.RuneCount(src[start:off])
+}
+
+// compileError says what is wrong with a schema in terms of the file: "/properties/id/type:
+// value must be one of ...", without the metaschema's internals.
+func compileError(err error) string {
+	var ve *jsonschema.ValidationError
+	if errors.As(err, &ve) {
+		for len(ve.Causes) > 0 {
+			ve = ve.Causes[0]
+		}
+		loc := ve.InstanceLocation
+		if loc == "" {
+			loc = "/"
+		}
+		return loc + ": " + ve.Message
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "compilation failed: "); i >= 0 {
+		msg = msg[i+len("compilation failed: "):]
+	}
+	return msg
 }
 
 // loadLocalOnly resolves $refs to local files only: validation must not reach the network.

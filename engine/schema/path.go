@@ -20,6 +20,8 @@ type PathError struct {
 	Parent  string   // the path before it, "" at the top
 	Known   []string // names that exist where the segment was looked up
 	Scalar  bool     // the parent is not an object: nothing can be below it
+	// ParentType is the parent's JSON type when Scalar ("string"), or "" when untyped.
+	ParentType string
 }
 
 func (e *PathError) Error() string {
@@ -45,6 +47,12 @@ func (e *Entity) Resolve(path string) (Resolved, *PathError) {
 	return Resolve(e.Root, path)
 }
 
+// WellFormed reports whether path is names separated by single dots. Other paths are format
+// errors, reported by the format schema, and are not looked up.
+func WellFormed(path string) bool {
+	return path != "" && !strings.HasPrefix(path, ".") && !strings.HasSuffix(path, ".") && !strings.Contains(path, "..")
+}
+
 // Resolve looks up a dotted path below p.
 func Resolve(p *Property, path string) (Resolved, *PathError) {
 	var r Resolved
@@ -62,6 +70,7 @@ func Resolve(p *Property, path string) (Resolved, *PathError) {
 		if !ok {
 			pe := &PathError{Path: path, Segment: i, Name: seg, Parent: strings.Join(segs[:i], "."), Known: cur.Names()}
 			pe.Scalar = len(cur.Properties) == 0 && i > 0
+			pe.ParentType = cur.Type()
 			return r, pe
 		}
 		cur = next

@@ -139,13 +139,23 @@ func TestResolve(t *testing.T) {
 
 func TestLoadFileErrors(t *testing.T) {
 	for _, tc := range []struct{ name, src, want string }{
-		{"not json", `{"type": }`, "not valid JSON"},
-		{"bad keyword", `{"type": "strang"}`, "jsonschema"},
+		{"not json", `{"type": }`, "entity.json:1:10: invalid character '}' looking for beginning of value"},
+		{"bad keyword", `{"type": "strang"}`, `entity.json: /type: value must be one of "array", "boolean"`},
 		{"remote ref", `{"$ref": "https://example.com/x.json"}`, "only local schema files"},
 	} {
 		_, err := LoadFile(writeSchema(t, tc.src))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestLoadFileRefusesDevices: a schema path naming a device or a directory is an error, not an
+// endless read.
+func TestLoadFileRefusesDevices(t *testing.T) {
+	for _, path := range []string{"/dev/zero", t.TempDir()} {
+		if _, err := LoadFile(path); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("%s: err = %v", path, err)
 		}
 	}
 }

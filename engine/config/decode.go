@@ -88,7 +88,7 @@ func decodeFlow(d *Dataflow, n *Node) *Flow {
 		Dataflow: d, Node: n,
 		ID: strOf(n.Get("id")), Source: strOf(n.Get("source")), Target: strOf(n.Get("target")),
 		Sync: enumOf(n.Get("sync"), syncValues), Conflict: enumOf(n.Get("conflict"), conflictValues),
-		Delete: enumOf(n.Get("delete"), deleteValues),
+		Delete:      enumOf(n.Get("delete"), deleteValues),
 		Description: strOf(n.Get("description")),
 	}
 	switch c := n.Get("create"); {

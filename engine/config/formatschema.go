@@ -316,7 +316,7 @@ var patternHelp = map[string]string{
 	`\S`:                            "it must not be blank",
 	`^[A-Za-z][A-Za-z0-9_]*$`:       "use letters, digits and underscores, starting with a letter",
 	`^[A-Za-z_][A-Za-z0-9_]*$`:      "use letters, digits and underscores, starting with a letter or an underscore",
-	`^[^.]+(\.[^.]+)*$`:              "use property names separated by single dots, like \"billing.city\"",
+	`^[^.]+(\.[^.]+)*$`:             "use property names separated by single dots, like \"billing.city\"",
 }
 
 func (fs *FormatSchema) describe(e *jsonschema.ValidationError, root *Node) diag.Diagnostics {

@@ -157,8 +157,9 @@ func (c *Compiler) compileDataflow(p *Project, d *config.Dataflow, ds *diag.Diag
 	// Flows compile independently, so on all cores; their diagnostics are joined in file order.
 	df.Flows = make([]*Flow, len(d.Flows))
 	flowDiags := make([]diag.Diagnostics, len(d.Flows))
+	envs := newEnvCache()
 	parallel.For(len(d.Flows), func(i int) {
-		df.Flows[i] = compileFlow(df, d.Flows[i], &flowDiags[i])
+		df.Flows[i] = compileFlow(df, d.Flows[i], envs, &flowDiags[i])
 	})
 	byID := map[string]*Flow{}
 	for i, fl := range df.Flows {
@@ -215,7 +216,7 @@ func orDefault(s config.Str, def string) string {
 	return s.Value
 }
 
-func compileFlow(df *Dataflow, f *config.Flow, ds *diag.Diagnostics) *Flow {
+func compileFlow(df *Dataflow, f *config.Flow, envs *envCache, ds *diag.Diagnostics) *Flow {
 	fl := &Flow{
 		Config: f, Dataflow: df,
 		Direction:    f.Direction(),
@@ -257,7 +258,7 @@ func compileFlow(df *Dataflow, f *config.Flow, ds *diag.Diagnostics) *Flow {
 		if tgt := entitySchema(fl.Target); tgt != nil {
 			other = tgt.Root
 		}
-		fl.When = compileExpr(f.When.Expr, NewEnv(srcSchema.Root), exprKind{
+		fl.When = compileExpr(f.When.Expr, envs.get(srcSchema.Root), exprKind{
 			key: "when", boolean: true,
 			over:  "the " + entityLabel(fl.Source) + " record (the source)",
 			other: other, otherLabel: entityLabel(fl.Target),
@@ -270,7 +271,7 @@ func compileFlow(df *Dataflow, f *config.Flow, ds *diag.Diagnostics) *Flow {
 	if tgtSchema != nil {
 		tgtRoot = tgtSchema.Root
 	}
-	scope := &propScope{flow: fl, ds: ds, srcEntity: fl.Source, tgtEntity: fl.Target}
+	scope := &propScope{flow: fl, ds: ds, envs: envs, srcEntity: fl.Source, tgtEntity: fl.Target}
 	fl.Properties = scope.compile(f.Properties, srcRoot, tgtRoot, "", "", fl.Direction)
 	return fl
 }

@@ -8,13 +8,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 )
@@ -24,10 +29,54 @@ import (
 const MaxExprNodes = 1000
 
 // Env is the typed environment an expression is compiled against: the record's properties as
-// variables, typed from the entity schema.
+// variables, typed from the entity schema. Its expr configurations are built once and shared
+// by every expression over the same record, on any goroutine: expr only reads them.
 type Env struct {
-	Record *schema.Property
-	vars   map[string]any
+	Record  *schema.Property
+	vars    map[string]any
+	once    [2]sync.Once
+	configs [2]*conf.Config // [0] for values, [1] for boolean filters
+}
+
+// config returns the expr configuration of the environment, built on first use.
+func (e *Env) config(boolean bool) *conf.Config {
+	i := 0
+	if boolean {
+		i = 1
+	}
+	e.once[i].Do(func() {
+		c := conf.CreateNew()
+		opts := append(functions(), expr.Env(e.vars), expr.MaxNodes(MaxExprNodes))
+		if boolean {
+			opts = append(opts, expr.AsBool())
+		}
+		for _, op := range opts {
+			op(c)
+		}
+		c.Check()
+		e.configs[i] = c
+	})
+	return e.configs[i]
+}
+
+// envCache shares one Env per record description during a compile: a flow's expressions,
+// and all flows of one entity, are compiled against the same environment.
+type envCache struct {
+	mu   sync.Mutex
+	envs map[*schema.Property]*Env
+}
+
+func newEnvCache() *envCache { return &envCache{envs: map[*schema.Property]*Env{}} }
+
+func (c *envCache) get(p *schema.Property) *Env {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.envs[p]
+	if !ok {
+		e = NewEnv(p)
+		c.envs[p] = e
+	}
+	return e
 }
 
 // NewEnv builds the environment of a record described by p.
@@ -141,7 +190,10 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 		ds.Errorf(s.Range, "%s must not be blank", kind.key)
 		return nil
 	}
-	tree, err := parser.Parse(src)
+	// The steps of expr.Compile, with the environment's shared configuration and the member
+	// check between parsing and type checking.
+	config := env.config(kind.boolean)
+	tree, err := parser.ParseWithConfig(src, config)
 	if err != nil {
 		reportExprError(s, kind, err, env, ds)
 		return nil
@@ -149,11 +201,17 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 	if checkMembers(s, tree.Node, env, kind, ds) {
 		return nil
 	}
-	opts := append(functions(), expr.Env(env.vars), expr.MaxNodes(MaxExprNodes))
-	if kind.boolean {
-		opts = append(opts, expr.AsBool())
+	if _, err := new(checker.Checker).PatchAndCheck(tree, config); err != nil {
+		reportExprError(s, kind, err, env, ds)
+		return nil
 	}
-	prog, err := expr.Compile(src, opts...)
+	if config.Optimize {
+		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			reportExprError(s, kind, err, env, ds)
+			return nil
+		}
+	}
+	prog, err := compiler.Compile(tree, config)
 	if err != nil {
 		reportExprError(s, kind, err, env, ds)
 		return nil

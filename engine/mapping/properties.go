@@ -12,6 +12,7 @@ import (
 type propScope struct {
 	flow                 *Flow
 	ds                   *diag.Diagnostics
+	envs                 *envCache
 	srcEntity, tgtEntity *Entity
 }
 
@@ -91,7 +92,7 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 		if !p.ToTargetSide() {
 			ds.Errorf(cp.ToTarget.Range, "to_target is never used: the property syncs to-source only")
 		} else if srcRoot != nil {
-			p.ToTarget = compileExpr(cp.ToTarget, NewEnv(srcRoot), exprKind{
+			p.ToTarget = compileExpr(cp.ToTarget, s.envs.get(srcRoot), exprKind{
 				key: "to_target", want: p.TargetType,
 				over:  "the " + entityLabel(s.srcEntity) + " record (the source)",
 				other: tgtRoot, otherLabel: entityLabel(s.tgtEntity),
@@ -106,7 +107,7 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 		if !p.ToSourceSide() {
 			ds.Errorf(cp.ToSource.Range, "to_source is never used: the property syncs to-target only")
 		} else if tgtRoot != nil {
-			p.ToSource = compileExpr(cp.ToSource, NewEnv(tgtRoot), exprKind{
+			p.ToSource = compileExpr(cp.ToSource, s.envs.get(tgtRoot), exprKind{
 				key: "to_source", want: p.SourceType,
 				over:  "the " + entityLabel(s.tgtEntity) + " record (the target)",
 				other: srcRoot, otherLabel: entityLabel(s.srcEntity),
@@ -122,7 +123,7 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 		if tgtProp != nil {
 			tgtItems = s.listItems(cp.Target, tgtProp)
 		}
-		elements := &propScope{flow: s.flow, ds: ds, srcEntity: s.srcEntity, tgtEntity: s.tgtEntity}
+		elements := &propScope{flow: s.flow, ds: ds, envs: s.envs, srcEntity: s.srcEntity, tgtEntity: s.tgtEntity}
 		p.Elements = elements.compile(cp.Properties, srcItems, tgtItems, p.Source+".", p.Target+".", p.Direction)
 	}
 	return p

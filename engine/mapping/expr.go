@@ -24,6 +24,9 @@ import (
 	"github.com/expr-lang/expr/vm"
 )
 
+// maxStringResult bounds the strings an expression may build.
+const maxStringResult = 1 << 20
+
 // MaxExprNodes bounds an expression's size; mapping expressions are one-liners, and the bound
 // keeps a hostile file from making compilation slow.
 const MaxExprNodes = 1000
@@ -136,6 +139,19 @@ func functions() []expr.Option {
 			}
 			return nil, fmt.Errorf("decimal: %v is not a number", args[0])
 		}, new(func(string) float64), new(func(float64) float64), new(func(int) float64)),
+		// expr's repeat allocates before it checks its budget; this one checks first, so that
+		// repeat(repeat(s, n), n) is an error, not an out-of-memory crash.
+		expr.DisableBuiltin("repeat"),
+		expr.Function("repeat", func(args ...any) (any, error) {
+			s, n := args[0].(string), args[1].(int)
+			if n < 0 {
+				return nil, fmt.Errorf("repeat: negative count %d", n)
+			}
+			if n > 0 && len(s) > maxStringResult/n {
+				return nil, fmt.Errorf("repeat: the result would be longer than %d bytes", maxStringResult)
+			}
+			return strings.Repeat(s, n), nil
+		}, new(func(string, int) string)),
 		expr.Function("blank", func(args ...any) (any, error) {
 			switch v := args[0].(type) {
 			case nil:

@@ -40,6 +40,7 @@ func TestCompileAndRunHelpers(t *testing.T) {
 		{"upper(name)", map[string]any{"name": "kaffe"}, "KAFFE"},
 		{"stock ?? 0", map[string]any{"stock": nil}, 0},
 		{`{"pending": "PENDING"}[name] ?? "UNKNOWN"`, map[string]any{"name": "x"}, "UNKNOWN"},
+		{`repeat(name, 3)`, map[string]any{"name": "ab"}, "ababab"},
 	} {
 		var ds diag.Diagnostics
 		prog := compileExpr(str(tc.src), env, exprKind{key: "to_target"}, &ds)
@@ -78,6 +79,12 @@ func TestCompileErrors(t *testing.T) {
 		if len(ds) == 0 || !strings.HasPrefix(ds[0].Summary, tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.src, ds, tc.want)
 		}
+	}
+	// repeat is bounded before it allocates.
+	var rds diag.Diagnostics
+	prog := compileExpr(str("repeat(repeat(name, 1000000), 1000000)"), env, exprKind{key: "to_target"}, &rds)
+	if _, err := expr.Run(prog, map[string]any{"name": "abc"}); err == nil || !strings.Contains(err.Error(), "longer than 1048576 bytes") {
+		t.Errorf("nested repeat: %v", err)
 	}
 	// Let variables are not record properties.
 	var ds diag.Diagnostics

@@ -1,0 +1,57 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// BenchmarkPutLink writes 10,000 links in one Tx, the most a run writes at once.
+// Run with: go test -run '^$' -bench PutLink ./engine/state/
+func BenchmarkPutLink(b *testing.B) {
+	const n = 10000
+	s, _ := newStore(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tx, err := s.Begin(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < n; j++ {
+			l := testLink("f", j)
+			l.SourceID = fmt.Sprintf("r%d-s%06d", i, j)
+			l.TargetID = fmt.Sprintf("r%d-t%06d", i, j)
+			if err := tx.PutLink(l); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "links/s")
+}
+
+// BenchmarkLinksBySource looks up 1,000 links of 100,000, as a run does per page of records.
+func BenchmarkLinksBySource(b *testing.B) {
+	const total, page = 100000, 1000
+	s, _ := newStore(b)
+	for from := 0; from < total; from += 10000 {
+		putLinks(b, s, "f", from, from+10000)
+	}
+	ids := make([]string, page)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range ids {
+			ids[j] = fmt.Sprintf("s%06d", (i*page+j*97)%total)
+		}
+		links, err := s.LinksBySource(context.Background(), "f", ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(links) != page {
+			b.Fatalf("%d links, want %d", len(links), page)
+		}
+	}
+	b.ReportMetric(float64(page*b.N)/b.Elapsed().Seconds(), "links/s")
+}

@@ -1,0 +1,117 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// applicationID marks an SQLite file as a dataflow link state ("dflw" in ASCII), in the
+// header field SQLite reserves for this. It is how Open tells our file from another
+// application's database, which it must never modify.
+const applicationID = 0x64666c77
+
+// migration brings the schema from version-1 to version. Migrations are never edited once
+// released: a state file written by an older dataflow replays the ones it lacks, in order.
+type migration struct {
+	version int
+	stmts   []string
+}
+
+// migrations is the schema history; the last version is what this dataflow writes.
+//
+// Times are UTC text in a fixed-width RFC 3339 form (see formatTime), so that they read well
+// in the sqlite3 shell and sort as text. Ids of intents and runs are AUTOINCREMENT so that a
+// deleted id is never handed out again: an intent id may serve as an idempotency key in a
+// system, and run ids are shown to people.
+var migrations = []migration{
+	{version: 1, stmts: []string{
+		`CREATE TABLE links (
+			flow        TEXT NOT NULL,
+			source_id   TEXT NOT NULL,
+			target_id   TEXT NOT NULL,
+			base        TEXT NOT NULL DEFAULT '{}', -- JSON object: property key -> {"s":..,"t":..}
+			source_hash TEXT NOT NULL DEFAULT '',
+			target_hash TEXT NOT NULL DEFAULT '',
+			updated     TEXT NOT NULL DEFAULT '',
+			PRIMARY KEY (flow, source_id),
+			UNIQUE (flow, target_id)
+		)`,
+		`CREATE TABLE intents (
+			id      INTEGER PRIMARY KEY AUTOINCREMENT,
+			flow    TEXT NOT NULL,
+			side    TEXT NOT NULL CHECK (side IN ('source', 'target')),
+			from_id TEXT NOT NULL,
+			data    TEXT,
+			created TEXT NOT NULL
+		)`,
+		`CREATE TABLE watermarks (
+			flow  TEXT NOT NULL,
+			side  TEXT NOT NULL CHECK (side IN ('source', 'target')),
+			value TEXT NOT NULL,
+			PRIMARY KEY (flow, side)
+		) WITHOUT ROWID`,
+		`CREATE TABLE dead_letters (
+			flow      TEXT NOT NULL,
+			side      TEXT NOT NULL CHECK (side IN ('source', 'target')),
+			record_id TEXT NOT NULL,
+			reason    TEXT NOT NULL,
+			attempts  INTEGER NOT NULL,
+			first     TEXT NOT NULL,
+			last      TEXT NOT NULL,
+			PRIMARY KEY (flow, side, record_id)
+		)`,
+		`CREATE TABLE waiting (
+			flow      TEXT NOT NULL,
+			side      TEXT NOT NULL CHECK (side IN ('source', 'target')),
+			record_id TEXT NOT NULL,
+			reason    TEXT NOT NULL,
+			since     TEXT NOT NULL,
+			PRIMARY KEY (flow, side, record_id)
+		)`,
+		`CREATE TABLE runs (
+			id       INTEGER PRIMARY KEY AUTOINCREMENT,
+			started  TEXT NOT NULL,
+			finished TEXT,          -- NULL while running, or when the run was killed
+			status   TEXT NOT NULL,
+			summary  TEXT           -- JSON
+		)`,
+	}},
+	// Intents are listed per flow at the start of every flow's run, to recover creates a
+	// killed run left unlinked.
+	{version: 2, stmts: []string{
+		`CREATE INDEX intents_by_flow ON intents (flow, id)`,
+	}},
+}
+
+// schemaVersion is the version this dataflow writes and reads.
+var schemaVersion = migrations[len(migrations)-1].version
+
+// migrate brings the state file on conn from version from to the last of ms, in the write
+// transaction the caller holds, so that a kill during a migration leaves the old version
+// intact. A new file (from 0) also gets its application id, in the same transaction.
+func migrate(ctx context.Context, conn *sql.Conn, from int, ms []migration) error {
+	if from == 0 {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", applicationID)); err != nil {
+			return err
+		}
+	}
+	to := from
+	for _, m := range ms {
+		if m.version <= from {
+			continue
+		}
+		for _, stmt := range m.stmts {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("schema %d: %w", m.version, err)
+			}
+		}
+		to = m.version
+	}
+	if to == from {
+		return nil
+	}
+	// PRAGMA takes no parameters; to is an int from our own table.
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", to))
+	return err
+}

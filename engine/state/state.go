@@ -1,0 +1,127 @@
+// Package state keeps what a sync remembers between runs: the links between records of two
+// systems with the last synced value of every property (the base of the three-way merge),
+// write intents recorded before creates (crash recovery), watermarks of incremental reads,
+// records that wait for a reference, dead letters, and a log of runs. Store is the contract
+// the sync engine uses; SQLite implements it (one file, WAL, durable commits), and another
+// database can implement it when several machines share the work.
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sides of a flow.
+const (
+	Source = "source"
+	Target = "target"
+)
+
+// Link says that a source record and a target record are the same thing.
+type Link struct {
+	Flow     string
+	SourceID string
+	TargetID string
+	// Base holds, per property key, the values last synced: both in target form, as computed
+	// from the source record (S) and as the target held it (T). Comparing the current values
+	// with these tells which side changed; keeping both makes writes echo-free when a system
+	// reformats a value.
+	Base map[string]Base
+	// SourceHash and TargetHash are digests of the records as last seen, to skip unchanged
+	// records without merging.
+	SourceHash string
+	TargetHash string
+	Updated    time.Time
+}
+
+// Base is the last synced value of one property.
+type Base struct {
+	S json.RawMessage `json:"s,omitempty"`
+	T json.RawMessage `json:"t,omitempty"`
+}
+
+// Intent is recorded before a record is created, so that a run killed between the create and
+// the link finds the created record and links it instead of creating it again.
+type Intent struct {
+	ID      int64
+	Flow    string
+	Side    string // where the record is created: Source or Target
+	FromID  string // the id of the record it is created from, on the other side
+	Data    json.RawMessage
+	Created time.Time
+}
+
+// DeadLetter is a record that failed, with the reason; it is retried on every run until it
+// succeeds or is dropped.
+type DeadLetter struct {
+	Flow     string
+	Side     string // the side the record was read from
+	RecordID string
+	Reason   string
+	Attempts int
+	First    time.Time
+	Last     time.Time
+}
+
+// Waiting is a record that waits for something (a referenced record not linked yet); it is
+// looked at again on every run, even when incremental reads would not return it.
+type Waiting struct {
+	Flow     string
+	Side     string
+	RecordID string
+	Reason   string
+	Since    time.Time
+}
+
+// Run is one entry of the run log.
+type Run struct {
+	ID       int64
+	Started  time.Time
+	Finished time.Time // zero while running or when the run was killed
+	Status   string    // running, ok, failed (records failed), error (the run stopped)
+	Summary  json.RawMessage
+}
+
+// ErrLocked is returned by Open for writing when another process holds the state.
+var ErrLocked = errors.New("the link state is in use by another run")
+
+// Store is the link state. Reads may run beside a writer; only one process writes.
+type Store interface {
+	// LinksBySource returns the links of flow whose source ids are among ids, by source id.
+	LinksBySource(ctx context.Context, flow string, ids []string) (map[string]*Link, error)
+	// LinksByTarget returns the links of flow whose target ids are among ids, by target id.
+	LinksByTarget(ctx context.Context, flow string, ids []string) (map[string]*Link, error)
+	// ScanLinks calls fn with batches of the flow's links, in source id order.
+	ScanLinks(ctx context.Context, flow string, fn func([]*Link) error) error
+	// CountLinks counts the flow's links ("" for all flows).
+	CountLinks(ctx context.Context, flow string) (int, error)
+	Watermark(ctx context.Context, flow, side string) (string, error)
+	Intents(ctx context.Context, flow string) ([]Intent, error)
+	DeadLetters(ctx context.Context, flow string) ([]DeadLetter, error) // flow "" for all
+	Waiting(ctx context.Context, flow string) ([]Waiting, error)        // flow "" for all
+	Runs(ctx context.Context, limit int) ([]Run, error)                 // newest first
+	// Begin starts a write transaction. Only a Store opened for writing can.
+	Begin(ctx context.Context) (Tx, error)
+	Close() error
+}
+
+// Tx is a write transaction: everything in it is committed durably together, or not at all.
+type Tx interface {
+	PutLink(l *Link) error
+	DeleteLink(flow, sourceID string) error
+	AddIntent(in *Intent) (int64, error)
+	DeleteIntent(id int64) error
+	SetWatermark(flow, side, value string) error
+	// PutDeadLetter records a failure (a new one, or one more attempt of a known one).
+	PutDeadLetter(flow, side, recordID, reason string) error
+	// ClearDeadLetter forgets a failure, after the record succeeded or was dropped.
+	ClearDeadLetter(flow, side, recordID string) error
+	PutWaiting(flow, side, recordID, reason string) error
+	ClearWaiting(flow, side, recordID string) error
+	StartRun() (int64, error)
+	FinishRun(id int64, status string, summary json.RawMessage) error
+	Commit() error
+	Rollback() error
+}

@@ -1,5 +1,7 @@
 package config
 
+import "encoding/json"
+
 // The decoders below read a Node into the model tolerantly: a key of the wrong shape, or an
 // enum key with a value outside its set, is left unset, because the format schema has already
 // reported it, and the rest of the file is still checked without a cascade of errors about the
@@ -139,4 +141,69 @@ func decodeProperties(n *Node) []*Property {
 		})
 	}
 	return props
+}
+
+func decodeTest(f *File, n *Node) *TestFile {
+	t := &TestFile{File: f, Node: n, Name: strOf(n.Get("test")), Flow: strOf(n.Get("flow")), Refs: map[string]map[string]string{}}
+	if refs := n.Get("refs"); refs != nil && refs.Kind == Map {
+		for i, k := range refs.Keys {
+			m := map[string]string{}
+			if v := refs.Vals[i]; v.Kind == Map {
+				for j, sk := range v.Keys {
+					m[sk.Value] = v.Vals[j].Value
+				}
+			}
+			t.Refs[k.Value] = m
+		}
+	}
+	t.ToTarget = decodeCases(n.Get("to_target"))
+	t.ToSource = decodeCases(n.Get("to_source"))
+	return t
+}
+
+func decodeCases(n *Node) []*TestCase {
+	if n == nil || n.Kind != List {
+		return nil
+	}
+	var cases []*TestCase
+	for _, c := range n.Items {
+		if c.Kind != Map {
+			continue
+		}
+		tc := &TestCase{Node: c, Name: strOf(c.Get("name")).Value}
+		tc.Given, _ = plain(c.Get("given")).(map[string]any)
+		tc.Expect, _ = plain(c.Get("expect")).(map[string]any)
+		cases = append(cases, tc)
+	}
+	return cases
+}
+
+// plain converts a node to record values: integers as int64, other numbers as float64.
+func plain(n *Node) any {
+	if n == nil {
+		return nil
+	}
+	return numbers(n.JSON())
+}
+
+func numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+		return x
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	}
+	return v
 }

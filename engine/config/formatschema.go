@@ -28,6 +28,7 @@ type FormatSchema struct {
 const (
 	defSystemFile   = "#/$defs/systemFile"
 	defDataflowFile = "#/$defs/dataflowFile"
+	defTestFile     = "#/$defs/testFile"
 )
 
 // connectorDef is the schema of a system file for a given connector, with the connector's own

@@ -87,20 +87,23 @@ func (l *Loader) AddFile(p *Project, name string, src []byte) diag.Diagnostics {
 	case root.Get("dataflow") != nil:
 		ds = append(ds, l.Schema.CheckDataflow(root)...)
 		p.Dataflows = append(p.Dataflows, decodeDataflow(f, root))
+	case root.Get("test") != nil:
+		ds = append(ds, l.Schema.check(defTestFile, root)...)
+		p.Tests = append(p.Tests, decodeTest(f, root))
 	default:
 		r := root.Range
 		if len(root.Keys) > 0 {
 			r = root.Keys[0].Range
 		}
 		for _, k := range root.Keys {
-			if s := diag.Suggest(k.Value, []string{"dataflow", "system"}); s != "" {
+			if s := diag.Suggest(k.Value, []string{"dataflow", "system", "test"}); s != "" {
 				ds.Errorf(k.Range, "unknown key %q; did you mean %q?", k.Value, s).
 					WithDetail("A dataflow file starts with \"dataflow: <id>\", a system file with \"system: <id>\".")
 				return ds
 			}
 		}
 		ds.Errorf(r, "neither a dataflow nor a system file").
-			WithDetail("A dataflow file starts with \"dataflow: <id>\", a system file with \"system: <id>\".")
+			WithDetail("A dataflow file starts with \"dataflow: <id>\", a system file with \"system: <id>\", a mapping test with \"test: <what it checks>\".")
 	}
 	return ds
 }

@@ -7,11 +7,32 @@ package config
 
 import "github.com/dataflow-sync/dataflow/engine/diag"
 
-// Project is everything loaded from the mapping paths: systems and dataflows, in file order.
+// Project is everything loaded from the mapping paths: systems, dataflows and mapping tests,
+// in file order.
 type Project struct {
 	Files     []*File
 	Systems   []*System
 	Dataflows []*Dataflow
+	Tests     []*TestFile
+}
+
+// TestFile is a mapping test file: records given to a flow and the records expected.
+type TestFile struct {
+	File     *File
+	Name     Str
+	Flow     Str
+	Refs     map[string]map[string]string // flow id → source id → target id
+	ToTarget []*TestCase
+	ToSource []*TestCase
+	Node     *Node
+}
+
+// TestCase is one given record and the record expected from it.
+type TestCase struct {
+	Name   string
+	Given  map[string]any
+	Expect map[string]any
+	Node   *Node
 }
 
 // Sources returns the text of every loaded file, for diagnostics.

@@ -71,3 +71,56 @@ func (r *Registry) Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// Record is one record as the engine sees it: its id as a string (ids of any type are
+// compared as text) and its properties as JSON-like values: nil, bool, int64, float64,
+// string, []any and map[string]any. Connectors keep numbers exact: a NUMERIC 0.99 is
+// float64(0.99), whose shortest decimal form is "0.99"; an INTEGER is int64.
+type Record struct {
+	ID   string
+	Data map[string]any
+}
+
+// Result is the outcome of writing one record. Err is set when this record failed (a
+// constraint, a 4xx): the record goes to the dead letters and the batch goes on. Record is
+// the record as the system stores it after the write (read back), when the write succeeded.
+type Result struct {
+	Record Record
+	Err    error
+}
+
+// Conn is an open connection to one system. Methods are called from one goroutine at a time.
+// Entity names are those of the system file.
+type Conn interface {
+	// Scan calls fn with batches of the entity's records, in the order of the entity's
+	// updated property when it has one (else any order). When since is not empty and the
+	// entity has an updated property, only records whose updated value is at or after since
+	// are read. fn's error stops the scan and is returned.
+	Scan(ctx context.Context, entity, since string, fn func([]Record) error) error
+	// Get returns the records with the given ids that exist; missing ids are absent from the
+	// map (a deleted record).
+	Get(ctx context.Context, entity string, ids []string) (map[string]Record, error)
+	// Create creates records and returns one Result per record, in order; Result.Record.ID is
+	// the new record's id. The error is for the batch as a whole (the system is unreachable).
+	Create(ctx context.Context, entity string, data []map[string]any) ([]Result, error)
+	// Update writes the given properties of existing records (a patch: properties absent from
+	// Data are left as they are; nested objects are patched, lists replaced) and returns one
+	// Result per record.
+	Update(ctx context.Context, entity string, recs []Record) ([]Result, error)
+	// Delete deletes records by id and returns one error (or nil) per id.
+	Delete(ctx context.Context, entity string, ids []string) ([]error, error)
+	// Close releases the connection.
+	Close() error
+}
+
+// Opener is the ability of a Driver to open a connection for a run. entities holds the
+// schema of each entity, by name, for the connector to shape values (JSON columns, types).
+type Opener interface {
+	Open(ctx context.Context, sys *config.System, entities map[string]*schema.Entity, opts OpenOptions) (Conn, error)
+}
+
+// OpenOptions tune a connection.
+type OpenOptions struct {
+	// ReadOnly opens for a dry run: nothing is created or changed, writes fail.
+	ReadOnly bool
+}

@@ -43,13 +43,13 @@ func FuzzExpr(f *testing.F) {
 			return
 		}
 		for _, rec := range records {
-			run(t, prog, rec)
+			runBounded(t, prog, rec)
 		}
 	})
 }
 
-// run evaluates with a time bound: expressions such as 1..1e9 may be slow, but must end.
-func run(t *testing.T, prog *vm.Program, rec map[string]any) {
+// runBounded evaluates with a time bound: expressions such as 1..1e9 may be slow, but must end.
+func runBounded(t *testing.T, prog *vm.Program, rec map[string]any) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

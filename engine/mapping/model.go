@@ -89,6 +89,12 @@ type Property struct {
 	ToSource   *vm.Program
 	Ref        *Flow       // ids are translated through this flow's links
 	Elements   []*Property // element properties of a list
+	// sourceThroughList and targetThroughList say that a path steps through a list, so that
+	// its value is the list of the elements' values.
+	sourceThroughList, targetThroughList bool
+	// sourceArrays and targetArrays say, per path segment, whether it is a list, so that
+	// setting a value in a new record creates lists where the schema has them.
+	sourceArrays, targetArrays []bool
 }
 
 // ToTargetSide reports whether values flow from source to target.

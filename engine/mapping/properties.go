@@ -70,8 +70,10 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 		ds.Errorf(cp.Target.Range, "a property without source must sync to-target").
 			WithDetail("Its value is computed by to_target and cannot flow back; add `sync: to-target`.")
 	}
-	srcProp := s.resolve(cp.Source, srcRoot, s.srcEntity, strings.TrimSuffix(srcPrefix, "."))
-	tgtProp := s.resolve(cp.Target, tgtRoot, s.tgtEntity, strings.TrimSuffix(tgtPrefix, "."))
+	srcProp, srcPath := s.resolve(cp.Source, srcRoot, s.srcEntity, strings.TrimSuffix(srcPrefix, "."))
+	tgtProp, tgtPath := s.resolve(cp.Target, tgtRoot, s.tgtEntity, strings.TrimSuffix(tgtPrefix, "."))
+	p.sourceThroughList, p.targetThroughList = srcPath.Lists > 0, tgtPath.Lists > 0
+	p.sourceArrays, p.targetArrays = srcPath.Arrays, tgtPath.Arrays
 	if srcProp != nil {
 		p.SourceType = srcProp.Type()
 	}
@@ -138,16 +140,16 @@ func entityLabel(e *Entity) string {
 
 // resolve looks a property path up below root (the record, or the element of the list at
 // base).
-func (s *propScope) resolve(path config.Str, root *schema.Property, e *Entity, base string) *schema.Property {
+func (s *propScope) resolve(path config.Str, root *schema.Property, e *Entity, base string) (*schema.Property, schema.Resolved) {
 	if root == nil || e == nil || !path.Set || !schema.WellFormed(path.Value) {
-		return nil
+		return nil, schema.Resolved{}
 	}
 	r, perr := schema.Resolve(root, path.Value)
 	if perr != nil {
 		reportPath(s.ds, path, perr, e, base)
-		return nil
+		return nil, schema.Resolved{}
 	}
-	return r.Prop
+	return r.Prop, r
 }
 
 // listItems returns the element description of a list property that has element properties.

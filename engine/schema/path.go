@@ -10,6 +10,9 @@ type Resolved struct {
 	// Lists counts the arrays the path passes through before its last segment: a path through a
 	// list maps every element.
 	Lists int
+	// Arrays says, per segment, whether its value is a list that the path steps through, so
+	// that a value can be set at the path in a record that lacks the lists yet.
+	Arrays []bool
 }
 
 // PathError says which segment of a path the entity lacks.
@@ -57,11 +60,15 @@ func WellFormed(path string) bool {
 func Resolve(p *Property, path string) (Resolved, *PathError) {
 	var r Resolved
 	segs := strings.Split(path, ".")
+	r.Arrays = make([]bool, len(segs))
 	cur := p
 	for i, seg := range segs {
 		for cur.Items != nil && cur.Has(Array) {
 			cur = cur.Items
 			r.Lists++
+			if i > 0 {
+				r.Arrays[i-1] = true
+			}
 		}
 		if cur.Open {
 			return Resolved{Prop: &Property{}, Lists: r.Lists}, nil

@@ -69,6 +69,9 @@ func summary(res *engine.Result) string {
 	checked := fmt.Sprintf("%s, %s, %s, %s",
 		diag.Plural(files, "file"), diag.Plural(len(res.Project.Config.Systems), "system"),
 		diag.Plural(len(res.Project.Dataflows), "dataflow"), diag.Plural(flows, "flow"))
+	if n := len(res.Project.Config.Tests); n > 0 {
+		checked += ", " + diag.Plural(n, "mapping test")
+	}
 	if errs == 0 && warns == 0 {
 		return "valid: " + checked
 	}

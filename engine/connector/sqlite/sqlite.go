@@ -1,7 +1,7 @@
 // Package sqlite is the connector for systems whose records live in a SQLite database file:
-// entities are tables, child tables are presented as list properties of their parent. For now
-// it describes tables for validation (columns and their declared types); reading and writing
-// records come with the sync engine.
+// entities are tables, child tables are presented as list properties of their parent. It
+// describes tables for validation (columns and their declared types, sqlite.go) and reads and
+// writes records for runs (conn.go).
 package sqlite
 
 import (

@@ -1,0 +1,316 @@
+package sqlite
+
+// Values: how a SQLite value becomes a record value and back. A record holds only nil, bool,
+// int64, float64, string, []any and map[string]any (connector.Record); SQLite holds NULL,
+// INTEGER, REAL, TEXT and BLOB. The mapping keeps what SQLite stores and adds only what the
+// column's declared type or the entity schema says it means:
+//
+//	NULL                      nil, and nil is written as NULL
+//	INTEGER, REAL             int64, float64, written back as they are (never formatted), so
+//	                          0.99 and 19.9 round-trip exactly
+//	TEXT                      string; DATETIME columns stay text
+//	BLOB                      standard base64 text, the way JSON carries bytes; a string
+//	                          written to a column declared BLOB is decoded from base64
+//	BOOLEAN/BOOL column,      bool (0/1, "0"/"1", "true"/"false"); true and false are written
+//	or boolean in the schema  as 1 and 0 to any column
+//	object/array in the       the column holds JSON text: decoded on read, written as compact
+//	schema                    JSON with sorted keys; an object patch merges into the stored one
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/dataflow-sync/dataflow/engine/schema"
+)
+
+// kind is what a column's values mean beyond their storage class.
+type kind int
+
+const (
+	plain   kind = iota
+	boolean      // 0/1 are false/true
+	blob         // bytes, base64 in records
+	jsonObj      // JSON text of an object
+	jsonArr      // JSON text of an array (or of any JSON value the schema allows)
+)
+
+func (k kind) json() bool { return k == jsonObj || k == jsonArr }
+
+// kindOf decides a column's kind from its declared type and its property in the entity schema
+// (nil when there is none). The schema wins: it is what the engine maps against.
+func kindOf(declared string, p *schema.Property) kind {
+	if p != nil && !p.Has(schema.String) {
+		switch {
+		case p.Has(schema.Object):
+			return jsonObj
+		case p.Has(schema.Array):
+			return jsonArr
+		case p.Type() == schema.Boolean:
+			return boolean
+		}
+	}
+	if t, _ := schema.TypeOfDeclared(declared); t == schema.Boolean {
+		return boolean
+	}
+	if strings.Contains(strings.ToUpper(declared), "BLOB") {
+		return blob
+	}
+	return plain
+}
+
+// fromSQL turns a value as go-sqlite3 returns it for an expression without a declared type
+// (int64, float64, string, []byte or nil) into a record value.
+func fromSQL(k kind, v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case int64:
+		if k == boolean && (x == 0 || x == 1) {
+			return x == 1
+		}
+		return x
+	case float64:
+		if k == boolean && (x == 0 || x == 1) {
+			return x == 1
+		}
+		return x
+	case string:
+		switch {
+		case k.json():
+			if d, err := decodeJSON([]byte(x)); err == nil {
+				return d
+			}
+		case k == boolean:
+			switch strings.ToLower(x) {
+			case "1", "true":
+				return true
+			case "0", "false":
+				return false
+			}
+		}
+		return x
+	case []byte:
+		if k.json() {
+			if d, err := decodeJSON(x); err == nil {
+				return d
+			}
+		}
+		return base64.StdEncoding.EncodeToString(x)
+	}
+	return v // not reached: the driver returns only the types above
+}
+
+// toSQL turns a record value into a value to bind for a column of kind k.
+func toSQL(k kind, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if k.json() {
+		b, err := encodeJSON(v)
+		if err != nil {
+			return nil, err
+		}
+		return string(b), nil
+	}
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case string:
+		if k == blob {
+			b, err := base64.StdEncoding.DecodeString(x)
+			if err != nil {
+				return nil, fmt.Errorf("the column holds bytes: write them as standard base64 text (%v)", err)
+			}
+			return b, nil
+		}
+		return x, nil
+	case []byte:
+		return x, nil
+	case map[string]any, []any:
+		b, err := encodeJSON(x)
+		if err != nil {
+			return nil, err
+		}
+		return string(b), nil
+	}
+	return number(v)
+}
+
+// number normalizes a Go number to int64 or float64. float32 goes through its shortest decimal
+// form, so float32(0.99) is written as 0.99 and not as 0.9900000095367432.
+func number(v any) (any, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case int:
+		return int64(x), nil
+	case int8:
+		return int64(x), nil
+	case int16:
+		return int64(x), nil
+	case int32:
+		return int64(x), nil
+	case uint8:
+		return int64(x), nil
+	case uint16:
+		return int64(x), nil
+	case uint32:
+		return int64(x), nil
+	case uint:
+		return unsigned(uint64(x))
+	case uint64:
+		return unsigned(x)
+	case float32:
+		f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+		return finite(f)
+	case float64:
+		return finite(x)
+	case json.Number:
+		return jsonNumber(x)
+	}
+	return nil, fmt.Errorf("cannot store a value of type %T", v)
+}
+
+func unsigned(u uint64) (any, error) {
+	if u > math.MaxInt64 {
+		return nil, fmt.Errorf("%d does not fit a SQLite integer", u)
+	}
+	return int64(u), nil
+}
+
+func finite(f float64) (any, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("%v is not a number JSON can hold", f)
+	}
+	return f, nil
+}
+
+// jsonNumber is an integer when the text is one and fits, else a float64: "19.9" is 19.9.
+func jsonNumber(n json.Number) (any, error) {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return i, nil
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a number", n)
+	}
+	return f, nil
+}
+
+// decodeJSON decodes one JSON value into record values (numbers as int64 or float64).
+func decodeJSON(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, errors.New("text after the JSON value")
+	}
+	return normalize(v)
+}
+
+func normalize(v any) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		return jsonNumber(x)
+	case map[string]any:
+		for k, e := range x {
+			n, err := normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
+		}
+	case []any:
+		for i, e := range x {
+			n, err := normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
+		}
+	}
+	return v, nil
+}
+
+// encodeJSON writes compact JSON with sorted keys (encoding/json sorts map keys) and without
+// HTML escaping, so equal values always give equal text. Floats are written in their shortest
+// exact form.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	e := json.NewEncoder(&buf)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// mergeObject applies a nested patch to a stored object: members of patch replace those of
+// stored, except that an object member patches a stored object member. Arrays are replaced;
+// null is stored as null (an explicit clear), not removed. stored is not modified.
+func mergeObject(stored any, patch map[string]any) map[string]any {
+	base, _ := stored.(map[string]any)
+	out := make(map[string]any, len(base)+len(patch))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range patch {
+		if p, ok := v.(map[string]any); ok {
+			if _, ok := out[k].(map[string]any); ok {
+				out[k] = mergeObject(out[k], p)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// idString is the text form of an id, as the engine compares ids: 42, "ALFKI", 1.5.
+func idString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return strconv.FormatInt(int64(x), 10)
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	case []byte:
+		return string(x)
+	}
+	if n, err := number(v); err == nil {
+		return idString(n)
+	}
+	return fmt.Sprint(v)
+}
+
+// newTextID returns a random id of 24 hex digits, the shape of Squarespace's ids, for a record
+// created without an id in a table whose id column holds text.
+func newTextID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,356 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Refs translates record ids through the links of a referenced flow.
+type Refs interface {
+	// TargetID returns the id of the target record linked to the source record id of flow f.
+	TargetID(f *Flow, sourceID string) (string, bool, error)
+	// SourceID returns the id of the source record linked to the target record id of flow f.
+	SourceID(f *Flow, targetID string) (string, bool, error)
+}
+
+// WaitingError says that a value refers to a record that is not linked yet: the record waits
+// and is tried again on the next run.
+type WaitingError struct {
+	Flow string // the referenced flow
+	ID   string // the referenced record's id
+}
+
+func (e *WaitingError) Error() string {
+	return fmt.Sprintf("refers to %s, which flow %s has not linked yet", e.ID, e.Flow)
+}
+
+// IsWaiting reports whether err is a WaitingError.
+func IsWaiting(err error) bool {
+	var w *WaitingError
+	return errors.As(err, &w)
+}
+
+// PropertyError says which property of a record failed and why.
+type PropertyError struct {
+	Property string // "source → target"
+	Err      error
+}
+
+func (e *PropertyError) Error() string { return e.Property + ": " + e.Err.Error() }
+func (e *PropertyError) Unwrap() error { return e.Err }
+
+// Key identifies a property in link state: stable across edits of other rows.
+func (p *Property) Key() string { return p.Source + "→" + p.Target }
+
+func (p *Property) relSource() string { return p.Config.Source.Value }
+func (p *Property) relTarget() string { return p.Config.Target.Value }
+
+func (p *Property) fail(err error) error {
+	if IsWaiting(err) {
+		return err
+	}
+	return &PropertyError{Property: p.Key(), Err: err}
+}
+
+// TargetValue computes the property's value for the target, in target form, from a source
+// record (or list element): the to_target expression, else the value coerced to the target
+// type, ids translated through the referenced flow's links, lists element by element.
+func (p *Property) TargetValue(src map[string]any, refs Refs) (any, error) {
+	if len(p.Elements) > 0 {
+		return p.mapList(Get(src, p.relSource()), p.Elements, refs, true)
+	}
+	var v any
+	var err error
+	switch {
+	case p.ToTarget != nil:
+		v, err = run(p.ToTarget, src)
+	case p.Ref != nil:
+		v, err = translate(p.read(src, p.relSource(), p.sourceThroughList, p.targetThroughList), func(id string) (string, bool, error) { return refs.TargetID(p.Ref, id) }, p.Ref)
+	default:
+		v = p.read(src, p.relSource(), p.sourceThroughList, p.targetThroughList)
+	}
+	if err != nil {
+		return nil, p.fail(err)
+	}
+	v, err = Coerce(v, p.TargetType)
+	if err != nil {
+		return nil, p.fail(err)
+	}
+	return v, nil
+}
+
+// SourceValue computes the property's value for the source from a target record (or list
+// element): to_source, else the value coerced to the source type, ids translated back.
+func (p *Property) SourceValue(tgt map[string]any, refs Refs) (any, error) {
+	if len(p.Elements) > 0 {
+		return p.mapList(Get(tgt, p.relTarget()), p.Elements, refs, false)
+	}
+	var v any
+	var err error
+	switch {
+	case p.ToSource != nil:
+		v, err = run(p.ToSource, tgt)
+	case p.Ref != nil:
+		v, err = translate(p.read(tgt, p.relTarget(), p.targetThroughList, p.sourceThroughList), func(id string) (string, bool, error) { return refs.SourceID(p.Ref, id) }, p.Ref)
+	default:
+		v = p.read(tgt, p.relTarget(), p.targetThroughList, p.sourceThroughList)
+	}
+	if err != nil {
+		return nil, p.fail(err)
+	}
+	v, err = Coerce(v, p.SourceType)
+	if err != nil {
+		return nil, p.fail(err)
+	}
+	return v, nil
+}
+
+// read gets the value at path. When the path steps through a list and the receiving path does
+// not, the list of values is reduced to its first element: one value for one place.
+func (p *Property) read(rec map[string]any, path string, throughList, intoList bool) any {
+	v := Get(rec, path)
+	if throughList && !intoList {
+		return firstValue(v)
+	}
+	return v
+}
+
+func firstValue(v any) any {
+	for {
+		l, ok := v.([]any)
+		if !ok {
+			return v
+		}
+		if len(l) == 0 {
+			return nil
+		}
+		v = l[0]
+	}
+}
+
+// View is the property's current value in the target record, as TargetValue would produce it
+// (lists reduced to their mapped element properties), for comparing with the base.
+func (p *Property) View(tgt map[string]any) any {
+	if len(p.Elements) == 0 {
+		return normalize(p.read(tgt, p.relTarget(), p.targetThroughList, p.sourceThroughList))
+	}
+	items, _ := Get(tgt, p.relTarget()).([]any)
+	out := make([]any, 0, len(items))
+	for _, it := range items {
+		elem, _ := it.(map[string]any)
+		view := map[string]any{}
+		for _, ep := range p.Elements {
+			if ep.ToTargetSide() {
+				Set(view, ep.relTarget(), ep.View(elem))
+			}
+		}
+		out = append(out, view)
+	}
+	return out
+}
+
+// SourceView is the property's current value in the source record, lists reduced to their
+// mapped element properties.
+func (p *Property) SourceView(src map[string]any) any {
+	if len(p.Elements) == 0 {
+		return normalize(p.read(src, p.relSource(), p.sourceThroughList, p.targetThroughList))
+	}
+	items, _ := Get(src, p.relSource()).([]any)
+	out := make([]any, 0, len(items))
+	for _, it := range items {
+		elem, _ := it.(map[string]any)
+		view := map[string]any{}
+		for _, ep := range p.Elements {
+			if ep.ToSourceSide() {
+				Set(view, ep.relSource(), ep.SourceView(elem))
+			}
+		}
+		out = append(out, view)
+	}
+	return out
+}
+
+// mapList maps a list element by element through the element properties that flow in the
+// direction asked.
+func (p *Property) mapList(v any, elems []*Property, refs Refs, toTarget bool) (any, error) {
+	if v == nil {
+		return []any{}, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, p.fail(fmt.Errorf("%s is not a list", Canonical(v)))
+	}
+	out := make([]any, 0, len(items))
+	for i, it := range items {
+		elem, _ := it.(map[string]any)
+		if elem == nil {
+			elem = map[string]any{}
+		}
+		mapped := map[string]any{}
+		for _, ep := range elems {
+			if toTarget && !ep.ToTargetSide() || !toTarget && !ep.ToSourceSide() {
+				continue
+			}
+			var val any
+			var err error
+			if toTarget {
+				val, err = ep.TargetValue(elem, refs)
+				if err == nil {
+					Set(mapped, ep.relTarget(), val)
+				}
+			} else {
+				val, err = ep.SourceValue(elem, refs)
+				if err == nil {
+					Set(mapped, ep.relSource(), val)
+				}
+			}
+			if err != nil {
+				if IsWaiting(err) {
+					return nil, err
+				}
+				return nil, fmt.Errorf("%s[%d]: %w", p.Key(), i, err)
+			}
+		}
+		out = append(out, mapped)
+	}
+	return out, nil
+}
+
+// ApplyTarget writes a target-form value into a target record being built: at the property's
+// path, or for a list element by element, keeping the fields of existing elements that the
+// mapping does not set.
+func (p *Property) ApplyTarget(rec map[string]any, v any) {
+	applyAt(rec, p.relTarget(), p.targetArrays, v, p.Elements, func(ep *Property) (string, []bool) { return ep.relTarget(), ep.targetArrays }, true)
+}
+
+// ApplySource writes a source-form value into a source record being built.
+func (p *Property) ApplySource(rec map[string]any, v any) {
+	applyAt(rec, p.relSource(), p.sourceArrays, v, p.Elements, func(ep *Property) (string, []bool) { return ep.relSource(), ep.sourceArrays }, false)
+}
+
+func applyAt(rec map[string]any, path string, arrays []bool, v any, elems []*Property, rel func(*Property) (string, []bool), toTarget bool) {
+	if len(elems) == 0 {
+		SetShaped(rec, path, v, arrays)
+		return
+	}
+	vals, _ := v.([]any)
+	current, _ := Get(rec, path).([]any)
+	out := make([]any, len(vals))
+	for i, val := range vals {
+		elem := map[string]any{}
+		if i < len(current) {
+			if m, ok := Clone(current[i]).(map[string]any); ok {
+				elem = m
+			}
+		}
+		mapped, _ := val.(map[string]any)
+		for _, ep := range elems {
+			if toTarget && !ep.ToTargetSide() || !toTarget && !ep.ToSourceSide() {
+				continue
+			}
+			path, shape := rel(ep)
+			SetShaped(elem, path, Get(mapped, path), shape)
+		}
+		out[i] = elem
+	}
+	Set(rec, path, out)
+}
+
+// translate maps an id, or each id of a list, through links.
+func translate(v any, lookup func(string) (string, bool, error), ref *Flow) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			t, err := translate(e, lookup, ref)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = t
+		}
+		return out, nil
+	}
+	id := IDString(v)
+	other, ok, err := lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &WaitingError{Flow: ref.ID(), ID: id}
+	}
+	return other, nil
+}
+
+// IDString is the text form of an id value: ids of any type are compared as text.
+func IDString(v any) string {
+	switch x := normalize(v).(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	}
+	return strings.Trim(string(Canonical(v)), `"`)
+}
+
+// BuildTarget builds the target record a source record gives: every property that flows to
+// the target, set at its path.
+func (f *Flow) BuildTarget(src map[string]any, refs Refs) (map[string]any, error) {
+	data := map[string]any{}
+	for _, p := range f.Properties {
+		if !p.ToTargetSide() {
+			continue
+		}
+		v, err := p.TargetValue(src, refs)
+		if err != nil {
+			return nil, err
+		}
+		p.ApplyTarget(data, v)
+	}
+	return data, nil
+}
+
+// BuildSource builds the source record a target record gives: every property that flows to
+// the source.
+func (f *Flow) BuildSource(tgt map[string]any, refs Refs) (map[string]any, error) {
+	data := map[string]any{}
+	for _, p := range f.Properties {
+		if !p.ToSourceSide() {
+			continue
+		}
+		v, err := p.SourceValue(tgt, refs)
+		if err != nil {
+			return nil, err
+		}
+		p.ApplySource(data, v)
+	}
+	return data, nil
+}
+
+// Filter reports whether a source record passes the flow's `when`.
+func (f *Flow) Filter(src map[string]any) (bool, error) {
+	if f.When == nil {
+		return true, nil
+	}
+	v, err := run(f.When, src)
+	if err != nil {
+		return false, fmt.Errorf("when: %w", err)
+	}
+	b, _ := v.(bool)
+	return b, nil
+}
+
+// run evaluates a compiled expression over a record. A record lacking a property leaves its
+// variable nil.
+func run(prog *vm.Program, rec map[string]any) (any, error) {
+	v, err := expr.Run(prog, rec)
+	if err != nil {
+		return nil, errors.New(readableExprMessage(strings.SplitN(err.Error(), "\n", 2)[0]))
+	}
+	return normalize(v), nil
+}

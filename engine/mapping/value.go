@@ -1,0 +1,340 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/dataflow-sync/dataflow/engine/schema"
+)
+
+// Values in records are JSON-like: nil, bool, int64 (int from expressions), float64, string,
+// []any and map[string]any. This file reads and writes them at dotted paths, converts them
+// between JSON types, and gives them a canonical form for comparison.
+
+// Get returns the value at a dotted path. A path through a list maps every element: the result
+// is the list of the elements' values.
+func Get(rec map[string]any, path string) any {
+	return get(rec, strings.Split(path, "."))
+}
+
+func get(v any, segs []string) any {
+	if len(segs) == 0 {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return get(x[segs[0]], segs[1:])
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = get(e, segs)
+		}
+		return out
+	}
+	return nil
+}
+
+// Set stores v at a dotted path of rec, creating objects on the way. Through a list it sets
+// the value in every element (creating one element when the list is empty); when v is itself a
+// list of the same length as the elements (a value that came from a list), element i gets v[i].
+func Set(rec map[string]any, path string, v any) {
+	set(rec, strings.Split(path, "."), v, nil)
+}
+
+// SetShaped is Set for a path whose list segments are known (arrays[i] is true when segment i
+// is a list): missing lists are created as lists, not objects.
+func SetShaped(rec map[string]any, path string, v any, arrays []bool) {
+	set(rec, strings.Split(path, "."), v, arrays)
+}
+
+func set(m map[string]any, segs []string, v any, arrays []bool) {
+	key := segs[0]
+	if len(segs) == 1 {
+		m[key] = v
+		return
+	}
+	isList := len(arrays) > 0 && arrays[0]
+	var rest []bool
+	if len(arrays) > 0 {
+		rest = arrays[1:]
+	}
+	if m[key] == nil && isList {
+		m[key] = []any{}
+	}
+	switch next := m[key].(type) {
+	case map[string]any:
+		set(next, segs[1:], v, rest)
+	case []any:
+		if len(next) == 0 {
+			next = []any{map[string]any{}}
+			m[key] = next
+		}
+		vals, perElement := v.([]any)
+		perElement = perElement && len(vals) == len(next) && len(segs) > 1
+		for i, e := range next {
+			em, ok := e.(map[string]any)
+			if !ok {
+				em = map[string]any{}
+				next[i] = em
+			}
+			if perElement {
+				set(em, segs[1:], vals[i], rest)
+			} else {
+				set(em, segs[1:], v, rest)
+			}
+		}
+	default:
+		child := map[string]any{}
+		m[key] = child
+		set(child, segs[1:], v, rest)
+	}
+}
+
+// Clone deep-copies a value, so that a record can be changed without touching the one read.
+func Clone(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = Clone(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = Clone(e)
+		}
+		return l
+	}
+	return v
+}
+
+// Canonical returns the value's canonical JSON: map keys sorted, numbers in their shortest
+// exact form with integral floats written as integers (so 18 and 18.0 are equal), no HTML
+// escaping. Two values are the same exactly when their canonical forms are.
+func Canonical(v any) []byte {
+	var b bytes.Buffer
+	writeCanonical(&b, v)
+	return b.Bytes()
+}
+
+func writeCanonical(b *bytes.Buffer, v any) {
+	switch x := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+	case int:
+		b.WriteString(strconv.Itoa(x))
+	case int64:
+		b.WriteString(strconv.FormatInt(x, 10))
+	case float64:
+		b.WriteString(formatNumber(x))
+	case string:
+		enc, _ := json.Marshal(x)
+		b.Write(enc)
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeCanonical(b, e)
+		}
+		b.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sortStrings(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			enc, _ := json.Marshal(k)
+			b.Write(enc)
+			b.WriteByte(':')
+			writeCanonical(b, x[k])
+		}
+		b.WriteByte('}')
+	default:
+		enc, err := json.Marshal(x)
+		if err != nil {
+			enc, _ = json.Marshal(fmt.Sprint(x))
+		}
+		b.Write(enc)
+	}
+}
+
+func formatNumber(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "null"
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// Empty reports whether a value counts as empty for "a non-empty value beats an empty one":
+// null, "", an empty list or object.
+func Empty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// Coerce converts v to the JSON type t ("" keeps it as it is). nil stays nil. It fails when
+// the value cannot be represented: "abc" as an integer, 1.5 as an integer.
+func Coerce(v any, t string) (any, error) {
+	if v == nil || t == "" {
+		return normalize(v), nil
+	}
+	v = normalize(v)
+	// A path through a list gives a list of values; each is converted.
+	if list, ok := v.([]any); ok && t != schema.Array && t != schema.Object {
+		out := make([]any, len(list))
+		for i, e := range list {
+			c, err := Coerce(e, t)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = c
+		}
+		return out, nil
+	}
+	switch t {
+	case schema.String:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case bool:
+			return strconv.FormatBool(x), nil
+		case int64:
+			return strconv.FormatInt(x, 10), nil
+		case float64:
+			return formatNumber(x), nil
+		}
+	case schema.Integer:
+		switch x := v.(type) {
+		case int64:
+			return x, nil
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+				return int64(x), nil
+			}
+			return nil, fmt.Errorf("%s is not an integer", formatNumber(x))
+		case bool:
+			if x {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		case string:
+			s := strings.TrimSpace(x)
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return i, nil
+			}
+			if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) {
+				return int64(f), nil
+			}
+			return nil, fmt.Errorf("%q is not an integer", x)
+		}
+	case schema.Number:
+		switch x := v.(type) {
+		case int64, float64:
+			return x, nil
+		case bool:
+			if x {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		case string:
+			s := strings.TrimSpace(x)
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return i, nil
+			}
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+				return nil, fmt.Errorf("%q is not a number", x)
+			}
+			return f, nil
+		}
+	case schema.Boolean:
+		switch x := v.(type) {
+		case bool:
+			return x, nil
+		case int64:
+			if x == 0 || x == 1 {
+				return x == 1, nil
+			}
+		case float64:
+			if x == 0 || x == 1 {
+				return x == 1, nil
+			}
+		case string:
+			switch strings.ToLower(strings.TrimSpace(x)) {
+			case "true", "1", "yes", "y", "t":
+				return true, nil
+			case "false", "0", "no", "n", "f", "":
+				return false, nil
+			}
+		}
+		return nil, fmt.Errorf("%s is not a boolean", Canonical(v))
+	case schema.Object:
+		if x, ok := v.(map[string]any); ok {
+			return x, nil
+		}
+	case schema.Array:
+		if x, ok := v.([]any); ok {
+			return x, nil
+		}
+	default:
+		return v, nil
+	}
+	return nil, fmt.Errorf("%s cannot be %s", Canonical(v), article(t))
+}
+
+// normalize maps the Go types expressions and drivers produce onto the record value types.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case float32:
+		return float64(x)
+	case uint:
+		return int64(x)
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case []byte:
+		return string(x)
+	}
+	return v
+}

@@ -1,0 +1,381 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state"
+)
+
+// pair is a linked source and target record being merged.
+type pair struct {
+	link     *state.Link
+	src, tgt connector.Record
+	side     string // the side whose pass read it, for dead letters
+	// The merge's outcome: patches to write, and the records as they will be.
+	srcPatch, tgtPatch map[string]any
+	conflicts          int
+	isNew              bool // linked in this run by merge criteria
+}
+
+// outcome collects a batch's work for one transaction.
+type outcome struct {
+	links    []*state.Link
+	dead     []failure
+	waiting  []failure
+	resolved []string // side + "\x00" + id of records that succeeded
+	unlink   []string // source ids of dangling links
+}
+
+type failure struct {
+	side, id, reason string
+}
+
+// batch merges, links or creates the records of one side read together.
+func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if side == state.Source {
+		fr.stats.ReadSource += len(recs)
+	} else {
+		fr.stats.ReadTarget += len(recs)
+	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	var links map[string]*state.Link
+	var err error
+	if side == state.Source {
+		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
+	} else {
+		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
+	}
+	if err != nil {
+		return err
+	}
+	// The partners of the linked records, read in one call.
+	var partnerIDs []string
+	for _, r := range recs {
+		if l := links[r.ID]; l != nil {
+			partnerIDs = append(partnerIDs, partnerOf(l, side))
+		}
+	}
+	partners := map[string]connector.Record{}
+	if len(partnerIDs) > 0 {
+		conn, entity := fr.tgt, fr.tgtEntity
+		if side == state.Target {
+			conn, entity = fr.src, fr.srcEntity
+		}
+		if partners, err = conn.Get(ctx, entity, partnerIDs); err != nil {
+			return err
+		}
+	}
+	out := &outcome{}
+	var pairs []*pair
+	var creates []connector.Record
+	for _, rec := range recs {
+		l := links[rec.ID]
+		if l == nil {
+			p, create, err := fr.unlinked(ctx, side, rec, out)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				pairs = append(pairs, p)
+			}
+			if create {
+				creates = append(creates, rec)
+			}
+			continue
+		}
+		if fr.processed[l.SourceID] {
+			continue
+		}
+		partner, ok := partners[partnerOf(l, side)]
+		if !ok {
+			// The partner is gone. Without delete: propagate (handled by the delete pass) the
+			// link is dropped: the survivor is kept and the creation policy applies next time.
+			if fr.f.Delete == "keep" {
+				out.unlink = append(out.unlink, l.SourceID)
+				fr.stats.Unlinked++
+			}
+			continue
+		}
+		p := &pair{link: l, side: side}
+		if side == state.Source {
+			p.src, p.tgt = rec, partner
+		} else {
+			p.src, p.tgt = partner, rec
+		}
+		pairs = append(pairs, p)
+	}
+	for _, p := range pairs {
+		fr.processed[p.link.SourceID] = true
+		if err := fr.merge(p); err != nil {
+			fr.fail(out, p.side, idOn(p, p.side), err)
+			p.srcPatch, p.tgtPatch = nil, nil
+			p.link = nil
+		}
+	}
+	if err := fr.write(ctx, pairs, out); err != nil {
+		return err
+	}
+	if len(creates) > 0 {
+		if err := fr.create(ctx, side, creates, out); err != nil {
+			return err
+		}
+	}
+	if fr.r.Opts.Progress != nil {
+		fr.r.Opts.Progress(fr.f.ID(), fr.stats)
+	}
+	return fr.save(ctx, out)
+}
+
+func partnerOf(l *state.Link, side string) string {
+	if side == state.Source {
+		return l.TargetID
+	}
+	return l.SourceID
+}
+
+func idOn(p *pair, side string) string {
+	if side == state.Source {
+		return p.src.ID
+	}
+	return p.tgt.ID
+}
+
+// fail records a record's failure: a dead letter, or a wait for a reference.
+func (fr *flowRun) fail(out *outcome, side, id string, err error) {
+	if mapping.IsWaiting(err) {
+		fr.stats.Waiting++
+		out.waiting = append(out.waiting, failure{side, id, err.Error()})
+		fr.change(Change{Action: "wait", Side: side, RecordID: id, Reason: err.Error()})
+		return
+	}
+	fr.stats.Failed++
+	out.dead = append(out.dead, failure{side, id, err.Error()})
+	fr.change(Change{Action: "fail", Side: side, RecordID: id, Reason: err.Error()})
+}
+
+func (fr *flowRun) change(c Change) {
+	if fr.r.Opts.DryRun {
+		c.Flow = fr.f.ID()
+		fr.rep.Changes = append(fr.rep.Changes, c)
+	}
+}
+
+// unlinked handles a record without a link: it links it with a record of the other side that
+// matches a merge criterion (returning the pair to merge), or asks for its creation on the
+// other side, or leaves it waiting.
+func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Record, out *outcome) (*pair, bool, error) {
+	if side == state.Source {
+		ok, err := fr.f.Filter(rec.Data)
+		if err != nil {
+			fr.fail(out, side, rec.ID, err)
+			return nil, false, nil
+		}
+		if !ok {
+			return nil, false, nil
+		}
+	}
+	if fr.dryLinked[side+"\x00"+rec.ID] {
+		return nil, false, nil
+	}
+	if len(fr.f.Merge) > 0 {
+		match, err := fr.match(ctx, side, rec)
+		if err != nil {
+			var amb *ambiguousError
+			if errors.As(err, &amb) {
+				fr.fail(out, side, rec.ID, err)
+				return nil, false, nil
+			}
+			return nil, false, err
+		}
+		if match != nil {
+			l := &state.Link{Flow: fr.f.ID(), Base: map[string]state.Base{}}
+			p := &pair{link: l, side: side, isNew: true}
+			if side == state.Source {
+				p.src, p.tgt = rec, *match
+			} else {
+				p.src, p.tgt = *match, rec
+			}
+			l.SourceID, l.TargetID = p.src.ID, p.tgt.ID
+			fr.stats.Merged++
+			fr.dryLinked[state.Source+"\x00"+l.SourceID] = true
+			fr.dryLinked[state.Target+"\x00"+l.TargetID] = true
+			fr.change(Change{Action: "link", Side: side, RecordID: rec.ID, FromID: partnerOf(l, side), Reason: "merge criteria match"})
+			return p, false, nil
+		}
+	}
+	policy, other := fr.f.CreateTarget, fr.tgtEntity
+	if side == state.Target {
+		policy, other = fr.f.CreateSource, fr.srcEntity
+	}
+	switch policy {
+	case config.CreateAlways:
+		return nil, true, nil
+	case config.CreateNever:
+		fr.stats.Waiting++
+		reason := fmt.Sprintf("no %s to link with; the flow never creates one", other)
+		if len(fr.f.Merge) > 0 {
+			reason = fmt.Sprintf("no %s matches the merge criteria; the flow never creates one", other)
+		}
+		out.waiting = append(out.waiting, failure{side, rec.ID, reason})
+	}
+	return nil, false, nil
+}
+
+// merge decides, property by property, what to write to each side of a pair.
+func (fr *flowRun) merge(p *pair) error {
+	l := p.link
+	if !p.isNew && l.SourceHash == recordHash(p.src.Data) && l.TargetHash == recordHash(p.tgt.Data) {
+		fr.stats.Unchanged++
+		return nil
+	}
+	desiredTgt := mapping.Clone(p.tgt.Data).(map[string]any)
+	desiredSrc := mapping.Clone(p.src.Data).(map[string]any)
+	changedTgt, changedSrc, conflicts := false, false, 0
+	for _, prop := range fr.f.Properties {
+		base, hasBase := l.Base[prop.Key()]
+		var S any
+		var err error
+		if prop.ToTargetSide() {
+			if S, err = prop.TargetValue(p.src.Data, fr.refs); err != nil {
+				return err
+			}
+		}
+		T := prop.View(p.tgt.Data)
+		sC, tC := mapping.Canonical(S), mapping.Canonical(T)
+		if prop.ToTargetSide() && string(sC) == string(tC) {
+			continue // in sync
+		}
+		first := !hasBase
+		srcChanged := prop.ToTargetSide() && (first || string(sC) != string(base.S))
+		tgtChanged := prop.ToSourceSide() && (first || string(tC) != string(base.T))
+		toTarget, toSource := false, false
+		switch {
+		case !srcChanged && !tgtChanged:
+		case srcChanged && !tgtChanged:
+			toTarget = true
+		case tgtChanged && !srcChanged:
+			toSource = true
+		case first && prop.ToTargetSide() && prop.ToSourceSide() && mapping.Empty(T) != mapping.Empty(S):
+			// At first merge a value beats an empty one.
+			toTarget = mapping.Empty(T)
+			toSource = !toTarget
+		default:
+			conflicts++
+			toTarget = fr.sourceWins(p)
+			toSource = !toTarget
+		}
+		if toTarget {
+			prop.ApplyTarget(desiredTgt, S)
+			changedTgt = true
+			fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target, Old: string(tC), New: string(sC)})
+		}
+		if toSource {
+			v, err := prop.SourceValue(p.tgt.Data, fr.refs)
+			if err != nil {
+				return err
+			}
+			prop.ApplySource(desiredSrc, v)
+			changedSrc = true
+			fr.change(Change{Action: "update", Side: state.Source, RecordID: p.src.ID, Property: prop.Source,
+				Old: string(mapping.Canonical(prop.SourceView(p.src.Data))), New: string(mapping.Canonical(v))})
+		}
+	}
+	if changedTgt {
+		p.tgtPatch = patch(p.tgt.Data, desiredTgt)
+	}
+	if changedSrc {
+		p.srcPatch = patch(p.src.Data, desiredSrc)
+	}
+	p.conflicts = conflicts
+	fr.stats.Conflicts += conflicts
+	if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && !p.isNew {
+		fr.stats.Unchanged++
+	}
+	return nil
+}
+
+// sourceWins applies the conflict policy to a property both sides changed.
+func (fr *flowRun) sourceWins(p *pair) bool {
+	switch fr.f.Conflict {
+	case "source":
+		return true
+	case "target":
+		return false
+	}
+	// newest: by the records' last-modified values; ties and unknowns go to the source.
+	if fr.srcUpdated == "" || fr.tgtUpdated == "" {
+		return true
+	}
+	s := mapping.IDString(mapping.Get(p.src.Data, fr.srcUpdated))
+	t := mapping.IDString(mapping.Get(p.tgt.Data, fr.tgtUpdated))
+	return s == "" || t == "" || compareUpdated(s, t) >= 0
+}
+
+// patch lists the top-level properties of desired that differ from current.
+func patch(current, desired map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range desired {
+		if string(mapping.Canonical(v)) != string(mapping.Canonical(current[k])) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// compareUpdated compares two last-modified values: as times when both parse, as numbers
+// when both are numbers, else as text.
+func compareUpdated(a, b string) int {
+	if ta, ok := parseTime(a); ok {
+		if tb, ok := parseTime(b); ok {
+			return ta.Compare(tb)
+		}
+	}
+	if fa, err := strconv.ParseFloat(a, 64); err == nil {
+		if fb, err := strconv.ParseFloat(b, 64); err == nil {
+			switch {
+			case fa < fb:
+				return -1
+			case fa > fb:
+				return 1
+			}
+			return 0
+		}
+	}
+	return strings.Compare(a, b)
+}
+
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"}
+
+func parseTime(s string) (time.Time, bool) {
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// sortedKeys is for deterministic order in reports.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,310 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state"
+)
+
+func other(side string) string {
+	if side == state.Source {
+		return state.Target
+	}
+	return state.Source
+}
+
+// build computes the record to create on the other side from a record of side.
+func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, error) {
+	if side == state.Source {
+		return fr.f.BuildTarget(rec.Data, fr.refs)
+	}
+	return fr.f.BuildSource(rec.Data, fr.refs)
+}
+
+// create creates, on the other side, the records of side that have no partner. The intent to
+// create is committed first; a run killed after the create and before the link finds the
+// record at its next start (recoverIntents) instead of creating it again.
+func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Record, out *outcome) error {
+	var from []connector.Record
+	var datas []map[string]any
+	for _, rec := range recs {
+		data, err := fr.build(side, rec)
+		if err != nil {
+			fr.fail(out, side, rec.ID, err)
+			continue
+		}
+		from = append(from, rec)
+		datas = append(datas, data)
+	}
+	if len(datas) == 0 {
+		return nil
+	}
+	if fr.r.Opts.DryRun {
+		for i, rec := range from {
+			fr.countCreate(side)
+			fr.dryLinked[side+"\x00"+rec.ID] = true
+			fr.change(Change{Action: "create", Side: other(side), FromID: rec.ID, New: string(mapping.Canonical(datas[i]))})
+		}
+		return nil
+	}
+	_, err := fr.createNow(ctx, side, from, datas, out)
+	return err
+}
+
+func (fr *flowRun) countCreate(fromSide string) {
+	if fromSide == state.Source {
+		fr.stats.CreatedTarget++
+	} else {
+		fr.stats.CreatedSource++
+	}
+}
+
+// createNow records intents, creates the records, and links them. It returns the new ids, ""
+// for a record that failed.
+func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, out *outcome) ([]string, error) {
+	toSide := other(side)
+	conn, entity := fr.tgt, fr.tgtEntity
+	if toSide == state.Source {
+		conn, entity = fr.src, fr.srcEntity
+	}
+	intentIDs := make([]int64, len(datas))
+	err := fr.commit(ctx, func(tx state.Tx) error {
+		for i, data := range datas {
+			enc, _ := json.Marshal(data)
+			id, err := tx.AddIntent(&state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: enc, Created: fr.r.Opts.Now().UTC()})
+			if err != nil {
+				return err
+			}
+			intentIDs[i] = id
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	results, err := conn.Create(ctx, entity, datas)
+	if err != nil {
+		return nil, err // the intents stay: the next run recovers whatever was created
+	}
+	newIDs := make([]string, len(datas))
+	var links []*state.Link
+	err = fr.commit(ctx, func(tx state.Tx) error {
+		for i, res := range results {
+			if err := tx.DeleteIntent(intentIDs[i]); err != nil {
+				return err
+			}
+			rec := from[i]
+			if res.Err != nil {
+				reason := fmt.Sprintf("creating %s: %v", entity, res.Err)
+				fr.stats.Failed++
+				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, reason); err != nil {
+					return err
+				}
+				continue
+			}
+			src, tgt := rec, res.Record
+			if side == state.Target {
+				src, tgt = res.Record, rec
+			}
+			l := &state.Link{Flow: fr.f.ID()}
+			if err := fr.rebase(l, src, tgt); err != nil {
+				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, err.Error()); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := tx.PutLink(l); err != nil {
+				return err
+			}
+			if err := tx.ClearDeadLetter(fr.f.ID(), side, rec.ID); err != nil {
+				return err
+			}
+			if err := tx.ClearWaiting(fr.f.ID(), side, rec.ID); err != nil {
+				return err
+			}
+			links = append(links, l)
+			newIDs[i] = res.Record.ID
+			fr.countCreate(side)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		fr.processed[l.SourceID] = true
+		fr.refs.remember(fr.f, l.SourceID, l.TargetID)
+	}
+	return newIDs, nil
+}
+
+// createReferenced creates, for a record that refers to it, the partner of record id (of the
+// source side when fromSource) in a "create: referenced" flow, and returns the new id.
+func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource bool) (string, bool, error) {
+	side, conn, entity := state.Source, fr.src, fr.srcEntity
+	if !fromSource {
+		side, conn, entity = state.Target, fr.tgt, fr.tgtEntity
+	}
+	got, err := conn.Get(ctx, entity, []string{id})
+	if err != nil {
+		return "", false, err
+	}
+	rec, ok := got[id]
+	if !ok {
+		return "", false, nil
+	}
+	if fromSource {
+		if pass, err := fr.f.Filter(rec.Data); err != nil || !pass {
+			return "", false, nil
+		}
+	}
+	data, err := fr.build(side, rec)
+	if err != nil {
+		return "", false, err
+	}
+	if fr.r.Opts.DryRun {
+		fr.countCreate(side)
+		fr.change(Change{Action: "create", Side: other(side), FromID: id, New: string(mapping.Canonical(data)), Reason: "referenced"})
+		return "(new " + id + ")", true, nil
+	}
+	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, &outcome{})
+	if err != nil || ids[0] == "" {
+		return "", false, err
+	}
+	return ids[0], true, nil
+}
+
+// recoverIntents finishes the creates of a run that was killed: a record created but not
+// linked is found (by merge criteria, or by its content among the records no link points at)
+// and linked; an intent whose record was never created is dropped, and the record is created
+// again by this run.
+func (fr *flowRun) recoverIntents(ctx context.Context) error {
+	intents, err := fr.r.State.Intents(ctx, fr.f.ID())
+	if err != nil || len(intents) == 0 {
+		return err
+	}
+	bySide := map[string][]state.Intent{}
+	for _, in := range intents {
+		bySide[in.Side] = append(bySide[in.Side], in)
+	}
+	for side, ins := range bySide {
+		conn, entity := fr.tgt, fr.tgtEntity
+		if side == state.Source {
+			conn, entity = fr.src, fr.srcEntity
+		}
+		// The candidates: records of that side that no link points at.
+		var candidates []connector.Record
+		err := conn.Scan(ctx, entity, "", func(recs []connector.Record) error {
+			ids := make([]string, len(recs))
+			for i, r := range recs {
+				ids[i] = r.ID
+			}
+			var links map[string]*state.Link
+			var err error
+			if side == state.Target {
+				links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
+			} else {
+				links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
+			}
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if links[r.ID] == nil {
+					candidates = append(candidates, r)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		adopted := map[string]bool{}
+		for _, in := range ins {
+			var data map[string]any
+			json.Unmarshal(in.Data, &data)
+			var found *connector.Record
+			for i := range candidates {
+				if !adopted[candidates[i].ID] && contains(candidates[i].Data, data) {
+					found = &candidates[i]
+					break
+				}
+			}
+			if err := fr.adopt(ctx, in, found, adopted); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// adopt links the record found for an intent, or drops the intent when none was created.
+func (fr *flowRun) adopt(ctx context.Context, in state.Intent, found *connector.Record, adopted map[string]bool) error {
+	fromSide := other(in.Side)
+	return fr.commit(ctx, func(tx state.Tx) error {
+		if err := tx.DeleteIntent(in.ID); err != nil {
+			return err
+		}
+		if found == nil {
+			return nil
+		}
+		conn, entity := fr.src, fr.srcEntity
+		if fromSide == state.Target {
+			conn, entity = fr.tgt, fr.tgtEntity
+		}
+		got, err := conn.Get(ctx, entity, []string{in.FromID})
+		if err != nil {
+			return err
+		}
+		from, ok := got[in.FromID]
+		if !ok {
+			return nil // the record it was created from is gone; the created one stays unlinked
+		}
+		src, tgt := from, *found
+		if fromSide == state.Target {
+			src, tgt = *found, from
+		}
+		l := &state.Link{Flow: fr.f.ID()}
+		if err := fr.rebase(l, src, tgt); err != nil {
+			return nil // cannot compute the base now; the records are merged on the next run
+		}
+		adopted[found.ID] = true
+		fr.stats.Recovered++
+		return tx.PutLink(l)
+	})
+}
+
+// contains reports whether rec holds every value of want (recursively: objects by key, lists
+// element by element), so that a created record is recognised although the system added
+// fields (an id, defaults) to it.
+func contains(rec, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		r, ok := rec.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, v := range w {
+			if !contains(r[k], v) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		r, ok := rec.([]any)
+		if !ok || len(r) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !contains(r[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return string(mapping.Canonical(rec)) == string(mapping.Canonical(want))
+}

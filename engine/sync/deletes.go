@@ -1,0 +1,102 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/state"
+)
+
+// deletePass finds linked records whose partner was deleted and, per the flow's delete
+// policy, deletes the survivor (propagate) or forgets the link (unlink). The circuit breaker
+// refuses to delete more than a share of the flow's linked records in one run: a mass delete is
+// far more often an outage or a wrong filter than an intention.
+func (fr *flowRun) deletePass(ctx context.Context) error {
+	type gone struct {
+		link     *state.Link
+		survivor string // the side whose record still exists, "" when both are gone
+	}
+	var plan []gone
+	total := 0
+	err := fr.r.State.ScanLinks(ctx, fr.f.ID(), func(links []*state.Link) error {
+		total += len(links)
+		srcIDs := make([]string, len(links))
+		tgtIDs := make([]string, len(links))
+		for i, l := range links {
+			srcIDs[i], tgtIDs[i] = l.SourceID, l.TargetID
+		}
+		srcs, err := fr.src.Get(ctx, fr.srcEntity, srcIDs)
+		if err != nil {
+			return err
+		}
+		tgts, err := fr.tgt.Get(ctx, fr.tgtEntity, tgtIDs)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			_, hasSrc := srcs[l.SourceID]
+			_, hasTgt := tgts[l.TargetID]
+			switch {
+			case hasSrc && hasTgt:
+			case hasSrc:
+				plan = append(plan, gone{l, state.Source})
+			case hasTgt:
+				plan = append(plan, gone{l, state.Target})
+			default:
+				plan = append(plan, gone{l, ""})
+			}
+		}
+		return nil
+	})
+	if err != nil || len(plan) == 0 {
+		return err
+	}
+	deletes := 0
+	for _, g := range plan {
+		if g.survivor == state.Target && fr.f.Direction != "to-source" || g.survivor == state.Source && fr.f.Direction != "to-target" {
+			deletes++
+		}
+	}
+	if fr.f.Delete == "propagate" {
+		limit := max(1, int(math.Floor(fr.r.Opts.MaxDeleteShare*float64(total))))
+		if deletes > limit {
+			return fmt.Errorf("%w: %d of %d linked records would be deleted, more than the limit of %d (%.0f%%); nothing was deleted. Check the systems; if the deletes are intended, delete in smaller steps", ErrBreaker, deletes, total, limit, fr.r.Opts.MaxDeleteShare*100)
+		}
+	}
+	var unlink []string
+	for _, g := range plan {
+		// A delete propagates only in a direction the flow syncs: a to-target flow never
+		// deletes in its source.
+		allowed := g.survivor == state.Target && fr.f.Direction != "to-source" ||
+			g.survivor == state.Source && fr.f.Direction != "to-target"
+		if fr.f.Delete == "propagate" && g.survivor != "" && allowed {
+			conn, entity, id := fr.tgt, fr.tgtEntity, g.link.TargetID
+			if g.survivor == state.Source {
+				conn, entity, id = fr.src, fr.srcEntity, g.link.SourceID
+			}
+			fr.change(Change{Action: "delete", Side: g.survivor, RecordID: id})
+			if !fr.r.Opts.DryRun {
+				if err := deleteOne(ctx, conn, entity, id); err != nil {
+					fr.stats.Failed++
+					continue
+				}
+			}
+			fr.stats.Deleted++
+		} else {
+			fr.change(Change{Action: "unlink", Side: state.Source, RecordID: g.link.SourceID})
+			fr.stats.Unlinked++
+		}
+		unlink = append(unlink, g.link.SourceID)
+	}
+	return fr.save(ctx, &outcome{unlink: unlink})
+}
+
+func deleteOne(ctx context.Context, conn connector.Conn, entity, id string) error {
+	errs, err := conn.Delete(ctx, entity, []string{id})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}

@@ -1,0 +1,210 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state"
+)
+
+// flowRun is one flow's part of a run.
+type flowRun struct {
+	r     *Runner
+	f     *mapping.Flow
+	refs  *refs
+	rep   *Report
+	stats *FlowStats
+
+	src, tgt             connector.Conn
+	srcEntity, tgtEntity string
+	srcUpdated           string // the entities' last-modified properties, "" when none
+	tgtUpdated           string
+
+	// processed holds the source ids of the links merged in this run, so that the target pass
+	// does not merge a pair twice. It grows with the records changed, not with all records.
+	processed map[string]bool
+	// indexes of unlinked records by merge key, built when first needed.
+	srcIndex, tgtIndex *mergeIndex
+	// dryLinked remembers, in a dry run, the records that would have been linked or created.
+	dryLinked map[string]bool
+}
+
+func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, error) {
+	if f.Source == nil || f.Target == nil {
+		return nil, fmt.Errorf("flow %s is not valid", f.ID())
+	}
+	fr := &flowRun{
+		r: r, f: f, refs: rf, rep: rep, stats: &FlowStats{Flow: f.ID()},
+		src:       r.Conns[f.Dataflow.Source.Config.ID.Value],
+		tgt:       r.Conns[f.Dataflow.Target.Config.ID.Value],
+		srcEntity: f.Source.Name(), tgtEntity: f.Target.Name(),
+		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
+		processed: map[string]bool{}, dryLinked: map[string]bool{},
+	}
+	if fr.src == nil || fr.tgt == nil {
+		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
+	}
+	return fr, nil
+}
+
+func (fr *flowRun) run(ctx context.Context) error {
+	fr.refs.ctx = ctx
+	if !fr.r.Opts.DryRun {
+		if err := fr.recoverIntents(ctx); err != nil {
+			return err
+		}
+	}
+	var err error
+	if fr.f.Direction != config.SyncToSource {
+		if err = fr.pass(ctx, state.Source); err != nil {
+			return err
+		}
+	}
+	if fr.f.Direction != config.SyncToTarget {
+		if err = fr.pass(ctx, state.Target); err != nil {
+			return err
+		}
+	}
+	if fr.f.Delete != "keep" {
+		return fr.deletePass(ctx)
+	}
+	return nil
+}
+
+// pass reads one side (what changed since its watermark, then the records that wait or
+// failed before) and merges, links or creates each record.
+func (fr *flowRun) pass(ctx context.Context, side string) error {
+	conn, entity, updated := fr.src, fr.srcEntity, fr.srcUpdated
+	if side == state.Target {
+		conn, entity, updated = fr.tgt, fr.tgtEntity, fr.tgtUpdated
+	}
+	since := ""
+	if updated != "" {
+		wm, err := fr.r.State.Watermark(ctx, fr.f.ID(), side)
+		if err != nil {
+			return err
+		}
+		since = wm
+	}
+	high := since
+	seen := map[string]bool{}
+	err := conn.Scan(ctx, entity, since, func(recs []connector.Record) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			seen[rec.ID] = true
+			if updated != "" {
+				if v := mapping.Get(rec.Data, updated); v != nil {
+					if s := mapping.IDString(v); later(s, high) {
+						high = s
+					}
+				}
+			}
+		}
+		return fr.batch(ctx, side, recs)
+	})
+	if err != nil {
+		return err
+	}
+	// Records that wait for a reference, or failed, are read again whatever the watermark.
+	retry, err := fr.retryIDs(ctx, side, seen)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(retry); start += fr.r.Opts.BatchSize {
+		ids := retry[start:min(start+fr.r.Opts.BatchSize, len(retry))]
+		got, err := conn.Get(ctx, entity, ids)
+		if err != nil {
+			return err
+		}
+		recs := make([]connector.Record, 0, len(got))
+		for _, id := range ids {
+			if rec, ok := got[id]; ok {
+				recs = append(recs, rec)
+			} else if err := fr.forget(ctx, side, id); err != nil {
+				return err
+			}
+		}
+		if err := fr.batch(ctx, side, recs); err != nil {
+			return err
+		}
+	}
+	if updated != "" && high != since && !fr.r.Opts.DryRun {
+		return fr.commit(ctx, func(tx state.Tx) error { return tx.SetWatermark(fr.f.ID(), side, high) })
+	}
+	return nil
+}
+
+// retryIDs lists the records of a side that wait or failed, and were not read by the scan.
+func (fr *flowRun) retryIDs(ctx context.Context, side string, seen map[string]bool) ([]string, error) {
+	var ids []string
+	waiting, err := fr.r.State.Waiting(ctx, fr.f.ID())
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range waiting {
+		if w.Side == side && !seen[w.RecordID] {
+			seen[w.RecordID] = true
+			ids = append(ids, w.RecordID)
+		}
+	}
+	dead, err := fr.r.State.DeadLetters(ctx, fr.f.ID())
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dead {
+		if d.Side == side && !seen[d.RecordID] {
+			seen[d.RecordID] = true
+			ids = append(ids, d.RecordID)
+		}
+	}
+	return ids, nil
+}
+
+// forget drops the waiting and dead-letter entries of a record that no longer exists.
+func (fr *flowRun) forget(ctx context.Context, side, id string) error {
+	if fr.r.Opts.DryRun {
+		return nil
+	}
+	return fr.commit(ctx, func(tx state.Tx) error {
+		if err := tx.ClearWaiting(fr.f.ID(), side, id); err != nil {
+			return err
+		}
+		return tx.ClearDeadLetter(fr.f.ID(), side, id)
+	})
+}
+
+// commit runs fn in a state transaction.
+func (fr *flowRun) commit(ctx context.Context, fn func(tx state.Tx) error) error {
+	tx, err := fr.r.State.Begin(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// recordHash is a digest of a record's content, to recognise a record unchanged since the
+// link was last saved.
+func recordHash(data map[string]any) string {
+	sum := sha256.Sum256(mapping.Canonical(data))
+	return hex.EncodeToString(sum[:16])
+}
+
+// later reports whether a is after b, comparing timestamps as times, numbers as numbers, and
+// anything else as text.
+func later(a, b string) bool {
+	if b == "" {
+		return a != ""
+	}
+	return compareUpdated(a, b) > 0
+}

@@ -1,0 +1,76 @@
+package sync
+
+import (
+	"context"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+)
+
+// refs translates ids through the links of referenced flows, which ran earlier in the run.
+// A reference to a record that a "create: referenced" flow has not created yet creates it.
+type refs struct {
+	r    *Runner
+	ctx  context.Context
+	runs map[*mapping.Flow]*flowRun
+	// toTarget and toSource cache translations made in this run.
+	toTarget map[*mapping.Flow]map[string]string
+	toSource map[*mapping.Flow]map[string]string
+}
+
+func newRefs(r *Runner) *refs {
+	return &refs{
+		r: r, ctx: context.Background(), runs: map[*mapping.Flow]*flowRun{},
+		toTarget: map[*mapping.Flow]map[string]string{}, toSource: map[*mapping.Flow]map[string]string{},
+	}
+}
+
+func (rf *refs) remember(f *mapping.Flow, sourceID, targetID string) {
+	if rf.toTarget[f] == nil {
+		rf.toTarget[f], rf.toSource[f] = map[string]string{}, map[string]string{}
+	}
+	rf.toTarget[f][sourceID] = targetID
+	rf.toSource[f][targetID] = sourceID
+}
+
+// TargetID implements mapping.Refs.
+func (rf *refs) TargetID(f *mapping.Flow, sourceID string) (string, bool, error) {
+	if id, ok := rf.toTarget[f][sourceID]; ok {
+		return id, true, nil
+	}
+	links, err := rf.r.State.LinksBySource(rf.ctx, f.ID(), []string{sourceID})
+	if err != nil {
+		return "", false, err
+	}
+	if l, ok := links[sourceID]; ok {
+		rf.remember(f, l.SourceID, l.TargetID)
+		return l.TargetID, true, nil
+	}
+	if f.CreateTarget == config.CreateReferenced && f.Direction != config.SyncToSource {
+		if fr := rf.runs[f]; fr != nil {
+			return fr.createReferenced(rf.ctx, sourceID, true)
+		}
+	}
+	return "", false, nil
+}
+
+// SourceID implements mapping.Refs.
+func (rf *refs) SourceID(f *mapping.Flow, targetID string) (string, bool, error) {
+	if id, ok := rf.toSource[f][targetID]; ok {
+		return id, true, nil
+	}
+	links, err := rf.r.State.LinksByTarget(rf.ctx, f.ID(), []string{targetID})
+	if err != nil {
+		return "", false, err
+	}
+	if l, ok := links[targetID]; ok {
+		rf.remember(f, l.SourceID, l.TargetID)
+		return l.SourceID, true, nil
+	}
+	if f.CreateSource == config.CreateReferenced && f.Direction != config.SyncToTarget {
+		if fr := rf.runs[f]; fr != nil {
+			return fr.createReferenced(rf.ctx, targetID, false)
+		}
+	}
+	return "", false, nil
+}

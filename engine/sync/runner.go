@@ -1,0 +1,200 @@
+// Package sync executes dataflows: for each flow, in the order of their references, it reads
+// both systems (everything, or what changed since the last watermark), links records by merge
+// criteria or by creating them, merges every linked pair property by property against the
+// last synced values, writes what changed to the other side, and records links, intents,
+// watermarks, waiting records and dead letters in the link state. It is the generic runner:
+// nothing in it knows a particular system.
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state"
+)
+
+// Options tune a run.
+type Options struct {
+	// DryRun computes the same plan and writes nothing: not to the systems, not to the state.
+	DryRun bool
+	// Flows limits the run to these flow ids (and runs them in dependency order); empty runs all.
+	Flows []string
+	// BatchSize is the number of records read, merged and written together (default 500).
+	BatchSize int
+	// MaxDeleteShare is the circuit breaker of delete: propagate: a run never deletes more than
+	// this share of a flow's linked records (default 0.1; at least one record may go).
+	MaxDeleteShare float64
+	// Now gives the time, for tests.
+	Now func() time.Time
+	// Progress, when set, is called after each batch.
+	Progress func(flow string, stats *FlowStats)
+}
+
+// Runner runs the flows of a compiled project over open connections and a link state.
+type Runner struct {
+	Project *mapping.Project
+	Conns   map[string]connector.Conn // by system id
+	State   state.Store
+	Opts    Options
+}
+
+// FlowStats counts what a run did in one flow.
+type FlowStats struct {
+	Flow          string `json:"flow"`
+	ReadSource    int    `json:"read_source"`
+	ReadTarget    int    `json:"read_target"`
+	CreatedTarget int    `json:"created_target"`
+	CreatedSource int    `json:"created_source"`
+	Merged        int    `json:"merged"` // linked by merge criteria
+	UpdatedTarget int    `json:"updated_target"`
+	UpdatedSource int    `json:"updated_source"`
+	Conflicts     int    `json:"conflicts"`
+	Unchanged     int    `json:"unchanged"`
+	Waiting       int    `json:"waiting"`
+	Failed        int    `json:"failed"`
+	Deleted       int    `json:"deleted"`
+	Unlinked      int    `json:"unlinked"`
+	Recovered     int    `json:"recovered"` // created records adopted after a crash
+}
+
+// Writes counts the writes to systems.
+func (s *FlowStats) Writes() int {
+	return s.CreatedTarget + s.CreatedSource + s.UpdatedTarget + s.UpdatedSource + s.Deleted
+}
+
+// Change is one planned or made change, for the dry run's report and for logs.
+type Change struct {
+	Flow     string `json:"flow"`
+	Action   string `json:"action"` // create, update, delete, link, unlink, wait, fail
+	Side     string `json:"side"`   // the side written to (or read from, for wait and fail)
+	RecordID string `json:"record_id,omitempty"`
+	FromID   string `json:"from_id,omitempty"`
+	Property string `json:"property,omitempty"`
+	Old      string `json:"old,omitempty"`
+	New      string `json:"new,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Flows   []*FlowStats `json:"flows"`
+	Changes []Change     `json:"changes,omitempty"` // property by property, in a dry run
+	Stopped bool         `json:"stopped,omitempty"` // interrupted (SIGINT/SIGTERM) after a batch
+}
+
+// Writes counts the writes of all flows.
+func (r *Report) Writes() int {
+	n := 0
+	for _, f := range r.Flows {
+		n += f.Writes()
+	}
+	return n
+}
+
+// Failed counts the records that failed.
+func (r *Report) Failed() int {
+	n := 0
+	for _, f := range r.Flows {
+		n += f.Failed
+	}
+	return n
+}
+
+// ErrBreaker is returned (wrapped) when deletes were refused by the circuit breaker.
+var ErrBreaker = errors.New("circuit breaker")
+
+// Run runs the selected flows once. Records that fail are counted and kept as dead letters;
+// the error is for what stops the run (a system unreachable, the state unwritable).
+func (r *Runner) Run(ctx context.Context) (*Report, error) {
+	if r.Opts.BatchSize <= 0 {
+		r.Opts.BatchSize = 500
+	}
+	if r.Opts.MaxDeleteShare <= 0 {
+		r.Opts.MaxDeleteShare = 0.1
+	}
+	if r.Opts.Now == nil {
+		r.Opts.Now = time.Now
+	}
+	flows, err := Order(r.Project, r.Opts.Flows)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{}
+	var runID int64
+	if !r.Opts.DryRun {
+		if runID, err = r.startRun(ctx); err != nil {
+			return nil, err
+		}
+	}
+	refs := newRefs(r)
+	var runErr error
+	for _, f := range flows {
+		if ctx.Err() != nil {
+			rep.Stopped = true
+			break
+		}
+		fr, err := newFlowRun(r, f, refs, rep)
+		if err != nil {
+			runErr = err
+			break
+		}
+		refs.runs[f] = fr
+		rep.Flows = append(rep.Flows, fr.stats)
+		if err := fr.run(ctx); err != nil {
+			if errors.Is(err, context.Canceled) {
+				rep.Stopped = true
+				break
+			}
+			runErr = fmt.Errorf("flow %s: %w", f.ID(), err)
+			if !errors.Is(err, ErrBreaker) {
+				break
+			}
+		}
+	}
+	if !r.Opts.DryRun {
+		status := "ok"
+		switch {
+		case runErr != nil:
+			status = "error"
+		case rep.Failed() > 0:
+			status = "failed"
+		case rep.Stopped:
+			status = "stopped"
+		}
+		if err := r.finishRun(context.WithoutCancel(ctx), runID, status, rep); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	return rep, runErr
+}
+
+func (r *Runner) startRun(ctx context.Context) (int64, error) {
+	tx, err := r.State.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	id, err := tx.StartRun()
+	if err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	return id, tx.Commit()
+}
+
+func (r *Runner) finishRun(ctx context.Context, id int64, status string, rep *Report) error {
+	summary, _ := json.Marshal(rep.Flows)
+	tx, err := r.State.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := tx.FinishRun(id, status, summary); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,160 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state"
+)
+
+// write applies the pairs' patches to both systems in batches, then computes each link's new
+// base from what the systems hold after the writes (read back), so that nothing the engine
+// wrote comes back as a change.
+func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error {
+	var tgtPairs, srcPairs []*pair
+	for _, p := range pairs {
+		if p.link == nil {
+			continue
+		}
+		if len(p.tgtPatch) > 0 {
+			tgtPairs = append(tgtPairs, p)
+		}
+		if len(p.srcPatch) > 0 {
+			srcPairs = append(srcPairs, p)
+		}
+	}
+	if fr.r.Opts.DryRun {
+		fr.stats.UpdatedTarget += len(tgtPairs)
+		fr.stats.UpdatedSource += len(srcPairs)
+		return nil
+	}
+	failed := map[*pair]bool{}
+	apply := func(ps []*pair, conn connector.Conn, entity, side string) error {
+		if len(ps) == 0 {
+			return nil
+		}
+		recs := make([]connector.Record, len(ps))
+		for i, p := range ps {
+			if side == state.Target {
+				recs[i] = connector.Record{ID: p.tgt.ID, Data: p.tgtPatch}
+			} else {
+				recs[i] = connector.Record{ID: p.src.ID, Data: p.srcPatch}
+			}
+		}
+		results, err := conn.Update(ctx, entity, recs)
+		if err != nil {
+			return err
+		}
+		for i, res := range results {
+			p := ps[i]
+			if res.Err != nil {
+				failed[p] = true
+				fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
+				continue
+			}
+			if side == state.Target {
+				p.tgt = res.Record
+				fr.stats.UpdatedTarget++
+			} else {
+				p.src = res.Record
+				fr.stats.UpdatedSource++
+			}
+		}
+		return nil
+	}
+	if err := apply(tgtPairs, fr.tgt, fr.tgtEntity, state.Target); err != nil {
+		return err
+	}
+	if err := apply(srcPairs, fr.src, fr.srcEntity, state.Source); err != nil {
+		return err
+	}
+	for _, p := range pairs {
+		if p.link == nil || failed[p] {
+			continue
+		}
+		if err := fr.rebase(p.link, p.src, p.tgt); err != nil {
+			fr.fail(out, p.side, idOn(p, p.side), err)
+			continue
+		}
+		out.links = append(out.links, p.link)
+		out.resolved = append(out.resolved, state.Source+"\x00"+p.src.ID, state.Target+"\x00"+p.tgt.ID)
+		fr.refs.remember(fr.f, p.link.SourceID, p.link.TargetID)
+	}
+	return nil
+}
+
+// rebase sets a link's base to the values the two records hold now.
+func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record) error {
+	base := make(map[string]state.Base, len(fr.f.Properties))
+	for _, prop := range fr.f.Properties {
+		var b state.Base
+		if prop.ToTargetSide() {
+			s, err := prop.TargetValue(src.Data, fr.refs)
+			if err != nil {
+				return err
+			}
+			b.S = mapping.Canonical(s)
+		}
+		b.T = mapping.Canonical(prop.View(tgt.Data))
+		base[prop.Key()] = b
+	}
+	l.Base = base
+	l.SourceID, l.TargetID = src.ID, tgt.ID
+	l.SourceHash, l.TargetHash = recordHash(src.Data), recordHash(tgt.Data)
+	l.Updated = fr.r.Opts.Now().UTC()
+	return nil
+}
+
+// save records a batch's links, failures and waits in one transaction.
+func (fr *flowRun) save(ctx context.Context, out *outcome) error {
+	if fr.r.Opts.DryRun {
+		return nil
+	}
+	if len(out.links)+len(out.dead)+len(out.waiting)+len(out.resolved)+len(out.unlink) == 0 {
+		return nil
+	}
+	flow := fr.f.ID()
+	return fr.commit(ctx, func(tx state.Tx) error {
+		for _, src := range out.unlink {
+			if err := tx.DeleteLink(flow, src); err != nil {
+				return err
+			}
+		}
+		for _, l := range out.links {
+			if err := tx.PutLink(l); err != nil {
+				return err
+			}
+		}
+		for _, key := range out.resolved {
+			side, id := splitKey(key)
+			if err := tx.ClearDeadLetter(flow, side, id); err != nil {
+				return err
+			}
+			if err := tx.ClearWaiting(flow, side, id); err != nil {
+				return err
+			}
+		}
+		for _, f := range out.dead {
+			if err := tx.PutDeadLetter(flow, f.side, f.id, f.reason); err != nil {
+				return err
+			}
+		}
+		for _, f := range out.waiting {
+			if err := tx.PutWaiting(flow, f.side, f.id, f.reason); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func splitKey(key string) (side, id string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == 0 {
+			return key[:i], key[i+1:]
+		}
+	}
+	return key, ""
+}

@@ -1,0 +1,252 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/diag"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/dataflow-sync/dataflow/engine/state"
+	dsync "github.com/dataflow-sync/dataflow/engine/sync"
+)
+
+// DefaultState is where the link state lives unless --state says otherwise.
+const DefaultState = ".dataflow/state.db"
+
+// maxStableRounds bounds --until-stable: a mapping that never settles is reported, not looped.
+const maxStableRounds = 10
+
+type flowList []string
+
+func (f *flowList) String() string     { return strings.Join(*f, ",") }
+func (f *flowList) Set(v string) error { *f = append(*f, v); return nil }
+
+func runRun(e *env, args []string) int {
+	fs := e.flags("run")
+	var flows flowList
+	fs.Var(&flows, "flow", "run only this flow `id` (repeatable); the flows it refers to must have run before")
+	dry := fs.Bool("dry-run", false, "compute the plan and print it, property by property; write nothing anywhere")
+	untilStable := fs.Bool("until-stable", false, "run again until a run writes nothing (at most 10 runs)")
+	every := fs.Duration("every", 0, "run every `interval` (e.g. 30s) until interrupted")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	statePath := fs.String("state", DefaultState, "the link state `file`")
+	paths, code := e.parse(fs, args)
+	if code >= 0 {
+		return code
+	}
+	res, ok := e.load(paths)
+	if !ok {
+		return exitUsage
+	}
+	if res.Diagnostics.HasErrors() {
+		diag.WriteText(e.stderr, res.Diagnostics, res.Sources)
+		fmt.Fprintln(e.stderr, "dataflow run: the mappings are invalid; nothing was run")
+		return exitUsage
+	}
+	selected, err := dsync.Order(res.Project, flows)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		return exitUsage
+	}
+	if len(selected) == 0 {
+		fmt.Fprintln(e.stderr, "dataflow run: no flows to run")
+		return exitUsage
+	}
+	st, cleanup, err := openState(e.ctx, *statePath, *dry)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		return exitUsage
+	}
+	defer cleanup()
+	conns, err := openConnections(e.ctx, res.Project, selected, *dry)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		return exitUsage
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows}}
+	if isTerminal(e.stderr) && !*asJSON {
+		runner.Opts.Progress = progress(e.stderr)
+	}
+	code = exitOK
+	for round := 1; ; round++ {
+		rep, err := runner.Run(e.ctx)
+		if rep != nil {
+			e.printReport(rep, *asJSON, *dry)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+			return exitInvalid
+		}
+		if rep.Failed() > 0 {
+			code = exitInvalid
+		}
+		if rep.Stopped || e.ctx.Err() != nil {
+			fmt.Fprintln(e.stderr, "dataflow run: interrupted; the finished batches are saved")
+			return code
+		}
+		switch {
+		case *untilStable && !*dry && rep.Writes() > 0:
+			if round == maxStableRounds {
+				fmt.Fprintf(e.stderr, "dataflow run: still writing after %d runs; the mappings may not settle (a value that changes on every write?)\n", round)
+				return exitInvalid
+			}
+			continue
+		case *every > 0:
+			select {
+			case <-e.ctx.Done():
+				return code
+			case <-time.After(*every):
+				continue
+			}
+		}
+		return code
+	}
+}
+
+// openState opens the link state for a run; a dry run reads it without taking the write lock,
+// or starts from an empty state in a temporary file when there is none yet.
+func openState(ctx context.Context, path string, dry bool) (state.Store, func(), error) {
+	if !dry {
+		st, err := state.Open(ctx, path, state.ReadWrite)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
+	if _, err := os.Stat(path); err == nil {
+		st, err := state.Open(ctx, path, state.ReadOnly)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
+	dir, err := os.MkdirTemp("", "dataflow-dry-run-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := state.Open(ctx, filepath.Join(dir, "state.db"), state.ReadWrite)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); os.RemoveAll(dir) }, nil
+}
+
+// openConnections opens a connection to every system the flows use.
+func openConnections(ctx context.Context, p *mapping.Project, flows []*mapping.Flow, readOnly bool) (map[string]connector.Conn, error) {
+	registry := engine.Connectors()
+	conns := map[string]connector.Conn{}
+	for _, f := range flows {
+		for _, sys := range []*mapping.System{f.Dataflow.Source, f.Dataflow.Target} {
+			id := sys.Config.ID.Value
+			if conns[id] != nil {
+				continue
+			}
+			driver, _ := registry.Driver(sys.Config.Connector.Value)
+			opener, ok := driver.(connector.Opener)
+			if !ok {
+				return nil, fmt.Errorf("the %s connector of %s cannot run", sys.Config.Connector.Value, sys.Name())
+			}
+			entities := map[string]*schema.Entity{}
+			for name, ent := range sys.Entities {
+				entities[name] = ent.Schema
+			}
+			c, err := opener.Open(ctx, sys.Config, entities, connector.OpenOptions{ReadOnly: readOnly})
+			if err != nil {
+				for _, open := range conns {
+					open.Close()
+				}
+				return nil, fmt.Errorf("%s: %w", sys.Name(), err)
+			}
+			conns[id] = c
+		}
+	}
+	return conns, nil
+}
+
+func (e *env) printReport(rep *dsync.Report, asJSON, dry bool) {
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		enc.Encode(rep)
+		return
+	}
+	if dry {
+		printPlan(e.stdout, rep.Changes)
+	}
+	printSummary(e.stdout, rep)
+}
+
+// printPlan lists a dry run's changes, property by property.
+func printPlan(w io.Writer, changes []dsync.Change) {
+	if len(changes) == 0 {
+		fmt.Fprintln(w, "dry run: nothing would change")
+		return
+	}
+	fmt.Fprintln(w, "dry run: these changes would be made")
+	for _, c := range changes {
+		switch c.Action {
+		case "update":
+			fmt.Fprintf(w, "  %s: update %s %s: %s: %s → %s\n", c.Flow, c.Side, c.RecordID, c.Property, c.Old, c.New)
+		case "create":
+			fmt.Fprintf(w, "  %s: create in %s from %s: %s\n", c.Flow, c.Side, c.FromID, c.New)
+		case "link":
+			fmt.Fprintf(w, "  %s: link %s %s with %s (%s)\n", c.Flow, c.Side, c.RecordID, c.FromID, c.Reason)
+		default:
+			fmt.Fprintf(w, "  %s: %s %s %s: %s\n", c.Flow, c.Action, c.Side, c.RecordID, c.Reason)
+		}
+	}
+}
+
+// printSummary prints one row per flow: what was read and what was done.
+func printSummary(w io.Writer, rep *dsync.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flow\tread\tcreated\tmerged\tupdated→target\tupdated→source\tconflicts\tunchanged\twaiting\tfailed\tdeleted\t")
+	for _, f := range rep.Flows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", f.Flow, f.ReadSource+f.ReadTarget,
+			f.CreatedTarget+f.CreatedSource, f.Merged, f.UpdatedTarget, f.UpdatedSource, f.Conflicts,
+			f.Unchanged, f.Waiting, f.Failed, f.Deleted)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%s, %s failed\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// progress shows, on a terminal, how far a long run is.
+func progress(w io.Writer) func(string, *dsync.FlowStats) {
+	last := time.Time{}
+	return func(flow string, s *dsync.FlowStats) {
+		if time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(w, "\r%s: %d read, %d written   ", flow, s.ReadSource+s.ReadTarget, s.Writes())
+	}
+}
+
+var _ = errors.Is

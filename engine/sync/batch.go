@@ -246,7 +246,21 @@ func (fr *flowRun) merge(p *pair) error {
 	desiredTgt := mapping.Clone(p.tgt.Data).(map[string]any)
 	desiredSrc := mapping.Clone(p.src.Data).(map[string]any)
 	changedTgt, changedSrc, conflicts := false, false, 0
+	// Properties that flow to the target are decided first; those that only flow back are
+	// computed from the target as it will be after this merge's writes, so that a value
+	// derived from a target property (availability from quantity) follows that property.
+	ordered := make([]*mapping.Property, 0, len(fr.f.Properties))
 	for _, prop := range fr.f.Properties {
+		if prop.ToTargetSide() {
+			ordered = append(ordered, prop)
+		}
+	}
+	for _, prop := range fr.f.Properties {
+		if !prop.ToTargetSide() {
+			ordered = append(ordered, prop)
+		}
+	}
+	for _, prop := range ordered {
 		base, hasBase := l.Base[prop.Key()]
 		var S any
 		var err error
@@ -255,7 +269,11 @@ func (fr *flowRun) merge(p *pair) error {
 				return err
 			}
 		}
-		T := prop.View(p.tgt.Data)
+		tgtNow := p.tgt.Data
+		if !prop.ToTargetSide() {
+			tgtNow = desiredTgt
+		}
+		T := prop.View(tgtNow)
 		sC, tC := mapping.Canonical(S), mapping.Canonical(T)
 		if prop.ToTargetSide() && string(sC) == string(tC) {
 			continue // in sync
@@ -285,14 +303,18 @@ func (fr *flowRun) merge(p *pair) error {
 			fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target, Old: string(tC), New: string(sC)})
 		}
 		if toSource {
-			v, err := prop.SourceValue(p.tgt.Data, fr.refs)
+			v, err := prop.SourceValue(desiredTgt, fr.refs)
 			if err != nil {
 				return err
+			}
+			old := mapping.Canonical(prop.SourceView(p.src.Data))
+			if string(old) == string(mapping.Canonical(v)) {
+				continue // the source already holds it
 			}
 			prop.ApplySource(desiredSrc, v)
 			changedSrc = true
 			fr.change(Change{Action: "update", Side: state.Source, RecordID: p.src.ID, Property: prop.Source,
-				Old: string(mapping.Canonical(prop.SourceView(p.src.Data))), New: string(mapping.Canonical(v))})
+				Old: string(old), New: string(mapping.Canonical(v))})
 		}
 	}
 	if changedTgt {

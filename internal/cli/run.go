@@ -119,18 +119,12 @@ func runRun(e *env, args []string) int {
 	}
 }
 
-// openState opens the link state for a run; a dry run reads it without taking the write lock,
-// or starts from an empty state in a temporary file when there is none yet.
+// openState opens the link state for a run. A dry run works on a copy in a temporary
+// directory (or on an empty state when there is none yet): even a read-only SQLite connection
+// may create -wal and -shm files beside the state, and a dry run must change no file at all.
 func openState(ctx context.Context, path string, dry bool) (state.Store, func(), error) {
 	if !dry {
 		st, err := state.Open(ctx, path, state.ReadWrite)
-		if err != nil {
-			return nil, nil, err
-		}
-		return st, func() { st.Close() }, nil
-	}
-	if _, err := os.Stat(path); err == nil {
-		st, err := state.Open(ctx, path, state.ReadOnly)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -140,12 +134,28 @@ func openState(ctx context.Context, path string, dry bool) (state.Store, func(),
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"), state.ReadWrite)
+	cleanup := func() { os.RemoveAll(dir) }
+	copyPath := filepath.Join(dir, "state.db")
+	for _, suffix := range []string{"", "-wal"} {
+		if err := copyFile(path+suffix, copyPath+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			cleanup()
+			return nil, nil, err
+		}
+	}
+	st, err := state.Open(ctx, copyPath, state.ReadWrite)
 	if err != nil {
-		os.RemoveAll(dir)
+		cleanup()
 		return nil, nil, err
 	}
-	return st, func() { st.Close(); os.RemoveAll(dir) }, nil
+	return st, func() { st.Close(); cleanup() }, nil
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o600)
 }
 
 // openConnections opens a connection to every system the flows use.
@@ -249,4 +259,3 @@ func progress(w io.Writer) func(string, *dsync.FlowStats) {
 	}
 }
 
-var _ = errors.Is

@@ -2,12 +2,16 @@ package cli_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/internal/cli"
@@ -41,6 +45,9 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode":    cmdExitcode,
 			"sqlite-load": cmdSQLiteLoad,
+			"sql":         cmdSQL,
+			"copytree":    cmdCopyTree,
+			"filehash":    cmdFileHash,
 		},
 		UpdateScripts: os.Getenv("UPDATE_SCRIPTS") == "1",
 	})
@@ -101,4 +108,106 @@ func cmdSQLiteLoad(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("sqlite-load %s: %v", args[1], err)
 	}
 	ts.Check(tx.Commit())
+}
+
+// cmdSQL runs one SQL statement in a database and prints the rows it returns, one per line,
+// columns separated by |, so that scripts can edit a system's records and check them.
+//
+//	sql DB STATEMENT
+func cmdSQL(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sql DB STATEMENT")
+	}
+	db, err := sql.Open("sqlite3", ts.MkAbs(args[0])+"?_busy_timeout=5000")
+	ts.Check(err)
+	defer db.Close()
+	rows, err := db.Query(args[1])
+	if err != nil {
+		if neg {
+			return
+		}
+		ts.Fatalf("sql: %v", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		ts.Check(rows.Scan(ptrs...))
+		for i, v := range vals {
+			if i > 0 {
+				out.WriteString("|")
+			}
+			switch x := v.(type) {
+			case nil:
+				out.WriteString("NULL")
+			case []byte:
+				out.Write(x)
+			default:
+				fmt.Fprint(&out, x)
+			}
+		}
+		out.WriteString("\n")
+	}
+	if err := rows.Err(); err != nil && !neg {
+		ts.Fatalf("sql: %v", err)
+	}
+	ts.Stdout().Write([]byte(out.String()))
+}
+
+// cmdCopyTree copies a directory recursively.
+//
+//	copytree SRC DST
+func cmdCopyTree(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: copytree SRC DST")
+	}
+	src, dst := ts.MkAbs(args[0]), ts.MkAbs(args[1])
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	ts.Check(err)
+}
+
+// cmdFileHash prints the sha256 of every file under a directory, sorted by path, so that a
+// script can show that a command changed nothing.
+//
+//	filehash DIR
+func cmdFileHash(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: filehash DIR")
+	}
+	root := ts.MkAbs(args[0])
+	var lines []string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		lines = append(lines, fmt.Sprintf("%x  %s", sha256.Sum256(data), rel))
+		return nil
+	})
+	ts.Check(err)
+	sort.Strings(lines)
+	ts.Stdout().Write([]byte(strings.Join(lines, "\n") + "\n"))
 }

@@ -258,4 +258,3 @@ func progress(w io.Writer) func(string, *dsync.FlowStats) {
 		fmt.Fprintf(w, "\r%s: %d read, %d written   ", flow, s.ReadSource+s.ReadTarget, s.Writes())
 	}
 }
-

@@ -44,6 +44,9 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	if len(recs) == 0 {
 		return nil
 	}
+	// A batch that has started is finished: an interrupt (SIGINT, SIGTERM) stops the run
+	// between batches, after the batch's writes are committed to the link state.
+	ctx = context.WithoutCancel(ctx)
 	if side == state.Source {
 		fr.stats.ReadSource += len(recs)
 	} else {

@@ -53,7 +53,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 }
 
 func (fr *flowRun) run(ctx context.Context) error {
-	fr.refs.ctx = ctx
+	fr.refs.ctx = context.WithoutCancel(ctx) // references resolve inside a batch, which is finished
 	if !fr.r.Opts.DryRun {
 		if err := fr.recoverIntents(ctx); err != nil {
 			return err

@@ -106,11 +106,25 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		}
 		partner, ok := partners[partnerOf(l, side)]
 		if !ok {
-			// The partner is gone. Without delete: propagate (handled by the delete pass) the
-			// link is dropped: the survivor is kept and the creation policy applies next time.
+			// The partner is gone; delete: propagate is the delete pass's work. Under keep the
+			// survivor is synced again at once, as an unlinked record.
+			if fr.f.Delete == "propagate" {
+				continue
+			}
+			if err := fr.dropLink(ctx, l, side, rec.ID); err != nil {
+				return err
+			}
 			if fr.f.Delete == "keep" {
-				out.unlink = append(out.unlink, l.SourceID)
-				fr.stats.Unlinked++
+				p, create, err := fr.unlinked(ctx, side, rec, out)
+				if err != nil {
+					return err
+				}
+				if p != nil {
+					pairs = append(pairs, p)
+				}
+				if create {
+					creates = append(creates, rec)
+				}
 			}
 			continue
 		}
@@ -192,18 +206,24 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			return nil, false, nil
 		}
 	}
-	if fr.dryLinked[side+"\x00"+rec.ID] {
+	if fr.dryLinked[side+"\x00"+rec.ID] || fr.detached[side+"\x00"+rec.ID] {
 		return nil, false, nil
 	}
 	if len(fr.f.Merge) > 0 {
 		match, err := fr.match(ctx, side, rec)
 		if err != nil {
 			var amb *ambiguousError
-			if errors.As(err, &amb) {
-				fr.fail(out, side, rec.ID, err)
+			if !errors.As(err, &amb) {
+				return nil, false, err
+			}
+			if amb.shared != "" {
+				// The record that this one matches also matches others: that record is the
+				// dead letter, retried every run; this one is linked when it is resolved.
+				fr.change(Change{Action: "wait", Side: side, RecordID: rec.ID, Reason: err.Error()})
 				return nil, false, nil
 			}
-			return nil, false, err
+			fr.fail(out, side, rec.ID, err)
+			return nil, false, nil
 		}
 		if match != nil {
 			l := &state.Link{Flow: fr.f.ID(), Base: map[string]state.Base{}}
@@ -229,6 +249,13 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 	case config.CreateAlways:
 		return nil, true, nil
 	case config.CreateNever:
+		// A source record waits for its partner (DESIGN §3.1). A target record that nothing
+		// matches is not synced by this flow unless it may be created in the source: it is
+		// linked when a source record matching it appears, so it is not kept as waiting
+		// (a shop's many products that the CRM lacks would be re-read on every run).
+		if side == state.Target {
+			return nil, false, nil
+		}
 		fr.stats.Waiting++
 		reason := fmt.Sprintf("no %s to link with; the flow never creates one", other)
 		if len(fr.f.Merge) > 0 {
@@ -237,6 +264,39 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 		out.waiting = append(out.waiting, failure{side, rec.ID, reason})
 	}
 	return nil, false, nil
+}
+
+// unlinkedReason marks, among the waiting records, a record whose partner was deleted under
+// delete: unlink: it stays unlinked, and is not created again on the other side.
+const unlinkedReason = "unlinked: its partner was deleted (delete: unlink)"
+
+// dropLink forgets the link of a record whose partner was deleted. Under delete: keep the
+// survivor is looked at again next run and linked or created anew per the flow's policies;
+// under delete: unlink it stays unlinked.
+//
+// The link is removed at once (not with the batch), so that the survivor can be linked or
+// created again in the same batch without the removal undoing the new link.
+func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, survivorID string) error {
+	fr.stats.Unlinked++
+	fr.change(Change{Action: "unlink", Side: survivorSide, RecordID: survivorID, Reason: "its partner was deleted"})
+	if fr.r.Opts.DryRun {
+		return nil
+	}
+	reason := "its partner was deleted; it is synced again per the flow's create policy (delete: keep)"
+	if fr.f.Delete == "unlink" {
+		reason = unlinkedReason
+		fr.detached[survivorSide+"\x00"+survivorID] = true
+	}
+	return fr.commit(ctx, func(tx state.Tx) error {
+		if err := tx.DeleteLink(fr.f.ID(), l.SourceID); err != nil {
+			return err
+		}
+		if survivorSide == "" {
+			return nil
+		}
+		// Kept as waiting until it is linked again, even if the run stops before that.
+		return tx.PutWaiting(fr.f.ID(), survivorSide, survivorID, reason)
+	})
 }
 
 // merge decides, property by property, what to write to each side of a pair.

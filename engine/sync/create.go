@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
@@ -45,14 +46,28 @@ func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Rec
 	}
 	if fr.r.Opts.DryRun {
 		for i, rec := range from {
-			fr.countCreate(side)
-			fr.dryLinked[side+"\x00"+rec.ID] = true
-			fr.change(Change{Action: "create", Side: other(side), FromID: rec.ID, New: string(mapping.Canonical(datas[i]))})
+			fr.dryCreate(side, rec.ID, datas[i], "")
 		}
 		return nil
 	}
 	_, err := fr.createNow(ctx, side, from, datas, out)
 	return err
+}
+
+// dryCreate counts a create a dry run plans, and links the record to a placeholder so that
+// records referring to it are planned as the run would do them.
+func (fr *flowRun) dryCreate(side, id string, data map[string]any, reason string) string {
+	fr.countCreate(side)
+	fr.dryLinked[side+"\x00"+id] = true
+	fr.processed[id] = side == state.Source
+	placeholder := "(new from " + id + ")"
+	if side == state.Source {
+		fr.refs.remember(fr.f, id, placeholder)
+	} else {
+		fr.refs.remember(fr.f, placeholder, id)
+	}
+	fr.change(Change{Action: "create", Side: other(side), FromID: id, New: string(mapping.Canonical(data)), Reason: reason})
+	return placeholder
 }
 
 func (fr *flowRun) countCreate(fromSide string) {
@@ -167,9 +182,7 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 		return "", false, err
 	}
 	if fr.r.Opts.DryRun {
-		fr.countCreate(side)
-		fr.change(Change{Action: "create", Side: other(side), FromID: id, New: string(mapping.Canonical(data)), Reason: "referenced"})
-		return "(new " + id + ")", true, nil
+		return fr.dryCreate(side, id, data, "referenced"), true, nil
 	}
 	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, &outcome{})
 	if err != nil || ids[0] == "" {
@@ -225,16 +238,20 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 		}
 		adopted := map[string]bool{}
 		for _, in := range ins {
-			var data map[string]any
-			json.Unmarshal(in.Data, &data)
-			var found *connector.Record
-			for i := range candidates {
-				if !adopted[candidates[i].ID] && contains(candidates[i].Data, data) {
-					found = &candidates[i]
-					break
-				}
+			from, ok, err := fr.intentSource(ctx, in)
+			if err != nil {
+				return err
 			}
-			if err := fr.adopt(ctx, in, found, adopted); err != nil {
+			if !ok {
+				// The record the create was made from is gone: under delete: propagate its
+				// copy goes too, else the copy stays as an unlinked record.
+				if err := fr.dropOrphan(ctx, in, candidates, adopted); err != nil {
+					return err
+				}
+				continue
+			}
+			found := fr.findCreated(in, from, candidates, adopted)
+			if err := fr.adopt(ctx, in, from, found, adopted); err != nil {
 				return err
 			}
 		}
@@ -242,46 +259,177 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 	return nil
 }
 
+// dropOrphan handles an intent whose origin was deleted before the run that created its copy
+// could link it.
+func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates []connector.Record, adopted map[string]bool) error {
+	var data map[string]any
+	json.Unmarshal(in.Data, &data)
+	allowed := in.Side == state.Target && fr.f.Direction != "to-source" || in.Side == state.Source && fr.f.Direction != "to-target"
+	if fr.f.Delete == "propagate" && allowed {
+		conn, entity := fr.tgt, fr.tgtEntity
+		if in.Side == state.Source {
+			conn, entity = fr.src, fr.srcEntity
+		}
+		// The copy: by the merge keys the create sent (it may have been edited since), else
+		// by its content.
+		match := -1
+		for _, alt := range fr.f.Merge {
+			key, ok := mergeKey(data, alt, in.Side)
+			if !ok {
+				continue
+			}
+			var hits []int
+			for i, c := range candidates {
+				if k, ok := mergeKey(c.Data, alt, in.Side); ok && k == key && !adopted[c.ID] {
+					hits = append(hits, i)
+				}
+			}
+			if len(hits) == 1 {
+				match = hits[0]
+				break
+			}
+		}
+		for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
+			for i := 0; i < len(candidates) && match < 0; i++ {
+				if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
+					match = i
+				}
+			}
+		}
+		if match >= 0 {
+			c := candidates[match]
+			adopted[c.ID] = true
+			if err := deleteOne(ctx, conn, entity, c.ID); err != nil {
+				return err
+			}
+			fr.stats.Deleted++
+		}
+	}
+	return fr.commit(ctx, func(tx state.Tx) error { return tx.DeleteIntent(in.ID) })
+}
+
+// intentSource reads the record an intent's create was made from.
+func (fr *flowRun) intentSource(ctx context.Context, in state.Intent) (connector.Record, bool, error) {
+	conn, entity := fr.src, fr.srcEntity
+	if in.Side == state.Source {
+		conn, entity = fr.tgt, fr.tgtEntity
+	}
+	got, err := conn.Get(ctx, entity, []string{in.FromID})
+	if err != nil {
+		return connector.Record{}, false, err
+	}
+	rec, ok := got[in.FromID]
+	return rec, ok, nil
+}
+
+// findCreated finds the record an intent created among the unlinked candidates: by the
+// first merge alternative that gives exactly one, else by the content the create sent: exactly,
+// then allowing for the reformatting systems commonly do (case, number notation). Merge
+// criteria are the reliable way; content is the fallback DESIGN §3.7 allows.
+func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidates []connector.Record, adopted map[string]bool) *connector.Record {
+	fromSide := other(in.Side)
+	for _, alt := range fr.f.Merge {
+		key, ok := mergeKey(from.Data, alt, fromSide)
+		if !ok {
+			continue
+		}
+		var hits []int
+		for i := range candidates {
+			if k, ok := mergeKey(candidates[i].Data, alt, in.Side); ok && k == key && !adopted[candidates[i].ID] {
+				hits = append(hits, i)
+			}
+		}
+		if len(hits) == 1 {
+			return &candidates[hits[0]]
+		}
+	}
+	var data map[string]any
+	json.Unmarshal(in.Data, &data)
+	for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
+		for i := range candidates {
+			if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
+				return &candidates[i]
+			}
+		}
+	}
+	return nil
+}
+
+func sameValue(a, b any) bool {
+	return string(mapping.Canonical(a)) == string(mapping.Canonical(b))
+}
+
+// looselySame compares as systems commonly reformat what they store: text without regard to
+// case and surrounding space, and numbers by value whatever their notation ("10" and "10.00").
+func looselySame(a, b any) bool {
+	if sameValue(a, b) {
+		return true
+	}
+	as, aok := a.(string)
+	bs, bok := b.(string)
+	if aok && bok && strings.EqualFold(strings.TrimSpace(as), strings.TrimSpace(bs)) {
+		return true
+	}
+	af, aerr := mapping.Coerce(a, "number")
+	bf, berr := mapping.Coerce(b, "number")
+	return aerr == nil && berr == nil && af != nil && sameValue(af, bf)
+}
+
 // adopt links the record found for an intent, or drops the intent when none was created.
-func (fr *flowRun) adopt(ctx context.Context, in state.Intent, found *connector.Record, adopted map[string]bool) error {
+func (fr *flowRun) adopt(ctx context.Context, in state.Intent, from connector.Record, found *connector.Record, adopted map[string]bool) error {
 	fromSide := other(in.Side)
 	return fr.commit(ctx, func(tx state.Tx) error {
 		if err := tx.DeleteIntent(in.ID); err != nil {
 			return err
 		}
-		if found == nil {
-			return nil
-		}
-		conn, entity := fr.src, fr.srcEntity
-		if fromSide == state.Target {
-			conn, entity = fr.tgt, fr.tgtEntity
-		}
-		got, err := conn.Get(ctx, entity, []string{in.FromID})
-		if err != nil {
-			return err
-		}
-		from, ok := got[in.FromID]
-		if !ok {
-			return nil // the record it was created from is gone; the created one stays unlinked
+		if found == nil || from.ID == "" {
+			return nil // nothing was created, or what it was created from is gone
 		}
 		src, tgt := from, *found
 		if fromSide == state.Target {
 			src, tgt = *found, from
 		}
-		l := &state.Link{Flow: fr.f.ID()}
-		if err := fr.rebase(l, src, tgt); err != nil {
-			return nil // cannot compute the base now; the records are merged on the next run
-		}
+		// The base is what the create sent: either record may have been edited since, and the
+		// merge in this run's pass (the waiting entry makes it read the record) then sees
+		// those edits as changes.
+		l := &state.Link{Flow: fr.f.ID(), SourceID: src.ID, TargetID: tgt.ID, Base: fr.intentBase(in), Updated: fr.r.Opts.Now().UTC()}
 		adopted[found.ID] = true
 		fr.stats.Recovered++
-		return tx.PutLink(l)
+		if err := tx.PutLink(l); err != nil {
+			return err
+		}
+		return tx.PutWaiting(fr.f.ID(), fromSide, from.ID, "adopted after an interrupted run; merged again")
 	})
+}
+
+// intentBase is the base of a link to a record created from an intent's data: the values the
+// create sent, in target form.
+func (fr *flowRun) intentBase(in state.Intent) map[string]state.Base {
+	var data map[string]any
+	json.Unmarshal(in.Data, &data)
+	base := map[string]state.Base{}
+	for _, prop := range fr.f.Properties {
+		var v any
+		if in.Side == state.Target {
+			v = prop.View(data)
+		} else if prop.ToTargetSide() {
+			var err error
+			if v, err = prop.TargetValue(data, fr.refs); err != nil {
+				continue
+			}
+		} else {
+			continue // a value that only flows back is not in what was sent
+		}
+		c := mapping.Canonical(v)
+		base[prop.Key()] = state.Base{S: c, T: c}
+	}
+	return base
 }
 
 // contains reports whether rec holds every value of want (recursively: objects by key, lists
 // element by element), so that a created record is recognised although the system added
 // fields (an id, defaults) to it.
-func contains(rec, want any) bool {
+func contains(rec, want any, equal func(a, b any) bool) bool {
 	switch w := want.(type) {
 	case map[string]any:
 		r, ok := rec.(map[string]any)
@@ -289,7 +437,7 @@ func contains(rec, want any) bool {
 			return false
 		}
 		for k, v := range w {
-			if !contains(r[k], v) {
+			if !contains(r[k], v, equal) {
 				return false
 			}
 		}
@@ -300,11 +448,11 @@ func contains(rec, want any) bool {
 			return false
 		}
 		for i := range w {
-			if !contains(r[i], w[i]) {
+			if !contains(r[i], w[i], equal) {
 				return false
 			}
 		}
 		return true
 	}
-	return string(mapping.Canonical(rec)) == string(mapping.Canonical(want))
+	return equal(rec, want)
 }

@@ -10,9 +10,10 @@ import (
 )
 
 // deletePass finds linked records whose partner was deleted and, per the flow's delete
-// policy, deletes the survivor (propagate) or forgets the link (unlink). The circuit breaker
-// refuses to delete more than a share of the flow's linked records in one run: a mass delete is
-// far more often an outage or a wrong filter than an intention.
+// policy, deletes the survivor (propagate) or forgets the link (keep, unlink). The circuit
+// breaker refuses to delete more than a share of the flow's linked records in one run: a mass
+// delete is far more often an outage or a wrong filter than an intention. It reads every link's
+// two records, so its cost grows with the number of links.
 func (fr *flowRun) deletePass(ctx context.Context) error {
 	type gone struct {
 		link     *state.Link
@@ -65,7 +66,8 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 			return fmt.Errorf("%w: %d of %d linked records would be deleted, more than the limit of %d (%.0f%%); nothing was deleted. Check the systems; if the deletes are intended, delete in smaller steps", ErrBreaker, deletes, total, limit, fr.r.Opts.MaxDeleteShare*100)
 		}
 	}
-	var unlink []string
+	out := &outcome{}
+	survivors := map[string][]string{}
 	for _, g := range plan {
 		// A delete propagates only in a direction the flow syncs: a to-target flow never
 		// deletes in its source.
@@ -84,13 +86,55 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 				}
 			}
 			fr.stats.Deleted++
-		} else {
-			fr.change(Change{Action: "unlink", Side: state.Source, RecordID: g.link.SourceID})
-			fr.stats.Unlinked++
+			out.unlink = append(out.unlink, g.link.SourceID)
+			continue
 		}
-		unlink = append(unlink, g.link.SourceID)
+		survivorID := ""
+		switch g.survivor {
+		case state.Source:
+			survivorID = g.link.SourceID
+		case state.Target:
+			survivorID = g.link.TargetID
+		}
+		if err := fr.dropLink(ctx, g.link, g.survivor, survivorID); err != nil {
+			return err
+		}
+		if g.survivor != "" {
+			survivors[g.survivor] = append(survivors[g.survivor], survivorID)
+		}
 	}
-	return fr.save(ctx, &outcome{unlink: unlink})
+	if err := fr.save(ctx, out); err != nil {
+		return err
+	}
+	// Survivors of delete: keep are synced again now, not on the next run: a run after which
+	// something is left to do would look settled to --until-stable.
+	if fr.f.Delete != "keep" || fr.r.Opts.DryRun {
+		return nil
+	}
+	for _, side := range []string{state.Source, state.Target} {
+		ids := survivors[side]
+		if len(ids) == 0 {
+			continue
+		}
+		conn, entity := fr.src, fr.srcEntity
+		if side == state.Target {
+			conn, entity = fr.tgt, fr.tgtEntity
+		}
+		got, err := conn.Get(ctx, entity, ids)
+		if err != nil {
+			return err
+		}
+		recs := make([]connector.Record, 0, len(got))
+		for _, id := range ids {
+			if rec, ok := got[id]; ok {
+				recs = append(recs, rec)
+			}
+		}
+		if err := fr.batch(ctx, side, recs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func deleteOne(ctx context.Context, conn connector.Conn, entity, id string) error {

@@ -32,6 +32,9 @@ type flowRun struct {
 	srcIndex, tgtIndex *mergeIndex
 	// dryLinked remembers, in a dry run, the records that would have been linked or created.
 	dryLinked map[string]bool
+	// detached holds the records that stay unlinked after their partner was deleted under
+	// delete: unlink (side + "\x00" + id).
+	detached map[string]bool
 }
 
 func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, error) {
@@ -44,7 +47,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 		tgt:       r.Conns[f.Dataflow.Target.Config.ID.Value],
 		srcEntity: f.Source.Name(), tgtEntity: f.Target.Name(),
 		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
-		processed: map[string]bool{}, dryLinked: map[string]bool{},
+		processed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
@@ -59,7 +62,15 @@ func (fr *flowRun) run(ctx context.Context) error {
 			return err
 		}
 	}
-	var err error
+	waiting, err := fr.r.State.Waiting(ctx, fr.f.ID())
+	if err != nil {
+		return err
+	}
+	for _, w := range waiting {
+		if w.Reason == unlinkedReason {
+			fr.detached[w.Side+"\x00"+w.RecordID] = true
+		}
+	}
 	if fr.f.Direction != config.SyncToSource {
 		if err = fr.pass(ctx, state.Source); err != nil {
 			return err
@@ -70,10 +81,7 @@ func (fr *flowRun) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if fr.f.Delete != "keep" {
-		return fr.deletePass(ctx)
-	}
-	return nil
+	return fr.deletePass(ctx)
 }
 
 // pass reads one side (what changed since its watermark, then the records that wait or
@@ -107,7 +115,12 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 				}
 			}
 		}
-		return fr.batch(ctx, side, recs)
+		for start := 0; start < len(recs); start += fr.r.Opts.BatchSize {
+			if err := fr.batch(ctx, side, recs[start:min(start+fr.r.Opts.BatchSize, len(recs))]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -149,7 +162,7 @@ func (fr *flowRun) retryIDs(ctx context.Context, side string, seen map[string]bo
 		return nil, err
 	}
 	for _, w := range waiting {
-		if w.Side == side && !seen[w.RecordID] {
+		if w.Side == side && !seen[w.RecordID] && w.Reason != unlinkedReason {
 			seen[w.RecordID] = true
 			ids = append(ids, w.RecordID)
 		}

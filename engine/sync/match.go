@@ -19,10 +19,14 @@ type mergeIndex struct {
 type ambiguousError struct {
 	entity string
 	ids    []string
+	shared string // set when the ambiguity is on this side: these records all match shared
 }
 
 func (e *ambiguousError) Error() string {
-	return fmt.Sprintf("matches %d %s records by the merge criteria (%s); link it by hand or make the criteria stricter", len(e.ids), e.entity, strings.Join(e.ids, ", "))
+	if e.shared != "" {
+		return fmt.Sprintf("matches record %s, which %d %s records match by the merge criteria (%s); make the criteria stricter or the records distinct", e.shared, len(e.ids), e.entity, strings.Join(e.ids, ", "))
+	}
+	return fmt.Sprintf("matches %d %s records by the merge criteria (%s); make the criteria stricter or the records distinct", len(e.ids), e.entity, strings.Join(e.ids, ", "))
 }
 
 // match finds the unlinked record of the other side that matches rec by the first merge
@@ -47,8 +51,22 @@ func (fr *flowRun) match(ctx context.Context, side string, rec connector.Record)
 		case 0:
 			continue
 		case 1:
+			// A link needs a match that is unique from both sides: a record that several
+			// records of this side match is ambiguous for each of them.
+			same, err := fr.index(ctx, side)
+			if err != nil {
+				return nil, err
+			}
+			if rivals := same.byKey[a][key]; len(rivals) > 1 {
+				sameEntity := fr.srcEntity
+				if side == state.Target {
+					sameEntity = fr.tgtEntity
+				}
+				return nil, &ambiguousError{entity: sameEntity, ids: rivals, shared: ids[0]}
+			}
 			found := idx.recs[ids[0]]
 			idx.remove(found, fr.f.Merge, otherSide)
+			same.remove(rec, fr.f.Merge, side)
 			return &found, nil
 		}
 		return nil, &ambiguousError{entity: entity, ids: ids}

@@ -8,6 +8,7 @@ package sync_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -1060,4 +1061,46 @@ func TestE2EEchoFreeWithReformattingSystem(t *testing.T) {
 	}
 	p.quiet("run after an edit in the shop")
 	p.quiet("another run")
+}
+
+// Concurrent edits of different elements of a list both survive: the order's lines are merged
+// element by element, property by property, against the base.
+func TestE2EListEditedOnBothSides(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.sync()
+	prod := func(id string) string { return p.mustTarget("products", id) }
+	o1 := p.mustTarget("orders", "1")
+	items := func(order string) string {
+		return e2eCanonicalJSON(t, p.value("shop", "SELECT items FROM orders WHERE id = ?", order).(string))
+	}
+	lines := func(order int) []string {
+		return p.strings("crm", "SELECT product_id || ' x' || quantity || ' @' || unit_price FROM order_lines WHERE order_id = ? ORDER BY id", order)
+	}
+	before := lines(1)
+	if len(before) != 2 {
+		t.Fatalf("order 1 has lines %v, want 2", before)
+	}
+	// The CRM changes the first line's quantity; the shop changes the second item's price.
+	p.exec("crm", "UPDATE order_lines SET quantity = 7 WHERE id = 1")
+	p.exec("crm", "UPDATE orders SET updated_at = '2024-02-01T00:00:00Z' WHERE id = 1")
+	var shopItems []map[string]any
+	if err := json.Unmarshal([]byte(items(o1)), &shopItems); err != nil {
+		t.Fatal(err)
+	}
+	shopItems[1]["price"] = 99.5
+	edited, _ := json.Marshal(shopItems)
+	p.exec("shop", "UPDATE orders SET items = ? WHERE id = ?", string(edited), o1)
+	rep := p.sync()
+	if st := e2eFlow(t, rep, "orders"); st.Conflicts != 0 {
+		t.Errorf("orders: %+v; want no conflict: different elements changed", *st)
+	}
+	got := lines(1)
+	if len(got) != 2 || !strings.Contains(got[0], " x7 ") || !strings.HasSuffix(got[1], "@99.5") {
+		t.Errorf("CRM order 1 lines = %v, want the CRM's quantity 7 and the shop's price 99.5", got)
+	}
+	shop := items(o1)
+	if !strings.Contains(shop, `"qty":7`) || !strings.Contains(shop, `"price":99.5`) || !strings.Contains(shop, prod("1")) {
+		t.Errorf("shop order 1 items = %s, want both edits", shop)
+	}
+	p.quiet("run after merging the lists")
 }

@@ -100,13 +100,22 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 		since = wm
 	}
 	high := since
-	seen := map[string]bool{}
-	err := conn.Scan(ctx, entity, since, func(recs []connector.Record) error {
+	// Records that wait for a reference, or failed, are read again whatever the watermark,
+	// unless the scan reads them: memory grows with those, not with the records scanned.
+	retry, err := fr.retryIDs(ctx, side)
+	if err != nil {
+		return err
+	}
+	pending := make(map[string]bool, len(retry))
+	for _, id := range retry {
+		pending[id] = true
+	}
+	err = conn.Scan(ctx, entity, since, func(recs []connector.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		for _, rec := range recs {
-			seen[rec.ID] = true
+			delete(pending, rec.ID)
 			if updated != "" {
 				if v := mapping.Get(rec.Data, updated); v != nil {
 					if s := mapping.IDString(v); later(s, high) {
@@ -125,11 +134,13 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 	if err != nil {
 		return err
 	}
-	// Records that wait for a reference, or failed, are read again whatever the watermark.
-	retry, err := fr.retryIDs(ctx, side, seen)
-	if err != nil {
-		return err
+	kept := retry[:0]
+	for _, id := range retry {
+		if pending[id] {
+			kept = append(kept, id)
+		}
 	}
+	retry = kept
 	for start := 0; start < len(retry); start += fr.r.Opts.BatchSize {
 		ids := retry[start:min(start+fr.r.Opts.BatchSize, len(retry))]
 		got, err := conn.Get(ctx, entity, ids)
@@ -154,9 +165,10 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 	return nil
 }
 
-// retryIDs lists the records of a side that wait or failed, and were not read by the scan.
-func (fr *flowRun) retryIDs(ctx context.Context, side string, seen map[string]bool) ([]string, error) {
+// retryIDs lists the records of a side that wait or failed.
+func (fr *flowRun) retryIDs(ctx context.Context, side string) ([]string, error) {
 	var ids []string
+	seen := map[string]bool{}
 	waiting, err := fr.r.State.Waiting(ctx, fr.f.ID())
 	if err != nil {
 		return nil, err

@@ -113,6 +113,30 @@ type Conn interface {
 	Close() error
 }
 
+// Capabilities say what a connection can do beyond reading and writing records.
+type Capabilities struct {
+	// Delete: the system deletes records (delete: propagate needs it).
+	Delete bool
+	// ReturnsStored: Create and Update return the record as the system stores it after the
+	// write. Without it the engine reads written records back with Get, which echo-free
+	// merging needs.
+	ReturnsStored bool
+}
+
+// Capable is the optional ability of a Conn to say what it can do. A Conn without it is taken
+// to delete and not to return stored records.
+type Capable interface {
+	Capabilities() Capabilities
+}
+
+// CapabilitiesOf returns a connection's capabilities.
+func CapabilitiesOf(c Conn) Capabilities {
+	if cp, ok := c.(Capable); ok {
+		return cp.Capabilities()
+	}
+	return Capabilities{Delete: true}
+}
+
 // Opener is the ability of a Driver to open a connection for a run. entities holds the
 // schema of each entity, by name, for the connector to shape values (JSON columns, types).
 type Opener interface {

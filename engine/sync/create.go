@@ -102,6 +102,9 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 		return nil, err
 	}
 	results, err := conn.Create(ctx, entity, datas)
+	if err == nil {
+		err = readBack(ctx, conn, entity, results)
+	}
 	if err != nil {
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}

@@ -1104,3 +1104,28 @@ func TestE2EListEditedOnBothSides(t *testing.T) {
 	}
 	p.quiet("run after merging the lists")
 }
+
+// e2eNoDeleteConn is a connection that says it cannot delete.
+type e2eNoDeleteConn struct{ connector.Conn }
+
+func (e2eNoDeleteConn) Capabilities() connector.Capabilities {
+	return connector.Capabilities{Delete: false, ReturnsStored: false}
+}
+
+// delete: propagate against a system that cannot delete is refused before anything is read.
+func TestE2EPropagateNeedsDelete(t *testing.T) {
+	p := newE2E(t, "delete-propagate.yaml")
+	wrap := func(system string, c connector.Conn) connector.Conn {
+		if system == "shop" {
+			return e2eNoDeleteConn{c}
+		}
+		return c
+	}
+	_, err := p.run(e2eRunConfig{wrap: wrap})
+	if err == nil || !strings.Contains(err.Error(), "delete: propagate, but Shop cannot delete records; use delete: keep or unlink") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := p.count("shop", "products"); got != 0 {
+		t.Errorf("the shop has %d products; nothing may run", got)
+	}
+}

@@ -52,6 +52,17 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
 	}
+	if f.Delete == "propagate" {
+		for _, c := range []struct {
+			conn  connector.Conn
+			sys   string
+			sides bool
+		}{{fr.tgt, f.Dataflow.Target.Name(), f.Direction != config.SyncToSource}, {fr.src, f.Dataflow.Source.Name(), f.Direction != config.SyncToTarget}} {
+			if c.sides && !connector.CapabilitiesOf(c.conn).Delete {
+				return nil, fmt.Errorf("flow %s: delete: propagate, but %s cannot delete records; use delete: keep or unlink", f.ID(), c.sys)
+			}
+		}
+	}
 	return fr, nil
 }
 

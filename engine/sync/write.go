@@ -47,6 +47,9 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		if err != nil {
 			return err
 		}
+		if err := readBack(ctx, conn, entity, results); err != nil {
+			return err
+		}
 		for i, res := range results {
 			p := ps[i]
 			if res.Err != nil {
@@ -81,6 +84,38 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		out.links = append(out.links, p.link)
 		out.resolved = append(out.resolved, state.Source+"\x00"+p.src.ID, state.Target+"\x00"+p.tgt.ID)
 		fr.refs.remember(fr.f, p.link.SourceID, p.link.TargetID)
+	}
+	return nil
+}
+
+// readBack replaces the results of a write by the records as the system stores them, for a
+// connection that does not return them itself: the bases must be what the system holds.
+func readBack(ctx context.Context, conn connector.Conn, entity string, results []connector.Result) error {
+	if connector.CapabilitiesOf(conn).ReturnsStored {
+		return nil
+	}
+	var ids []string
+	for _, r := range results {
+		if r.Err == nil {
+			ids = append(ids, r.Record.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	stored, err := conn.Get(ctx, entity, ids)
+	if err != nil {
+		return err
+	}
+	for i, r := range results {
+		if r.Err != nil {
+			continue
+		}
+		if rec, ok := stored[r.Record.ID]; ok {
+			results[i].Record = rec
+		} else {
+			results[i].Err = fmt.Errorf("record %s is not there after the write", r.Record.ID)
+		}
 	}
 	return nil
 }

@@ -231,6 +231,12 @@ func initialize(ctx context.Context, path, script string) error {
 }
 
 // conn is the connector.Conn of one database file.
+// Capabilities implements connector.Capable: SQLite deletes, and every write reads the record
+// back in its transaction.
+func (c *conn) Capabilities() connector.Capabilities {
+	return connector.Capabilities{Delete: true, ReturnsStored: true}
+}
+
 type conn struct {
 	sys     *config.System
 	schemas map[string]*schema.Entity

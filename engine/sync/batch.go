@@ -25,6 +25,7 @@ type pair struct {
 	srcPatch, tgtPatch map[string]any
 	conflicts          int
 	isNew              bool // linked in this run by merge criteria
+	unchanged          bool // neither record changed since the link was saved
 }
 
 // outcome collects a batch's work for one transaction.
@@ -305,6 +306,7 @@ func (fr *flowRun) merge(p *pair) error {
 	l := p.link
 	if !p.isNew && l.SourceHash == recordHash(p.src.Data) && l.TargetHash == recordHash(p.tgt.Data) {
 		fr.stats.Unchanged++
+		p.unchanged = true
 		return nil
 	}
 	desiredTgt := mapping.Clone(p.tgt.Data).(map[string]any)

@@ -273,33 +273,7 @@ func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates [
 		if in.Side == state.Source {
 			conn, entity = fr.src, fr.srcEntity
 		}
-		// The copy: by the merge keys the create sent (it may have been edited since), else
-		// by its content.
-		match := -1
-		for _, alt := range fr.f.Merge {
-			key, ok := mergeKey(data, alt, in.Side)
-			if !ok {
-				continue
-			}
-			var hits []int
-			for i, c := range candidates {
-				if k, ok := mergeKey(c.Data, alt, in.Side); ok && k == key && !adopted[c.ID] {
-					hits = append(hits, i)
-				}
-			}
-			if len(hits) == 1 {
-				match = hits[0]
-				break
-			}
-		}
-		for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
-			for i := 0; i < len(candidates) && match < 0; i++ {
-				if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
-					match = i
-				}
-			}
-		}
-		if match >= 0 {
+		if match := fr.findCopy(in, data, candidates, adopted); match >= 0 {
 			c := candidates[match]
 			adopted[c.ID] = true
 			if err := deleteOne(ctx, conn, entity, c.ID); err != nil {
@@ -307,8 +281,50 @@ func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates [
 			}
 			fr.stats.Deleted++
 		}
+		return fr.commit(ctx, func(tx state.Tx) error { return tx.DeleteIntent(in.ID) })
+	}
+	// Otherwise the copy is a record like any other: it is looked at in this run's pass and
+	// linked or created anew per the flow's policies, even if incremental reads skip it.
+	if match := fr.findCopy(in, data, candidates, adopted); match >= 0 {
+		c := candidates[match]
+		adopted[c.ID] = true
+		return fr.commit(ctx, func(tx state.Tx) error {
+			if err := tx.DeleteIntent(in.ID); err != nil {
+				return err
+			}
+			return tx.PutWaiting(fr.f.ID(), in.Side, c.ID, "created from a record deleted before the copy was linked")
+		})
 	}
 	return fr.commit(ctx, func(tx state.Tx) error { return tx.DeleteIntent(in.ID) })
+}
+
+// findCopy finds, among the unlinked candidates, the record an intent created: by the merge
+// keys the create sent (the copy may have been edited since), else by its content. It returns
+// the candidate's index, or -1.
+func (fr *flowRun) findCopy(in state.Intent, data map[string]any, candidates []connector.Record, adopted map[string]bool) int {
+	for _, alt := range fr.f.Merge {
+		key, ok := mergeKey(data, alt, in.Side)
+		if !ok {
+			continue
+		}
+		var hits []int
+		for i, c := range candidates {
+			if k, ok := mergeKey(c.Data, alt, in.Side); ok && k == key && !adopted[c.ID] {
+				hits = append(hits, i)
+			}
+		}
+		if len(hits) == 1 {
+			return hits[0]
+		}
+	}
+	for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
+		for i := range candidates {
+			if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // intentSource reads the record an intent's create was made from.

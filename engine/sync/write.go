@@ -77,6 +77,11 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		if p.link == nil || failed[p] {
 			continue
 		}
+		if p.unchanged {
+			// The link already says all this; only a record that waited is resolved.
+			out.resolved = append(out.resolved, state.Source+"\x00"+p.src.ID, state.Target+"\x00"+p.tgt.ID)
+			continue
+		}
 		if err := fr.rebase(p.link, p.src, p.tgt); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)
 			continue

@@ -487,7 +487,10 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 	if e.updated >= 0 {
 		updated := Quote(e.cols[e.updated].name)
 		if since != "" {
-			clause, args = " WHERE "+updated+" >= ?", []any{since}
+			// Timestamps of different widths ("...21Z" and "...21.723Z") do not compare as
+			// text; as times they do. Values that are not times compare as text.
+			clause = " WHERE (julianday(" + updated + ") >= julianday(?) OR (julianday(" + updated + ") IS NULL AND " + updated + " >= ?))"
+			args = []any{since, since}
 		}
 		order = updated + ", " + order
 	}

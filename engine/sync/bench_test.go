@@ -1,0 +1,246 @@
+package sync_test
+
+// Benchmarks of whole runs over the real SQLite connector and link state, in b.TempDir() (so
+// with the durable commits a run makes): the first one-way sync of N products into an empty
+// target, and a run where nothing changed, with and without a watermark. The products come
+// from a generator with a fixed seed; the systems and the flow are the model test's
+// (testdata/model), synced one way (testdata/model/bench).
+//
+//	go test ./engine/sync/ -run '^$' -bench . -benchtime 5x
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine"
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/dataflow-sync/dataflow/engine/state"
+	dsync "github.com/dataflow-sync/dataflow/engine/sync"
+)
+
+const benchProducts = 10000
+
+// benchSource writes a source database of n products, the same for the same n and seed, and
+// returns its path.
+func benchSource(b *testing.B, dir string, n int, seed int64) string {
+	b.Helper()
+	fixtures, err := filepath.Abs(modelFixtures)
+	if err != nil {
+		b.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(fixtures, "source.sql"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "source-template.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_synchronous=OFF")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(string(script)); err != nil {
+		b.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt, err := tx.Prepare("INSERT INTO items (code, name, qty, price, active, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(seed))
+	words := []string{"Espresso", "Filter", "Green", "Black", "Oolong", "Grinder", "Kettle", "Mug", "Decanter", "Beans"}
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		var name any = fmt.Sprintf("%s %s %d g", words[rng.Intn(len(words))], words[rng.Intn(len(words))], 50*(1+rng.Intn(20)))
+		if rng.Intn(20) == 0 {
+			name = nil
+		}
+		_, err := stmt.Exec(fmt.Sprintf("P%06d", i), name, rng.Intn(500), float64(rng.Intn(100000))/100, rng.Intn(5) != 0,
+			start.Add(time.Duration(i)*time.Second).Format(modelStampLayout))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// benchEnv is one set of systems and link state for a benchmark run.
+type benchEnv struct {
+	runner *dsync.Runner
+	conns  map[string]connector.Conn
+	store  *state.SQLite
+}
+
+func (e *benchEnv) close() {
+	for _, c := range e.conns {
+		c.Close()
+	}
+	e.store.Close()
+}
+
+// benchLoad compiles the benchmark's dataflow with the given source system file.
+func benchLoad(b *testing.B, shopFile string) *mapping.Project {
+	b.Helper()
+	fixtures, err := filepath.Abs(modelFixtures)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := map[string]string{"MODEL_SHOP_DB": "shop.db", "MODEL_SHOP_INIT": "source.sql", "MODEL_STORE_DB": "store.db", "MODEL_STORE_INIT": "target.sql"}
+	eng, err := engine.New(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := eng.Load(context.Background(), []string{
+		filepath.Join(fixtures, shopFile), filepath.Join(fixtures, "systems", "store.yaml"),
+		filepath.Join(fixtures, "bench", "items-to-things.yaml"),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Diagnostics.HasErrors() {
+		b.Fatalf("the benchmark's mappings do not load: %v", res.Diagnostics)
+	}
+	return res.Project
+}
+
+// benchOpen opens the systems in dir (the source a copy of template; the target created
+// empty from its init script when missing) and the link state there.
+func benchOpen(b *testing.B, proj *mapping.Project, dir, template string) *benchEnv {
+	b.Helper()
+	ctx := context.Background()
+	fixtures, err := filepath.Abs(modelFixtures)
+	if err != nil {
+		b.Fatal(err)
+	}
+	shop := filepath.Join(dir, "shop.db")
+	if _, err := os.Stat(shop); err != nil {
+		copyFile(b, template, shop)
+	}
+	df := proj.Dataflows[0]
+	systems := map[string]*config.System{
+		"shop":  modelSystem(df.Source.Config, shop, filepath.Join(fixtures, "source.sql")),
+		"store": modelSystem(df.Target.Config, filepath.Join(dir, "store.db"), filepath.Join(fixtures, "target.sql")),
+	}
+	e := &benchEnv{conns: map[string]connector.Conn{}}
+	registry := engine.Connectors()
+	for _, sys := range []*mapping.System{df.Source, df.Target} {
+		driver, _ := registry.Driver(sys.Config.Connector.Value)
+		entities := map[string]*schema.Entity{}
+		for name, ent := range sys.Entities {
+			entities[name] = ent.Schema
+		}
+		c, err := driver.(connector.Opener).Open(ctx, systems[sys.Config.ID.Value], entities, connector.OpenOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.conns[sys.Config.ID.Value] = c
+	}
+	if e.store, err = state.Open(ctx, filepath.Join(dir, "state.db"), state.ReadWrite); err != nil {
+		b.Fatal(err)
+	}
+	e.runner = &dsync.Runner{Project: proj, Conns: e.conns, State: e.store}
+	return e
+}
+
+func copyFile(b *testing.B, from, to string) {
+	b.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkFullSync: the first run of a one-way flow, N products created in an empty target
+// and linked. Each iteration starts from a fresh copy of the source, an empty target and an
+// empty link state, made with the timer stopped.
+func BenchmarkFullSync(b *testing.B) {
+	proj := benchLoad(b, filepath.Join("systems", "shop.yaml"))
+	template := benchSource(b, b.TempDir(), benchProducts, 1)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		e := benchOpen(b, proj, b.TempDir(), template)
+		b.StartTimer()
+		rep, err := e.runner.Run(ctx)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if f := rep.Flows[0]; f.CreatedTarget != benchProducts || f.Failed != 0 {
+			b.Fatalf("created %d of %d products, %d failed", f.CreatedTarget, benchProducts, f.Failed)
+		}
+		if n, err := e.store.CountLinks(ctx, ""); err != nil || n != benchProducts {
+			b.Fatalf("%d links, want %d (%v)", n, benchProducts, err)
+		}
+		e.close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(benchProducts)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkNoChangeRun: a run after the first, nothing changed in either system. With a
+// watermark (the source's updated_at) the run reads nothing; without one it reads and
+// compares every record. The systems are synced once before the timer starts; every
+// iteration is another run with nothing to do.
+func BenchmarkNoChangeRun(b *testing.B) {
+	for _, c := range []struct{ name, shop string }{
+		{"watermark", filepath.Join("systems", "shop.yaml")},
+		{"no-watermark", filepath.Join("bench", "shop-without-updated.yaml")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			proj := benchLoad(b, c.shop)
+			template := benchSource(b, b.TempDir(), benchProducts, 1)
+			ctx := context.Background()
+			e := benchOpen(b, proj, b.TempDir(), template)
+			defer e.close()
+			if rep, err := e.runner.Run(ctx); err != nil || rep.Flows[0].CreatedTarget != benchProducts {
+				b.Fatalf("the first run: %v, %+v", err, rep)
+			}
+			b.ResetTimer()
+			read := 0
+			for i := 0; i < b.N; i++ {
+				rep, err := e.runner.Run(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rep.Writes() != 0 {
+					b.Fatalf("a run with nothing changed wrote %d times", rep.Writes())
+				}
+				read = rep.Flows[0].ReadSource + rep.Flows[0].ReadTarget
+			}
+			b.ReportMetric(float64(benchProducts)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(read), "read/run")
+		})
+	}
+}

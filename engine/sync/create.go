@@ -208,34 +208,9 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 		bySide[in.Side] = append(bySide[in.Side], in)
 	}
 	for side, ins := range bySide {
-		conn, entity := fr.tgt, fr.tgtEntity
-		if side == state.Source {
-			conn, entity = fr.src, fr.srcEntity
-		}
 		// The candidates: records of that side that no link points at.
 		var candidates []connector.Record
-		err := conn.Scan(ctx, entity, "", func(recs []connector.Record) error {
-			ids := make([]string, len(recs))
-			for i, r := range recs {
-				ids[i] = r.ID
-			}
-			var links map[string]*state.Link
-			var err error
-			if side == state.Target {
-				links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
-			} else {
-				links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
-			}
-			if err != nil {
-				return err
-			}
-			for _, r := range recs {
-				if links[r.ID] == nil {
-					candidates = append(candidates, r)
-				}
-			}
-			return nil
-		})
+		err := fr.scanUnlinked(ctx, side, func(r connector.Record) { candidates = append(candidates, r) })
 		if err != nil {
 			return err
 		}

@@ -121,11 +121,40 @@ func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) 
 	for i := range idx.byKey {
 		idx.byKey[i] = map[string][]string{}
 	}
+	err := fr.scanUnlinked(ctx, side, func(r connector.Record) {
+		if fr.dryLinked[side+"\x00"+r.ID] {
+			return
+		}
+		if side == state.Source {
+			if ok, err := fr.f.Filter(r.Data); err != nil || !ok {
+				return
+			}
+		}
+		idx.recs[r.ID] = r
+		for a, alt := range fr.f.Merge {
+			if key, ok := mergeKey(r.Data, alt, side); ok {
+				idx.byKey[a][key] = append(idx.byKey[a][key], r.ID)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if side == state.Source {
+		fr.srcIndex = idx
+	} else {
+		fr.tgtIndex = idx
+	}
+	return idx, nil
+}
+
+// scanUnlinked calls fn with every record of side that no link of the flow points at.
+func (fr *flowRun) scanUnlinked(ctx context.Context, side string, fn func(connector.Record)) error {
 	conn, entity := fr.tgt, fr.tgtEntity
 	if side == state.Source {
 		conn, entity = fr.src, fr.srcEntity
 	}
-	err := conn.Scan(ctx, entity, "", func(recs []connector.Record) error {
+	return conn.Scan(ctx, entity, "", func(recs []connector.Record) error {
 		ids := make([]string, len(recs))
 		for i, r := range recs {
 			ids[i] = r.ID
@@ -141,30 +170,10 @@ func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) 
 			return err
 		}
 		for _, r := range recs {
-			if links[r.ID] != nil || fr.dryLinked[side+"\x00"+r.ID] {
-				continue
-			}
-			if side == state.Source {
-				if ok, err := fr.f.Filter(r.Data); err != nil || !ok {
-					continue
-				}
-			}
-			idx.recs[r.ID] = r
-			for a, alt := range fr.f.Merge {
-				if key, ok := mergeKey(r.Data, alt, side); ok {
-					idx.byKey[a][key] = append(idx.byKey[a][key], r.ID)
-				}
+			if links[r.ID] == nil {
+				fn(r)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if side == state.Source {
-		fr.srcIndex = idx
-	} else {
-		fr.tgtIndex = idx
-	}
-	return idx, nil
 }

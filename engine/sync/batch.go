@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -58,13 +57,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	for i, r := range recs {
 		ids[i] = r.ID
 	}
-	var links map[string]*state.Link
-	var err error
-	if side == state.Source {
-		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
-	} else {
-		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
-	}
+	links, err := fr.linksOf(ctx, side, ids)
 	if err != nil {
 		return err
 	}
@@ -77,10 +70,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	}
 	partners := map[string]connector.Record{}
 	if len(partnerIDs) > 0 {
-		conn, entity := fr.tgt, fr.tgtEntity
-		if side == state.Target {
-			conn, entity = fr.src, fr.srcEntity
-		}
+		conn, entity := fr.on(other(side))
 		if partners, err = conn.Get(ctx, entity, partnerIDs); err != nil {
 			return err
 		}
@@ -522,14 +512,4 @@ func parseTime(s string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-// sortedKeys is for deterministic order in reports.
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -11,13 +11,6 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
-func other(side string) string {
-	if side == state.Source {
-		return state.Target
-	}
-	return state.Source
-}
-
 // build computes the record to create on the other side from a record of side.
 func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, error) {
 	if side == state.Source {
@@ -82,10 +75,7 @@ func (fr *flowRun) countCreate(fromSide string) {
 // for a record that failed.
 func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, out *outcome) ([]string, error) {
 	toSide := other(side)
-	conn, entity := fr.tgt, fr.tgtEntity
-	if toSide == state.Source {
-		conn, entity = fr.src, fr.srcEntity
-	}
+	conn, entity := fr.on(toSide)
 	intentIDs := make([]int64, len(datas))
 	err := fr.commit(ctx, func(tx state.Tx) error {
 		for i, data := range datas {
@@ -163,10 +153,11 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 // createReferenced creates, for a record that refers to it, the partner of record id (of the
 // source side when fromSource) in a "create: referenced" flow, and returns the new id.
 func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource bool) (string, bool, error) {
-	side, conn, entity := state.Source, fr.src, fr.srcEntity
+	side := state.Source
 	if !fromSource {
-		side, conn, entity = state.Target, fr.tgt, fr.tgtEntity
+		side = state.Target
 	}
+	conn, entity := fr.on(side)
 	got, err := conn.Get(ctx, entity, []string{id})
 	if err != nil {
 		return "", false, err
@@ -242,12 +233,8 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates []connector.Record, adopted map[string]bool) error {
 	var data map[string]any
 	json.Unmarshal(in.Data, &data)
-	allowed := in.Side == state.Target && fr.f.Direction != "to-source" || in.Side == state.Source && fr.f.Direction != "to-target"
-	if fr.f.Delete == "propagate" && allowed {
-		conn, entity := fr.tgt, fr.tgtEntity
-		if in.Side == state.Source {
-			conn, entity = fr.src, fr.srcEntity
-		}
+	if fr.f.Delete == "propagate" && fr.writes(in.Side) {
+		conn, entity := fr.on(in.Side)
 		if match := fr.findCopy(in, data, candidates, adopted); match >= 0 {
 			c := candidates[match]
 			adopted[c.ID] = true
@@ -304,10 +291,7 @@ func (fr *flowRun) findCopy(in state.Intent, data map[string]any, candidates []c
 
 // intentSource reads the record an intent's create was made from.
 func (fr *flowRun) intentSource(ctx context.Context, in state.Intent) (connector.Record, bool, error) {
-	conn, entity := fr.src, fr.srcEntity
-	if in.Side == state.Source {
-		conn, entity = fr.tgt, fr.tgtEntity
-	}
+	conn, entity := fr.on(other(in.Side))
 	got, err := conn.Get(ctx, entity, []string{in.FromID})
 	if err != nil {
 		return connector.Record{}, false, err

@@ -56,7 +56,7 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 	}
 	deletes := 0
 	for _, g := range plan {
-		if g.survivor == state.Target && fr.f.Direction != "to-source" || g.survivor == state.Source && fr.f.Direction != "to-target" {
+		if g.survivor != "" && fr.writes(g.survivor) {
 			deletes++
 		}
 	}
@@ -71,12 +71,11 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 	for _, g := range plan {
 		// A delete propagates only in a direction the flow syncs: a to-target flow never
 		// deletes in its source.
-		allowed := g.survivor == state.Target && fr.f.Direction != "to-source" ||
-			g.survivor == state.Source && fr.f.Direction != "to-target"
-		if fr.f.Delete == "propagate" && g.survivor != "" && allowed {
-			conn, entity, id := fr.tgt, fr.tgtEntity, g.link.TargetID
+		if fr.f.Delete == "propagate" && g.survivor != "" && fr.writes(g.survivor) {
+			conn, entity := fr.on(g.survivor)
+			id := g.link.TargetID
 			if g.survivor == state.Source {
-				conn, entity, id = fr.src, fr.srcEntity, g.link.SourceID
+				id = g.link.SourceID
 			}
 			fr.change(Change{Action: "delete", Side: g.survivor, RecordID: id})
 			if !fr.r.Opts.DryRun {
@@ -116,10 +115,7 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 		if len(ids) == 0 {
 			continue
 		}
-		conn, entity := fr.src, fr.srcEntity
-		if side == state.Target {
-			conn, entity = fr.tgt, fr.tgtEntity
-		}
+		conn, entity := fr.on(side)
 		got, err := conn.Get(ctx, entity, ids)
 		if err != nil {
 			return err

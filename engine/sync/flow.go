@@ -53,13 +53,14 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
 	}
 	if f.Delete == "propagate" {
-		for _, c := range []struct {
-			conn  connector.Conn
-			sys   string
-			sides bool
-		}{{fr.tgt, f.Dataflow.Target.Name(), f.Direction != config.SyncToSource}, {fr.src, f.Dataflow.Source.Name(), f.Direction != config.SyncToTarget}} {
-			if c.sides && !connector.CapabilitiesOf(c.conn).Delete {
-				return nil, fmt.Errorf("flow %s: delete: propagate, but %s cannot delete records; use delete: keep or unlink", f.ID(), c.sys)
+		for _, side := range []string{state.Target, state.Source} {
+			conn, _ := fr.on(side)
+			sys := f.Dataflow.Target
+			if side == state.Source {
+				sys = f.Dataflow.Source
+			}
+			if fr.writes(side) && !connector.CapabilitiesOf(conn).Delete {
+				return nil, fmt.Errorf("flow %s: delete: propagate, but %s cannot delete records; use delete: keep or unlink", f.ID(), sys.Name())
 			}
 		}
 	}
@@ -82,14 +83,13 @@ func (fr *flowRun) run(ctx context.Context) error {
 			fr.detached[w.Side+"\x00"+w.RecordID] = true
 		}
 	}
-	if fr.f.Direction != config.SyncToSource {
-		if err = fr.pass(ctx, state.Source); err != nil {
-			return err
-		}
-	}
-	if fr.f.Direction != config.SyncToTarget {
-		if err = fr.pass(ctx, state.Target); err != nil {
-			return err
+	// A side is read when its changes flow somewhere: the source for a flow that writes the
+	// target, the target for one that writes the source.
+	for _, side := range []string{state.Source, state.Target} {
+		if fr.writes(other(side)) {
+			if err = fr.pass(ctx, side); err != nil {
+				return err
+			}
 		}
 	}
 	return fr.deletePass(ctx)
@@ -98,9 +98,10 @@ func (fr *flowRun) run(ctx context.Context) error {
 // pass reads one side (what changed since its watermark, then the records that wait or
 // failed before) and merges, links or creates each record.
 func (fr *flowRun) pass(ctx context.Context, side string) error {
-	conn, entity, updated := fr.src, fr.srcEntity, fr.srcUpdated
+	conn, entity := fr.on(side)
+	updated := fr.srcUpdated
 	if side == state.Target {
-		conn, entity, updated = fr.tgt, fr.tgtEntity, fr.tgtUpdated
+		updated = fr.tgtUpdated
 	}
 	since := ""
 	if updated != "" {
@@ -227,6 +228,39 @@ func (fr *flowRun) commit(ctx context.Context, fn func(tx state.Tx) error) error
 		return err
 	}
 	return tx.Commit()
+}
+
+// other returns the other side.
+func other(side string) string {
+	if side == state.Source {
+		return state.Target
+	}
+	return state.Source
+}
+
+// on returns the connection and entity of a side.
+func (fr *flowRun) on(side string) (connector.Conn, string) {
+	if side == state.Source {
+		return fr.src, fr.srcEntity
+	}
+	return fr.tgt, fr.tgtEntity
+}
+
+// linksOf returns the flow's links of the records of side with the given ids, by those ids.
+func (fr *flowRun) linksOf(ctx context.Context, side string, ids []string) (map[string]*state.Link, error) {
+	if side == state.Source {
+		return fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
+	}
+	return fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
+}
+
+// writes reports whether the flow writes to side: a one-way flow never writes to the side it
+// reads from (no creates, updates or deletes there).
+func (fr *flowRun) writes(side string) bool {
+	if side == state.Source {
+		return fr.f.Direction != config.SyncToTarget
+	}
+	return fr.f.Direction != config.SyncToSource
 }
 
 // recordHash is a digest of a record's content, to recognise a record unchanged since the

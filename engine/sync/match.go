@@ -150,22 +150,13 @@ func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) 
 
 // scanUnlinked calls fn with every record of side that no link of the flow points at.
 func (fr *flowRun) scanUnlinked(ctx context.Context, side string, fn func(connector.Record)) error {
-	conn, entity := fr.tgt, fr.tgtEntity
-	if side == state.Source {
-		conn, entity = fr.src, fr.srcEntity
-	}
+	conn, entity := fr.on(side)
 	return conn.Scan(ctx, entity, "", func(recs []connector.Record) error {
 		ids := make([]string, len(recs))
 		for i, r := range recs {
 			ids[i] = r.ID
 		}
-		var links map[string]*state.Link
-		var err error
-		if side == state.Target {
-			links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
-		} else {
-			links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
-		}
+		links, err := fr.linksOf(ctx, side, ids)
 		if err != nil {
 			return err
 		}

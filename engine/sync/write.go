@@ -31,10 +31,11 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		return nil
 	}
 	failed := map[*pair]bool{}
-	apply := func(ps []*pair, conn connector.Conn, entity, side string) error {
+	apply := func(ps []*pair, side string) error {
 		if len(ps) == 0 {
 			return nil
 		}
+		conn, entity := fr.on(side)
 		recs := make([]connector.Record, len(ps))
 		for i, p := range ps {
 			if side == state.Target {
@@ -67,10 +68,10 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		}
 		return nil
 	}
-	if err := apply(tgtPairs, fr.tgt, fr.tgtEntity, state.Target); err != nil {
+	if err := apply(tgtPairs, state.Target); err != nil {
 		return err
 	}
-	if err := apply(srcPairs, fr.src, fr.srcEntity, state.Source); err != nil {
+	if err := apply(srcPairs, state.Source); err != nil {
 		return err
 	}
 	for _, p := range pairs {

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/diag"
@@ -69,7 +71,7 @@ func (l *Loader) AddFile(p *Project, name string, src []byte) diag.Diagnostics {
 	case root.Get("system") != nil:
 		ds = append(ds, l.Schema.CheckSystem(root)...)
 		s := decodeSystem(f, root, l.Env)
-		for _, key := range sortedKeys(s.Settings) {
+		for _, key := range slices.Sorted(maps.Keys(s.Settings)) {
 			if st := s.Settings[key]; st.Node != nil {
 				if _, _, bad := Expand(st.Node.Value, l.Env); bad != "" {
 					r := st.Range
@@ -228,17 +230,4 @@ func unwrapPathError(err error) error {
 func isYAML(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
 	return ext == ".yaml" || ext == ".yml"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }

@@ -49,6 +49,30 @@ func (p *Property) Key() string { return p.Source + "→" + p.Target }
 func (p *Property) relSource() string { return p.Config.Source.Value }
 func (p *Property) relTarget() string { return p.Config.Target.Value }
 
+// path is the property's path on one side, relative to the record or list element.
+func (p *Property) path(onTarget bool) string {
+	if onTarget {
+		return p.relTarget()
+	}
+	return p.relSource()
+}
+
+// flowsTo reports whether values of the property flow to one side.
+func (p *Property) flowsTo(onTarget bool) bool {
+	if onTarget {
+		return p.ToTargetSide()
+	}
+	return p.ToSourceSide()
+}
+
+// valueAt reads the property's value on one side of a record (see read).
+func (p *Property) valueAt(rec map[string]any, onTarget bool) any {
+	if onTarget {
+		return p.read(rec, p.relTarget(), p.targetThroughList, p.sourceThroughList)
+	}
+	return p.read(rec, p.relSource(), p.sourceThroughList, p.targetThroughList)
+}
+
 func (p *Property) fail(err error) error {
 	if IsWaiting(err) {
 		return err
@@ -69,9 +93,9 @@ func (p *Property) TargetValue(src map[string]any, refs Refs) (any, error) {
 	case p.ToTarget != nil:
 		v, err = run(p.ToTarget, src)
 	case p.Ref != nil:
-		v, err = translate(p.read(src, p.relSource(), p.sourceThroughList, p.targetThroughList), func(id string) (string, bool, error) { return refs.TargetID(p.Ref, id) }, p.Ref)
+		v, err = translate(p.valueAt(src, false), func(id string) (string, bool, error) { return refs.TargetID(p.Ref, id) }, p.Ref)
 	default:
-		v = p.read(src, p.relSource(), p.sourceThroughList, p.targetThroughList)
+		v = p.valueAt(src, false)
 	}
 	if err != nil {
 		return nil, p.fail(err)
@@ -95,9 +119,9 @@ func (p *Property) SourceValue(tgt map[string]any, refs Refs) (any, error) {
 	case p.ToSource != nil:
 		v, err = run(p.ToSource, tgt)
 	case p.Ref != nil:
-		v, err = translate(p.read(tgt, p.relTarget(), p.targetThroughList, p.sourceThroughList), func(id string) (string, bool, error) { return refs.SourceID(p.Ref, id) }, p.Ref)
+		v, err = translate(p.valueAt(tgt, true), func(id string) (string, bool, error) { return refs.SourceID(p.Ref, id) }, p.Ref)
 	default:
-		v = p.read(tgt, p.relTarget(), p.targetThroughList, p.sourceThroughList)
+		v = p.valueAt(tgt, true)
 	}
 	if err != nil {
 		return nil, p.fail(err)
@@ -134,39 +158,24 @@ func firstValue(v any) any {
 
 // View is the property's current value in the target record, as TargetValue would produce it
 // (lists reduced to their mapped element properties), for comparing with the base.
-func (p *Property) View(tgt map[string]any) any {
-	if len(p.Elements) == 0 {
-		return normalize(p.read(tgt, p.relTarget(), p.targetThroughList, p.sourceThroughList))
-	}
-	items, _ := Get(tgt, p.relTarget()).([]any)
-	out := make([]any, 0, len(items))
-	for _, it := range items {
-		elem, _ := it.(map[string]any)
-		view := map[string]any{}
-		for _, ep := range p.Elements {
-			if ep.ToTargetSide() {
-				Set(view, ep.relTarget(), ep.View(elem))
-			}
-		}
-		out = append(out, view)
-	}
-	return out
-}
+func (p *Property) View(tgt map[string]any) any { return p.view(tgt, true) }
 
 // SourceView is the property's current value in the source record, lists reduced to their
 // mapped element properties.
-func (p *Property) SourceView(src map[string]any) any {
+func (p *Property) SourceView(src map[string]any) any { return p.view(src, false) }
+
+func (p *Property) view(rec map[string]any, onTarget bool) any {
 	if len(p.Elements) == 0 {
-		return normalize(p.read(src, p.relSource(), p.sourceThroughList, p.targetThroughList))
+		return normalize(p.valueAt(rec, onTarget))
 	}
-	items, _ := Get(src, p.relSource()).([]any)
+	items, _ := Get(rec, p.path(onTarget)).([]any)
 	out := make([]any, 0, len(items))
 	for _, it := range items {
 		elem, _ := it.(map[string]any)
 		view := map[string]any{}
 		for _, ep := range p.Elements {
-			if ep.ToSourceSide() {
-				Set(view, ep.relSource(), ep.SourceView(elem))
+			if ep.flowsTo(onTarget) {
+				Set(view, ep.path(onTarget), ep.view(elem, onTarget))
 			}
 		}
 		out = append(out, view)
@@ -192,21 +201,15 @@ func (p *Property) mapList(v any, elems []*Property, refs Refs, toTarget bool) (
 		}
 		mapped := map[string]any{}
 		for _, ep := range elems {
-			if toTarget && !ep.ToTargetSide() || !toTarget && !ep.ToSourceSide() {
+			if !ep.flowsTo(toTarget) {
 				continue
 			}
-			var val any
-			var err error
+			val, err := ep.SourceValue(elem, refs)
 			if toTarget {
 				val, err = ep.TargetValue(elem, refs)
-				if err == nil {
-					Set(mapped, ep.relTarget(), val)
-				}
-			} else {
-				val, err = ep.SourceValue(elem, refs)
-				if err == nil {
-					Set(mapped, ep.relSource(), val)
-				}
+			}
+			if err == nil {
+				Set(mapped, ep.path(toTarget), val)
 			}
 			if err != nil {
 				if IsWaiting(err) {
@@ -223,18 +226,25 @@ func (p *Property) mapList(v any, elems []*Property, refs Refs, toTarget bool) (
 // ApplyTarget writes a target-form value into a target record being built: at the property's
 // path, or for a list element by element, keeping the fields of existing elements that the
 // mapping does not set.
-func (p *Property) ApplyTarget(rec map[string]any, v any) {
-	applyAt(rec, p.relTarget(), p.targetArrays, v, p.Elements, func(ep *Property) (string, []bool) { return ep.relTarget(), ep.targetArrays }, true)
-}
+func (p *Property) ApplyTarget(rec map[string]any, v any) { p.apply(rec, v, true) }
 
 // ApplySource writes a source-form value into a source record being built.
-func (p *Property) ApplySource(rec map[string]any, v any) {
-	applyAt(rec, p.relSource(), p.sourceArrays, v, p.Elements, func(ep *Property) (string, []bool) { return ep.relSource(), ep.sourceArrays }, false)
+func (p *Property) ApplySource(rec map[string]any, v any) { p.apply(rec, v, false) }
+
+// arrays says which segments of the property's path on one side are lists.
+func (p *Property) arrays(onTarget bool) []bool {
+	if onTarget {
+		return p.targetArrays
+	}
+	return p.sourceArrays
 }
 
-func applyAt(rec map[string]any, path string, arrays []bool, v any, elems []*Property, rel func(*Property) (string, []bool), toTarget bool) {
-	if len(elems) == 0 {
-		SetShaped(rec, path, v, arrays)
+// apply writes a value at the property's path on one side of a record being built; a list
+// element by element, keeping the fields of existing elements that the mapping does not set.
+func (p *Property) apply(rec map[string]any, v any, onTarget bool) {
+	path := p.path(onTarget)
+	if len(p.Elements) == 0 {
+		SetShaped(rec, path, v, p.arrays(onTarget))
 		return
 	}
 	vals, _ := v.([]any)
@@ -248,12 +258,11 @@ func applyAt(rec map[string]any, path string, arrays []bool, v any, elems []*Pro
 			}
 		}
 		mapped, _ := val.(map[string]any)
-		for _, ep := range elems {
-			if toTarget && !ep.ToTargetSide() || !toTarget && !ep.ToSourceSide() {
-				continue
+		for _, ep := range p.Elements {
+			if ep.flowsTo(onTarget) {
+				epPath := ep.path(onTarget)
+				SetShaped(elem, epPath, Get(mapped, epPath), ep.arrays(onTarget))
 			}
-			path, shape := rel(ep)
-			SetShaped(elem, path, Get(mapped, path), shape)
 		}
 		out[i] = elem
 	}

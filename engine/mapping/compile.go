@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
@@ -191,7 +192,7 @@ func lookupSystem(p *Project, id config.Str, ds *diag.Diagnostics) *System {
 	if len(ids) == 0 {
 		d.WithDetail("No system files were loaded; they live in mappings/systems/.")
 	} else {
-		d.WithDetail("Known systems: %s.", strings.Join(sortedStrings(ids), ", "))
+		d.WithDetail("Known systems: %s.", strings.Join(slices.Sorted(slices.Values(ids)), ", "))
 	}
 	return nil
 }
@@ -320,14 +321,4 @@ func reportPath(ds *diag.Diagnostics, path config.Str, perr *schema.PathError, e
 	}
 	ds.Errorf(r, "%s has no property %q%s", owner, perr.Name, diag.DidYouMean(perr.Name, perr.Known)).
 		WithDetail("The properties come from %s.", e.Schema.Source)
-}
-
-func sortedStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/diag"
@@ -22,7 +23,7 @@ func resolveRefs(fl *Flow, props []*Property, byID map[string]*Flow, ds *diag.Di
 				ids = append(ids, id)
 			}
 			ds.Errorf(ref.Range, "unknown flow %q%s", ref.Value, diag.DidYouMean(ref.Value, ids)).
-				WithDetail("ref names a flow of this dataflow: %s.", strings.Join(sortedStrings(ids), ", "))
+				WithDetail("ref names a flow of this dataflow: %s.", strings.Join(slices.Sorted(slices.Values(ids)), ", "))
 			continue
 		}
 		p.Ref = target

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
 	"time"
 
+	"github.com/dataflow-sync/dataflow/engine"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
@@ -23,20 +25,30 @@ func (e *env) openStateReadOnly(cmd, path string) (state.Store, bool) {
 	return st, true
 }
 
-func runStatus(e *env, args []string) int {
-	fs := e.flags("status")
-	statePath := fs.String("state", DefaultState, "the link state `file`")
+// readState is the start of the commands that report on the link state: their flags, the
+// mappings (for the flows), and the state opened for reading. A code >= 0 means stop with it.
+func (e *env) readState(cmd string, fs *flag.FlagSet, statePath *string, args []string) (*engine.Result, state.Store, int) {
 	rest, code := e.parse(fs, args)
 	if code >= 0 {
-		return code
+		return nil, nil, code
 	}
 	res, ok := e.load(rest)
 	if !ok {
-		return exitUsage
+		return nil, nil, exitUsage
 	}
-	st, ok := e.openStateReadOnly("status", *statePath)
+	st, ok := e.openStateReadOnly(cmd, *statePath)
 	if !ok {
-		return exitUsage
+		return nil, nil, exitUsage
+	}
+	return res, st, -1
+}
+
+func runStatus(e *env, args []string) int {
+	fs := e.flags("status")
+	statePath := fs.String("state", DefaultState, "the link state `file`")
+	res, st, code := e.readState("status", fs, statePath, args)
+	if code >= 0 {
+		return code
 	}
 	defer st.Close()
 	waiting, err := st.Waiting(e.ctx, "")
@@ -89,17 +101,9 @@ func runLinks(e *env, args []string) int {
 	fs := e.flags("links")
 	statePath := fs.String("state", DefaultState, "the link state `file`")
 	flow := fs.String("flow", "", "only this flow's links")
-	rest, code := e.parse(fs, args)
+	res, st, code := e.readState("links", fs, statePath, args)
 	if code >= 0 {
 		return code
-	}
-	res, ok := e.load(rest)
-	if !ok {
-		return exitUsage
-	}
-	st, ok := e.openStateReadOnly("links", *statePath)
-	if !ok {
-		return exitUsage
 	}
 	defer st.Close()
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)

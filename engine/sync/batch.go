@@ -32,8 +32,8 @@ type outcome struct {
 	links    []*state.Link
 	dead     []failure
 	waiting  []failure
-	resolved []string // side + "\x00" + id of records that succeeded
-	unlink   []string // source ids of dangling links
+	resolved []*state.Link // pairs that succeeded: their records no longer wait or fail
+	unlink   []string      // source ids of dangling links
 }
 
 type failure struct {

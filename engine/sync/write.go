@@ -80,7 +80,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		}
 		if p.unchanged {
 			// The link already says all this; only a record that waited is resolved.
-			out.resolved = append(out.resolved, state.Source+"\x00"+p.src.ID, state.Target+"\x00"+p.tgt.ID)
+			out.resolved = append(out.resolved, p.link)
 			continue
 		}
 		if err := fr.rebase(p.link, p.src, p.tgt); err != nil {
@@ -88,7 +88,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 			continue
 		}
 		out.links = append(out.links, p.link)
-		out.resolved = append(out.resolved, state.Source+"\x00"+p.src.ID, state.Target+"\x00"+p.tgt.ID)
+		out.resolved = append(out.resolved, p.link)
 		fr.refs.remember(fr.f, p.link.SourceID, p.link.TargetID)
 	}
 	return nil
@@ -168,13 +168,14 @@ func (fr *flowRun) save(ctx context.Context, out *outcome) error {
 				return err
 			}
 		}
-		for _, key := range out.resolved {
-			side, id := splitKey(key)
-			if err := tx.ClearDeadLetter(flow, side, id); err != nil {
-				return err
-			}
-			if err := tx.ClearWaiting(flow, side, id); err != nil {
-				return err
+		for _, l := range out.resolved {
+			for _, rec := range [][2]string{{state.Source, l.SourceID}, {state.Target, l.TargetID}} {
+				if err := tx.ClearDeadLetter(flow, rec[0], rec[1]); err != nil {
+					return err
+				}
+				if err := tx.ClearWaiting(flow, rec[0], rec[1]); err != nil {
+					return err
+				}
 			}
 		}
 		for _, f := range out.dead {
@@ -189,13 +190,4 @@ func (fr *flowRun) save(ctx context.Context, out *outcome) error {
 		}
 		return nil
 	})
-}
-
-func splitKey(key string) (side, id string) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == 0 {
-			return key[:i], key[i+1:]
-		}
-	}
-	return key, ""
 }

@@ -25,6 +25,9 @@ type pair struct {
 	conflicts          int
 	isNew              bool // linked in this run by merge criteria
 	unchanged          bool // neither record changed since the link was saved
+	// seen holds the values merge computed from the records as read: the new base when
+	// nothing is written, so that it is not computed again.
+	seen map[string]state.Base
 }
 
 // outcome collects a batch's work for one transaction.
@@ -316,6 +319,7 @@ func (fr *flowRun) merge(p *pair) error {
 			ordered = append(ordered, prop)
 		}
 	}
+	p.seen = make(map[string]state.Base, len(ordered))
 	for _, prop := range ordered {
 		base, hasBase := l.Base[prop.Key()]
 		var S any
@@ -331,6 +335,11 @@ func (fr *flowRun) merge(p *pair) error {
 		}
 		T := prop.View(tgtNow)
 		sC, tC := mapping.Canonical(S), mapping.Canonical(T)
+		seen := state.Base{T: tC}
+		if prop.ToTargetSide() {
+			seen.S = sC
+		}
+		p.seen[prop.Key()] = seen
 		if prop.ToTargetSide() && string(sC) == string(tC) {
 			continue // in sync
 		}

@@ -83,7 +83,12 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 			out.resolved = append(out.resolved, p.link)
 			continue
 		}
-		if err := fr.rebase(p.link, p.src, p.tgt); err != nil {
+		if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && p.seen != nil {
+			// Nothing written: the values merge saw are what the systems hold.
+			p.link.Base = p.seen
+			p.link.SourceHash, p.link.TargetHash = recordHash(p.src.Data), recordHash(p.tgt.Data)
+			p.link.Updated = fr.r.Opts.Now().UTC()
+		} else if err := fr.rebase(p.link, p.src, p.tgt); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)
 			continue
 		}

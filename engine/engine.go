@@ -59,6 +59,7 @@ func (e *Engine) LoadSources(ctx context.Context, files map[string][]byte, order
 	for _, name := range order {
 		ds = append(ds, e.loader.AddFile(cfg, name, files[name])...)
 	}
+	cfg.SelectEnvironments(e.loader.Environments)
 	ds = append(ds, cfg.CheckUnique()...)
 	return e.compile(ctx, cfg, ds)
 }

@@ -26,17 +26,22 @@ func enumOf(n *Node, values []string) Str {
 	return Str{}
 }
 
-var systemKeys = map[string]bool{"system": true, "name": true, "description": true, "connector": true, "entities": true}
+var systemKeys = map[string]bool{"system": true, "name": true, "description": true, "connector": true, "environment": true, "entities": true}
 
 func decodeSystem(f *File, n *Node, env Lookup) *System {
 	s := &System{
 		File: f, Node: n,
 		ID: strOf(n.Get("system")), Name: strOf(n.Get("name")),
 		Description: strOf(n.Get("description")), Connector: strOf(n.Get("connector")),
-		Settings: map[string]Setting{},
+		Environment: strOf(n.Get("environment")),
+		Settings:    map[string]Setting{}, Nodes: map[string]*Node{}, Env: env,
 	}
 	for i, k := range n.Keys {
-		if systemKeys[k.Value] || n.Vals[i].Kind != Scalar {
+		if systemKeys[k.Value] {
+			continue
+		}
+		s.Nodes[k.Value] = n.Vals[i]
+		if n.Vals[i].Kind != Scalar {
 			continue
 		}
 		v := strOf(n.Vals[i])

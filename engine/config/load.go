@@ -18,6 +18,8 @@ import (
 type Loader struct {
 	Schema *FormatSchema
 	Env    Lookup
+	// Environments are the selected environments (see Environments), in order of preference.
+	Environments []string
 }
 
 // NewLoader compiles the format schema and reads variables through env.
@@ -29,7 +31,7 @@ func NewLoader(env Lookup) (*Loader, error) {
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
-	return &Loader{Schema: fs, Env: env}, nil
+	return &Loader{Schema: fs, Env: env, Environments: Environments(env)}, nil
 }
 
 // Load reads the files and directories in paths (directories recursively, *.yaml and *.yml)
@@ -49,6 +51,7 @@ func (l *Loader) Load(paths []string) (*Project, diag.Diagnostics, error) {
 		}
 		ds = append(ds, l.AddFile(p, name, src)...)
 	}
+	p.SelectEnvironments(l.Environments)
 	ds = append(ds, p.CheckUnique()...)
 	return p, ds, nil
 }
@@ -132,11 +135,16 @@ func readFile(name string) ([]byte, error) {
 func (p *Project) CheckUnique() diag.Diagnostics {
 	var ds diag.Diagnostics
 	systems := map[string]Str{}
-	for _, s := range p.Systems {
-		if first, dup := systems[s.ID.Value]; dup && s.ID.Value != "" {
-			ds.Errorf(s.ID.Range, "system %q is defined twice; first at %s", s.ID.Value, first.Range)
+	for _, s := range append(slices.Clip(p.Systems), p.Alternates...) {
+		key := s.ID.Value + "\x00" + s.Environment.Value
+		if first, dup := systems[key]; dup && s.ID.Value != "" {
+			if s.Environment.Value != "" {
+				ds.Errorf(s.ID.Range, "system %q is defined twice for environment %q; first at %s", s.ID.Value, s.Environment.Value, first.Range)
+			} else {
+				ds.Errorf(s.ID.Range, "system %q is defined twice; first at %s", s.ID.Value, first.Range)
+			}
 		} else {
-			systems[s.ID.Value] = s.ID
+			systems[key] = s.ID
 		}
 	}
 	dataflows := map[string]Str{}

@@ -10,8 +10,11 @@ import "github.com/dataflow-sync/dataflow/engine/diag"
 // Project is everything loaded from the mapping paths: systems, dataflows and mapping tests,
 // in file order.
 type Project struct {
-	Files     []*File
-	Systems   []*System
+	Files   []*File
+	Systems []*System // the systems of the selected environments, one per id
+	// Alternates are system files for environments not selected (the local stand-in of a
+	// system when its real API is selected, and the other way round).
+	Alternates []*System
 	Dataflows []*Dataflow
 	Tests     []*TestFile
 }
@@ -61,8 +64,16 @@ type System struct {
 	Name        Str
 	Description Str
 	Connector   Str
-	// Settings holds the connector's own top-level keys (sqlite: path), ${VAR}s expanded.
+	// Environment is the environment this file describes the system in (`local` for a
+	// stand-in); empty for the file used when no selected environment has one.
+	Environment Str
+	// Settings holds the connector's own scalar top-level keys (sqlite: path), ${VAR}s
+	// expanded.
 	Settings map[string]Setting
+	// Nodes holds every connector-specific top-level key as written (http: auth, headers),
+	// for connectors whose settings nest; they expand ${VAR}s through Env when they open.
+	Nodes    map[string]*Node
+	Env      Lookup
 	Entities []*Entity
 	Node     *Node
 }

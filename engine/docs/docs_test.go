@@ -956,7 +956,7 @@ func goldenDocs(t *testing.T) map[string]*docs.Document {
 	dataflows := []*mapping.Dataflow{
 		loadDataflow(t, "../../mappings"),
 		loadDataflowEnv(t, env, "../../testdata/northwind/northwind-to-squarespace.yaml",
-			"../../testdata/northwind/northwind.yaml", "../../mappings/systems/squarespace.yaml"),
+			"../../testdata/northwind/northwind.yaml", "../../mappings/systems/squarespace-local.yaml"),
 	}
 	out := map[string]*docs.Document{}
 	for _, df := range dataflows {

@@ -34,6 +34,9 @@ func (c *Compiler) Compile(ctx context.Context, p *config.Project) (*Project, di
 		}
 		out.Systems[s.ID.Value] = c.compileSystem(ctx, s, schemas, &ds)
 	}
+	for _, s := range p.Alternates {
+		c.compileSystem(ctx, s, schemas, &ds) // for its diagnostics: it is checked, not used
+	}
 	for _, d := range p.Dataflows {
 		out.Dataflows = append(out.Dataflows, c.compileDataflow(out, d, &ds))
 	}

@@ -148,3 +148,16 @@ type OpenOptions struct {
 	// ReadOnly opens for a dry run: nothing is created or changed, writes fail.
 	ReadOnly bool
 }
+
+// KeyedCreator is the optional ability of a Conn to create records with idempotency keys: a
+// create repeated with a key the system has seen returns the record created the first time
+// instead of creating another. The engine derives each key from the intent it records before
+// the create, so that after a crash (or a lost response) it repeats the create with the same
+// key and adopts the record the system already holds.
+type KeyedCreator interface {
+	// Idempotent reports whether creates of entity honour keys. Create is used for the
+	// entities where it does not.
+	Idempotent(entity string) bool
+	// CreateKeyed is Create with one key per record.
+	CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]Result, error)
+}

@@ -15,8 +15,8 @@ type Project struct {
 	// Alternates are system files for environments not selected (the local stand-in of a
 	// system when its real API is selected, and the other way round).
 	Alternates []*System
-	Dataflows []*Dataflow
-	Tests     []*TestFile
+	Dataflows  []*Dataflow
+	Tests      []*TestFile
 }
 
 // TestFile is a mapping test file: records given to a flow and the records expected.

@@ -1,0 +1,545 @@
+package sync_test
+
+// The crash-point matrix (DESIGN §3.7): for each kind of write (create, update, delete) in
+// each direction, a run is killed at every call it makes to a system or to the link state,
+// in turn, and at write calls with none, part and all of the batch applied: after the intent
+// is committed and before the create, after the create but before its response, mid-batch,
+// after the link is saved, and so on. The run after the kill (recovery) is itself killed at
+// each of its calls in turn. Then an unkilled run and a quiet run must leave the same
+// invariants every time: both sides hold exactly the expected records, once each, with the
+// expected values; every link points at existing records; no intent is pending; and the quiet
+// run writes nothing.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine"
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/dataflow-sync/dataflow/engine/state"
+	dsync "github.com/dataflow-sync/dataflow/engine/sync"
+)
+
+var errCrashed = errors.New("crashed (the crash-point matrix's simulated kill)")
+
+// crashPlan says where a run dies: at call At (counting from 0), with Applied records of a
+// write batch applied (-1: all of them).
+type crashPlan struct {
+	At, Applied int
+}
+
+var noCrash = crashPlan{At: -1}
+
+// crashPoint counts a run's calls, names them, and kills the run at its plan.
+type crashPoint struct {
+	mu    gosync.Mutex
+	plan  crashPlan
+	calls []string
+	dead  string // what the kill interrupted
+}
+
+// reach is called before each call: it reports whether the call goes ahead, and for a
+// killed write how many records of its batch are applied first.
+func (p *crashPoint) reach(what string, batch int) (goAhead bool, applied int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dead != "" {
+		return false, 0
+	}
+	p.calls = append(p.calls, what)
+	if len(p.calls)-1 != p.plan.At {
+		return true, 0
+	}
+	applied = p.plan.Applied
+	if applied < 0 || applied > batch {
+		applied = batch
+	}
+	p.dead = what
+	if batch > 0 {
+		p.dead = fmt.Sprintf("%s, %d of %d applied", what, applied, batch)
+	}
+	return false, applied
+}
+
+type crashConn struct {
+	connector.Conn
+	p    *crashPoint
+	side string
+}
+
+func (c *crashConn) Scan(ctx context.Context, entity, since string, fn func([]connector.Record) error) error {
+	if ok, _ := c.p.reach(c.side+" scan", 0); !ok {
+		return errCrashed
+	}
+	return c.Conn.Scan(ctx, entity, since, fn)
+}
+
+func (c *crashConn) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
+	if ok, _ := c.p.reach(c.side+" get", 0); !ok {
+		return nil, errCrashed
+	}
+	return c.Conn.Get(ctx, entity, ids)
+}
+
+func (c *crashConn) Create(ctx context.Context, entity string, data []map[string]any) ([]connector.Result, error) {
+	ok, n := c.p.reach(c.side+" create", len(data))
+	if !ok {
+		if n > 0 {
+			c.Conn.Create(context.Background(), entity, data[:n])
+		}
+		return nil, errCrashed
+	}
+	return c.Conn.Create(ctx, entity, data)
+}
+
+func (c *crashConn) Update(ctx context.Context, entity string, recs []connector.Record) ([]connector.Result, error) {
+	ok, n := c.p.reach(c.side+" update", len(recs))
+	if !ok {
+		if n > 0 {
+			c.Conn.Update(context.Background(), entity, recs[:n])
+		}
+		return nil, errCrashed
+	}
+	return c.Conn.Update(ctx, entity, recs)
+}
+
+func (c *crashConn) Delete(ctx context.Context, entity string, ids []string) ([]error, error) {
+	ok, n := c.p.reach(c.side+" delete", len(ids))
+	if !ok {
+		if n > 0 {
+			c.Conn.Delete(context.Background(), entity, ids[:n])
+		}
+		return nil, errCrashed
+	}
+	return c.Conn.Delete(ctx, entity, ids)
+}
+
+type crashStore struct {
+	state.Store
+	p *crashPoint
+}
+
+func (s *crashStore) Begin(ctx context.Context) (state.Tx, error) {
+	tx, err := s.Store.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &crashTx{Tx: tx, p: s.p}, nil
+}
+
+// crashTx names its commit by what the transaction wrote, so that the matrix can say "after
+// the intent" or "after the link is saved".
+type crashTx struct {
+	state.Tx
+	p     *crashPoint
+	wrote []string
+}
+
+func (tx *crashTx) note(what string) {
+	if len(tx.wrote) == 0 || tx.wrote[len(tx.wrote)-1] != what {
+		tx.wrote = append(tx.wrote, what)
+	}
+}
+
+func (tx *crashTx) AddIntent(in *state.Intent) (int64, error) {
+	tx.note("intent")
+	return tx.Tx.AddIntent(in)
+}
+
+func (tx *crashTx) DeleteIntent(id int64) error {
+	tx.note("intent done")
+	return tx.Tx.DeleteIntent(id)
+}
+
+func (tx *crashTx) PutLink(l *state.Link) error {
+	tx.note("link")
+	return tx.Tx.PutLink(l)
+}
+
+func (tx *crashTx) Commit() error {
+	what := "commit"
+	if len(tx.wrote) > 0 {
+		what += " (" + strings.Join(tx.wrote, ", ") + ")"
+	}
+	if ok, _ := tx.p.reach(what, 0); !ok {
+		tx.Tx.Rollback()
+		return errCrashed
+	}
+	return tx.Tx.Commit()
+}
+
+// crashWorld is one case's systems and link state, in files of its own directory.
+type crashWorld struct {
+	t     *testing.T
+	dir   string
+	proj  *mapping.Project
+	flow  *mapping.Flow
+	clock time.Time
+}
+
+func newCrashWorld(t *testing.T, proj *mapping.Project, dir string) *crashWorld {
+	return &crashWorld{t: t, dir: dir, proj: proj, flow: proj.Dataflows[0].Flows[0],
+		clock: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// tick moves both systems' clocks (their triggers stamp writes with it) a second on.
+func (w *crashWorld) tick() {
+	w.clock = w.clock.Add(time.Second)
+	for _, db := range []string{"shop.db", "store.db"} {
+		if _, err := os.Stat(filepath.Join(w.dir, db)); err != nil {
+			continue // not created yet: the run creates it from its init script
+		}
+		w.exec(db, "UPDATE clock SET now = ?", w.clock.Format("2006-01-02T15:04:05.000000Z"))
+	}
+}
+
+func (w *crashWorld) exec(db, query string, args ...any) {
+	w.t.Helper()
+	h, err := sql.Open("sqlite3", "file:"+filepath.Join(w.dir, db)+"?_busy_timeout=10000")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.Exec(query, args...); err != nil {
+		w.t.Fatalf("%s: %s: %v", db, query, err)
+	}
+}
+
+// rows reads "code|name|qty" of every record of a side, sorted.
+func (w *crashWorld) rows(db string) []string {
+	w.t.Helper()
+	q := "SELECT code || '|' || coalesce(name, '') || '|' || coalesce(qty, '') FROM items ORDER BY 1"
+	if db == "store.db" {
+		q = "SELECT sku || '|' || coalesce(title, '') || '|' || coalesce(amount, '') FROM things ORDER BY 1"
+	}
+	h, err := sql.Open("sqlite3", "file:"+filepath.Join(w.dir, db)+"?mode=ro")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer h.Close()
+	rs, err := h.Query(q)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var s string
+		if err := rs.Scan(&s); err != nil {
+			w.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// run runs the engine once as a new process would (fresh connections and link state) with
+// the plan; it returns the calls made, what the kill interrupted ("" for none), the report
+// and the run's error.
+func (w *crashWorld) run(plan crashPlan) ([]string, string, *dsync.Report, error) {
+	w.t.Helper()
+	ctx := context.Background()
+	w.tick()
+	fixtures, err := filepath.Abs(modelFixtures)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	df := w.flow.Dataflow
+	systems := map[string]*config.System{
+		"shop":  modelSystem(df.Source.Config, filepath.Join(w.dir, "shop.db"), filepath.Join(fixtures, "source-stamped.sql")),
+		"store": modelSystem(df.Target.Config, filepath.Join(w.dir, "store.db"), filepath.Join(fixtures, "target-stamped.sql")),
+	}
+	p := &crashPoint{plan: plan}
+	conns := map[string]connector.Conn{}
+	registry := engine.Connectors()
+	for _, sys := range []*mapping.System{df.Source, df.Target} {
+		driver, _ := registry.Driver(sys.Config.Connector.Value)
+		entities := map[string]*schema.Entity{}
+		for name, ent := range sys.Entities {
+			entities[name] = ent.Schema
+		}
+		c, err := driver.(connector.Opener).Open(ctx, systems[sys.Config.ID.Value], entities, connector.OpenOptions{})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		defer c.Close()
+		side := state.Source
+		if sys == df.Target {
+			side = state.Target
+		}
+		conns[sys.Config.ID.Value] = &crashConn{Conn: c, p: p, side: side}
+	}
+	st, err := state.Open(ctx, filepath.Join(w.dir, "state.db"), state.ReadWrite)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer st.Close()
+	runner := &dsync.Runner{Project: w.proj, Conns: conns, State: &crashStore{Store: st, p: p},
+		Opts: dsync.Options{BatchSize: 2, MaxDeleteShare: 1, Now: func() time.Time { return w.clock }}}
+	rep, err := runner.Run(ctx)
+	return p.calls, p.dead, rep, err
+}
+
+// settle runs without a kill and checks the run succeeded.
+func (w *crashWorld) settle(what string) *dsync.Report {
+	w.t.Helper()
+	_, _, rep, err := w.run(noCrash)
+	if err != nil {
+		w.t.Fatalf("%s: %v", what, err)
+	}
+	if rep.Failed() > 0 {
+		w.t.Fatalf("%s: %d records failed", what, rep.Failed())
+	}
+	return rep
+}
+
+// check verifies the invariants after the settling runs.
+func (w *crashWorld) check(want []string) error {
+	ctx := context.Background()
+	var problems []string
+	for _, db := range []string{"shop.db", "store.db"} {
+		if got := w.rows(db); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			problems = append(problems, fmt.Sprintf("%s holds %q, want %q", db, got, want))
+		}
+	}
+	st, err := state.Open(ctx, filepath.Join(w.dir, "state.db"), state.ReadOnly)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if in, err := st.Intents(ctx, w.flow.ID()); err != nil {
+		return err
+	} else if len(in) > 0 {
+		problems = append(problems, fmt.Sprintf("%d intents pending", len(in)))
+	}
+	links := 0
+	err = st.ScanLinks(ctx, w.flow.ID(), func(ls []*state.Link) error {
+		links += len(ls)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if links != len(want) {
+		problems = append(problems, fmt.Sprintf("%d links, want %d", links, len(want)))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// crashScenario is one kind of write in one direction: prepare sets the systems up (the
+// world is synced and quiet afterwards), change makes the edit the matrix's run writes, and
+// want is what both sides must hold in the end.
+type crashScenario struct {
+	name    string
+	prepare func(w *crashWorld)
+	change  func(w *crashWorld)
+	want    []string
+}
+
+func crashScenarios() []crashScenario {
+	seedSource := func(w *crashWorld) {
+		for i := 1; i <= 3; i++ {
+			w.exec("shop.db", "INSERT INTO items (code, name, qty, price, active) VALUES (?, ?, ?, 1.5, 1)", fmt.Sprintf("C%d", i), fmt.Sprintf("item %d", i), i)
+		}
+	}
+	seedTarget := func(w *crashWorld) {
+		for i := 1; i <= 3; i++ {
+			w.exec("store.db", "INSERT INTO things (id, sku, title, amount, cost, enabled) VALUES (?, ?, ?, ?, 1.5, 1)", fmt.Sprintf("t%d", i), fmt.Sprintf("C%d", i), fmt.Sprintf("item %d", i), fmt.Sprint(i))
+		}
+	}
+	synced := func(w *crashWorld) {
+		seedSource(w)
+		w.settle("preparing")
+	}
+	nothing := func(*crashWorld) {}
+	plain := []string{"C1|item 1|1", "C2|item 2|2", "C3|item 3|3"}
+	edited := []string{"C1|edited 1|11", "C2|edited 2|12", "C3|edited 3|13"}
+	return []crashScenario{
+		{"create to target", nothing, seedSource, plain},
+		{"create to source", nothing, seedTarget, plain},
+		{"update to target", synced, func(w *crashWorld) {
+			w.exec("shop.db", "UPDATE items SET name = 'edited ' || substr(code, 2), qty = qty + 10")
+		}, edited},
+		{"update to source", synced, func(w *crashWorld) {
+			w.exec("store.db", "UPDATE things SET title = 'edited ' || substr(sku, 2), amount = CAST(amount + 10 AS TEXT)")
+		}, edited},
+		{"delete to target", synced, func(w *crashWorld) { w.exec("shop.db", "DELETE FROM items") }, nil},
+		{"delete to source", synced, func(w *crashWorld) { w.exec("store.db", "DELETE FROM things") }, nil},
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		in, err := os.Open(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Create(filepath.Join(to, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			t.Fatal(err)
+		}
+		in.Close()
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCrashMatrix(t *testing.T) {
+	proj := modelProject(t, "propagate")
+	root := modelTempDir(t)
+	for si, sc := range crashScenarios() {
+		t.Run(strings.ReplaceAll(sc.name, " ", "-"), func(t *testing.T) {
+			// The checkpoint: prepared, changed, not yet synced.
+			base := filepath.Join(root, fmt.Sprint(si), "base")
+			if err := os.MkdirAll(base, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			w := newCrashWorld(t, proj, base)
+			w.run(crashPlan{At: 0}) // creates the databases and the link state, killed at once
+			sc.prepare(w)
+			sc.change(w)
+			clock := w.clock
+			// A probe run on a copy lists the calls the run makes.
+			probe := newCrashWorld(t, proj, base+"-probe")
+			copyDir(t, base, probe.dir)
+			probe.clock = clock
+			calls, _, _, err := probe.run(noCrash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.RemoveAll(probe.dir)
+
+			seen := map[string]bool{}
+			cases := 0
+			// try runs one case: the run killed as first says, then (when second is not
+			// noCrash) the recovery run killed as second says, then the settling runs. It
+			// returns the calls of the run after the first kill, when second is noCrash.
+			try := func(first, second crashPlan) []string {
+				cases++
+				dir := filepath.Join(root, fmt.Sprint(si), fmt.Sprint(cases))
+				copyDir(t, base, dir)
+				defer os.RemoveAll(dir)
+				cw := newCrashWorld(t, proj, dir)
+				cw.clock = clock
+				_, label, _, _ := cw.run(first)
+				calls, dead2, _, _ := cw.run(second)
+				if dead2 != "" {
+					label += " → recovery killed at " + dead2
+				} else if second.At >= 0 {
+					return nil // the recovery run made fewer calls than the plan reaches
+				}
+				seen[label] = true
+				cw.settle("the run after the kills (" + label + ")")
+				if rep := cw.settle("the quiet run (" + label + ")"); rep.Writes() > 0 {
+					t.Errorf("killed %s: the quiet run wrote %d times", label, rep.Writes())
+				}
+				if err := cw.check(sc.want); err != nil {
+					t.Errorf("killed %s: %v", label, err)
+				}
+				return calls
+			}
+			writes := func(call string) bool {
+				for _, w := range []string{"create", "update", "delete", "commit"} {
+					if strings.Contains(call, w) {
+						return true
+					}
+				}
+				return false
+			}
+			for at, call := range calls {
+				applied := []int{-1}
+				if writes(call) && !strings.HasPrefix(call, "commit") {
+					applied = []int{0, 1, -1}
+				}
+				for _, a := range applied {
+					first := crashPlan{At: at, Applied: a}
+					recovery := try(first, noCrash)
+					if !writes(call) || a == 1 {
+						continue // recovery after a kill before anything was written is a first run
+					}
+					// The recovery run killed at each of its writes and commits.
+					for rat, rcall := range recovery {
+						if writes(rcall) {
+							try(first, crashPlan{At: rat, Applied: -1})
+							if !strings.HasPrefix(rcall, "commit") {
+								try(first, crashPlan{At: rat, Applied: 0})
+							}
+						}
+					}
+				}
+			}
+			labels := make([]string, 0, len(seen))
+			for l := range seen {
+				labels = append(labels, l)
+			}
+			sort.Strings(labels)
+			t.Logf("%d cases over %d calls (%s); distinct crash points: %d", cases, len(calls), strings.Join(calls, ", "), len(labels))
+			for _, want := range crashBoundaries(sc.name) {
+				found := false
+				for _, l := range labels {
+					if strings.Contains(l, want) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no case killed the run %q; the cases were:\n  %s", want, strings.Join(labels, "\n  "))
+				}
+			}
+		})
+	}
+}
+
+// crashBoundaries are the step boundaries each scenario must have been killed at (as the
+// crash labels name them): after the intent and before the write ("0 of"), mid-batch ("1 of
+// 2"), after the write with its response lost ("2 of 2"), after the link is saved, and during
+// recovery.
+func crashBoundaries(scenario string) []string {
+	side := "target"
+	if strings.HasSuffix(scenario, "source") {
+		side = "source"
+	}
+	verb := strings.Fields(scenario)[0]
+	out := []string{
+		side + " " + verb + ", 0 of ", // after the intent (create) or the plan, before the write
+		"→ recovery killed at " + side + " " + verb,
+		"→ recovery killed at commit",
+	}
+	switch verb {
+	case "create":
+		out = append(out, side+" create, 1 of 2 applied", side+" create, 2 of 2 applied", "commit (intent)", "commit (intent done, link)")
+	case "update":
+		out = append(out, side+" update, 1 of 2 applied", side+" update, 2 of 2 applied")
+	case "delete":
+		// Deletes are written one record at a time: all of the "batch" is its one record.
+		out = append(out, side+" delete, 1 of 1 applied")
+	}
+	return out
+}

@@ -151,8 +151,12 @@ func benchProduct(i int) map[string]any {
 // benchRefs translates product ids to item ids without link state.
 type benchRefs struct{}
 
-func (benchRefs) TargetID(_ *mapping.Flow, id string) (string, bool, error) { return "item-" + id, true, nil }
-func (benchRefs) SourceID(_ *mapping.Flow, id string) (string, bool, error) { return id[len("item-"):], true, nil }
+func (benchRefs) TargetID(_ *mapping.Flow, id string) (string, bool, error) {
+	return "item-" + id, true, nil
+}
+func (benchRefs) SourceID(_ *mapping.Flow, id string) (string, bool, error) {
+	return id[len("item-"):], true, nil
+}
 
 const benchRecords = 1000
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"gopkg.in/yaml.v3"
@@ -37,6 +39,14 @@ func Parse(name string, src []byte) (f *File, ds diag.Diagnostics) {
 		return f, ds
 	}
 	f.lineStarts = diag.LineStarts(src)
+	if !utf8.Valid(src) {
+		// yaml.v3 says only "invalid leading UTF-8 octet"; point at the first bad byte.
+		at := invalidUTF8(src)
+		pos := f.posOf(at)
+		ds.Errorf(diag.Range{File: name, Start: pos, End: pos}, "invalid UTF-8 (byte 0x%02x at offset %d)", src[at], at).
+			WithDetail("Save the file as UTF-8; a file from a Windows editor may be in Windows-1252 or UTF-16.")
+		return f, ds
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	err := safeDecode(dec, &doc)
@@ -63,6 +73,18 @@ func Parse(name string, src []byte) (f *File, ds diag.Diagnostics) {
 		f.Root = nil
 	}
 	return f, ds
+}
+
+// invalidUTF8 returns the offset of the first byte of src that is not part of valid UTF-8.
+func invalidUTF8(src []byte) int {
+	for i := 0; i < len(src); {
+		r, size := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(src)
 }
 
 // safeDecode turns a panic inside the YAML parser into an error: hostile input must give a
@@ -152,4 +174,14 @@ func yamlHint(msg string) string {
 		return "Save the file as UTF-8."
 	}
 	return ""
+}
+
+// posOf returns the position of byte offset off.
+func (f *File) posOf(off int) diag.Pos {
+	line := sort.SearchInts(f.lineStarts, off+1) // the lines that start at or before off
+	if line < 1 {
+		return diag.Pos{Line: 1, Col: 1}
+	}
+	start := f.lineStarts[line-1]
+	return diag.Pos{Line: line, Col: utf8.RuneCount(f.Src[start:off]) + 1}
 }

@@ -13,8 +13,8 @@ import (
 // so that the text writer can quote the offending line.
 type Sources map[string][]byte
 
-// Line returns line n (1-based) of file without its line ending. Lines end with \n, \r\n or a
-// lone \r, as YAML counts them.
+// Line returns line n (1-based) of file without its line ending, for display: bytes that are
+// not UTF-8 show as U+FFFD. Lines end with \n, \r\n or a lone \r, as YAML counts them.
 func (s Sources) Line(file string, n int) (string, bool) {
 	src, ok := s[file]
 	if !ok || n < 1 {
@@ -24,7 +24,7 @@ func (s Sources) Line(file string, n int) (string, bool) {
 	if n > len(starts) {
 		return "", false
 	}
-	return lineAt(src, starts, n), true
+	return strings.ToValidUTF8(lineAt(src, starts, n), "\uFFFD"), true
 }
 
 // LineStarts returns the byte offset of the start of each line of src.

@@ -3,6 +3,7 @@ package mapping
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/diag"
@@ -85,6 +86,29 @@ func TestCompileErrors(t *testing.T) {
 	prog := compileExpr(str("repeat(repeat(name, 1000000), 1000000)"), env, exprKind{key: "to_target"}, &rds)
 	if _, err := expr.Run(prog, map[string]any{"name": "abc"}); err == nil || !strings.Contains(err.Error(), "longer than 1048576 bytes") {
 		t.Errorf("nested repeat: %v", err)
+	}
+	// Expressions that would allocate without end stop at expr's memory budget, with an error
+	// for the record, in bounded time.
+	for _, src := range []string{
+		"string(map(1..100000000, #))",
+		"string(reduce(1..10000000, #acc + name, ''))",
+		"join(map(1..100000000, name), ',')",
+		"string(filter(1..1000000000, # > 0))",
+	} {
+		var ds diag.Diagnostics
+		prog := compileExpr(str(src), env, exprKind{key: "to_target"}, &ds)
+		if prog == nil {
+			t.Errorf("%q does not compile: %v", src, ds)
+			continue
+		}
+		start := time.Now()
+		_, err := expr.Run(prog, map[string]any{"name": "abc"})
+		if err == nil || !strings.Contains(err.Error(), "memory budget exceeded") && !strings.Contains(err.Error(), "longer than") {
+			t.Errorf("%q: got %v, want the memory budget exceeded", src, err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("%q took %v", src, d) // a bound against hangs, not a performance check
+		}
 	}
 	// Let variables are not record properties.
 	var ds diag.Diagnostics

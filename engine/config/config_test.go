@@ -131,7 +131,7 @@ func TestParseProblems(t *testing.T) {
 		{"tab", "a:\n\tb: c\n", "m.yaml:2:1: invalid YAML: found character that cannot start any token"},
 		{"duplicate", "a: 1\nb: 2\na: 3\n", "m.yaml:3:1: duplicate key \"a\""},
 		{"two documents", "a: 1\n---\nb: 2\n", "m.yaml:2:1: a second YAML document in one file"},
-		{"bad utf8", "a: \xff\xfe\n", "m.yaml: invalid YAML: invalid leading UTF-8 octet"},
+		{"bad utf8", "a: \xff\xfe\n", "m.yaml:1:4: invalid UTF-8 (byte 0xff at offset 3)"},
 		{"complex key", "? [a, b]\n: c\n", "m.yaml:1:3: a key must be a plain name, not a list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,10 +43,22 @@ func runRun(e *env, args []string) int {
 	every := fs.Duration("every", 0, "run every `interval` (e.g. 30s) until interrupted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	statePath := fs.String("state", DefaultState, "the link state `file`")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command to `file` (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile to `file` when the command ends (go tool pprof)")
 	paths, code := e.parse(fs, args)
 	if code >= 0 {
 		return code
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		return exitUsage
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		}
+	}()
 	res, ok := e.load(paths)
 	if !ok {
 		return exitUsage
@@ -117,6 +131,46 @@ func runRun(e *env, args []string) int {
 		}
 		return code
 	}
+}
+
+// startProfiles starts a CPU profile into cpuFile (when not empty) and returns the function
+// that stops it and writes the allocation profile into memFile (when not empty): what the
+// command allocated since it started, sampled as Go does (go tool pprof -sample_index=alloc_space).
+func startProfiles(cpuFile, memFile string) (func() error, error) {
+	var cpu *os.File
+	if cpuFile != "" {
+		var err error
+		if cpu, err = os.Create(cpuFile); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+	return func() error {
+		var errs []error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			if err := cpu.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("cpu profile: %w", err))
+			}
+		}
+		if memFile != "" {
+			runtime.GC() // the in-use figures as of the end
+			f, err := os.Create(memFile)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("memory profile: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}, nil
 }
 
 // openState opens the link state for a run. A dry run works on a copy in a temporary

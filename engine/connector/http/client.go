@@ -1,0 +1,306 @@
+package httpconn
+
+// The client sends the requests of one system: auth and extra headers on every request, a
+// timeout per try, retries (retry.go), at most `concurrency` requests in flight, TLS always
+// verified, redirects followed only within the host, and response bodies read up to a cap.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	// maxBody bounds a response body; a larger one is an error, not an exhausted memory.
+	maxBody = 64 << 20
+	// maxRedirects bounds the redirects followed within the host.
+	maxRedirects = 5
+)
+
+// client sends requests to one system.
+type client struct {
+	s        *settings
+	http     *http.Client
+	sem      chan struct{} // one token per request in flight
+	maxBody  int64
+	readOnly bool
+
+	// The clock, the pause between tries and the jitter of backoffs; tests replace them.
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	jitter func(d time.Duration) time.Duration // uniform in [0, d]
+}
+
+func newClient(s *settings, roots *x509.CertPool, readOnly bool) *client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   s.concurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Verification is never turned off; ca_file adds roots for a private CA.
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+	}
+	c := &client{
+		s:        s,
+		sem:      make(chan struct{}, s.concurrency),
+		maxBody:  maxBody,
+		readOnly: readOnly,
+		now:      time.Now,
+		sleep:    sleep,
+		jitter:   func(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d) + 1)) },
+	}
+	c.http = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+	return c
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close releases idle connections.
+func (c *client) close() {
+	c.http.CloseIdleConnections()
+}
+
+// redirectError is a redirect the client refuses to follow.
+type redirectError struct{ msg string }
+
+func (e *redirectError) Error() string { return e.msg }
+
+// checkRedirect follows at most maxRedirects redirects, and only to the host (and scheme) of
+// the request: credentials never go to another host, and a record is not written elsewhere.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if !strings.EqualFold(req.URL.Host, first.Host) || req.URL.Scheme != first.Scheme {
+		return &redirectError{fmt.Sprintf("refused a redirect to another host (%s); redirects are followed only within %s://%s", origin(req.URL), first.Scheme, first.Host)}
+	}
+	if len(via) > maxRedirects {
+		return &redirectError{fmt.Sprintf("stopped after %d redirects", maxRedirects)}
+	}
+	return nil
+}
+
+// origin is scheme://host of a URL.
+func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
+
+// call is one logical request, tried up to retry.attempts times.
+type call struct {
+	what   string // "squarespace Sesamproducts", for messages
+	method string
+	url    *url.URL
+	body   []byte      // nil: no body
+	header http.Header // headers of this request (the idempotency key)
+	// repeatable: sending the request again cannot do its work twice: reads, updates (a patch
+	// sets values), deletes, creates with an idempotency key. A create without a key is tried
+	// again only when the server surely did not act on it.
+	repeatable bool
+}
+
+// op names the request for messages: the system, entity, method and URL without the query.
+func (cl *call) op() string {
+	u := *cl.url
+	u.RawQuery, u.ForceQuery, u.Fragment, u.User = "", false, "", nil
+	return cl.what + ": " + cl.method + " " + u.String()
+}
+
+// response is a response read whole.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	url    *url.URL // the URL that answered, after redirects
+}
+
+// do sends the request, trying again after failures that may pass (retry.go), and returns
+// the 2xx response or the failure as a *requestError.
+func (c *client) do(ctx context.Context, cl *call) (*response, error) {
+	if c.readOnly && cl.method != http.MethodGet {
+		return nil, fmt.Errorf("%s: a read-only connection (a dry run) does not write", cl.op())
+	}
+	start := c.now()
+	var waited time.Duration
+	for attempt := 1; ; attempt++ {
+		resp, f := c.try(ctx, cl)
+		if f == nil {
+			return resp, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", cl.op(), err)
+		}
+		f.op, f.attempts, f.elapsed = cl.op(), attempt, c.now().Sub(start)
+		if !f.retriable || attempt >= c.s.attempts {
+			return nil, f
+		}
+		wait, stop := c.backoff(attempt, f.retryAfter, waited)
+		if stop != "" {
+			f.note = stop
+			return nil, f
+		}
+		if err := c.sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("%s: %w", cl.op(), err)
+		}
+		waited += wait
+	}
+}
+
+// try sends the request once.
+func (c *client) try(ctx context.Context, cl *call) (*response, *requestError) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &requestError{problem: ctx.Err().Error(), cause: ctx.Err()}
+	}
+	defer func() { <-c.sem }()
+	actx, cancel := context.WithTimeout(ctx, c.s.timeout)
+	defer cancel()
+	var wrote atomic.Bool
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
+	var body io.Reader = http.NoBody
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(actx, cl.method, cl.url.String(), body)
+	if err != nil {
+		return nil, &requestError{problem: err.Error()}
+	}
+	for k, vs := range c.s.header {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	if cl.body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range cl.header {
+		req.Header[k] = vs
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportFailure(ctx, actx, err, cl.repeatable || !wrote.Load(), "")
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		// The server answered: it acted on the request, so only a repeatable one is sent again.
+		return nil, c.transportFailure(ctx, actx, err, cl.repeatable, fmt.Sprintf("the %d response broke off after %d bytes: ", resp.StatusCode, len(data)))
+	}
+	if int64(len(data)) > c.maxBody {
+		return nil, &requestError{problem: fmt.Sprintf("the response is larger than %s", size(c.maxBody))}
+	}
+	r := &response{status: resp.StatusCode, header: resp.Header, body: data, url: resp.Request.URL}
+	if r.status >= 200 && r.status < 300 {
+		return r, nil
+	}
+	return r, c.statusFailure(cl, r)
+}
+
+func size(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// transportFailure describes a request that got no (whole) response. canRetry tells whether
+// sending it again is safe.
+func (c *client) transportFailure(ctx, actx context.Context, err error, canRetry bool, prefix string) *requestError {
+	f := &requestError{retriable: canRetry}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // its message repeats the URL with its query
+	}
+	var re *redirectError
+	var cve *tls.CertificateVerificationError
+	var rhe tls.RecordHeaderError
+	var dns *net.DNSError
+	switch {
+	case ctx.Err() != nil:
+		f.problem, f.cause, f.retriable = ctx.Err().Error(), ctx.Err(), false
+	case errors.As(err, &re):
+		f.problem, f.retriable = re.msg, false
+	case errors.Is(actx.Err(), context.DeadlineExceeded):
+		f.problem = fmt.Sprintf("no response within %s (timeout)", c.s.timeout)
+	case errors.As(err, &cve):
+		f.problem, f.retriable = "the server's TLS certificate is not trusted: "+cve.Err.Error(), false
+		f.note = "TLS verification is always on; for a private CA set ca_file"
+	case errors.As(err, &rhe):
+		f.problem, f.retriable = "the server does not speak TLS (is base_url http://?)", false
+	case errors.As(err, &dns) && dns.IsNotFound:
+		f.problem, f.retriable = "no such host "+dns.Name, false
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		f.problem = "the server closed the connection without a whole response"
+	case errors.Is(err, syscall.ECONNRESET):
+		f.problem = "the connection was reset"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		f.problem = "connection refused"
+	default:
+		f.problem = err.Error()
+	}
+	f.problem = prefix + f.problem
+	if !canRetry && f.cause == nil && f.note == "" && !errors.As(err, &re) {
+		f.note = "not sent again: the server may have done the create, and without an idempotency key a second one could duplicate it; the next run finds the record"
+	}
+	return f
+}
+
+// statusFailure describes a response with a status other than 2xx.
+func (c *client) statusFailure(cl *call, r *response) *requestError {
+	f := &requestError{status: r.status, problem: statusText(r.status), message: serverMessage(r.body), retryAfter: -1}
+	switch code := r.status; {
+	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooEarly,
+		code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:
+		// The server did not act on the request (or asks to wait): sending it again is safe.
+		f.retriable = true
+	case code == http.StatusNotImplemented || code == http.StatusHTTPVersionNotSupported:
+	case code >= 500:
+		f.retriable = cl.repeatable
+		if !cl.repeatable {
+			f.note = "not sent again: the server may have done the create; the next run finds the record"
+		}
+	case code >= 400:
+		f.perRecord = true
+	default:
+		f.problem = fmt.Sprintf("unexpected %s", statusText(r.status))
+	}
+	if f.retriable {
+		f.retryAfter = retryAfter(r.header, c.now())
+	}
+	return f
+}
+
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return fmt.Sprintf("%d %s", code, t)
+	}
+	return fmt.Sprintf("status %d", code)
+}

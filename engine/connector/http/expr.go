@@ -1,0 +1,242 @@
+package httpconn
+
+// Expressions of the operations: expr-lang programs compiled once, against an environment that
+// holds only the names an operation offers (`since` for a list, `id` and `record` for an update),
+// so that a name used where it is not available is a validation error at its position in the
+// YAML value. Secrets never reach expressions: there is no `env`.
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/diag"
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// maxExprNodes bounds an expression's size, as for mapping expressions.
+const maxExprNodes = 1000
+
+// Names an expression may use. Each operation offers a subset.
+const (
+	nameID      = "id"
+	nameIDs     = "ids"
+	nameRecord  = "record"
+	nameCurrent = "current"
+	nameSince   = "since"
+	nameNow     = "now"
+)
+
+// samples are values of the types the names have at run time, for expr's type checker.
+var samples = map[string]func() any{
+	nameID:      func() any { return "" },
+	nameIDs:     func() any { return []any{} },
+	nameRecord:  func() any { return map[string]any{} },
+	nameCurrent: func() any { return map[string]any{} },
+	nameSince:   func() any { return "" },
+	nameNow:     func() any { return "" },
+}
+
+// scope is the set of names one operation offers, with a word on the names it does not.
+type scope struct {
+	names []string
+	// missing explains a known name that is not available here (`id` in a get of batch 50).
+	missing map[string]string
+}
+
+func (s scope) env() map[string]any {
+	env := make(map[string]any, len(s.names))
+	for _, n := range s.names {
+		env[n] = samples[n]()
+	}
+	return env
+}
+
+// program is a compiled expression with the YAML value it came from.
+type program struct {
+	prog *vm.Program
+	src  string
+	// mentions holds the names the expression uses, so that an update fetches `current` only
+	// when an expression needs it.
+	mentions map[string]bool
+}
+
+// run evaluates the program with the given values of its names.
+func (p *program) run(vars map[string]any) (any, error) {
+	out, err := expr.Run(p.prog, vars)
+	if err != nil {
+		return nil, fmt.Errorf("expression %s: %s", quoteExpr(p.src), oneLine(err.Error()))
+	}
+	return out, nil
+}
+
+func quoteExpr(s string) string {
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return "`" + s + "`"
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// compiler compiles the expressions of one entity, reporting problems as diagnostics.
+type compiler struct {
+	ds *diag.Diagnostics
+}
+
+var unknownName = regexp.MustCompile(`^unknown name (\S+)`)
+
+// options are the expr options shared by every operation expression.
+func options(sc scope, boolean bool) []expr.Option {
+	opts := []expr.Option{
+		expr.Env(sc.env()),
+		expr.MaxNodes(maxExprNodes),
+		// expr's repeat allocates before checking its budget; paths and bodies do not need it.
+		expr.DisableBuiltin("repeat"),
+		expr.Function("merge", mergeFunc, new(func(map[string]any, map[string]any) map[string]any)),
+	}
+	if boolean {
+		opts = append(opts, expr.AsBool())
+	}
+	return opts
+}
+
+// compile compiles the expression src, which sits at rune offset off of the YAML value n, for
+// the key named key (`list.query.modifiedAfter`). It returns nil after reporting a problem.
+func (c *compiler) compile(n *config.Node, src string, off int, key string, sc scope, boolean bool) *program {
+	if src == "" && off == 0 {
+		return nil // an empty value: the format schema reports it
+	}
+	if strings.TrimSpace(src) == "" {
+		c.ds.Errorf(rangeIn(n, off, off+utf8.RuneCountInString(src)), "%s: the expression is empty", key)
+		return nil
+	}
+	prog, err := expr.Compile(src, options(sc, boolean)...)
+	if err != nil {
+		c.report(n, src, off, key, sc, err)
+		return nil
+	}
+	p := &program{prog: prog, src: src, mentions: map[string]bool{}}
+	ast.Find(prog.Node(), func(x ast.Node) bool {
+		if id, ok := x.(*ast.IdentifierNode); ok {
+			p.mentions[id.Value] = true
+		}
+		return false
+	})
+	return p
+}
+
+func (c *compiler) report(n *config.Node, src string, off int, key string, sc scope, err error) {
+	r := rangeIn(n, off, off+utf8.RuneCountInString(src))
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		r = rangeIn(n, off+fe.From, off+max(fe.To, fe.From+1))
+	}
+	if m := unknownName.FindStringSubmatch(msg); m != nil {
+		name := m[1]
+		d := c.ds.Errorf(r, "%s: unknown name %q%s", key, name, diag.DidYouMean(name, sc.names))
+		switch why, ok := sc.missing[name]; {
+		case ok:
+			d.WithDetail("%s", why)
+		case name == "env":
+			d.WithDetail("Secrets and environment variables never reach expressions; put them in auth or headers. Available here: %s.", strings.Join(sc.names, ", "))
+		default:
+			d.WithDetail("Available here: %s; record properties are members, like record.name.", strings.Join(sc.names, ", "))
+		}
+		return
+	}
+	if strings.HasPrefix(msg, "expected bool") {
+		c.ds.Errorf(r, "%s must be a boolean expression: %s", key, msg).
+			WithDetail("Compare a value, e.g. record.price != nil.")
+		return
+	}
+	c.ds.Errorf(r, "%s: %s", key, oneLine(msg))
+}
+
+// rangeIn is the file range of the runes [from, to) of a scalar's value.
+func rangeIn(n *config.Node, from, to int) diag.Range {
+	r := n.Range
+	r.Start = n.PosAt(from)
+	r.End = n.PosAt(to)
+	if r.End.Line != r.Start.Line || r.End.Col <= r.Start.Col {
+		r.End = diag.Pos{Line: r.Start.Line, Col: r.Start.Col + 1}
+	}
+	return r
+}
+
+// mergeFunc is merge(a, b): a copy of the object a with b's properties written over it, nested
+// objects merged the same way and lists replaced, which is how Update patches a record. For an
+// API that replaces whole records (PUT), `body: merge(current, record)` sends the stored record
+// with the patch applied.
+func mergeFunc(args ...any) (any, error) {
+	a, _ := args[0].(map[string]any)
+	b, _ := args[1].(map[string]any)
+	return merge(a, b, 0)
+}
+
+func merge(a, b map[string]any, depth int) (map[string]any, error) {
+	if depth > 64 {
+		return nil, errors.New("merge: the objects nest deeper than 64 levels")
+	}
+	out := maps.Clone(a)
+	if out == nil {
+		out = make(map[string]any, len(b))
+	}
+	for _, k := range slices.Sorted(maps.Keys(b)) {
+		bv := b[k]
+		am, aok := out[k].(map[string]any)
+		bm, bok := bv.(map[string]any)
+		if aok && bok {
+			m, err := merge(am, bm, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = m
+			continue
+		}
+		out[k] = bv
+	}
+	return out, nil
+}
+
+// resultKind names the Go kind of an expression's result for messages.
+func resultKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	}
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32, reflect.Uint, reflect.Uint64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map:
+		return "an object"
+	}
+	return fmt.Sprintf("a %T", v)
+}

@@ -1,0 +1,96 @@
+// Package httpconn is the connector for systems reached through a JSON HTTP API (a web shop, a
+// CRM's REST API): each entity says in its system file how to list its records (with paging and
+// incremental reads), fetch them by id, and create, update and delete them, as requests built
+// from expr-lang expressions. The connector sends them with authentication, timeouts, bounded
+// retries that honour Retry-After, a limit on concurrent requests, verified TLS and redirects
+// kept on the API's host, and it never lets a secret into an error message.
+//
+// Files: httpconn.go (the driver: validation and Open), config.go (system settings), ops.go and
+// expr.go, template.go (the operations and their expressions), client.go and retry.go (sending
+// requests), conn.go (the connector.Conn), page.go (reading lists), values.go (JSON values),
+// redact.go (secrets).
+package httpconn
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/diag"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+)
+
+// Driver is the http connector.
+type Driver struct{}
+
+// Name implements connector.Driver.
+func (Driver) Name() string { return "http" }
+
+// CheckEntity implements connector.Driver: the system settings (reported for every entity; the
+// engine keeps one of each) and the entity's operations, expressions compiled.
+func (Driver) CheckEntity(e *config.Entity, _ *schema.Entity) diag.Diagnostics {
+	var ds diag.Diagnostics
+	if e == nil || e.System == nil {
+		return nil
+	}
+	readSettings(e.System, &ds)
+	compileEntity(e, &ds)
+	return ds
+}
+
+// Open implements connector.Opener: it reads the settings, compiles every entity's operations
+// and prepares the client. It sends no request.
+func (Driver) Open(ctx context.Context, sys *config.System, _ map[string]*schema.Entity, opts connector.OpenOptions) (connector.Conn, error) {
+	var ds diag.Diagnostics
+	s := readSettings(sys, &ds)
+	red := newRedactor(s.secrets, s.basic)
+	if err := s.unsetError(); err != nil {
+		se := err.(*settingErr)
+		return nil, &connector.SettingError{Key: se.key, Err: errors.New(se.msg), Fix: se.fix}
+	}
+	entities := map[string]*entity{}
+	for _, e := range sys.Entities {
+		ent := compileEntity(e, &ds)
+		if ent.list == nil && !ds.HasErrors() {
+			ds.Errorf(e.Name.Range, "entity %s has no list", e.Name.Value)
+		}
+		entities[e.Name.Value] = ent
+	}
+	for _, d := range ds {
+		if d.Severity == diag.Error {
+			return nil, red.err(fmt.Errorf("%s (run dataflow validate)", d.Error()))
+		}
+	}
+	if s.base == nil {
+		return nil, &connector.SettingError{Key: "base_url", Err: errors.New("base_url is missing"), Fix: "Set base_url to the API's address, like https://api.example.com."}
+	}
+	var roots *x509.CertPool
+	if s.caFile != "" {
+		var err error
+		if roots, err = loadRoots(s.caFile); err != nil {
+			return nil, &connector.SettingError{Key: "ca_file", Err: err,
+				Fix: "Point ca_file at a PEM file of the CA certificates that sign the API's certificate (relative to the current directory)."}
+		}
+	}
+	return &conn{s: s, red: red, entities: entities, cl: newClient(s, roots, opts.ReadOnly)}, nil
+}
+
+// loadRoots returns the system's trusted roots with the certificates of a PEM file added.
+func loadRoots(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca_file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}

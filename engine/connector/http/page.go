@@ -1,0 +1,228 @@
+package httpconn
+
+// Reading a list page by page: a cursor from the body sent back in a query parameter, page
+// numbers from 1, offsets from 0, or the Link header's rel="next" (within the API's host only).
+// One page is one batch for the engine. A server that does not page the way the system file says
+// (the same cursor twice, the same page again) is an error, not an endless loop.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+)
+
+// Scan implements connector.Conn: the list's pages in order, each one batch. With since (and an
+// entity with updated), records updated before since are left out, whether or not the list's
+// query asks the server to filter.
+func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector.Record) error) error {
+	e, err := c.entity(name)
+	if err != nil {
+		return err
+	}
+	var fnErr error
+	err = c.scan(ctx, e, since, func(recs []connector.Record) error {
+		fnErr = fn(recs)
+		return fnErr
+	})
+	if err != nil && fnErr != nil && errors.Is(err, fnErr) {
+		return fnErr // the engine's own error, as it returned it
+	}
+	return c.red.err(err)
+}
+
+func (c *conn) scan(ctx context.Context, e *entity, since string, fn func([]connector.Record) error) error {
+	l := e.list
+	vars := c.vars()
+	vars[nameSince] = since
+	cl, err := c.build(e, l.req, vars)
+	if err != nil {
+		return err
+	}
+	base := cl.url.Query() // the list's own parameters
+	p := l.page
+	setParams := func(pageParam string, value string, keepBase bool) {
+		q := url.Values{}
+		if keepBase {
+			for k, v := range base {
+				q[k] = v
+			}
+		}
+		if p.sizeParam != "" {
+			q.Set(p.sizeParam, strconv.Itoa(p.size))
+		}
+		if pageParam != "" {
+			q.Set(pageParam, value)
+		}
+		cl.url.RawQuery = q.Encode()
+	}
+	number := 0 // page number or offset
+	switch p.style {
+	case pagePage:
+		number = 1
+		setParams(p.param, "1", true)
+	case pageOffset:
+		setParams(p.param, "0", true)
+	default:
+		setParams("", "", true)
+	}
+	seen := map[string]bool{}
+	var prevFirst string
+	prevLen := -1
+	for pageNo := 1; ; pageNo++ {
+		resp, err := c.cl.do(ctx, cl)
+		if err != nil {
+			return err
+		}
+		body, err := decodeJSON(resp.body)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cl.op(), err)
+		}
+		list, err := records(body, l.records)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cl.op(), err)
+		}
+		recs := make([]connector.Record, 0, len(list))
+		first := ""
+		for i, m := range list {
+			rec, err := e.record(m)
+			if err != nil {
+				return fmt.Errorf("%s: record %d of page %d: %w", cl.op(), i+1, pageNo, err)
+			}
+			if i == 0 {
+				first = rec.ID
+			}
+			if since != "" && e.updated != "" {
+				if v, ok := at(m, e.updated); ok && v != nil && !laterOrEqual(idText(v), since) {
+					continue
+				}
+			}
+			recs = append(recs, rec)
+		}
+		if (p.style == pagePage || p.style == pageOffset) && len(list) > 0 && first == prevFirst && len(list) == prevLen {
+			return fmt.Errorf("%s: page %d repeats page %d; does the server read the %q parameter?", cl.op(), pageNo, pageNo-1, p.param)
+		}
+		prevFirst, prevLen = first, len(list)
+		if len(recs) > 0 {
+			if err := fn(recs); err != nil {
+				return err
+			}
+		}
+		switch p.style {
+		case pageCursor:
+			v, _ := at(body, p.cursor)
+			next := ""
+			if v != nil {
+				next = idText(v)
+			}
+			if next == "" {
+				return nil
+			}
+			if seen[next] {
+				return fmt.Errorf("%s: the server sent cursor %q again; paging stopped so as not to loop", cl.op(), next)
+			}
+			seen[next] = true
+			setParams(p.param, next, !p.alone)
+		case pagePage, pageOffset:
+			if len(list) == 0 || p.size > 0 && len(list) < p.size {
+				return nil
+			}
+			if p.style == pagePage {
+				number++
+			} else {
+				number += len(list)
+			}
+			setParams(p.param, strconv.Itoa(number), true)
+		case pageLink:
+			next, err := nextLink(resp)
+			if err != nil || next == nil {
+				if err != nil {
+					return fmt.Errorf("%s: %w", cl.op(), err)
+				}
+				return nil
+			}
+			if !strings.EqualFold(next.Host, c.s.base.Host) || next.Scheme != c.s.base.Scheme {
+				return fmt.Errorf("%s: refused the Link header's next page on another host (%s); pages are read only from %s", cl.op(), origin(next), origin(c.s.base))
+			}
+			if seen[next.String()] {
+				return fmt.Errorf("%s: the Link header points at a page already read; paging stopped so as not to loop", cl.op())
+			}
+			seen[next.String()] = true
+			cl.url = next
+		default:
+			return nil
+		}
+	}
+}
+
+// nextLink returns the URL of the Link header's rel="next", resolved against the URL that
+// answered, or nil.
+func nextLink(resp *response) (*url.URL, error) {
+	for _, h := range resp.header.Values("Link") {
+		for _, link := range splitLinks(h) {
+			target, params, ok := strings.Cut(link, ">")
+			target = strings.TrimSpace(target)
+			if !ok || !strings.HasPrefix(target, "<") {
+				continue
+			}
+			if !hasRel(params, "next") {
+				continue
+			}
+			u, err := url.Parse(strings.TrimPrefix(target, "<"))
+			if err != nil {
+				return nil, fmt.Errorf("the Link header's next page %q is not a URL", target)
+			}
+			return resp.url.ResolveReference(u), nil
+		}
+	}
+	return nil, nil
+}
+
+// splitLinks splits a Link header at the commas between links (not those inside <...> or
+// quotes).
+func splitLinks(h string) []string {
+	var out []string
+	depth, quoted, start := 0, false, 0
+	for i := 0; i < len(h); i++ {
+		switch h[i] {
+		case '<':
+			if !quoted {
+				depth++
+			}
+		case '>':
+			if !quoted && depth > 0 {
+				depth--
+			}
+		case '"':
+			if depth == 0 {
+				quoted = !quoted
+			}
+		case ',':
+			if depth == 0 && !quoted {
+				out = append(out, h[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, h[start:])
+}
+
+// hasRel reports whether a link's parameters (; rel="next last") include rel.
+func hasRel(params, rel string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+			continue
+		}
+		for _, r := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
+			if strings.EqualFold(r, rel) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,161 @@
+package httpconn
+
+// Retries: a request that failed in a way that may pass (a 5xx, a 429, a timeout, a reset
+// connection) is sent again after an exponential backoff with full jitter (a random wait
+// between 0 and base_delay·2^(try-1)), or after the wait the server asks for in Retry-After
+// (seconds or an HTTP date). The waits of one request add up to at most retry.max_wait: a
+// Retry-After beyond what is left stops the retries at once instead of hammering the server.
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// requestError is a request that failed.
+type requestError struct {
+	op       string // "squarespace Sesamproducts: GET https://api.squarespace.com/v2/commerce/products"
+	status   int    // the HTTP status, 0 when there was no response
+	problem  string // "503 Service Unavailable", "the connection was reset"
+	message  string // the server's message
+	note     string // why the retries stopped early, or were not made
+	attempts int
+	elapsed  time.Duration
+	// retriable: sending the request again may succeed. perRecord: the server refused this
+	// record (a 4xx); the other records of the batch go on.
+	retriable, perRecord bool
+	retryAfter           time.Duration // -1: no Retry-After
+	cause                error         // the context's error when the run was cancelled
+}
+
+func (e *requestError) Error() string {
+	var b strings.Builder
+	if e.op != "" {
+		b.WriteString(e.op + ": ")
+	}
+	b.WriteString(e.problem)
+	if e.attempts > 1 {
+		fmt.Fprintf(&b, " after %d attempts over %s", e.attempts, roundDuration(e.elapsed))
+	}
+	if e.note != "" {
+		b.WriteString(" (" + e.note + ")")
+	}
+	if e.message != "" {
+		b.WriteString(": " + e.message)
+	}
+	return b.String()
+}
+
+func (e *requestError) Unwrap() error { return e.cause }
+
+// roundDuration rounds a duration for messages: 1m2s, 1.5s, 120ms.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// statusOf returns the HTTP status of a failed request, 0 when it had no response.
+func statusOf(err error) int {
+	var re *requestError
+	if errors.As(err, &re) {
+		return re.status
+	}
+	return 0
+}
+
+// perRecord reports whether err is the server refusing one record (a 4xx other than 408, 409,
+// 425 and 429): that record fails and the batch goes on.
+func perRecord(err error) bool {
+	var re *requestError
+	return errors.As(err, &re) && re.perRecord
+}
+
+// backoff returns the wait before try attempt+1, given the waits so far, or why the retries
+// stop: a Retry-After beyond retry.max_wait, or the budget spent.
+func (c *client) backoff(attempt int, retryAfter, waited time.Duration) (time.Duration, string) {
+	left := c.s.maxWait - waited
+	if retryAfter >= 0 {
+		if retryAfter > left {
+			return 0, fmt.Sprintf("the server asks to wait %s, more than the %s left of retry.max_wait %s", roundDuration(retryAfter), roundDuration(max(left, 0)), c.s.maxWait)
+		}
+		return retryAfter, ""
+	}
+	if left <= 0 {
+		return 0, fmt.Sprintf("retry.max_wait %s spent", c.s.maxWait)
+	}
+	ceiling := c.s.maxWait // base_delay·2^(attempt-1), without overflowing
+	if shift := attempt - 1; shift < 40 && c.s.baseDelay <= ceiling>>shift {
+		ceiling = c.s.baseDelay << shift
+	}
+	return min(c.jitter(ceiling), left), ""
+}
+
+// maxRetryAfter bounds a Retry-After in seconds before it becomes a duration.
+const maxRetryAfter = 7 * 24 * 3600
+
+// retryAfter reads the Retry-After header: seconds, or an HTTP date. -1 when there is none.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return -1
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return -1
+		}
+		return time.Duration(min(secs, maxRetryAfter)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return min(d, maxRetryAfter*time.Second)
+	}
+	return -1
+}
+
+// maxMessage bounds the server's message in an error.
+const maxMessage = 500
+
+// serverMessage is what the server said about a failure: the body's message, error or detail
+// field (also error.message and errors[0].message), else its text, truncated to 500 bytes.
+func serverMessage(body []byte) string {
+	var msg string
+	if v, err := decodeJSON(body); err == nil {
+		msg = messageIn(v)
+	}
+	if msg == "" {
+		msg = string(body)
+	}
+	msg = strings.ToValidUTF8(msg, "?")
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "..."
+	}
+	return msg
+}
+
+func messageIn(v any) string {
+	for _, path := range []string{"message", "error", "detail", "error.message", "errors.0.message", "errors.0", "error_description", "title"} {
+		if s, ok := at(v, path); ok {
+			if text, ok := s.(string); ok && strings.TrimSpace(text) != "" {
+				return text
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,179 @@
+package httpconn
+
+// Values: JSON response bodies decoded into the engine's values (integers exact as int64,
+// other numbers float64), and dotted paths into them.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dataflow-sync/dataflow/engine/mapping"
+)
+
+// decodeJSON parses a response body holding one JSON value. A truncated or malformed body is an
+// error that says where it went wrong and how it starts.
+func decodeJSON(body []byte) (any, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errors.New("the response body is empty where JSON was expected")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		var se *json.SyntaxError
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("the response is truncated JSON: it ends after %d bytes in the middle of a value (%s)", len(body), excerpt(body))
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("the response is not valid JSON: %s at byte %d (%s)", se.Error(), se.Offset, excerpt(body))
+		}
+		return nil, fmt.Errorf("the response is not valid JSON: %v (%s)", err, excerpt(body))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("the response is not valid JSON: more data after the value at byte %d (%s)", dec.InputOffset(), excerpt(body))
+	}
+	return normalize(v), nil
+}
+
+// excerpt describes the start of a body for an error message.
+func excerpt(body []byte) string {
+	const n = 60
+	s := body
+	if len(s) > n {
+		s = s[:n]
+		for len(s) > 0 && !utf8.Valid(s) {
+			s = s[:len(s)-1]
+		}
+		return fmt.Sprintf("it starts %q...", s)
+	}
+	return fmt.Sprintf("the body is %q", s)
+}
+
+// normalize turns json.Numbers into int64 (integers that fit) or float64, in place.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		return number(string(x))
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+	}
+	return v
+}
+
+func number(s string) any {
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return i
+		}
+	}
+	f, _ := strconv.ParseFloat(s, 64) // a json.Number is valid JSON; overflow gives ±Inf
+	return f
+}
+
+// at returns the value at a dotted path ("pagination.nextPageCursor", "errors.0.message");
+// "" is the value itself. found is false when a step is missing.
+func at(v any, path string) (any, bool) {
+	if path == "" {
+		return v, true
+	}
+	for _, seg := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			next, ok := x[seg]
+			if !ok {
+				return nil, false
+			}
+			v = next
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil, false
+			}
+			v = x[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// idText is the text of an id value, as the engine compares ids.
+func idText(v any) string {
+	switch v.(type) {
+	case map[string]any, []any:
+		return ""
+	}
+	return mapping.IDString(v)
+}
+
+// laterOrEqual reports whether the updated value v is at or after since: as times when both
+// parse as RFC 3339, else as text.
+func laterOrEqual(v, since string) bool {
+	tv, err1 := time.Parse(time.RFC3339Nano, v)
+	ts, err2 := time.Parse(time.RFC3339Nano, since)
+	if err1 == nil && err2 == nil {
+		return !tv.Before(ts)
+	}
+	return v >= since
+}
+
+// records returns the list of records at path in a response body.
+func records(body any, path string) ([]map[string]any, error) {
+	v, ok := at(body, path)
+	where := "the response body"
+	if path != "" {
+		where = fmt.Sprintf("%q in the response", path)
+	}
+	switch {
+	case !ok:
+		d := ""
+		if m, isMap := body.(map[string]any); isMap && !strings.Contains(path, ".") {
+			d = "; it has " + keyList(m)
+		}
+		return nil, fmt.Errorf("the response has no %q%s", path, d)
+	case v == nil && path != "":
+		return nil, nil // "products": null, an empty page
+	case v == nil:
+		return nil, fmt.Errorf("%s is null, not a list of records", where)
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is %s, not a list of records", where, resultKind(v))
+	}
+	out := make([]map[string]any, 0, len(list))
+	for i, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("item %d of %s is %s, not a record (an object)", i, where, resultKind(e))
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// keyList names an object's keys for a message.
+func keyList(m map[string]any) string {
+	if len(m) == 0 {
+		return "no keys"
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	if len(keys) > 10 {
+		keys = append(keys[:10], "...")
+	}
+	return strings.Join(keys, ", ")
+}

@@ -2,8 +2,11 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -77,21 +80,29 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	toSide := other(side)
 	conn, entity := fr.on(toSide)
 	intentIDs := make([]int64, len(datas))
+	keys := make([]string, len(datas))
 	err := fr.commit(ctx, func(tx state.Tx) error {
 		for i, data := range datas {
 			enc, _ := json.Marshal(data)
-			id, err := tx.AddIntent(&state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: enc, Created: fr.r.Opts.Now().UTC()})
+			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: enc, Created: fr.r.Opts.Now().UTC()}
+			id, err := tx.AddIntent(&in)
 			if err != nil {
 				return err
 			}
-			intentIDs[i] = id
+			in.ID = id
+			intentIDs[i], keys[i] = id, idempotencyKey(in)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	results, err := conn.Create(ctx, entity, datas)
+	var results []connector.Result
+	if kc := fr.keyed(toSide); kc != nil {
+		results, err = kc.CreateKeyed(ctx, entity, datas, keys)
+	} else {
+		results, err = conn.Create(ctx, entity, datas)
+	}
 	if err == nil {
 		err = readBack(ctx, conn, entity, results)
 	}
@@ -186,8 +197,9 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 }
 
 // recoverIntents finishes the creates of a run that was killed: a record created but not
-// linked is found (by merge criteria, or by its content among the records no link points at)
-// and linked; an intent whose record was never created is dropped, and the record is created
+// linked is found (by repeating the create with its idempotency key where the system honours
+// keys, else by merge criteria or by its content among the records no link points at) and
+// linked; an intent whose record was never created is dropped, and the record is created
 // again by this run.
 func (fr *flowRun) recoverIntents(ctx context.Context) error {
 	intents, err := fr.r.State.Intents(ctx, fr.f.ID())
@@ -199,6 +211,14 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 		bySide[in.Side] = append(bySide[in.Side], in)
 	}
 	for side, ins := range bySide {
+		if kc := fr.keyed(side); kc != nil {
+			if ins, err = fr.recoverKeyed(ctx, side, kc, ins); err != nil {
+				return err
+			}
+			if len(ins) == 0 {
+				continue
+			}
+		}
 		// The candidates: records of that side that no link points at.
 		var candidates []connector.Record
 		err := fr.scanUnlinked(ctx, side, func(r connector.Record) { candidates = append(candidates, r) })
@@ -226,6 +246,96 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// keyed returns the connection of side when it creates the flow's records there with
+// idempotency keys, else nil.
+func (fr *flowRun) keyed(side string) connector.KeyedCreator {
+	conn, entity := fr.on(side)
+	if kc, ok := conn.(connector.KeyedCreator); ok && kc.Idempotent(entity) {
+		return kc
+	}
+	return nil
+}
+
+// idempotencyKey is the key of the create an intent records: a digest of what identifies the
+// intent, all of it kept in the link state, so that the create repeated after a crash (or a
+// lost response) sends the same key. The intent id alone would do within one state file; the
+// flow, side, origin and creation time keep keys apart across state files that share a system.
+func idempotencyKey(in state.Intent) string {
+	h := sha256.New()
+	for _, part := range []string{in.Flow, in.Side, in.FromID, strconv.FormatInt(in.ID, 10), strconv.FormatInt(in.Created.UnixNano(), 10)} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// recoverKeyed finishes the interrupted creates of a side whose system honours idempotency
+// keys: each create is repeated with its intent's key, and the system answers with the record
+// it created the first time (or creates it now, when the first attempt never reached it),
+// which is adopted. Nothing is searched, so a copy that was edited or reformatted since is
+// still the one adopted. It returns the intents whose origin is gone, for dropOrphan: creating
+// again the copy of a deleted record is not wanted.
+func (fr *flowRun) recoverKeyed(ctx context.Context, side string, kc connector.KeyedCreator, ins []state.Intent) ([]state.Intent, error) {
+	conn, entity := fr.on(side)
+	var orphans, todo []state.Intent
+	var froms []connector.Record
+	var datas []map[string]any
+	var keys []string
+	for _, in := range ins {
+		from, ok, err := fr.intentSource(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			orphans = append(orphans, in)
+			continue
+		}
+		var data map[string]any
+		if err := json.Unmarshal(in.Data, &data); err != nil {
+			return nil, fmt.Errorf("intent %d: %w", in.ID, err)
+		}
+		todo = append(todo, in)
+		froms = append(froms, from)
+		datas = append(datas, data)
+		keys = append(keys, idempotencyKey(in))
+	}
+	if len(todo) == 0 {
+		return orphans, nil
+	}
+	results, err := kc.CreateKeyed(ctx, entity, datas, keys)
+	if err == nil {
+		err = readBack(ctx, conn, entity, results)
+	}
+	if err != nil {
+		return nil, err // the intents stay for the next run
+	}
+	adopted := map[string]bool{}
+	for i, res := range results {
+		in := todo[i]
+		if res.Err != nil {
+			// The system refuses the create: the record it was made from is a dead letter,
+			// retried (and created under a new intent) on the next runs.
+			reason := fmt.Sprintf("creating %s: %v", entity, res.Err)
+			fr.stats.Failed++
+			err := fr.commit(ctx, func(tx state.Tx) error {
+				if err := tx.DeleteIntent(in.ID); err != nil {
+					return err
+				}
+				return tx.PutDeadLetter(fr.f.ID(), other(side), in.FromID, reason)
+			})
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		found := res.Record
+		if err := fr.adopt(ctx, in, froms[i], &found, adopted); err != nil {
+			return nil, err
+		}
+	}
+	return orphans, nil
 }
 
 // dropOrphan handles an intent whose origin was deleted before the run that created its copy

@@ -1129,3 +1129,128 @@ func TestE2EPropagateNeedsDelete(t *testing.T) {
 		t.Errorf("the shop has %d products; nothing may run", got)
 	}
 }
+
+// e2eKeyedConn is a system that honours idempotency keys for one entity (connector.
+// KeyedCreator): a create with a key it has seen returns the record made the first time. The
+// first lose calls of CreateKeyed create the records and then lose the response (the network
+// dropped it), as the engine would see a crash right after the create.
+type e2eKeyedConn struct {
+	connector.Conn
+	t      *testing.T
+	entity string
+	lose   int
+	byKey  map[string]string // key → id of the record created with it
+	calls  [][]string        // the keys of every call of CreateKeyed
+}
+
+var errE2ELostResponse = errors.New("the response was lost")
+
+func (c *e2eKeyedConn) Idempotent(entity string) bool { return entity == c.entity }
+
+func (c *e2eKeyedConn) CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]connector.Result, error) {
+	if len(keys) != len(data) {
+		c.t.Fatalf("CreateKeyed with %d records and %d keys", len(data), len(keys))
+	}
+	c.calls = append(c.calls, keys)
+	results := make([]connector.Result, len(data))
+	for i, key := range keys {
+		if key == "" {
+			c.t.Errorf("CreateKeyed: record %d has no key", i)
+		}
+		if id, seen := c.byKey[key]; seen {
+			got, err := c.Conn.Get(ctx, entity, []string{id})
+			if err != nil {
+				return nil, err
+			}
+			results[i].Record = got[id]
+			continue
+		}
+		res, err := c.Conn.Create(ctx, entity, data[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		if res[0].Err == nil {
+			c.byKey[key] = res[0].Record.ID
+		}
+		results[i] = res[0]
+	}
+	if c.lose > 0 {
+		c.lose--
+		return nil, errE2ELostResponse
+	}
+	return results, nil
+}
+
+func (c *e2eKeyedConn) Create(ctx context.Context, entity string, data []map[string]any) ([]connector.Result, error) {
+	if entity == c.entity {
+		c.t.Errorf("Create of %s without keys, although the system honours them", entity)
+	}
+	return c.Conn.Create(ctx, entity, data)
+}
+
+// Idempotency keys: the shop honours keys for products and loses the response of the first
+// create. The next run repeats the create with the same keys and adopts the records the shop
+// made the first time, although the user has edited every one of them in the meantime and the
+// flow has no merge criteria (a search by content would find none of them and create them
+// again); the user's edits survive and flow back.
+func TestE2EIdempotencyKeys(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	shop := &e2eKeyedConn{t: t, entity: "Product", lose: 1, byKey: map[string]string{}}
+	wrap := func(system string, c connector.Conn) connector.Conn {
+		if system == "shop" {
+			shop.Conn = c
+			return shop
+		}
+		return c
+	}
+	if _, err := p.run(e2eRunConfig{wrap: wrap}); !errors.Is(err, errE2ELostResponse) {
+		t.Fatalf("first run: %v, want the lost response", err)
+	}
+	if got := p.count("shop", "products"); got != 10 {
+		t.Fatalf("the shop has %d products after the lost response, want 10", got)
+	}
+	if n := len(p.intents("products")); n != 10 {
+		t.Fatalf("%d intents after the lost response, want 10", n)
+	}
+	p.exec("shop", "UPDATE products SET title = title || ' (shop)', price = price + 1, modified = '2024-03-01T00:00:00Z'")
+
+	rep, err := p.run(e2eRunConfig{wrap: wrap})
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	st := e2eFlow(t, rep, "products")
+	if st.Recovered != 10 || st.CreatedTarget != 0 || st.Failed != 0 {
+		t.Errorf("products: %+v; want the 10 records adopted, none created", *st)
+	}
+	if got := p.count("shop", "products"); got != 10 {
+		t.Errorf("the shop has %d products, want 10 (no duplicates)", got)
+	}
+	if len(shop.calls) != 2 || !reflect.DeepEqual(shop.calls[0], shop.calls[1]) {
+		t.Errorf("CreateKeyed calls %v; want the second to repeat the keys of the first", shop.calls)
+	}
+	if len(shop.calls) > 0 {
+		distinct := map[string]bool{}
+		for _, k := range shop.calls[0] {
+			distinct[k] = true
+		}
+		if len(distinct) != 10 {
+			t.Errorf("%d distinct keys for 10 records", len(distinct))
+		}
+	}
+	if got := len(p.allLinks("products")); got != 10 {
+		t.Errorf("%d products linked, want 10", got)
+	}
+	if got := p.text("crm", "SELECT name FROM products WHERE id = 1"); got != "Espresso beans (shop)" {
+		t.Errorf("CRM product 1 name = %q; want the shop's edit of the adopted record", got)
+	}
+	if got := p.text("crm", "SELECT price FROM products WHERE id = 3"); got != "1.99" {
+		t.Errorf("CRM product 3 price = %s; want the shop's 1.99", got)
+	}
+	if n := len(p.intents("products")); n != 0 {
+		t.Errorf("%d intents left", n)
+	}
+	if _, err := p.run(e2eRunConfig{wrap: wrap}); err != nil {
+		t.Fatal(err)
+	}
+	p.quiet("run after the recovery")
+}

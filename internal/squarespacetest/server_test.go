@@ -310,7 +310,9 @@ func TestInventoryAdjustments(t *testing.T) {
 	s, _ := newServer(t, squarespacetest.Options{})
 	_, a := createProduct(t, s, "A", "A-1", "1")
 	_, b := createProduct(t, s, "B", "B-1", "1")
-	adjust := func(k, body string) response { return call(t, s, "POST", "/1.0/commerce/inventory/adjustments", body, "Idempotency-Key", k) }
+	adjust := func(k, body string) response {
+		return call(t, s, "POST", "/1.0/commerce/inventory/adjustments", body, "Idempotency-Key", k)
+	}
 	wantError(t, call(t, s, "POST", "/1.0/commerce/inventory/adjustments", `{"setFiniteOperations": []}`), 400, "INVALID_REQUEST_ERROR", "MISSING_ARGUMENT",
 		"Idempotency-Key header is required.")
 	wantStatus(t, adjust("k1", fmt.Sprintf(`{"setFiniteOperations": [{"variantId": %q, "quantity": 10}], "setUnlimitedOperations": [%q]}`, a, b)), 204)
@@ -365,7 +367,9 @@ func TestOrderImportAndFulfillment(t *testing.T) {
 	if err := s.SetStock(vid, 5); err != nil {
 		t.Fatal(err)
 	}
-	imp := func(k, body string) response { return call(t, s, "POST", "/1.0/commerce/orders", body, "Idempotency-Key", k) }
+	imp := func(k, body string) response {
+		return call(t, s, "POST", "/1.0/commerce/orders", body, "Idempotency-Key", k)
+	}
 	wantError(t, call(t, s, "POST", "/1.0/commerce/orders", order("1001", vid)), 400, "INVALID_REQUEST_ERROR", "MISSING_ARGUMENT", "Idempotency-Key header is required.")
 	wantError(t, imp("o0", strings.Replace(order("1001", vid), `"channelName": "Custom CRM", `, "", 1)), 400, "INVALID_REQUEST_ERROR", "MISSING_ARGUMENT", "channelName is required.")
 	wantError(t, imp("o0", strings.Replace(order("1001", vid), `"variantId"`, `"productId"`, 1)), 400, "INVALID_REQUEST_ERROR", "INVALID_ARGUMENT",

@@ -33,6 +33,7 @@ const (
 // client sends requests to one system.
 type client struct {
 	s        *settings
+	red      *redactor
 	http     *http.Client
 	sem      chan struct{} // one token per request in flight
 	maxBody  int64
@@ -44,7 +45,7 @@ type client struct {
 	jitter func(d time.Duration) time.Duration // uniform in [0, d]
 }
 
-func newClient(s *settings, roots *x509.CertPool, readOnly bool) *client {
+func newClient(s *settings, red *redactor, roots *x509.CertPool, readOnly bool) *client {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -59,6 +60,7 @@ func newClient(s *settings, roots *x509.CertPool, readOnly bool) *client {
 	}
 	c := &client{
 		s:        s,
+		red:      red,
 		sem:      make(chan struct{}, s.concurrency),
 		maxBody:  maxBody,
 		readOnly: readOnly,
@@ -224,6 +226,15 @@ func (c *client) try(ctx context.Context, cl *call) (*response, *requestError) {
 	return r, c.statusFailure(cl, r)
 }
 
+// decode parses a JSON response; its errors name the request and show how the body starts.
+func (c *client) decode(cl *call, r *response) (any, error) {
+	v, err := decodeJSON(r.body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (%s)", cl.op(), err, excerpt(r.body, c.red))
+	}
+	return v, nil
+}
+
 func size(n int64) string {
 	if n >= 1<<20 && n%(1<<20) == 0 {
 		return fmt.Sprintf("%d MiB", n>>20)
@@ -275,7 +286,7 @@ func (c *client) transportFailure(ctx, actx context.Context, err error, canRetry
 
 // statusFailure describes a response with a status other than 2xx.
 func (c *client) statusFailure(cl *call, r *response) *requestError {
-	f := &requestError{status: r.status, problem: statusText(r.status), message: serverMessage(r.body), retryAfter: -1}
+	f := &requestError{status: r.status, problem: statusText(r.status), message: serverMessage(r.body, c.red), retryAfter: -1}
 	switch code := r.status; {
 	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooEarly,
 		code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:

@@ -247,9 +247,9 @@ func (c *conn) getChunk(ctx context.Context, e *entity, ids []string) (map[strin
 	case err != nil:
 		return nil, err
 	}
-	body, err := decodeJSON(resp.body)
+	body, err := c.cl.decode(cl, resp)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cl.op(), err)
+		return nil, err
 	}
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
@@ -415,7 +415,7 @@ func (c *conn) stored(e *entity, r *request, resp *response) (*connector.Record,
 	if len(resp.body) > 0 {
 		var err error
 		if body, err = decodeJSON(resp.body); err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("%w (%s)", err, excerpt(resp.body, c.red))
 		}
 	}
 	if r.hasResult && body != nil {

@@ -162,13 +162,27 @@ func (c *compiler) report(n *config.Node, src string, off int, key string, sc sc
 		}
 		return
 	}
-	if strings.HasPrefix(msg, "expected bool") {
-		c.ds.Errorf(r, "%s must be a boolean expression: %s", key, msg).
+	if got, ok := strings.CutPrefix(msg, "expected bool, but got "); ok {
+		c.ds.Errorf(r, "%s must be a boolean expression: it gives %s", key, goTypeWords.Replace(got)).
 			WithDetail("Compare a value, e.g. record.price != nil.")
 		return
 	}
-	c.ds.Errorf(r, "%s: %s", key, oneLine(msg))
+	msg = strings.ReplaceAll(oneLine(msg), "unexpected token EOF", "unexpected end of the expression")
+	c.ds.Errorf(r, "%s: %s", key, msg)
 }
+
+// recordBody is the default body of a create or an update: the record.
+func recordBody(sc scope) *program {
+	prog, err := expr.Compile(nameRecord, options(sc, false)...)
+	if err != nil {
+		return nil // cannot happen: record is a name of every scope that has a default body
+	}
+	return &program{prog: prog, src: nameRecord, mentions: map[string]bool{nameRecord: true}}
+}
+
+// goTypeWords names expr's Go types in the terms of JSON.
+var goTypeWords = strings.NewReplacer("map[string]interface {}", "an object", "[]interface {}", "a list",
+	"string", "a string", "float64", "a number", "int", "an integer", "bool", "a boolean", "interface {}", "any value")
 
 // rangeIn is the file range of the runes [from, to) of a scalar's value.
 func rangeIn(n *config.Node, from, to int) diag.Range {

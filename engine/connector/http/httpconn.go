@@ -76,7 +76,7 @@ func (Driver) Open(ctx context.Context, sys *config.System, _ map[string]*schema
 				Fix: "Point ca_file at a PEM file of the CA certificates that sign the API's certificate (relative to the current directory)."}
 		}
 	}
-	return &conn{s: s, red: red, entities: entities, cl: newClient(s, roots, opts.ReadOnly)}, nil
+	return &conn{s: s, red: red, entities: entities, cl: newClient(s, red, roots, opts.ReadOnly)}, nil
 }
 
 // loadRoots returns the system's trusted roots with the certificates of a PEM file added.

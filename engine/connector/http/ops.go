@@ -218,6 +218,8 @@ func (c *compiler) request(n *config.Node, key string, sc scope, method string, 
 	if b, isStr := str(n.Get("body")); isStr {
 		r.body = c.compile(n.Get("body"), b, 0, key+".body", sc, false)
 		ok = ok && r.body != nil
+	} else if n.Get("body") == nil && slices.Contains(sc.names, nameRecord) {
+		r.body = recordBody(sc) // create and update send the record by default
 	}
 	if w, isStr := str(n.Get("when")); isStr && when {
 		r.when = c.compile(n.Get("when"), w, 0, key+".when", sc, true)

@@ -78,9 +78,9 @@ func (c *conn) scan(ctx context.Context, e *entity, since string, fn func([]conn
 		if err != nil {
 			return err
 		}
-		body, err := decodeJSON(resp.body)
+		body, err := c.cl.decode(cl, resp)
 		if err != nil {
-			return fmt.Errorf("%s: %w", cl.op(), err)
+			return err
 		}
 		list, err := records(body, l.records)
 		if err != nil {

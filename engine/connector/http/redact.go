@@ -2,7 +2,7 @@ package httpconn
 
 // Redaction: the values of auth and of headers that come from ${VAR}s are secrets; every error
 // the connector returns has them replaced with ***, in every form they could take in a message
-// (as written, URL-escaped, JSON-escaped, and the base64 of basic credentials), including
+// (as written, URL-escaped, JSON-escaped, Go-quoted, and the base64 of basic credentials), including
 // messages a server echoes back.
 
 import (
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -38,6 +39,7 @@ func newRedactor(secrets []string, pairs [][2]string) *redactor {
 		if j, err := json.Marshal(s); err == nil {
 			add(strings.Trim(string(j), `"`))
 		}
+		add(strings.Trim(strconv.Quote(s), `"`)) // as %q shows it
 	}
 	for _, p := range pairs {
 		add(base64.StdEncoding.EncodeToString([]byte(p[0] + ":" + p[1])))

@@ -128,15 +128,17 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 const maxMessage = 500
 
 // serverMessage is what the server said about a failure: the body's message, error or detail
-// field (also error.message and errors[0].message), else its text, truncated to 500 bytes.
-func serverMessage(body []byte) string {
+// field (also error.message and errors[0].message), else its text, redacted and then truncated
+// to 500 bytes (so that no part of an echoed secret shows).
+func serverMessage(body []byte, red *redactor) string {
 	var msg string
 	if v, err := decodeJSON(body); err == nil {
 		msg = messageIn(v)
 	}
 	if msg == "" {
-		msg = string(body)
+		msg = string(body[:min(len(body), maxRedacted)])
 	}
+	msg = red.text(msg)
 	msg = strings.ToValidUTF8(msg, "?")
 	msg = strings.Join(strings.Fields(msg), " ")
 	if len(msg) > maxMessage {

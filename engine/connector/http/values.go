@@ -19,8 +19,8 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 )
 
-// decodeJSON parses a response body holding one JSON value. A truncated or malformed body is an
-// error that says where it went wrong and how it starts.
+// decodeJSON parses a body holding one JSON value. A truncated or malformed body is an error
+// that says where it went wrong; the client's decode adds how the body starts.
 func decodeJSON(body []byte) (any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errors.New("the response body is empty where JSON was expected")
@@ -32,28 +32,32 @@ func decodeJSON(body []byte) (any, error) {
 		var se *json.SyntaxError
 		switch {
 		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-			return nil, fmt.Errorf("the response is truncated JSON: it ends after %d bytes in the middle of a value (%s)", len(body), excerpt(body))
+			return nil, fmt.Errorf("the response is truncated JSON: it ends after %d bytes in the middle of a value", len(body))
 		case errors.As(err, &se):
-			return nil, fmt.Errorf("the response is not valid JSON: %s at byte %d (%s)", se.Error(), se.Offset, excerpt(body))
+			return nil, fmt.Errorf("the response is not valid JSON: %s at byte %d", se.Error(), se.Offset)
 		}
-		return nil, fmt.Errorf("the response is not valid JSON: %v (%s)", err, excerpt(body))
+		return nil, fmt.Errorf("the response is not valid JSON: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("the response is not valid JSON: more data after the value at byte %d (%s)", dec.InputOffset(), excerpt(body))
+		return nil, fmt.Errorf("the response is not valid JSON: more data after the value at byte %d", dec.InputOffset())
 	}
 	return normalize(v), nil
 }
 
-// excerpt describes the start of a body for an error message.
-func excerpt(body []byte) string {
+// maxRedacted bounds the part of a body redacted to show its start in a message.
+const maxRedacted = 1 << 20
+
+// excerpt describes the start of a body for an error message. The body is redacted before it
+// is cut, so that no part of a secret the server echoed shows.
+func excerpt(body []byte, red *redactor) string {
 	const n = 60
-	s := body
+	s := red.text(string(body[:min(len(body), maxRedacted)]))
 	if len(s) > n {
-		s = s[:n]
-		for len(s) > 0 && !utf8.Valid(s) {
-			s = s[:len(s)-1]
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
 		}
-		return fmt.Sprintf("it starts %q...", s)
+		return fmt.Sprintf("it starts %q...", s[:cut])
 	}
 	return fmt.Sprintf("the body is %q", s)
 }

@@ -99,7 +99,10 @@ type compiler struct {
 	ds *diag.Diagnostics
 }
 
-var unknownName = regexp.MustCompile(`^unknown name (\S+)`)
+var (
+	unknownName     = regexp.MustCompile(`^unknown name (\S+)`)
+	unexpectedToken = regexp.MustCompile(`unexpected token [A-Za-z]+\("((?:[^"\\]|\\.)*)"\)`)
+)
 
 // options are the expr options shared by every operation expression.
 func options(sc scope, boolean bool) []expr.Option {
@@ -168,6 +171,7 @@ func (c *compiler) report(n *config.Node, src string, off int, key string, sc sc
 		return
 	}
 	msg = strings.ReplaceAll(oneLine(msg), "unexpected token EOF", "unexpected end of the expression")
+	msg = unexpectedToken.ReplaceAllString(msg, `unexpected "$1"`)
 	c.ds.Errorf(r, "%s: %s", key, msg)
 }
 

@@ -327,6 +327,9 @@ func (c *compiler) paging(n *config.Node) (paging, bool) {
 		switch k.Value {
 		case pageCursor, pagePage, pageOffset, pageLink:
 			styles = append(styles, k)
+		case "param", "cursor_alone", "size", "size_param":
+		default:
+			return p, false // the format schema reports the unknown key, likely a misspelling
 		}
 	}
 	switch len(styles) {

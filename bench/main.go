@@ -408,11 +408,11 @@ func (b *bench) baseline(kind string, n int) (string, error) {
 		j.Kind = "two-way-setup"
 	}
 	logf("making the %s baseline of N=%d", kind, n)
-	res, _, err := b.spawn(j)
+	res, rss, err := b.spawn(j)
 	if err != nil {
 		return "", fmt.Errorf("the %s baseline: %w", kind, err)
 	}
-	logf("baseline %s N=%d made in %.1f s%s", kind, n, res.Seconds, prefixed("; ", res.Note))
+	logf("baseline %s N=%d made in %.1f s, %.0f MiB%s", kind, n, res.Seconds, float64(rss)/1024, prefixed("; ", res.Note))
 	b.baselines[key] = d
 	return d, nil
 }

@@ -44,14 +44,14 @@ type jsProject struct {
 	nw      *sql.DB // the Northwind database, for the test's own queries and edits
 }
 
-// jsRoot returns the repository's root, from this package's directory.
+// jsRoot returns the repository's root: the directory of go.mod above the working directory.
 func jsRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs("../..")
+	dir, err := jsonservertest.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return root
+	return filepath.Dir(filepath.Dir(dir))
 }
 
 // newJSProject builds Northwind from testdata/northwind/northwind.sql, starts the Custom CRM
@@ -64,26 +64,39 @@ func newJSProject(t *testing.T, crmSeed string, files ...string) *jsProject {
 	root := jsRoot(t)
 	nwPath := filepath.Join(dir, "northwind.db")
 	jsLoadSQL(t, nwPath, filepath.Join(root, "testdata", "northwind", "northwind.sql"))
-
-	p := &jsProject{t: t, dir: dir, crm: crm, state: filepath.Join(dir, "state", "state.db"), env: map[string]string{
+	p := jsNewProject(t, dir, map[string]string{
 		"DATAFLOW_ENV": "http",
 		"NORTHWIND_DB": nwPath,
 		"CRM_URL":      crm.URL,
 		"CRM_TOKEN":    jsToken,
-	}}
+	}, files...)
+	p.crm = crm
+	p.nw = jsOpenDB(t, nwPath)
+	return p
+}
+
+// jsNewProject loads mapping files (relative to the repository root) with env as the
+// environment, its link state in dir.
+func jsNewProject(t *testing.T, dir string, env map[string]string, files ...string) *jsProject {
+	t.Helper()
+	root := jsRoot(t)
 	var paths []string
 	for _, f := range files {
 		paths = append(paths, filepath.Join(root, f))
 	}
-	p.project = jsLoad(t, p.env, paths...)
-	db, err := sql.Open("sqlite3", "file:"+nwPath+"?_busy_timeout=5000")
+	return &jsProject{t: t, dir: dir, env: env, project: jsLoad(t, env, paths...), state: filepath.Join(dir, "state", "state.db")}
+}
+
+// jsOpenDB opens a SQLite database for the test's queries, closed when the test ends.
+func jsOpenDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	p.nw = db
-	return p
+	return db
 }
 
 // jsLoadSQL creates the SQLite database path from an SQL script.
@@ -216,17 +229,24 @@ func (p *jsProject) exec(query string, args ...any) sql.Result {
 	return res
 }
 
-// rows reads rows of Northwind as text lines, columns separated by " | ", NULL as <NULL>.
+// rows reads rows of Northwind as text lines (jsRows).
 func (p *jsProject) rows(query string, args ...any) []string {
 	p.t.Helper()
-	rs, err := p.nw.Query(query, args...)
+	return jsRows(p.t, p.nw, query, args...)
+}
+
+// jsRows reads rows of a SQLite database as text lines, columns separated by " | ", NULL as
+// <NULL>.
+func jsRows(t *testing.T, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	rs, err := db.Query(query, args...)
 	if err != nil {
-		p.t.Fatalf("Northwind: %s: %v", query, err)
+		t.Fatalf("%s: %v", query, err)
 	}
 	defer rs.Close()
 	cols, err := rs.Columns()
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var out []string
 	for rs.Next() {
@@ -236,7 +256,7 @@ func (p *jsProject) rows(query string, args ...any) []string {
 			ptrs[i] = &vals[i]
 		}
 		if err := rs.Scan(ptrs...); err != nil {
-			p.t.Fatal(err)
+			t.Fatal(err)
 		}
 		var cells []string
 		for _, v := range vals {
@@ -245,7 +265,7 @@ func (p *jsProject) rows(query string, args ...any) []string {
 		out = append(out, strings.Join(cells, " | "))
 	}
 	if err := rs.Err(); err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return out
 }

@@ -10,6 +10,8 @@ package e2etest
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -311,4 +313,181 @@ func jsCountryNames(rows []string) []string {
 		out[i] = r[:j+3] + names[r[j+3:]]
 	}
 	return out
+}
+
+// The seed dataflow (mappings/custom-crm-to-squarespace.yaml) works unchanged with the Custom
+// CRM over HTTP: loaded from mappings/ with DATAFLOW_ENV=http,local (custom-crm-http.yaml and
+// the local Squarespace stand-in), against json-server holding testdata/jsonserver/
+// custom-crm.json — the quick start's testdata/local/custom-crm.sql, record for record — it
+// runs exactly as the default environment does with the SQLite CRM: the same counts in every
+// run until a run writes nothing, the same web shop, and the same CRM afterwards.
+func TestJSONServerSeedDataflowAsWithSQLite(t *testing.T) {
+	root := jsRoot(t)
+	t.Chdir(root) // the local systems' init scripts are relative to the working directory
+	seed, err := os.ReadFile("testdata/jsonserver/custom-crm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crm := jsonservertest.StartWith(t, string(seed), jsonservertest.Options{Token: jsToken})
+
+	dirSQL, dirHTTP := t.TempDir(), t.TempDir()
+	crmDB := filepath.Join(dirSQL, "custom-crm.db")
+	jsLoadSQL(t, crmDB, "testdata/local/custom-crm.sql")
+	sqlCRM := jsOpenDB(t, crmDB)
+	viaSQL := jsNewProject(t, dirSQL, map[string]string{
+		"CRM_DB": crmDB, "SQUARESPACE_DB": filepath.Join(dirSQL, "squarespace.db"),
+	}, "mappings")
+	viaHTTP := jsNewProject(t, dirHTTP, map[string]string{
+		"DATAFLOW_ENV": "http,local", "CRM_URL": crm.URL, "CRM_TOKEN": jsToken,
+		"SQUARESPACE_DB": filepath.Join(dirHTTP, "squarespace.db"),
+	}, "mappings")
+	for _, c := range []struct {
+		p    *jsProject
+		want string
+	}{{viaSQL, "sqlite"}, {viaHTTP, "http"}} {
+		if got := c.p.project.Systems["custom-crm"].Config.Connector.Value; got != c.want {
+			t.Fatalf("the Custom CRM's connector is %s, want %s", got, c.want)
+		}
+	}
+
+	// The CRMs start equal.
+	crmRows := func(api bool) []string {
+		var out []string
+		if api {
+			for _, r := range crm.List("products", "", 0) {
+				out = append(out, "product "+jsFields(r, "id", "sku", "name", "description", "unit_price", "units_in_stock", "unlimited_stock", "discontinued", "visible", "weight_kg", "category", "webshop_availability"))
+			}
+			for _, r := range crm.List("customers", "", 0) {
+				out = append(out, "customer "+jsFields(r, "id", "first_name", "last_name", "email", "phone", "company", "address1", "address2", "city", "state", "postal_code", "country_code", "accepts_marketing"))
+			}
+			for _, r := range crm.List("orders", "", 0) {
+				row := "order " + jsFields(r, "id", "order_number", "customer_id", "customer_email", "billing_first_name", "billing_last_name", "billing_address1", "billing_address2", "billing_city", "billing_state", "billing_postal_code", "billing_country_code", "billing_phone", "order_date", "status", "currency", "subtotal", "shipping_total", "tax_total", "grand_total")
+				for _, l := range r["lines"].([]any) {
+					row += " | " + jsFields(l.(map[string]any), "id", "product_id", "quantity", "unit_price")
+				}
+				out = append(out, row)
+			}
+		} else {
+			for _, r := range jsRows(t, sqlCRM, `SELECT id, sku, name, description, unit_price, units_in_stock,
+				CASE unlimited_stock WHEN 1 THEN 'true' ELSE 'false' END, CASE discontinued WHEN 1 THEN 'true' ELSE 'false' END,
+				CASE visible WHEN 1 THEN 'true' ELSE 'false' END, weight_kg, category, webshop_availability FROM products`) {
+				out = append(out, "product "+r)
+			}
+			for _, r := range jsRows(t, sqlCRM, `SELECT id, first_name, last_name, email, phone, company, address1, address2, city,
+				state, postal_code, country_code, CASE accepts_marketing WHEN 1 THEN 'true' ELSE 'false' END FROM customers`) {
+				out = append(out, "customer "+r)
+			}
+			for _, r := range jsRows(t, sqlCRM, `SELECT o.id, order_number, customer_id, customer_email, billing_first_name,
+				billing_last_name, billing_address1, billing_address2, billing_city, billing_state, billing_postal_code,
+				billing_country_code, billing_phone, order_date || '', status, currency, subtotal, shipping_total, tax_total, grand_total,
+				(SELECT group_concat(l.id || ' | ' || l.product_id || ' | ' || l.quantity || ' | ' || l.unit_price, ' | ')
+				 FROM (SELECT * FROM order_lines WHERE order_id = o.id ORDER BY id) l)
+				FROM orders o`) {
+				out = append(out, "order "+strings.TrimSuffix(r, " | <NULL>"))
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return jsLess(out[i], out[j]) })
+		return out
+	}
+	before := crmRows(true)
+	if len(before) != 13+6+8 {
+		t.Fatalf("the CRM on json-server has %d products, customers and orders, want 13 + 6 + 8", len(before))
+	}
+	jsSame(t, "the CRM before the runs (SQLite, json-server)", crmRows(false), before)
+
+	// Both run until a run writes nothing, with the same counts in every run.
+	stats := func(p *jsProject) []string {
+		var out []string
+		for run := 1; run <= 5; run++ {
+			rep := p.run()
+			for _, f := range rep.Flows {
+				out = append(out, fmt.Sprintf("run %d %s: created %d/%d merged %d updated %d/%d conflicts %d waiting %d failed %d deleted %d",
+					run, f.Flow, f.CreatedTarget, f.CreatedSource, f.Merged, f.UpdatedTarget, f.UpdatedSource, f.Conflicts, f.Waiting, f.Failed, f.Deleted))
+			}
+			if rep.Writes() == 0 {
+				return out
+			}
+		}
+		t.Fatalf("no run without writes after five runs:\n%s", strings.Join(out, "\n"))
+		return nil
+	}
+	sqlStats, httpStats := stats(viaSQL), stats(viaHTTP)
+	jsSame(t, "the runs (SQLite, json-server)", sqlStats, httpStats)
+	if len(httpStats) != 9 || !strings.HasPrefix(httpStats[8], "run 3 ") {
+		t.Errorf("want three runs (the third writes nothing), got:\n%s", strings.Join(httpStats, "\n"))
+	}
+
+	// The same web shop.
+	shop := func(dir string) []string {
+		db := jsOpenDB(t, filepath.Join(dir, "squarespace.db"))
+		out := jsRows(t, db, `SELECT json_extract(variants, '$[0].sku'), name, description, isVisible,
+			json_remove(variants, '$[0].id') FROM products ORDER BY 1`)
+		out = append(out, jsRows(t, db, `SELECT sku, descriptor, isUnlimited, quantity FROM inventory ORDER BY sku`)...)
+		return append(out, jsRows(t, db, `SELECT o.orderNumber, o.customerEmail, o.billingAddress, o.fulfillmentStatus,
+			o.createdOn, o.subtotal, o.shippingTotal, o.taxTotal, o.grandTotal,
+			(SELECT group_concat(json_extract(p.variants, '$[0].sku') || ' ×' || json_extract(li.value, '$.quantity')
+			        || ' @' || json_extract(li.value, '$.unitPricePaid.value'), ', ')
+			 FROM json_each(o.lineItems) li LEFT JOIN products p ON p.id = json_extract(li.value, '$.productId'))
+			FROM orders o ORDER BY o.orderNumber`)...)
+	}
+	sqlShop, httpShop := shop(dirSQL), shop(dirHTTP)
+	jsSame(t, "the web shop (with the SQLite CRM, with json-server)", sqlShop, httpShop)
+	if len(httpShop) != 11+11+7 {
+		t.Errorf("the web shop has %d rows of products, inventory and orders, want 11 + 11 + 7", len(httpShop))
+	}
+
+	// The same CRM afterwards, the values that came back from the shop included; each
+	// product's webshop_variant_id is the variant of its own SKU in its web shop.
+	after := crmRows(true)
+	jsSame(t, "the CRM after the runs (SQLite, json-server)", crmRows(false), after)
+	find := func(prefix string) string {
+		for _, r := range after {
+			if strings.HasPrefix(r, prefix) {
+				return r
+			}
+		}
+		return "none"
+	}
+	if got := find("product 1 |"); got != `product 1 | NR-ESP-250 | Espresso Blend "Nattravn" 250 g | Dark-roasted blend of Brazilian and Indian beans with notes of cocoa and hazelnut. | 8.9 | 120 | false | false | true | 0.25 | Coffee | in stock` {
+		t.Errorf("the CRM's product 1 after the runs:\n%s", got)
+	}
+	if got := find("order 1 |"); got != "order 1 | 1001 | 1 | ingrid.solberg@example.com | Ingrid | Solberg | Thorvald Meyers gate 12 | <NULL> | Oslo | <NULL> | 0555 | NO | +47 912 34 567 | 2024-09-02T08:14:00Z | fulfilled | EUR | 35.8 | 4.9 | 8.14 | 48.84 | 1 | 1 | 2 | 8.9 | 2 | 10 | 1 | 18" {
+		t.Errorf("the CRM's order 1 after the runs:\n%s", got)
+	}
+	variants := func(dir string, products [][2]string) []string {
+		db := jsOpenDB(t, filepath.Join(dir, "squarespace.db"))
+		var out []string
+		for _, p := range products {
+			sku := "<NULL>"
+			if p[1] != "<NULL>" {
+				sku = strings.Join(jsRows(t, db, `SELECT sku FROM inventory WHERE variantId = ?`, p[1]), ",")
+			}
+			out = append(out, p[0]+" → "+sku)
+		}
+		return out
+	}
+	var sqlVariants, httpVariants [][2]string
+	for _, r := range jsRows(t, sqlCRM, `SELECT sku, webshop_variant_id FROM products ORDER BY id`) {
+		f := strings.Split(r, " | ")
+		sqlVariants = append(sqlVariants, [2]string{f[0], f[1]})
+	}
+	for _, r := range crm.List("products", "", 0) {
+		httpVariants = append(httpVariants, [2]string{jsText(r["sku"]), jsText(r["webshop_variant_id"])})
+	}
+	sort.Slice(httpVariants, func(i, j int) bool { return jsLess(httpVariants[i][0], httpVariants[j][0]) })
+	sort.Slice(sqlVariants, func(i, j int) bool { return jsLess(sqlVariants[i][0], sqlVariants[j][0]) })
+	sv, hv := variants(dirSQL, sqlVariants), variants(dirHTTP, httpVariants)
+	jsSame(t, "webshop_variant_id (SQLite, json-server)", sv, hv)
+	linked := 0
+	for _, v := range hv {
+		if f := strings.Split(v, " → "); f[0] == f[1] {
+			linked++
+		} else if f[1] != "<NULL>" {
+			t.Errorf("json-server product %s", v)
+		}
+	}
+	if linked != 11 {
+		t.Errorf("%d products of the CRM on json-server know their web shop variant, want 11", linked)
+	}
+	viaHTTP.quiet("one more run on json-server")
 }

@@ -96,12 +96,16 @@ type redirectError struct{ msg string }
 
 func (e *redirectError) Error() string { return e.msg }
 
-// checkRedirect follows at most maxRedirects redirects, and only to the host (and scheme) of
-// the request: credentials never go to another host, and a record is not written elsewhere.
+// checkRedirect follows at most maxRedirects redirects, only to the host (and scheme) of the
+// request, and only keeping its method: credentials never go to another host, a record is not
+// written elsewhere, and a write is not turned into a read (a 302 after a POST).
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	first := via[0].URL
 	if !strings.EqualFold(req.URL.Host, first.Host) || req.URL.Scheme != first.Scheme {
 		return &redirectError{fmt.Sprintf("refused a redirect to another host (%s); redirects are followed only within %s://%s", origin(req.URL), first.Scheme, first.Host)}
+	}
+	if req.Method != via[0].Method {
+		return &redirectError{fmt.Sprintf("refused a redirect that turns %s into %s", via[0].Method, req.Method)}
 	}
 	if len(via) > maxRedirects {
 		return &redirectError{fmt.Sprintf("stopped after %d redirects", maxRedirects)}

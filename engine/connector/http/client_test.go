@@ -196,6 +196,7 @@ func TestBadBodies(t *testing.T) {
 		{"missing key", body(`{"products": []}`), `the response has no "items"; it has products`},
 		{"no id", body(`{"items": [{"sku": "A"}]}`), `record 1 of page 1: a record has no id at "id" (its keys: sku)`},
 		{"endless", endless, "the response is larger than 1 MiB"},
+		{"cursor object", body(`{"items": [], "pagination": {"nextPageCursor": {"a": 1}}}`), `the cursor at "pagination.nextPageCursor" is an object, not text`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(a.requests("GET /items"))
@@ -212,7 +213,8 @@ func TestBadBodies(t *testing.T) {
 }
 
 // TestRedirects: a redirect within the host is followed (at most 5 times); a redirect to another
-// host is refused, and that host sees no request and no credentials.
+// host is refused, and that host sees no request and no credentials; a redirect that would turn
+// a create into a GET is refused.
 func TestRedirects(t *testing.T) {
 	other := newAPI(t, 0)
 	a := newAPI(t, 3)
@@ -234,6 +236,14 @@ func TestRedirects(t *testing.T) {
 	}
 	if n := len(other.requests("*")); n != 0 {
 		t.Errorf("the other host got %d requests", n)
+	}
+
+	a.inject("POST /items", redirect("/items"))
+	if _, err := c.Create(ctx, "Item", []map[string]any{{"sku": "R"}}); err == nil || !strings.Contains(err.Error(), "refused a redirect that turns POST into GET") {
+		t.Errorf("POST redirected with 302: error %v", err)
+	}
+	if a.count() != 3 {
+		t.Errorf("%d items", a.count())
 	}
 
 	for range 6 {

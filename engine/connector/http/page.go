@@ -115,6 +115,10 @@ func (c *conn) scan(ctx context.Context, e *entity, since string, fn func([]conn
 		switch p.style {
 		case pageCursor:
 			v, _ := at(body, p.cursor)
+			switch v.(type) {
+			case map[string]any, []any:
+				return fmt.Errorf("%s: the cursor at %q is %s, not text", cl.op(), p.cursor, resultKind(v))
+			}
 			next := ""
 			if v != nil {
 				next = idText(v)

@@ -85,7 +85,10 @@ func number(s string) any {
 			return i
 		}
 	}
-	f, _ := strconv.ParseFloat(s, 64) // a json.Number is valid JSON; overflow gives ±Inf
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return s // beyond float64 (1e400): kept as its text rather than an infinity
+	}
 	return f
 }
 

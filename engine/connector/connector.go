@@ -6,6 +6,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"sort"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
@@ -161,3 +162,19 @@ type KeyedCreator interface {
 	// CreateKeyed is Create with one key per record.
 	CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]Result, error)
 }
+
+// Finder is the optional ability of a Conn to find records by the values of some of their
+// properties, so that linking a batch of records by merge criteria looks up that batch's values
+// instead of holding every unlinked record of the other side in memory.
+type Finder interface {
+	// Find returns the entity's records whose values at paths equal one of keys. Each key holds
+	// one value per path in the engine's text form of values: text as it is, numbers in their
+	// shortest exact form (18.0 is "18"), booleans as "true" and "false". Find may return more
+	// records than match (the engine compares the values again), never fewer. An error that
+	// wraps ErrCannotFind says that the connection cannot search by these paths; the engine
+	// then indexes the records itself.
+	Find(ctx context.Context, entity string, paths []string, keys [][]string) ([]Record, error)
+}
+
+// ErrCannotFind is wrapped by the error of Finder.Find for paths the connection cannot search.
+var ErrCannotFind = errors.New("cannot find records by these properties")

@@ -78,6 +78,20 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 			return err
 		}
 	}
+	// The records that may be linked by merge criteria: those without a link, and those whose
+	// partner is gone (unless the delete pass deals with them).
+	var loose []connector.Record
+	for _, r := range recs {
+		if l := links[r.ID]; l == nil {
+			loose = append(loose, r)
+		} else if _, ok := partners[partnerOf(l, side)]; !ok && fr.f.Delete == "keep" {
+			loose = append(loose, r)
+		}
+	}
+	if err := fr.prepareMatch(ctx, side, loose); err != nil {
+		return err
+	}
+	defer func() { fr.batchIdx = nil }()
 	out := &outcome{}
 	var pairs []*pair
 	var creates []connector.Record

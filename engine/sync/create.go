@@ -219,19 +219,23 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 				continue
 			}
 		}
-		// The candidates: records of that side that no link points at.
-		var candidates []connector.Record
-		err := fr.scanUnlinked(ctx, side, func(r connector.Record) { candidates = append(candidates, r) })
-		if err != nil {
-			return err
-		}
-		adopted := map[string]bool{}
-		for _, in := range ins {
+		froms := make([]*connector.Record, len(ins))
+		for i, in := range ins {
 			from, ok, err := fr.intentSource(ctx, in)
 			if err != nil {
 				return err
 			}
-			if !ok {
+			if ok {
+				froms[i] = &from
+			}
+		}
+		candidates, err := fr.recoveryCandidates(ctx, side, ins, froms)
+		if err != nil {
+			return err
+		}
+		adopted := map[string]bool{}
+		for i, in := range ins {
+			if froms[i] == nil {
 				// The record the create was made from is gone: under delete: propagate its
 				// copy goes too, else the copy stays as an unlinked record.
 				if err := fr.dropOrphan(ctx, in, candidates, adopted); err != nil {
@@ -239,6 +243,7 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 				}
 				continue
 			}
+			from := *froms[i]
 			found := fr.findCreated(in, from, candidates, adopted)
 			if err := fr.adopt(ctx, in, from, found, adopted); err != nil {
 				return err
@@ -246,6 +251,95 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// recoveryCandidates returns the records of side that no link points at and that may be the
+// copy an intent created: those with a merge key of an intent (of what it sent, or of the
+// record it was made from: froms, nil where that is gone), or that hold the content an intent
+// sent. findCreated and findCopy choose among them as they would among all unlinked records,
+// but only these are held in memory. With a Finder the records with the keys are looked up,
+// and the unlinked records are scanned for content only when the keys leave an intent
+// without its one copy.
+func (fr *flowRun) recoveryCandidates(ctx context.Context, side string, ins []state.Intent, froms []*connector.Record) ([]connector.Record, error) {
+	fromSide := other(side)
+	keys := make([]map[string]bool, len(fr.f.Merge))
+	for a := range keys {
+		keys[a] = map[string]bool{}
+	}
+	datas := make([]map[string]any, len(ins))
+	for i, in := range ins {
+		json.Unmarshal(in.Data, &datas[i])
+		for a, alt := range fr.f.Merge {
+			if k, ok := mergeKey(datas[i], alt, side); ok {
+				keys[a][k] = true
+			}
+			if froms[i] != nil {
+				if k, ok := mergeKey(froms[i].Data, alt, fromSide); ok {
+					keys[a][k] = true
+				}
+			}
+		}
+	}
+	var out []connector.Record
+	seen := map[string]bool{}
+	if len(fr.f.Merge) > 0 && fr.finder(side) != nil {
+		idx, err := fr.findByKeys(ctx, side, keys, func(string, connector.Record) bool { return true })
+		if err != nil {
+			return nil, err
+		}
+		if idx != nil {
+			for _, id := range idx.order {
+				seen[id] = true
+				out = append(out, idx.recs[id])
+			}
+			if fr.keysSettle(side, ins, datas, froms, idx) {
+				return out, nil
+			}
+		}
+	}
+	err := fr.scanUnlinked(ctx, side, func(r connector.Record) {
+		if seen[r.ID] {
+			return
+		}
+		for a, alt := range fr.f.Merge {
+			if k, ok := mergeKey(r.Data, alt, side); ok && keys[a][k] {
+				out = append(out, r)
+				return
+			}
+		}
+		for _, d := range datas {
+			if contains(r.Data, d, looselySame) {
+				out = append(out, r)
+				return
+			}
+		}
+	})
+	return out, err
+}
+
+// keysSettle reports whether merge keys alone find each intent's copy among idx's records:
+// each intent has an alternative with exactly one record, and no two intents the same one.
+// Then no search by content is needed.
+func (fr *flowRun) keysSettle(side string, ins []state.Intent, datas []map[string]any, froms []*connector.Record, idx *mergeIndex) bool {
+	taken := map[string]bool{}
+	for i := range ins {
+		hit := ""
+		for a, alt := range fr.f.Merge {
+			rec, recSide := datas[i], side
+			if froms[i] != nil {
+				rec, recSide = froms[i].Data, other(side)
+			}
+			if k, ok := mergeKey(rec, alt, recSide); ok && len(idx.byKey[a][k]) == 1 {
+				hit = idx.byKey[a][k][0]
+				break
+			}
+		}
+		if hit == "" || taken[hit] {
+			return false
+		}
+		taken[hit] = true
+	}
+	return true
 }
 
 // keyed returns the connection of side when it creates the flow's records there with

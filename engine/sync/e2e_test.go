@@ -1254,3 +1254,92 @@ func TestE2EIdempotencyKeys(t *testing.T) {
 	}
 	p.quiet("run after the recovery")
 }
+
+// e2eScanCounter counts the scans of each entity; e2eFinder is the same connection with the
+// sqlite connector's Finder passed through.
+type e2eScanCounter struct {
+	connector.Conn
+	scans map[string]int
+	finds *int
+}
+
+func (c *e2eScanCounter) Scan(ctx context.Context, entity, since string, fn func([]connector.Record) error) error {
+	c.scans[entity]++
+	return c.Conn.Scan(ctx, entity, since, fn)
+}
+
+type e2eFinder struct{ *e2eScanCounter }
+
+func (c e2eFinder) Find(ctx context.Context, entity string, paths []string, keys [][]string) ([]connector.Record, error) {
+	*c.finds++
+	return c.Conn.(connector.Finder).Find(ctx, entity, paths, keys)
+}
+
+// Linking by merge criteria through connector.Finder looks up the keys of the records being
+// linked instead of reading every unlinked record of both sides into an index: each run scans
+// each side once (its pass), however many unlinked records the shop has, and links exactly
+// as the index does: a unique match on both sides links, a record several records match is a
+// dead letter whichever side the duplicates are on, and a record without a match waits.
+func TestE2EMergeFindsByKeys(t *testing.T) {
+	type outcome struct {
+		links map[string]string
+		dead  []string
+	}
+	results := map[bool]outcome{}
+	for _, finder := range []bool{true, false} {
+		t.Run(fmt.Sprintf("finder=%v", finder), func(t *testing.T) {
+			p := newE2E(t, "merge.yaml")
+			p.exec("crm", `INSERT INTO customers (id, email, name) VALUES (4, 'eve@example.com', 'Eve'), (5, 'eve@example.com', 'Eve Two')`)
+			p.exec("shop", `INSERT INTO customers (id, email, full_name) VALUES
+				(201, 'ann@example.com', 'Ann Ødegård'),
+				(202, 'bob@example.com', 'Bob O''Brien'),
+				(203, 'bob@example.com', 'Robert O''Brien'),
+				(206, 'eve@example.com', 'Eve')`)
+			for i := 0; i < 300; i++ {
+				p.exec("shop", "INSERT INTO customers (id, email, full_name) VALUES (?, ?, 'Nobody')", 1000+i, fmt.Sprintf("nobody%d@example.com", i))
+			}
+			finds := 0
+			counters := map[string]*e2eScanCounter{}
+			wrap := func(system string, c connector.Conn) connector.Conn {
+				sc := &e2eScanCounter{Conn: c, scans: map[string]int{}, finds: &finds}
+				counters[system] = sc
+				if finder {
+					return e2eFinder{sc}
+				}
+				return sc
+			}
+			for run := 1; run <= 2; run++ {
+				rep, err := p.run(e2eRunConfig{wrap: wrap, opts: dsync.Options{BatchSize: 50}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				st := e2eFlow(t, rep, "customers")
+				if st.Merged != map[int]int{1: 1, 2: 0}[run] {
+					t.Errorf("run %d: %+v; want Ann merged in the first run only", run, *st)
+				}
+				crmScans, shopScans := counters["crm"].scans["Customer"], counters["shop"].scans["Customer"]
+				if finder && (crmScans != 1 || shopScans != 1) {
+					t.Errorf("run %d: scanned the CRM's customers %d times and the shop's %d times; want once each (the passes), the merge looked up by key", run, crmScans, shopScans)
+				}
+				if !finder && shopScans < 2 {
+					t.Errorf("run %d without a Finder: the shop was scanned %d times; the index reads it too", run, shopScans)
+				}
+			}
+			if finder && finds == 0 {
+				t.Error("no Find was made")
+			}
+			var dead []string
+			for k := range p.deadLetters("customers") {
+				dead = append(dead, k)
+			}
+			sort.Strings(dead)
+			results[finder] = outcome{p.allLinks("customers"), dead}
+		})
+	}
+	want := outcome{map[string]string{"1": "201"}, []string{"source:2", "target:206"}}
+	for finder, got := range results {
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("finder=%v: links %v, dead letters %v; want %v, %v", finder, got.links, got.dead, want.links, want.dead)
+		}
+	}
+}

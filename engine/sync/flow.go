@@ -30,6 +30,11 @@ type flowRun struct {
 	processed map[string]bool
 	// indexes of unlinked records by merge key, built when first needed.
 	srcIndex, tgtIndex *mergeIndex
+	// batchIdx holds, while a batch is linked through Finders, the records of each side with
+	// the batch's merge keys (prepareMatch); noFinder is set once a connection could not
+	// search by the merge criteria, and the full indexes serve for the rest of the flow run.
+	batchIdx map[string]*mergeIndex
+	noFinder bool
 	// dryLinked remembers, in a dry run, the records that would have been linked or created.
 	dryLinked map[string]bool
 	// detached holds the records that stay unlinked after their partner was deleted under

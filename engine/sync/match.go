@@ -2,7 +2,9 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -14,6 +16,7 @@ import (
 type mergeIndex struct {
 	byKey []map[string][]string // per alternative: key → record ids
 	recs  map[string]connector.Record
+	order []string // the ids of recs as found, for indexes built from Finders
 }
 
 type ambiguousError struct {
@@ -109,26 +112,45 @@ func (idx *mergeIndex) remove(rec connector.Record, alts [][]mapping.Pair, side 
 	delete(idx.recs, rec.ID)
 }
 
-// index builds, on first use, the index of the unlinked records of side.
+func newMergeIndex(alts int) *mergeIndex {
+	idx := &mergeIndex{byKey: make([]map[string][]string, alts), recs: map[string]connector.Record{}}
+	for i := range idx.byKey {
+		idx.byKey[i] = map[string][]string{}
+	}
+	return idx
+}
+
+// candidate reports whether a record of side may be linked by merge criteria: not linked in
+// this run already, and, for a source record, taken by the flow's `when`.
+func (fr *flowRun) candidate(side string, r connector.Record) bool {
+	if fr.dryLinked[side+"\x00"+r.ID] {
+		return false
+	}
+	if side == state.Source {
+		if ok, err := fr.f.Filter(r.Data); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// index returns the index of the unlinked records of side that match is to search: while a
+// batch is linked through Finders, the records with that batch's merge keys (batchIdx); else
+// every unlinked record of side, read once per flow run.
 func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) {
+	if fr.batchIdx != nil {
+		return fr.batchIdx[side], nil
+	}
 	if side == state.Source && fr.srcIndex != nil {
 		return fr.srcIndex, nil
 	}
 	if side == state.Target && fr.tgtIndex != nil {
 		return fr.tgtIndex, nil
 	}
-	idx := &mergeIndex{byKey: make([]map[string][]string, len(fr.f.Merge)), recs: map[string]connector.Record{}}
-	for i := range idx.byKey {
-		idx.byKey[i] = map[string][]string{}
-	}
+	idx := newMergeIndex(len(fr.f.Merge))
 	err := fr.scanUnlinked(ctx, side, func(r connector.Record) {
-		if fr.dryLinked[side+"\x00"+r.ID] {
+		if !fr.candidate(side, r) {
 			return
-		}
-		if side == state.Source {
-			if ok, err := fr.f.Filter(r.Data); err != nil || !ok {
-				return
-			}
 		}
 		idx.recs[r.ID] = r
 		for a, alt := range fr.f.Merge {
@@ -167,4 +189,125 @@ func (fr *flowRun) scanUnlinked(ctx context.Context, side string, fn func(connec
 		}
 		return nil
 	})
+}
+
+// finder returns the connection of side when it can find records by property values and the
+// flow has not found it unable to search by its merge criteria, else nil.
+func (fr *flowRun) finder(side string) connector.Finder {
+	if fr.noFinder {
+		return nil
+	}
+	conn, _ := fr.on(side)
+	f, _ := conn.(connector.Finder)
+	return f
+}
+
+// prepareMatch readies the indexes match searches for a batch of side's records, when both
+// connections are Finders: the records of the other side with the batch's merge keys, and the
+// records of this side that share a key with exactly one of those (the rivals that make a
+// match ambiguous). Memory and lookups grow with the batch, not with the systems. Without
+// Finders, match uses the indexes of every unlinked record, built once per flow run.
+func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connector.Record) error {
+	fr.batchIdx = nil
+	if len(fr.f.Merge) == 0 || len(recs) == 0 || fr.finder(side) == nil || fr.finder(other(side)) == nil {
+		return nil
+	}
+	keys := make([]map[string]bool, len(fr.f.Merge))
+	for a, alt := range fr.f.Merge {
+		keys[a] = map[string]bool{}
+		for _, r := range recs {
+			if k, ok := mergeKey(r.Data, alt, side); ok {
+				keys[a][k] = true
+			}
+		}
+	}
+	others, err := fr.findUnlinked(ctx, other(side), keys)
+	if err != nil || others == nil {
+		return err
+	}
+	rivalKeys := make([]map[string]bool, len(fr.f.Merge))
+	for a := range fr.f.Merge {
+		rivalKeys[a] = map[string]bool{}
+		for k := range keys[a] {
+			if len(others.byKey[a][k]) == 1 {
+				rivalKeys[a][k] = true
+			}
+		}
+	}
+	same, err := fr.findUnlinked(ctx, side, rivalKeys)
+	if err != nil || same == nil {
+		return err
+	}
+	fr.batchIdx = map[string]*mergeIndex{other(side): others, side: same}
+	return nil
+}
+
+// findUnlinked indexes the unlinked candidates of side that have one of the given merge keys
+// (per alternative), found through the side's Finder. It returns nil, and stops using Finders
+// in this flow run, when the connection cannot search by a merge criterion.
+func (fr *flowRun) findUnlinked(ctx context.Context, side string, keys []map[string]bool) (*mergeIndex, error) {
+	return fr.findByKeys(ctx, side, keys, fr.candidate)
+}
+
+// findByKeys indexes the records of side that no link points at, that have one of the given
+// merge keys (per alternative) and that keep accepts, found through the side's Finder. It
+// returns nil when the connection cannot search by a merge criterion (and stops using Finders
+// in this flow run).
+func (fr *flowRun) findByKeys(ctx context.Context, side string, keys []map[string]bool, keep func(string, connector.Record) bool) (*mergeIndex, error) {
+	_, entity := fr.on(side)
+	finder := fr.finder(side)
+	idx := newMergeIndex(len(fr.f.Merge))
+	for a, alt := range fr.f.Merge {
+		if len(keys[a]) == 0 {
+			continue
+		}
+		paths := make([]string, len(alt))
+		for i, p := range alt {
+			paths[i] = p.Source
+			if side == state.Target {
+				paths[i] = p.Target
+			}
+		}
+		sorted := make([]string, 0, len(keys[a]))
+		for k := range keys[a] {
+			sorted = append(sorted, k)
+		}
+		slices.Sort(sorted) // the same keys give the same queries, and records in the same order
+		tuples := make([][]string, len(sorted))
+		for i, k := range sorted {
+			tuples[i] = strings.Split(k, "\x00")
+		}
+		recs, err := finder.Find(ctx, entity, paths, tuples)
+		if errors.Is(err, connector.ErrCannotFind) {
+			fr.noFinder = true
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(recs))
+		for i, r := range recs {
+			ids[i] = r.ID
+		}
+		links, err := fr.linksOf(ctx, side, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			// The connection may return more than matches: the key is compared here, as the
+			// full index compares it.
+			k, ok := mergeKey(r.Data, alt, side)
+			if !ok || !keys[a][k] || links[r.ID] != nil || !keep(side, r) {
+				continue
+			}
+			if !slices.Contains(idx.byKey[a][k], r.ID) {
+				idx.byKey[a][k] = append(idx.byKey[a][k], r.ID)
+			}
+			if _, dup := idx.recs[r.ID]; !dup {
+				idx.order = append(idx.order, r.ID)
+			}
+			idx.recs[r.ID] = r
+		}
+	}
+	return idx, nil
 }

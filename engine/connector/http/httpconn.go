@@ -7,8 +7,8 @@
 //
 // Files: httpconn.go (the driver: validation and Open), config.go (system settings), ops.go and
 // expr.go, template.go (the operations and their expressions), client.go and retry.go (sending
-// requests), conn.go (the connector.Conn), page.go (reading lists), values.go (JSON values),
-// redact.go (secrets).
+// requests), conn.go (the connector.Conn: reads), write.go (its writes), page.go (reading
+// lists), values.go (JSON values), redact.go (secrets).
 package httpconn
 
 import (

@@ -26,13 +26,24 @@ func main() {
 	dir := flag.String("dir", "", "working directory (default: a new temporary one, removed when all is well)")
 	binary := flag.String("binary", "", "the dataflow binary (default: built from ./cmd/dataflow)")
 	verbose := flag.Bool("v", false, "print a line per kill")
+	target := flag.String("target", "sqlite", "the target system: sqlite, or jsonserver (the Custom CRM REST API of testdata/jsonserver; needs npm ci there)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, *records, *kills, *seed, *dir, *binary, *verbose))
+	var t campaign.Target
+	switch *target {
+	case "sqlite":
+		t = campaign.SQLiteTarget{}
+	case "jsonserver":
+		t = &campaign.JSONServerTarget{Dir: filepath.Join("testdata", "jsonserver")}
+	default:
+		fmt.Fprintf(os.Stderr, "campaign: -target is sqlite or jsonserver, not %q\n", *target)
+		os.Exit(2)
+	}
+	os.Exit(run(ctx, *target, t, *records, *kills, *seed, *dir, *binary, *verbose))
 }
 
-func run(ctx context.Context, records, kills int, seed int64, dir, binary string, verbose bool) int {
+func run(ctx context.Context, name string, target campaign.Target, records, kills int, seed int64, dir, binary string, verbose bool) int {
 	keep := dir != ""
 	if dir == "" {
 		var err error
@@ -50,11 +61,11 @@ func run(ctx context.Context, records, kills int, seed int64, dir, binary string
 			return 2
 		}
 	}
-	cfg := campaign.Config{Binary: binary, Dir: filepath.Join(dir, "work"), Records: records, Kills: kills, Seed: seed}
+	cfg := campaign.Config{Binary: binary, Dir: filepath.Join(dir, "work"), Records: records, Kills: kills, Seed: seed, Target: target}
 	if verbose {
 		cfg.Log = os.Stderr
 	}
-	fmt.Printf("kill -9 campaign: %d records, %d kills, seed %d, in %s\n", records, kills, seed, cfg.Dir)
+	fmt.Printf("kill -9 campaign, SQLite to %s: %d records, %d kills, seed %d, in %s\n", name, records, kills, seed, cfg.Dir)
 	fig, err := campaign.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "campaign:", err)

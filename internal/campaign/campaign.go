@@ -102,11 +102,15 @@ type Side interface {
 
 // Target is a kind of target system: it writes its system file and opens its Side.
 type Target interface {
-	// Setup writes the target's system file (system id "store", entity Thing with the
-	// properties sku, title, amount, cost) into dir/mappings/systems and returns the
-	// environment the dataflow binary needs.
+	// Setup writes the target's system file (system id "store", entity Thing) into
+	// dir/mappings/systems, starts the system if it is a server, and returns the environment
+	// the dataflow binary needs.
 	Setup(ctx context.Context, dir string) (env []string, err error)
+	// Props names the Thing properties that hold an Item's code, name, qty and price.
+	Props() [4]string
 	Side(ctx context.Context, dir string) (Side, error)
+	// Stop stops what Setup started.
+	Stop() error
 }
 
 // Run runs a campaign.
@@ -119,11 +123,10 @@ func Run(ctx context.Context, cfg Config) (*Figures, error) {
 		cfg.Log = io.Discard
 	}
 	c := &campaign{cfg: cfg, rng: newRand(cfg.Seed), want: map[string]*Item{}, fig: &Figures{}}
+	defer c.stop()
 	if err := c.setup(ctx); err != nil {
 		return nil, err
 	}
-	defer c.source.Close()
-	defer c.target.Close()
 	if err := c.seed(ctx); err != nil {
 		return nil, err
 	}
@@ -145,6 +148,7 @@ type campaign struct {
 	want           map[string]*Item // code → what both sides must hold at the end
 	next           int              // serial of the next created code
 	fig            *Figures
+	stops          []func() error
 }
 
 func (c *campaign) setup(ctx context.Context) error {
@@ -152,8 +156,9 @@ func (c *campaign) setup(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Join(dir, "mappings", "systems"), 0o755); err != nil {
 		return err
 	}
+	props := c.cfg.Target.Props()
 	if err := writeFiles(dir, map[string]string{
-		"mappings/items-to-things.yaml": dataflowYAML,
+		"mappings/items-to-things.yaml": fmt.Sprintf(dataflowYAML, props[0], props[0], props[1], props[2], props[3]),
 		"mappings/systems/shop.yaml":    shopYAML,
 		"shop.sql":                      shopSQL,
 	}); err != nil {
@@ -163,12 +168,24 @@ func (c *campaign) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.stops = append(c.stops, c.cfg.Target.Stop)
 	c.env = append(os.Environ(), env...)
 	if c.source, err = openSQLiteSide(ctx, filepath.Join(dir, "shop.db"), shopSQL, shopColumns); err != nil {
 		return err
 	}
-	c.target, err = c.cfg.Target.Side(ctx, dir)
-	return err
+	c.stops = append(c.stops, c.source.Close)
+	if c.target, err = c.cfg.Target.Side(ctx, dir); err != nil {
+		return err
+	}
+	c.stops = append(c.stops, c.target.Close)
+	return nil
+}
+
+// stop closes the sides and stops the target, in the reverse order of setup.
+func (c *campaign) stop() {
+	for i := len(c.stops) - 1; i >= 0; i-- {
+		c.stops[i]()
+	}
 }
 
 // seed puts Records items on the source and a quarter as many others on the target.
@@ -220,6 +237,11 @@ func (c *campaign) kills(ctx context.Context) error {
 			return err
 		}
 		if killed {
+			if c.fig.Finished == 0 {
+				// No run has finished yet: the first sync is longer than thought. Let later
+				// kills come later, so that runs also finish and edits meet linked records.
+				expected += expected / 4
+			}
 			c.fig.Kills++
 			if immediate {
 				c.fig.Immediate++

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/dataflow-sync/dataflow/internal/jsonservertest"
 )
 
 // buildDataflow builds the binary under test once per test binary run.
@@ -62,11 +64,10 @@ func TestCheckFindsBreakage(t *testing.T) {
 	c := &campaign{cfg: cfg, want: map[string]*Item{}, fig: &Figures{}}
 	c.cfg.Target = SQLiteTarget{}
 	c.rng = newRand(2)
+	defer c.stop()
 	if err := c.setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer c.source.Close()
-	defer c.target.Close()
 	if err := c.seed(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -91,5 +92,35 @@ func TestCheckFindsBreakage(t *testing.T) {
 	if c.fig.Duplicates != 1 || c.fig.LostUpdates != 1 || c.fig.Missing != 2 {
 		t.Errorf("check counted duplicates %d (want 1), lost updates %d (want 1), missing %d (want 2)",
 			c.fig.Duplicates, c.fig.LostUpdates, c.fig.Missing)
+	}
+}
+
+func TestKillCampaignJSONServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the campaign runs the real binary many times")
+	}
+	dir, err := jsonservertest.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "json-server")); err != nil {
+		if os.Getenv(jsonservertest.RequireEnv) == "1" {
+			t.Fatalf("json-server is not installed: %s", jsonservertest.InstallCommand(dir))
+		}
+		t.Skipf("json-server is not installed; run %s", jsonservertest.InstallCommand(dir))
+	}
+	records, kills := campaignSize(t)
+	cfg := Config{Binary: buildDataflow(t), Dir: t.TempDir(), Records: records, Kills: kills, Seed: 3,
+		Target: &JSONServerTarget{Dir: dir}}
+	fig, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("figures:\n%s", fig)
+	if !fig.OK() {
+		t.Errorf("an invariant broke:\n%s", fig)
+	}
+	if fig.Kills != kills || fig.Immediate == 0 || fig.Edits == 0 || fig.Records < records {
+		t.Errorf("the campaign did not do what it should:\n%s", fig)
 	}
 }

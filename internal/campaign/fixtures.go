@@ -14,14 +14,14 @@ flows:
     sync: both
     create: {target: always, source: always}
     merge:
-      - [{source: code, target: sku}]
+      - [{source: code, target: %s}]
     conflict: newest
     delete: keep
     properties:
-      - {source: code, target: sku}
-      - {source: name, target: title}
-      - {source: qty, target: amount}
-      - {source: price, target: cost}
+      - {source: code, target: %s}
+      - {source: name, target: %s}
+      - {source: qty, target: %s}
+      - {source: price, target: %s}
 `
 
 const shopYAML = `system: shop

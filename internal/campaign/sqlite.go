@@ -90,6 +90,12 @@ func (SQLiteTarget) Setup(ctx context.Context, dir string) ([]string, error) {
 	return nil, writeFiles(dir, map[string]string{"mappings/systems/store.yaml": storeYAML, "store.sql": storeSQL})
 }
 
+// Props implements Target.
+func (SQLiteTarget) Props() [4]string { return [4]string{"sku", "title", "amount", "cost"} }
+
+// Stop implements Target: there is no server.
+func (SQLiteTarget) Stop() error { return nil }
+
 // Side opens the store's database.
 func (SQLiteTarget) Side(ctx context.Context, dir string) (Side, error) {
 	return openSQLiteSide(ctx, filepath.Join(dir, "store.db"), storeSQL, storeColumns)

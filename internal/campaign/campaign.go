@@ -51,13 +51,14 @@ type Figures struct {
 	FailedRecords    int           // records the final run reported as failed
 	Duration         time.Duration // the whole campaign
 	LongestRun       time.Duration // the slowest run that finished
-	FirstSyncRecords int           // records written by the first uninterrupted sync
+	StatusReads      int           // `dataflow status` calls made beside a run (halfway to its kill)
+	StatusFailures   int           // of those, the ones that failed (e.g. "database is locked")
 }
 
 // OK reports whether the campaign found nothing wrong.
 func (f *Figures) OK() bool {
 	return f.Duplicates == 0 && f.Missing == 0 && f.LostUpdates == 0 && f.PendingIntents == 0 &&
-		f.FinalWrites == 0 && f.FailedRecords == 0
+		f.FinalWrites == 0 && f.FailedRecords == 0 && f.StatusFailures == 0
 }
 
 // String prints the figures as a small table.
@@ -76,6 +77,8 @@ func (f *Figures) String() string {
 	row("pending intents", f.PendingIntents)
 	row("writes of one more run", f.FinalWrites)
 	row("failed records", f.FailedRecords)
+	row("status reads beside runs", f.StatusReads)
+	row("  of which failed", f.StatusFailures)
 	row("duration", f.Duration.Round(time.Millisecond))
 	return b.String()
 }
@@ -267,6 +270,23 @@ func (c *campaign) runKilled(ctx context.Context, delay time.Duration) (killed b
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	// A reader beside the writer: `status` must answer while the run holds the link state.
+	status := make(chan error, 1)
+	go func() {
+		time.Sleep(delay / 2)
+		out, err := c.command(ctx, "status").CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		status <- err
+	}()
+	defer func() {
+		if err := <-status; err != nil {
+			c.fig.StatusFailures++
+			fmt.Fprintf(c.cfg.Log, "status beside a run failed: %v\n", err)
+		}
+		c.fig.StatusReads++
+	}()
 	select {
 	case err := <-done:
 		took = time.Since(start)

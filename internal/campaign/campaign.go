@@ -37,22 +37,22 @@ type Config struct {
 
 // Figures are what a campaign measured.
 type Figures struct {
-	Kills            int           // SIGKILLs that hit a running sync
-	Immediate        int           // of those, restarts made at once, with no edit in between
-	Finished         int           // runs that ended before their kill was due
-	Records          int           // distinct records expected on both sides at the end
-	Edits            int           // edits made on either side during the campaign
-	Creates          int           // records created on either side during the campaign
-	Duplicates       int           // records present more than once on a side
-	Missing          int           // expected records absent from a side
-	LostUpdates      int           // synced properties whose last edit is not on both sides
-	PendingIntents   int           // intents left in the link state after the final run
-	FinalWrites      int           // writes made by the run after the final run
-	FailedRecords    int           // records the final run reported as failed
-	Duration         time.Duration // the whole campaign
-	LongestRun       time.Duration // the slowest run that finished
-	StatusReads      int           // `dataflow status` calls made beside a run (halfway to its kill)
-	StatusFailures   int           // of those, the ones that failed (e.g. "database is locked")
+	Kills          int           // SIGKILLs that hit a running sync
+	Immediate      int           // of those, restarts made at once, with no edit in between
+	Finished       int           // runs that ended before their kill was due
+	Records        int           // distinct records expected on both sides at the end
+	Edits          int           // edits made on either side during the campaign
+	Creates        int           // records created on either side during the campaign
+	Duplicates     int           // records present more than once on a side
+	Missing        int           // expected records absent from a side
+	LostUpdates    int           // synced properties whose last edit is not on both sides
+	PendingIntents int           // intents left in the link state after the final run
+	FinalWrites    int           // writes made by the run after the final run
+	FailedRecords  int           // records the final run reported as failed
+	Duration       time.Duration // the whole campaign
+	LongestRun     time.Duration // the slowest run that finished
+	StatusReads    int           // `dataflow status` calls made beside a run (halfway to its kill)
+	StatusFailures int           // of those, the ones that failed (e.g. "database is locked")
 }
 
 // OK reports whether the campaign found nothing wrong.

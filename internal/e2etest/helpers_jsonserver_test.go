@@ -42,6 +42,11 @@ type jsProject struct {
 	state   string
 	crm     *jsonservertest.Server
 	nw      *sql.DB // the Northwind database, for the test's own queries and edits
+
+	// opts are the runs' options (Flows limits them to some flows).
+	opts dsync.Options
+	// wrap, when set, replaces a system's connection (by system id) for the runs.
+	wrap func(system string, c connector.Conn) connector.Conn
 }
 
 // jsRoot returns the repository's root: the directory of go.mod above the working directory.
@@ -142,10 +147,20 @@ func jsLoad(t *testing.T, env map[string]string, paths ...string) *mapping.Proje
 	return res.Project
 }
 
-// run runs every flow once, as `dataflow run` does: a connection to each system opened for
-// the run and closed after it, the link state opened for writing. A run that returns an error
-// (a system unreachable) fails the test.
+// run runs the flows once (runErr) and fails the test when the run returns an error.
 func (p *jsProject) run() *dsync.Report {
+	p.t.Helper()
+	rep, err := p.runErr()
+	if err != nil {
+		p.t.Fatalf("run: %v", err)
+	}
+	return rep
+}
+
+// runErr runs the flows once, as `dataflow run` does: a connection to each system opened for
+// the run and closed after it, the link state opened for writing. The error is the run's (a
+// system unreachable).
+func (p *jsProject) runErr() (*dsync.Report, error) {
 	p.t.Helper()
 	ctx := context.Background()
 	st, err := state.Open(ctx, p.state, state.ReadWrite)
@@ -181,12 +196,15 @@ func (p *jsProject) run() *dsync.Report {
 		}
 		conns[id] = c
 	}
-	r := &dsync.Runner{Project: p.project, Conns: conns, State: st}
-	rep, err := r.Run(ctx)
-	if err != nil {
-		p.t.Fatalf("run: %v", err)
+	use := map[string]connector.Conn{}
+	for id, c := range conns {
+		use[id] = c
+		if p.wrap != nil {
+			use[id] = p.wrap(id, c)
+		}
 	}
-	return rep
+	r := &dsync.Runner{Project: p.project, Conns: use, State: st, Opts: p.opts}
+	return r.Run(ctx)
 }
 
 // quiet runs once and fails the test unless the run wrote nothing and nothing failed.

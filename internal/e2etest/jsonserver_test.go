@@ -8,6 +8,8 @@ package e2etest
 // and the dead letters. Helpers are in helpers_jsonserver_test.go.
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/internal/jsonservertest"
 )
 
@@ -490,4 +493,81 @@ func TestJSONServerSeedDataflowAsWithSQLite(t *testing.T) {
 		t.Errorf("%d products of the CRM on json-server know their web shop variant, want 11", linked)
 	}
 	viaHTTP.quiet("one more run on json-server")
+}
+
+// A create whose answer is lost (the connection breaks after the CRM stored the record) is not
+// made twice: the next run repeats it with the same Idempotency-Key, the CRM answers with the
+// record it created the first time, and the engine links that one — even when a user edited
+// it in between, whose edit then reaches Northwind.
+func TestJSONServerLostAnswersAreNotCreatedTwice(t *testing.T) {
+	p := newJSProject(t, "", jsFiles...)
+	p.opts.Flows = []string{"nw-products"}
+	lose := &jsLoseAnswers{entity: "Product"}
+	p.wrap = func(system string, c connector.Conn) connector.Conn {
+		if system != "custom-crm" {
+			return c
+		}
+		lose.Conn, lose.kc = c, c.(connector.KeyedCreator)
+		return lose
+	}
+	if _, err := p.runErr(); err == nil || !strings.Contains(err.Error(), "the answers are lost") {
+		t.Fatalf("the run with the answers lost: %v, want the lost answers' error", err)
+	}
+	if lose.lost != 77 {
+		t.Fatalf("%d creates lost their answers, want 77", lose.lost)
+	}
+	stored := p.crmBy("products", "sku")
+	if len(stored) != 77 || len(p.links("nw-products")) != 0 {
+		t.Fatalf("after the lost answers: %d products in the CRM, %d links; want 77, 0", len(stored), len(p.links("nw-products")))
+	}
+	p.crm.Patch("products", stored["NW-5"]["id"], jsonservertest.Record{"name": "Gumbo Mix (renamed in the CRM)"})
+
+	p.wrap = nil
+	rep := p.run()
+	if st := jsFlow(t, rep, "nw-products"); st.Recovered != 77 || st.CreatedTarget != 0 || st.Failed != 0 {
+		t.Errorf("the recovery run: %d recovered, %d created, %d failed; want 77, 0, 0", st.Recovered, st.CreatedTarget, st.Failed)
+	}
+	links := p.links("nw-products")
+	after := p.crmBy("products", "sku")
+	if len(after) != 77 || len(links) != 77 {
+		t.Errorf("after the recovery: %d products in the CRM, %d links; want 77 and 77", len(after), len(links))
+	}
+	for src, tgt := range links {
+		if want := stored["NW-"+src]; jsText(want["id"]) != tgt {
+			t.Errorf("Northwind product %s is linked to CRM product %s, want %v, the one created first", src, tgt, want["id"])
+		}
+	}
+	for run := 1; run <= 3 && p.row(`SELECT ProductName FROM Products WHERE ProductID = 5`) != "Gumbo Mix (renamed in the CRM)"; run++ {
+		p.run()
+	}
+	if got := p.row(`SELECT ProductName FROM Products WHERE ProductID = 5`); got != "Gumbo Mix (renamed in the CRM)" {
+		t.Errorf("Northwind product 5 is %q; the CRM's edit of the adopted record did not arrive", got)
+	}
+	p.quiet("the run after the recovery")
+	if n := p.crm.Count("products"); n != 77 {
+		t.Errorf("the CRM has %d products at the end, want 77", n)
+	}
+}
+
+// jsLoseAnswers is a connection whose keyed creates of one entity reach the system but whose
+// answers are lost, as when the connection breaks after the request.
+type jsLoseAnswers struct {
+	connector.Conn
+	kc     connector.KeyedCreator
+	entity string
+	lost   int
+}
+
+func (w *jsLoseAnswers) Capabilities() connector.Capabilities {
+	return connector.CapabilitiesOf(w.Conn)
+}
+func (w *jsLoseAnswers) Idempotent(entity string) bool { return w.kc.Idempotent(entity) }
+
+func (w *jsLoseAnswers) CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]connector.Result, error) {
+	res, err := w.kc.CreateKeyed(ctx, entity, data, keys)
+	if err != nil || entity != w.entity {
+		return res, err
+	}
+	w.lost += len(data)
+	return nil, errors.New("connection reset by peer: the answers are lost")
 }

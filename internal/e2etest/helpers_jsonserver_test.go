@@ -190,7 +190,11 @@ func (p *jsProject) runErr() (*dsync.Report, error) {
 		for name, e := range sys.Entities {
 			entities[name] = e.Schema
 		}
-		c, err := driver.(connector.Opener).Open(ctx, sys.Config, entities, connector.OpenOptions{})
+		opener, ok := driver.(connector.Opener)
+		if !ok {
+			p.t.Fatalf("connector %q cannot open connections", sys.Config.Connector.Value)
+		}
+		c, err := opener.Open(ctx, sys.Config, entities, connector.OpenOptions{})
 		if err != nil {
 			p.t.Fatalf("open %s: %v", id, err)
 		}

@@ -125,8 +125,7 @@ func TestJSONServerNorthwindTwoWay(t *testing.T) {
 		c := customerByID[jsText(r["customer_id"])]
 		crmOrders = append(crmOrders, n+" | "+jsFields(c, "email")+" | "+
 			jsFields(r, "customer_email", "order_date", "status", "currency", "shipping_total", "billing_address1", "billing_city", "billing_state", "billing_postal_code", "billing_country_code"))
-		for _, l := range r["lines"].([]any) {
-			line := l.(map[string]any)
+		for _, line := range jsonservertest.Records(t, r["lines"]) {
 			sku := jsFields(productByID[jsText(line["product_id"])], "sku")
 			crmLines = append(crmLines, n+" | "+strings.TrimPrefix(sku, "NW-")+" | "+jsFields(line, "unit_price", "quantity"))
 		}
@@ -168,8 +167,7 @@ func TestJSONServerNorthwindTwoWay(t *testing.T) {
 	crm.Patch("products", chai["id"], jsonservertest.Record{"name": "Chai (organic)"})
 	crm.Patch("customers", alfki["id"], jsonservertest.Record{"city": "Hamburg", "postal_code": "20095"})
 	var lines []any
-	for _, l := range o48["lines"].([]any) {
-		line := l.(map[string]any)
+	for _, line := range jsonservertest.Records(t, o48["lines"]) {
 		if productByID[jsText(line["product_id"])]["sku"] == "NW-72" {
 			line["quantity"] = 6
 		}
@@ -365,8 +363,8 @@ func TestJSONServerSeedDataflowAsWithSQLite(t *testing.T) {
 			}
 			for _, r := range crm.List("orders", "", 0) {
 				row := "order " + jsFields(r, "id", "order_number", "customer_id", "customer_email", "billing_first_name", "billing_last_name", "billing_address1", "billing_address2", "billing_city", "billing_state", "billing_postal_code", "billing_country_code", "billing_phone", "order_date", "status", "currency", "subtotal", "shipping_total", "tax_total", "grand_total")
-				for _, l := range r["lines"].([]any) {
-					row += " | " + jsFields(l.(map[string]any), "id", "product_id", "quantity", "unit_price")
+				for _, l := range jsonservertest.Records(t, r["lines"]) {
+					row += " | " + jsFields(l, "id", "product_id", "quantity", "unit_price")
 				}
 				out = append(out, row)
 			}
@@ -507,7 +505,11 @@ func TestJSONServerLostAnswersAreNotCreatedTwice(t *testing.T) {
 		if system != "custom-crm" {
 			return c
 		}
-		lose.Conn, lose.kc = c, c.(connector.KeyedCreator)
+		kc, ok := c.(connector.KeyedCreator)
+		if !ok {
+			t.Fatal("the http connection does not create with idempotency keys")
+		}
+		lose.Conn, lose.kc = c, kc
 		return lose
 	}
 	if _, err := p.runErr(); err == nil || !strings.Contains(err.Error(), "the answers are lost") {

@@ -463,3 +463,22 @@ func (s *Server) Count(resource string) int {
 	s.t.Helper()
 	return len(s.List(resource, "", 1000))
 }
+
+// Records returns v — a JSON list of objects as the CRM sends them, like a record's "lines" or
+// a page's "data" — as records, failing the test when it is anything else.
+func Records(t testing.TB, v any) []Record {
+	t.Helper()
+	items, ok := v.([]any)
+	if !ok {
+		t.Fatalf("want a list of objects, got %T %v", v, v)
+	}
+	out := make([]Record, 0, len(items))
+	for _, item := range items {
+		r, ok := item.(map[string]any)
+		if !ok {
+			t.Fatalf("want a list of objects, one item is %T %v", item, item)
+		}
+		out = append(out, r)
+	}
+	return out
+}

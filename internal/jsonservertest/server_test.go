@@ -186,8 +186,7 @@ func TestOrderLinesGetIdsAndKeepThem(t *testing.T) {
 		"lines": []any{Record{"product_id": 1, "quantity": 2, "unit_price": 8.9}, Record{"product_id": 2, "quantity": 1, "unit_price": 5}}})
 	lines := func(o Record) string {
 		var b []string
-		for _, l := range o["lines"].([]any) {
-			m := l.(map[string]any)
+		for _, m := range Records(t, o["lines"]) {
 			b = append(b, fmt.Sprintf("%v/%v:%v×%v", m["id"], m["order_id"], m["product_id"], m["quantity"]))
 		}
 		return strings.Join(b, " ")
@@ -240,7 +239,7 @@ func TestListSinceAndCursor(t *testing.T) {
 		t.Fatalf("no cursor after a full page: %v", first)
 	}
 	last := s.expect(s.Do(http.MethodGet, "/products?since=2024-01-01T00:00:58Z&limit=2", nil, nil), 200, "last page")
-	if last["next_cursor"] != nil || order(toRecords(last["data"])) != "1,2" {
+	if last["next_cursor"] != nil || order(Records(t, last["data"])) != "1,2" {
 		t.Errorf("the last page: %v", last)
 	}
 
@@ -250,8 +249,8 @@ func TestListSinceAndCursor(t *testing.T) {
 	s.Patch("products", 1, Record{"name": "Product 1, renamed"}) // not read yet
 	var seen []string
 	for {
-		for _, d := range page["data"].([]any) {
-			seen = append(seen, fmt.Sprint(d.(map[string]any)["id"], ":", d.(map[string]any)["name"]))
+		for _, d := range Records(t, page["data"]) {
+			seen = append(seen, fmt.Sprint(d["id"], ":", d["name"]))
 		}
 		c, _ := page["next_cursor"].(string)
 		if c == "" {
@@ -264,7 +263,7 @@ func TestListSinceAndCursor(t *testing.T) {
 	}
 
 	got := s.expect(s.Do(http.MethodGet, "/products?ids=3,1,404", nil, nil), 200, "ids")
-	if ids := order(toRecords(got["data"])); ids != "3,1" {
+	if ids := order(Records(t, got["data"])); ids != "3,1" {
 		t.Errorf("ids=3,1,404: %s", ids)
 	}
 
@@ -278,14 +277,6 @@ func TestListSinceAndCursor(t *testing.T) {
 	} {
 		wantError(t, s.Do(http.MethodGet, "/products?"+c.query, nil, nil), 400, "invalid_parameter", c.msg)
 	}
-}
-
-func toRecords(v any) []Record {
-	var out []Record
-	for _, d := range v.([]any) {
-		out = append(out, d.(map[string]any))
-	}
-	return out
 }
 
 func TestIdempotencyKeyReplaysTheFirstCreate(t *testing.T) {
@@ -305,7 +296,7 @@ func TestIdempotencyKeyReplaysTheFirstCreate(t *testing.T) {
 	wantError(t, s.Do(http.MethodPost, "/products", Record{"sku": "NR-C", "name": "", "unit_price": 1}, bad), 400, "validation_failed", "name must not be blank")
 	fixed := s.expect(s.Do(http.MethodPost, "/products", Record{"sku": "NR-C", "name": "C", "unit_price": 1}, bad), 201, "the fixed create")
 	other := s.Do(http.MethodPost, "/customers", Record{"first_name": "A", "last_name": "B", "email": "a@b.example", "address1": "x", "city": "y", "country_code": "NO"}, key)
-	if other.Status != 201 || other.JSON.(map[string]any)["id"] != num("5") {
+	if m, _ := other.JSON.(map[string]any); other.Status != 201 || m["id"] != num("5") {
 		t.Errorf("the same key on customers: %d %s", other.Status, other.Body)
 	}
 	if n := s.Count("products"); n != 3 || fixed["sku"] != "NR-C" {

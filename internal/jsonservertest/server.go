@@ -57,6 +57,7 @@ type Server struct {
 	client *http.Client
 	cmd    *exec.Cmd
 	out    *output
+	stdin  *os.File      // the write end of the server's standard input
 	done   chan struct{} // closed when the process has exited
 	err    error         // the process's exit, once done is closed
 }
@@ -148,11 +149,22 @@ func StartWith(t testing.TB, seedJSON string, opts Options) *Server {
 	cmd.Env = serverEnv(opts)
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out
+	// The server stops when its standard input ends (CRM_EXIT_ON_EOF): this end of the pipe
+	// stays open while the test process lives, so even a test binary killed by its timeout
+	// leaves no server behind.
+	stdin, keep, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = stdin
 	setProcessGroup(cmd)
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	stdin.Close()
+	if err != nil {
+		keep.Close()
 		t.Fatalf("start the Custom CRM: %v", err)
 	}
-	s.cmd = cmd
+	s.cmd, s.stdin = cmd, keep
 	go func() {
 		s.err = cmd.Wait()
 		close(s.done)
@@ -192,7 +204,7 @@ func serverEnv(opts Options) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
-		case "PORT", "CRM_DB_FILE", "CRM_TOKEN", "CRM_LOG", "NODE_OPTIONS":
+		case "PORT", "CRM_DB_FILE", "CRM_TOKEN", "CRM_LOG", "CRM_EXIT_ON_EOF", "NODE_OPTIONS":
 			continue
 		}
 		env = append(env, kv)
@@ -203,12 +215,13 @@ func serverEnv(opts Options) []string {
 	if opts.Log {
 		env = append(env, "CRM_LOG=1")
 	}
-	return env
+	return append(env, "CRM_EXIT_ON_EOF=1")
 }
 
 // stop ends the server's process group: SIGTERM, then SIGKILL after 5 seconds. A server that
 // had died on its own fails the test with its output.
 func (s *Server) stop() {
+	defer s.stdin.Close()
 	select {
 	case <-s.done:
 		if !s.t.Failed() {

@@ -11,6 +11,7 @@
 // db.json in the working directory, created when missing). It listens on 127.0.0.1 only and
 // prints one line when it is ready: `Custom CRM listening on http://127.0.0.1:<port>`.
 // CRM_TOKEN, when set, is the bearer token every request must carry. CRM_LOG=1 logs requests.
+// CRM_EXIT_ON_EOF=1 stops the server when its standard input ends.
 
 const fs = require('fs');
 const path = require('path');
@@ -486,4 +487,11 @@ const server = app.listen(PORT, '127.0.0.1', () => {
 server.on('error', (e) => fail(`cannot listen on 127.0.0.1:${PORT}: ${e.message}`));
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => server.close(() => process.exit(0)));
+}
+// CRM_EXIT_ON_EOF=1: stop when standard input ends, which it does when the process that started
+// the server dies in any way (a test harness killed by its timeout leaves no server behind).
+if (process.env.CRM_EXIT_ON_EOF === '1') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+  process.stdin.resume();
 }

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +40,8 @@ type settings struct {
 	secrets []string
 	basic   [][2]string // basic credentials: their base64 form is a secret too
 	caFile  string
+	// vars are the system's vars by name, expanded: every expression sees them as vars.<name>.
+	vars map[string]any
 
 	timeout     time.Duration
 	attempts    int
@@ -67,11 +71,12 @@ func readSettings(sys *config.System, ds *diag.Diagnostics) *settings {
 	r := &reader{sys: sys, ds: ds, s: &settings{
 		system: sys.ID.Value, header: http.Header{},
 		timeout: defaultTimeout, attempts: defaultAttempts, maxWait: defaultMaxWait,
-		baseDelay: defaultBaseDelay, concurrency: defaultConcurrency,
+		baseDelay: defaultBaseDelay, concurrency: defaultConcurrency, vars: map[string]any{},
 	}}
 	r.baseURL()
 	r.auth()
 	r.headers()
+	r.vars()
 	if st, ok := r.top("ca_file"); ok {
 		r.s.caFile = st.Value
 	}
@@ -299,6 +304,99 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// varName is the form of a var's name: an identifier, so that expressions write vars.<name>.
+var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// varNames lists the names of a system's vars, sorted, for compiling expressions.
+func varNames(sys *config.System) []string {
+	if sys == nil {
+		return nil
+	}
+	n := sys.Nodes["vars"]
+	if n == nil || n.Kind != config.Map {
+		return nil
+	}
+	var names []string
+	for _, k := range n.Keys {
+		if varName.MatchString(k.Value) {
+			names = append(names, k.Value)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// vars reads the system's vars: settings that are not secret (a store page's id, a tenant's
+// name) that expressions read as vars.<name>. Their values are text, ${VAR}s expanded. A var
+// that uses a variable auth or a header also uses is refused: vars reach paths, bodies and
+// messages, and are never masked.
+func (r *reader) vars() {
+	n := r.sys.Nodes["vars"]
+	if n == nil || n.Kind != config.Map {
+		return
+	}
+	secret := r.secretVariables()
+	for i, k := range n.Keys {
+		v := n.Vals[i]
+		if !varName.MatchString(k.Value) || v.Kind != config.Scalar || v.Tag == "!!null" {
+			continue // the format schema reports it
+		}
+		key := "vars." + k.Value
+		if used := slices.DeleteFunc(variables(v.Value), func(name string) bool { return secret[name] == "" }); len(used) > 0 {
+			r.ds.Errorf(v.Range, "%s uses ${%s}, which %s uses: vars are not for secrets", key, used[0], secret[used[0]]).
+				WithDetail("A var reaches request paths and bodies, and messages show it as it is; a secret goes only in auth or headers, which are sent in headers and never shown.")
+			continue
+		}
+		val, _, ok := r.expand(v, key)
+		if ok {
+			r.s.vars[k.Value] = val
+		}
+	}
+}
+
+// secretVariables returns the environment variables that auth and headers use (their values
+// are secrets), each with the key that uses it.
+func (r *reader) secretVariables() map[string]string {
+	out := map[string]string{}
+	var walk func(n *config.Node, key string)
+	walk = func(n *config.Node, key string) {
+		if n == nil {
+			return
+		}
+		switch n.Kind {
+		case config.Scalar:
+			for _, name := range variables(n.Value) {
+				if out[name] == "" {
+					out[name] = key
+				}
+			}
+		case config.Map:
+			for i, k := range n.Keys {
+				walk(n.Vals[i], key+"."+k.Value)
+			}
+		}
+	}
+	walk(r.sys.Nodes["auth"], "auth")
+	if h := r.sys.Nodes["headers"]; h != nil && h.Kind == config.Map {
+		for i, k := range h.Keys {
+			walk(h.Vals[i], "headers."+k.Value)
+		}
+	}
+	return out
+}
+
+// variables lists the environment variables a value refers to with ${VAR} or ${VAR:-default}.
+func variables(s string) []string {
+	var names []string
+	config.Expand(s, func(name string) (string, bool) {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+		return "", false
+	})
+	return names
 }
 
 func (r *reader) retry() {

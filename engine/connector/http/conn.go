@@ -63,9 +63,10 @@ func (c *conn) entity(name string) (*entity, error) {
 
 func (c *conn) what(e *entity) string { return c.s.system + " " + e.name }
 
-// vars are the values of an expression's names.
+// vars are the values of an expression's names: now and the system's vars, and what the
+// operation adds.
 func (c *conn) vars() map[string]any {
-	return map[string]any{nameNow: c.cl.now().UTC().Format(time.RFC3339)}
+	return map[string]any{nameNow: c.cl.now().UTC().Format(time.RFC3339), nameVars: c.s.vars}
 }
 
 // build builds the call of request r with the given names' values.
@@ -98,7 +99,10 @@ func (c *conn) build(e *entity, r *request, vars map[string]any) (*call, error) 
 			return nil, fmt.Errorf("%s: %s.body: %w", c.what(e), r.key, err)
 		}
 		if v != nil {
-			if cl.body, err = json.Marshal(v); err != nil {
+			if v, err = jsonValue(v, 0); err == nil {
+				cl.body, err = json.Marshal(v)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("%s: %s.body: %w", c.what(e), r.key, err)
 			}
 		}
@@ -236,6 +240,10 @@ func (c *conn) getChunk(ctx context.Context, e *entity, ids []string) (map[strin
 	}
 	resp, err := c.cl.do(ctx, cl)
 	switch s := statusOf(err); {
+	case (s == http.StatusNotFound || s == http.StatusGone) && len(ids) > 1:
+		// An API may answer 404 for a batch when any one of its ids is missing: that says
+		// nothing of the others, so each is asked for alone.
+		return c.getEach(ctx, e, ids)
 	case s == http.StatusNotFound || s == http.StatusGone:
 		return nil, nil
 	case err != nil:
@@ -280,6 +288,26 @@ func (c *conn) getChunk(ctx context.Context, e *entity, ids []string) (map[strin
 		if want[rec.ID] {
 			out[rec.ID] = rec
 		}
+	}
+	return out, nil
+}
+
+// getEach fetches records one id per request, in parallel: for a batch the server answered
+// with 404, where a 404 for one id says that that record is missing.
+func (c *conn) getEach(ctx context.Context, e *entity, ids []string) (map[string]connector.Record, error) {
+	out := make(map[string]connector.Record, len(ids))
+	var mu sync.Mutex
+	err := c.each(ctx, len(ids), func(ctx context.Context, i int) error {
+		recs, err := c.getChunk(ctx, e, ids[i:i+1])
+		mu.Lock()
+		defer mu.Unlock()
+		for id, r := range recs {
+			out[id] = r
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -171,6 +171,38 @@ func TestGet(t *testing.T) {
 	}
 }
 
+// TestBatchedGet404: a server that answers 404 for a batch when any one of its ids is missing
+// says nothing of the others: the connector asks for each id of that batch alone, and only the
+// ids that then get 404 are missing. A batch of one id that gets 404 is missing at once.
+func TestBatchedGet404(t *testing.T) {
+	a := newAPI(t, 5)
+	c, _ := openConn(t, system(a.srv.URL, "", "    list: {path: /items, records: items}\n    get: {path: '/strict/{join(ids, \",\")}', batch: 3, records: items}\n"), nil)
+	got, err := c.Get(ctx, "Item", []string{"1", "2", "3", "4", "99", "5", "98"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for id, r := range got {
+		if r.ID != id || r.Data["sku"] != "SKU-"+id {
+			t.Errorf("record %s: %+v", id, r)
+		}
+		found = append(found, id)
+	}
+	slices.Sort(found)
+	if strings.Join(found, ",") != "1,2,3,4,5" {
+		t.Errorf("found %v, want 1 to 5", found)
+	}
+	var paths []string
+	for _, h := range a.requests("*") {
+		paths = append(paths, h.path)
+	}
+	slices.Sort(paths)
+	// 1,2,3 answers; 4,99,5 is 404 and asked again one by one; 98 alone is 404.
+	if want := "/strict/1,2,3 /strict/4 /strict/4,99,5 /strict/5 /strict/98 /strict/99"; strings.Join(paths, " ") != want {
+		t.Errorf("requests %s, want %s", strings.Join(paths, " "), want)
+	}
+}
+
 // TestCreateUpdateDelete: writes return the records as stored, in order; update and delete
 // reach the record by id; a deleted record that is already gone counts as deleted.
 func TestCreateUpdateDelete(t *testing.T) {

@@ -34,6 +34,8 @@ const (
 	nameCurrent = "current"
 	nameSince   = "since"
 	nameNow     = "now"
+	// nameVars is the system's vars (vars.storePageId), offered to every expression.
+	nameVars = "vars"
 )
 
 // samples are values of the types the names have at run time, for expr's type checker.
@@ -54,10 +56,11 @@ type scope struct {
 }
 
 func (s scope) env() map[string]any {
-	env := make(map[string]any, len(s.names))
+	env := make(map[string]any, len(s.names)+1)
 	for _, n := range s.names {
 		env[n] = samples[n]()
 	}
+	env[nameVars] = map[string]any{}
 	return env
 }
 
@@ -97,6 +100,16 @@ func oneLine(s string) string {
 // compiler compiles the expressions of one entity, reporting problems as diagnostics.
 type compiler struct {
 	ds *diag.Diagnostics
+	// vars are the names of the system's vars, sorted: vars.<name> must be one of them.
+	vars []string
+}
+
+// names lists the names an expression may use in scope sc, for messages.
+func (c *compiler) names(sc scope) []string {
+	if len(c.vars) == 0 {
+		return sc.names
+	}
+	return append(slices.Clone(sc.names), nameVars)
 }
 
 var (
@@ -111,7 +124,12 @@ func options(sc scope, boolean bool) []expr.Option {
 		expr.MaxNodes(maxExprNodes),
 		// expr's repeat allocates before checking its budget; paths and bodies do not need it.
 		expr.DisableBuiltin("repeat"),
-		expr.Function("merge", mergeFunc, new(func(map[string]any, map[string]any) map[string]any)),
+		// merge takes objects of text keys (records) and of keys of any type (fromPairs).
+		expr.Function("merge", mergeFunc,
+			new(func(map[string]any, map[string]any) map[string]any),
+			new(func(map[string]any, map[any]any) map[string]any),
+			new(func(map[any]any, map[string]any) map[string]any),
+			new(func(map[any]any, map[any]any) map[string]any)),
 	}
 	if boolean {
 		opts = append(opts, expr.AsBool())
@@ -141,7 +159,47 @@ func (c *compiler) compile(n *config.Node, src string, off int, key string, sc s
 		}
 		return false
 	})
+	if p.mentions[nameVars] && !c.checkVars(n, off, key, prog.Node()) {
+		return nil
+	}
 	return p
+}
+
+// checkVars reports vars.<name> for a name that is not one of the system's vars, at the name,
+// which expr cannot do since vars is a map to it. It returns false when it reported one.
+func (c *compiler) checkVars(n *config.Node, off int, key string, root ast.Node) bool {
+	shadowed := false
+	ast.Find(root, func(x ast.Node) bool {
+		if v, ok := x.(*ast.VariableDeclaratorNode); ok && v.Name == nameVars {
+			shadowed = true
+		}
+		return false
+	})
+	if shadowed {
+		return true
+	}
+	ok := true
+	ast.Find(root, func(x ast.Node) bool {
+		m, isMember := x.(*ast.MemberNode)
+		if !isMember {
+			return false
+		}
+		id, isIdent := m.Node.(*ast.IdentifierNode)
+		prop, isStr := m.Property.(*ast.StringNode)
+		if !isIdent || id.Value != nameVars || !isStr || slices.Contains(c.vars, prop.Value) {
+			return false
+		}
+		ok = false
+		loc := prop.Location()
+		d := c.ds.Errorf(rangeIn(n, off+loc.From, off+max(loc.To, loc.From+1)), "%s: unknown var %q%s", key, prop.Value, diag.DidYouMean(prop.Value, c.vars))
+		if len(c.vars) == 0 {
+			d.WithDetail("The system file has no vars; define the value at its top level: vars: {%s: ...}.", prop.Value)
+		} else {
+			d.WithDetail("The system file's vars: %s.", strings.Join(c.vars, ", "))
+		}
+		return false
+	})
+	return ok
 }
 
 func (c *compiler) report(n *config.Node, src string, off int, key string, sc scope, err error) {
@@ -154,14 +212,15 @@ func (c *compiler) report(n *config.Node, src string, off int, key string, sc sc
 	}
 	if m := unknownName.FindStringSubmatch(msg); m != nil {
 		name := m[1]
-		d := c.ds.Errorf(r, "%s: unknown name %q%s", key, name, diag.DidYouMean(name, sc.names))
+		names := c.names(sc)
+		d := c.ds.Errorf(r, "%s: unknown name %q%s", key, name, diag.DidYouMean(name, names))
 		switch why, ok := sc.missing[name]; {
 		case ok:
 			d.WithDetail("%s", why)
 		case name == "env":
-			d.WithDetail("Secrets and environment variables never reach expressions; put them in auth or headers. Available here: %s.", strings.Join(sc.names, ", "))
+			d.WithDetail("Secrets and environment variables never reach expressions; put them in auth or headers, and settings that are not secret in vars. Available here: %s.", strings.Join(names, ", "))
 		default:
-			d.WithDetail("Available here: %s; record properties are members, like record.name.", strings.Join(sc.names, ", "))
+			d.WithDetail("Available here: %s; record properties are members, like record.name.", strings.Join(names, ", "))
 		}
 		return
 	}
@@ -204,9 +263,15 @@ func rangeIn(n *config.Node, from, to int) diag.Range {
 // API that replaces whole records (PUT), `body: merge(current, record)` sends the stored record
 // with the patch applied.
 func mergeFunc(args ...any) (any, error) {
-	a, _ := args[0].(map[string]any)
-	b, _ := args[1].(map[string]any)
-	return merge(a, b, 0)
+	var objs [2]map[string]any
+	for i, arg := range args[:2] {
+		v, err := jsonValue(arg, 0)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		objs[i], _ = v.(map[string]any)
+	}
+	return merge(objs[0], objs[1], 0)
 }
 
 func merge(a, b map[string]any, depth int) (map[string]any, error) {

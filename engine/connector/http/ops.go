@@ -17,16 +17,18 @@ import (
 
 // request is one HTTP request of an operation.
 type request struct {
-	key        string // where it is configured, for messages: "create", "update[1]"
-	method     string
-	path       *template
-	query      []param
-	body       *program // nil: no body
-	when       *program // nil: always
-	result     string   // dotted path of the stored record in the response; "" the body
-	hasResult  bool     // false: the record is read back with get
-	idResult   string   // dotted path of the new id when there is no result (create)
-	idemHeader string   // header that carries the idempotency key (create)
+	key       string // where it is configured, for messages: "create", "update[1]"
+	method    string
+	path      *template
+	query     []param
+	body      *program // nil: no body
+	when      *program // nil: always
+	result    string   // dotted path of the stored record in the response; "" the body
+	hasResult bool     // false: the record is read back with get
+	idResult  string   // dotted path of the new id when there is no result (create)
+	// idemHeader is the header that carries an idempotency key: the engine's key of the record
+	// for a create, a random key per record and request for an update or a delete.
+	idemHeader string
 }
 
 // param is one query parameter.
@@ -129,7 +131,7 @@ var (
 
 // compileEntity compiles an entity's operations; problems go to ds and leave the operation nil.
 func compileEntity(e *config.Entity, ds *diag.Diagnostics) *entity {
-	c := &compiler{ds: ds}
+	c := &compiler{ds: ds, vars: varNames(e.System)}
 	ent := &entity{name: e.Name.Value, id: e.ID.Value, updated: e.Updated.Value}
 	if n := e.Settings["list"]; n != nil && n.Kind == config.Map {
 		ent.list = c.list(n)

@@ -45,9 +45,12 @@ type api struct {
 	items  map[int]map[string]any
 	nextID int
 	keys   map[string]int // idempotency key → id
-	hits   []hit
-	faults map[string][]fault // "METHOD /path" (or "*") → faults for the next requests, in order
-	style  string             // list paging: cursor, page, offset, link
+	// applied holds the idempotency keys of the stock adjustments applied: an adjustment sent
+	// again with a key seen before changes nothing.
+	applied map[string]bool
+	hits    []hit
+	faults  map[string][]fault // "METHOD /path" (or "*") → faults for the next requests, in order
+	style   string             // list paging: cursor, page, offset, link
 	// linkBase is the origin the Link header points at (another server, for the refusal test).
 	linkBase string
 	delay    time.Duration // every request takes this long (for the concurrency test)
@@ -59,7 +62,7 @@ type api struct {
 
 func newAPI(t *testing.T, n int) *api {
 	t.Helper()
-	a := &api{t: t, items: map[int]map[string]any{}, keys: map[string]int{}, faults: map[string][]fault{}, nextID: 1, style: "cursor"}
+	a := &api{t: t, items: map[int]map[string]any{}, keys: map[string]int{}, applied: map[string]bool{}, faults: map[string][]fault{}, nextID: 1, style: "cursor"}
 	for range n {
 		a.add(map[string]any{"sku": fmt.Sprintf("SKU-%d", a.nextID), "name": fmt.Sprintf("Item %d", a.nextID)})
 	}
@@ -165,6 +168,42 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		writeJSON(w, 200, map[string]any{"items": out})
+	case r.Method == "GET" && len(parts) == 2 && parts[0] == "strict":
+		// A batch endpoint that answers 404 when any one of the ids is missing.
+		var out []any
+		for _, s := range strings.Split(parts[1], ",") {
+			id, _ := strconv.Atoi(s)
+			rec, ok := a.items[id]
+			if !ok {
+				writeJSON(w, 404, map[string]any{"message": "no item " + s})
+				return
+			}
+			out = append(out, rec)
+		}
+		writeJSON(w, 200, map[string]any{"items": out})
+	case r.Method == "POST" && len(parts) == 3 && parts[0] == "items" && parts[2] == "stock":
+		// A stock adjustment, {"add": n}: not idempotent by itself, so it honours keys.
+		id, _ := strconv.Atoi(parts[1])
+		rec, ok := a.items[id]
+		if !ok {
+			writeJSON(w, 404, map[string]any{"message": "no item " + parts[1]})
+			return
+		}
+		key := r.Header.Get("Idempotency-Key")
+		if key != "" && a.applied[key] {
+			writeJSON(w, 200, rec)
+			return
+		}
+		var in struct {
+			Add int64 `json:"add"`
+		}
+		json.NewDecoder(r.Body).Decode(&in)
+		stock, _ := rec["stock"].(int64)
+		rec["stock"] = stock + in.Add
+		if key != "" {
+			a.applied[key] = true
+		}
+		writeJSON(w, 200, rec)
 	case r.Method == "POST" && r.URL.Path == "/items":
 		var rec map[string]any
 		if err := json.NewDecoder(r.Body).Decode(&rec); err != nil || rec == nil {
@@ -325,6 +364,15 @@ func hangUp(a *api, w http.ResponseWriter, r *http.Request) {
 func commitThenHangUp(a *api, w http.ResponseWriter, r *http.Request) {
 	a.serve(httptest.NewRecorder(), r)
 	hangUp(a, w, r)
+}
+
+// commitThen does the request and answers status instead of its response: a 5xx after the
+// server acted.
+func commitThen(code int) fault {
+	return func(a *api, w http.ResponseWriter, r *http.Request) {
+		a.serve(httptest.NewRecorder(), r)
+		status(code, "", internalError)(a, w, r)
+	}
 }
 
 func body(text string) fault {

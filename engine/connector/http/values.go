@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,4 +184,98 @@ func keyList(m map[string]any) string {
 		keys = append(keys[:10], "...")
 	}
 	return strings.Join(keys, ", ")
+}
+
+// maxJSONDepth bounds the nesting of a body an expression gives.
+const maxJSONDepth = 256
+
+// jsonValue returns an expression's value in a form encoding/json encodes: objects whose keys
+// are not typed as text (fromPairs and other builtins give map[any]any, possibly inside lists
+// and other objects) become map[string]any, recursively. A key that is not text is an error,
+// as JSON has no other keys.
+func jsonValue(v any, depth int) (any, error) {
+	if depth > maxJSONDepth {
+		return nil, fmt.Errorf("the value nests deeper than %d levels", maxJSONDepth)
+	}
+	switch x := v.(type) {
+	case nil, string, bool, int, int64, float64, json.Number, time.Time, time.Duration:
+		return v, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			c, err := jsonValue(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = c
+		}
+		return out, nil
+	case []any:
+		if x == nil {
+			return v, nil
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			c, err := jsonValue(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = c
+		}
+		return out, nil
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Map:
+		if rv.IsNil() {
+			return v, nil
+		}
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			k := it.Key()
+			if k.Kind() == reflect.Interface {
+				k = k.Elem()
+			}
+			if !k.IsValid() || k.Kind() != reflect.String {
+				var key any
+				if k.IsValid() {
+					key = k.Interface()
+				}
+				return nil, fmt.Errorf("an object has the key %s, which is %s: the keys of a JSON object are text (write the key in quotes, or string(key))", keyText(key), resultKind(key))
+			}
+			c, err := jsonValue(it.Value().Interface(), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[k.String()] = c
+		}
+		return out, nil
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && (rv.IsNil() || rv.Type().Elem().Kind() == reflect.Uint8) {
+			return v, nil
+		}
+		out := make([]any, rv.Len())
+		for i := range out {
+			c, err := jsonValue(rv.Index(i).Interface(), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = c
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// keyText shows a key for a message.
+func keyText(k any) string {
+	if k == nil {
+		return "null"
+	}
+	s := []rune(fmt.Sprint(k))
+	if len(s) > 40 {
+		return string(s[:37]) + "..."
+	}
+	return string(s)
 }

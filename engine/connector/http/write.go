@@ -7,6 +7,7 @@ package httpconn
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -203,6 +204,9 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 				results[i].Err = c.red.err(err)
 				return nil
 			}
+			if err := keyed(cl, r); err != nil {
+				return err
+			}
 			resp, err := c.cl.do(ctx, cl)
 			if err != nil {
 				if perRecord(err) {
@@ -254,6 +258,34 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 	return results, nil
 }
 
+// keyed gives an update or delete request of a request with idempotency_header a key of its
+// own: made once, here, and sent again with each retry of the call, so that a server that
+// honours keys applies the request once however often a lost response or a 5xx makes the
+// connector send it. The next update of the record is another call with another key.
+func keyed(cl *call, r *request) error {
+	if r.idemHeader == "" {
+		return nil
+	}
+	key, err := newKey()
+	if err != nil {
+		return fmt.Errorf("%s: making an idempotency key: %w", cl.op(), err)
+	}
+	cl.header = http.Header{http.CanonicalHeaderKey(r.idemHeader): {key}}
+	return nil
+}
+
+// newKey returns a random version 4 UUID from crypto/rand: 122 random bits, in the form APIs
+// that take idempotency keys accept.
+func newKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+}
+
 // Delete implements connector.Conn. A record that is already gone (404, 410) counts as deleted.
 func (c *conn) Delete(ctx context.Context, name string, ids []string) ([]error, error) {
 	e, err := c.entity(name)
@@ -271,6 +303,9 @@ func (c *conn) Delete(ctx context.Context, name string, ids []string) ([]error, 
 		if err != nil {
 			errs[i] = c.red.err(err)
 			return nil
+		}
+		if err := keyed(cl, e.delete); err != nil {
+			return err
 		}
 		_, err = c.cl.do(ctx, cl)
 		switch s := statusOf(err); {

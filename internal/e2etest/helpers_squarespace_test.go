@@ -41,11 +41,14 @@ func ssRepoRoot(t *testing.T) string {
 	return root
 }
 
-// newSSProject copies the seed dataflow's files (the dataflow, the system files, the entity
-// schemas, the CRM's seed script) to a temporary directory, edits the copy with edit (old,
-// new pairs applied to the dataflow file; none for the seed as shipped), starts the emulator,
-// points the environment at it and makes the directory the current one.
-func newSSProject(t *testing.T, opts squarespacetest.Options, dataflowEdits ...string) *ssProject {
+// ssStorePage is the id of the emulated site's store page, which the system file reads from
+// SQUARESPACE_STORE_PAGE_ID (not the emulator's default, so that a hard-coded id would fail).
+const ssStorePage = "64b7c2d9e1f0a3b4c5d6e7f8"
+
+// newSSProject copies the seed dataflow's files as shipped (the dataflow, the system files, the
+// entity schemas, the CRM's seed script) to a temporary directory, starts the emulator, points
+// the environment at it and makes the directory the current one.
+func newSSProject(t *testing.T, opts squarespacetest.Options) *ssProject {
 	t.Helper()
 	root := ssRepoRoot(t)
 	dir := t.TempDir()
@@ -66,14 +69,6 @@ func newSSProject(t *testing.T, opts squarespacetest.Options, dataflowEdits ...s
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f == "mappings/custom-crm-to-squarespace.yaml" {
-			for i := 0; i+1 < len(dataflowEdits); i += 2 {
-				if !bytes.Contains(b, []byte(dataflowEdits[i])) {
-					t.Fatalf("the seed dataflow has no %q to replace", dataflowEdits[i])
-				}
-				b = bytes.Replace(b, []byte(dataflowEdits[i]), []byte(dataflowEdits[i+1]), 1)
-			}
-		}
 		dst := filepath.Join(dir, f)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
@@ -83,12 +78,14 @@ func newSSProject(t *testing.T, opts squarespacetest.Options, dataflowEdits ...s
 		}
 	}
 	opts.APIKey = ssCanary
+	opts.StorePageID = ssStorePage
 	shop := squarespacetest.New(opts)
 	t.Cleanup(shop.Close)
 	p := &ssProject{t: t, dir: dir, shop: shop, crm: filepath.Join(dir, "crm.db"), state: filepath.Join(dir, ".dataflow", "state.db")}
 	t.Setenv("DATAFLOW_ENV", "live")
 	t.Setenv("SQUARESPACE_URL", shop.URL)
 	t.Setenv("SQUARESPACE_API_KEY", ssCanary)
+	t.Setenv("SQUARESPACE_STORE_PAGE_ID", ssStorePage)
 	t.Setenv("CRM_DB", p.crm)
 	t.Chdir(dir)
 	return p

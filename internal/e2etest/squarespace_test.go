@@ -7,6 +7,8 @@ package e2etest
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,53 +17,29 @@ import (
 	"github.com/dataflow-sync/dataflow/internal/squarespacetest"
 )
 
-// An order import names each line's variant (lineItemType PHYSICAL_PRODUCT needs variantId);
-// the seed dataflow names the product. This edit of the seed's order lines references the
-// variant instead, through the inventory links (an inventory item's id is its variant's id).
-const (
-	ssLineByProduct = "- {source: product_id, target: productId, ref: product-to-sesamproducts}"
-	ssLineByVariant = "- {source: product_id, target: variantId, ref: product-to-inventory}"
-)
-
-// ssAdjustmentRefused is why every stock write to Squarespace fails today: the inventory
-// adjustments endpoint requires an Idempotency-Key, and the http connector sends one only
-// with creates (an update request has no idempotency_header).
-const ssAdjustmentRefused = "POST $SHOP/1.0/commerce/inventory/adjustments: 400 Bad Request: Idempotency-Key header is required."
-
-// TestSquarespaceSeedAsShipped runs the seed dataflow as it is: products are created, but no
-// order can be imported, because its lines name products where Squarespace needs variants.
-func TestSquarespaceSeedAsShipped(t *testing.T) {
-	p := newSSProject(t, squarespacetest.Options{PageSize: 4, Seed: 1})
-	r, reps := p.sync(false)
-	if r.code != 1 || len(reps) != 1 {
-		t.Fatalf("exit %d with %d reports, want 1 and 1\n%s", r.code, len(reps), r.stderr)
+// TestSquarespaceStorePageRequired: the store page new products go to is a var of the system
+// file, from SQUARESPACE_STORE_PAGE_ID. Without it the files are valid (validate needs no
+// environment), and a run stops before its first request, naming the variable.
+func TestSquarespaceStorePageRequired(t *testing.T) {
+	p := newSSProject(t, squarespacetest.Options{Seed: 1})
+	t.Setenv("SQUARESPACE_STORE_PAGE_ID", "")
+	os.Unsetenv("SQUARESPACE_STORE_PAGE_ID")
+	if r := p.run("validate"); r.code != 0 {
+		t.Errorf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if got := flowLine(reps[0], "order-to-order"); got != "read 8/0 created 0 updated 0/0 waiting 1 failed 7" {
-		t.Errorf("order-to-order: %s", got)
+	r := p.run("run", "--state", p.state)
+	if want := "dataflow run: Squarespace: vars.storePageId needs the environment variable SQUARESPACE_STORE_PAGE_ID, which is not set\n"; r.code != 2 || r.stderr != want {
+		t.Errorf("run: exit %d\n%s\nwant exit 2 and %s", r.code, r.stderr, want)
 	}
-	if got := flowLine(reps[0], "product-to-sesamproducts"); got != "read 13/11 created 11 updated 0/0 waiting 0 failed 0" {
-		t.Errorf("product-to-sesamproducts: %s", got)
+	if n := p.shop.Total(); n != 0 {
+		t.Errorf("%d requests", n)
 	}
-	var want []string
-	for _, id := range []string{"1", "2", "4", "5", "6", "7", "8"} {
-		want = append(want, "order-to-order source "+id+": creating Order: squarespace Order: POST $SHOP/1.0/commerce/orders: 400 Bad Request: lineItems[0].variantId is required when lineItemType is PHYSICAL_PRODUCT.")
-	}
-	if got := p.deadLetters(); !slices.Equal(got, want) {
-		t.Errorf("dead letters:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if n := len(p.shop.Orders()); n != 0 {
-		t.Errorf("%d orders imported", n)
-	}
-	if n := p.shop.Count("POST /1.0/commerce/orders"); n != 7 {
-		t.Errorf("%d order imports tried, want 7", n)
-	}
-	p.checkNoSecret()
 }
 
-// TestSquarespaceEndToEnd runs the seed dataflow, its order lines referencing variants, from
-// the first sync through edits on both sides, a 429 storm and quiet runs.
+// TestSquarespaceEndToEnd runs the seed dataflow as shipped from the first sync through edits
+// on both sides, a storm of 429s, 500s after an adjustment took effect, and quiet runs.
 func TestSquarespaceEndToEnd(t *testing.T) {
-	p := newSSProject(t, squarespacetest.Options{PageSize: 4, Seed: 1}, ssLineByProduct, ssLineByVariant)
+	p := newSSProject(t, squarespacetest.Options{PageSize: 4, Seed: 1})
 
 	// First run: the 11 products that are not discontinued are created (4 pages of products
 	// later); inventory items and orders wait for them.
@@ -90,9 +68,9 @@ func TestSquarespaceEndToEnd(t *testing.T) {
 			continue
 		}
 		v := sp.Variants[0]
-		got := fmt.Sprintf("%s|%s|%t|%s %s|%v %s|%d", sp.Name, sp.Description, sp.IsVisible, v.Pricing.BasePrice.Value, v.Pricing.BasePrice.Currency,
+		got := fmt.Sprintf("%s|%s|%s|%t|%s %s|%v %s|%d", sp.StorePageID, sp.Name, sp.Description, sp.IsVisible, v.Pricing.BasePrice.Value, v.Pricing.BasePrice.Currency,
 			v.ShippingMeasurements.Weight.Value, v.ShippingMeasurements.Weight.Unit, v.Stock.Quantity)
-		want := fmt.Sprintf("%s|%s|%t|%.2f EUR|%v KILOGRAM|0", c.name, c.description, c.visible, c.price, c.weight)
+		want := fmt.Sprintf("%s|%s|%s|%t|%.2f EUR|%v KILOGRAM|0", ssStorePage, c.name, c.description, c.visible, c.price, c.weight)
 		if got != want {
 			t.Errorf("product %s:\n got %s\nwant %s", v.SKU, got, want)
 		}
@@ -104,30 +82,15 @@ func TestSquarespaceEndToEnd(t *testing.T) {
 		t.Errorf("a product without description and weight: %q %v", sp.Description, sp.Variants[0].ShippingMeasurements.Weight.Value)
 	}
 
-	// The shop owner enters the stock the CRM has (a write of stock from dataflow is refused
-	// today, see ssAdjustmentRefused); then the inventory links by SKU without writing, and the
+	// The inventory items link by SKU; the CRM's stock is sent as adjustments, one per item
+	// whose stock differs (10: one CRM product has none), each with a key of its own; the
 	// orders are imported with their lines' variants.
-	for _, c := range crm {
-		sp, ok := p.shop.ProductBySKU(c.sku)
-		if !ok {
-			continue
-		}
-		var err error
-		if c.unlimited {
-			err = p.shop.SetUnlimited(sp.Variants[0].ID)
-		} else {
-			err = p.shop.SetStock(sp.Variants[0].ID, c.stock)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	r, reps = p.sync(true)
 	if r.code != 0 || len(reps) != 2 {
 		t.Fatalf("second sync: exit %d after %d runs, want 0 after 2\n%s\n%s", r.code, len(reps), r.stdout, r.stderr)
 	}
 	for flow, want := range map[string]string{
-		"product-to-inventory": "read 13/11 created 0 updated 0/11 waiting 2 failed 0",
+		"product-to-inventory": "read 13/11 created 0 updated 10/11 waiting 2 failed 0",
 		"order-to-order":       "read 8/7 created 7 updated 0/0 waiting 1 failed 0",
 	} {
 		if got := flowLine(reps[0], flow); got != want {
@@ -147,7 +110,28 @@ func TestSquarespaceEndToEnd(t *testing.T) {
 			if got := p.linked("product-to-inventory", c.id); got != sp.Variants[0].ID {
 				t.Errorf("CRM product %s linked with inventory item %q, want %s", c.id, got, sp.Variants[0].ID)
 			}
+			if it, _ := p.shop.InventoryItem(sp.Variants[0].ID); it.IsUnlimited != c.unlimited || !c.unlimited && it.Quantity != c.stock {
+				t.Errorf("stock of %s in the shop %d (unlimited %t), in the CRM %d (unlimited %t)", c.sku, it.Quantity, it.IsUnlimited, c.stock, c.unlimited)
+			}
 		}
+	}
+	adjusted := map[string]bool{}
+	keys := map[string]bool{}
+	for _, a := range p.shop.Adjustments() {
+		ops := len(a.IncrementOperations) + len(a.DecrementOperations) + len(a.SetFiniteOperations) + len(a.SetUnlimitedOperations)
+		if !ssKey.MatchString(a.Key) || keys[a.Key] || ops != 1 || len(a.IncrementOperations)+len(a.DecrementOperations) != 0 {
+			t.Errorf("adjustment %+v: want one set operation and a key of its own", a)
+		}
+		keys[a.Key] = true
+		for _, op := range a.SetFiniteOperations {
+			adjusted[op.VariantID] = true
+		}
+		for _, id := range a.SetUnlimitedOperations {
+			adjusted[id] = true
+		}
+	}
+	if len(keys) != 10 || len(adjusted) != 10 || adjusted[variant["3"]] {
+		t.Errorf("%d adjustments of %d variants, want 10 of 10 (all but that of product 3, out of stock in both)", len(keys), len(adjusted))
 	}
 	esp, _ := p.shop.ProductBySKU("NR-ESP-250")
 	flt, _ := p.shop.ProductBySKU("NR-FLT-100")
@@ -224,7 +208,9 @@ func TestSquarespaceEndToEnd(t *testing.T) {
 	}
 
 	// CRM edits (a price, a name, a fulfilment, a stock level) go to the shop, through a storm
-	// of 429s. The stock write is refused (ssAdjustmentRefused) and waits in the dead letters.
+	// of 429s, and the stock's adjustment is throttled once and then takes effect and is
+	// answered with a 500, twice: sent again with its key it is applied once.
+	const adjust = "POST /1.0/commerce/inventory/adjustments"
 	now := time.Now().UTC().Format("2006-01-02T15:04:05Z")
 	p.exec("UPDATE products SET unit_price = 52.5, updated_at = ? WHERE id = 6", now)
 	p.exec("UPDATE products SET name = 'Ceramic Dripper 02, White', updated_at = ? WHERE id = 8", now)
@@ -232,12 +218,15 @@ func TestSquarespaceEndToEnd(t *testing.T) {
 	p.exec("UPDATE orders SET status = 'fulfilled', updated_at = ? WHERE id = 6", now)
 	p.shop.ResetCounts()
 	p.shop.Throttle(6)
+	p.shop.ThrottleEndpoint(adjust, 1)
+	p.shop.FailAfter(adjust, 2)
+	before := len(p.shop.Adjustments())
 	r, reps = p.sync(false)
-	if r.code != 1 {
-		t.Fatalf("CRM edits: exit %d, want 1 (the refused stock write)\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.code != 0 {
+		t.Fatalf("CRM edits: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if got := p.shop.Throttled(); got != 6 {
-		t.Errorf("%d requests throttled, want 6", got)
+	if got := p.shop.Throttled(); got != 7 {
+		t.Errorf("%d requests throttled, want 7", got)
 	}
 	grd, _ := p.shop.ProductBySKU("NR-GRD-CER")
 	drp, _ := p.shop.ProductBySKU("NR-DRP-CER")
@@ -255,47 +244,41 @@ func TestSquarespaceEndToEnd(t *testing.T) {
 	if o6.FulfillmentStatus != "FULFILLED" || p.shop.Count("POST /1.0/commerce/orders/{id}/fulfillments") != 1 {
 		t.Errorf("order 1006 is %s after %d fulfilments", o6.FulfillmentStatus, p.shop.Count("POST /1.0/commerce/orders/{id}/fulfillments"))
 	}
-	if it, _ := p.shop.InventoryItem(egr.Variants[0].ID); it.Quantity != 80 {
-		t.Errorf("stock of NR-TEA-EGR %d", it.Quantity)
+	if it, _ := p.shop.InventoryItem(egr.Variants[0].ID); it.Quantity != 75 || it.IsUnlimited {
+		t.Errorf("stock of NR-TEA-EGR %d (unlimited %t), want 75", it.Quantity, it.IsUnlimited)
 	}
-	wantDead := []string{"product-to-inventory source 4: writing Inventory " + egr.Variants[0].ID + ": squarespace Inventory: " + ssAdjustmentRefused}
-	if got := p.deadLetters(); !slices.Equal(got, wantDead) {
-		t.Errorf("dead letters:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantDead, "\n"))
+	if applied := p.shop.Adjustments()[before:]; len(applied) != 1 || fmt.Sprint(applied[0].SetFiniteOperations) != "[{"+egr.Variants[0].ID+" 75}]" {
+		t.Errorf("adjustments applied: %+v, want the one of NR-TEA-EGR", applied)
+	}
+	if n := p.shop.Count(adjust); n != 4 {
+		t.Errorf("%d adjustment requests, want 4 (429, 500, 500, 204)", n)
+	}
+	if got := p.deadLetters(); len(got) != 0 {
+		t.Errorf("dead letters:\n%s", strings.Join(got, "\n"))
 	}
 	if pu, vu := p.shop.Count("POST /v2/commerce/products/{id}"), p.shop.Count("POST /v2/commerce/products/{id}/variants/{variantId}"); pu != 1 || vu != 1 {
 		t.Errorf("%d product and %d variant updates, want 1 and 1", pu, vu)
 	}
 
-	// Quiet runs write nothing; the refused stock write is retried, and refused, each time.
+	// Quiet runs write nothing, and send nothing but reads.
 	p.shop.ResetCounts()
 	r, reps = p.sync(false)
-	if r.code != 1 || reps[0].writes() != 0 {
+	if r.code != 0 || reps[0].writes() != 0 {
 		t.Errorf("quiet run: exit %d, %d writes", r.code, reps[0].writes())
 	}
-	posts := 0
 	for ep, n := range p.shop.Requests() {
-		if strings.HasPrefix(ep, "POST ") || strings.HasPrefix(ep, "DELETE ") {
-			posts += n
-			if ep != "POST /1.0/commerce/inventory/adjustments" || n != 1 {
-				t.Errorf("quiet run sent %d × %s", n, ep)
-			}
+		if !strings.HasPrefix(ep, "GET ") {
+			t.Errorf("quiet run sent %d × %s", n, ep)
 		}
-	}
-	if posts != 1 {
-		t.Errorf("quiet run sent %d writes, want the 1 retried adjustment", posts)
-	}
-	if got := p.deadLetters(); !slices.Equal(got, wantDead) {
-		t.Errorf("dead letters after the quiet run:\n%s", strings.Join(got, "\n"))
 	}
 	if ua := p.shop.UserAgents(); !slices.Equal(ua, []string{"dataflow (custom-crm-to-squarespace)"}) {
 		t.Errorf("User-Agents %q", ua)
 	}
-	dl := p.run("deadletters", "--state", p.state)
-	if dl.code != 0 || !strings.Contains(dl.stdout, "Idempotency-Key header is required.") {
-		t.Errorf("deadletters: exit %d\n%s%s", dl.code, dl.stdout, dl.stderr)
-	}
 	p.checkNoSecret()
 }
+
+// ssKey is the form of the idempotency keys of adjustments: random version 4 UUIDs.
+var ssKey = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // crmProduct is a row of the CRM's products.
 type crmProduct struct {

@@ -222,7 +222,34 @@ func (s *Server) adjustInventory(r *http.Request) (int, any) {
 		}
 	}
 	s.idempotency[key] = idempotent{endpoint: endpoint, body: string(body)}
+	a := Adjustment{Key: key, SetUnlimitedOperations: slices.Clone(in.SetUnlimitedOperations)}
+	for _, g := range []struct {
+		in  []quantityOperation
+		out *[]StockOperation
+	}{{in.IncrementOperations, &a.IncrementOperations}, {in.DecrementOperations, &a.DecrementOperations}, {in.SetFiniteOperations, &a.SetFiniteOperations}} {
+		for _, op := range g.in {
+			*g.out = append(*g.out, StockOperation{VariantID: op.VariantID, Quantity: *op.Quantity})
+		}
+	}
+	s.adjustments = append(s.adjustments, a)
 	return http.StatusNoContent, nil
+}
+
+// Adjustment is an inventory adjustment the shop applied (POST
+// /1.0/commerce/inventory/adjustments): its Idempotency-Key and its operations. A request
+// repeated with the key of an applied adjustment is not applied again, and not recorded.
+type Adjustment struct {
+	Key                    string
+	IncrementOperations    []StockOperation
+	DecrementOperations    []StockOperation
+	SetFiniteOperations    []StockOperation
+	SetUnlimitedOperations []string
+}
+
+// StockOperation is one operation of an adjustment: a variant and a quantity.
+type StockOperation struct {
+	VariantID string
+	Quantity  int
 }
 
 // sortedVariantIDs lists the variants of the shop in inventory order. s.mu is held.

@@ -85,6 +85,9 @@ type Server struct {
 	counts      map[string]int
 	throttled   int
 	throttle    int
+	failAfter   map[string]int // endpoint pattern → requests to answer with 500 after doing them
+	throttleAt  map[string]int // endpoint pattern → requests to answer with 429
+	adjustments []Adjustment
 	windowStart time.Time
 	windowCount int
 	userAgents  map[string]int
@@ -129,6 +132,8 @@ func New(opts Options) *Server {
 		nextOrder:   1,
 		idempotency: map[string]idempotent{},
 		counts:      map[string]int{},
+		failAfter:   map[string]int{},
+		throttleAt:  map[string]int{},
 		userAgents:  map[string]int{},
 	}
 	s.mux = http.NewServeMux()
@@ -183,7 +188,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.counts[pattern]++
-	if e := s.admit(r); e != nil {
+	if e := s.admit(r, pattern); e != nil {
 		s.mu.Unlock()
 		if e.status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(e.retryAfter.Seconds()))))
@@ -191,7 +196,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.write(w, e.status, e)
 		return
 	}
+	lose := s.failAfter[pattern] > 0
+	if lose {
+		s.failAfter[pattern]--
+	}
 	s.mu.Unlock()
+	if lose {
+		// The request is carried out; its response is lost to an internal error.
+		s.mux.ServeHTTP(httptest.NewRecorder(), r)
+		s.write(w, http.StatusInternalServerError, &apiError{status: 500, typ: "INTERNAL_ERROR", message: "An internal error occurred; retry later."})
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -210,8 +225,9 @@ func (s *Server) otherMethod(r *http.Request) bool {
 	return false
 }
 
-// admit checks authorization, the User-Agent and the rate limit. s.mu is held.
-func (s *Server) admit(r *http.Request) *apiError {
+// admit checks authorization, the User-Agent, the throttling a test asked for and the rate
+// limit. s.mu is held.
+func (s *Server) admit(r *http.Request, pattern string) *apiError {
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || token == "" || s.opts.APIKey == "" || token != s.opts.APIKey {
@@ -222,6 +238,11 @@ func (s *Server) admit(r *http.Request) *apiError {
 		return &apiError{status: 400, typ: "INVALID_REQUEST_ERROR", subtype: "MISSING_ARGUMENT", message: "The User-Agent header is required."}
 	}
 	s.userAgents[ua]++
+	if s.throttleAt[pattern] > 0 {
+		s.throttleAt[pattern]--
+		s.throttled++
+		return &apiError{status: 429, typ: "TOO_MANY_REQUESTS", message: "Too many requests; retry later.", retryAfter: s.opts.RetryAfter}
+	}
 	if s.throttle > 0 {
 		s.throttle--
 		s.throttled++

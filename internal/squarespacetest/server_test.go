@@ -351,6 +351,49 @@ func TestInventoryAdjustments(t *testing.T) {
 	if got := s.Count("POST /1.0/commerce/inventory/adjustments"); got != 10 {
 		t.Errorf("adjustment requests %d, want 10", got)
 	}
+	// Applied: k1, k2 once, and k7.
+	applied, _ := json.Marshal(s.Adjustments())
+	wantApplied := fmt.Sprintf(`[{"Key":"k1","IncrementOperations":null,"DecrementOperations":null,"SetFiniteOperations":[{"VariantID":%q,"Quantity":10}],"SetUnlimitedOperations":[%q]},`+
+		`{"Key":"k2","IncrementOperations":[{"VariantID":%q,"Quantity":3}],"DecrementOperations":null,"SetFiniteOperations":null,"SetUnlimitedOperations":null},`+
+		`{"Key":"k7","IncrementOperations":null,"DecrementOperations":null,"SetFiniteOperations":[{"VariantID":%q,"Quantity":7}],"SetUnlimitedOperations":null}]`, a, b, a, b)
+	if string(applied) != wantApplied {
+		t.Errorf("applied adjustments\n got %s\nwant %s", applied, wantApplied)
+	}
+}
+
+// TestFailAfter: requests ThrottleEndpoint throttles are not carried out; a request FailAfter
+// loses is carried out and answered with 500, and repeated with its Idempotency-Key it is not
+// applied again.
+func TestFailAfter(t *testing.T) {
+	s, _ := newServer(t, squarespacetest.Options{})
+	_, a := createProduct(t, s, "A", "A-1", "1")
+	const endpoint = "POST /1.0/commerce/inventory/adjustments"
+	inc := fmt.Sprintf(`{"incrementOperations": [{"variantId": %q, "quantity": 3}]}`, a)
+	s.ThrottleEndpoint(endpoint, 2)
+	s.FailAfter(endpoint, 2)
+	wantStatus(t, call(t, s, "GET", "/1.0/commerce/inventory", ""), 200) // another endpoint
+	for range 2 {
+		wantError(t, call(t, s, "POST", "/1.0/commerce/inventory/adjustments", inc, "Idempotency-Key", "k1"), 429, "TOO_MANY_REQUESTS", "", "Too many requests; retry later.")
+	}
+	for range 2 {
+		wantError(t, call(t, s, "POST", "/1.0/commerce/inventory/adjustments", inc, "Idempotency-Key", "k1"), 500, "INTERNAL_ERROR", "", "An internal error occurred; retry later.")
+	}
+	wantStatus(t, call(t, s, "POST", "/1.0/commerce/inventory/adjustments", inc, "Idempotency-Key", "k1"), 204)
+	if it, _ := s.InventoryItem(a); it.Quantity != 3 {
+		t.Errorf("stock %d after one increment by 3 sent four times", it.Quantity)
+	}
+	if n := len(s.Adjustments()); n != 1 || s.Count(endpoint) != 5 || s.Throttled() != 2 {
+		t.Errorf("%d adjustments applied of %d requests (%d throttled), want 1 of 5 (2)", n, s.Count(endpoint), s.Throttled())
+	}
+	// A client that sends it again with another key has it applied twice.
+	s.FailAfter(endpoint, 1)
+	wantStatus(t, call(t, s, "POST", "/1.0/commerce/inventory/adjustments", inc, "Idempotency-Key", "k2"), 500)
+	wantStatus(t, call(t, s, "POST", "/1.0/commerce/inventory/adjustments", inc, "Idempotency-Key", "k3"), 204)
+	if it, _ := s.InventoryItem(a); it.Quantity != 9 {
+		t.Errorf("stock %d, want 9", it.Quantity)
+	}
+	// Other endpoints are not affected.
+	wantStatus(t, call(t, s, "GET", "/1.0/commerce/inventory", ""), 200)
 }
 
 func order(ref, variantID string) string {

@@ -224,11 +224,38 @@ func (s *Server) Throttle(n int) {
 	s.throttle = n
 }
 
+// ThrottleEndpoint answers the next n requests to one endpoint (by its pattern, "POST
+// /1.0/commerce/inventory/adjustments") with 429 Too Many Requests and the Retry-After of
+// Options.RetryAfter, before they take effect.
+func (s *Server) ThrottleEndpoint(endpoint string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttleAt[endpoint] = n
+}
+
 // Throttled returns how many requests were answered with 429.
 func (s *Server) Throttled() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.throttled
+}
+
+// FailAfter makes the next n authorized requests to an endpoint (by its pattern, "POST
+// /1.0/commerce/inventory/adjustments") take effect and then answer 500 Internal Server Error
+// instead of their response, as when the response is lost after the shop changed. A request
+// throttled with 429 does not count.
+func (s *Server) FailAfter(endpoint string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failAfter[endpoint] = n
+}
+
+// Adjustments returns the inventory adjustments the shop applied, in order (requests repeated
+// with the key of an applied adjustment are not among them).
+func (s *Server) Adjustments() []Adjustment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return clone(s.adjustments)
 }
 
 // Requests returns the number of requests received per endpoint, keyed by the endpoint's

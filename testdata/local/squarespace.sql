@@ -89,10 +89,22 @@ CREATE TRIGGER products_modified AFTER UPDATE ON products BEGIN
     UPDATE products SET modifiedOn = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = NEW.id;
 END;
 
+-- Squarespace numbers every order itself, imported ones too (an import's own number is its
+-- externalOrderReference), and fills in each line's product, SKU and product name from the
+-- variant the line names.
 CREATE TRIGGER orders_created AFTER INSERT ON orders BEGIN
     UPDATE orders SET
         createdOn = COALESCE(NEW.createdOn, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        modifiedOn = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        modifiedOn = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+        orderNumber = COALESCE(NEW.orderNumber,
+            (SELECT CAST(COALESCE(MAX(CAST(orderNumber AS INTEGER)), 0) + 1 AS TEXT) FROM orders)),
+        lineItems = (SELECT json_group_array(
+                        CASE WHEN v.value IS NULL THEN json(li.value)
+                             ELSE json_set(li.value, '$.productId', p.id, '$.sku', json_extract(v.value, '$.sku'),
+                                           '$.productName', p.name) END)
+                     FROM json_each(NEW.lineItems) li
+                     LEFT JOIN (products p JOIN json_each(p.variants) v)
+                            ON json_extract(v.value, '$.id') = json_extract(li.value, '$.variantId'))
     WHERE id = NEW.id;
 END;
 

@@ -34,6 +34,10 @@ const (
 	nameCurrent = "current"
 	nameSince   = "since"
 	nameNow     = "now"
+	// find's names: the values searched for (not keys and values, which are builtins).
+	nameTuples = "tuples"
+	nameTerms  = "terms"
+	nameTerm   = "term"
 	// nameVars is the system's vars (vars.storePageId), offered to every expression.
 	nameVars = "vars"
 )
@@ -46,6 +50,9 @@ var samples = map[string]func() any{
 	nameCurrent: func() any { return map[string]any{} },
 	nameSince:   func() any { return "" },
 	nameNow:     func() any { return "" },
+	nameTuples:  func() any { return []any{} },
+	nameTerms:   func() any { return []any{} },
+	nameTerm:    func() any { return "" },
 }
 
 // scope is the set of names one operation offers, with a word on the names it does not.

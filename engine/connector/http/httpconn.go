@@ -8,7 +8,8 @@
 // Files: httpconn.go (the driver: validation and Open), config.go (system settings), ops.go and
 // expr.go, template.go (the operations and their expressions), client.go and retry.go (sending
 // requests), conn.go (the connector.Conn: reads), write.go (its writes), page.go (reading
-// lists), values.go (JSON values), redact.go (secrets).
+// lists), find.go (finding records by their values), values.go (JSON values), redact.go
+// (secrets).
 package httpconn
 
 import (
@@ -32,14 +33,36 @@ func (Driver) Name() string { return "http" }
 
 // CheckEntity implements connector.Driver: the system settings (reported for every entity; the
 // engine keeps one of each) and the entity's operations, expressions compiled.
-func (Driver) CheckEntity(e *config.Entity, _ *schema.Entity) diag.Diagnostics {
+func (Driver) CheckEntity(e *config.Entity, s *schema.Entity) diag.Diagnostics {
 	var ds diag.Diagnostics
 	if e == nil || e.System == nil {
 		return nil
 	}
 	readSettings(e.System, &ds)
 	compileEntity(e, &ds)
+	checkFindPaths(e, s, &ds)
 	return ds
+}
+
+// checkFindPaths reports a path of find.by that the entity's schema does not have.
+func checkFindPaths(e *config.Entity, s *schema.Entity, ds *diag.Diagnostics) {
+	by := e.Settings["find"].Get("by")
+	if s == nil || by == nil || by.Kind != config.List {
+		return
+	}
+	for _, item := range by.Items {
+		v, ok := str(item)
+		if !ok || !schema.WellFormed(v) {
+			continue
+		}
+		if _, perr := s.Resolve(v); perr != nil {
+			what := fmt.Sprintf("find.by: %s has no property %q", e.Name.Value, perr.Name)
+			if perr.Parent != "" {
+				what = fmt.Sprintf("find.by: %q has no property %q", perr.Parent, perr.Name)
+			}
+			ds.Errorf(item.Range, "%s%s", what, diag.DidYouMean(perr.Name, perr.Known))
+		}
+	}
 }
 
 // Open implements connector.Opener: it reads the settings, compiles every entity's operations

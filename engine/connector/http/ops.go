@@ -79,6 +79,14 @@ type listOp struct {
 	page    paging
 }
 
+// findOp is how records are found by the values of some of their properties: a listing
+// whose request names the values searched for.
+type findOp struct {
+	list  *listOp
+	by    []string // the property paths it searches by
+	batch int      // keys per request
+}
+
 type getOp struct {
 	req        *request
 	batch      int
@@ -91,7 +99,8 @@ type entity struct {
 	name         string
 	id, updated  string
 	list         *listOp
-	get          *getOp // nil: Get reads the list
+	get          *getOp  // nil: Get reads the list
+	find         *findOp // nil: the connection cannot find records by their values
 	create       *request
 	update       []*request
 	delete       *request
@@ -112,6 +121,24 @@ var (
 		nameRecord: "A delete knows only the id of the record.", nameCurrent: "A delete knows only the id of the record.",
 	}}
 )
+
+func findScope(batch, by int) scope {
+	why := "find looks records up by the values of find.by: tuples (and terms when by has one path)."
+	sc := scope{names: []string{nameTuples}, missing: map[string]string{nameID: why, nameIDs: why, nameRecord: why}}
+	if by == 1 {
+		sc.names = append(sc.names, nameTerms)
+		if batch == 1 {
+			sc.names = append(sc.names, nameTerm)
+		} else {
+			sc.missing[nameTerm] = fmt.Sprintf("term is there when batch is 1; with batch %d use terms, like {join(terms, \",\")}.", batch)
+		}
+	} else {
+		sc.missing[nameTerms] = "terms is there when find.by has one path; with more, each of tuples is a list of the values of by, in its order."
+		sc.missing[nameTerm] = sc.missing[nameTerms]
+	}
+	sc.names = append(sc.names, nameNow)
+	return sc
+}
 
 func getScope(batch int) scope {
 	if batch == 1 {
@@ -138,6 +165,9 @@ func compileEntity(e *config.Entity, ds *diag.Diagnostics) *entity {
 	}
 	if n := e.Settings["get"]; n != nil && n.Kind == config.Map {
 		ent.get = c.get(n)
+	}
+	if n := e.Settings["find"]; n != nil && n.Kind == config.Map {
+		ent.find = c.find(n)
 	}
 	if n := e.Settings["create"]; n != nil && n.Kind == config.Map {
 		ent.create = c.request(n, "create", createScope, "POST", createMethods, false)
@@ -302,14 +332,19 @@ func (c *compiler) dotted(n *config.Node, key, v string, emptyOK bool) bool {
 }
 
 func (c *compiler) list(n *config.Node) *listOp {
+	return c.listing(n, "list", listScope)
+}
+
+// listing compiles a request that reads pages of records: list, or find (key).
+func (c *compiler) listing(n *config.Node, key string, sc scope) *listOp {
 	l := &listOp{}
-	l.req = c.request(n, "list", listScope, "GET", []string{"GET"}, false)
+	l.req = c.request(n, key, sc, "GET", []string{"GET"}, false)
 	recordsOK := true
 	if v, ok := str(n.Get("records")); ok {
 		l.records = v
-		recordsOK = c.dotted(n.Get("records"), "list.records", v, true)
+		recordsOK = c.dotted(n.Get("records"), key+".records", v, true)
 	}
-	page, ok := c.paging(n.Get("page"))
+	page, ok := c.paging(n.Get("page"), key+".page")
 	ok = ok && recordsOK
 	if l.req == nil || !ok {
 		return nil
@@ -318,8 +353,9 @@ func (c *compiler) list(n *config.Node) *listOp {
 	return l
 }
 
-// paging reads list.page: one of cursor, page, offset or link, with the keys that go with it.
-func (c *compiler) paging(n *config.Node) (paging, bool) {
+// paging reads list.page (or find.page, key): one of cursor, page, offset or link, with the
+// keys that go with it.
+func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
 	var p paging
 	if n == nil || n.Kind != config.Map {
 		return p, true
@@ -336,12 +372,12 @@ func (c *compiler) paging(n *config.Node) (paging, bool) {
 	}
 	switch len(styles) {
 	case 0:
-		c.ds.Errorf(n.Range, "list.page needs one of cursor, page, offset or link").
+		c.ds.Errorf(n.Range, "%s needs one of cursor, page, offset or link", key).
 			WithDetail("cursor: {cursor: <path of the next cursor in the body>, param: <query parameter>}; page: {page: <parameter>, size: 100}; offset: {offset: <parameter>, size: 100}; link: {link: true} follows the Link header.")
 		return p, false
 	case 1:
 	default:
-		c.ds.Errorf(styles[1].Range, "list.page takes one style, not %s and %s", styles[0].Value, styles[1].Value)
+		c.ds.Errorf(styles[1].Range, "%s takes one style, not %s and %s", key, styles[0].Value, styles[1].Value)
 		return p, false
 	}
 	p.style = styles[0].Value
@@ -358,13 +394,13 @@ func (c *compiler) paging(n *config.Node) (paging, bool) {
 	if v, isStr := str(n.Get("size_param")); isStr {
 		p.sizeParam = v
 		if n.Get("size") == nil {
-			c.ds.Errorf(n.KeyNode("size_param").Range, "list.page.size_param needs size: the number of records to ask for")
+			c.ds.Errorf(n.KeyNode("size_param").Range, "%s.size_param needs size: the number of records to ask for", key)
 			ok = false
 		}
 	}
-	only := func(key, style string) {
-		if k := n.KeyNode(key); k != nil && p.style != style {
-			c.ds.Errorf(k.Range, "list.page.%s goes with %s, not with %s", key, style, p.style)
+	only := func(name, style string) {
+		if k := n.KeyNode(name); k != nil && p.style != style {
+			c.ds.Errorf(k.Range, "%s.%s goes with %s, not with %s", key, name, style, p.style)
 			ok = false
 		}
 	}
@@ -376,19 +412,52 @@ func (c *compiler) paging(n *config.Node) (paging, bool) {
 		if v, isStr := str(n.Get("param")); isStr {
 			p.param = v
 		} else if n.Get("param") == nil {
-			c.ds.Errorf(styles[0].Range, "list.page.cursor needs param: the query parameter that sends the cursor")
+			c.ds.Errorf(styles[0].Range, "%s.cursor needs param: the query parameter that sends the cursor", key)
 			ok = false
 		}
-		ok = c.dotted(val, "list.page.cursor", p.cursor, false) && ok
+		ok = c.dotted(val, key+".cursor", p.cursor, false) && ok
 		p.alone = n.Get("cursor_alone") != nil && n.Get("cursor_alone").Value == "true"
 	case pageLink:
 		if val.Value != "true" {
-			c.ds.Errorf(val.Range, "list.page.link must be true").
+			c.ds.Errorf(val.Range, "%s.link must be true", key).
 				WithDetail("link: true follows the Link header's rel=\"next\"; without paging, remove page.")
 			ok = false
 		}
 	}
 	return p, ok
+}
+
+// find compiles find: by (the paths searched by), batch, and a listing whose expressions name
+// the values searched for.
+func (c *compiler) find(n *config.Node) *findOp {
+	f := &findOp{batch: 1}
+	if b := n.Get("batch"); b != nil {
+		if i, ok := intValue(b, 1, 1000); ok {
+			f.batch = i
+		}
+	}
+	ok := true
+	if by := n.Get("by"); by != nil && by.Kind == config.List {
+		for _, item := range by.Items {
+			v, isStr := str(item)
+			if !isStr {
+				ok = false // the format schema reports it
+				continue
+			}
+			if slices.Contains(f.by, v) {
+				c.ds.Errorf(item.Range, "find.by names %s twice", v)
+				ok = false
+				continue
+			}
+			ok = c.dotted(item, "find.by", v, false) && ok
+			f.by = append(f.by, v)
+		}
+	}
+	f.list = c.listing(n, "find", findScope(f.batch, len(f.by)))
+	if !ok || len(f.by) == 0 || f.list == nil {
+		return nil
+	}
+	return f
 }
 
 func (c *compiler) get(n *config.Node) *getOp {

@@ -36,9 +36,15 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 }
 
 func (c *conn) scan(ctx context.Context, e *entity, since string, fn func([]connector.Record) error) error {
-	l := e.list
 	vars := c.vars()
 	vars[nameSince] = since
+	return c.pages(ctx, e, e.list, vars, since, fn)
+}
+
+// pages reads the pages of a listing (list, or a request of find) with the given values of its
+// names, and calls fn with the records of each. With since (and an entity with updated),
+// records updated before since are left out.
+func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]any, since string, fn func([]connector.Record) error) error {
 	cl, err := c.build(e, l.req, vars)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -272,9 +273,17 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		lastID, _ = strconv.Atoi(id)
 		after = filter
 	}
+	// ?sku=A&sku=B,C: the items of those SKUs.
+	var skus []string
+	for _, v := range q["sku"] {
+		skus = append(skus, strings.Split(v, ",")...)
+	}
 	var ids []int
 	for id, rec := range a.items {
 		if after != "" && rec["modifiedOn"].(string) < after {
+			continue
+		}
+		if len(skus) > 0 && !slices.Contains(skus, fmt.Sprint(rec["sku"])) {
 			continue
 		}
 		ids = append(ids, id)

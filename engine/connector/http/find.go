@@ -1,0 +1,100 @@
+package httpconn
+
+// Find: records looked up by the values of some of their properties (connector.Finder), with
+// the entity's find request, so that linking by merge criteria asks the API for a batch's keys
+// instead of reading every record. An entity without find, or asked for paths it does not
+// search by, answers connector.ErrCannotFind and the engine indexes the records itself.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+)
+
+var _ connector.Finder = (*conn)(nil)
+
+// Find implements connector.Finder. find.by must be among paths: the records are searched by
+// the values of those paths only (the engine compares the others), find.batch keys a request,
+// and the requests' records are returned once each, in the order of the keys' requests.
+func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]string) ([]connector.Record, error) {
+	e, err := c.entity(name)
+	if err != nil {
+		return nil, err
+	}
+	if e.find == nil {
+		return nil, fmt.Errorf("%s: the entity has no find in the system file: %w", c.what(e), connector.ErrCannotFind)
+	}
+	f := e.find
+	pos := make([]int, len(f.by))
+	for i, b := range f.by {
+		pos[i] = slices.Index(paths, b)
+		if pos[i] < 0 {
+			return nil, fmt.Errorf("%s: find searches by %s, not by %s: %w", c.what(e), strings.Join(f.by, ", "), strings.Join(paths, ", "), connector.ErrCannotFind)
+		}
+	}
+	// The keys' values of find.by, each combination once.
+	var tuples [][]any
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if len(k) != len(paths) {
+			return nil, fmt.Errorf("%s: a key of %d values for %d paths", c.what(e), len(k), len(paths))
+		}
+		t := make([]any, len(pos))
+		parts := make([]string, len(pos))
+		for i, j := range pos {
+			t[i], parts[i] = k[j], k[j]
+		}
+		if id := strings.Join(parts, "\x00"); !seen[id] {
+			seen[id] = true
+			tuples = append(tuples, t)
+		}
+	}
+	var chunks [][][]any
+	for start := 0; start < len(tuples); start += f.batch {
+		chunks = append(chunks, tuples[start:min(start+f.batch, len(tuples))])
+	}
+	found := make([][]connector.Record, len(chunks))
+	var mu sync.Mutex
+	err = c.each(ctx, len(chunks), func(ctx context.Context, i int) error {
+		vars := c.vars()
+		list := make([]any, len(chunks[i]))
+		values := make([]any, len(chunks[i]))
+		for j, t := range chunks[i] {
+			list[j], values[j] = t, t[0]
+		}
+		vars[nameTuples] = list
+		if len(f.by) == 1 {
+			vars[nameTerms] = values
+			if f.batch == 1 {
+				vars[nameTerm] = values[0]
+			}
+		}
+		var recs []connector.Record
+		err := c.pages(ctx, e, f.list, vars, "", func(page []connector.Record) error {
+			recs = append(recs, page...)
+			return nil
+		})
+		mu.Lock()
+		found[i] = recs
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		return nil, c.red.err(err)
+	}
+	var out []connector.Record
+	ids := map[string]bool{}
+	for _, recs := range found {
+		for _, r := range recs {
+			if !ids[r.ID] {
+				ids[r.ID] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}

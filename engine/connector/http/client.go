@@ -249,7 +249,7 @@ func size(n int64) string {
 // transportFailure describes a request that got no (whole) response. canRetry tells whether
 // sending it again is safe.
 func (c *client) transportFailure(ctx, actx context.Context, err error, canRetry bool, prefix string) *requestError {
-	f := &requestError{retriable: canRetry}
+	f := &requestError{retriable: canRetry, retryAfter: -1} // no Retry-After: back off
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // its message repeats the URL with its query

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -310,5 +311,26 @@ func TestCancelledRunStopsRetrying(t *testing.T) {
 	err := c.Scan(ctx, "Item", "", func([]connector.Record) error { return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
+	}
+}
+
+// TestRefusedConnectionsBackOff: a server that is down (connection refused) is retried with
+// the same doubling backoff as a 5xx, not at once: a restart of a few seconds is ridden out.
+func TestRefusedConnectionsBackOff(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + l.Addr().String()
+	l.Close()
+	c, clk := openConn(t, system(down, "", itemEntity), nil)
+	c.s.attempts, c.s.baseDelay, c.s.maxWait = 4, time.Second, time.Minute
+	c.cl.jitter = func(d time.Duration) time.Duration { return d }
+	_, err = scanAll(t, c, "")
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; !equalDurations(clk.waits(), want) {
+		t.Errorf("waits %v, want %v", clk.waits(), want)
+	}
+	if err == nil || !strings.Contains(err.Error(), "after 4 attempts over 7s") {
+		t.Errorf("error %v, want one after 4 attempts over 7s", err)
 	}
 }

@@ -178,3 +178,11 @@ type Finder interface {
 
 // ErrCannotFind is wrapped by the error of Finder.Find for paths the connection cannot search.
 var ErrCannotFind = errors.New("cannot find records by these properties")
+
+// Counter is the optional ability of a Conn to count an entity's records cheaply (SQL's
+// COUNT(*), an API's total). The engine compares counts between runs to skip reading the
+// partners of every link when no linked record can have been deleted.
+type Counter interface {
+	// Count returns the number of the entity's records.
+	Count(ctx context.Context, entity string) (int, error)
+}

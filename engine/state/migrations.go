@@ -82,6 +82,15 @@ var migrations = []migration{
 	{version: 2, stmts: []string{
 		`CREATE INDEX intents_by_flow ON intents (flow, id)`,
 	}},
+	// The delete check of a flow compares record counts between runs (see Counts).
+	{version: 3, stmts: []string{
+		`CREATE TABLE counts (
+			flow    TEXT PRIMARY KEY,
+			source  INTEGER NOT NULL, -- -1: not counted
+			target  INTEGER NOT NULL,
+			skipped INTEGER NOT NULL
+		) WITHOUT ROWID`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

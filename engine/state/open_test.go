@@ -411,7 +411,7 @@ func TestNotAStateFile(t *testing.T) {
 		{directory, directory + " is not a dataflow link state file (a directory); it was left untouched"},
 		{short, short + " is corrupt: the header is truncated (18 bytes); it was left untouched: restore it from a backup or move it away"},
 		{truncated, truncated + " is corrupt: database disk image is malformed; it was left untouched: restore it from a backup or move it away"},
-		{newer, "the link state " + newer + " was written by a newer dataflow (schema 7, this one knows 2); run that dataflow or a newer one"},
+		{newer, "the link state " + newer + fmt.Sprintf(" was written by a newer dataflow (schema 7, this one knows %d); run that dataflow or a newer one", schemaVersion)},
 	}
 	for _, tc := range tests {
 		for _, mode := range []Mode{ReadWrite, ReadOnly} {
@@ -502,7 +502,7 @@ func TestMigrate(t *testing.T) {
 
 	// A reader does not migrate; it says what to do.
 	_, err = Open(ctx, path, ReadOnly)
-	if want := fmt.Sprintf("the link state %s was written by an older dataflow (schema 1, this one knows 2); a run of this one upgrades it", path); err == nil || err.Error() != want {
+	if want := fmt.Sprintf("the link state %s was written by an older dataflow (schema 1, this one knows %d); a run of this one upgrades it", path, schemaVersion); err == nil || err.Error() != want {
 		t.Errorf("reader: got %v\nwant %s", err, want)
 	}
 
@@ -519,8 +519,8 @@ func TestMigrate(t *testing.T) {
 	if err := s.db.QueryRow("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'intents'").Scan(&index); err != nil {
 		t.Fatal(err)
 	}
-	if version != 2 || index != "intents_by_flow" {
-		t.Errorf("schema %d with index %q, want 2 with intents_by_flow", version, index)
+	if version != schemaVersion || index != "intents_by_flow" {
+		t.Errorf("schema %d with index %q, want %d with intents_by_flow", version, index, schemaVersion)
 	}
 	links, err := s.LinksBySource(ctx, "f", []string{"s1"})
 	if err != nil {

@@ -546,6 +546,19 @@ func (s *SQLite) Watermark(ctx context.Context, flow, side string) (string, erro
 	return v, nil
 }
 
+// Counts returns the flow's counts; ok is false when none are recorded.
+func (s *SQLite) Counts(ctx context.Context, flow string) (Counts, bool, error) {
+	var c Counts
+	err := s.db.QueryRowContext(ctx, "SELECT source, target, skipped FROM counts WHERE flow = ?", flow).Scan(&c.Source, &c.Target, &c.Skipped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Counts{}, false, nil
+	}
+	if err != nil {
+		return Counts{}, false, fmt.Errorf("counts of flow %q: %w", flow, err)
+	}
+	return c, true, nil
+}
+
 // Intents returns the flow's intents ("" for all flows) in the order they were added.
 func (s *SQLite) Intents(ctx context.Context, flow string) ([]Intent, error) {
 	rows, err := s.db.QueryContext(ctx,
@@ -733,6 +746,9 @@ const (
 	sqlDeleteIntent = `DELETE FROM intents WHERE id = ?`
 	sqlSetWatermark = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
 		ON CONFLICT (flow, side) DO UPDATE SET value = excluded.value`
+	sqlSetCounts = `INSERT INTO counts (flow, source, target, skipped) VALUES (?, ?, ?, ?)
+		ON CONFLICT (flow) DO UPDATE SET source = excluded.source, target = excluded.target, skipped = excluded.skipped`
+	sqlClearCounts   = `DELETE FROM counts WHERE flow = ?`
 	sqlPutDeadLetter = `INSERT INTO dead_letters (flow, side, record_id, reason, attempts, first, last)
 		VALUES (?, ?, ?, ?, 1, ?, ?)
 		ON CONFLICT (flow, side, record_id) DO UPDATE SET reason = excluded.reason,
@@ -869,6 +885,26 @@ func (t *sqliteTx) SetWatermark(flow, side, value string) error {
 	}
 	if _, err := t.exec(sqlSetWatermark, flow, side, value); err != nil {
 		return fmt.Errorf("set watermark of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// SetCounts records the counts of a flow.
+func (t *sqliteTx) SetCounts(flow string, c Counts) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec(sqlSetCounts, flow, c.Source, c.Target, c.Skipped); err != nil {
+		return fmt.Errorf("set counts of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// ClearCounts forgets the counts of a flow; none recorded is not an error.
+func (t *sqliteTx) ClearCounts(flow string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec(sqlClearCounts, flow); err != nil {
+		return fmt.Errorf("clear counts of flow %q: %w", flow, err)
 	}
 	return nil
 }

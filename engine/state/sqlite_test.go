@@ -622,6 +622,47 @@ func TestWatermarks(t *testing.T) {
 	}
 }
 
+// Counts are kept per flow, replaced by the next SetCounts and forgotten by ClearCounts.
+func TestCounts(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	write(t, s, func(tx Tx) error {
+		if err := tx.SetCounts("contacts", Counts{Source: 10, Target: -1, Skipped: 3}); err != nil {
+			return err
+		}
+		if err := tx.SetCounts("deals", Counts{Source: 1, Target: 2}); err != nil {
+			return err
+		}
+		return tx.SetCounts("deals", Counts{Source: 100000, Target: 99999, Skipped: 1}) // replaces
+	})
+	for _, tc := range []struct {
+		flow string
+		want Counts
+		ok   bool
+	}{
+		{"contacts", Counts{10, -1, 3}, true},
+		{"deals", Counts{100000, 99999, 1}, true},
+		{"unknown", Counts{}, false},
+	} {
+		got, ok, err := s.Counts(ctx, tc.flow)
+		if err != nil || got != tc.want || ok != tc.ok {
+			t.Errorf("Counts(%s) = %+v, %v, %v; want %+v, %v", tc.flow, got, ok, err, tc.want, tc.ok)
+		}
+	}
+	write(t, s, func(tx Tx) error {
+		if err := tx.ClearCounts("deals"); err != nil {
+			return err
+		}
+		return tx.ClearCounts("unknown")
+	})
+	if _, ok, err := s.Counts(ctx, "deals"); ok || err != nil {
+		t.Errorf("Counts(deals) after ClearCounts: %v, %v", ok, err)
+	}
+	if _, ok, _ := s.Counts(ctx, "contacts"); !ok {
+		t.Error("ClearCounts(deals) forgot the counts of contacts")
+	}
+}
+
 func TestRuns(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)

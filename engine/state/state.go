@@ -75,6 +75,16 @@ type Waiting struct {
 	Since    time.Time
 }
 
+// Counts is what a flow's delete check remembers between runs: the number of records each side
+// held at the end of the flow's last run that left no link to a deleted record behind (-1 for a
+// side that was not counted), and the number of runs since the check last read the partners of
+// every link. Comparing the counts with those of the next run tells whether a linked record
+// can have been deleted meanwhile.
+type Counts struct {
+	Source, Target int64
+	Skipped        int
+}
+
 // Run is one entry of the run log.
 type Run struct {
 	ID       int64
@@ -98,6 +108,8 @@ type Store interface {
 	// CountLinks counts the flow's links ("" for all flows).
 	CountLinks(ctx context.Context, flow string) (int, error)
 	Watermark(ctx context.Context, flow, side string) (string, error)
+	// Counts returns the flow's counts; ok is false when none are recorded.
+	Counts(ctx context.Context, flow string) (c Counts, ok bool, err error)
 	Intents(ctx context.Context, flow string) ([]Intent, error)
 	DeadLetters(ctx context.Context, flow string) ([]DeadLetter, error) // flow "" for all
 	Waiting(ctx context.Context, flow string) ([]Waiting, error)        // flow "" for all
@@ -114,6 +126,10 @@ type Tx interface {
 	AddIntent(in *Intent) (int64, error)
 	DeleteIntent(id int64) error
 	SetWatermark(flow, side, value string) error
+	// SetCounts records the flow's counts; ClearCounts forgets them (a flow run that may not
+	// finish must not leave the counts of the run before it).
+	SetCounts(flow string, c Counts) error
+	ClearCounts(flow string) error
 	// PutDeadLetter records a failure (a new one, or one more attempt of a known one).
 	PutDeadLetter(flow, side, recordID, reason string) error
 	// ClearDeadLetter forgets a failure, after the record succeeded or was dropped.

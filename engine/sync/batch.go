@@ -64,6 +64,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	if err != nil {
 		return err
 	}
+	fr.tally(side, recs, links)
 	// The partners of the linked records, read in one call.
 	var partnerIDs []string
 	for _, r := range recs {
@@ -246,6 +247,8 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			fr.stats.Merged++
 			fr.dryLinked[state.Source+"\x00"+l.SourceID] = true
 			fr.dryLinked[state.Target+"\x00"+l.TargetID] = true
+			fr.linkedNow[state.Source+"\x00"+l.SourceID] = true
+			fr.linkedNow[state.Target+"\x00"+l.TargetID] = true
 			fr.change(Change{Action: "link", Side: side, RecordID: rec.ID, FromID: partnerOf(l, side), Reason: "merge criteria match"})
 			return p, false, nil
 		}

@@ -147,6 +147,9 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			}
 			links = append(links, l)
 			newIDs[i] = res.Record.ID
+			fr.made[toSide+"\x00"+res.Record.ID] = true
+			fr.linkedNow[toSide+"\x00"+res.Record.ID] = true
+			fr.linkedNow[side+"\x00"+rec.ID] = true
 			fr.countCreate(side)
 		}
 		return nil
@@ -576,6 +579,8 @@ func (fr *flowRun) adopt(ctx context.Context, in state.Intent, from connector.Re
 		// those edits as changes.
 		l := &state.Link{Flow: fr.f.ID(), SourceID: src.ID, TargetID: tgt.ID, Base: fr.intentBase(in), Updated: fr.r.Opts.Now().UTC()}
 		adopted[found.ID] = true
+		fr.linkedNow[in.Side+"\x00"+found.ID] = true
+		fr.linkedNow[fromSide+"\x00"+from.ID] = true
 		fr.stats.Recovered++
 		if err := tx.PutLink(l); err != nil {
 			return err

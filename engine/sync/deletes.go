@@ -13,7 +13,8 @@ import (
 // policy, deletes the survivor (propagate) or forgets the link (keep, unlink). The circuit
 // breaker refuses to delete more than a share of the flow's linked records in one run: a mass
 // delete is far more often an outage or a wrong filter than an intention. It reads every link's
-// two records, so its cost grows with the number of links.
+// two records, so its cost grows with the number of links: the delete check (deletecheck.go)
+// runs it only when a run cannot tell that no linked record was deleted.
 func (fr *flowRun) deletePass(ctx context.Context) error {
 	type gone struct {
 		link     *state.Link
@@ -81,6 +82,9 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 			if !fr.r.Opts.DryRun {
 				if err := deleteOne(ctx, conn, entity, id); err != nil {
 					fr.stats.Failed++
+					if fr.check != nil {
+						fr.check.left = true // the link stays; the next run checks it again
+					}
 					continue
 				}
 			}

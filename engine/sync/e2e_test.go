@@ -1343,3 +1343,84 @@ func TestE2EMergeFindsByKeys(t *testing.T) {
 		}
 	}
 }
+
+// e2eGetCounter counts the records a connection is asked for by id; it counts records as the
+// connection does (connector.Counter).
+type e2eGetCounter struct {
+	connector.Conn
+	ids *int
+}
+
+func (c e2eGetCounter) Count(ctx context.Context, entity string) (int, error) {
+	return c.Conn.(connector.Counter).Count(ctx, entity)
+}
+
+func (c e2eGetCounter) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
+	*c.ids += len(ids)
+	return c.Conn.Get(ctx, entity, ids)
+}
+
+// A run where nothing changed reads what changed, not every link's records: the counts of
+// records show that none was deleted. A deletion still shows: in the CRM (read by watermark)
+// even when a new product hides it from the count, in the shop (never read by this one-way
+// flow) at once when the count drops, and within Options.DeleteCheckEvery runs when a new
+// shop record hides it.
+func TestE2EDeleteCheck(t *testing.T) {
+	p := newE2E(t, "one-way.yaml")
+	gets := 0
+	wrap := func(system string, c connector.Conn) connector.Conn { return e2eGetCounter{c, &gets} }
+	run := func(what string) *dsync.FlowStats {
+		t.Helper()
+		gets = 0
+		rep, err := p.run(e2eRunConfig{wrap: wrap, opts: dsync.Options{DeleteCheckEvery: 4}})
+		if err != nil || rep.Failed() != 0 {
+			t.Fatalf("%s: %v, %d failed", what, err, rep.Failed())
+		}
+		return e2eFlow(t, rep, "products")
+	}
+	run("first run")
+	run("second run")
+	for i := 0; i < 2; i++ {
+		st := run("run without changes")
+		if st.Writes() != 0 {
+			t.Fatalf("a run without changes wrote: %+v", *st)
+		}
+		// The CRM's newest product is read again (the watermark includes its stamp), and its
+		// shop partner with it; nothing else.
+		if gets > st.ReadSource {
+			t.Errorf("a run without changes read %d records by id, having read %d: it read the partners of the links", gets, st.ReadSource)
+		}
+	}
+
+	// The CRM deletes product 4 and adds product 11: the count is as before.
+	p.exec("crm", "DELETE FROM products WHERE id = 4")
+	p.exec("crm", "INSERT INTO products (id, sku, name, price, stock, updated_at) VALUES (11, 'P-11', 'Sieve', 5, 1, '2024-03-01T00:00:00Z')")
+	run("run after a delete and a create in the CRM")
+	links := p.allLinks("products")
+	if _, ok := links["4"]; ok || links["11"] == "" || len(links) != 10 {
+		t.Errorf("links after the CRM deleted 4 and added 11: %v", links)
+	}
+
+	// The shop deletes the copy of product 2: the shop's count drops, the link goes, and keep
+	// creates the copy again.
+	p.exec("shop", "DELETE FROM products WHERE sku = 'P-02'")
+	run("run after a delete in the shop")
+	if got := p.count("shop", "products", "sku = 'P-02'"); got != 1 {
+		t.Errorf("the shop has %d products P-02 after its copy was deleted, want it created again", got)
+	}
+
+	// The shop deletes the copy of product 3 and gets a product of its own: the count is as
+	// before and the shop is not read, so only the periodic check finds the deletion.
+	run("quiet run")
+	p.exec("shop", "DELETE FROM products WHERE sku = 'P-03'")
+	p.exec("shop", "INSERT INTO products (id, sku, title) VALUES ('own', 'X-1', 'The shop''s own')")
+	for i := 1; i <= 4 && p.count("shop", "products", "sku = 'P-03'") == 0; i++ {
+		run(fmt.Sprintf("run %d after a hidden delete in the shop", i))
+	}
+	if got := p.count("shop", "products", "sku = 'P-03'"); got != 1 {
+		t.Errorf("4 runs (DeleteCheckEvery) after the shop deleted P-03 it has %d, want it created again", got)
+	}
+	if got := p.links("products"); got != 10 {
+		t.Errorf("%d links, want 10", got)
+	}
+}

@@ -40,6 +40,13 @@ type flowRun struct {
 	// detached holds the records that stay unlinked after their partner was deleted under
 	// delete: unlink (side + "\x00" + id).
 	detached map[string]bool
+	// check is the run's delete check (deletecheck.go); scanning is the side whose pass is
+	// scanning, whose records it counts; made and linkedNow hold the records this flow run
+	// created and linked (side + "\x00" + id): they grow with the changes, not the records.
+	check     *deleteCheck
+	scanning  string
+	made      map[string]bool
+	linkedNow map[string]bool
 }
 
 func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, error) {
@@ -53,6 +60,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 		srcEntity: f.Source.Name(), tgtEntity: f.Target.Name(),
 		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
 		processed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
+		made: map[string]bool{}, linkedNow: map[string]bool{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
@@ -74,6 +82,11 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 
 func (fr *flowRun) run(ctx context.Context) error {
 	fr.refs.ctx = context.WithoutCancel(ctx) // references resolve inside a batch, which is finished
+	dc, err := fr.beginDeleteCheck(ctx)
+	if err != nil {
+		return err
+	}
+	fr.check = dc
 	if !fr.r.Opts.DryRun {
 		if err := fr.recoverIntents(ctx); err != nil {
 			return err
@@ -97,17 +110,28 @@ func (fr *flowRun) run(ctx context.Context) error {
 			}
 		}
 	}
-	return fr.deletePass(ctx)
+	if fr.needed(dc) {
+		dc.full = true
+		if err := fr.deletePass(ctx); err != nil {
+			return err
+		}
+	}
+	return fr.endDeleteCheck(ctx, dc)
+}
+
+// updatedOf returns the last-modified property of a side's entity, "" when it has none.
+func (fr *flowRun) updatedOf(side string) string {
+	if side == state.Source {
+		return fr.srcUpdated
+	}
+	return fr.tgtUpdated
 }
 
 // pass reads one side (what changed since its watermark, then the records that wait or
 // failed before) and merges, links or creates each record.
 func (fr *flowRun) pass(ctx context.Context, side string) error {
 	conn, entity := fr.on(side)
-	updated := fr.srcUpdated
-	if side == state.Target {
-		updated = fr.tgtUpdated
-	}
+	updated := fr.updatedOf(side)
 	since := ""
 	if updated != "" {
 		wm, err := fr.r.State.Watermark(ctx, fr.f.ID(), side)
@@ -127,6 +151,8 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 	for _, id := range retry {
 		pending[id] = true
 	}
+	fr.scanning = side
+	defer func() { fr.scanning = "" }()
 	err = conn.Scan(ctx, entity, since, func(recs []connector.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -148,6 +174,7 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 		}
 		return nil
 	})
+	fr.scanning = ""
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,10 @@ type Options struct {
 	// MaxDeleteShare is the circuit breaker of delete: propagate: a run never deletes more than
 	// this share of a flow's linked records (default 0.1; at least one record may go).
 	MaxDeleteShare float64
+	// DeleteCheckEvery: a run looks for deleted linked records by reading every link's records
+	// only when the record counts do not show that none was deleted, and at least every this
+	// many runs of a flow (default 20; 1 reads them on every run). See deletecheck.go.
+	DeleteCheckEvery int
 	// Now gives the time, for tests.
 	Now func() time.Time
 	// Progress, when set, is called after each batch.
@@ -119,6 +123,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	}
 	if r.Opts.Now == nil {
 		r.Opts.Now = time.Now
+	}
+	if r.Opts.DeleteCheckEvery <= 0 {
+		r.Opts.DeleteCheckEvery = 20
 	}
 	flows, err := Order(r.Project, r.Opts.Flows)
 	if err != nil {

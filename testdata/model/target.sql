@@ -11,5 +11,6 @@ CREATE TABLE things (
     modifiedOn TEXT
 );
 CREATE INDEX things_modifiedOn ON things (modifiedOn);
+CREATE INDEX things_sku ON things (sku); -- the merge key: linking looks records up by it
 CREATE TABLE clock (now TEXT NOT NULL);
 INSERT INTO clock VALUES ('2025-01-01T00:00:00.000000Z');

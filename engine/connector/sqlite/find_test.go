@@ -12,7 +12,10 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/schema"
 )
 
-var _ connector.Finder = (*conn)(nil)
+var (
+	_ connector.Finder  = (*conn)(nil)
+	_ connector.Counter = (*conn)(nil)
+)
 
 // Find returns the records whose values have the engine's text form asked for, however SQLite
 // stores them (TEXT, INTEGER, REAL, 0/1), with their lists; it refuses lists and JSON columns.

@@ -1,0 +1,173 @@
+package sync
+
+import (
+	"context"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/state"
+)
+
+// The delete check decides whether a flow run must look for links whose records were deleted
+// (deletePass reads the partners of every link: its cost grows with the links), or whether it
+// can tell from what the run read anyway that no linked record can be gone. A run where nothing
+// changed then costs what changed.
+//
+// For each side it needs one of two proofs:
+//
+//   - The pass read the whole side (no watermark): every record that exists was read. When the
+//     records read with a link from before the run number the links the flow had when the run
+//     began, every one of those links still has its record on this side.
+//   - Counts. The flow's last run that left no link to a deleted record behind stored the
+//     number of records of the side, E. Since then users created a records and deleted d, so
+//     the side now holds c = E + a - d records (counted when the flow run begins, before it
+//     writes). Every created record is newer than the watermark, so the pass reads it, and has
+//     no link when the run begins: a ≤ u, u being the records the pass read that had no link
+//     when the run began (leaving out those the run itself created). Then d = a - (c - E) ≤
+//     u - (c - E): when c - E = u, nothing was deleted (d = 0). A record deleted together with
+//     an edit of an old unlinked record makes c - E < u: the full check runs. For a side the
+//     flow does not read, u = 0 and the check needs c = E.
+//
+// The count proof assumes that every record created on a side is read by the next incremental
+// read, as the engine already assumes to sync it; a record that appears unread (created with an
+// old or no last-modified stamp, or on a side the flow does not read) together with a deletion
+// in the same interval can hide the deletion. So the full check also runs every
+// Options.DeleteCheckEvery runs, and whenever a proof is missing: no counts stored (the first
+// run, a run killed or failed since, a system that cannot count), a pass that did not read
+// what it had to. A deletion is thus noticed on the first run whose counts show it, and at the
+// latest DeleteCheckEvery runs later. The counts are cleared when the flow run begins and
+// stored again only at its end, after a check that left nothing to do, so a run killed
+// half-way never leaves counts that a later run would trust.
+type deleteCheck struct {
+	stored   state.Counts
+	ok       bool            // counts were stored
+	now      map[string]int  // records per side when the flow run began; absent: not counted
+	links    int             // the flow's links when the run began (for whole reads)
+	whole    map[string]bool // the sides the pass reads whole
+	linked   map[string]int  // per side: records read with a link from before the run
+	unlinked map[string]int  // per side: records read without one (u)
+	full     bool            // the check read every link
+	left     bool            // the check left work undone (a failed delete)
+}
+
+// counter returns the connection of side when it counts records, else nil.
+func (fr *flowRun) counter(side string) connector.Counter {
+	conn, _ := fr.on(side)
+	c, _ := conn.(connector.Counter)
+	return c
+}
+
+// beginDeleteCheck takes what the delete check compares, before the flow run writes anything,
+// and clears the stored counts.
+func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
+	dc := &deleteCheck{now: map[string]int{}, whole: map[string]bool{}, linked: map[string]int{}, unlinked: map[string]int{}}
+	var err error
+	if dc.stored, dc.ok, err = fr.r.State.Counts(ctx, fr.f.ID()); err != nil {
+		return nil, err
+	}
+	anyWhole := false
+	for _, side := range []string{state.Source, state.Target} {
+		if !fr.writes(other(side)) {
+			continue // not read
+		}
+		wm := ""
+		if fr.updatedOf(side) != "" {
+			if wm, err = fr.r.State.Watermark(ctx, fr.f.ID(), side); err != nil {
+				return nil, err
+			}
+		}
+		dc.whole[side] = wm == ""
+		anyWhole = anyWhole || wm == ""
+	}
+	if anyWhole {
+		if dc.links, err = fr.r.State.CountLinks(ctx, fr.f.ID()); err != nil {
+			return nil, err
+		}
+	}
+	for _, side := range []string{state.Source, state.Target} {
+		if c := fr.counter(side); c != nil {
+			_, entity := fr.on(side)
+			n, err := c.Count(ctx, entity)
+			if err != nil {
+				return nil, err
+			}
+			dc.now[side] = n
+		}
+	}
+	if dc.ok && !fr.r.Opts.DryRun {
+		if err := fr.commit(ctx, func(tx state.Tx) error { return tx.ClearCounts(fr.f.ID()) }); err != nil {
+			return nil, err
+		}
+	}
+	return dc, nil
+}
+
+// tally counts the records a pass read (links: their links as the batch found them).
+func (fr *flowRun) tally(side string, recs []connector.Record, links map[string]*state.Link) {
+	dc := fr.check
+	if dc == nil || fr.scanning != side {
+		return
+	}
+	for _, r := range recs {
+		key := side + "\x00" + r.ID
+		switch {
+		case fr.made[key]:
+			// created by this run, after the counts were taken
+		case links[r.ID] != nil && !fr.linkedNow[key]:
+			dc.linked[side]++
+		default:
+			dc.unlinked[side]++
+		}
+	}
+}
+
+// needed reports whether the delete check must read every link.
+func (fr *flowRun) needed(dc *deleteCheck) bool {
+	if !dc.ok || dc.stored.Skipped+1 >= fr.r.Opts.DeleteCheckEvery {
+		return true
+	}
+	for _, side := range []string{state.Source, state.Target} {
+		if dc.whole[side] {
+			if dc.linked[side] != dc.links {
+				return true
+			}
+			continue
+		}
+		n, counted := dc.now[side]
+		before := dc.stored.Source
+		if side == state.Target {
+			before = dc.stored.Target
+		}
+		if !counted || before < 0 || int64(n)-before != int64(dc.unlinked[side]) {
+			return true
+		}
+	}
+	return false
+}
+
+// endDeleteCheck stores the counts for the next run, after a check that left nothing to do.
+func (fr *flowRun) endDeleteCheck(ctx context.Context, dc *deleteCheck) error {
+	if fr.r.Opts.DryRun || dc.left {
+		return nil
+	}
+	c := state.Counts{Source: -1, Target: -1}
+	if !dc.full {
+		c.Skipped = dc.stored.Skipped + 1
+	}
+	for _, side := range []string{state.Source, state.Target} {
+		counter := fr.counter(side)
+		if counter == nil {
+			continue
+		}
+		_, entity := fr.on(side)
+		n, err := counter.Count(ctx, entity)
+		if err != nil {
+			return err
+		}
+		if side == state.Source {
+			c.Source = int64(n)
+		} else {
+			c.Target = int64(n)
+		}
+	}
+	return fr.commit(ctx, func(tx state.Tx) error { return tx.SetCounts(fr.f.ID(), c) })
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -57,6 +58,27 @@ func (p *Property) path(onTarget bool) string {
 	return p.relSource()
 }
 
+// segs is the property's path on one side split at dots: split once by Compile.
+func (p *Property) segs(onTarget bool) []string {
+	if onTarget {
+		if p.targetSegs != nil {
+			return p.targetSegs
+		}
+	} else if p.sourceSegs != nil {
+		return p.sourceSegs
+	}
+	return strings.Split(p.path(onTarget), ".")
+}
+
+// at returns the value at the property's path on one side of rec (see Get).
+func (p *Property) at(rec map[string]any, onTarget bool) any {
+	segs := p.segs(onTarget)
+	if len(segs) == 1 {
+		return rec[segs[0]]
+	}
+	return get(rec, segs)
+}
+
 // flowsTo reports whether values of the property flow to one side.
 func (p *Property) flowsTo(onTarget bool) bool {
 	if onTarget {
@@ -65,12 +87,19 @@ func (p *Property) flowsTo(onTarget bool) bool {
 	return p.ToSourceSide()
 }
 
-// valueAt reads the property's value on one side of a record (see read).
+// valueAt reads the property's value on one side of a record. When the path steps through a
+// list and the receiving path does not, the list of values is reduced to its first element:
+// one value for one place.
 func (p *Property) valueAt(rec map[string]any, onTarget bool) any {
+	v := p.at(rec, onTarget)
+	throughList, intoList := p.sourceThroughList, p.targetThroughList
 	if onTarget {
-		return p.read(rec, p.relTarget(), p.targetThroughList, p.sourceThroughList)
+		throughList, intoList = intoList, throughList
 	}
-	return p.read(rec, p.relSource(), p.sourceThroughList, p.targetThroughList)
+	if throughList && !intoList {
+		return firstValue(v)
+	}
+	return v
 }
 
 func (p *Property) fail(err error) error {
@@ -85,13 +114,13 @@ func (p *Property) fail(err error) error {
 // type, ids translated through the referenced flow's links, lists element by element.
 func (p *Property) TargetValue(src map[string]any, refs Refs) (any, error) {
 	if len(p.Elements) > 0 {
-		return p.mapList(Get(src, p.relSource()), p.Elements, refs, true)
+		return p.mapList(p.at(src, false), p.Elements, refs, true)
 	}
 	var v any
 	var err error
 	switch {
 	case p.ToTarget != nil:
-		v, err = run(p.ToTarget, src)
+		v, err = run(p.vms, p.ToTarget, src)
 	case p.Ref != nil:
 		v, err = translate(p.valueAt(src, false), func(id string) (string, bool, error) { return refs.TargetID(p.Ref, id) }, p.Ref)
 	default:
@@ -111,13 +140,13 @@ func (p *Property) TargetValue(src map[string]any, refs Refs) (any, error) {
 // element): to_source, else the value coerced to the source type, ids translated back.
 func (p *Property) SourceValue(tgt map[string]any, refs Refs) (any, error) {
 	if len(p.Elements) > 0 {
-		return p.mapList(Get(tgt, p.relTarget()), p.Elements, refs, false)
+		return p.mapList(p.at(tgt, true), p.Elements, refs, false)
 	}
 	var v any
 	var err error
 	switch {
 	case p.ToSource != nil:
-		v, err = run(p.ToSource, tgt)
+		v, err = run(p.vms, p.ToSource, tgt)
 	case p.Ref != nil:
 		v, err = translate(p.valueAt(tgt, true), func(id string) (string, bool, error) { return refs.SourceID(p.Ref, id) }, p.Ref)
 	default:
@@ -131,16 +160,6 @@ func (p *Property) SourceValue(tgt map[string]any, refs Refs) (any, error) {
 		return nil, p.fail(err)
 	}
 	return v, nil
-}
-
-// read gets the value at path. When the path steps through a list and the receiving path does
-// not, the list of values is reduced to its first element: one value for one place.
-func (p *Property) read(rec map[string]any, path string, throughList, intoList bool) any {
-	v := Get(rec, path)
-	if throughList && !intoList {
-		return firstValue(v)
-	}
-	return v
 }
 
 func firstValue(v any) any {
@@ -168,14 +187,14 @@ func (p *Property) view(rec map[string]any, onTarget bool) any {
 	if len(p.Elements) == 0 {
 		return normalize(p.valueAt(rec, onTarget))
 	}
-	items, _ := Get(rec, p.path(onTarget)).([]any)
+	items, _ := p.at(rec, onTarget).([]any)
 	out := make([]any, 0, len(items))
 	for _, it := range items {
 		elem, _ := it.(map[string]any)
-		view := map[string]any{}
+		view := make(map[string]any, len(p.Elements))
 		for _, ep := range p.Elements {
 			if ep.flowsTo(onTarget) {
-				Set(view, ep.path(onTarget), ep.view(elem, onTarget))
+				set(view, ep.segs(onTarget), ep.view(elem, onTarget), nil)
 			}
 		}
 		out = append(out, view)
@@ -199,7 +218,7 @@ func (p *Property) mapList(v any, elems []*Property, refs Refs, toTarget bool) (
 		if elem == nil {
 			elem = map[string]any{}
 		}
-		mapped := map[string]any{}
+		mapped := make(map[string]any, len(elems))
 		for _, ep := range elems {
 			if !ep.flowsTo(toTarget) {
 				continue
@@ -209,7 +228,7 @@ func (p *Property) mapList(v any, elems []*Property, refs Refs, toTarget bool) (
 				val, err = ep.TargetValue(elem, refs)
 			}
 			if err == nil {
-				Set(mapped, ep.path(toTarget), val)
+				set(mapped, ep.segs(toTarget), val, nil)
 			}
 			if err != nil {
 				if IsWaiting(err) {
@@ -242,13 +261,17 @@ func (p *Property) arrays(onTarget bool) []bool {
 // apply writes a value at the property's path on one side of a record being built; a list
 // element by element, keeping the fields of existing elements that the mapping does not set.
 func (p *Property) apply(rec map[string]any, v any, onTarget bool) {
-	path := p.path(onTarget)
+	segs := p.segs(onTarget)
 	if len(p.Elements) == 0 {
-		SetShaped(rec, path, v, p.arrays(onTarget))
+		if len(segs) == 1 {
+			rec[segs[0]] = v
+			return
+		}
+		set(rec, segs, v, p.arrays(onTarget))
 		return
 	}
 	vals, _ := v.([]any)
-	current, _ := Get(rec, path).([]any)
+	current, _ := get(rec, segs).([]any)
 	out := make([]any, len(vals))
 	for i, val := range vals {
 		elem := map[string]any{}
@@ -260,13 +283,13 @@ func (p *Property) apply(rec map[string]any, v any, onTarget bool) {
 		mapped, _ := val.(map[string]any)
 		for _, ep := range p.Elements {
 			if ep.flowsTo(onTarget) {
-				epPath := ep.path(onTarget)
-				SetShaped(elem, epPath, Get(mapped, epPath), ep.arrays(onTarget))
+				epSegs := ep.segs(onTarget)
+				set(elem, epSegs, get(mapped, epSegs), ep.arrays(onTarget))
 			}
 		}
 		out[i] = elem
 	}
-	Set(rec, path, out)
+	set(rec, segs, out, nil)
 }
 
 // translate maps an id, or each id of a list, through links.
@@ -310,7 +333,7 @@ func IDString(v any) string {
 // BuildTarget builds the target record a source record gives: every property that flows to
 // the target, set at its path.
 func (f *Flow) BuildTarget(src map[string]any, refs Refs) (map[string]any, error) {
-	data := map[string]any{}
+	data := make(map[string]any, len(f.Properties))
 	for _, p := range f.Properties {
 		if !p.ToTargetSide() {
 			continue
@@ -327,7 +350,7 @@ func (f *Flow) BuildTarget(src map[string]any, refs Refs) (map[string]any, error
 // BuildSource builds the source record a target record gives: every property that flows to
 // the source.
 func (f *Flow) BuildSource(tgt map[string]any, refs Refs) (map[string]any, error) {
-	data := map[string]any{}
+	data := make(map[string]any, len(f.Properties))
 	for _, p := range f.Properties {
 		if !p.ToSourceSide() {
 			continue
@@ -346,7 +369,7 @@ func (f *Flow) Filter(src map[string]any) (bool, error) {
 	if f.When == nil {
 		return true, nil
 	}
-	v, err := run(f.When, src)
+	v, err := run(f.vms, f.When, src)
 	if err != nil {
 		return false, fmt.Errorf("when: %w", err)
 	}
@@ -354,10 +377,18 @@ func (f *Flow) Filter(src map[string]any) (bool, error) {
 	return b, nil
 }
 
-// run evaluates a compiled expression over a record. A record lacking a property leaves its
-// variable nil.
-func run(prog *vm.Program, rec map[string]any) (any, error) {
-	v, err := expr.Run(prog, rec)
+// run evaluates a compiled expression over a record, on a machine of vms when there is a pool.
+// A record lacking a property leaves its variable nil.
+func run(vms *sync.Pool, prog *vm.Program, rec map[string]any) (any, error) {
+	var v any
+	var err error
+	if vms == nil {
+		v, err = expr.Run(prog, rec)
+	} else {
+		m := vms.Get().(*vm.VM)
+		v, err = m.Run(prog, rec)
+		vms.Put(m)
+	}
 	if err != nil {
 		return nil, errors.New(readableExprMessage(strings.SplitN(err.Error(), "\n", 2)[0]))
 	}

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/internal/parallel"
+	"github.com/expr-lang/expr/vm"
 )
 
 // Compiler compiles loaded projects. Connectors supplies the drivers that check entities and
@@ -228,6 +230,7 @@ func compileFlow(df *Dataflow, f *config.Flow, envs *envCache, ds *diag.Diagnost
 		CreateSource: f.Create.SourcePolicy(),
 		Conflict:     orDefault(f.Conflict, "newest"),
 		Delete:       orDefault(f.Delete, "keep"),
+		vms:          &sync.Pool{New: func() any { return new(vm.VM) }},
 	}
 	fl.Source = lookupEntity(df.Source, f.Source, "source", ds)
 	fl.Target = lookupEntity(df.Target, f.Target, "target", ds)

@@ -6,6 +6,8 @@
 package mapping
 
 import (
+	"sync"
+
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/expr-lang/expr/vm"
@@ -66,6 +68,9 @@ type Flow struct {
 	// RefBy lists the flows whose properties refer to this one, in file order: the records
 	// that may cause a "referenced" creation.
 	RefBy []*Flow
+	// vms holds expression machines for reuse by the flow's expressions (a machine is reusable
+	// between programs; one per goroutine at a time). Nil outside Compile: each run makes one.
+	vms *sync.Pool
 }
 
 // ID returns the flow's id.
@@ -95,6 +100,10 @@ type Property struct {
 	// sourceArrays and targetArrays say, per path segment, whether it is a list, so that
 	// setting a value in a new record creates lists where the schema has them.
 	sourceArrays, targetArrays []bool
+	// sourceSegs and targetSegs are the paths on each side (relative to the record or list
+	// element), split at dots once; nil outside Compile, where they are split on use.
+	sourceSegs, targetSegs []string
+	vms                    *sync.Pool // the flow's
 }
 
 // ToTargetSide reports whether values flow from source to target.

@@ -51,7 +51,12 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 	p := &Property{
 		Config: cp, Source: srcPrefix + cp.Source.Value, Target: tgtPrefix + cp.Target.Value,
 		Direction: cp.Direction(inherited),
+		vms:       s.flow.vms,
 	}
+	if cp.Source.Set {
+		p.sourceSegs = strings.Split(cp.Source.Value, ".")
+	}
+	p.targetSegs = strings.Split(cp.Target.Value, ".")
 	if !cp.Source.Set {
 		p.Source = ""
 	}

@@ -1,13 +1,13 @@
 package mapping
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/schema"
 )
@@ -115,62 +115,130 @@ func Clone(v any) any {
 }
 
 // Canonical returns the value's canonical JSON: map keys sorted, numbers in their shortest
-// exact form with integral floats written as integers (so 18 and 18.0 are equal), no HTML
-// escaping. Two values are the same exactly when their canonical forms are.
+// exact form with integral floats written as integers (so 18 and 18.0 are equal), text escaped
+// as encoding/json escapes it. Two values are the same exactly when their canonical forms are.
 func Canonical(v any) []byte {
-	var b bytes.Buffer
-	writeCanonical(&b, v)
-	return b.Bytes()
+	n := 32
+	switch x := v.(type) {
+	case map[string]any:
+		n = 32 * len(x) // most records' properties take less: one allocation
+	case []any:
+		n = 16 * len(x)
+	}
+	return AppendCanonical(make([]byte, 0, n), v)
 }
 
-func writeCanonical(b *bytes.Buffer, v any) {
+// AppendCanonical appends the value's canonical JSON (see Canonical) to dst, so that a caller
+// computing many (record digests) can reuse one buffer.
+func AppendCanonical(dst []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:
-		b.WriteString("null")
+		return append(dst, "null"...)
 	case bool:
-		b.WriteString(strconv.FormatBool(x))
+		return strconv.AppendBool(dst, x)
 	case int:
-		b.WriteString(strconv.Itoa(x))
+		return strconv.AppendInt(dst, int64(x), 10)
 	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
+		return strconv.AppendInt(dst, x, 10)
 	case float64:
-		b.WriteString(formatNumber(x))
+		return appendNumber(dst, x)
 	case string:
-		enc, _ := json.Marshal(x)
-		b.Write(enc)
+		return appendString(dst, x)
 	case []any:
-		b.WriteByte('[')
+		dst = append(dst, '[')
 		for i, e := range x {
 			if i > 0 {
-				b.WriteByte(',')
+				dst = append(dst, ',')
 			}
-			writeCanonical(b, e)
+			dst = AppendCanonical(dst, e)
 		}
-		b.WriteByte(']')
+		return append(dst, ']')
 	case map[string]any:
-		keys := make([]string, 0, len(x))
+		var buf [16]string // the keys of a record of up to 16 properties stay on the stack
+		keys := buf[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		b.WriteByte('{')
+		dst = append(dst, '{')
 		for i, k := range keys {
 			if i > 0 {
-				b.WriteByte(',')
+				dst = append(dst, ',')
 			}
-			enc, _ := json.Marshal(k)
-			b.Write(enc)
-			b.WriteByte(':')
-			writeCanonical(b, x[k])
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			dst = AppendCanonical(dst, x[k])
 		}
-		b.WriteByte('}')
-	default:
-		enc, err := json.Marshal(x)
-		if err != nil {
-			enc, _ = json.Marshal(fmt.Sprint(x))
-		}
-		b.Write(enc)
+		return append(dst, '}')
 	}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		enc, _ = json.Marshal(fmt.Sprint(v))
+	}
+	return append(dst, enc...)
+}
+
+// appendString appends s as a JSON string exactly as json.Marshal writes it: HTML-safe (<, >
+// and & as \u003c, \u003e, \u0026), U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD. It
+// is what Canonical has always written (through json.Marshal), without its allocations.
+func appendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case c == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case c == '\u2028' || c == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func appendNumber(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.AppendInt(dst, int64(f), 10)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
 func formatNumber(f float64) string {
@@ -219,10 +287,12 @@ func Coerce(v any, t string) (any, error) {
 		return out, nil
 	}
 	switch t {
+	// A value already of the type is returned as the interface it came in: boxing it again
+	// would allocate.
 	case schema.String:
 		switch x := v.(type) {
 		case string:
-			return x, nil
+			return v, nil
 		case bool:
 			return strconv.FormatBool(x), nil
 		case int64:
@@ -233,7 +303,7 @@ func Coerce(v any, t string) (any, error) {
 	case schema.Integer:
 		switch x := v.(type) {
 		case int64:
-			return x, nil
+			return v, nil
 		case float64:
 			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
 				return int64(x), nil
@@ -257,7 +327,7 @@ func Coerce(v any, t string) (any, error) {
 	case schema.Number:
 		switch x := v.(type) {
 		case int64, float64:
-			return x, nil
+			return v, nil
 		case bool:
 			if x {
 				return int64(1), nil
@@ -277,7 +347,7 @@ func Coerce(v any, t string) (any, error) {
 	case schema.Boolean:
 		switch x := v.(type) {
 		case bool:
-			return x, nil
+			return v, nil
 		case int64:
 			if x == 0 || x == 1 {
 				return x == 1, nil

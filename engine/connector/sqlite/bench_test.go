@@ -112,3 +112,34 @@ func BenchmarkCreate(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkUpdate patches 10,000 of 100,000 items in batches of 1,000: two columns and a
+// member of the JSON object column each.
+func BenchmarkUpdate(b *testing.B) {
+	const total, n, batch = 100_000, 10_000, 1000
+	c, _ := openGenerated(b, total)
+	round := 0
+	for b.Loop() {
+		round++
+		for start := 0; start < n; start += batch {
+			recs := make([]connector.Record, batch)
+			for i := range recs {
+				id := (start+i)*(total/n) + 1
+				recs[i] = connector.Record{ID: fmt.Sprint(id), Data: map[string]any{
+					"name": fmt.Sprintf("Item %d, round %d", id, round), "price": 19.9 + float64(round),
+					"attrs": map[string]any{"size": int64(round)},
+				}}
+			}
+			res, err := c.Update(ctx, "Item", recs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Err != nil {
+					b.Fatal(r.Err)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}

@@ -262,6 +262,7 @@ type table struct {
 	index  map[string]int
 	selcol string // the select list: +"a", +"b" (unary + drops the declared type, so the
 	// driver returns what SQLite stores instead of guessing time.Time for DATETIME text)
+	alias int // the column that is an alias of the rowid (INTEGER PRIMARY KEY), -1 for none
 }
 
 type column struct {
@@ -349,7 +350,10 @@ func (c *conn) table(ctx context.Context, name string, p *schema.Property) (*tab
 	if err != nil {
 		return nil, err
 	}
-	t := &table{name: name, index: map[string]int{}}
+	t := &table{name: name, index: map[string]int{}, alias: -1}
+	if t.alias, err = rowidAlias(ctx, c.r, name, cols); err != nil {
+		return nil, err
+	}
 	sel := make([]string, len(cols))
 	for i, col := range cols {
 		var cp *schema.Property
@@ -567,79 +571,6 @@ func (e *entity) one(ctx context.Context, q querier, id any) (rec connector.Reco
 	return b.recs[0], b.ids[0], true, nil
 }
 
-// Create implements connector.Conn: one transaction, a savepoint per record.
-func (c *conn) Create(ctx context.Context, name string, data []map[string]any) ([]connector.Result, error) {
-	return c.write(ctx, name, len(data), func(tx *sql.Tx, e *entity, i int) (connector.Record, error) {
-		return e.create(ctx, tx, data[i])
-	})
-}
-
-// Update implements connector.Conn: a patch per record, in one transaction.
-func (c *conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
-	return c.write(ctx, name, len(recs), func(tx *sql.Tx, e *entity, i int) (connector.Record, error) {
-		return e.update(ctx, tx, recs[i])
-	})
-}
-
-// Delete implements connector.Conn: each record with its lists' rows, in one transaction.
-func (c *conn) Delete(ctx context.Context, name string, ids []string) ([]error, error) {
-	res, err := c.write(ctx, name, len(ids), func(tx *sql.Tx, e *entity, i int) (connector.Record, error) {
-		return connector.Record{}, e.delete(ctx, tx, ids[i])
-	})
-	if err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(res))
-	for i, r := range res {
-		errs[i] = r.Err
-	}
-	return errs, nil
-}
-
-// write runs one write per record in a transaction, each under a savepoint: a record that
-// fails (a constraint, a bad value) is rolled back alone and reported in its Result. A failure
-// of the database itself (I/O, a lock held too long, a cancelled context) rolls back the whole
-// batch and is the error.
-func (c *conn) write(ctx context.Context, name string, n int, one func(*sql.Tx, *entity, int) (connector.Record, error)) ([]connector.Result, error) {
-	if c.w == nil {
-		return nil, errors.New("the connection is read-only")
-	}
-	e, err := c.entity(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := c.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	results := make([]connector.Result, n)
-	for i := range results {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT record"); err != nil {
-			return nil, err
-		}
-		rec, err := one(tx, e, i)
-		if err != nil {
-			if fatal(err) {
-				return nil, err
-			}
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO record"); err != nil {
-				return nil, err
-			}
-			results[i].Err = err
-		} else {
-			results[i].Record = rec
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE record"); err != nil {
-			return nil, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	return results, nil
-}
-
 // fatal tells a failure of the database or of the run from a failure of one record.
 func fatal(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
@@ -662,6 +593,16 @@ type change struct {
 	cols  []string
 	args  []any
 	lists []listChange
+}
+
+// value returns the value bound for a quoted column, nil when the change does not write it.
+func (ch change) value(quoted string) any {
+	for i, c := range ch.cols {
+		if c == quoted {
+			return ch.args[i]
+		}
+	}
+	return nil
 }
 
 type listChange struct {
@@ -749,40 +690,59 @@ func listItems(name string, v any) ([]any, error) {
 	return nil, fmt.Errorf("property %q is a list of rows: give an array of objects, not %T", name, v)
 }
 
-// create inserts one record with its lists and reads it back.
-func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (connector.Record, error) {
+// create inserts one record with its lists and returns its id as stored; the batch reads it
+// back (readBack). An error of the record's data, found before anything is written, is an
+// invalidData.
+func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (any, error) {
 	var skip []int
 	if data[e.cols[e.id].name] == nil {
 		skip = append(skip, e.id) // absent or null: SQLite numbers the row, or we make a text id
 	}
 	ch, err := e.changeOf(data, e.listIndex, nil, skip...)
 	if err != nil {
-		return connector.Record{}, err
+		return nil, invalidData{err}
+	}
+	if err := ch.checkLists(); err != nil {
+		return nil, invalidData{err}
 	}
 	if len(skip) > 0 && e.textID {
 		ch.cols, ch.args = append(ch.cols, Quote(e.cols[e.id].name)), append(ch.args, newTextID())
 	}
 	id, err := insert(ctx, tx, e.table, e.id, ch)
 	if err != nil {
-		return connector.Record{}, err
+		return nil, err
 	}
 	for _, lc := range ch.lists {
 		if err := lc.l.write(ctx, tx, id, lc.items, false); err != nil {
-			return connector.Record{}, err
+			return nil, err
 		}
 	}
-	rec, _, _, err := e.one(ctx, tx, id)
-	return rec, err
+	return id, nil
 }
 
 // insert inserts a row and returns its id as stored (the rowid SQLite chose, when the id was
-// left out of an INTEGER PRIMARY KEY).
+// left out of an INTEGER PRIMARY KEY). When the id as stored is known without asking (the
+// rowid of an INTEGER PRIMARY KEY, text in a column that keeps text as given) the statement
+// is a plain INSERT; else it asks with RETURNING, which costs SQLite three times as much.
 func insert(ctx context.Context, tx *sql.Tx, t *table, idCol int, ch change) (any, error) {
 	q := "INSERT INTO " + Quote(t.name)
 	if len(ch.cols) == 0 {
 		q += " DEFAULT VALUES"
 	} else {
 		q += " (" + strings.Join(ch.cols, ", ") + ") VALUES (" + placeholders(len(ch.cols)) + ")"
+	}
+	if idCol == t.alias {
+		res, err := tx.ExecContext(ctx, q, ch.args...)
+		if err != nil {
+			return nil, err
+		}
+		return res.LastInsertId()
+	}
+	if s, ok := ch.value(Quote(t.cols[idCol].name)).(string); ok && keepsText(t.cols[idCol].declared) {
+		if _, err := tx.ExecContext(ctx, q, ch.args...); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	q += " RETURNING +" + Quote(t.cols[idCol].name)
 	var id any
@@ -796,32 +756,28 @@ func insert(ctx context.Context, tx *sql.Tx, t *table, idCol int, ch change) (an
 }
 
 // update patches one record: the columns present in its data, object columns merged, lists
-// replaced.
-func (e *entity) update(ctx context.Context, tx *sql.Tx, r connector.Record) (connector.Record, error) {
-	cur, id, found, err := e.one(ctx, tx, r.ID)
-	if err != nil {
-		return connector.Record{}, err
-	}
-	if !found {
-		return connector.Record{}, fmt.Errorf("record %s does not exist", r.ID)
-	}
+// replaced. cur is the record as stored before the batch, with its id as stored; it returns
+// that id, and the batch reads the record back (readBack).
+func (e *entity) update(ctx context.Context, tx *sql.Tx, r connector.Record, cur connector.Record, id any) (any, error) {
 	if v, ok := r.Data[e.cols[e.id].name]; ok && idString(v) != cur.ID {
-		return connector.Record{}, fmt.Errorf("property %q: cannot change the id of record %s to %s", e.cols[e.id].name, cur.ID, idString(v))
+		return nil, invalidData{fmt.Errorf("property %q: cannot change the id of record %s to %s", e.cols[e.id].name, cur.ID, idString(v))}
 	}
 	ch, err := e.changeOf(r.Data, e.listIndex, cur.Data, e.id)
 	if err != nil {
-		return connector.Record{}, err
+		return nil, invalidData{err}
+	}
+	if err := ch.checkLists(); err != nil {
+		return nil, invalidData{err}
 	}
 	if err := set(ctx, tx, e.table, ch, " WHERE "+Quote(e.cols[e.id].name)+" = ?", id); err != nil {
-		return connector.Record{}, err
+		return nil, err
 	}
 	for _, lc := range ch.lists {
 		if err := lc.l.write(ctx, tx, id, lc.items, true); err != nil {
-			return connector.Record{}, err
+			return nil, err
 		}
 	}
-	rec, _, _, err := e.one(ctx, tx, id)
-	return rec, err
+	return id, nil
 }
 
 // set updates the columns of ch in the rows where selects.
@@ -842,7 +798,7 @@ func (e *entity) delete(ctx context.Context, tx *sql.Tx, id string) error {
 	var stored any
 	err := tx.QueryRowContext(ctx, "SELECT +"+Quote(e.cols[e.id].name)+" FROM "+Quote(e.table.name)+" WHERE "+Quote(e.cols[e.id].name)+" = ?", id).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("record %s does not exist", id)
+		return invalidData{fmt.Errorf("record %s does not exist", id)}
 	}
 	if err != nil {
 		return err
@@ -854,6 +810,39 @@ func (e *entity) delete(ctx context.Context, tx *sql.Tx, id string) error {
 	}
 	_, err = tx.ExecContext(ctx, "DELETE FROM "+Quote(e.table.name)+" WHERE "+Quote(e.cols[e.id].name)+" = ?", stored)
 	return err
+}
+
+// checkLists checks the shape of the change's lists (see list.check) before anything is written.
+func (ch change) checkLists() error {
+	for _, lc := range ch.lists {
+		if _, _, _, err := lc.l.check(lc.items); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check checks that items are objects whose ids, where given, appear once, and returns them
+// with their ids as text ("" where absent) and the set of ids.
+func (l *list) check(items []any) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
+	objs = make([]map[string]any, len(items))
+	ids = make([]string, len(items))
+	seen = map[string]bool{}
+	for i, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", l.name, i, it)
+		}
+		objs[i] = m
+		if v := m[l.cols[l.id].name]; v != nil {
+			ids[i] = idString(v)
+			if seen[ids[i]] {
+				return nil, nil, nil, fmt.Errorf("%s[%d]: %s %s appears twice in the list", l.name, i, l.cols[l.id].name, ids[i])
+			}
+			seen[ids[i]] = true
+		}
+	}
+	return objs, ids, seen, nil
 }
 
 // write makes the list's rows of one parent what items say: rows whose id is not among the
@@ -886,22 +875,9 @@ func (l *list) write(ctx context.Context, tx *sql.Tx, parent any, items []any, r
 		}
 	}
 	// Check every item before writing any.
-	objs := make([]map[string]any, len(items))
-	ids := make([]string, len(items))
-	seen := map[string]bool{}
-	for i, it := range items {
-		m, ok := it.(map[string]any)
-		if !ok {
-			return fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", l.name, i, it)
-		}
-		objs[i] = m
-		if v := m[l.cols[l.id].name]; v != nil {
-			ids[i] = idString(v)
-			if seen[ids[i]] {
-				return fmt.Errorf("%s[%d]: %s %s appears twice in the list", l.name, i, l.cols[l.id].name, ids[i])
-			}
-			seen[ids[i]] = true
-		}
+	objs, ids, seen, err := l.check(items)
+	if err != nil {
+		return err
 	}
 	for _, id := range order {
 		if !seen[id] {

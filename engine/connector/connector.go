@@ -186,3 +186,13 @@ type Counter interface {
 	// Count returns the number of the entity's records.
 	Count(ctx context.Context, entity string) (int, error)
 }
+
+// ListIdentifier is the optional ability of a Conn to say which property identifies the
+// elements of a list property (sqlite: the `id` column of a list's child table), so that a list
+// edited on both sides is merged element by element: an element added, changed or removed on
+// one side is the same element on the other.
+type ListIdentifier interface {
+	// ListID returns the element property that identifies the elements of the entity's list
+	// property at path, "" when they have none.
+	ListID(entity, path string) string
+}

@@ -40,6 +40,18 @@ type Link struct {
 type Base struct {
 	S json.RawMessage `json:"s,omitempty"`
 	T json.RawMessage `json:"t,omitempty"`
+	// E says, for a list, which element is which, so that lists are merged element by element.
+	E *Elements `json:"e,omitempty"`
+}
+
+// Elements identifies the elements of a list's base: Source[i] is the id of the source element
+// whose value is element i of S, Target[j] the id of the target element whose value is element
+// j of T ("" where the system gives its elements no id), and Pairs[i] the index in T of the
+// element synced with element i of S (-1 for none).
+type Elements struct {
+	Source []string `json:"s,omitempty"`
+	Target []string `json:"t,omitempty"`
+	Pairs  []int    `json:"p,omitempty"`
 }
 
 // Intent is recorded before a record is created, so that a run killed between the create and

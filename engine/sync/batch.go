@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -28,6 +27,9 @@ type pair struct {
 	// seen holds the values merge computed from the records as read: the new base when
 	// nothing is written, so that it is not computed again.
 	seen map[string]state.Base
+	// hints say, per list property merged element by element, which elements the merge
+	// paired, for the new base (lists.go).
+	hints map[string][]elemHint
 }
 
 // outcome collects a batch's work for one transaction.
@@ -363,6 +365,18 @@ func (fr *flowRun) merge(p *pair) error {
 		first := !hasBase
 		srcChanged := prop.ToTargetSide() && (first || string(sC) != string(base.S))
 		tgtChanged := prop.ToSourceSide() && (first || string(tC) != string(base.T))
+		if !first && len(prop.Elements) > 0 && prop.ToTargetSide() && (srcChanged || tgtChanged) {
+			// A list is merged element by element (lists.go), whichever side changed it.
+			if lm, ok := fr.mergeElements(p, prop, base, S, T, srcChanged, tgtChanged); ok {
+				ct, cs, err := fr.applyList(p, prop, lm, desiredTgt, desiredSrc, tC)
+				if err != nil {
+					return err
+				}
+				changedTgt, changedSrc = changedTgt || ct, changedSrc || cs
+				conflicts += lm.conflicts
+				continue
+			}
+		}
 		toTarget, toSource := false, false
 		switch {
 		case !srcChanged && !tgtChanged:
@@ -373,23 +387,6 @@ func (fr *flowRun) merge(p *pair) error {
 		case first && prop.ToTargetSide() && prop.ToSourceSide() && mapping.Empty(T) != mapping.Empty(S):
 			// At first merge a value beats an empty one.
 			toTarget = mapping.Empty(T)
-			toSource = !toTarget
-		case !first && len(prop.Elements) > 0:
-			// A list both sides changed is merged element by element and property by
-			// property, when its elements line up with the base's.
-			merged, n, ok := fr.mergeList(p, prop, base, S, T)
-			if ok {
-				conflicts += n
-				if mc := mapping.Canonical(merged); string(mc) != string(tC) {
-					prop.ApplyTarget(desiredTgt, merged)
-					changedTgt = true
-					fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target, Old: string(tC), New: string(mc)})
-				}
-				toSource = true // written below only where the source differs from the merge
-				break
-			}
-			conflicts++
-			toTarget = fr.sourceWins(p)
 			toSource = !toTarget
 		default:
 			conflicts++
@@ -428,55 +425,6 @@ func (fr *flowRun) merge(p *pair) error {
 		fr.stats.Unchanged++
 	}
 	return nil
-}
-
-// mergeList merges a list property that both sides changed, element by element: when the
-// base and both sides have the same number of elements, each element property takes the side
-// that changed it, and the conflict policy decides where both did. It returns the merged list
-// in target form and the number of conflicts; ok is false when the lists do not line up
-// (elements added or removed on a side), and the whole list goes to the conflict policy.
-func (fr *flowRun) mergeList(p *pair, prop *mapping.Property, base state.Base, S, T any) (any, int, bool) {
-	var baseS, baseT []any
-	if json.Unmarshal(base.S, &baseS) != nil || json.Unmarshal(base.T, &baseT) != nil {
-		return nil, 0, false
-	}
-	src, _ := S.([]any)
-	tgt, _ := T.([]any)
-	n := len(src)
-	if len(tgt) != n || len(baseS) != n || len(baseT) != n {
-		return nil, 0, false
-	}
-	conflicts := 0
-	out := make([]any, n)
-	for i := 0; i < n; i++ {
-		se, _ := src[i].(map[string]any)
-		te, _ := tgt[i].(map[string]any)
-		bs, _ := baseS[i].(map[string]any)
-		bt, _ := baseT[i].(map[string]any)
-		elem := map[string]any{}
-		for _, ep := range prop.Elements {
-			if !ep.ToTargetSide() {
-				continue
-			}
-			path := ep.Config.Target.Value
-			sv, tv := mapping.Get(se, path), mapping.Get(te, path)
-			sChanged := string(mapping.Canonical(sv)) != string(mapping.Canonical(mapping.Get(bs, path)))
-			tChanged := ep.ToSourceSide() && string(mapping.Canonical(tv)) != string(mapping.Canonical(mapping.Get(bt, path)))
-			v := sv
-			switch {
-			case tChanged && !sChanged:
-				v = tv
-			case tChanged && sChanged && string(mapping.Canonical(sv)) != string(mapping.Canonical(tv)):
-				conflicts++
-				if !fr.sourceWins(p) {
-					v = tv
-				}
-			}
-			mapping.Set(elem, path, v)
-		}
-		out[i] = elem
-	}
-	return out, conflicts, true
 }
 
 // sourceWins applies the conflict policy to a property both sides changed.

@@ -130,7 +130,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 				src, tgt = res.Record, rec
 			}
 			l := &state.Link{Flow: fr.f.ID()}
-			if err := fr.rebase(l, src, tgt); err != nil {
+			if err := fr.rebase(l, src, tgt, nil); err != nil {
 				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, err.Error()); err != nil {
 					return err
 				}

@@ -47,6 +47,8 @@ type flowRun struct {
 	scanning  string
 	made      map[string]bool
 	linkedNow map[string]bool
+	// listKeys caches, per side and list property, the property that identifies elements.
+	listKeys map[string]string
 }
 
 func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, error) {
@@ -60,7 +62,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 		srcEntity: f.Source.Name(), tgtEntity: f.Target.Name(),
 		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
 		processed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
-		made: map[string]bool{}, linkedNow: map[string]bool{},
+		made: map[string]bool{}, linkedNow: map[string]bool{}, listKeys: map[string]string{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())

@@ -3,7 +3,10 @@ package sync_test
 // A randomized model-based test of the sync semantics (DESIGN.md §3). For each seed, two SQLite
 // systems (testdata/model) go through a random interleaving of user edits (creates, some with
 // a code that an unlinked record of the other side has, so that merge links them; edits of
-// one property, stamped with a strictly later time; clears; deletes), runs of the engine, and
+// one property, stamped with a strictly later time; clears; deletes; edits of a record's parts,
+// a list that is child rows in the source and a JSON list in the store: parts added, removed,
+// their quantities set or cleared, often on both sides of a pair, so that the lists differ
+// from the base on both sides, in length too), runs of the engine, and
 // runs killed at a random instant. A run is killed by wrapping the connections and the link
 // state: after a random number of calls every call fails and the context is cancelled; a write
 // interrupted by the kill may have been applied in part (a prefix of its batch) or in full
@@ -18,7 +21,12 @@ package sync_test
 //     both: the newer record's, ties to the source; a first merge: a non-empty value beats an
 //     empty one, then the newer record); after a kill the base the engine holds may be newer
 //     than the model's, so a property changed on both sides may end with either value, but
-//     with no other. A record whose copy the engine created before a kill and had not
+//     with no other. The parts are merged part by part (a part is named by its label, which
+//     the store holds as the part's id): a part added on one side is added, one removed on
+//     one side and not changed on the other is removed, a quantity changed on one side is
+//     that side's, and a part changed on both sides (two quantities, or a removal and a
+//     change) is the newer record's; after a kill each part is as one side had it, and no
+//     part is there twice. A record whose copy the engine created before a kill and had not
 //     linked yet (it has the intent's merge key; codes are unique on each side) must be
 //     adopted and merged three-way from what the create sent (the intent), so that edits
 //     made to either record since the kill survive (DESIGN §3.7: a kill loses no update);
@@ -32,8 +40,9 @@ package sync_test
 // The seed picks a variant: delete propagate or keep; systems that stamp every write
 // themselves (triggers, as Squarespace does) or only the user's edits; stamps of a fixed
 // width or RFC 3339 with as many fraction digits as needed (every fourth seed); the number of
-// records per Scan callback (the wrapper re-chunks the connector's batches); and
-// Options.BatchSize.
+// records per Scan callback (the wrapper re-chunks the connector's batches);
+// Options.BatchSize; and connections that find records by merge keys (connector.Finder) or not
+// (every other seed). The regressions replay their steps without parts edits.
 //
 // What the model leaves out, on purpose: users who make duplicates themselves (a new record
 // with the code of a linked record, or of a record the engine is copying), clearing a code
@@ -247,6 +256,12 @@ type modelWorld struct {
 	// have them after the quiet runs, unless the user gives the code to a new record again.
 	gone map[string]string
 	made map[modelKey]bool // the records the engine created
+	// lists: the user edits the records' parts too (not in the regressions, which replay the
+	// steps they were found with); lrng draws those edits, so that rng draws what it did
+	// before parts existed. labels counts the parts' labels handed out.
+	lists  bool
+	lrng   *rand.Rand
+	labels int
 }
 
 func runModel(t *testing.T, seed int64, regression bool) {
@@ -308,8 +323,8 @@ func modelProject(t *testing.T, del string) *mapping.Project {
 	if res.Diagnostics.HasErrors() || len(res.Project.Dataflows) != 1 || len(res.Project.Dataflows[0].Flows) != 1 {
 		t.Fatalf("the model's mappings do not load: %v", res.Diagnostics)
 	}
-	if n := len(res.Project.Dataflows[0].Flows[0].Properties); n != len(modelProps) {
-		t.Fatalf("the flow has %d properties, the model %d", n, len(modelProps))
+	if n := len(res.Project.Dataflows[0].Flows[0].Properties); n != len(modelProps)+1 {
+		t.Fatalf("the flow has %d properties, the model %d and the parts", n, len(modelProps))
 	}
 	if modelProjects.byDelete == nil {
 		modelProjects.byDelete = map[string]*mapping.Project{}
@@ -351,6 +366,7 @@ func newModelWorld(t *testing.T, seed int64, regression bool) *modelWorld {
 		finder: !regression && seed%2 == 0,
 	}
 	w := &modelWorld{t: t, seed: seed, rng: rng, v: v, dir: modelTempDir(t),
+		lists: !regression, lrng: rand.New(rand.NewSource(seed*7919 + 17)),
 		now:  time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 		base: map[[2]string]modelBase{}, gone: map[string]string{}, made: map[modelKey]bool{}}
 	fixtures, err := filepath.Abs(modelFixtures)
@@ -518,6 +534,9 @@ func (w *modelWorld) play() {
 			w.run(-1)
 		default:
 			w.run(w.rng.Intn(25))
+		}
+		if w.lists && !w.t.Failed() && w.lrng.Intn(100) < 35 {
+			w.editParts([]string{state.Source, state.Target}[w.lrng.Intn(2)])
 		}
 	}
 	if w.t.Failed() {
@@ -692,13 +711,195 @@ func (w *modelWorld) create(side string) {
 		cols = append(cols, "id")
 		args = append(args, fmt.Sprintf("u%05d", w.userID))
 	}
+	var parts []modelPart
+	if w.lists {
+		for i, n := 0, w.lrng.Intn(4); i < n; i++ {
+			parts = append(parts, w.newPart())
+		}
+		if side == state.Target {
+			cols = append(cols, "parts")
+			args = append(args, modelPartsJSON(parts))
+		}
+	}
 	delete(w.gone, vals[0].(string))
 	var id any
 	q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ") RETURNING id"
 	if err := w.db(side).QueryRow(q, args...).Scan(&id); err != nil {
 		w.t.Fatalf("seed %d: create in %s: %v", w.seed, side, err)
 	}
-	w.logf("create %s %s: %s @%s", side, mapping.IDString(id), modelShow(vals), stamp[11:])
+	if side == state.Source && len(parts) > 0 {
+		for _, pt := range parts {
+			w.exec(side, "INSERT INTO parts (item_id, label, qty) VALUES (?, ?, ?)", id, pt.label, pt.qty)
+		}
+		w.exec(side, "UPDATE items SET updated_at = ? WHERE id = ?", stamp, id) // after the parts' triggers
+	}
+	w.logf("create %s %s: %s %s @%s", side, mapping.IDString(id), modelShow(vals), modelShowParts(parts), stamp[11:])
+}
+
+// modelPart is one of a record's parts as the user edits it: its label (unique, never changed;
+// the store's id of the part) and its quantity (nil or an int64), and its row id in the source.
+type modelPart struct {
+	label string
+	qty   any
+	row   int64
+}
+
+func (w *modelWorld) newPart() modelPart {
+	w.labels++
+	return modelPart{label: fmt.Sprintf("L%03d", w.labels), qty: w.partQty()}
+}
+
+func (w *modelWorld) partQty() any {
+	if w.lrng.Intn(10) == 0 {
+		return nil
+	}
+	return int64(w.lrng.Intn(20))
+}
+
+func modelPartsJSON(parts []modelPart) string {
+	list := make([]any, len(parts))
+	for i, p := range parts {
+		list[i] = map[string]any{"id": p.label, "qty": p.qty}
+	}
+	return string(mapping.Canonical(list))
+}
+
+func modelShowParts(parts []modelPart) string {
+	s := make([]string, len(parts))
+	for i, p := range parts {
+		s[i] = p.label + "=" + string(mapping.Canonical(p.qty))
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+func (w *modelWorld) exec(side, query string, args ...any) {
+	if _, err := w.db(side).Exec(query, args...); err != nil {
+		w.t.Fatalf("seed %d: %s: %s: %v", w.seed, side, query, err)
+	}
+}
+
+// partsOf reads a record's parts: the source's rows in id order, the store's list in its order.
+func (w *modelWorld) partsOf(side, id string) []modelPart {
+	var parts []modelPart
+	if side == state.Source {
+		rows, err := w.src.Query("SELECT id, label, qty FROM parts WHERE item_id = ? ORDER BY id", id)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p modelPart
+			if err := rows.Scan(&p.row, &p.label, &p.qty); err != nil {
+				w.t.Fatal(err)
+			}
+			parts = append(parts, p)
+		}
+		return parts
+	}
+	var text string
+	if err := w.tgt.QueryRow("SELECT parts FROM things WHERE id = ?", id).Scan(&text); err != nil {
+		w.t.Fatal(err)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(text), &list); err != nil {
+		w.t.Fatalf("seed %d: parts of thing %s: %q: %v", w.seed, id, text, err)
+	}
+	for _, m := range list {
+		p := modelPart{label: mapping.IDString(m["id"])}
+		if q, ok := m["qty"].(float64); ok {
+			p.qty = int64(q)
+		}
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// editParts makes one to three edits of the parts of a random record of side, and often of its
+// partner's: a part added (at a random place, in the store), removed, or its quantity set or
+// cleared; the record is stamped, as the system would on an edit of its lines.
+func (w *modelWorld) editParts(side string) {
+	ids := w.ids(side)
+	if len(ids) == 0 {
+		return
+	}
+	id := ids[w.lrng.Intn(len(ids))]
+	w.editPartsOf(side, id)
+	// Often the user edits the partner's parts too: the lists then differ from the base on
+	// both sides, in length as well.
+	if w.lrng.Intn(100) < 40 {
+		var links map[string]*state.Link
+		var err error
+		if side == state.Source {
+			links, err = w.store.LinksBySource(context.Background(), w.flow.ID(), []string{id})
+		} else {
+			links, err = w.store.LinksByTarget(context.Background(), w.flow.ID(), []string{id})
+		}
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if l := links[id]; l != nil {
+			other := l.TargetID
+			if side == state.Target {
+				other = l.SourceID
+			}
+			if w.exists(modelOther(side), other) {
+				w.editPartsOf(modelOther(side), other)
+			}
+		}
+	}
+}
+
+func (w *modelWorld) exists(side, id string) bool {
+	table, _ := modelTable(side)
+	var n int
+	if err := w.db(side).QueryRow("SELECT count(*) FROM "+table+" WHERE id = ?", id).Scan(&n); err != nil {
+		w.t.Fatal(err)
+	}
+	return n > 0
+}
+
+func (w *modelWorld) editPartsOf(side, id string) {
+	parts := w.partsOf(side, id)
+	var did []string
+	for k, n := 0, 1+w.lrng.Intn(3); k < n; k++ {
+		switch op := w.lrng.Intn(3); {
+		case op == 0 || len(parts) == 0:
+			p := w.newPart()
+			at := w.lrng.Intn(len(parts) + 1)
+			if side == state.Source {
+				at = len(parts) // rows are in id order
+				res, err := w.src.Exec("INSERT INTO parts (item_id, label, qty) VALUES (?, ?, ?)", id, p.label, p.qty)
+				if err != nil {
+					w.t.Fatal(err)
+				}
+				p.row, _ = res.LastInsertId()
+			}
+			parts = append(parts[:at], append([]modelPart{p}, parts[at:]...)...)
+			did = append(did, fmt.Sprintf("+%s=%s", p.label, mapping.Canonical(p.qty)))
+		case op == 1:
+			at := w.lrng.Intn(len(parts))
+			if side == state.Source {
+				w.exec(side, "DELETE FROM parts WHERE id = ?", parts[at].row)
+			}
+			did = append(did, "-"+parts[at].label)
+			parts = append(parts[:at], parts[at+1:]...)
+		default:
+			at := w.lrng.Intn(len(parts))
+			parts[at].qty = w.partQty()
+			if side == state.Source {
+				w.exec(side, "UPDATE parts SET qty = ? WHERE id = ?", parts[at].qty, parts[at].row)
+			}
+			did = append(did, fmt.Sprintf("%s=%s", parts[at].label, mapping.Canonical(parts[at].qty)))
+		}
+	}
+	stamp := w.tick()
+	if side == state.Source {
+		w.exec(side, "UPDATE items SET updated_at = ? WHERE id = ?", stamp, id)
+	} else {
+		w.exec(side, "UPDATE things SET parts = ?, modifiedOn = ? WHERE id = ?", modelPartsJSON(parts), stamp, id)
+	}
+	w.cover("user edits of parts")
+	w.logf("edit %s %s: parts %s → %s @%s", side, id, strings.Join(did, " "), modelShowParts(parts), stamp[11:])
 }
 
 func modelShow(vals []any) string {
@@ -919,8 +1120,124 @@ func (w *modelWorld) vals(side string, r connector.Record) []string {
 		} else {
 			out[i] = string(mapping.Canonical(p.View(r.Data)))
 		}
+		if len(p.Elements) > 0 {
+			out[i] = modelSortedList(out[i])
+		}
 	}
 	return out
+}
+
+// modelSortedList is a list's canonical form with its elements sorted: the source holds its
+// parts in the order of their rows, the store in its own order; the sides agree on the parts,
+// not on their order.
+func modelSortedList(canon string) string {
+	var list []any
+	if err := json.Unmarshal([]byte(canon), &list); err != nil {
+		return canon
+	}
+	sort.Slice(list, func(i, j int) bool {
+		return string(mapping.Canonical(list[i])) < string(mapping.Canonical(list[j]))
+	})
+	if list == nil {
+		list = []any{}
+	}
+	return string(mapping.Canonical(list))
+}
+
+// modelParts reads a list of parts in target form: label → quantity (canonical).
+func modelParts(canon string) map[string]string {
+	var list []map[string]any
+	json.Unmarshal([]byte(canon), &list)
+	out := map[string]string{}
+	for _, m := range list {
+		out[mapping.IDString(m["id"])] = string(mapping.Canonical(m["qty"]))
+	}
+	return out
+}
+
+// modelPartsList is the sorted canonical list of parts.
+func modelPartsList(parts map[string]string) string {
+	list := []any{}
+	for label, qty := range parts {
+		var q any
+		json.Unmarshal([]byte(qty), &q)
+		list = append(list, map[string]any{"id": label, "qty": q})
+	}
+	return modelSortedList(string(mapping.Canonical(list)))
+}
+
+// modelListThreeWay is the merge of the parts, part by part: a part added on one side is
+// added; removed on one side and unchanged on the other, removed; changed on one side only,
+// that side's; changed on both (a removal and a change, or two quantities), the newer record's
+// (ties and unknown stamps to the source).
+func modelListThreeWay(ps, pt, bs, bt string, preS, preT connector.Record) (string, string) {
+	S, T, BS, BT := modelParts(ps), modelParts(pt), modelParts(bs), modelParts(bt)
+	sourceWins := modelSourceNewer(modelStampOf(state.Source, preS), modelStampOf(state.Target, preT))
+	out := map[string]string{}
+	labels := map[string]bool{}
+	for _, m := range []map[string]string{S, T, BS, BT} {
+		for l := range m {
+			labels[l] = true
+		}
+	}
+	why := "parts merged part by part"
+	if ps != bs && pt != bt {
+		why = "parts changed on both sides, merged part by part"
+		if len(S) != len(BS) && len(T) != len(BT) {
+			why = "parts changed on both sides, both lengths changed, merged part by part"
+		}
+	}
+	conflict := ""
+	for l := range labels {
+		s, inS := S[l]
+		t, inT := T[l]
+		bs, inBS := BS[l]
+		bt, inBT := BT[l]
+		sCh := inS != inBS || s != bs
+		tCh := inT != inBT || t != bt
+		take := func(v string, in bool) {
+			if in {
+				out[l] = v
+			}
+		}
+		switch {
+		case !tCh:
+			take(s, inS)
+		case !sCh:
+			take(t, inT)
+		case inS == inT && s == t:
+			take(s, inS)
+		case sourceWins:
+			take(s, inS)
+			conflict = ", a conflict to the source"
+		default:
+			take(t, inT)
+			conflict = ", a conflict to the target"
+		}
+	}
+	return modelPartsList(out), why + conflict
+}
+
+// modelListEither reports whether each part of got is as one side had it before the run
+// (present with its quantity, or absent): after a kill the base the engine holds may be newer
+// than the model's, so either side may win each part, but no part may take a third state.
+func modelListEither(got, ps, pt string) bool {
+	G, S, T := modelParts(got), modelParts(ps), modelParts(pt)
+	labels := map[string]bool{}
+	for _, m := range []map[string]string{G, S, T} {
+		for l := range m {
+			labels[l] = true
+		}
+	}
+	for l := range labels {
+		g, inG := G[l]
+		s, inS := S[l]
+		t, inT := T[l]
+		if !(inG == inS && g == s) && !(inG == inT && g == t) {
+			return false
+		}
+	}
+	return true
 }
 
 // intentVals is the record an intent creates, in target form, as vals gives it.
@@ -932,7 +1249,7 @@ func (w *modelWorld) intentVals(in state.Intent) ([]string, map[string]any) {
 	return w.vals(in.Side, connector.Record{Data: data}), data
 }
 
-func modelEmpty(canon string) bool { return canon == "null" || canon == `""` }
+func modelEmpty(canon string) bool { return canon == "null" || canon == `""` || canon == "[]" }
 
 func modelStampOf(side string, r connector.Record) string {
 	_, col := modelTable(side)
@@ -1026,6 +1343,10 @@ func (w *modelWorld) checkRun(pre *modelSnap) {
 		_, orphanS := orphans[modelKey{state.Source, s}]
 		involved := orphanT || orphanS || froms[modelKey{state.Source, s}] || froms[modelKey{state.Target, t}]
 		for i, p := range w.flow.Properties {
+			threeWay := modelThreeWay
+			if len(p.Elements) > 0 {
+				threeWay = modelListThreeWay
+			}
 			if vs[i] != vt[i] {
 				w.t.Errorf("seed %d: source %s and target %s disagree on %s: %s and %s", w.seed, s, t, p.Key(), vs[i], vt[i])
 				continue
@@ -1043,17 +1364,17 @@ func (w *modelWorld) checkRun(pre *modelSnap) {
 			case ps[i] == pt[i]:
 				want, why = []string{ps[i]}, "equal before the run"
 			case adopted && copied:
-				v, w2 := modelThreeWay(ps[i], pt[i], base.s[i], base.t[i], preS, preT)
+				v, w2 := threeWay(ps[i], pt[i], base.s[i], base.t[i], preS, preT)
 				want, why = []string{v}, w2+", a copy made before a kill of the "+from+", adopted"
 			case adopted:
 				// The user made a record with the code of one the engine was creating: the engine
 				// cannot tell it from its copy edited by the user. Either a three-way merge from
 				// the intent or a first merge is right.
-				v1, w1 := modelThreeWay(ps[i], pt[i], base.s[i], base.t[i], preS, preT)
+				v1, w1 := threeWay(ps[i], pt[i], base.s[i], base.t[i], preS, preT)
 				v2, w2 := modelFirstMerge(ps[i], pt[i], preS, preT)
 				want, why = []string{v1, v2}, "a record with the code of a copy being made before a kill of the "+from+": "+w1+" / "+w2
 			case wasPair && !w.killedSince:
-				v, w2 := modelThreeWay(ps[i], pt[i], base.s[i], base.t[i], preS, preT)
+				v, w2 := threeWay(ps[i], pt[i], base.s[i], base.t[i], preS, preT)
 				want, why = []string{v}, w2
 			case !linkedBefore && !wasPair && !involved:
 				v, w2 := modelFirstMerge(ps[i], pt[i], preS, preT)
@@ -1067,6 +1388,12 @@ func (w *modelWorld) checkRun(pre *modelSnap) {
 			ok := false
 			for _, x := range want {
 				ok = ok || x == vs[i]
+			}
+			if len(p.Elements) > 0 && why == "after a kill" {
+				ok = modelListEither(vs[i], ps[i], pt[i])
+			}
+			if len(p.Elements) > 0 && len(modelParts(vs[i])) != strings.Count(vs[i], `"id":`) {
+				w.t.Errorf("seed %d: source %s / target %s have a part twice: %s", w.seed, s, t, vs[i])
 			}
 			if !ok {
 				was := "(new)"

@@ -85,10 +85,11 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		}
 		if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && p.seen != nil {
 			// Nothing written: the values merge saw are what the systems hold.
+			fr.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
 			p.link.Base = p.seen
 			p.link.SourceHash, p.link.TargetHash = recordHash(p.src.Data), recordHash(p.tgt.Data)
 			p.link.Updated = fr.r.Opts.Now().UTC()
-		} else if err := fr.rebase(p.link, p.src, p.tgt); err != nil {
+		} else if err := fr.rebase(p.link, p.src, p.tgt, p.hints); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)
 			continue
 		}
@@ -131,8 +132,9 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 	return nil
 }
 
-// rebase sets a link's base to the values the two records hold now.
-func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record) error {
+// rebase sets a link's base to the values the two records hold now; hints are the pairs of
+// list elements a merge made (nil after a create).
+func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint) error {
 	base := make(map[string]state.Base, len(fr.f.Properties))
 	for _, prop := range fr.f.Properties {
 		var b state.Base
@@ -146,6 +148,7 @@ func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record) error {
 		b.T = mapping.Canonical(prop.View(tgt.Data))
 		base[prop.Key()] = b
 	}
+	fr.withElements(base, src.Data, tgt.Data, hints, l.Base)
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
 	l.SourceHash, l.TargetHash = recordHash(src.Data), recordHash(tgt.Data)

@@ -10,6 +10,13 @@ CREATE TABLE items (
     updated_at TEXT
 );
 CREATE INDEX items_updated_at ON items (updated_at);
+CREATE TABLE parts (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL,
+    label   TEXT NOT NULL,
+    qty     INTEGER
+);
+CREATE INDEX parts_item ON parts (item_id);
 CREATE TABLE clock (now TEXT NOT NULL);
 INSERT INTO clock VALUES ('2025-01-01T00:00:00.000000Z');
 CREATE TRIGGER items_stamp_insert AFTER INSERT ON items WHEN NEW.updated_at IS NULL
@@ -19,4 +26,17 @@ END;
 CREATE TRIGGER items_stamp_update AFTER UPDATE ON items WHEN NEW.updated_at IS OLD.updated_at
 BEGIN
     UPDATE items SET updated_at = (SELECT now FROM clock) WHERE id = NEW.id;
+END;
+-- A change of an item's parts stamps the item, as a write of the item does.
+CREATE TRIGGER parts_stamp_insert AFTER INSERT ON parts
+BEGIN
+    UPDATE items SET updated_at = (SELECT now FROM clock) WHERE id = NEW.item_id;
+END;
+CREATE TRIGGER parts_stamp_update AFTER UPDATE ON parts
+BEGIN
+    UPDATE items SET updated_at = (SELECT now FROM clock) WHERE id = NEW.item_id;
+END;
+CREATE TRIGGER parts_stamp_delete AFTER DELETE ON parts
+BEGIN
+    UPDATE items SET updated_at = (SELECT now FROM clock) WHERE id = OLD.item_id;
 END;

@@ -7,7 +7,8 @@ CREATE TABLE things (
     amount     TEXT,
     cost       REAL,
     enabled    BOOLEAN,
-    modifiedOn TEXT
+    modifiedOn TEXT,
+    parts      TEXT NOT NULL DEFAULT '[]' -- JSON list of {id, qty}: the id is the part's label
 );
 CREATE INDEX things_modifiedOn ON things (modifiedOn);
 CREATE INDEX things_sku ON things (sku); -- the merge key: linking looks records up by it

@@ -498,16 +498,18 @@ func (s *SQLite) ScanLinks(ctx context.Context, flow string, fn func([]*Link) er
 // eachLink scans rows of linkColumns and closes them.
 func eachLink(rows *sql.Rows, fn func(*Link)) error {
 	defer rows.Close()
+	var bases baseCodec
 	for rows.Next() {
 		var (
-			l             Link
-			base, updated string
+			l       Link
+			base    []byte // a copy, which the base's values are slices of
+			updated string
 		)
 		if err := rows.Scan(&l.Flow, &l.SourceID, &l.TargetID, &base, &l.SourceHash, &l.TargetHash, &updated); err != nil {
 			return err
 		}
 		var err error
-		if l.Base, err = decodeBase(base); err != nil {
+		if l.Base, err = bases.decode(base); err != nil {
 			return fmt.Errorf("link of source %q: %w", l.SourceID, err)
 		}
 		if l.Updated, err = parseTime(updated); err != nil {
@@ -711,12 +713,7 @@ func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
 		<-s.writer
 		return nil, fmt.Errorf("begin a link state transaction: %w", err)
 	}
-	t := &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: make(map[string]*sql.Stmt)}
-	t.enc = json.NewEncoder(&t.buf)
-	// Values are stored as given: escaping <, > and & would change the bytes the engine
-	// compares with the current values.
-	t.enc.SetEscapeHTML(false)
-	return t, nil
+	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: make(map[string]*sql.Stmt)}, nil
 }
 
 // sqliteTx is a write transaction on one dedicated connection. Its statements are prepared
@@ -730,8 +727,7 @@ type sqliteTx struct {
 	mu   sync.Mutex
 	done bool
 
-	buf bytes.Buffer // encodes bases
-	enc *json.Encoder
+	bases baseCodec
 }
 
 var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
@@ -786,7 +782,7 @@ func (t *sqliteTx) PutLink(l *Link) error {
 	if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
 		return errors.New("put link: a link needs a flow, a source id and a target id")
 	}
-	base, err := t.encodeBase(l.Base)
+	base, err := t.bases.encode(l.Base)
 	if err != nil {
 		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
 	}
@@ -804,30 +800,6 @@ func (t *sqliteTx) PutLink(l *Link) error {
 		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
 	}
 	return nil
-}
-
-// encodeBase encodes a base as compact JSON with sorted keys.
-func (t *sqliteTx) encodeBase(b map[string]Base) (string, error) {
-	if len(b) == 0 {
-		return "{}", nil
-	}
-	t.buf.Reset()
-	if err := t.enc.Encode(b); err != nil {
-		return "", err
-	}
-	return string(bytes.TrimSuffix(t.buf.Bytes(), []byte("\n"))), nil
-}
-
-// decodeBase decodes a stored base. The map is never nil, so that the engine can fill it.
-func decodeBase(s string) (map[string]Base, error) {
-	m := make(map[string]Base)
-	if s == "" || s == "{}" {
-		return m, nil
-	}
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("base: %w", err)
-	}
-	return m, nil
 }
 
 // DeleteLink forgets the link of a source record; a missing link is not an error.

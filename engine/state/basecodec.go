@@ -1,0 +1,420 @@
+package state
+
+// The stored form of a link's base: compact JSON with sorted keys, {"<key>":{"s":<JSON>,
+// "t":<JSON>},...}, as encoding/json writes a map[string]Base (without HTML escaping). Every
+// run reads the base of every link it looks at, and writes one per link it syncs, so the
+// common shape is encoded and decoded here by hand: the bytes are exactly encoding/json's, and
+// whatever is not the common shape (other members of a Base, escaped keys, a value that is not
+// valid compact JSON) goes through encoding/json as before, with its results and errors.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"unicode/utf8"
+)
+
+// baseCodec encodes and decodes bases, reusing its buffers; one per Tx or per read.
+type baseCodec struct {
+	buf  []byte
+	keys []string
+	// names interns the keys read, so that the links of a flow share their key strings.
+	names map[string]string
+}
+
+// encode returns the stored text of a base.
+func (c *baseCodec) encode(b map[string]Base) (string, error) {
+	if len(b) == 0 {
+		return "{}", nil
+	}
+	c.keys = c.keys[:0]
+	for k, v := range b {
+		if !plainBase(v) {
+			return encodeBaseJSON(b)
+		}
+		c.keys = append(c.keys, k)
+	}
+	slices.Sort(c.keys)
+	out := append(c.buf[:0], '{')
+	for i, k := range c.keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendKey(out, k)
+		out = append(out, ':', '{')
+		v := b[k]
+		if len(v.S) > 0 {
+			out = append(out, `"s":`...)
+			out = append(out, v.S...)
+		}
+		if len(v.T) > 0 {
+			if len(v.S) > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `"t":`...)
+			out = append(out, v.T...)
+		}
+		out = append(out, '}')
+	}
+	out = append(out, '}')
+	c.buf = out
+	return string(out), nil
+}
+
+// plainBase reports whether a Base holds nothing but S and T, each absent or valid compact
+// JSON, which is written as it is.
+func plainBase(v Base) bool {
+	if len(v.S) > 0 && !compactJSON(v.S) || len(v.T) > 0 && !compactJSON(v.T) {
+		return false
+	}
+	rest := v
+	rest.S, rest.T = nil, nil
+	return reflect.ValueOf(&rest).Elem().IsZero()
+}
+
+// encodeBaseJSON is the encoding of a base by encoding/json.
+func encodeBaseJSON(b map[string]Base) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Values are stored as given: escaping <, > and & would change the bytes the engine
+	// compares with the current values.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(b); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+}
+
+// appendKey appends a map key as encoding/json writes it without HTML escaping.
+func appendKey(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case c == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case c == '\u2028' || c == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// decode decodes a stored base. The map is never nil, so that the engine can fill it. The
+// values are slices of one copy of the text.
+func (c *baseCodec) decode(s []byte) (map[string]Base, error) {
+	if len(s) == 0 || string(s) == "{}" {
+		return make(map[string]Base), nil
+	}
+	if m, ok := c.decodePlain(s); ok {
+		return m, nil
+	}
+	m := make(map[string]Base)
+	if err := json.Unmarshal(s, &m); err != nil {
+		return nil, fmt.Errorf("base: %w", err)
+	}
+	return m, nil
+}
+
+// decodePlain decodes a base of the form encode writes by hand: an object of objects with
+// members "s" and "t" whose values are valid compact JSON, keys without escapes. ok is false
+// for anything else.
+func (c *baseCodec) decodePlain(s []byte) (m map[string]Base, ok bool) {
+	p := 0
+	if s[p] != '{' {
+		return nil, false
+	}
+	p++
+	m = make(map[string]Base, bytes.Count(s, []byte(`":{`)))
+	for {
+		if p >= len(s) {
+			return nil, false
+		}
+		if s[p] == '}' && p == 1 {
+			p++
+			break
+		}
+		key, n, ok := plainString(s[p:])
+		if !ok || p+n+1 >= len(s) || s[p+n] != ':' || s[p+n+1] != '{' {
+			return nil, false
+		}
+		p += n + 2
+		var b Base
+		for first := true; ; first = false {
+			if p >= len(s) {
+				return nil, false
+			}
+			if s[p] == '}' && first {
+				break
+			}
+			if p+4 >= len(s) || s[p] != '"' || (s[p+1] != 's' && s[p+1] != 't') || s[p+2] != '"' || s[p+3] != ':' {
+				return nil, false
+			}
+			which := s[p+1]
+			p += 4
+			end, ok := skipValue(s, p, 0)
+			if !ok {
+				return nil, false
+			}
+			v := json.RawMessage(s[p:end:end])
+			if which == 's' {
+				b.S = v
+			} else {
+				b.T = v
+			}
+			p = end
+			if p < len(s) && s[p] == ',' {
+				p++
+				continue
+			}
+			break
+		}
+		if p >= len(s) || s[p] != '}' {
+			return nil, false
+		}
+		p++
+		m[c.intern(key)] = b
+		if p < len(s) && s[p] == ',' {
+			p++
+			continue
+		}
+		if p < len(s) && s[p] == '}' {
+			p++
+			break
+		}
+		return nil, false
+	}
+	if p != len(s) {
+		return nil, false
+	}
+	return m, true
+}
+
+// intern returns the key as a string, the same string for the same key.
+func (c *baseCodec) intern(key []byte) string {
+	if k, ok := c.names[string(key)]; ok {
+		return k
+	}
+	if c.names == nil {
+		c.names = make(map[string]string)
+	}
+	k := string(key)
+	if len(c.names) < 10000 { // keys are a flow's property keys; a corrupt file has others
+		c.names[k] = k
+	}
+	return k
+}
+
+// plainString reads a JSON string without escapes at the start of s and returns its content
+// and the length of the string with its quotes.
+func plainString(s []byte) ([]byte, int, bool) {
+	if len(s) == 0 || s[0] != '"' {
+		return nil, 0, false
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return s[1:i], i + 1, utf8.Valid(s[1:i])
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// compactJSON reports whether b is one valid JSON value without whitespace outside strings:
+// what encoding/json's compaction (of a json.RawMessage) leaves as it is.
+func compactJSON(b []byte) bool {
+	end, ok := skipValue(b, 0, 0)
+	return ok && end == len(b)
+}
+
+// maxDepth bounds the nesting skipValue follows (encoding/json's limit is 10,000).
+const maxDepth = 10000
+
+// skipValue checks the JSON value starting at s[p], without whitespace, and returns the
+// index after it. It accepts exactly what encoding/json's scanner accepts, bytes of strings
+// included (any byte from 0x20, valid UTF-8 or not), and ok is false for anything else.
+func skipValue(s []byte, p, depth int) (int, bool) {
+	if p >= len(s) || depth > maxDepth {
+		return p, false
+	}
+	switch c := s[p]; {
+	case c == '"':
+		p++
+		for p < len(s) {
+			switch c := s[p]; {
+			case c == '"':
+				return p + 1, true
+			case c == '\\':
+				if p+1 >= len(s) {
+					return p, false
+				}
+				switch s[p+1] {
+				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+					p += 2
+				case 'u':
+					if p+6 > len(s) {
+						return p, false
+					}
+					for _, h := range s[p+2 : p+6] {
+						if !isHex(h) {
+							return p, false
+						}
+					}
+					p += 6
+				default:
+					return p, false
+				}
+			case c < 0x20:
+				return p, false
+			default:
+				p++
+			}
+		}
+		return p, false
+	case c == '{':
+		p++
+		if p < len(s) && s[p] == '}' {
+			return p + 1, true
+		}
+		for {
+			if p >= len(s) || s[p] != '"' {
+				return p, false
+			}
+			var ok bool
+			if p, ok = skipValue(s, p, depth+1); !ok || p >= len(s) || s[p] != ':' {
+				return p, false
+			}
+			if p, ok = skipValue(s, p+1, depth+1); !ok || p >= len(s) {
+				return p, false
+			}
+			switch s[p] {
+			case ',':
+				p++
+			case '}':
+				return p + 1, true
+			default:
+				return p, false
+			}
+		}
+	case c == '[':
+		p++
+		if p < len(s) && s[p] == ']' {
+			return p + 1, true
+		}
+		for {
+			var ok bool
+			if p, ok = skipValue(s, p, depth+1); !ok || p >= len(s) {
+				return p, false
+			}
+			switch s[p] {
+			case ',':
+				p++
+			case ']':
+				return p + 1, true
+			default:
+				return p, false
+			}
+		}
+	case c == 't':
+		return literal(s, p, "true")
+	case c == 'f':
+		return literal(s, p, "false")
+	case c == 'n':
+		return literal(s, p, "null")
+	case c == '-' || c >= '0' && c <= '9':
+		return skipNumber(s, p)
+	}
+	return p, false
+}
+
+func literal(s []byte, p int, lit string) (int, bool) {
+	if len(s)-p < len(lit) || string(s[p:p+len(lit)]) != lit {
+		return p, false
+	}
+	return p + len(lit), true
+}
+
+// skipNumber checks a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func skipNumber(s []byte, p int) (int, bool) {
+	if s[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(s) && s[p] == '0':
+		p++
+	case p < len(s) && s[p] >= '1' && s[p] <= '9':
+		for p < len(s) && isDigit(s[p]) {
+			p++
+		}
+	default:
+		return p, false
+	}
+	if p < len(s) && s[p] == '.' {
+		p++
+		if p >= len(s) || !isDigit(s[p]) {
+			return p, false
+		}
+		for p < len(s) && isDigit(s[p]) {
+			p++
+		}
+	}
+	if p < len(s) && (s[p] == 'e' || s[p] == 'E') {
+		p++
+		if p < len(s) && (s[p] == '+' || s[p] == '-') {
+			p++
+		}
+		if p >= len(s) || !isDigit(s[p]) {
+			return p, false
+		}
+		for p < len(s) && isDigit(s[p]) {
+			p++
+		}
+	}
+	return p, true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isHex(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}

@@ -413,9 +413,9 @@ func (fr *flowRun) recoverKeyed(ctx context.Context, side string, kc connector.K
 		in := todo[i]
 		if res.Err != nil {
 			// The system refuses the create: the record it was made from is a dead letter,
-			// retried (and created under a new intent) on the next runs.
+			// retried (and created under a new intent) by this run's pass, which counts it if
+			// it fails again, and by the next runs.
 			reason := fmt.Sprintf("creating %s: %v", entity, res.Err)
-			fr.stats.Failed++
 			err := fr.commit(ctx, func(tx state.Tx) error {
 				if err := tx.DeleteIntent(in.ID); err != nil {
 					return err

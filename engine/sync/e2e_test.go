@@ -1634,3 +1634,58 @@ func TestE2EListElementsKeepTheirFields(t *testing.T) {
 	}
 	o.p.quiet("run after the shop removed an item")
 }
+
+// A value computed for one side from a property the engine writes to the other follows that
+// write in the same run: the shop edits a product's quantity, the engine writes it to the
+// CRM's stock, and the shop's label, computed from the stock, is written too; a second run
+// writes nothing.
+func TestE2EDerivedValuesFollowWrites(t *testing.T) {
+	p := newE2E(t, "derived.yaml")
+	p.sync()
+	p2 := p.mustTarget("products", "2")
+	if got := p.text("shop", "SELECT label FROM products WHERE id = ?", p2); got == "7 IN STOCK" {
+		t.Fatalf("the fixture's stock is already 7")
+	}
+	p.exec("shop", "UPDATE products SET quantity = 7, modified = '2024-02-01T00:00:00Z' WHERE id = ?", p2)
+	rep := p.sync()
+	st := e2eFlow(t, rep, "products")
+	if got := p.text("crm", "SELECT stock FROM products WHERE id = 2"); got != "7" {
+		t.Errorf("the shop's quantity did not reach the CRM: stock = %s", got)
+	}
+	if got := p.text("shop", "SELECT label FROM products WHERE id = ?", p2); got != "7 IN STOCK" {
+		t.Errorf("the label computed from the new stock did not follow: label = %q", got)
+	}
+	if st.UpdatedSource != 1 || st.UpdatedTarget != 1 {
+		t.Errorf("products: %+v; want the CRM and then the shop updated once each", *st)
+	}
+	p.quiet("run after the derived write")
+}
+
+// A create that the system refuses when recovery repeats it (its first answer was lost) is a
+// failure of that run once, not once in recovery and again when the run retries it.
+func TestE2ERefusedRecoveredCreateCountsOnce(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.exec("crm", "UPDATE products SET name = NULL WHERE id = 4") // the shop's title is NOT NULL
+	shop := &e2eKeyedConn{t: t, entity: "Product", lose: 1, byKey: map[string]string{}}
+	wrap := func(system string, c connector.Conn) connector.Conn {
+		if system == "shop" {
+			shop.Conn = c
+			return shop
+		}
+		return c
+	}
+	if _, err := p.run(e2eRunConfig{wrap: wrap}); !errors.Is(err, errE2ELostResponse) {
+		t.Fatalf("first run: %v, want the lost response", err)
+	}
+	rep, err := p.run(e2eRunConfig{wrap: wrap})
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	st := e2eFlow(t, rep, "products")
+	if st.Recovered != 9 || st.Failed != 1 || rep.Failed() != 1 {
+		t.Errorf("products: %+v; want 9 recovered and the refused record failed once", *st)
+	}
+	if d := p.deadLetters("products")["source:4"]; d.Reason == "" || !strings.Contains(d.Reason, "NOT NULL") {
+		t.Errorf("product 4's dead letter: %+v", d)
+	}
+}

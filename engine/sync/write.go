@@ -31,6 +31,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		return nil
 	}
 	failed := map[*pair]bool{}
+	before := map[*pair]connector.Record{} // source records as they were before the write
 	apply := func(ps []*pair, side string) error {
 		if len(ps) == 0 {
 			return nil
@@ -62,6 +63,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 				p.tgt = res.Record
 				fr.stats.UpdatedTarget++
 			} else {
+				before[p] = p.src
 				p.src = res.Record
 				fr.stats.UpdatedSource++
 			}
@@ -72,6 +74,9 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		return err
 	}
 	if err := apply(srcPairs, state.Source); err != nil {
+		return err
+	}
+	if err := apply(fr.followUps(srcPairs, before, failed), state.Target); err != nil {
 		return err
 	}
 	for _, p := range pairs {
@@ -98,6 +103,47 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		fr.refs.remember(fr.f, p.link.SourceID, p.link.TargetID)
 	}
 	return nil
+}
+
+// followUps returns the pairs whose target must be written again after the source writes:
+// a value computed for the target from source properties the engine just wrote (a label
+// derived from a stock the target edited) has changed with them, and the target does not hold
+// it yet. Their tgtPatch is set to those values. Lists are left to the next merge.
+func (fr *flowRun) followUps(written []*pair, before map[*pair]connector.Record, failed map[*pair]bool) []*pair {
+	var out []*pair
+	for _, p := range written {
+		old, ok := before[p]
+		if !ok || failed[p] {
+			continue
+		}
+		var desired map[string]any
+		for _, prop := range fr.f.Properties {
+			if !prop.ToTargetSide() || len(prop.Elements) > 0 {
+				continue
+			}
+			was, err1 := prop.TargetValue(old.Data, fr.refs)
+			now, err2 := prop.TargetValue(p.src.Data, fr.refs)
+			if err1 != nil || err2 != nil {
+				continue // the next merge reports it
+			}
+			nowC := mapping.Canonical(now)
+			if string(nowC) == string(mapping.Canonical(was)) || string(nowC) == string(mapping.Canonical(prop.View(p.tgt.Data))) {
+				continue
+			}
+			if desired == nil {
+				desired = mapping.Clone(p.tgt.Data).(map[string]any)
+			}
+			prop.ApplyTarget(desired, now)
+			fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target,
+				Old: string(mapping.Canonical(prop.View(p.tgt.Data))), New: string(nowC)})
+		}
+		if desired != nil {
+			if p.tgtPatch = patch(p.tgt.Data, desired); len(p.tgtPatch) > 0 {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // readBack replaces the results of a write by the records as the system stores them, for a

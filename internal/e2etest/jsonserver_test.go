@@ -179,10 +179,15 @@ func TestJSONServerNorthwindTwoWay(t *testing.T) {
 	p.exec(`UPDATE Orders SET Freight = 40.5, ShipCity = 'Lyon' WHERE OrderID = 10249`)
 
 	rep = p.run()
-	for _, flow := range []string{"nw-products", "nw-customers", "nw-orders"} {
-		if st := jsFlow(t, rep, flow); st.UpdatedTarget != 1 || st.UpdatedSource != 1 || st.Conflicts != 0 || st.Failed != 0 {
-			t.Errorf("after the edits, %s: %d updated in the CRM, %d in Northwind, %d conflicts, %d failed; want 1, 1, 0, 0", flow, st.UpdatedTarget, st.UpdatedSource, st.Conflicts, st.Failed)
+	// nw-orders updates two CRM orders: 10249 (Northwind's edit) and 10248, whose subtotal,
+	// computed from its lines, follows the CRM's line edit written to Northwind.
+	for flow, crmUpdates := range map[string]int{"nw-products": 1, "nw-customers": 1, "nw-orders": 2} {
+		if st := jsFlow(t, rep, flow); st.UpdatedTarget != crmUpdates || st.UpdatedSource != 1 || st.Conflicts != 0 || st.Failed != 0 {
+			t.Errorf("after the edits, %s: %d updated in the CRM, %d in Northwind, %d conflicts, %d failed; want %d, 1, 0, 0", flow, st.UpdatedTarget, st.UpdatedSource, st.Conflicts, st.Failed, crmUpdates)
 		}
+	}
+	if got := jsFields(crm.Get("orders", o48["id"]), "subtotal"); got != "474.8" {
+		t.Errorf("CRM order 10248's subtotal after its line edit: %s, want 474.8 (440 + 34.8)", got)
 	}
 	if got := p.row(`SELECT ProductName, UnitPrice FROM Products WHERE ProductID = 1`); got != "Chai (organic) | 18" {
 		t.Errorf("Northwind product 1 after the CRM's edit: %s", got)

@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -124,4 +125,36 @@ func FuzzBaseEncode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k1 string, s1, t1 []byte, k2 string, s2 []byte) {
 		checkEncode(t, &c, map[string]Base{k1: {S: s1, T: t1}, k2: {S: s2}})
 	})
+}
+
+// benchBase is the base of a product of the benchmark's one-way flow: 12 properties.
+func benchBase() map[string]Base {
+	b := map[string]Base{}
+	for i, v := range []string{`"P0000042"`, `"Espresso Roast 250 g"`, `"Espresso beans from Nordic Roast, item 42 of the catalogue."`,
+		`"coffee"`, `"Nordic Roast"`, `"7310865004703"`, `"42"`, `0.25`, `true`, `"50.90"`, `46.75`, `"nordic roast-p0000042"`} {
+		b[fmt.Sprintf("prop%02d→target%02d", i, i)] = Base{S: json.RawMessage(v), T: json.RawMessage(v)}
+	}
+	return b
+}
+
+func BenchmarkBaseEncode(b *testing.B) {
+	base := benchBase()
+	var c baseCodec
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.encode(base); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBaseDecode(b *testing.B) {
+	var c baseCodec
+	s, _ := c.encode(benchBase())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.decode([]byte(s)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

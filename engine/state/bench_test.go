@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 )
@@ -54,4 +55,51 @@ func BenchmarkLinksBySource(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(page*b.N)/b.Elapsed().Seconds(), "links/s")
+}
+
+// BenchmarkCreateCommits is the link state's part of creating 10,000 records as a run does,
+// per batch of 500: a Tx of intents before the create, and a Tx that forgets them, puts the
+// links and clears any dead letter or waiting entry of the records.
+func BenchmarkCreateCommits(b *testing.B) {
+	const n, batch = 10000, 500
+	s, _ := newStore(b)
+	data := json.RawMessage(`{"brand":"Nordic Roast","price":"50.90","sku":"P0000042","stock":"42","title":"Espresso Roast 250 g"}`)
+	round := 0
+	for b.Loop() {
+		round++
+		for start := 0; start < n; start += batch {
+			ids := make([]int64, batch)
+			write(b, s, func(tx Tx) error {
+				for i := range ids {
+					id, err := tx.AddIntent(&Intent{Flow: "f", Side: Target, FromID: fmt.Sprint(start + i), Data: data})
+					if err != nil {
+						return err
+					}
+					ids[i] = id
+				}
+				return nil
+			})
+			write(b, s, func(tx Tx) error {
+				for i, id := range ids {
+					if err := tx.DeleteIntent(id); err != nil {
+						return err
+					}
+					l := testLink("f", start+i)
+					l.SourceID = fmt.Sprintf("r%d-s%06d", round, start+i)
+					l.TargetID = fmt.Sprintf("r%d-t%06d", round, start+i)
+					if err := tx.PutLink(l); err != nil {
+						return err
+					}
+					if err := tx.ClearDeadLetter("f", Source, l.SourceID); err != nil {
+						return err
+					}
+					if err := tx.ClearWaiting("f", Source, l.SourceID); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
 }

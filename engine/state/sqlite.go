@@ -728,6 +728,37 @@ type sqliteTx struct {
 	done bool
 
 	bases baseCodec
+	// none holds the tables and flow sides (table + flow + side) known to have no rows in
+	// this Tx, so that clearing a record there needs no statement: a run clears the dead
+	// letter and the waiting entry of every record it links, and there rarely are any.
+	none map[string]bool
+}
+
+// noneKey is the key of none for a table and a flow's side.
+func noneKey(table, flow, side string) string { return table + "\x00" + flow + "\x00" + side }
+
+// nothingToClear reports whether table has no row of the flow's side in the Tx: once known,
+// without a statement, until a row is put there (see none).
+func (t *sqliteTx) nothingToClear(table, flow, side string) (bool, error) {
+	key := noneKey(table, flow, side)
+	if t.none[key] {
+		return true, nil
+	}
+	if t.done {
+		return false, errTxDone
+	}
+	var any bool
+	err := t.conn.QueryRowContext(t.ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE flow = ? AND side = ?)", flow, side).Scan(&any)
+	if err != nil {
+		return false, err
+	}
+	if !any {
+		if t.none == nil {
+			t.none = make(map[string]bool)
+		}
+		t.none[key] = true
+	}
+	return !any, nil
 }
 
 var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
@@ -890,6 +921,7 @@ func (t *sqliteTx) PutDeadLetter(flow, side, recordID, reason string) error {
 		return fmt.Errorf("put dead letter of flow %q: %w", flow, err)
 	}
 	now := formatTime(t.s.now())
+	delete(t.none, noneKey("dead_letters", flow, side))
 	if _, err := t.exec(sqlPutDeadLetter, flow, side, recordID, reason, now, now); err != nil {
 		return fmt.Errorf("put dead letter of flow %q, record %q: %w", flow, recordID, err)
 	}
@@ -900,6 +932,12 @@ func (t *sqliteTx) PutDeadLetter(flow, side, recordID, reason string) error {
 func (t *sqliteTx) ClearDeadLetter(flow, side, recordID string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if none, err := t.nothingToClear("dead_letters", flow, side); none || err != nil {
+		if err != nil {
+			return fmt.Errorf("clear dead letter of flow %q, record %q: %w", flow, recordID, err)
+		}
+		return nil
+	}
 	if _, err := t.exec(sqlClearDeadLetter, flow, side, recordID); err != nil {
 		return fmt.Errorf("clear dead letter of flow %q, record %q: %w", flow, recordID, err)
 	}
@@ -913,6 +951,7 @@ func (t *sqliteTx) PutWaiting(flow, side, recordID, reason string) error {
 	if err := checkSide(side); err != nil {
 		return fmt.Errorf("put waiting record of flow %q: %w", flow, err)
 	}
+	delete(t.none, noneKey("waiting", flow, side))
 	if _, err := t.exec(sqlPutWaiting, flow, side, recordID, reason, formatTime(t.s.now())); err != nil {
 		return fmt.Errorf("put waiting record of flow %q, record %q: %w", flow, recordID, err)
 	}
@@ -923,6 +962,12 @@ func (t *sqliteTx) PutWaiting(flow, side, recordID, reason string) error {
 func (t *sqliteTx) ClearWaiting(flow, side, recordID string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if none, err := t.nothingToClear("waiting", flow, side); none || err != nil {
+		if err != nil {
+			return fmt.Errorf("clear waiting record of flow %q, record %q: %w", flow, recordID, err)
+		}
+		return nil
+	}
 	if _, err := t.exec(sqlClearWaiting, flow, side, recordID); err != nil {
 		return fmt.Errorf("clear waiting record of flow %q, record %q: %w", flow, recordID, err)
 	}
@@ -1035,7 +1080,7 @@ func jsonText(v json.RawMessage) (any, error) {
 	if len(v) == 0 {
 		return nil, nil
 	}
-	if !json.Valid(v) {
+	if !compactJSON(v) && !json.Valid(v) { // compact JSON, as json.Marshal writes it, is checked faster
 		return nil, errors.New("not valid JSON")
 	}
 	return string(v), nil

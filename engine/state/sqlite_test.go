@@ -774,3 +774,62 @@ func TestTxEnd(t *testing.T) {
 		t.Errorf("Begin after the open Tx ended: %v", err)
 	}
 }
+
+// Clearing where a flow's side has nothing to clear costs no statement after the first look
+// in a Tx; a dead letter or waiting record put in the same Tx, or in an earlier one, is still
+// cleared.
+func TestClearWhereNothingIs(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	write(t, s, func(tx Tx) error {
+		for i := range 3 {
+			if err := tx.ClearDeadLetter("f", Source, fmt.Sprint("a", i)); err != nil {
+				return err
+			}
+			if err := tx.ClearWaiting("f", Source, fmt.Sprint("a", i)); err != nil {
+				return err
+			}
+		}
+		if n := len(tx.(*sqliteTx).none); n != 2 {
+			t.Errorf("%d empty tables known, want 2", n)
+		}
+		// Put in this Tx after the side was seen empty: cleared by the next call.
+		if err := tx.PutDeadLetter("f", Source, "b", "x"); err != nil {
+			return err
+		}
+		if err := tx.PutWaiting("f", Source, "b", "x"); err != nil {
+			return err
+		}
+		if err := tx.ClearDeadLetter("f", Source, "b"); err != nil {
+			return err
+		}
+		if err := tx.ClearWaiting("f", Source, "b"); err != nil {
+			return err
+		}
+		// Kept: put after the others were cleared.
+		if err := tx.PutDeadLetter("f", Source, "c", "y"); err != nil {
+			return err
+		}
+		return tx.PutWaiting("f", Target, "c", "y")
+	})
+	dl, _ := s.DeadLetters(ctx, "f")
+	w, _ := s.Waiting(ctx, "f")
+	if len(dl) != 1 || dl[0].RecordID != "c" || len(w) != 1 || w[0].RecordID != "c" {
+		t.Fatalf("after the first Tx: dead letters %+v, waiting %+v", dl, w)
+	}
+	// A later Tx looks again.
+	write(t, s, func(tx Tx) error {
+		if err := tx.ClearDeadLetter("f", Target, "c"); err != nil {
+			return err
+		}
+		if err := tx.ClearDeadLetter("f", Source, "c"); err != nil {
+			return err
+		}
+		return tx.ClearWaiting("f", Target, "c")
+	})
+	dl, _ = s.DeadLetters(ctx, "")
+	w, _ = s.Waiting(ctx, "")
+	if len(dl) != 0 || len(w) != 0 {
+		t.Fatalf("after the second Tx: dead letters %+v, waiting %+v", dl, w)
+	}
+}

@@ -535,11 +535,8 @@ func crashBoundaries(scenario string) []string {
 	switch verb {
 	case "create":
 		out = append(out, side+" create, 1 of 2 applied", side+" create, 2 of 2 applied", "commit (intent)", "commit (intent done, link)")
-	case "update":
-		out = append(out, side+" update, 1 of 2 applied", side+" update, 2 of 2 applied")
-	case "delete":
-		// Deletes are written one record at a time: all of the "batch" is its one record.
-		out = append(out, side+" delete, 1 of 1 applied")
+	case "update", "delete":
+		out = append(out, side+" "+verb+", 1 of 2 applied", side+" "+verb+", 2 of 2 applied")
 	}
 	return out
 }

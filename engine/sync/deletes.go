@@ -69,27 +69,12 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 	}
 	out := &outcome{}
 	survivors := map[string][]string{}
+	doomed := map[string][]*state.Link{} // side → the links whose record there is deleted
 	for _, g := range plan {
 		// A delete propagates only in a direction the flow syncs: a to-target flow never
 		// deletes in its source.
 		if fr.f.Delete == "propagate" && g.survivor != "" && fr.writes(g.survivor) {
-			conn, entity := fr.on(g.survivor)
-			id := g.link.TargetID
-			if g.survivor == state.Source {
-				id = g.link.SourceID
-			}
-			fr.change(Change{Action: "delete", Side: g.survivor, RecordID: id})
-			if !fr.r.Opts.DryRun {
-				if err := deleteOne(ctx, conn, entity, id); err != nil {
-					fr.stats.Failed++
-					if fr.check != nil {
-						fr.check.left = true // the link stays; the next run checks it again
-					}
-					continue
-				}
-			}
-			fr.stats.Deleted++
-			out.unlink = append(out.unlink, g.link.SourceID)
+			doomed[g.survivor] = append(doomed[g.survivor], g.link)
 			continue
 		}
 		survivorID := ""
@@ -105,6 +90,9 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 		if g.survivor != "" {
 			survivors[g.survivor] = append(survivors[g.survivor], survivorID)
 		}
+	}
+	for _, side := range []string{state.Source, state.Target} {
+		fr.deleteLinked(ctx, side, doomed[side], out)
 	}
 	if err := fr.save(ctx, out); err != nil {
 		return err
@@ -137,6 +125,46 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 	return nil
 }
 
+// deleteLinked deletes the records of side that links point at, in batches, and unlinks
+// those deleted. A record the system does not delete keeps its link: the next run checks it
+// again.
+func (fr *flowRun) deleteLinked(ctx context.Context, side string, links []*state.Link, out *outcome) {
+	conn, entity := fr.on(side)
+	for start := 0; start < len(links); start += fr.r.Opts.BatchSize {
+		chunk := links[start:min(start+fr.r.Opts.BatchSize, len(links))]
+		ids := make([]string, len(chunk))
+		for i, l := range chunk {
+			ids[i] = l.TargetID
+			if side == state.Source {
+				ids[i] = l.SourceID
+			}
+			fr.change(Change{Action: "delete", Side: side, RecordID: ids[i]})
+		}
+		errs := make([]error, len(ids))
+		if !fr.r.Opts.DryRun {
+			var err error
+			if errs, err = conn.Delete(ctx, entity, ids); err != nil {
+				errs = make([]error, len(ids))
+				for i := range errs {
+					errs[i] = err
+				}
+			}
+		}
+		for i, l := range chunk {
+			if errs[i] != nil {
+				fr.stats.Failed++
+				if fr.check != nil {
+					fr.check.left = true // the link stays; the next run checks it again
+				}
+				continue
+			}
+			fr.stats.Deleted++
+			out.unlink = append(out.unlink, l.SourceID)
+		}
+	}
+}
+
+// deleteOne deletes one record (an orphan copy found by recovery).
 func deleteOne(ctx context.Context, conn connector.Conn, entity, id string) error {
 	errs, err := conn.Delete(ctx, entity, []string{id})
 	if err != nil {

@@ -208,8 +208,18 @@ func jsonNumber(n json.Number) (any, error) {
 	return f, nil
 }
 
-// decodeJSON decodes one JSON value into record values (numbers as int64 or float64).
+// decodeJSON decodes one JSON value into record values (numbers as int64 or float64): by
+// decodeFast when it can, else with encoding/json (decodeJSONStd), whose results and errors
+// are what it always returns.
 func decodeJSON(b []byte) (any, error) {
+	if v, ok := decodeFast(b); ok {
+		return v, nil
+	}
+	return decodeJSONStd(b)
+}
+
+// decodeJSONStd decodes one JSON value with encoding/json.
+func decodeJSONStd(b []byte) (any, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any

@@ -153,3 +153,28 @@ func TestIDString(t *testing.T) {
 		t.Fatalf("%q %q", a, b)
 	}
 }
+
+// decodeFast decodes what it takes exactly as encoding/json does, and leaves the rest to it.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"b":[1,2.5,"x"],"a":null,"big":12345678901234567890,"n":-0.1}`, `[]`, `[true]`, `not json`, `{} {}`, `{}]`,
+		` {"a" : [ 1 , { } ] } `, `"a\"b\\c\/d\b\f\n\r\t"`, `"\u00e9\ud83d\ude00"`, "\"\xff\"", `1e400`, `-0`, `0.0`, `1E+2`,
+		`{"a":1,"a":2}`, `[1,]`, `{"a"}`, `01`, `-`, `1.`, `.5`, `tru`, `nul`, "\"a\x01\"", `{"a":{"b":{"c":[[[]]]}}}`,
+		`9223372036854775807`, `9223372036854775808`, `-9223372036854775808`, `"é"`, `{"é":"ü"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, wantErr := decodeJSONStd(b)
+		got, err := decodeJSON(b)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("decodeJSON(%q): error %v, want %v", b, err, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeJSON(%q) = %#v, want %#v", b, got, want)
+		}
+		if v, ok := decodeFast(b); ok && !reflect.DeepEqual(v, want) {
+			t.Fatalf("decodeFast(%q) = %#v, want %#v", b, v, want)
+		}
+	})
+}

@@ -3,11 +3,11 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/schema"
 )
@@ -178,58 +178,9 @@ func AppendCanonical(dst []byte, v any) []byte {
 	return append(dst, enc...)
 }
 
-// appendString appends s as a JSON string exactly as json.Marshal writes it: HTML-safe (<, >
-// and & as \u003c, \u003e, \u0026), U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD. It
-// is what Canonical has always written (through json.Marshal), without its allocations.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case c == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case c == '\u2028' || c == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[c&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendString appends s as a JSON string exactly as json.Marshal writes it (HTML-safe): what
+// Canonical has always written (through json.Marshal), without its allocations.
+func appendString(dst []byte, s string) []byte { return jsontext.AppendString(dst, s, true) }
 
 func appendNumber(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {

@@ -25,8 +25,13 @@ func newRefs(r *Runner) *refs {
 	}
 }
 
+// maxRefCache bounds the translations cached per flow: past it the cache starts again, so that
+// a run's memory does not grow with the number of records it links (a miss costs one lookup
+// in the link state).
+const maxRefCache = 20000
+
 func (rf *refs) remember(f *mapping.Flow, sourceID, targetID string) {
-	if rf.toTarget[f] == nil {
+	if rf.toTarget[f] == nil || len(rf.toTarget[f]) >= maxRefCache {
 		rf.toTarget[f], rf.toSource[f] = map[string]string{}, map[string]string{}
 	}
 	rf.toTarget[f][sourceID] = targetID

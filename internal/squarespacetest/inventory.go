@@ -46,16 +46,9 @@ func (s *Server) variant(id string) (variantRef, bool) {
 }
 
 func (s *Server) listInventory(r *http.Request) (int, any) {
-	q := r.URL.Query()
-	if e := cursorAlone(q); e != nil {
+	c, e := listCursor(r.URL.Query(), "inventory", nil)
+	if e != nil {
 		return fail(e)
-	}
-	c := cursor{Kind: "inventory"}
-	if v := first(q, "cursor"); v != "" {
-		var e *apiError
-		if c, e = decodeCursor("inventory", v); e != nil {
-			return fail(e)
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -63,31 +63,20 @@ type fulfillmentInput struct {
 }
 
 func (s *Server) listOrders(r *http.Request) (int, any) {
-	q := r.URL.Query()
-	if e := cursorAlone(q); e != nil {
-		return fail(e)
-	}
-	var c cursor
-	if v := first(q, "cursor"); v != "" {
-		var e *apiError
-		if c, e = decodeCursor("orders", v); e != nil {
-			return fail(e)
-		}
-	} else {
-		after, before, e := timeRange(q)
-		if e != nil {
-			return fail(e)
-		}
+	c, e := listCursor(r.URL.Query(), "orders", func(q map[string][]string) (string, *apiError) {
 		status := first(q, "fulfillmentStatus")
 		if status != "" && !slices.Contains([]string{"PENDING", "FULFILLED", "CANCELED"}, status) {
-			return fail(invalid("fulfillmentStatus", "must be PENDING, FULFILLED or CANCELED"))
+			return "", invalid("fulfillmentStatus", "must be PENDING, FULFILLED or CANCELED")
 		}
 		for _, ps := range strings.Split(first(q, "paymentStates"), ",") {
 			if ps != "" && !slices.Contains([]string{"NOT_CHARGED", "AUTHORIZED", "PAID", "REFUNDED", "PENDING", "FAILED", "REFUND_PENDING", "REFUND_FAILED", "PARTIALLY_PAID"}, ps) {
-				return fail(invalid("paymentStates", "has an unknown payment state "+ps))
+				return "", invalid("paymentStates", "has an unknown payment state "+ps)
 			}
 		}
-		c = cursor{Kind: "orders", After: after, Before: before, Filter: status}
+		return status, nil
+	})
+	if e != nil {
+		return fail(e)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

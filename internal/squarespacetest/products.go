@@ -73,28 +73,17 @@ func (s *Server) listStorePages(r *http.Request) (int, any) {
 }
 
 func (s *Server) listProducts(r *http.Request) (int, any) {
-	q := r.URL.Query()
-	if e := cursorAlone(q); e != nil {
-		return fail(e)
-	}
-	var c cursor
-	if v := first(q, "cursor"); v != "" {
-		var e *apiError
-		if c, e = decodeCursor("products", v); e != nil {
-			return fail(e)
-		}
-	} else {
-		after, before, e := timeRange(q)
-		if e != nil {
-			return fail(e)
-		}
+	c, e := listCursor(r.URL.Query(), "products", func(q map[string][]string) (string, *apiError) {
 		types := first(q, "type")
 		for _, t := range strings.Split(types, ",") {
 			if t != "" && !slices.Contains([]string{"PHYSICAL", "SERVICE", "GIFT_CARD", "DIGITAL"}, t) {
-				return fail(invalid("type", "must be a comma-separated list of PHYSICAL, SERVICE, GIFT_CARD, DIGITAL"))
+				return "", invalid("type", "must be a comma-separated list of PHYSICAL, SERVICE, GIFT_CARD, DIGITAL")
 			}
 		}
-		c = cursor{Kind: "products", After: after, Before: before, Filter: types}
+		return types, nil
+	})
+	if e != nil {
+		return fail(e)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -498,6 +498,30 @@ func first(q map[string][]string, k string) string {
 	return ""
 }
 
+// listCursor reads where a list request starts: the cursor it carries (alone, as the API
+// requires), else the first page of the time range and of the list's own filter (nil: a list
+// without either).
+func listCursor(q map[string][]string, kind string, filter func(map[string][]string) (string, *apiError)) (cursor, *apiError) {
+	if e := cursorAlone(q); e != nil {
+		return cursor{}, e
+	}
+	if v := first(q, "cursor"); v != "" {
+		return decodeCursor(kind, v)
+	}
+	if filter == nil {
+		return cursor{Kind: kind}, nil
+	}
+	after, before, e := timeRange(q)
+	if e != nil {
+		return cursor{}, e
+	}
+	f, e := filter(q)
+	if e != nil {
+		return cursor{}, e
+	}
+	return cursor{Kind: kind, After: after, Before: before, Filter: f}, nil
+}
+
 // cursorAlone refuses a cursor combined with other query parameters.
 func cursorAlone(q map[string][]string) *apiError {
 	if first(q, "cursor") == "" {

@@ -90,8 +90,9 @@ type Result struct {
 	Err    error
 }
 
-// Conn is an open connection to one system. Methods are called from one goroutine at a time.
-// Entity names are those of the system file.
+// Conn is an open connection to one system. Methods are called from one goroutine at a time,
+// except that a Conn with Capabilities.ConcurrentScan may be scanned on one goroutine while the
+// other methods are called on another. Entity names are those of the system file.
 type Conn interface {
 	// Scan calls fn with batches of the entity's records, in the order of the entity's
 	// updated property when it has one (else any order). When since is not empty and the
@@ -122,6 +123,10 @@ type Capabilities struct {
 	// write. Without it the engine reads written records back with Get, which echo-free
 	// merging needs.
 	ReturnsStored bool
+	// ConcurrentScan: Scan may run on its own goroutine while Get, Create, Update and Delete
+	// are called on another, and the batches it hands out are never reused. The engine then
+	// reads the next batch while it merges and writes this one.
+	ConcurrentScan bool
 }
 
 // Capable is the optional ability of a Conn to say what it can do. A Conn without it is taken

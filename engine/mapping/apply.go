@@ -45,7 +45,12 @@ func (e *PropertyError) Error() string { return e.Property + ": " + e.Err.Error(
 func (e *PropertyError) Unwrap() error { return e.Err }
 
 // Key identifies a property in link state: stable across edits of other rows.
-func (p *Property) Key() string { return p.Source + "→" + p.Target }
+func (p *Property) Key() string {
+	if p.key == "" { // a Property built outside Compile
+		return p.Source + "→" + p.Target
+	}
+	return p.key
+}
 
 func (p *Property) relSource() string { return p.Config.Source.Value }
 func (p *Property) relTarget() string { return p.Config.Target.Value }

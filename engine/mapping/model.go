@@ -104,6 +104,7 @@ type Property struct {
 	// element), split at dots once; nil outside Compile, where they are split on use.
 	sourceSegs, targetSegs []string
 	vms                    *sync.Pool // the flow's
+	key                    string     // Key, computed once: the merge asks for it per record
 }
 
 // ToTargetSide reports whether values flow from source to target.

@@ -60,6 +60,7 @@ func (s *propScope) compileOne(cp *config.Property, srcRoot, tgtRoot *schema.Pro
 	if !cp.Source.Set {
 		p.Source = ""
 	}
+	p.key = p.Source + "→" + p.Target
 	if cp.Sync.Set && inherited != config.SyncBoth && p.Direction != inherited {
 		where := "the flow syncs"
 		if srcPrefix != "" {

@@ -91,6 +91,12 @@ var migrations = []migration{
 			skipped INTEGER NOT NULL
 		) WITHOUT ROWID`,
 	}},
+	// A run tells the links it made and merged by their run ids (see Link).
+	{version: 4, stmts: []string{
+		`ALTER TABLE links ADD COLUMN linked_in INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE links ADD COLUMN merged_in INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE links ADD COLUMN made TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

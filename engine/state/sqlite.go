@@ -403,7 +403,7 @@ func (s *SQLite) Close() error {
 }
 
 // linkColumns are the columns scanLink reads, in order.
-const linkColumns = "flow, source_id, target_id, base, source_hash, target_hash, updated"
+const linkColumns = "flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made"
 
 // LinksBySource returns the links of flow whose source ids are among ids, by source id.
 func (s *SQLite) LinksBySource(ctx context.Context, flow string, ids []string) (map[string]*Link, error) {
@@ -505,7 +505,7 @@ func eachLink(rows *sql.Rows, fn func(*Link)) error {
 			base    []byte // a copy, which the base's values are slices of
 			updated string
 		)
-		if err := rows.Scan(&l.Flow, &l.SourceID, &l.TargetID, &base, &l.SourceHash, &l.TargetHash, &updated); err != nil {
+		if err := rows.Scan(&l.Flow, &l.SourceID, &l.TargetID, &base, &l.SourceHash, &l.TargetHash, &updated, &l.LinkedIn, &l.MergedIn, &l.Made); err != nil {
 			return err
 		}
 		var err error
@@ -533,6 +533,19 @@ func (s *SQLite) CountLinks(ctx context.Context, flow string) (int, error) {
 		return 0, fmt.Errorf("count links: %w", err)
 	}
 	return n, nil
+}
+
+// HasLinks reports whether the flow has a link.
+func (s *SQLite) HasLinks(ctx context.Context, flow string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, "SELECT 1 FROM links WHERE flow = ? LIMIT 1", flow).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("links of flow %q: %w", flow, err)
+	}
+	return true, nil
 }
 
 // Watermark returns the side's watermark, "" when none was set.
@@ -764,10 +777,11 @@ func (t *sqliteTx) nothingToClear(table, flow, side string) (bool, error) {
 var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
 
 const (
-	sqlPutLink = `INSERT INTO links (flow, source_id, target_id, base, source_hash, target_hash, updated)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	sqlPutLink = `INSERT INTO links (flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (flow, source_id) DO UPDATE SET target_id = excluded.target_id, base = excluded.base,
-			source_hash = excluded.source_hash, target_hash = excluded.target_hash, updated = excluded.updated`
+			source_hash = excluded.source_hash, target_hash = excluded.target_hash, updated = excluded.updated,
+			linked_in = excluded.linked_in, merged_in = excluded.merged_in, made = excluded.made`
 	sqlDeleteLink   = `DELETE FROM links WHERE flow = ? AND source_id = ?`
 	sqlAddIntent    = `INSERT INTO intents (flow, side, from_id, data, created) VALUES (?, ?, ?, ?, ?)`
 	sqlDeleteIntent = `DELETE FROM intents WHERE id = ?`
@@ -817,7 +831,8 @@ func (t *sqliteTx) PutLink(l *Link) error {
 	if err != nil {
 		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
 	}
-	_, err = t.exec(sqlPutLink, l.Flow, l.SourceID, l.TargetID, base, l.SourceHash, l.TargetHash, formatTime(l.Updated))
+	_, err = t.exec(sqlPutLink, l.Flow, l.SourceID, l.TargetID, base, l.SourceHash, l.TargetHash, formatTime(l.Updated),
+		l.LinkedIn, l.MergedIn, l.Made)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		var other string

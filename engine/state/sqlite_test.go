@@ -59,6 +59,9 @@ func testLink(flow string, i int) *Link {
 		SourceHash: fmt.Sprintf("sh%d", i),
 		TargetHash: fmt.Sprintf("th%d", i),
 		Updated:    t0.Add(time.Duration(i) * time.Second),
+		LinkedIn:   int64(i),
+		MergedIn:   int64(i + 1),
+		Made:       Target,
 	}
 }
 
@@ -142,6 +145,7 @@ func TestLinkRoundTrip(t *testing.T) {
 	changed := testLink("contacts", 1)
 	changed.TargetID = "t-new"
 	changed.Base = map[string]Base{"name": {S: json.RawMessage(`"x"`)}}
+	changed.MergedIn, changed.Made = 99, ""
 	write(t, s, func(tx Tx) error { return tx.PutLink(changed) })
 	got, err = s.LinksBySource(ctx, "contacts", []string{"s000001"})
 	if err != nil {
@@ -152,6 +156,13 @@ func TestLinkRoundTrip(t *testing.T) {
 	}
 	if got, _ := s.LinksByTarget(ctx, "contacts", []string{"t000001"}); len(got) != 0 {
 		t.Errorf("the old target is still linked: %+v", got)
+	}
+
+	if has, err := s.HasLinks(ctx, "contacts"); err != nil || !has {
+		t.Errorf("HasLinks(contacts) = %v, %v; want true", has, err)
+	}
+	if has, err := s.HasLinks(ctx, "nothing"); err != nil || has {
+		t.Errorf("HasLinks(nothing) = %v, %v; want false", has, err)
 	}
 
 	// DeleteLink forgets it; deleting a missing link is not an error.

@@ -34,6 +34,14 @@ type Link struct {
 	SourceHash string
 	TargetHash string
 	Updated    time.Time
+	// LinkedIn is the run that made the link, MergedIn the run whose merge (or create) last
+	// saved it (0: not merged since it was adopted after a crash), and Made the side of the
+	// record that LinkedIn's run created ("" when the records were linked by merge criteria or
+	// adopted). They tell a run what it has already done to a link without holding a set of
+	// the records it touched, which would grow with the records.
+	LinkedIn int64
+	MergedIn int64
+	Made     string
 }
 
 // Base is the last synced value of one property.
@@ -119,6 +127,8 @@ type Store interface {
 	ScanLinks(ctx context.Context, flow string, fn func([]*Link) error) error
 	// CountLinks counts the flow's links ("" for all flows).
 	CountLinks(ctx context.Context, flow string) (int, error)
+	// HasLinks reports whether the flow has a link, in constant time.
+	HasLinks(ctx context.Context, flow string) (bool, error)
 	Watermark(ctx context.Context, flow, side string) (string, error)
 	// Counts returns the flow's counts; ok is false when none are recorded.
 	Counts(ctx context.Context, flow string) (c Counts, ok bool, err error)

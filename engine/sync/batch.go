@@ -113,7 +113,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 			}
 			continue
 		}
-		if fr.processed[l.SourceID] {
+		if fr.done(l) {
 			continue
 		}
 		partner, ok := partners[partnerOf(l, side)]
@@ -149,7 +149,9 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		pairs = append(pairs, p)
 	}
 	for _, p := range pairs {
-		fr.processed[p.link.SourceID] = true
+		if fr.r.Opts.DryRun {
+			fr.dryProcessed[p.link.SourceID] = true
+		}
 		if err := fr.merge(p); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)
 			p.srcPatch, p.tgtPatch = nil, nil
@@ -170,6 +172,31 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	return fr.save(ctx, out)
 }
 
+// done reports whether this run has merged the pair of link l already: the link was saved by
+// this run, or one of its records failed or waited in this run (or, in a dry run, the pair was
+// planned). A pair that an earlier pass found unchanged is merged again, at the cost of
+// comparing two digests (see readBefore).
+func (fr *flowRun) done(l *state.Link) bool {
+	if fr.r.Opts.DryRun {
+		return fr.dryProcessed[l.SourceID]
+	}
+	return l.MergedIn == fr.runID || fr.failedNow[state.Source+"\x00"+l.SourceID] || fr.failedNow[state.Target+"\x00"+l.TargetID]
+}
+
+// readBefore reports whether the source pass of this run has probably read the source record
+// of a pair the target pass merges, so that an unchanged pair is counted once. It errs towards
+// counting: it decides only a statistic, never what is merged.
+func (fr *flowRun) readBefore(p *pair) bool {
+	if p.side != state.Target || fr.srcPass == nil {
+		return false
+	}
+	if fr.srcPass.whole {
+		return true
+	}
+	stamp := mapping.IDString(mapping.Get(p.src.Data, fr.srcUpdated))
+	return stamp != "" && compareUpdated(stamp, fr.srcPass.since) >= 0
+}
+
 func partnerOf(l *state.Link, side string) string {
 	if side == state.Source {
 		return l.TargetID
@@ -186,6 +213,7 @@ func idOn(p *pair, side string) string {
 
 // fail records a record's failure: a dead letter, or a wait for a reference.
 func (fr *flowRun) fail(out *outcome, side, id string, err error) {
+	fr.failedNow[side+"\x00"+id] = true
 	if mapping.IsWaiting(err) {
 		fr.stats.Waiting++
 		out.waiting = append(out.waiting, failure{side, id, err.Error()})
@@ -238,7 +266,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			return nil, false, nil
 		}
 		if match != nil {
-			l := &state.Link{Flow: fr.f.ID(), Base: map[string]state.Base{}}
+			l := &state.Link{Flow: fr.f.ID(), Base: map[string]state.Base{}, LinkedIn: fr.runID}
 			p := &pair{link: l, side: side, isNew: true}
 			if side == state.Source {
 				p.src, p.tgt = rec, *match
@@ -247,10 +275,10 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			}
 			l.SourceID, l.TargetID = p.src.ID, p.tgt.ID
 			fr.stats.Merged++
-			fr.dryLinked[state.Source+"\x00"+l.SourceID] = true
-			fr.dryLinked[state.Target+"\x00"+l.TargetID] = true
-			fr.linkedNow[state.Source+"\x00"+l.SourceID] = true
-			fr.linkedNow[state.Target+"\x00"+l.TargetID] = true
+			if fr.r.Opts.DryRun {
+				fr.dryLinked[state.Source+"\x00"+l.SourceID] = true
+				fr.dryLinked[state.Target+"\x00"+l.TargetID] = true
+			}
 			fr.change(Change{Action: "link", Side: side, RecordID: rec.ID, FromID: partnerOf(l, side), Reason: "merge criteria match"})
 			return p, false, nil
 		}
@@ -317,7 +345,9 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
 	if !p.isNew && l.SourceHash == recordHash(p.src.Data) && l.TargetHash == recordHash(p.tgt.Data) {
-		fr.stats.Unchanged++
+		if !fr.readBefore(p) {
+			fr.stats.Unchanged++
+		}
 		p.unchanged = true
 		return nil
 	}
@@ -421,7 +451,7 @@ func (fr *flowRun) merge(p *pair) error {
 	}
 	p.conflicts = conflicts
 	fr.stats.Conflicts += conflicts
-	if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && !p.isNew {
+	if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && !p.isNew && !fr.readBefore(p) {
 		fr.stats.Unchanged++
 	}
 	return nil

@@ -55,7 +55,9 @@ func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Rec
 func (fr *flowRun) dryCreate(side, id string, data map[string]any, reason string) string {
 	fr.countCreate(side)
 	fr.dryLinked[side+"\x00"+id] = true
-	fr.processed[id] = side == state.Source
+	if side == state.Source {
+		fr.dryProcessed[id] = true
+	}
 	placeholder := "(new from " + id + ")"
 	if side == state.Source {
 		fr.refs.remember(fr.f, id, placeholder)
@@ -83,8 +85,8 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	keys := make([]string, len(datas))
 	err := fr.commit(ctx, func(tx state.Tx) error {
 		for i, data := range datas {
-			enc, _ := json.Marshal(data)
-			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: enc, Created: fr.r.Opts.Now().UTC()}
+			// The canonical form is JSON, written without encoding/json's reflection.
+			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: mapping.Canonical(data), Created: fr.r.Opts.Now().UTC()}
 			id, err := tx.AddIntent(&in)
 			if err != nil {
 				return err
@@ -120,6 +122,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			if res.Err != nil {
 				reason := fmt.Sprintf("creating %s: %v", entity, res.Err)
 				fr.stats.Failed++
+				fr.failedNow[side+"\x00"+rec.ID] = true
 				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, reason); err != nil {
 					return err
 				}
@@ -129,7 +132,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			if side == state.Target {
 				src, tgt = res.Record, rec
 			}
-			l := &state.Link{Flow: fr.f.ID()}
+			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: toSide}
 			if err := fr.rebase(l, src, tgt, nil); err != nil {
 				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, err.Error()); err != nil {
 					return err
@@ -147,9 +150,6 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			}
 			links = append(links, l)
 			newIDs[i] = res.Record.ID
-			fr.made[toSide+"\x00"+res.Record.ID] = true
-			fr.linkedNow[toSide+"\x00"+res.Record.ID] = true
-			fr.linkedNow[side+"\x00"+rec.ID] = true
 			fr.countCreate(side)
 		}
 		return nil
@@ -158,7 +158,6 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 		return nil, err
 	}
 	for _, l := range links {
-		fr.processed[l.SourceID] = true
 		fr.refs.remember(fr.f, l.SourceID, l.TargetID)
 	}
 	return newIDs, nil
@@ -577,10 +576,10 @@ func (fr *flowRun) adopt(ctx context.Context, in state.Intent, from connector.Re
 		// The base is what the create sent: either record may have been edited since, and the
 		// merge in this run's pass (the waiting entry makes it read the record) then sees
 		// those edits as changes.
-		l := &state.Link{Flow: fr.f.ID(), SourceID: src.ID, TargetID: tgt.ID, Base: fr.intentBase(in), Updated: fr.r.Opts.Now().UTC()}
+		// MergedIn stays 0: the pass merges the pair in this run.
+		l := &state.Link{Flow: fr.f.ID(), SourceID: src.ID, TargetID: tgt.ID, Base: fr.intentBase(in),
+			Updated: fr.r.Opts.Now().UTC(), LinkedIn: fr.runID}
 		adopted[found.ID] = true
-		fr.linkedNow[in.Side+"\x00"+found.ID] = true
-		fr.linkedNow[fromSide+"\x00"+from.ID] = true
 		fr.stats.Recovered++
 		if err := tx.PutLink(l); err != nil {
 			return err

@@ -42,6 +42,7 @@ type deleteCheck struct {
 	ok       bool            // counts were stored
 	now      map[string]int  // records per side when the flow run began; absent: not counted
 	links    int             // the flow's links when the run began (for whole reads)
+	hadLinks bool            // the flow had a link when the run began: else nothing to check
 	whole    map[string]bool // the sides the pass reads whole
 	linked   map[string]int  // per side: records read with a link from before the run
 	unlinked map[string]int  // per side: records read without one (u)
@@ -64,6 +65,9 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 	if dc.stored, dc.ok, err = fr.r.State.Counts(ctx, fr.f.ID()); err != nil {
 		return nil, err
 	}
+	if dc.hadLinks, err = fr.r.State.HasLinks(ctx, fr.f.ID()); err != nil {
+		return nil, err
+	}
 	anyWhole := false
 	for _, side := range []string{state.Source, state.Target} {
 		if !fr.writes(other(side)) {
@@ -78,7 +82,7 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 		dc.whole[side] = wm == ""
 		anyWhole = anyWhole || wm == ""
 	}
-	if anyWhole {
+	if anyWhole && dc.hadLinks {
 		if dc.links, err = fr.r.State.CountLinks(ctx, fr.f.ID()); err != nil {
 			return nil, err
 		}
@@ -101,6 +105,18 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 	return dc, nil
 }
 
+// emptyAtStart reports whether side held no records when the flow run began. Then no record
+// there can match by merge criteria but those this run created, which are linked, and the side
+// is not searched. (A record someone else creates there while the run goes on is not seen
+// before the next run; with a search, the window is a batch instead of the run.)
+func (fr *flowRun) emptyAtStart(side string) bool {
+	if fr.check == nil {
+		return false
+	}
+	n, counted := fr.check.now[side]
+	return counted && n == 0
+}
+
 // tally counts the records a pass read (links: their links as the batch found them).
 func (fr *flowRun) tally(side string, recs []connector.Record, links map[string]*state.Link) {
 	dc := fr.check
@@ -108,14 +124,16 @@ func (fr *flowRun) tally(side string, recs []connector.Record, links map[string]
 		return
 	}
 	for _, r := range recs {
-		key := side + "\x00" + r.ID
+		l := links[r.ID]
 		switch {
-		case fr.made[key]:
-			// created by this run, after the counts were taken
-		case links[r.ID] != nil && !fr.linkedNow[key]:
-			dc.linked[side]++
-		default:
+		case l == nil:
 			dc.unlinked[side]++
+		case fr.runID == 0 || l.LinkedIn != fr.runID:
+			dc.linked[side]++
+		case l.Made == side:
+			// created by this run, after the counts were taken
+		default:
+			dc.unlinked[side]++ // linked by this run: it had no link when the run began
 		}
 	}
 }

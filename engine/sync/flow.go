@@ -25,9 +25,19 @@ type flowRun struct {
 	srcUpdated           string // the entities' last-modified properties, "" when none
 	tgtUpdated           string
 
-	// processed holds the source ids of the links merged in this run, so that the target pass
-	// does not merge a pair twice. It grows with the records changed, not with all records.
-	processed map[string]bool
+	// runID is the run's id in the link state (0 in a dry run): the links this run makes and
+	// merges carry it (state.Link), so the run needs no set of the records it touched.
+	runID int64
+	// dryProcessed holds, in a dry run (which saves no link), the source ids of the pairs it
+	// planned, so that the target pass does not plan a pair twice.
+	dryProcessed map[string]bool
+	// failedNow holds the records that failed or waited in this run (side + "\x00" + id), so
+	// that the other pass does not merge their pairs again; troubled holds the records with a
+	// waiting or dead-letter entry, the only ones whose entries a success must clear. Both grow
+	// with the failures, not with the records.
+	failedNow, troubled map[string]bool
+	// srcPass says what the source pass read, once it is done (see readBefore).
+	srcPass *passInfo
 	// indexes of unlinked records by merge key, built when first needed.
 	srcIndex, tgtIndex *mergeIndex
 	// batchIdx holds, while a batch is linked through Finders, the records of each side with
@@ -41,17 +51,21 @@ type flowRun struct {
 	// delete: unlink (side + "\x00" + id).
 	detached map[string]bool
 	// check is the run's delete check (deletecheck.go); scanning is the side whose pass is
-	// scanning, whose records it counts; made and linkedNow hold the records this flow run
-	// created and linked (side + "\x00" + id): they grow with the changes, not the records.
-	check     *deleteCheck
-	scanning  string
-	made      map[string]bool
-	linkedNow map[string]bool
+	// scanning, whose records it counts.
+	check    *deleteCheck
+	scanning string
 	// listKeys caches, per side and list property, the property that identifies elements.
 	listKeys map[string]string
 }
 
-func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, error) {
+// passInfo is what a side's pass read: every record (whole), or those last modified at or
+// after since.
+type passInfo struct {
+	whole bool
+	since string
+}
+
+func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) (*flowRun, error) {
 	if f.Source == nil || f.Target == nil {
 		return nil, fmt.Errorf("flow %s is not valid", f.ID())
 	}
@@ -61,8 +75,9 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report) (*flowRun, er
 		tgt:       r.Conns[f.Dataflow.Target.Config.ID.Value],
 		srcEntity: f.Source.Name(), tgtEntity: f.Target.Name(),
 		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
-		processed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
-		made: map[string]bool{}, linkedNow: map[string]bool{}, listKeys: map[string]string{},
+		runID:        runID,
+		dryProcessed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
+		failedNow: map[string]bool{}, troubled: map[string]bool{}, listKeys: map[string]string{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
@@ -99,9 +114,17 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	for _, w := range waiting {
+		fr.troubled[w.Side+"\x00"+w.RecordID] = true
 		if w.Reason == unlinkedReason {
 			fr.detached[w.Side+"\x00"+w.RecordID] = true
 		}
+	}
+	dead, err := fr.r.State.DeadLetters(ctx, fr.f.ID())
+	if err != nil {
+		return err
+	}
+	for _, d := range dead {
+		fr.troubled[d.Side+"\x00"+d.RecordID] = true
 	}
 	// A side is read when its changes flow somewhere: the source for a flow that writes the
 	// target, the target for one that writes the source.
@@ -112,7 +135,9 @@ func (fr *flowRun) run(ctx context.Context) error {
 			}
 		}
 	}
-	if fr.needed(dc) {
+	if !dc.hadLinks {
+		dc.full = true // no link to check
+	} else if fr.needed(dc) {
 		dc.full = true
 		if err := fr.deletePass(ctx); err != nil {
 			return err
@@ -155,7 +180,7 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 	}
 	fr.scanning = side
 	defer func() { fr.scanning = "" }()
-	err = conn.Scan(ctx, entity, since, func(recs []connector.Record) error {
+	err = scan(ctx, conn, entity, since, func(recs []connector.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -204,6 +229,9 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 		if err := fr.batch(ctx, side, recs); err != nil {
 			return err
 		}
+	}
+	if side == state.Source {
+		fr.srcPass = &passInfo{whole: updated == "" || since == "", since: since}
 	}
 	if updated != "" && high != since && !fr.r.Opts.DryRun {
 		return fr.commit(ctx, func(tx state.Tx) error { return tx.SetWatermark(fr.f.ID(), side, high) })
@@ -257,11 +285,43 @@ func (fr *flowRun) commit(ctx context.Context, fn func(tx state.Tx) error) error
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(trackedTx{tx, fr}); err != nil {
 		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
+}
+
+// trackedTx keeps the flow run's troubled set in step with the waiting and dead-letter
+// entries it writes, and clears only the entries that may exist: a success would otherwise cost
+// two deletes per record, nearly always of nothing.
+type trackedTx struct {
+	state.Tx
+	fr *flowRun
+}
+
+func (t trackedTx) PutDeadLetter(flow, side, recordID, reason string) error {
+	t.fr.troubled[side+"\x00"+recordID] = true
+	return t.Tx.PutDeadLetter(flow, side, recordID, reason)
+}
+
+func (t trackedTx) PutWaiting(flow, side, recordID, reason string) error {
+	t.fr.troubled[side+"\x00"+recordID] = true
+	return t.Tx.PutWaiting(flow, side, recordID, reason)
+}
+
+func (t trackedTx) ClearDeadLetter(flow, side, recordID string) error {
+	if flow == t.fr.f.ID() && !t.fr.troubled[side+"\x00"+recordID] {
+		return nil
+	}
+	return t.Tx.ClearDeadLetter(flow, side, recordID)
+}
+
+func (t trackedTx) ClearWaiting(flow, side, recordID string) error {
+	if flow == t.fr.f.ID() && !t.fr.troubled[side+"\x00"+recordID] {
+		return nil
+	}
+	return t.Tx.ClearWaiting(flow, side, recordID)
 }
 
 // other returns the other side.

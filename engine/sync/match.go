@@ -148,6 +148,10 @@ func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) 
 		return fr.tgtIndex, nil
 	}
 	idx := newMergeIndex(len(fr.f.Merge))
+	if fr.emptyAtStart(side) {
+		fr.setIndex(side, idx)
+		return idx, nil
+	}
 	err := fr.scanUnlinked(ctx, side, func(r connector.Record) {
 		if !fr.candidate(side, r) {
 			return
@@ -162,12 +166,16 @@ func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) 
 	if err != nil {
 		return nil, err
 	}
+	fr.setIndex(side, idx)
+	return idx, nil
+}
+
+func (fr *flowRun) setIndex(side string, idx *mergeIndex) {
 	if side == state.Source {
 		fr.srcIndex = idx
 	} else {
 		fr.tgtIndex = idx
 	}
-	return idx, nil
 }
 
 // scanUnlinked calls fn with every record of side that no link of the flow points at.
@@ -257,6 +265,9 @@ func (fr *flowRun) findByKeys(ctx context.Context, side string, keys []map[strin
 	_, entity := fr.on(side)
 	finder := fr.finder(side)
 	idx := newMergeIndex(len(fr.f.Merge))
+	if fr.emptyAtStart(side) {
+		return idx, nil
+	}
 	for a, alt := range fr.f.Merge {
 		if len(keys[a]) == 0 {
 			continue

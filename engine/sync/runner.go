@@ -145,7 +145,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			rep.Stopped = true
 			break
 		}
-		fr, err := newFlowRun(r, f, refs, rep)
+		fr, err := newFlowRun(r, f, refs, rep, runID)
 		if err != nil {
 			runErr = err
 			break

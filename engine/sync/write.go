@@ -218,6 +218,7 @@ func (fr *flowRun) save(ctx context.Context, out *outcome) error {
 			}
 		}
 		for _, l := range out.links {
+			l.MergedIn = fr.runID
 			if err := tx.PutLink(l); err != nil {
 				return err
 			}

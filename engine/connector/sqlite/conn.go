@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -234,7 +235,7 @@ func initialize(ctx context.Context, path, script string) error {
 // Capabilities implements connector.Capable: SQLite deletes, and every write reads the record
 // back in its transaction.
 func (c *conn) Capabilities() connector.Capabilities {
-	return connector.Capabilities{Delete: true, ReturnsStored: true}
+	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true}
 }
 
 type conn struct {
@@ -258,8 +259,10 @@ func (c *conn) Close() error {
 // table is a table's columns as the connector reads and writes them.
 type table struct {
 	name   string
+	quoted string // Quote(name)
 	cols   []column
 	index  map[string]int
+	byName []int // column indexes in the order of their names: a change's statement order
 	selcol string // the select list: +"a", +"b" (unary + drops the declared type, so the
 	// driver returns what SQLite stores instead of guessing time.Time for DATETIME text)
 	alias int // the column that is an alias of the rowid (INTEGER PRIMARY KEY), -1 for none
@@ -267,7 +270,9 @@ type table struct {
 
 type column struct {
 	name, declared string
+	quoted         string // Quote(name), made once: statements are built per record
 	kind           kind
+	keepsText      bool // see keepsText
 }
 
 // entity is a system entity resolved against its table.
@@ -350,7 +355,7 @@ func (c *conn) table(ctx context.Context, name string, p *schema.Property) (*tab
 	if err != nil {
 		return nil, err
 	}
-	t := &table{name: name, index: map[string]int{}, alias: -1}
+	t := &table{name: name, quoted: Quote(name), index: map[string]int{}, alias: -1}
 	if t.alias, err = rowidAlias(ctx, c.r, name, cols); err != nil {
 		return nil, err
 	}
@@ -360,10 +365,13 @@ func (c *conn) table(ctx context.Context, name string, p *schema.Property) (*tab
 		if p != nil {
 			cp = p.Properties[col.Name]
 		}
-		t.cols = append(t.cols, column{name: col.Name, declared: col.Declared, kind: kindOf(col.Declared, cp)})
+		t.cols = append(t.cols, column{name: col.Name, declared: col.Declared, quoted: Quote(col.Name),
+			kind: kindOf(col.Declared, cp), keepsText: keepsText(col.Declared)})
 		t.index[col.Name] = i
-		sel[i] = "+" + Quote(col.Name)
+		t.byName = append(t.byName, i)
+		sel[i] = "+" + t.cols[i].quoted
 	}
+	sort.Slice(t.byName, func(a, b int) bool { return t.cols[t.byName[a]].name < t.cols[t.byName[b]].name })
 	t.selcol = strings.Join(sel, ", ")
 	return t, nil
 }
@@ -436,6 +444,11 @@ type batch struct {
 	ids  []any
 }
 
+// newBatch returns an empty batch with room for a Scan batch.
+func newBatch() *batch {
+	return &batch{recs: make([]connector.Record, 0, scanBatch), ids: make([]any, 0, scanBatch)}
+}
+
 func (b *batch) add(e *entity, raw []any) {
 	b.recs = append(b.recs, connector.Record{ID: idString(raw[e.id]), Data: e.data(raw, len(e.lists))})
 	b.ids = append(b.ids, raw[e.id])
@@ -498,13 +511,13 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 		}
 		order = updated + ", " + order
 	}
-	b := &batch{}
+	b := newBatch()
 	flush := func() error {
 		if err := e.attachLists(ctx, tx, b); err != nil {
 			return err
 		}
 		recs := b.recs
-		*b = batch{recs: make([]connector.Record, 0, scanBatch), ids: make([]any, 0, scanBatch)}
+		b = newBatch() // fn may keep recs (and hand them to another goroutine)
 		return fn(recs)
 	}
 	err = e.each(ctx, tx, clause+" ORDER BY "+order, args, func(raw []any) error {
@@ -588,17 +601,23 @@ func fatal(err error) bool {
 	return false
 }
 
-// change is what a record's data writes: columns with values to bind, and lists.
+// change is what a record's data writes: columns (indexes in the table's columns) with values
+// to bind, and lists.
 type change struct {
-	cols  []string
+	cols  []int
 	args  []any
 	lists []listChange
 }
 
-// value returns the value bound for a quoted column, nil when the change does not write it.
-func (ch change) value(quoted string) any {
+// set adds a column's value.
+func (ch *change) set(col int, v any) {
+	ch.cols, ch.args = append(ch.cols, col), append(ch.args, v)
+}
+
+// value returns the value bound for a column, nil when the change does not write it.
+func (ch change) value(col int) any {
 	for i, c := range ch.cols {
-		if c == quoted {
+		if c == col {
 			return ch.args[i]
 		}
 	}
@@ -612,7 +631,60 @@ type listChange struct {
 
 // changeOf checks data's property names and converts its values. skip names columns the
 // caller writes itself; stored is the record as stored, for object patches (nil on create).
+// The columns come in the order of their names, so the same properties give the same
+// statement text (prepared once per connection).
 func (t *table) changeOf(data map[string]any, lists map[string]*list, stored map[string]any, skip ...int) (change, error) {
+	if ch, ok := t.changeByColumn(data, lists, stored, skip); ok {
+		return ch, nil
+	}
+	return t.changeByName(data, lists, stored, skip)
+}
+
+// changeByColumn is changeOf for data without errors, by a lookup per column in the order of
+// the column names: no sort of the record's names per record. ok is false when a property is
+// not a column or a list or a value cannot be written; changeByName then says which, as it
+// always has.
+func (t *table) changeByColumn(data map[string]any, lists map[string]*list, stored map[string]any, skip []int) (ch change, ok bool) {
+	ch.cols, ch.args = make([]int, 0, len(data)+1), make([]any, 0, len(data)+1) // +1: an id or key the caller adds
+	known := 0
+	for _, i := range t.byName {
+		c := &t.cols[i]
+		v, present := data[c.name]
+		if !present {
+			continue
+		}
+		known++
+		if slices.Contains(skip, i) {
+			continue
+		}
+		if p, isObj := v.(map[string]any); isObj && c.kind == jsonObj && stored != nil {
+			v = mergeObject(stored[c.name], p)
+		}
+		x, err := toSQL(c.kind, v)
+		if err != nil {
+			return change{}, false
+		}
+		ch.set(i, x)
+	}
+	for name, l := range lists {
+		v, present := data[name]
+		if !present {
+			continue
+		}
+		known++
+		items, err := listItems(name, v)
+		if err != nil {
+			return change{}, false
+		}
+		ch.lists = append(ch.lists, listChange{l, items})
+	}
+	slices.SortFunc(ch.lists, func(a, b listChange) int { return strings.Compare(a.l.name, b.l.name) })
+	return ch, known == len(data)
+}
+
+// changeByName is changeOf by the record's property names in order, which finds the first
+// error as changeOf reports it.
+func (t *table) changeByName(data map[string]any, lists map[string]*list, stored map[string]any, skip []int) (change, error) {
 	var ch change
 	var unknown []string
 	names := make([]string, 0, len(data))
@@ -637,7 +709,7 @@ next:
 			if err != nil {
 				return change{}, fmt.Errorf("property %q: %w", name, err)
 			}
-			ch.cols, ch.args = append(ch.cols, Quote(name)), append(ch.args, x)
+			ch.set(i, x)
 			continue
 		}
 		if l := lists[name]; l != nil {
@@ -706,7 +778,7 @@ func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (a
 		return nil, invalidData{err}
 	}
 	if len(skip) > 0 && e.textID {
-		ch.cols, ch.args = append(ch.cols, Quote(e.cols[e.id].name)), append(ch.args, newTextID())
+		ch.set(e.id, newTextID())
 	}
 	id, err := insert(ctx, tx, e.table, e.id, ch)
 	if err != nil {
@@ -725,12 +797,7 @@ func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (a
 // rowid of an INTEGER PRIMARY KEY, text in a column that keeps text as given) the statement
 // is a plain INSERT; else it asks with RETURNING, which costs SQLite three times as much.
 func insert(ctx context.Context, tx *sql.Tx, t *table, idCol int, ch change) (any, error) {
-	q := "INSERT INTO " + Quote(t.name)
-	if len(ch.cols) == 0 {
-		q += " DEFAULT VALUES"
-	} else {
-		q += " (" + strings.Join(ch.cols, ", ") + ") VALUES (" + placeholders(len(ch.cols)) + ")"
-	}
+	q := t.insertSQL(ch.cols)
 	if idCol == t.alias {
 		res, err := tx.ExecContext(ctx, q, ch.args...)
 		if err != nil {
@@ -738,13 +805,13 @@ func insert(ctx context.Context, tx *sql.Tx, t *table, idCol int, ch change) (an
 		}
 		return res.LastInsertId()
 	}
-	if s, ok := ch.value(Quote(t.cols[idCol].name)).(string); ok && keepsText(t.cols[idCol].declared) {
+	if id := ch.value(idCol); isString(id) && t.cols[idCol].keepsText {
 		if _, err := tx.ExecContext(ctx, q, ch.args...); err != nil {
 			return nil, err
 		}
-		return s, nil
+		return id, nil
 	}
-	q += " RETURNING +" + Quote(t.cols[idCol].name)
+	q += " RETURNING +" + t.cols[idCol].quoted
 	var id any
 	if err := tx.QueryRowContext(ctx, q, ch.args...).Scan(&id); err != nil {
 		return nil, err
@@ -780,16 +847,58 @@ func (e *entity) update(ctx context.Context, tx *sql.Tx, r connector.Record, cur
 	return id, nil
 }
 
+// insertSQL is the statement that inserts a row of the given columns.
+func (t *table) insertSQL(cols []int) string {
+	if len(cols) == 0 {
+		return "INSERT INTO " + t.quoted + " DEFAULT VALUES"
+	}
+	n := len(t.quoted) + 24 + 5*len(cols)
+	for _, c := range cols {
+		n += len(t.cols[c].quoted)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString("INSERT INTO ")
+	b.WriteString(t.quoted)
+	for i, c := range cols {
+		b.WriteString(cond(i == 0, " (", ", "))
+		b.WriteString(t.cols[c].quoted)
+	}
+	for i := range cols {
+		b.WriteString(cond(i == 0, ") VALUES (?", ", ?"))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}
+
+// cond is a if c, else b.
+func cond(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
+}
+
 // set updates the columns of ch in the rows where selects.
 func set(ctx context.Context, tx *sql.Tx, t *table, ch change, where string, args ...any) error {
 	if len(ch.cols) == 0 {
 		return nil
 	}
-	assign := make([]string, len(ch.cols))
+	var b strings.Builder
+	b.WriteString("UPDATE ")
+	b.WriteString(t.quoted)
 	for i, c := range ch.cols {
-		assign[i] = c + " = ?"
+		b.WriteString(cond(i == 0, " SET ", ", "))
+		b.WriteString(t.cols[c].quoted)
+		b.WriteString(" = ?")
 	}
-	_, err := tx.ExecContext(ctx, "UPDATE "+Quote(t.name)+" SET "+strings.Join(assign, ", ")+where, append(ch.args, args...)...)
+	b.WriteString(where)
+	_, err := tx.ExecContext(ctx, b.String(), append(ch.args, args...)...)
 	return err
 }
 
@@ -901,9 +1010,9 @@ func (l *list) write(ctx context.Context, tx *sql.Tx, parent any, items []any, r
 			err = set(ctx, tx, l.table, ch, " WHERE "+keyCol+" = ? AND "+idCol+" = ?", parent, stored)
 		} else {
 			if ids[i] == "" && l.textID {
-				ch.cols, ch.args = append(ch.cols, idCol), append(ch.args, newTextID())
+				ch.set(l.id, newTextID())
 			}
-			ch.cols, ch.args = append(ch.cols, keyCol), append(ch.args, parent)
+			ch.set(l.key, parent)
 			_, err = insert(ctx, tx, l.table, l.id, ch)
 		}
 		if err != nil {

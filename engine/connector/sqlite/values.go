@@ -67,7 +67,8 @@ func kindOf(declared string, p *schema.Property) kind {
 }
 
 // fromSQL turns a value as go-sqlite3 returns it for an expression without a declared type
-// (int64, float64, string, []byte or nil) into a record value.
+// (int64, float64, string, []byte or nil) into a record value. A value kept as it is is
+// returned as v, not as x: converting x back to an interface would allocate it again.
 func fromSQL(k kind, v any) any {
 	switch x := v.(type) {
 	case nil:
@@ -76,12 +77,10 @@ func fromSQL(k kind, v any) any {
 		if k == boolean && (x == 0 || x == 1) {
 			return x == 1
 		}
-		return x
 	case float64:
 		if k == boolean && (x == 0 || x == 1) {
 			return x == 1
 		}
-		return x
 	case string:
 		switch {
 		case k.json():
@@ -96,7 +95,6 @@ func fromSQL(k kind, v any) any {
 				return false
 			}
 		}
-		return x
 	case []byte:
 		if k.json() {
 			if d, err := decodeJSON(x); err == nil {
@@ -105,7 +103,7 @@ func fromSQL(k kind, v any) any {
 		}
 		return base64.StdEncoding.EncodeToString(x)
 	}
-	return v // not reached: the driver returns only the types above
+	return v
 }
 
 // toSQL turns a record value into a value to bind for a column of kind k.
@@ -134,9 +132,9 @@ func toSQL(k kind, v any) (any, error) {
 			}
 			return b, nil
 		}
-		return x, nil
+		return v, nil // v, not x: no new allocation
 	case []byte:
-		return x, nil
+		return v, nil
 	case map[string]any, []any:
 		b, err := encodeJSON(x)
 		if err != nil {
@@ -148,11 +146,12 @@ func toSQL(k kind, v any) (any, error) {
 }
 
 // number normalizes a Go number to int64 or float64. float32 goes through its shortest decimal
-// form, so float32(0.99) is written as 0.99 and not as 0.9900000095367432.
+// form, so float32(0.99) is written as 0.99 and not as 0.9900000095367432. An int64 or a
+// float64 is returned as v itself (no new allocation).
 func number(v any) (any, error) {
 	switch x := v.(type) {
 	case int64:
-		return x, nil
+		return v, nil
 	case int:
 		return int64(x), nil
 	case int8:
@@ -173,9 +172,15 @@ func number(v any) (any, error) {
 		return unsigned(x)
 	case float32:
 		f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
-		return finite(f)
+		if err := finite(f); err != nil {
+			return nil, err
+		}
+		return f, nil
 	case float64:
-		return finite(x)
+		if err := finite(x); err != nil {
+			return nil, err
+		}
+		return v, nil
 	case json.Number:
 		return jsonNumber(x)
 	}
@@ -189,11 +194,11 @@ func unsigned(u uint64) (any, error) {
 	return int64(u), nil
 }
 
-func finite(f float64) (any, error) {
+func finite(f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("%v is not a number JSON can hold", f)
+		return fmt.Errorf("%v is not a number JSON can hold", f)
 	}
-	return f, nil
+	return nil
 }
 
 // jsonNumber is an integer when the text is one and fits, else a float64: "19.9" is 19.9.

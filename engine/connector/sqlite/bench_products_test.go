@@ -1,0 +1,183 @@
+package sqlite
+
+// Benchmarks of the tables of bench/ (issue 6): a source of products with an id and 12
+// properties (Scan), and a target of items with text ids the connector makes (Create, and Get
+// by id as a run with nothing changed reads partners).
+//
+//	go test -run '^$' -bench 'Products|Items' -benchmem ./engine/connector/sqlite
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/schema"
+)
+
+const productsYAML = `system: erp
+name: ERP
+connector: sqlite
+path: ${DB}
+entities:
+  Product: {table: products, id: id, updated: updated_at}
+  Item: {table: items, id: id, updated: modified_at}
+`
+
+// productsSQL is bench/testdata/erp.sql's products and shop.sql's items.
+const productsSQL = `
+CREATE TABLE products (
+    id          INTEGER PRIMARY KEY,
+    sku         TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    description TEXT,
+    category    TEXT NOT NULL,
+    brand       TEXT NOT NULL,
+    ean         TEXT,
+    qty         INTEGER NOT NULL,
+    price       NUMERIC(10,2) NOT NULL,
+    cost        NUMERIC(10,2) NOT NULL,
+    weight_kg   REAL,
+    active      BOOLEAN NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX products_updated_at ON products (updated_at);
+CREATE TABLE items (
+    id          TEXT PRIMARY KEY,
+    sku         TEXT,
+    title       TEXT,
+    description TEXT,
+    category    TEXT,
+    brand       TEXT,
+    barcode     TEXT,
+    stock       TEXT,
+    weight_kg   REAL,
+    visible     BOOLEAN,
+    price       TEXT,
+    margin      REAL,
+    handle      TEXT,
+    modified_at TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX items_modified_at ON items (modified_at);
+`
+
+// generateProducts creates a database of n products and n items (ids "item-000001", ...),
+// the same for the same n: a NULL in some optional columns, prices with cents.
+func generateProducts(t testing.TB, n int) *conn {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "erp.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err = db.Exec(productsSQL); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`
+WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?1)
+INSERT INTO products (id, sku, name, description, category, brand, ean, qty, price, cost, weight_kg, active, updated_at)
+SELECT i, printf('SKU-%06d', i), printf('Product nº %d', i),
+       CASE WHEN i % 5 = 0 THEN NULL ELSE printf('A product of the benchmark, number %d, with a longer text', i) END,
+       printf('Category %d', i % 40), printf('Brand %d', i % 120),
+       CASE WHEN i % 7 = 0 THEN NULL ELSE printf('40%011d', i) END,
+       i % 300, round((i % 5000) * 0.01 + 0.99, 2), round((i % 3000) * 0.01 + 0.49, 2),
+       CASE WHEN i % 11 = 0 THEN NULL ELSE (i % 900) * 0.01 + 0.1 END, i % 9 != 0,
+       strftime('%Y-%m-%dT%H:%M:%SZ', '2024-01-01', printf('+%d seconds', (i * 7919) % ?1))
+FROM seq`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`
+WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?1)
+INSERT INTO items (id, sku, title, description, category, brand, barcode, stock, weight_kg, visible, price, margin, handle)
+SELECT printf('item-%06d', i), printf('SKU-%06d', i), printf('Product nº %d', i),
+       printf('A product of the benchmark, number %d, with a longer text', i),
+       printf('Category %d', i % 40), printf('Brand %d', i % 120), printf('40%011d', i), printf('%d', i % 300),
+       (i % 900) * 0.01 + 0.1, i % 9 != 0, printf('%.2f EUR', (i % 5000) * 0.01 + 0.99), (i % 2000) * 0.01 + 0.5,
+       printf('brand-%d-sku-%06d', i % 120, i)
+FROM seq`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := loadSystem(t, productsYAML, map[string]string{"DB": path})
+	schemas := map[string]*schema.Entity{}
+	for _, e := range sys.Entities {
+		s, err := Driver{}.Describe(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemas[e.Name.Value] = s
+	}
+	return mustOpen(t, sys, schemas)
+}
+
+// BenchmarkScanProducts scans 20,000 products of 13 columns.
+func BenchmarkScanProducts(b *testing.B) {
+	const n = 20_000
+	c := generateProducts(b, n)
+	for b.Loop() {
+		count := 0
+		err := c.Scan(ctx, "Product", "", func(recs []connector.Record) error {
+			count += len(recs)
+			return nil
+		})
+		if err != nil || count != n {
+			b.Fatal(err, count)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkGetItems reads 20,000 items of 14 columns by text id, 1,000 per Get.
+func BenchmarkGetItems(b *testing.B) {
+	const n, batch = 20_000, 1000
+	c := generateProducts(b, n)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("item-%06d", i+1)
+	}
+	for b.Loop() {
+		for start := 0; start < n; start += batch {
+			got, err := c.Get(ctx, "Item", ids[start:start+batch])
+			if err != nil || len(got) != batch {
+				b.Fatal(err, len(got))
+			}
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkCreateItems creates 10,000 items in batches of 1,000, as a full sync writes the
+// target: 12 columns given, the text id made by the connector, modified_at by SQLite.
+func BenchmarkCreateItems(b *testing.B) {
+	const n, batch = 10_000, 1000
+	c := generateProducts(b, 0)
+	next := 0
+	for b.Loop() {
+		for start := 0; start < n; start += batch {
+			data := make([]map[string]any, batch)
+			for i := range data {
+				next++
+				data[i] = map[string]any{
+					"sku": fmt.Sprintf("SKU-%08d", next), "title": fmt.Sprintf("Product nº %d", next),
+					"description": "A product of the benchmark with a longer text", "category": "Category 7",
+					"brand": "Brand 12", "barcode": fmt.Sprintf("40%011d", next), "stock": "42",
+					"weight_kg": 1.25, "visible": true, "price": "19.90 EUR", "margin": 7.5,
+					"handle": fmt.Sprintf("brand-12-sku-%08d", next),
+				}
+			}
+			res, err := c.Create(ctx, "Item", data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Err != nil {
+					b.Fatal(r.Err)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
@@ -780,5 +782,50 @@ func TestCancelledWrite(t *testing.T) {
 	}
 	if n := sqlValue(t, path, "SELECT count(*) FROM products"); n != int64(13) {
 		t.Fatalf("%v products", n)
+	}
+}
+
+// cancelAfter is a context cancelled when its Err has been asked n times: a cancellation
+// in the middle of a batch, between two records.
+type cancelAfter struct {
+	context.Context
+	n      *atomic.Int32
+	cancel func()
+}
+
+func (c cancelAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		c.cancel()
+	}
+	return c.Context.Err()
+}
+
+// A context cancelled in the middle of a batch fails the batch as a whole with its error and
+// writes nothing, whether the batch is written at once or record by record (a failing record).
+func TestCancelledWriteMidBatch(t *testing.T) {
+	for _, failing := range []bool{false, true} {
+		c, path := openCRM(t)
+		var data []map[string]any
+		for i := range 20 {
+			data = append(data, map[string]any{"sku": fmt.Sprintf("C%d", i), "name": "C", "unit_price": 1, "updated_at": "x"})
+		}
+		if failing {
+			data[0]["sku"] = nil // NOT NULL: the batch is written again record by record
+		}
+		if _, err := c.entity(ctx, "Product"); err != nil { // not counted: its queries ask Err too
+			t.Fatal(err)
+		}
+		for _, after := range []int32{3, 10} { // Err is asked once before each record
+			cctx, cancel := context.WithCancel(ctx)
+			n := &atomic.Int32{}
+			n.Store(after)
+			if _, err := c.Create(cancelAfter{cctx, n, cancel}, "Product", data); !errors.Is(err, context.Canceled) {
+				t.Fatalf("failing %v, after %d: got %v", failing, after, err)
+			}
+			cancel()
+		}
+		if n := sqlValue(t, path, "SELECT count(*) FROM products"); n != int64(13) {
+			t.Fatalf("failing %v: %v products", failing, n)
+		}
 	}
 }

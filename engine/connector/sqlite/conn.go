@@ -262,7 +262,7 @@ type table struct {
 	quoted string // Quote(name)
 	cols   []column
 	index  map[string]int
-	byName []int // column indexes in the order of their names: a change's statement order
+	byName []int  // column indexes in the order of their names: a change's statement order
 	selcol string // the select list: +"a", +"b" (unary + drops the declared type, so the
 	// driver returns what SQLite stores instead of guessing time.Time for DATETIME text)
 	alias int // the column that is an alias of the rowid (INTEGER PRIMARY KEY), -1 for none
@@ -871,6 +871,7 @@ func (t *table) insertSQL(cols []int) string {
 	return b.String()
 }
 
+// isString reports whether v holds a string (without copying it out of v).
 func isString(v any) bool {
 	_, ok := v.(string)
 	return ok

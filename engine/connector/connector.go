@@ -127,6 +127,9 @@ type Capabilities struct {
 	// are called on another, and the batches it hands out are never reused. The engine then
 	// reads the next batch while it merges and writes this one.
 	ConcurrentScan bool
+	// LargeBatches: writing thousands of records in one call is quick (a local database), so
+	// the engine may use large batches, which cost less per record.
+	LargeBatches bool
 }
 
 // Capable is the optional ability of a Conn to say what it can do. A Conn without it is taken

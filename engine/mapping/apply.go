@@ -338,6 +338,12 @@ func IDString(v any) string {
 // BuildTarget builds the target record a source record gives: every property that flows to
 // the target, set at its path.
 func (f *Flow) BuildTarget(src map[string]any, refs Refs) (map[string]any, error) {
+	return f.BuildTargetFunc(src, refs, nil)
+}
+
+// BuildTargetFunc is BuildTarget that also gives each property's value in target form to
+// seen (when not nil), before it is set in the record.
+func (f *Flow) BuildTargetFunc(src map[string]any, refs Refs, seen func(p *Property, v any)) (map[string]any, error) {
 	data := make(map[string]any, len(f.Properties))
 	for _, p := range f.Properties {
 		if !p.ToTargetSide() {
@@ -346,6 +352,9 @@ func (f *Flow) BuildTarget(src map[string]any, refs Refs) (map[string]any, error
 		v, err := p.TargetValue(src, refs)
 		if err != nil {
 			return nil, err
+		}
+		if seen != nil {
+			seen(p, v)
 		}
 		p.ApplyTarget(data, v)
 	}

@@ -178,6 +178,47 @@ func AppendCanonical(dst []byte, v any) []byte {
 	return append(dst, enc...)
 }
 
+// RecordCanon appends the canonical form of records that share their properties, as the
+// records of one entity do: a record's keys are sorted only when they differ from the last
+// record's. The form is Canonical's. A RecordCanon is not safe for concurrent use.
+type RecordCanon struct {
+	keys []string // the last record's keys, sorted
+}
+
+// Append appends rec's canonical form to dst.
+func (c *RecordCanon) Append(dst []byte, rec map[string]any) []byte {
+	if !c.same(rec) {
+		c.keys = c.keys[:0]
+		for k := range rec {
+			c.keys = append(c.keys, k)
+		}
+		slices.Sort(c.keys)
+	}
+	dst = append(dst, '{')
+	for i, k := range c.keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = AppendCanonical(dst, rec[k])
+	}
+	return append(dst, '}')
+}
+
+// same reports whether rec has exactly the keys of the last record: as many, all present.
+func (c *RecordCanon) same(rec map[string]any) bool {
+	if len(rec) != len(c.keys) {
+		return false
+	}
+	for _, k := range c.keys {
+		if _, ok := rec[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // appendString appends s as a JSON string exactly as json.Marshal writes it (HTML-safe): what
 // Canonical has always written (through json.Marshal), without its allocations.
 func appendString(dst []byte, s string) []byte { return jsontext.AppendString(dst, s, true) }

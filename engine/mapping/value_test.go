@@ -93,3 +93,25 @@ func TestAppendCanonicalReusesBuffer(t *testing.T) {
 		t.Errorf("AppendCanonical appended %s", out)
 	}
 }
+
+// RecordCanon writes what Canonical writes, for records with the same keys, other keys, fewer
+// and more, in any sequence.
+func TestRecordCanonAsCanonical(t *testing.T) {
+	records := []map[string]any{
+		{"b": 1.5, "a": "x", "c": nil},
+		{"c": []any{"q"}, "a": "y", "b": int64(2)},
+		{"a": "z", "b": 3.0, "d": true}, // as many keys, one other
+		{"a": "z"},
+		{},
+		{"b": map[string]any{"y": 1, "x": 2}, "a": "<&>", "c": 0.99, "d": false, "e": "é"},
+		{"e": 1, "d": 2, "c": 3, "b": 4, "a": 5},
+	}
+	var c RecordCanon
+	for round := range 2 {
+		for i, rec := range records {
+			if got, want := string(c.Append(nil, rec)), string(Canonical(rec)); got != want {
+				t.Errorf("round %d, record %d: Append = %s, Canonical = %s", round, i, got, want)
+			}
+		}
+	}
+}

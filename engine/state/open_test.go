@@ -526,6 +526,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	decodeAll(t, links)
 	if l := links["s1"]; l == nil || l.TargetID != "t1" || string(l.Base["p"].S) != "1" || !l.Updated.Equal(t0) {
 		t.Errorf("link after migration: %+v", l)
 	}

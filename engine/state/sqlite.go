@@ -498,7 +498,6 @@ func (s *SQLite) ScanLinks(ctx context.Context, flow string, fn func([]*Link) er
 // eachLink scans rows of linkColumns and closes them.
 func eachLink(rows *sql.Rows, fn func(*Link)) error {
 	defer rows.Close()
-	var bases baseCodec
 	for rows.Next() {
 		var (
 			l       Link
@@ -508,10 +507,11 @@ func eachLink(rows *sql.Rows, fn func(*Link)) error {
 		if err := rows.Scan(&l.Flow, &l.SourceID, &l.TargetID, &base, &l.SourceHash, &l.TargetHash, &updated, &l.LinkedIn, &l.MergedIn, &l.Made); err != nil {
 			return err
 		}
-		var err error
-		if l.Base, err = bases.decode(base); err != nil {
-			return fmt.Errorf("link of source %q: %w", l.SourceID, err)
+		l.raw = base
+		if len(base) == 0 {
+			l.raw = []byte("{}")
 		}
+		var err error
 		if l.Updated, err = parseTime(updated); err != nil {
 			return fmt.Errorf("link of source %q: %w", l.SourceID, err)
 		}
@@ -782,10 +782,11 @@ const (
 		ON CONFLICT (flow, source_id) DO UPDATE SET target_id = excluded.target_id, base = excluded.base,
 			source_hash = excluded.source_hash, target_hash = excluded.target_hash, updated = excluded.updated,
 			linked_in = excluded.linked_in, merged_in = excluded.merged_in, made = excluded.made`
-	sqlDeleteLink   = `DELETE FROM links WHERE flow = ? AND source_id = ?`
-	sqlAddIntent    = `INSERT INTO intents (flow, side, from_id, data, created) VALUES (?, ?, ?, ?, ?)`
-	sqlDeleteIntent = `DELETE FROM intents WHERE id = ?`
-	sqlSetWatermark = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
+	sqlDeleteLink    = `DELETE FROM links WHERE flow = ? AND source_id = ?`
+	sqlAddIntent     = `INSERT INTO intents (flow, side, from_id, data, created) VALUES (?, ?, ?, ?, ?)`
+	sqlDeleteIntent  = `DELETE FROM intents WHERE id = ?`
+	sqlDeleteIntents = `DELETE FROM intents WHERE id IN (`
+	sqlSetWatermark  = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
 		ON CONFLICT (flow, side) DO UPDATE SET value = excluded.value`
 	sqlSetCounts = `INSERT INTO counts (flow, source, target, skipped) VALUES (?, ?, ?, ?)
 		ON CONFLICT (flow) DO UPDATE SET source = excluded.source, target = excluded.target, skipped = excluded.skipped`
@@ -890,6 +891,26 @@ func (t *sqliteTx) DeleteIntent(id int64) error {
 	defer t.mu.Unlock()
 	if _, err := t.exec(sqlDeleteIntent, id); err != nil {
 		return fmt.Errorf("delete intent %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteIntents deletes intents by id, maxParams to a statement.
+func (t *sqliteTx) DeleteIntents(ids []int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	args := make([]any, 0, min(len(ids), maxParams))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxParams)]
+		ids = ids[len(chunk):]
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		// Statements of the common sizes (a whole chunk, a batch's tail) are prepared once.
+		if _, err := t.exec(sqlDeleteIntents+"?"+strings.Repeat(", ?", len(chunk)-1)+")", args...); err != nil {
+			return fmt.Errorf("delete intents: %w", err)
+		}
 	}
 	return nil
 }

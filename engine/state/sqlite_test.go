@@ -108,6 +108,7 @@ func TestLinkRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		decodeAll(t, got)
 		if !reflect.DeepEqual(got, map[string]*Link{want.SourceID: want}) {
 			t.Errorf("LinksBySource(%s, %s):\n got %+v\nwant %+v", want.Flow, want.SourceID, got[want.SourceID], want)
 		}
@@ -115,6 +116,7 @@ func TestLinkRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		decodeAll(t, got)
 		if !reflect.DeepEqual(got, map[string]*Link{want.TargetID: want}) {
 			t.Errorf("LinksByTarget(%s, %s):\n got %+v\nwant %+v", want.Flow, want.TargetID, got[want.TargetID], want)
 		}
@@ -137,6 +139,7 @@ func TestLinkRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	decodeAll(t, got)
 	if got["a"].Base == nil || len(got["a"].Base) != 0 {
 		t.Errorf("nil base read back as %#v, want an empty map", got["a"].Base)
 	}
@@ -151,6 +154,7 @@ func TestLinkRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	decodeAll(t, got)
 	if !reflect.DeepEqual(got["s000001"], changed) {
 		t.Errorf("replaced link:\n got %+v\nwant %+v", got["s000001"], changed)
 	}
@@ -236,6 +240,8 @@ func TestLinksByManyIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	decodeAll(t, bySource)
+	decodeAll(t, byTarget)
 	if len(bySource) != 2000 || len(byTarget) != 2000 {
 		t.Fatalf("got %d links by source and %d by target, want 2000 each", len(bySource), len(byTarget))
 	}
@@ -553,6 +559,28 @@ func TestIntents(t *testing.T) {
 	if want := []int64{1, 2, 4}; !reflect.DeepEqual(gotIDs, want) {
 		t.Errorf("ids after delete %v, want %v", gotIDs, want)
 	}
+
+	// DeleteIntents deletes a batch, over several statements when it is large, and ignores
+	// ids that are not there.
+	var batch []int64
+	write(t, s, func(tx Tx) error {
+		for i := range 1203 {
+			id, err := tx.AddIntent(&Intent{Flow: "bulk", Side: Target, FromID: fmt.Sprint(i)})
+			if err != nil {
+				return err
+			}
+			batch = append(batch, id)
+		}
+		return nil
+	})
+	write(t, s, func(tx Tx) error { return tx.DeleteIntents(append(batch[:1201:1201], 9999)) })
+	got, _ = s.Intents(ctx, "bulk")
+	if len(got) != 2 || got[0].ID != batch[1201] || got[1].ID != batch[1202] {
+		t.Errorf("after DeleteIntents of all but the last two: %+v", got)
+	}
+	if got, _ := s.Intents(ctx, "contacts"); len(got) != 2 {
+		t.Errorf("DeleteIntents touched other flows: %+v", got)
+	}
 }
 
 func TestTxRefusesBadInput(t *testing.T) {
@@ -842,5 +870,45 @@ func TestClearWhereNothingIs(t *testing.T) {
 	w, _ = s.Waiting(ctx, "")
 	if len(dl) != 0 || len(w) != 0 {
 		t.Fatalf("after the second Tx: dead letters %+v, waiting %+v", dl, w)
+	}
+}
+
+// decodeAll decodes the bases of links read from a Store, which come undecoded (Link.Bases),
+// so that they compare with the links written.
+func decodeAll(t testing.TB, links map[string]*Link) {
+	t.Helper()
+	for _, l := range links {
+		if _, err := l.Bases(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A base that does not decode is an error of the link that has it, when its base is needed,
+// not of every lookup that reads it.
+func TestCorruptBaseFailsItsLinkOnly(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	write(t, s, func(tx Tx) error {
+		for _, l := range []*Link{{Flow: "f", SourceID: "good", TargetID: "t1"}, {Flow: "f", SourceID: "bad", TargetID: "t2"}} {
+			if err := tx.PutLink(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if _, err := s.db.ExecContext(ctx, `UPDATE links SET base = '{"p":{"s":' WHERE source_id = 'bad'`); err != nil {
+		t.Fatal(err)
+	}
+	links, err := s.LinksBySource(ctx, "f", []string{"good", "bad"})
+	if err != nil || len(links) != 2 {
+		t.Fatalf("LinksBySource = %v, %v; want both links", links, err)
+	}
+	if b, err := links["good"].Bases(); err != nil || len(b) != 0 {
+		t.Errorf("good base: %v, %v", b, err)
+	}
+	_, err = links["bad"].Bases()
+	if want := `link of source "bad": base: unexpected end of JSON input`; err == nil || err.Error() != want {
+		t.Errorf("bad base: %v, want %s", err, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -42,6 +43,26 @@ type Link struct {
 	LinkedIn int64
 	MergedIn int64
 	Made     string
+	// raw is the base as stored, for a link read from a Store: Bases decodes it on first use.
+	raw []byte
+}
+
+// Bases returns the link's base. A link read from a Store carries its base as stored, and
+// this decodes it on first use: a run compares the records' digests first and needs the base
+// of the records that changed only. It is not safe for concurrent use on one Link.
+func (l *Link) Bases() (map[string]Base, error) {
+	if l.raw != nil {
+		var codec baseCodec
+		base, err := codec.decode(l.raw)
+		if err != nil {
+			return nil, fmt.Errorf("link of source %q: %w", l.SourceID, err)
+		}
+		l.Base, l.raw = base, nil
+	}
+	if l.Base == nil {
+		l.Base = map[string]Base{}
+	}
+	return l.Base, nil
 }
 
 // Base is the last synced value of one property.
@@ -147,6 +168,8 @@ type Tx interface {
 	DeleteLink(flow, sourceID string) error
 	AddIntent(in *Intent) (int64, error)
 	DeleteIntent(id int64) error
+	// DeleteIntents deletes the intents of a batch together.
+	DeleteIntents(ids []int64) error
 	SetWatermark(flow, side, value string) error
 	// SetCounts records the flow's counts; ClearCounts forgets them (a flow run that may not
 	// finish must not leave the counts of the run before it).

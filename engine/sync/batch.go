@@ -344,12 +344,16 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 // merge decides, property by property, what to write to each side of a pair.
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
-	if !p.isNew && l.SourceHash == recordHash(p.src.Data) && l.TargetHash == recordHash(p.tgt.Data) {
+	if !p.isNew && l.SourceHash == fr.srcHash(p.src.Data) && l.TargetHash == fr.tgtHash(p.tgt.Data) {
 		if !fr.readBefore(p) {
 			fr.stats.Unchanged++
 		}
 		p.unchanged = true
 		return nil
+	}
+	bases, err := l.Bases()
+	if err != nil {
+		return err
 	}
 	desiredTgt := mapping.Clone(p.tgt.Data).(map[string]any)
 	desiredSrc := mapping.Clone(p.src.Data).(map[string]any)
@@ -370,7 +374,7 @@ func (fr *flowRun) merge(p *pair) error {
 	}
 	p.seen = make(map[string]state.Base, len(ordered))
 	for _, prop := range ordered {
-		base, hasBase := l.Base[prop.Key()]
+		base, hasBase := bases[prop.Key()]
 		var S any
 		var err error
 		if prop.ToTargetSide() {

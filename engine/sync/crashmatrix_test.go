@@ -164,6 +164,11 @@ func (tx *crashTx) DeleteIntent(id int64) error {
 	return tx.Tx.DeleteIntent(id)
 }
 
+func (tx *crashTx) DeleteIntents(ids []int64) error {
+	tx.note("intent done")
+	return tx.Tx.DeleteIntents(ids)
+}
+
 func (tx *crashTx) PutLink(l *state.Link) error {
 	tx.note("link")
 	return tx.Tx.PutLink(l)

@@ -14,12 +14,19 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
-// build computes the record to create on the other side from a record of side.
-func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, error) {
-	if side == state.Source {
-		return fr.f.BuildTarget(rec.Data, fr.refs)
+// build computes the record to create on the other side from a record of side and, for a
+// source record, the canonical value of each property in target form: the S half of the new
+// link's base (rebase), computed here once.
+func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, map[string][]byte, error) {
+	if side == state.Target {
+		data, err := fr.f.BuildSource(rec.Data, fr.refs)
+		return data, nil, err
 	}
-	return fr.f.BuildSource(rec.Data, fr.refs)
+	s := make(map[string][]byte, len(fr.f.Properties))
+	data, err := fr.f.BuildTargetFunc(rec.Data, fr.refs, func(p *mapping.Property, v any) {
+		s[p.Key()] = mapping.Canonical(v)
+	})
+	return data, s, err
 }
 
 // create creates, on the other side, the records of side that have no partner. The intent to
@@ -28,14 +35,16 @@ func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, err
 func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Record, out *outcome) error {
 	var from []connector.Record
 	var datas []map[string]any
+	var sVals []map[string][]byte
 	for _, rec := range recs {
-		data, err := fr.build(side, rec)
+		data, s, err := fr.build(side, rec)
 		if err != nil {
 			fr.fail(out, side, rec.ID, err)
 			continue
 		}
 		from = append(from, rec)
 		datas = append(datas, data)
+		sVals = append(sVals, s)
 	}
 	if len(datas) == 0 {
 		return nil
@@ -46,7 +55,7 @@ func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Rec
 		}
 		return nil
 	}
-	_, err := fr.createNow(ctx, side, from, datas, out)
+	_, err := fr.createNow(ctx, side, from, datas, sVals, out)
 	return err
 }
 
@@ -77,8 +86,8 @@ func (fr *flowRun) countCreate(fromSide string) {
 }
 
 // createNow records intents, creates the records, and links them. It returns the new ids, ""
-// for a record that failed.
-func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, out *outcome) ([]string, error) {
+// for a record that failed. sVals holds what build gave for each record (nil entries allowed).
+func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, out *outcome) ([]string, error) {
 	toSide := other(side)
 	conn, entity := fr.on(toSide)
 	intentIDs := make([]int64, len(datas))
@@ -114,10 +123,12 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	newIDs := make([]string, len(datas))
 	var links []*state.Link
 	err = fr.commit(ctx, func(tx state.Tx) error {
+		// Only the intents of the records the connection answered for are settled; the others
+		// stay for the next run to recover.
+		if err := tx.DeleteIntents(intentIDs[:min(len(results), len(intentIDs))]); err != nil {
+			return err
+		}
 		for i, res := range results {
-			if err := tx.DeleteIntent(intentIDs[i]); err != nil {
-				return err
-			}
 			rec := from[i]
 			if res.Err != nil {
 				reason := fmt.Sprintf("creating %s: %v", entity, res.Err)
@@ -133,7 +144,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 				src, tgt = res.Record, rec
 			}
 			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: toSide}
-			if err := fr.rebase(l, src, tgt, nil); err != nil {
+			if err := fr.rebaseWith(l, src, tgt, nil, sVals[i]); err != nil {
 				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, err.Error()); err != nil {
 					return err
 				}
@@ -184,14 +195,14 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 			return "", false, nil
 		}
 	}
-	data, err := fr.build(side, rec)
+	data, s, err := fr.build(side, rec)
 	if err != nil {
 		return "", false, err
 	}
 	if fr.r.Opts.DryRun {
 		return fr.dryCreate(side, id, data, "referenced"), true, nil
 	}
-	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, &outcome{})
+	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, []map[string][]byte{s}, &outcome{})
 	if err != nil || ids[0] == "" {
 		return "", false, err
 	}

@@ -130,8 +130,8 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 // again.
 func (fr *flowRun) deleteLinked(ctx context.Context, side string, links []*state.Link, out *outcome) {
 	conn, entity := fr.on(side)
-	for start := 0; start < len(links); start += fr.r.Opts.BatchSize {
-		chunk := links[start:min(start+fr.r.Opts.BatchSize, len(links))]
+	for start := 0; start < len(links); start += fr.batchSize {
+		chunk := links[start:min(start+fr.batchSize, len(links))]
 		ids := make([]string, len(chunk))
 		for i, l := range chunk {
 			ids[i] = l.TargetID

@@ -52,11 +52,23 @@ type flowRun struct {
 	detached map[string]bool
 	// check is the run's delete check (deletecheck.go); scanning is the side whose pass is
 	// scanning, whose records it counts.
-	check    *deleteCheck
-	scanning string
+	check                *deleteCheck
+	scanning             string
+	srcDigest, tgtDigest digester
+	// batchSize is the flow's Options.BatchSize, or its default.
+	batchSize int
 	// listKeys caches, per side and list property, the property that identifies elements.
 	listKeys map[string]string
 }
+
+// The default batch sizes (Options.BatchSize). A batch costs its commits and the index pages
+// it dirties in the link state and in the systems, whatever its size: in a first sync of
+// 50,000 records between SQLite files, 2,000 per batch took 0.7 times the time of 500; 5,000
+// saved no more and took half as much memory again.
+const (
+	defaultBatch = 500
+	largeBatch   = 2000
+)
 
 // passInfo is what a side's pass read: every record (whole), or those last modified at or
 // after since.
@@ -81,6 +93,14 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
+	}
+	switch {
+	case r.Opts.BatchSize > 0:
+		fr.batchSize = r.Opts.BatchSize
+	case connector.CapabilitiesOf(fr.src).LargeBatches && connector.CapabilitiesOf(fr.tgt).LargeBatches:
+		fr.batchSize = largeBatch
+	default:
+		fr.batchSize = defaultBatch
 	}
 	if f.Delete == "propagate" {
 		for _, side := range []string{state.Target, state.Source} {
@@ -180,6 +200,23 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 	}
 	fr.scanning = side
 	defer func() { fr.scanning = "" }()
+	// Records are merged and written in batches of Opts.BatchSize, whatever the size of the
+	// connection's pages: a transaction's cost is mostly its commit and the index pages it
+	// dirties, so larger batches cost less per record.
+	var held []connector.Record
+	process := func(all bool) error {
+		for len(held) >= fr.batchSize || (all && len(held) > 0) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n := min(fr.batchSize, len(held))
+			if err := fr.batch(ctx, side, held[:n]); err != nil {
+				return err
+			}
+			held = held[n:]
+		}
+		return nil
+	}
 	err = scan(ctx, conn, entity, since, func(recs []connector.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -194,13 +231,13 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 				}
 			}
 		}
-		for start := 0; start < len(recs); start += fr.r.Opts.BatchSize {
-			if err := fr.batch(ctx, side, recs[start:min(start+fr.r.Opts.BatchSize, len(recs))]); err != nil {
-				return err
-			}
-		}
-		return nil
+		held = append(held, recs...)
+		return process(false)
 	})
+	if err == nil {
+		err = process(true)
+	}
+	held = nil
 	fr.scanning = ""
 	if err != nil {
 		return err
@@ -212,8 +249,8 @@ func (fr *flowRun) pass(ctx context.Context, side string) error {
 		}
 	}
 	retry = kept
-	for start := 0; start < len(retry); start += fr.r.Opts.BatchSize {
-		ids := retry[start:min(start+fr.r.Opts.BatchSize, len(retry))]
+	for start := 0; start < len(retry); start += fr.batchSize {
+		ids := retry[start:min(start+fr.batchSize, len(retry))]
 		got, err := conn.Get(ctx, entity, ids)
 		if err != nil {
 			return err
@@ -357,12 +394,24 @@ func (fr *flowRun) writes(side string) bool {
 	return fr.f.Direction != config.SyncToSource
 }
 
-// recordHash is a digest of a record's content, to recognise a record unchanged since the
-// link was last saved.
-func recordHash(data map[string]any) string {
-	sum := sha256.Sum256(mapping.Canonical(data))
+// digester computes digests of a record's content, to recognise a record unchanged since the
+// link was last saved: the first 16 bytes of the SHA-256 of its canonical form, in hex. One
+// digester serves the records of one entity, whose keys it sorts once (mapping.RecordCanon),
+// with one buffer; it is used from the flow run's goroutine only.
+type digester struct {
+	canon mapping.RecordCanon
+	buf   []byte
+}
+
+func (d *digester) digest(data map[string]any) string {
+	d.buf = d.canon.Append(d.buf[:0], data)
+	sum := sha256.Sum256(d.buf)
 	return hex.EncodeToString(sum[:16])
 }
+
+// srcHash and tgtHash are the digests of a source and a target record.
+func (fr *flowRun) srcHash(data map[string]any) string { return fr.srcDigest.digest(data) }
+func (fr *flowRun) tgtHash(data map[string]any) string { return fr.tgtDigest.digest(data) }
 
 // later reports whether a is after b, comparing timestamps as times, numbers as numbers, and
 // anything else as text.

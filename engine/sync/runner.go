@@ -24,7 +24,10 @@ type Options struct {
 	DryRun bool
 	// Flows limits the run to these flow ids (and runs them in dependency order); empty runs all.
 	Flows []string
-	// BatchSize is the number of records read, merged and written together (default 500).
+	// BatchSize is the number of records read, merged and written together. The default is
+	// 2,000 for a flow between systems that take large batches well (local databases,
+	// connector.Capabilities.LargeBatches) and 500 otherwise, so that a run over a slow API
+	// still finishes its batch soon after an interrupt.
 	BatchSize int
 	// MaxDeleteShare is the circuit breaker of delete: propagate: a run never deletes more than
 	// this share of a flow's linked records (default 0.1; at least one record may go).
@@ -115,9 +118,7 @@ var ErrBreaker = errors.New("circuit breaker")
 // Run runs the selected flows once. Records that fail are counted and kept as dead letters;
 // the error is for what stops the run (a system unreachable, the state unwritable).
 func (r *Runner) Run(ctx context.Context) (*Report, error) {
-	if r.Opts.BatchSize <= 0 {
-		r.Opts.BatchSize = 500
-	}
+
 	if r.Opts.MaxDeleteShare <= 0 {
 		r.Opts.MaxDeleteShare = 0.1
 	}

@@ -92,7 +92,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 			// Nothing written: the values merge saw are what the systems hold.
 			fr.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
 			p.link.Base = p.seen
-			p.link.SourceHash, p.link.TargetHash = recordHash(p.src.Data), recordHash(p.tgt.Data)
+			p.link.SourceHash, p.link.TargetHash = fr.srcHash(p.src.Data), fr.tgtHash(p.tgt.Data)
 			p.link.Updated = fr.r.Opts.Now().UTC()
 		} else if err := fr.rebase(p.link, p.src, p.tgt, p.hints); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)
@@ -181,10 +181,18 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 // rebase sets a link's base to the values the two records hold now; hints are the pairs of
 // list elements a merge made (nil after a create).
 func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint) error {
+	return fr.rebaseWith(l, src, tgt, hints, nil)
+}
+
+// rebaseWith is rebase with the canonical values in target form of src's properties, by
+// property key, when they are known (sVals, from build); nil computes them.
+func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte) error {
 	base := make(map[string]state.Base, len(fr.f.Properties))
 	for _, prop := range fr.f.Properties {
 		var b state.Base
-		if prop.ToTargetSide() {
+		if s, ok := sVals[prop.Key()]; ok {
+			b.S = s
+		} else if prop.ToTargetSide() {
 			s, err := prop.TargetValue(src.Data, fr.refs)
 			if err != nil {
 				return err
@@ -197,7 +205,7 @@ func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[st
 	fr.withElements(base, src.Data, tgt.Data, hints, l.Base)
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
-	l.SourceHash, l.TargetHash = recordHash(src.Data), recordHash(tgt.Data)
+	l.SourceHash, l.TargetHash = fr.srcHash(src.Data), fr.tgtHash(tgt.Data)
 	l.Updated = fr.r.Opts.Now().UTC()
 	return nil
 }

@@ -7,6 +7,7 @@ package sqlite
 //	go test -run '^$' -bench 'Products|Items' -benchmem ./engine/connector/sqlite
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
@@ -151,7 +152,17 @@ func BenchmarkGetItems(b *testing.B) {
 
 // BenchmarkCreateItems creates 10,000 items in batches of 1,000, as a full sync writes the
 // target: 12 columns given, the text id made by the connector, modified_at by SQLite.
-func BenchmarkCreateItems(b *testing.B) {
+func BenchmarkCreateItems(b *testing.B) { benchmarkCreateItems(b, context.Background()) }
+
+// BenchmarkCreateItemsCancellable is BenchmarkCreateItems with a context that can be
+// cancelled, as a run of the command line has.
+func BenchmarkCreateItemsCancellable(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	benchmarkCreateItems(b, ctx)
+}
+
+func benchmarkCreateItems(b *testing.B, ctx context.Context) {
 	const n, batch = 10_000, 1000
 	c := generateProducts(b, 0)
 	next := 0

@@ -890,7 +890,12 @@ func set(ctx context.Context, tx *sql.Tx, t *table, ch change, where string, arg
 	if len(ch.cols) == 0 {
 		return nil
 	}
+	n := len(t.quoted) + 12 + 6*len(ch.cols) + len(where)
+	for _, c := range ch.cols {
+		n += len(t.cols[c].quoted)
+	}
 	var b strings.Builder
+	b.Grow(n)
 	b.WriteString("UPDATE ")
 	b.WriteString(t.quoted)
 	for i, c := range ch.cols {

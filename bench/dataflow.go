@@ -15,6 +15,7 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/engine/state"
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
+	"github.com/dataflow-sync/dataflow/internal/gctune"
 )
 
 // loadProject loads a dataflow file with the systems of the benchmark; watermark false uses
@@ -71,8 +72,10 @@ func closeConns(conns map[string]connector.Conn) {
 	}
 }
 
-// dataflowRun is one `dataflow run` over the run directory: load, open, run, close.
+// dataflowRun is one `dataflow run` over the run directory: load, open, run, close, with the
+// garbage collector set as `dataflow run` sets it.
 func dataflowRun(ctx context.Context, td, dataflowFile string, watermark bool, dir string) (*dsync.Report, error) {
+	gctune.ForRun()
 	proj, err := loadProject(ctx, td, dataflowFile, watermark, filepath.Join(dir, "erp.db"), filepath.Join(dir, "shop.db"))
 	if err != nil {
 		return nil, err

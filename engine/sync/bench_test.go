@@ -32,7 +32,7 @@ const benchProducts = 10000
 
 // benchSource writes a source database of n products, the same for the same n and seed, and
 // returns its path.
-func benchSource(b *testing.B, dir string, n int, seed int64) string {
+func benchSource(b testing.TB, dir string, n int, seed int64) string {
 	b.Helper()
 	fixtures, err := filepath.Abs(modelFixtures)
 	if err != nil {
@@ -98,7 +98,7 @@ func (e *benchEnv) close() {
 }
 
 // benchLoad compiles the benchmark's dataflow with the given source system file.
-func benchLoad(b *testing.B, shopFile string) *mapping.Project {
+func benchLoad(b testing.TB, shopFile string) *mapping.Project {
 	b.Helper()
 	fixtures, err := filepath.Abs(modelFixtures)
 	if err != nil {
@@ -124,7 +124,7 @@ func benchLoad(b *testing.B, shopFile string) *mapping.Project {
 
 // benchOpen opens the systems in dir (the source a copy of template; the target created
 // empty from its init script when missing) and the link state there.
-func benchOpen(b *testing.B, proj *mapping.Project, dir, template string) *benchEnv {
+func benchOpen(b testing.TB, proj *mapping.Project, dir, template string) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
 	fixtures, err := filepath.Abs(modelFixtures)
@@ -161,7 +161,7 @@ func benchOpen(b *testing.B, proj *mapping.Project, dir, template string) *bench
 	return e
 }
 
-func copyFile(b *testing.B, from, to string) {
+func copyFile(b testing.TB, from, to string) {
 	b.Helper()
 	in, err := os.Open(from)
 	if err != nil {
@@ -276,5 +276,56 @@ func BenchmarkNoChangeRunLinks(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A pure flow (no references, no lists) maps and digests a large batch on two goroutines; the
+// links it makes are those of batches small enough for one (below 256 records), byte for byte
+// (but for the target's digest, which covers the target's generated id), and the next run
+// recognises every record as unchanged by its digests: it saves no link again.
+func TestLargeBatchesMapOnTwoGoroutinesAsOnOne(t *testing.T) {
+	const n = 1500
+	ctx := context.Background()
+	// Without a watermark, the second run reads and compares every record.
+	proj := benchLoad(t, filepath.Join("bench", "shop-without-updated.yaml"))
+	template := benchSource(t, t.TempDir(), n, 7)
+	bases := func(batch int) map[string]string {
+		e := benchOpen(t, proj, t.TempDir(), template)
+		defer e.close()
+		e.runner.Opts.BatchSize = batch
+		rep, err := e.runner.Run(ctx)
+		if err != nil || rep.Flows[0].CreatedTarget != n || rep.Failed() != 0 {
+			t.Fatalf("batches of %d: %v, %+v", batch, err, rep.Flows[0])
+		}
+		if rep, err := e.runner.Run(ctx); err != nil || rep.Writes() != 0 || rep.Flows[0].Unchanged != n {
+			t.Fatalf("batches of %d: the second run: %v, %+v", batch, err, rep.Flows[0])
+		}
+		got := map[string]string{}
+		err = e.store.ScanLinks(ctx, rep.Flows[0].Flow, func(links []*state.Link) error {
+			for _, l := range links {
+				b, err := l.Bases()
+				if err != nil {
+					return err
+				}
+				if l.MergedIn != l.LinkedIn {
+					t.Errorf("batches of %d: the link of %s was saved again by run %d", batch, l.SourceID, l.MergedIn)
+				}
+				got[l.SourceID] = fmt.Sprintf("%v %s", b, l.SourceHash)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	one, two := bases(200), bases(n)
+	if len(one) != n || len(two) != n {
+		t.Fatalf("%d and %d links, want %d", len(one), len(two), n)
+	}
+	for id, want := range one {
+		if two[id] != want {
+			t.Fatalf("link of %s, mapped on two goroutines:\n%s\nwant\n%s", id, two[id], want)
+		}
 	}
 }

@@ -33,18 +33,28 @@ func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, map
 // create is committed first; a run killed after the create and before the link finds the
 // record at its next start (recoverIntents) instead of creating it again.
 func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Record, out *outcome) error {
+	type built struct {
+		data map[string]any
+		s    map[string][]byte
+		err  error
+	}
+	all := make([]built, len(recs))
+	fr.split(len(recs), func(lo, hi int, _ *digesters) {
+		for i := lo; i < hi; i++ {
+			all[i].data, all[i].s, all[i].err = fr.build(side, recs[i])
+		}
+	})
 	var from []connector.Record
 	var datas []map[string]any
 	var sVals []map[string][]byte
-	for _, rec := range recs {
-		data, s, err := fr.build(side, rec)
-		if err != nil {
-			fr.fail(out, side, rec.ID, err)
+	for i, rec := range recs {
+		if all[i].err != nil {
+			fr.fail(out, side, rec.ID, all[i].err)
 			continue
 		}
 		from = append(from, rec)
-		datas = append(datas, data)
-		sVals = append(sVals, s)
+		datas = append(datas, all[i].data)
+		sVals = append(sVals, all[i].s)
 	}
 	if len(datas) == 0 {
 		return nil
@@ -92,10 +102,16 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	conn, entity := fr.on(toSide)
 	intentIDs := make([]int64, len(datas))
 	keys := make([]string, len(datas))
+	// The canonical form is JSON, written without encoding/json's reflection.
+	encoded := make([][]byte, len(datas))
+	fr.split(len(datas), func(lo, hi int, _ *digesters) {
+		for i := lo; i < hi; i++ {
+			encoded[i] = mapping.Canonical(datas[i])
+		}
+	})
 	err := fr.commit(ctx, func(tx state.Tx) error {
-		for i, data := range datas {
-			// The canonical form is JSON, written without encoding/json's reflection.
-			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: mapping.Canonical(data), Created: fr.r.Opts.Now().UTC()}
+		for i := range datas {
+			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
 			id, err := tx.AddIntent(&in)
 			if err != nil {
 				return err
@@ -121,6 +137,24 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
 	newIDs := make([]string, len(datas))
+	// The links' bases are computed before the transaction, on two goroutines for a pure flow.
+	made := make([]*state.Link, len(results))
+	unbased := make([]error, len(results))
+	fr.split(len(results), func(lo, hi int, d *digesters) {
+		for i := lo; i < hi; i++ {
+			if results[i].Err != nil {
+				continue
+			}
+			src, tgt := from[i], results[i].Record
+			if side == state.Target {
+				src, tgt = results[i].Record, from[i]
+			}
+			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: toSide}
+			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], d); unbased[i] == nil {
+				made[i] = l
+			}
+		}
+	})
 	var links []*state.Link
 	err = fr.commit(ctx, func(tx state.Tx) error {
 		// Only the intents of the records the connection answered for are settled; the others
@@ -139,13 +173,9 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 				}
 				continue
 			}
-			src, tgt := rec, res.Record
-			if side == state.Target {
-				src, tgt = res.Record, rec
-			}
-			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: toSide}
-			if err := fr.rebaseWith(l, src, tgt, nil, sVals[i]); err != nil {
-				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, err.Error()); err != nil {
+			l := made[i]
+			if l == nil {
+				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, unbased[i].Error()); err != nil {
 					return err
 				}
 				continue

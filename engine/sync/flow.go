@@ -52,9 +52,13 @@ type flowRun struct {
 	detached map[string]bool
 	// check is the run's delete check (deletecheck.go); scanning is the side whose pass is
 	// scanning, whose records it counts.
-	check                *deleteCheck
-	scanning             string
-	srcDigest, tgtDigest digester
+	check    *deleteCheck
+	scanning string
+	// dig digests records on the flow run's goroutine, spare on the one split adds.
+	dig, spare digesters
+	// pure says that the flow has no references and no lists: mapping a record then reads
+	// nothing but the record, and split may map records on two goroutines.
+	pure bool
 	// batchSize is the flow's Options.BatchSize, or its default.
 	batchSize int
 	// listKeys caches, per side and list property, the property that identifies elements.
@@ -94,6 +98,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
 	}
+	fr.pure = isPure(f)
 	switch {
 	case r.Opts.BatchSize > 0:
 		fr.batchSize = r.Opts.BatchSize
@@ -409,9 +414,44 @@ func (d *digester) digest(data map[string]any) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// digesters digest the records of each side, for one goroutine.
+type digesters struct{ src, tgt digester }
+
 // srcHash and tgtHash are the digests of a source and a target record.
-func (fr *flowRun) srcHash(data map[string]any) string { return fr.srcDigest.digest(data) }
-func (fr *flowRun) tgtHash(data map[string]any) string { return fr.tgtDigest.digest(data) }
+func (fr *flowRun) srcHash(data map[string]any) string { return fr.dig.src.digest(data) }
+func (fr *flowRun) tgtHash(data map[string]any) string { return fr.dig.tgt.digest(data) }
+
+// split calls work for the items [0, n) of a batch: for a pure flow with enough items, half
+// of them on another goroutine, each half with digesters of its own; else all of them on this
+// goroutine. Mapping and digesting are most of a first sync's own work (the rest waits for the
+// databases), and a machine has more than one core. work must touch only its items.
+func (fr *flowRun) split(n int, work func(lo, hi int, d *digesters)) {
+	const enough = 256 // below, a goroutine costs more than it saves
+	if !fr.pure || n < enough {
+		work(0, n, &fr.dig)
+		return
+	}
+	half := n / 2
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		work(half, n, &fr.spare)
+	}()
+	work(0, half, &fr.dig)
+	<-done
+}
+
+// isPure reports whether a flow's properties read only the record they map: no reference
+// (translated through the link state) and no list (whose elements the run identifies through
+// shared caches).
+func isPure(f *mapping.Flow) bool {
+	for _, p := range f.Properties {
+		if p.Ref != nil || len(p.Elements) > 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // later reports whether a is after b, comparing timestamps as times, numbers as numbers, and
 // anything else as text.

@@ -181,12 +181,13 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 // rebase sets a link's base to the values the two records hold now; hints are the pairs of
 // list elements a merge made (nil after a create).
 func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint) error {
-	return fr.rebaseWith(l, src, tgt, hints, nil)
+	return fr.rebaseWith(l, src, tgt, hints, nil, &fr.dig)
 }
 
 // rebaseWith is rebase with the canonical values in target form of src's properties, by
-// property key, when they are known (sVals, from build); nil computes them.
-func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte) error {
+// property key, when they are known (sVals, from build; nil computes them), and the digesters
+// of the goroutine it runs on.
+func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte, d *digesters) error {
 	base := make(map[string]state.Base, len(fr.f.Properties))
 	for _, prop := range fr.f.Properties {
 		var b state.Base
@@ -205,7 +206,7 @@ func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints ma
 	fr.withElements(base, src.Data, tgt.Data, hints, l.Base)
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
-	l.SourceHash, l.TargetHash = fr.srcHash(src.Data), fr.tgtHash(tgt.Data)
+	l.SourceHash, l.TargetHash = d.src.digest(src.Data), d.tgt.digest(tgt.Data)
 	l.Updated = fr.r.Opts.Now().UTC()
 	return nil
 }

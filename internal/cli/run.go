@@ -21,6 +21,7 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/engine/state"
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
+	"github.com/dataflow-sync/dataflow/internal/gctune"
 )
 
 // DefaultState is where the link state lives unless --state says otherwise.
@@ -46,6 +47,7 @@ func runRun(e *env, args []string) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command to `file` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to `file` when the command ends (go tool pprof)")
 	paths, code := e.parse(fs, args)
+	gctune.ForRun()
 	if code >= 0 {
 		return code
 	}

@@ -235,7 +235,7 @@ func initialize(ctx context.Context, path, script string) error {
 // Capabilities implements connector.Capable: SQLite deletes, and every write reads the record
 // back in its transaction.
 func (c *conn) Capabilities() connector.Capabilities {
-	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true}
+	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true}
 }
 
 type conn struct {

@@ -329,3 +329,55 @@ func TestLargeBatchesMapOnTwoGoroutinesAsOnOne(t *testing.T) {
 		}
 	}
 }
+
+// The links of a batch of creates wait for the next transaction (one commit per batch), and
+// the next batch still sees them: a record created by one batch is linked when the next batch
+// looks for records with its merge key, so a second source record with that key gets a record
+// of its own instead of the first one's.
+func TestStagedLinksAreSeenByTheNextBatch(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	proj := benchLoad(t, filepath.Join("systems", "shop.yaml"))
+	template := benchSource(t, t.TempDir(), 4, 3)
+	db, err := sql.Open("sqlite3", template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shop's codes are unique; this copy's are not.
+	for _, stmt := range []string{
+		`CREATE TABLE loose (id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT NOT NULL, name TEXT, qty INTEGER,
+			price NUMERIC(10,2), active BOOLEAN, updated_at TEXT)`,
+		`INSERT INTO loose SELECT id, code, name, qty, price, active, updated_at FROM items`,
+		`DROP TABLE items`,
+		`ALTER TABLE loose RENAME TO items`,
+		`UPDATE items SET code = 'DUP' WHERE code IN ('P000001', 'P000002')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	e := benchOpen(t, proj, dir, template)
+	defer e.close()
+	// The target is not empty, so that the run searches it by merge key.
+	store, err := sql.Open("sqlite3", filepath.Join(dir, "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Exec(`INSERT INTO things (id, sku, title) VALUES ('x1', 'OTHER', 'Not in the shop')`); err != nil {
+		t.Fatal(err)
+	}
+	e.runner.Opts.BatchSize = 1
+	rep, err := e.runner.Run(ctx)
+	if err != nil || rep.Failed() != 0 || rep.Flows[0].CreatedTarget != 4 {
+		t.Fatalf("run: %v, %+v", err, rep.Flows[0])
+	}
+	var dups int
+	if err := store.QueryRow(`SELECT count(*) FROM things WHERE sku = 'DUP'`).Scan(&dups); err != nil || dups != 2 {
+		t.Errorf("%d things with sku DUP (%v), want 2: one per shop item", dups, err)
+	}
+	if n, err := e.store.CountLinks(ctx, ""); err != nil || n != 4 {
+		t.Errorf("%d links (%v), want 4", n, err)
+	}
+}

@@ -65,7 +65,7 @@ func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Rec
 		}
 		return nil
 	}
-	_, err := fr.createNow(ctx, side, from, datas, sVals, out)
+	_, err := fr.createNow(ctx, side, from, datas, sVals, true)
 	return err
 }
 
@@ -97,7 +97,8 @@ func (fr *flowRun) countCreate(fromSide string) {
 
 // createNow records intents, creates the records, and links them. It returns the new ids, ""
 // for a record that failed. sVals holds what build gave for each record (nil entries allowed).
-func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, out *outcome) ([]string, error) {
+// stage leaves the links for the flow run's next transaction (see stage).
+func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, stage bool) ([]string, error) {
 	toSide := other(side)
 	conn, entity := fr.on(toSide)
 	intentIDs := make([]int64, len(datas))
@@ -155,53 +156,90 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			}
 		}
 	})
+	// What the transaction writes per record: its link, or why it failed. Only this is kept
+	// when the links are staged, not the records.
+	type written struct {
+		id     string
+		link   *state.Link
+		reason string
+	}
 	var links []*state.Link
-	err = fr.commit(ctx, func(tx state.Tx) error {
-		// Only the intents of the records the connection answered for are settled; the others
-		// stay for the next run to recover.
-		if err := tx.DeleteIntents(intentIDs[:min(len(results), len(intentIDs))]); err != nil {
-			return err
-		}
-		for i, res := range results {
-			rec := from[i]
-			if res.Err != nil {
-				reason := fmt.Sprintf("creating %s: %v", entity, res.Err)
-				fr.stats.Failed++
-				fr.failedNow[side+"\x00"+rec.ID] = true
-				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, reason); err != nil {
-					return err
-				}
-				continue
-			}
-			l := made[i]
-			if l == nil {
-				if err := tx.PutDeadLetter(fr.f.ID(), side, rec.ID, unbased[i].Error()); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := tx.PutLink(l); err != nil {
-				return err
-			}
-			if err := tx.ClearDeadLetter(fr.f.ID(), side, rec.ID); err != nil {
-				return err
-			}
-			if err := tx.ClearWaiting(fr.f.ID(), side, rec.ID); err != nil {
-				return err
-			}
-			links = append(links, l)
+	outcomes := make([]written, len(results))
+	for i, res := range results {
+		o := &outcomes[i]
+		o.id = from[i].ID
+		switch {
+		case res.Err != nil:
+			o.reason = fmt.Sprintf("creating %s: %v", entity, res.Err)
+			fr.stats.Failed++
+			fr.failedNow[side+"\x00"+o.id] = true
+		case made[i] == nil:
+			o.reason = unbased[i].Error()
+		default:
+			o.link = made[i]
+			links = append(links, made[i])
 			newIDs[i] = res.Record.ID
 			fr.countCreate(side)
 		}
+	}
+	// Only the intents of the records the connection answered for are settled; the others
+	// stay for the next run to recover.
+	settled := intentIDs[:min(len(results), len(intentIDs))]
+	link := func(tx state.Tx) error {
+		if err := tx.DeleteIntents(settled); err != nil {
+			return err
+		}
+		for _, o := range outcomes {
+			if o.link == nil {
+				if err := tx.PutDeadLetter(fr.f.ID(), side, o.id, o.reason); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := tx.PutLink(o.link); err != nil {
+				return err
+			}
+			if err := tx.ClearDeadLetter(fr.f.ID(), side, o.id); err != nil {
+				return err
+			}
+			if err := tx.ClearWaiting(fr.f.ID(), side, o.id); err != nil {
+				return err
+			}
+		}
 		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	for _, l := range links {
 		fr.refs.remember(fr.f, l.SourceID, l.TargetID)
 	}
+	if stage {
+		fr.stage(link, links)
+		return newIDs, nil
+	}
+	if err := fr.commit(ctx, link); err != nil {
+		return nil, err
+	}
 	return newIDs, nil
+}
+
+// stage keeps a batch's links, and the settling of their intents, for the flow run's next
+// transaction, which commits them with its own writes (the next batch's intents, say), or for
+// flush: one durable commit per batch of creates instead of two. Until then linksOf finds
+// them. A crash before that commit leaves the intents, and the next run adopts the records
+// created, as it does after a crash between a create and its link.
+func (fr *flowRun) stage(fn func(tx state.Tx) error, links []*state.Link) {
+	fr.staged = append(fr.staged, fn)
+	for _, l := range links {
+		fr.stagedSrc[l.SourceID] = l
+		fr.stagedTgt[l.TargetID] = l
+	}
+}
+
+// flush commits what is staged.
+func (fr *flowRun) flush(ctx context.Context) error {
+	if len(fr.staged) == 0 {
+		return nil
+	}
+	return fr.commit(ctx, nil)
 }
 
 // createReferenced creates, for a record that refers to it, the partner of record id (of the
@@ -232,7 +270,7 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 	if fr.r.Opts.DryRun {
 		return fr.dryCreate(side, id, data, "referenced"), true, nil
 	}
-	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, []map[string][]byte{s}, &outcome{})
+	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, []map[string][]byte{s}, false)
 	if err != nil || ids[0] == "" {
 		return "", false, err
 	}

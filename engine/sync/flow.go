@@ -59,6 +59,10 @@ type flowRun struct {
 	// pure says that the flow has no references and no lists: mapping a record then reads
 	// nothing but the record, and split may map records on two goroutines.
 	pure bool
+	// staged holds the writes of the last batch of creates that wait for the flow run's next
+	// transaction (stage), stagedSrc and stagedTgt their links by source and target id.
+	staged               []func(tx state.Tx) error
+	stagedSrc, stagedTgt map[string]*state.Link
 	// batchSize is the flow's Options.BatchSize, or its default.
 	batchSize int
 	// listKeys caches, per side and list property, the property that identifies elements.
@@ -94,6 +98,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 		runID:        runID,
 		dryProcessed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
 		failedNow: map[string]bool{}, troubled: map[string]bool{}, listKeys: map[string]string{},
+		stagedSrc: map[string]*state.Link{}, stagedTgt: map[string]*state.Link{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
@@ -181,7 +186,13 @@ func (fr *flowRun) updatedOf(side string) string {
 
 // pass reads one side (what changed since its watermark, then the records that wait or
 // failed before) and merges, links or creates each record.
-func (fr *flowRun) pass(ctx context.Context, side string) error {
+func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
+	// What the last batch staged is committed whatever happens, even after an interrupt.
+	defer func() {
+		if ferr := fr.flush(context.WithoutCancel(ctx)); err == nil {
+			err = ferr
+		}
+	}()
 	conn, entity := fr.on(side)
 	updated := fr.updatedOf(side)
 	since := ""
@@ -327,11 +338,28 @@ func (fr *flowRun) commit(ctx context.Context, fn func(tx state.Tx) error) error
 	if err != nil {
 		return err
 	}
-	if err := fn(trackedTx{tx, fr}); err != nil {
-		tx.Rollback()
+	tracked := trackedTx{tx, fr}
+	for _, s := range fr.staged {
+		if err := s(tracked); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if fn != nil {
+		if err := fn(tracked); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if len(fr.staged) > 0 {
+		fr.staged = nil
+		clear(fr.stagedSrc)
+		clear(fr.stagedTgt)
+	}
+	return nil
 }
 
 // trackedTx keeps the flow run's troubled set in step with the waiting and dead-letter
@@ -383,11 +411,26 @@ func (fr *flowRun) on(side string) (connector.Conn, string) {
 }
 
 // linksOf returns the flow's links of the records of side with the given ids, by those ids.
+// Links staged for the next transaction (stage) are among them.
 func (fr *flowRun) linksOf(ctx context.Context, side string, ids []string) (map[string]*state.Link, error) {
+	var links map[string]*state.Link
+	var err error
+	staged := fr.stagedSrc
 	if side == state.Source {
-		return fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
+		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
+	} else {
+		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
+		staged = fr.stagedTgt
 	}
-	return fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
+	if err != nil || len(staged) == 0 {
+		return links, err
+	}
+	for _, id := range ids {
+		if l, ok := staged[id]; ok {
+			links[id] = l
+		}
+	}
+	return links, nil
 }
 
 // writes reports whether the flow writes to side: a one-way flow never writes to the side it

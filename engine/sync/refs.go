@@ -5,6 +5,7 @@ import (
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
 // refs translates ids through the links of referenced flows, which ran earlier in the run.
@@ -38,12 +39,24 @@ func (rf *refs) remember(f *mapping.Flow, sourceID, targetID string) {
 	rf.toSource[f][targetID] = sourceID
 }
 
+// linksOf looks a record's link up, through the flow's run when it has one (which knows the
+// links it has staged), else in the link state.
+func (rf *refs) linksOf(f *mapping.Flow, side, id string) (map[string]*state.Link, error) {
+	if fr := rf.runs[f]; fr != nil {
+		return fr.linksOf(rf.ctx, side, []string{id})
+	}
+	if side == state.Source {
+		return rf.r.State.LinksBySource(rf.ctx, f.ID(), []string{id})
+	}
+	return rf.r.State.LinksByTarget(rf.ctx, f.ID(), []string{id})
+}
+
 // TargetID implements mapping.Refs.
 func (rf *refs) TargetID(f *mapping.Flow, sourceID string) (string, bool, error) {
 	if id, ok := rf.toTarget[f][sourceID]; ok {
 		return id, true, nil
 	}
-	links, err := rf.r.State.LinksBySource(rf.ctx, f.ID(), []string{sourceID})
+	links, err := rf.linksOf(f, state.Source, sourceID)
 	if err != nil {
 		return "", false, err
 	}
@@ -64,7 +77,7 @@ func (rf *refs) SourceID(f *mapping.Flow, targetID string) (string, bool, error)
 	if id, ok := rf.toSource[f][targetID]; ok {
 		return id, true, nil
 	}
-	links, err := rf.r.State.LinksByTarget(rf.ctx, f.ID(), []string{targetID})
+	links, err := rf.linksOf(f, state.Target, targetID)
 	if err != nil {
 		return "", false, err
 	}

@@ -535,6 +535,10 @@ func (s *SQLite) CountLinks(ctx context.Context, flow string) (int, error) {
 	return n, nil
 }
 
+// Overlaps implements Overlapping: readers have connections of their own beside the one
+// writer (WAL), and Begin waits for the writer's turn.
+func (s *SQLite) Overlaps() bool { return s.mode == ReadWrite }
+
 // HasLinks reports whether the flow has a link.
 func (s *SQLite) HasLinks(ctx context.Context, flow string) (bool, error) {
 	var one int

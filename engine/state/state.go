@@ -162,6 +162,13 @@ type Store interface {
 	Close() error
 }
 
+// Overlapping is the optional ability of a Store to be read, and to open a Tx, on one
+// goroutine while a Tx of another goroutine is open (the second Begin waits its turn). A run
+// then commits a batch's links while the next batch's records are created.
+type Overlapping interface {
+	Overlaps() bool
+}
+
 // Tx is a write transaction: everything in it is committed durably together, or not at all.
 type Tx interface {
 	PutLink(l *Link) error

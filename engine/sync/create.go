@@ -110,7 +110,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			encoded[i] = mapping.Canonical(datas[i])
 		}
 	})
-	err := fr.commit(ctx, func(tx state.Tx) error {
+	err := fr.commitAhead(ctx, func(tx state.Tx) error {
 		for i := range datas {
 			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
 			id, err := tx.AddIntent(&in)
@@ -219,27 +219,6 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 		return nil, err
 	}
 	return newIDs, nil
-}
-
-// stage keeps a batch's links, and the settling of their intents, for the flow run's next
-// transaction, which commits them with its own writes (the next batch's intents, say), or for
-// flush: one durable commit per batch of creates instead of two. Until then linksOf finds
-// them. A crash before that commit leaves the intents, and the next run adopts the records
-// created, as it does after a crash between a create and its link.
-func (fr *flowRun) stage(fn func(tx state.Tx) error, links []*state.Link) {
-	fr.staged = append(fr.staged, fn)
-	for _, l := range links {
-		fr.stagedSrc[l.SourceID] = l
-		fr.stagedTgt[l.TargetID] = l
-	}
-}
-
-// flush commits what is staged.
-func (fr *flowRun) flush(ctx context.Context) error {
-	if len(fr.staged) == 0 {
-		return nil
-	}
-	return fr.commit(ctx, nil)
 }
 
 // createReferenced creates, for a record that refers to it, the partner of record id (of the

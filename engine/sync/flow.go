@@ -59,10 +59,13 @@ type flowRun struct {
 	// pure says that the flow has no references and no lists: mapping a record then reads
 	// nothing but the record, and split may map records on two goroutines.
 	pure bool
-	// staged holds the writes of the last batch of creates that wait for the flow run's next
-	// transaction (stage), stagedSrc and stagedTgt their links by source and target id.
-	staged               []func(tx state.Tx) error
-	stagedSrc, stagedTgt map[string]*state.Link
+	// staged holds the links of the last batch of creates until a transaction commits them;
+	// linking, those being committed on another goroutine, whose error linked gives (stage.go).
+	staged, linking *stagedLinks
+	linked          chan error
+	// overlap says that the link state may be read, and written on another goroutine, while
+	// a transaction is open (state.Overlapping).
+	overlap bool
 	// batchSize is the flow's Options.BatchSize, or its default.
 	batchSize int
 	// listKeys caches, per side and list property, the property that identifies elements.
@@ -98,12 +101,14 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 		runID:        runID,
 		dryProcessed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
 		failedNow: map[string]bool{}, troubled: map[string]bool{}, listKeys: map[string]string{},
-		stagedSrc: map[string]*state.Link{}, stagedTgt: map[string]*state.Link{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
 	}
 	fr.pure = isPure(f)
+	if o, ok := r.State.(state.Overlapping); ok {
+		fr.overlap = o.Overlaps()
+	}
 	switch {
 	case r.Opts.BatchSize > 0:
 		fr.batchSize = r.Opts.BatchSize
@@ -332,34 +337,35 @@ func (fr *flowRun) forget(ctx context.Context, side, id string) error {
 	})
 }
 
-// commit runs fn in a state transaction.
+// commit runs fn in a state transaction, after the links staged (stage.go).
 func (fr *flowRun) commit(ctx context.Context, fn func(tx state.Tx) error) error {
+	if err := fr.join(); err != nil {
+		return err
+	}
+	if err := fr.transact(ctx, fr.staged.writes(), fn); err != nil {
+		return err
+	}
+	fr.staged = nil
+	return nil
+}
+
+// transact runs the writes, then fn (when not nil), in one state transaction.
+func (fr *flowRun) transact(ctx context.Context, writes []func(tx state.Tx) error, fn func(tx state.Tx) error) error {
 	tx, err := fr.r.State.Begin(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}
 	tracked := trackedTx{tx, fr}
-	for _, s := range fr.staged {
-		if err := s(tracked); err != nil {
-			tx.Rollback()
-			return err
-		}
-	}
 	if fn != nil {
-		if err := fn(tracked); err != nil {
+		writes = append(writes[:len(writes):len(writes)], fn)
+	}
+	for _, w := range writes {
+		if err := w(tracked); err != nil {
 			tx.Rollback()
 			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	if len(fr.staged) > 0 {
-		fr.staged = nil
-		clear(fr.stagedSrc)
-		clear(fr.stagedTgt)
-	}
-	return nil
+	return tx.Commit()
 }
 
 // trackedTx keeps the flow run's troubled set in step with the waiting and dead-letter
@@ -411,25 +417,20 @@ func (fr *flowRun) on(side string) (connector.Conn, string) {
 }
 
 // linksOf returns the flow's links of the records of side with the given ids, by those ids.
-// Links staged for the next transaction (stage) are among them.
+// Links staged and not yet committed (stage.go) are among them.
 func (fr *flowRun) linksOf(ctx context.Context, side string, ids []string) (map[string]*state.Link, error) {
 	var links map[string]*state.Link
 	var err error
-	staged := fr.stagedSrc
 	if side == state.Source {
 		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
 	} else {
 		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
-		staged = fr.stagedTgt
 	}
-	if err != nil || len(staged) == 0 {
-		return links, err
+	if err != nil {
+		return nil, err
 	}
-	for _, id := range ids {
-		if l, ok := staged[id]; ok {
-			links[id] = l
-		}
-	}
+	fr.linking.overlay(links, side, ids)
+	fr.staged.overlay(links, side, ids)
 	return links, nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"sync"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
@@ -504,10 +505,7 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 	if e.updated >= 0 {
 		updated := Quote(e.cols[e.updated].name)
 		if since != "" {
-			// Timestamps of different widths ("...21Z" and "...21.723Z") do not compare as
-			// text; as times they do. Values that are not times compare as text.
-			clause = " WHERE (julianday(" + updated + ") >= julianday(?) OR (julianday(" + updated + ") IS NULL AND " + updated + " >= ?))"
-			args = []any{since, since}
+			clause, args = sinceClause(updated, since)
 		}
 		order = updated + ", " + order
 	}
@@ -1174,4 +1172,39 @@ func createTable(ctx context.Context, tx *sql.Tx, name string, cols []ddlColumn,
 		}
 	}
 	return nil
+}
+
+// sinceClause is the condition of Scan's incremental read: the records whose last-modified
+// value (the quoted column updated) is at or after since. Timestamps of different widths
+// ("...21Z" and "...21.723Z") or offsets do not compare as text; as times they do, so the
+// condition compares julianday()s, and values that are not times as text.
+//
+// julianday() of a column cannot use the column's index: alone, the condition reads the whole
+// table, which made a run where nothing changed grow with the table. When since is an ISO 8601
+// time, a text bound that every later ISO time is at or above narrows the read to a range of
+// the index: the date a day before since (a local date differs from the UTC date by less than
+// a day). Values that are not ISO text (numbers, in a column that mixes them with times) are
+// left out by the bound; a watermark that is a time comes from a column of times.
+func sinceClause(updated, since string) (string, []any) {
+	clause := " WHERE (julianday(" + updated + ") >= julianday(?) OR (julianday(" + updated + ") IS NULL AND " + updated + " >= ?))"
+	args := []any{since, since}
+	if t, ok := isoTime(since); ok {
+		clause += " AND " + updated + " >= ?"
+		args = append(args, t.AddDate(0, 0, -1).Format("2006-01-02"))
+	}
+	return clause, args
+}
+
+// isoTime parses the ISO 8601 forms SQLite's date functions read, with or without an offset.
+func isoTime(s string) (time.Time, bool) {
+	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00",
+		"2006-01-02 15:04:05.999999999", "2006-01-02T15:04Z07:00", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
 }

@@ -1,0 +1,105 @@
+package sqlite
+
+import (
+	"database/sql"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// stampsYAML is a table of last-modified values in every form the incremental read meets:
+// widths, offsets either side of UTC, a date alone, text that is not a time, and NULL.
+const stampsYAML = `system: stamps
+name: Stamps
+connector: sqlite
+path: ${STAMPS_DB}
+entities:
+  Stamp: {table: stamps, id: id, updated: modified}
+`
+
+var stamps = []any{
+	"2025-03-01T10:00:00Z", "2025-03-01T10:00:00.5Z", "2025-03-01T09:59:59.999Z",
+	"2025-03-01T23:30:00-02:00", // 2025-03-02T01:30Z: its date is before the UTC date
+	"2025-03-02T00:30:00+02:00", // 2025-03-01T22:30Z: its date is after the UTC date
+	"2025-02-28T23:00:00-12:00", "2025-03-01", "2025-03-02", "2025-02-27T12:00:00Z",
+	"2025-03-01 10:00:01", "not a time", "zzz", nil,
+}
+
+// The read since a watermark returns exactly what comparing julianday()s (and text, for values
+// that are not times) returns, whatever bound narrows it.
+func TestScanSinceAsTimes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stamps.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE stamps (id INTEGER PRIMARY KEY, modified TEXT); CREATE INDEX stamps_modified ON stamps (modified)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stamps {
+		if _, err := db.Exec(`INSERT INTO stamps VALUES (?, ?)`, i+1, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := mustOpen(t, loadSystem(t, stampsYAML, map[string]string{"STAMPS_DB": path}), nil)
+	for _, since := range []string{
+		"2025-03-01T10:00:00Z", "2025-03-01T10:00:00.000Z", "2025-03-01T22:00:00Z", "2025-03-02T01:00:00+01:00",
+		"2025-03-01", "2025-03-01T08:00:00-03:00", "2025-02-28T11:00:00Z", "2025-03-01 10:00:00", "not a time",
+	} {
+		var want []string
+		rows, err := db.Query(`SELECT id FROM stamps WHERE julianday(modified) >= julianday(?1)
+			OR (julianday(modified) IS NULL AND modified >= ?1) ORDER BY modified, id`, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			want = append(want, id)
+		}
+		rows.Close()
+		recs, _ := scanAll(t, c, "Stamp", since)
+		if got := ids(recs); !slices.Equal(got, want) {
+			t.Errorf("since %s: %v, want %v", since, got, want)
+		}
+	}
+}
+
+// With an ISO time as the watermark, the read is a range of the column's index, not the
+// whole table.
+func TestScanSinceUsesTheIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stamps.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE stamps (id INTEGER PRIMARY KEY, modified TEXT); CREATE INDEX stamps_modified ON stamps (modified)`); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(since string) string {
+		clause, args := sinceClause(`"modified"`, since)
+		rows, err := db.Query(`EXPLAIN QUERY PLAN SELECT id FROM stamps`+clause+` ORDER BY "modified", id`, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var steps []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			steps = append(steps, detail)
+		}
+		return strings.Join(steps, "; ")
+	}
+	if got := plan("2025-03-01T10:00:00Z"); !strings.Contains(got, "INDEX stamps_modified (modified>?)") {
+		t.Errorf("plan since a time: %s; want a range of stamps_modified", got)
+	}
+	// A watermark that is not a time gets no bound: the whole index is read, in order.
+	if got := plan("42"); strings.Contains(got, "modified>?") {
+		t.Errorf("plan since 42: %s; want no range", got)
+	}
+}

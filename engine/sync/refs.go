@@ -14,16 +14,36 @@ type refs struct {
 	r    *Runner
 	ctx  context.Context
 	runs map[*mapping.Flow]*flowRun
-	// toTarget and toSource cache translations made in this run.
-	toTarget map[*mapping.Flow]map[string]string
-	toSource map[*mapping.Flow]map[string]string
+	// toTarget and toSource cache translations made in this run, for the flows that a
+	// property refers to (referenced).
+	toTarget   map[*mapping.Flow]map[string]string
+	toSource   map[*mapping.Flow]map[string]string
+	referenced map[*mapping.Flow]bool
 }
 
 func newRefs(r *Runner) *refs {
-	return &refs{
+	rf := &refs{
 		r: r, ctx: context.Background(), runs: map[*mapping.Flow]*flowRun{},
 		toTarget: map[*mapping.Flow]map[string]string{}, toSource: map[*mapping.Flow]map[string]string{},
+		referenced: map[*mapping.Flow]bool{},
 	}
+	var walk func(props []*mapping.Property)
+	walk = func(props []*mapping.Property) {
+		for _, p := range props {
+			if p.Ref != nil {
+				rf.referenced[p.Ref] = true
+			}
+			walk(p.Elements)
+		}
+	}
+	if r.Project != nil {
+		for _, df := range r.Project.Dataflows {
+			for _, f := range df.Flows {
+				walk(f.Properties)
+			}
+		}
+	}
+	return rf
 }
 
 // maxRefCache bounds the translations cached per flow: past it the cache starts again, so that
@@ -32,6 +52,9 @@ func newRefs(r *Runner) *refs {
 const maxRefCache = 20000
 
 func (rf *refs) remember(f *mapping.Flow, sourceID, targetID string) {
+	if !rf.referenced[f] {
+		return // nothing translates through this flow's links
+	}
 	if rf.toTarget[f] == nil || len(rf.toTarget[f]) >= maxRefCache {
 		rf.toTarget[f], rf.toSource[f] = map[string]string{}, map[string]string{}
 	}

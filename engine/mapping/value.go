@@ -160,16 +160,7 @@ func AppendCanonical(dst []byte, v any) []byte {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = AppendCanonical(dst, x[k])
-		}
-		return append(dst, '}')
+		return appendObject(dst, keys, x)
 	}
 	enc, err := json.Marshal(v)
 	if err != nil {
@@ -194,14 +185,19 @@ func (c *RecordCanon) Append(dst []byte, rec map[string]any) []byte {
 		}
 		slices.Sort(c.keys)
 	}
+	return appendObject(dst, c.keys, rec)
+}
+
+// appendObject appends the canonical form of m, its keys in the order of keys (sorted).
+func appendObject(dst []byte, keys []string, m map[string]any) []byte {
 	dst = append(dst, '{')
-	for i, k := range c.keys {
+	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = appendString(dst, k)
 		dst = append(dst, ':')
-		dst = AppendCanonical(dst, rec[k])
+		dst = AppendCanonical(dst, m[k])
 	}
 	return append(dst, '}')
 }

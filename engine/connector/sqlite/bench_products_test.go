@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 )
 
@@ -117,18 +116,7 @@ FROM seq`, n)
 // BenchmarkScanProducts scans 20,000 products of 13 columns.
 func BenchmarkScanProducts(b *testing.B) {
 	const n = 20_000
-	c := generateProducts(b, n)
-	for b.Loop() {
-		count := 0
-		err := c.Scan(ctx, "Product", "", func(recs []connector.Record) error {
-			count += len(recs)
-			return nil
-		})
-		if err != nil || count != n {
-			b.Fatal(err, count)
-		}
-	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+	benchScan(b, generateProducts(b, n), "Product", n)
 }
 
 // BenchmarkGetItems reads 20,000 items of 14 columns by text id, 1,000 per Get.

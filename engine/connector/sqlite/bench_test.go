@@ -72,9 +72,14 @@ func openGenerated(t testing.TB, n int) (*conn, string) {
 func BenchmarkScan(b *testing.B) {
 	const n = 100_000
 	c, _ := openGenerated(b, n)
+	benchScan(b, c, "Item", n)
+}
+
+// benchScan scans the n records of entity per iteration and reports records/s.
+func benchScan(b *testing.B, c connector.Conn, entity string, n int) {
 	for b.Loop() {
 		count := 0
-		err := c.Scan(ctx, "Item", "", func(recs []connector.Record) error {
+		err := c.Scan(ctx, entity, "", func(recs []connector.Record) error {
 			count += len(recs)
 			return nil
 		})

@@ -26,18 +26,25 @@ var stamps = []any{
 	"2025-03-01 10:00:01", "not a time", "zzz", nil,
 }
 
-// The read since a watermark returns exactly what comparing julianday()s (and text, for values
-// that are not times) returns, whatever bound narrows it.
-func TestScanSinceAsTimes(t *testing.T) {
+// stampsDB creates the table of stamps, empty, with an index on the stamp.
+func stampsDB(t *testing.T) (string, *sql.DB) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "stamps.db")
 	db, err := sql.Open("sqlite3", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(`CREATE TABLE stamps (id INTEGER PRIMARY KEY, modified TEXT); CREATE INDEX stamps_modified ON stamps (modified)`); err != nil {
 		t.Fatal(err)
 	}
+	return path, db
+}
+
+// The read since a watermark returns exactly what comparing julianday()s (and text, for values
+// that are not times) returns, whatever bound narrows it.
+func TestScanSinceAsTimes(t *testing.T) {
+	path, db := stampsDB(t)
 	for i, s := range stamps {
 		if _, err := db.Exec(`INSERT INTO stamps VALUES (?, ?)`, i+1, s); err != nil {
 			t.Fatal(err)
@@ -70,15 +77,7 @@ func TestScanSinceAsTimes(t *testing.T) {
 // With an ISO time as the watermark, the read is a range of the column's index, not the
 // whole table.
 func TestScanSinceUsesTheIndex(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "stamps.db")
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE stamps (id INTEGER PRIMARY KEY, modified TEXT); CREATE INDEX stamps_modified ON stamps (modified)`); err != nil {
-		t.Fatal(err)
-	}
+	_, db := stampsDB(t)
 	plan := func(since string) string {
 		clause, args := sinceClause(`"modified"`, since)
 		rows, err := db.Query(`EXPLAIN QUERY PLAN SELECT id FROM stamps`+clause+` ORDER BY "modified", id`, args...)

@@ -19,6 +19,7 @@ type pair struct {
 	link     *state.Link
 	src, tgt connector.Record
 	side     string // the side whose pass read it, for dead letters
+	read     string // the digest of that side's record as read, when the scan computed it
 	// The merge's outcome: patches to write, and the records as they will be.
 	srcPatch, tgtPatch map[string]any
 	conflicts          int
@@ -98,7 +99,11 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	out := &outcome{}
 	var pairs []*pair
 	var creates []connector.Record
-	for _, rec := range recs {
+	for i, rec := range recs {
+		read := ""
+		if i < len(fr.digests) {
+			read = fr.digests[i]
+		}
 		l := links[rec.ID]
 		if l == nil {
 			p, create, err := fr.unlinked(ctx, side, rec, out)
@@ -106,6 +111,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 				return err
 			}
 			if p != nil {
+				p.read = read
 				pairs = append(pairs, p)
 			}
 			if create {
@@ -140,7 +146,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 			}
 			continue
 		}
-		p := &pair{link: l, side: side}
+		p := &pair{link: l, side: side, read: read}
 		if side == state.Source {
 			p.src, p.tgt = rec, partner
 		} else {
@@ -344,7 +350,7 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 // merge decides, property by property, what to write to each side of a pair.
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
-	if !p.isNew && l.SourceHash == fr.srcHash(p.src.Data) && l.TargetHash == fr.tgtHash(p.tgt.Data) {
+	if !p.isNew && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
 		if !fr.readBefore(p) {
 			fr.stats.Unchanged++
 		}

@@ -54,6 +54,9 @@ type flowRun struct {
 	// scanning, whose records it counts.
 	check    *deleteCheck
 	scanning string
+	// digests holds, while a batch from the scan is merged, the digests of its records that
+	// the scan computed (aligned with them; "" or nil where it did not).
+	digests []string
 	// dig digests records on the flow run's goroutine, spare on the one split adds.
 	dig, spare digesters
 	// pure says that the flow has no references and no lists: mapping a record then reads
@@ -225,20 +228,24 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	// connection's pages: a transaction's cost is mostly its commit and the index pages it
 	// dirties, so larger batches cost less per record.
 	var held []connector.Record
+	var heldDigests []string // aligned with held; "" where the scan gave none
 	process := func(all bool) error {
 		for len(held) >= fr.batchSize || (all && len(held) > 0) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			n := min(fr.batchSize, len(held))
-			if err := fr.batch(ctx, side, held[:n]); err != nil {
+			fr.digests = heldDigests[:n]
+			err := fr.batch(ctx, side, held[:n])
+			fr.digests = nil
+			if err != nil {
 				return err
 			}
-			held = held[n:]
+			held, heldDigests = held[n:], heldDigests[n:]
 		}
 		return nil
 	}
-	err = scan(ctx, conn, entity, since, func(recs []connector.Record) error {
+	err = scan(ctx, conn, entity, since, func(recs []connector.Record, digests []string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -253,12 +260,16 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 			}
 		}
 		held = append(held, recs...)
+		if digests == nil {
+			digests = make([]string, len(recs))
+		}
+		heldDigests = append(heldDigests, digests...)
 		return process(false)
 	})
 	if err == nil {
 		err = process(true)
 	}
-	held = nil
+	held, heldDigests = nil, nil
 	fr.scanning = ""
 	if err != nil {
 		return err
@@ -460,6 +471,18 @@ func (d *digester) digest(data map[string]any) string {
 
 // digesters digest the records of each side, for one goroutine.
 type digesters struct{ src, tgt digester }
+
+// digestOf returns the digest of the record of side in a pair: the one the scan computed when
+// the pair's pass read that record, else computed now.
+func (fr *flowRun) digestOf(p *pair, side string) string {
+	if side == p.side && p.read != "" {
+		return p.read
+	}
+	if side == state.Source {
+		return fr.srcHash(p.src.Data)
+	}
+	return fr.tgtHash(p.tgt.Data)
+}
 
 // srcHash and tgtHash are the digests of a source and a target record.
 func (fr *flowRun) srcHash(data map[string]any) string { return fr.dig.src.digest(data) }

@@ -8,22 +8,32 @@ import (
 
 // scan calls fn with the batches of conn.Scan, in order, on the caller's goroutine. When the
 // connection allows it (Capabilities.ConcurrentScan), the scan runs on a goroutine of its own,
-// one batch ahead: reading and decoding the next batch overlaps merging and writing this one,
-// which puts the second core to work. Memory holds at most three batches: the one fn has,
-// the one waiting, and the one being read.
-func scan(ctx context.Context, conn connector.Conn, entity, since string, fn func([]connector.Record) error) error {
+// one batch ahead: reading and decoding the next batch, and digesting its records (digests,
+// aligned with the records; nil otherwise), overlaps merging and writing this one, which puts
+// the second core to work. Memory holds at most three batches: the one fn has, the one
+// waiting, and the one being read.
+func scan(ctx context.Context, conn connector.Conn, entity, since string, fn func(recs []connector.Record, digests []string) error) error {
 	if !connector.CapabilitiesOf(conn).ConcurrentScan {
-		return conn.Scan(ctx, entity, since, fn)
+		return conn.Scan(ctx, entity, since, func(recs []connector.Record) error { return fn(recs, nil) })
 	}
 	readCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	batches := make(chan []connector.Record, 1)
+	type page struct {
+		recs    []connector.Record
+		digests []string
+	}
+	batches := make(chan page, 1)
 	read := make(chan error, 1)
 	go func() {
 		defer close(batches)
+		var d digester // the reader's own
 		read <- conn.Scan(readCtx, entity, since, func(recs []connector.Record) error {
+			digests := make([]string, len(recs))
+			for i, r := range recs {
+				digests[i] = d.digest(r.Data)
+			}
 			select {
-			case batches <- recs:
+			case batches <- page{recs, digests}:
 				return nil
 			case <-readCtx.Done():
 				return readCtx.Err()
@@ -31,11 +41,11 @@ func scan(ctx context.Context, conn connector.Conn, entity, since string, fn fun
 		})
 	}()
 	var err error
-	for recs := range batches {
+	for p := range batches {
 		if err != nil {
 			continue // drained until the reader has stopped
 		}
-		if err = fn(recs); err != nil {
+		if err = fn(p.recs, p.digests); err != nil {
 			stop()
 		}
 	}

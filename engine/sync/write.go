@@ -92,7 +92,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 			// Nothing written: the values merge saw are what the systems hold.
 			fr.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
 			p.link.Base = p.seen
-			p.link.SourceHash, p.link.TargetHash = fr.srcHash(p.src.Data), fr.tgtHash(p.tgt.Data)
+			p.link.SourceHash, p.link.TargetHash = fr.digestOf(p, state.Source), fr.digestOf(p, state.Target)
 			p.link.Updated = fr.r.Opts.Now().UTC()
 		} else if err := fr.rebase(p.link, p.src, p.tgt, p.hints); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)

@@ -97,7 +97,8 @@ func (fr *flowRun) countCreate(fromSide string) {
 
 // createNow records intents, creates the records, and links them. It returns the new ids, ""
 // for a record that failed. sVals holds what build gave for each record (nil entries allowed).
-// stage leaves the links for the flow run's next transaction (see stage).
+// stage leaves the links to be committed later, as stage.go describes; without it they are
+// committed before createNow returns.
 func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, stage bool) ([]string, error) {
 	toSide := other(side)
 	conn, entity := fr.on(toSide)

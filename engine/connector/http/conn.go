@@ -207,6 +207,12 @@ func (c *conn) get(ctx context.Context, e *entity, ids []string) (map[string]con
 	for start := 0; start < len(ids); start += e.get.batch {
 		chunks = append(chunks, ids[start:min(start+e.get.batch, len(ids))])
 	}
+	return c.getChunks(ctx, e, chunks)
+}
+
+// getChunks fetches chunks of ids in parallel, a request each, and gathers the records.
+func (c *conn) getChunks(ctx context.Context, e *entity, chunks [][]string) (map[string]connector.Record, error) {
+	out := make(map[string]connector.Record)
 	var mu sync.Mutex
 	err := c.each(ctx, len(chunks), func(ctx context.Context, i int) error {
 		recs, err := c.getChunk(ctx, e, chunks[i])
@@ -295,21 +301,11 @@ func (c *conn) getChunk(ctx context.Context, e *entity, ids []string) (map[strin
 // getEach fetches records one id per request, in parallel: for a batch the server answered
 // with 404, where a 404 for one id says that that record is missing.
 func (c *conn) getEach(ctx context.Context, e *entity, ids []string) (map[string]connector.Record, error) {
-	out := make(map[string]connector.Record, len(ids))
-	var mu sync.Mutex
-	err := c.each(ctx, len(ids), func(ctx context.Context, i int) error {
-		recs, err := c.getChunk(ctx, e, ids[i:i+1])
-		mu.Lock()
-		defer mu.Unlock()
-		for id, r := range recs {
-			out[id] = r
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
+	chunks := make([][]string, len(ids))
+	for i := range ids {
+		chunks[i] = ids[i : i+1]
 	}
-	return out, nil
+	return c.getChunks(ctx, e, chunks)
 }
 
 // errFound stops a list read once every wanted record was seen.

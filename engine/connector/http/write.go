@@ -77,15 +77,9 @@ func (c *conn) create(ctx context.Context, name string, data []map[string]any, k
 	if err != nil {
 		return nil, c.red.err(err)
 	}
-	var ids []string
-	for _, id := range pending {
-		if id != "" {
-			ids = append(ids, id)
-		}
-	}
-	got, err := c.get(ctx, e, ids)
+	got, err := c.readBack(ctx, e, pending, "created")
 	if err != nil {
-		return nil, c.red.err(fmt.Errorf("%s: reading back created records: %w", c.what(e), err))
+		return nil, err
 	}
 	for i, id := range pending {
 		if id == "" {
@@ -173,7 +167,7 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 		}
 	}
 	results := make([]connector.Result, len(recs))
-	pending := make([]bool, len(recs))
+	pending := make([]string, len(recs)) // ids of updated records to read back
 	err = c.each(ctx, len(recs), func(ctx context.Context, i int) error {
 		rec := recs[i]
 		vars := c.vars()
@@ -228,34 +222,44 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 			stored.ID = rec.ID
 			results[i].Record = *stored
 		default:
-			pending[i] = true
+			pending[i] = rec.ID
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, c.red.err(err)
 	}
+	got, err := c.readBack(ctx, e, pending, "updated")
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range pending {
+		if id == "" {
+			continue
+		}
+		if rec, ok := got[id]; ok {
+			results[i].Record = rec
+		} else {
+			results[i].Err = fmt.Errorf("%s: record %s was not found after the update", c.what(e), id)
+		}
+	}
+	return results, nil
+}
+
+// readBack reads, in one Get, the records of a write whose responses did not hold them: the
+// ids in pending that are not "" (what names the write, for the error).
+func (c *conn) readBack(ctx context.Context, e *entity, pending []string, what string) (map[string]connector.Record, error) {
 	var ids []string
-	for i, p := range pending {
-		if p {
-			ids = append(ids, recs[i].ID)
+	for _, id := range pending {
+		if id != "" {
+			ids = append(ids, id)
 		}
 	}
 	got, err := c.get(ctx, e, ids)
 	if err != nil {
-		return nil, c.red.err(fmt.Errorf("%s: reading back updated records: %w", c.what(e), err))
+		return nil, c.red.err(fmt.Errorf("%s: reading back %s records: %w", c.what(e), what, err))
 	}
-	for i, p := range pending {
-		if !p {
-			continue
-		}
-		if rec, ok := got[recs[i].ID]; ok {
-			results[i].Record = rec
-		} else {
-			results[i].Err = fmt.Errorf("%s: record %s was not found after the update", c.what(e), recs[i].ID)
-		}
-	}
-	return results, nil
+	return got, nil
 }
 
 // keyed gives an update or delete request of a request with idempotency_header a key of its

@@ -5,6 +5,7 @@ package sqlite
 //	go test -run '^$' -bench . -benchtime 5x ./engine/connector/sqlite
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
@@ -91,20 +92,28 @@ func benchScan(b *testing.B, c connector.Conn, entity string, n int) {
 }
 
 func BenchmarkCreate(b *testing.B) {
-	const n, batch = 10_000, 1000
 	c, _ := openGenerated(b, 0)
+	benchCreate(b, ctx, c, "Item", func(next int) map[string]any {
+		return map[string]any{
+			"sku": fmt.Sprintf("NEW-%08d", next), "name": "New item", "price": 19.9, "quantity": int64(next % 300),
+			"active": true, "attrs": map[string]any{"color": "red", "size": int64(3)}, "updated": "2024-11-01T00:00:00Z",
+		}
+	})
+}
+
+// benchCreate creates 10,000 records of entity per iteration, in batches of 1,000, the nth
+// of all made by record(n), and reports records/s.
+func benchCreate(b *testing.B, ctx context.Context, c *conn, entity string, record func(n int) map[string]any) {
+	const n, batch = 10_000, 1000
 	next := 0
 	for b.Loop() {
 		for start := 0; start < n; start += batch {
 			data := make([]map[string]any, batch)
 			for i := range data {
 				next++
-				data[i] = map[string]any{
-					"sku": fmt.Sprintf("NEW-%08d", next), "name": "New item", "price": 19.9, "quantity": int64(next % 300),
-					"active": true, "attrs": map[string]any{"color": "red", "size": int64(3)}, "updated": "2024-11-01T00:00:00Z",
-				}
+				data[i] = record(next)
 			}
-			res, err := c.Create(ctx, "Item", data)
+			res, err := c.Create(ctx, entity, data)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -68,18 +68,10 @@ func (d *fastDecoder) value(depth int) (any, bool) {
 				return nil, false
 			}
 			m[k] = v
-			d.space()
-			if d.p >= len(d.s) {
+			if end, ok := d.after('}'); !ok {
 				return nil, false
-			}
-			switch d.s[d.p] {
-			case ',':
-				d.p++
-			case '}':
-				d.p++
+			} else if end {
 				return m, true
-			default:
-				return nil, false
 			}
 		}
 	case c == '[':
@@ -97,18 +89,10 @@ func (d *fastDecoder) value(depth int) (any, bool) {
 				return nil, false
 			}
 			l = append(l, v)
-			d.space()
-			if d.p >= len(d.s) {
+			if end, ok := d.after(']'); !ok {
 				return nil, false
-			}
-			switch d.s[d.p] {
-			case ',':
-				d.p++
-			case ']':
-				d.p++
+			} else if end {
 				return l, true
-			default:
-				return nil, false
 			}
 		}
 	case c == '"':
@@ -123,6 +107,24 @@ func (d *fastDecoder) value(depth int) (any, bool) {
 		return d.number()
 	}
 	return nil, false
+}
+
+// after reads what follows a member of an object or an element of a list: a comma, when
+// more follow, or close, at the end (end is true). ok is false for anything else.
+func (d *fastDecoder) after(close byte) (end, ok bool) {
+	d.space()
+	if d.p >= len(d.s) {
+		return false, false
+	}
+	switch d.s[d.p] {
+	case ',':
+		d.p++
+		return false, true
+	case close:
+		d.p++
+		return true, true
+	}
+	return false, false
 }
 
 func (d *fastDecoder) literal(lit string) bool {

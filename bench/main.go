@@ -385,6 +385,12 @@ func copyFile(from, to string) error {
 		out.Close()
 		return err
 	}
+	// The copy is made durable before a measured run opens it: else the run's first fsync of
+	// the file (a checkpoint) writes the whole copy to disk, a cost no real run has.
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
 	return out.Close()
 }
 

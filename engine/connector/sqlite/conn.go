@@ -499,13 +499,12 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 		return err
 	}
 	defer tx.Rollback()
-	var clause string
-	var args []any
+	reads := []sinceRead{{}}
 	order := Quote(e.cols[e.id].name)
 	if e.updated >= 0 {
 		updated := Quote(e.cols[e.updated].name)
 		if since != "" {
-			clause, args = sinceClause(updated, since)
+			reads = sinceReads(updated, since)
 		}
 		order = updated + ", " + order
 	}
@@ -518,13 +517,18 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 		b = newBatch() // fn may keep recs (and hand them to another goroutine)
 		return fn(recs)
 	}
-	err = e.each(ctx, tx, clause+" ORDER BY "+order, args, func(raw []any) error {
-		b.add(e, raw)
-		if len(b.recs) == scanBatch {
-			return flush()
+	for _, r := range reads {
+		err = e.each(ctx, tx, r.clause+" ORDER BY "+order, r.args, func(raw []any) error {
+			b.add(e, raw)
+			if len(b.recs) == scanBatch {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			break
 		}
-		return nil
-	})
+	}
 	if err == nil && len(b.recs) > 0 {
 		err = flush()
 	}
@@ -1174,25 +1178,46 @@ func createTable(ctx context.Context, tx *sql.Tx, name string, cols []ddlColumn,
 	return nil
 }
 
-// sinceClause is the condition of Scan's incremental read: the records whose last-modified
+// sinceReads are the conditions of Scan's incremental read: the records whose last-modified
 // value (the quoted column updated) is at or after since. Timestamps of different widths
-// ("...21Z" and "...21.723Z") or offsets do not compare as text; as times they do, so the
+// ("...21Z" and "...21.723Z") or offsets do not compare as text; as times they do, so each
 // condition compares julianday()s, and values that are not times as text.
 //
 // julianday() of a column cannot use the column's index: alone, the condition reads the whole
-// table, which made a run where nothing changed grow with the table. When since is an ISO 8601
-// time, a text bound that every later ISO time is at or above narrows the read to a range of
-// the index: the date a day before since (a local date differs from the UTC date by less than
-// a day). Values that are not ISO text (numbers, in a column that mixes them with times) are
-// left out by the bound; a watermark that is a time comes from a column of times.
-func sinceClause(updated, since string) (string, []any) {
-	clause := " WHERE (julianday(" + updated + ") >= julianday(?) OR (julianday(" + updated + ") IS NULL AND " + updated + " >= ?))"
-	args := []any{since, since}
-	if t, ok := isoTime(since); ok {
-		clause += " AND " + updated + " >= ?"
-		args = append(args, t.AddDate(0, 0, -1).Format("2006-01-02"))
+// table, which makes a run where nothing changed grow with the table. When since is an ISO 8601
+// time, text bounds narrow the read to ranges of the index that hold every later time. A
+// time's text is its local time, which differs from UTC by at most 14:59 (the largest offset
+// SQLite reads), so every later time's text is at or after b, since less 15 hours (to the
+// minute, so that a time without seconds is not left out):
+//
+//   - "YYYY-MM-DDTHH:MM..." times (and dates alone, later than b's date) are at or after
+//     b in that form; so are values that are not times but at or after since as text;
+//   - "YYYY-MM-DD HH:MM..." times of b's date sort below the "T" form of that date (a space is
+//     below "T"): they are a second range, from b in the space form to the date's "T".
+//
+// The second range sorts wholly below the first, so reading one then the other reads in the
+// column's order, each as a range of the index (a UNION ALL would sort). Values that are not
+// ISO text (numbers, in a column that mixes them with times) are left out by the bounds; a
+// watermark that is a time comes from a column of times.
+func sinceReads(updated, since string) []sinceRead {
+	cond := "(julianday(" + updated + ") >= julianday(?) OR (julianday(" + updated + ") IS NULL AND " + updated + " >= ?))"
+	t, ok := isoTime(since)
+	if !ok {
+		return []sinceRead{{" WHERE " + cond, []any{since, since}}}
 	}
-	return clause, args
+	b := t.Add(-15 * time.Hour)
+	from := min(b.Format("2006-01-02T15:04"), since)
+	spaced, upto := b.Format("2006-01-02 15:04"), min(b.Format("2006-01-02")+"T", from)
+	return []sinceRead{
+		{" WHERE " + updated + " >= ? AND " + updated + " < ? AND " + cond, []any{spaced, upto, since, since}},
+		{" WHERE " + updated + " >= ? AND " + cond, []any{from, since, since}},
+	}
+}
+
+// sinceRead is a condition of Scan's incremental read and its arguments.
+type sinceRead struct {
+	clause string
+	args   []any
 }
 
 // isoTime parses the ISO 8601 forms SQLite's date functions read, with or without an offset.

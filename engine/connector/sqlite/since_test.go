@@ -24,6 +24,10 @@ var stamps = []any{
 	"2025-03-02T00:30:00+02:00", // 2025-03-01T22:30Z: its date is after the UTC date
 	"2025-02-28T23:00:00-12:00", "2025-03-01", "2025-03-02", "2025-02-27T12:00:00Z",
 	"2025-03-01 10:00:01", "not a time", "zzz", nil,
+	// The edges of the index ranges: the largest offsets, a time without seconds at the lower
+	// bound, times with a space of the bound's date, text that is not a time between the forms.
+	"2025-03-01T05:01:00-14:59", "2025-03-01T05:00:00-14:59", "2025-03-02T10:59+14:59", "2025-03-01T05:00",
+	"2025-03-01 21:00:00", "2025-03-01 05:00:00", "2025-03-01 04:59:59", "2025-03-01T01:99", "2025-03-01 20:00:00.5",
 }
 
 // stampsDB creates the table of stamps, empty, with an index on the stamp.
@@ -54,6 +58,7 @@ func TestScanSinceAsTimes(t *testing.T) {
 	for _, since := range []string{
 		"2025-03-01T10:00:00Z", "2025-03-01T10:00:00.000Z", "2025-03-01T22:00:00Z", "2025-03-02T01:00:00+01:00",
 		"2025-03-01", "2025-03-01T08:00:00-03:00", "2025-02-28T11:00:00Z", "2025-03-01 10:00:00", "not a time",
+		"2025-03-01T20:00:00Z", "2025-03-01T20:00", "2025-03-01 20:00:00", "2025-03-02T05:00:00+09:00", "2025-03-01T19:59:59.999Z",
 	} {
 		var want []string
 		rows, err := db.Query(`SELECT id FROM stamps WHERE julianday(modified) >= julianday(?1)
@@ -74,31 +79,36 @@ func TestScanSinceAsTimes(t *testing.T) {
 	}
 }
 
-// With an ISO time as the watermark, the read is a range of the column's index, not the
-// whole table.
+// With an ISO time as the watermark, the read is made of ranges of the column's index, not
+// the whole table.
 func TestScanSinceUsesTheIndex(t *testing.T) {
 	_, db := stampsDB(t)
-	plan := func(since string) string {
-		clause, args := sinceClause(`"modified"`, since)
-		rows, err := db.Query(`EXPLAIN QUERY PLAN SELECT id FROM stamps`+clause+` ORDER BY "modified", id`, args...)
-		if err != nil {
-			t.Fatal(err)
+	plans := func(since string) []string {
+		var plans []string
+		for _, r := range sinceReads(`"modified"`, since) {
+			rows, err := db.Query(`EXPLAIN QUERY PLAN SELECT id FROM stamps`+r.clause+` ORDER BY "modified", id`, r.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				rows.Scan(&id, &parent, &unused, &detail)
+				steps = append(steps, detail)
+			}
+			rows.Close()
+			plans = append(plans, strings.Join(steps, "; "))
 		}
-		defer rows.Close()
-		var steps []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			rows.Scan(&id, &parent, &unused, &detail)
-			steps = append(steps, detail)
-		}
-		return strings.Join(steps, "; ")
+		return plans
 	}
-	if got := plan("2025-03-01T10:00:00Z"); !strings.Contains(got, "INDEX stamps_modified (modified>?)") {
-		t.Errorf("plan since a time: %s; want a range of stamps_modified", got)
+	got := plans("2025-03-01T10:00:00Z")
+	want := []string{"SEARCH stamps USING COVERING INDEX stamps_modified (modified>? AND modified<?)", "SEARCH stamps USING COVERING INDEX stamps_modified (modified>?)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("plans since a time:\n%q\nwant\n%q", got, want)
 	}
 	// A watermark that is not a time gets no bound: the whole index is read, in order.
-	if got := plan("42"); strings.Contains(got, "modified>?") {
-		t.Errorf("plan since 42: %s; want no range", got)
+	if got := plans("42"); len(got) != 1 || strings.Contains(got[0], "modified>?") {
+		t.Errorf("plans since 42: %q; want one without a range", got)
 	}
 }

@@ -881,6 +881,7 @@ func decodeAll(t testing.TB, links map[string]*Link) {
 		if _, err := l.Bases(); err != nil {
 			t.Fatal(err)
 		}
+		l.storedTarget = "" // how it was read, not what it holds
 	}
 }
 
@@ -910,5 +911,68 @@ func TestCorruptBaseFailsItsLinkOnly(t *testing.T) {
 	_, err = links["bad"].Bases()
 	if want := `link of source "bad": base: unexpected end of JSON input`; err == nil || err.Error() != want {
 		t.Errorf("bad base: %v, want %s", err, want)
+	}
+}
+
+// A link read from the store and saved again is rewritten in place; one that was deleted or
+// relinked since it was read is saved as a new one, and one given another target is relinked.
+func TestSavingALinkReadBefore(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	write(t, s, func(tx Tx) error {
+		for _, l := range []*Link{{Flow: "f", SourceID: "s1", TargetID: "t1"}, {Flow: "f", SourceID: "s2", TargetID: "t2"}, {Flow: "f", SourceID: "s3", TargetID: "t3"}} {
+			if err := tx.PutLink(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	read, err := s.LinksBySource(ctx, "f", []string{"s1", "s2", "s3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, func(tx Tx) error { // meanwhile: s2's link is deleted, s3's target relinked
+		if err := tx.DeleteLink("f", "s2"); err != nil {
+			return err
+		}
+		if err := tx.DeleteLink("f", "s3"); err != nil {
+			return err
+		}
+		return tx.PutLink(&Link{Flow: "f", SourceID: "s3", TargetID: "t3b"})
+	})
+	s1, s2, s3 := read["s1"], read["s2"], read["s3"]
+	s1.SourceHash, s1.MergedIn, s1.Base = "merged", 7, map[string]Base{"name": {S: []byte(`"x"`), T: []byte(`"x"`)}}
+	s2.SourceHash = "saved again"
+	s3.SourceHash = "saved again"
+	write(t, s, func(tx Tx) error {
+		for _, l := range []*Link{s1, s2, s3} {
+			if err := tx.PutLink(l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	got, err := s.LinksBySource(ctx, "f", []string{"s1", "s2", "s3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeAll(t, got)
+	want := map[string]*Link{
+		"s1": {Flow: "f", SourceID: "s1", TargetID: "t1", SourceHash: "merged", MergedIn: 7, Base: map[string]Base{"name": {S: []byte(`"x"`), T: []byte(`"x"`)}}},
+		"s2": {Flow: "f", SourceID: "s2", TargetID: "t2", SourceHash: "saved again", Base: map[string]Base{}},
+		"s3": {Flow: "f", SourceID: "s3", TargetID: "t3", SourceHash: "saved again", Base: map[string]Base{}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("links:\n got %+v %+v %+v\nwant %+v %+v %+v", got["s1"], got["s2"], got["s3"], want["s1"], want["s2"], want["s3"])
+	}
+	// A link read and given another target moves to it.
+	read, err = s.LinksBySource(ctx, "f", []string{"s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read["s1"].TargetID = "t9"
+	write(t, s, func(tx Tx) error { return tx.PutLink(read["s1"]) })
+	if got, err := s.LinksByTarget(ctx, "f", []string{"t1", "t9"}); err != nil || got["t1"] != nil || got["t9"] == nil || got["t9"].SourceID != "s1" {
+		t.Errorf("after relinking s1 to t9: %v, %v", got, err)
 	}
 }

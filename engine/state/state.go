@@ -45,6 +45,10 @@ type Link struct {
 	Made     string
 	// raw is the base as stored, for a link read from a Store: Bases decodes it on first use.
 	raw []byte
+	// storedTarget is the target id of the link as read from a Store ("" for a link made in
+	// memory). While it is TargetID, saving the link rewrites its row in place and leaves the
+	// index of target ids alone.
+	storedTarget string
 }
 
 // Bases returns the link's base. A link read from a Store carries its base as stored, and

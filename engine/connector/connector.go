@@ -195,6 +195,17 @@ type Counter interface {
 	Count(ctx context.Context, entity string) (int, error)
 }
 
+// DeleteCounter is the optional ability of a Conn to count the deletions of an entity's
+// records as they happen, whoever deletes them (sqlite: a trigger, with `track_deletes`). A
+// run whose number equals the one stored by the last run knows that no record of the entity
+// was deleted since, without counting the records, whose cost grows with them.
+type DeleteCounter interface {
+	// Deletions returns a number that grows with every deletion of one of the entity's
+	// records and never goes back, also when counting stops and starts again; ok is false
+	// when deletions of the entity are not counted.
+	Deletions(ctx context.Context, entity string) (n int64, ok bool, err error)
+}
+
 // ListIdentifier is the optional ability of a Conn to say which property identifies the
 // elements of a list property (sqlite: the `id` column of a list's child table), so that a list
 // edited on both sides is merged element by element: an element added, changed or removed on

@@ -97,6 +97,11 @@ var migrations = []migration{
 		`ALTER TABLE links ADD COLUMN merged_in INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE links ADD COLUMN made TEXT NOT NULL DEFAULT ''`,
 	}},
+	// The delete check also compares the numbers of deletions of systems that count them.
+	{version: 5, stmts: []string{
+		`ALTER TABLE counts ADD COLUMN source_deletions INTEGER NOT NULL DEFAULT -1`,
+		`ALTER TABLE counts ADD COLUMN target_deletions INTEGER NOT NULL DEFAULT -1`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

@@ -568,7 +568,8 @@ func (s *SQLite) Watermark(ctx context.Context, flow, side string) (string, erro
 // Counts returns the flow's counts; ok is false when none are recorded.
 func (s *SQLite) Counts(ctx context.Context, flow string) (Counts, bool, error) {
 	var c Counts
-	err := s.db.QueryRowContext(ctx, "SELECT source, target, skipped FROM counts WHERE flow = ?", flow).Scan(&c.Source, &c.Target, &c.Skipped)
+	err := s.db.QueryRowContext(ctx, "SELECT source, target, skipped, source_deletions, target_deletions FROM counts WHERE flow = ?", flow).Scan(
+		&c.Source, &c.Target, &c.Skipped, &c.SourceDeletions, &c.TargetDeletions)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Counts{}, false, nil
 	}
@@ -794,8 +795,9 @@ const (
 	sqlDeleteIntents = `DELETE FROM intents WHERE id IN (`
 	sqlSetWatermark  = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
 		ON CONFLICT (flow, side) DO UPDATE SET value = excluded.value`
-	sqlSetCounts = `INSERT INTO counts (flow, source, target, skipped) VALUES (?, ?, ?, ?)
-		ON CONFLICT (flow) DO UPDATE SET source = excluded.source, target = excluded.target, skipped = excluded.skipped`
+	sqlSetCounts = `INSERT INTO counts (flow, source, target, skipped, source_deletions, target_deletions) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (flow) DO UPDATE SET source = excluded.source, target = excluded.target, skipped = excluded.skipped,
+			source_deletions = excluded.source_deletions, target_deletions = excluded.target_deletions`
 	sqlClearCounts   = `DELETE FROM counts WHERE flow = ?`
 	sqlPutDeadLetter = `INSERT INTO dead_letters (flow, side, record_id, reason, attempts, first, last)
 		VALUES (?, ?, ?, ?, 1, ?, ?)
@@ -952,7 +954,7 @@ func (t *sqliteTx) SetWatermark(flow, side, value string) error {
 func (t *sqliteTx) SetCounts(flow string, c Counts) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, err := t.exec(sqlSetCounts, flow, c.Source, c.Target, c.Skipped); err != nil {
+	if _, err := t.exec(sqlSetCounts, flow, c.Source, c.Target, c.Skipped, c.SourceDeletions, c.TargetDeletions); err != nil {
 		return fmt.Errorf("set counts of flow %q: %w", flow, err)
 	}
 	return nil

@@ -666,21 +666,21 @@ func TestCounts(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	write(t, s, func(tx Tx) error {
-		if err := tx.SetCounts("contacts", Counts{Source: 10, Target: -1, Skipped: 3}); err != nil {
+		if err := tx.SetCounts("contacts", Counts{Source: 10, Target: -1, Skipped: 3, SourceDeletions: -1, TargetDeletions: 7}); err != nil {
 			return err
 		}
 		if err := tx.SetCounts("deals", Counts{Source: 1, Target: 2}); err != nil {
 			return err
 		}
-		return tx.SetCounts("deals", Counts{Source: 100000, Target: 99999, Skipped: 1}) // replaces
+		return tx.SetCounts("deals", Counts{Source: 100000, Target: 99999, Skipped: 1, SourceDeletions: 5, TargetDeletions: -1}) // replaces
 	})
 	for _, tc := range []struct {
 		flow string
 		want Counts
 		ok   bool
 	}{
-		{"contacts", Counts{10, -1, 3}, true},
-		{"deals", Counts{100000, 99999, 1}, true},
+		{"contacts", Counts{10, -1, 3, -1, 7}, true},
+		{"deals", Counts{100000, 99999, 1, 5, -1}, true},
 		{"unknown", Counts{}, false},
 	} {
 		got, ok, err := s.Counts(ctx, tc.flow)

@@ -124,10 +124,13 @@ type Waiting struct {
 // held at the end of the flow's last run that left no link to a deleted record behind (-1 for a
 // side that was not counted), and the number of runs since the check last read the partners of
 // every link. Comparing the counts with those of the next run tells whether a linked record
-// can have been deleted meanwhile.
+// can have been deleted meanwhile. SourceDeletions and TargetDeletions are, for a side whose
+// system counts deletions as they happen (connector.DeleteCounter), its number when that run
+// began (-1: not counted); an equal number in the next run proves that no record was deleted.
 type Counts struct {
-	Source, Target int64
-	Skipped        int
+	Source, Target                   int64
+	Skipped                          int
+	SourceDeletions, TargetDeletions int64
 }
 
 // Run is one entry of the run log.

@@ -27,6 +27,11 @@ import (
 //     an edit of an old unlinked record makes c - E < u: the full check runs. For a side the
 //     flow does not read, u = 0 and the check needs c = E.
 //
+//   - Deletions. A system that counts the deletions of the side's records as they happen
+//     (connector.DeleteCounter) gives a number when the flow run begins; equal to the number
+//     the last such run stored, no record of the side was deleted since, and the side is not
+//     counted (a count reads the whole table: a run where nothing changed would grow with it).
+//
 // The count proof assumes that every record created on a side is read by the next incremental
 // read, as the engine already assumes to sync it; a record that appears unread (created with an
 // old or no last-modified stamp, or on a side the flow does not read) together with a deletion
@@ -48,6 +53,10 @@ type deleteCheck struct {
 	unlinked map[string]int  // per side: records read without one (u)
 	full     bool            // the check read every link
 	left     bool            // the check left work undone (a failed delete)
+	// deletions holds, per side whose system counts deletions, its number when the run
+	// began; proven the sides where it equals the stored one (no record deleted since).
+	deletions map[string]int64
+	proven    map[string]bool
 }
 
 // counter returns the connection of side when it counts records, else nil.
@@ -60,7 +69,8 @@ func (fr *flowRun) counter(side string) connector.Counter {
 // beginDeleteCheck takes what the delete check compares, before the flow run writes anything,
 // and clears the stored counts.
 func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
-	dc := &deleteCheck{now: map[string]int{}, whole: map[string]bool{}, linked: map[string]int{}, unlinked: map[string]int{}}
+	dc := &deleteCheck{now: map[string]int{}, whole: map[string]bool{}, linked: map[string]int{}, unlinked: map[string]int{},
+		deletions: map[string]int64{}, proven: map[string]bool{}}
 	var err error
 	if dc.stored, dc.ok, err = fr.r.State.Counts(ctx, fr.f.ID()); err != nil {
 		return nil, err
@@ -88,8 +98,25 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 		}
 	}
 	for _, side := range []string{state.Source, state.Target} {
+		conn, entity := fr.on(side)
+		if dcs, ok := conn.(connector.DeleteCounter); ok {
+			n, counting, err := dcs.Deletions(ctx, entity)
+			if err != nil {
+				return nil, err
+			}
+			if counting {
+				dc.deletions[side] = n
+				stored := dc.stored.SourceDeletions
+				if side == state.Target {
+					stored = dc.stored.TargetDeletions
+				}
+				dc.proven[side] = dc.ok && stored >= 0 && stored == n
+			}
+		}
+		if dc.proven[side] {
+			continue
+		}
 		if c := fr.counter(side); c != nil {
-			_, entity := fr.on(side)
 			n, err := c.Count(ctx, entity)
 			if err != nil {
 				return nil, err
@@ -150,6 +177,9 @@ func (fr *flowRun) needed(dc *deleteCheck) bool {
 			}
 			continue
 		}
+		if dc.proven[side] {
+			continue
+		}
 		n, counted := dc.now[side]
 		before := dc.stored.Source
 		if side == state.Target {
@@ -167,15 +197,21 @@ func (fr *flowRun) endDeleteCheck(ctx context.Context, dc *deleteCheck) error {
 	if fr.r.Opts.DryRun || dc.left {
 		return nil
 	}
-	c := state.Counts{Source: -1, Target: -1}
+	c := state.Counts{Source: -1, Target: -1, SourceDeletions: -1, TargetDeletions: -1}
+	if n, ok := dc.deletions[state.Source]; ok {
+		c.SourceDeletions = n
+	}
+	if n, ok := dc.deletions[state.Target]; ok {
+		c.TargetDeletions = n
+	}
 	if !dc.full {
 		c.Skipped = dc.stored.Skipped + 1
 	}
 	created := map[string]int{state.Source: fr.stats.CreatedSource, state.Target: fr.stats.CreatedTarget}
 	for _, side := range []string{state.Source, state.Target} {
 		counter := fr.counter(side)
-		if counter == nil {
-			continue
+		if counter == nil || dc.proven[side] {
+			continue // a proven side is not counted: its number of deletions is the proof
 		}
 		// A count reads the whole table (SELECT COUNT(*)); when the run deleted nothing and
 		// adopted nothing, the count is the one taken at the start plus the run's creates.

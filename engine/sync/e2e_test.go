@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 )
@@ -1423,6 +1424,77 @@ func TestE2EDeleteCheck(t *testing.T) {
 	}
 	if got := p.links("products"); got != 10 {
 		t.Errorf("%d links, want 10", got)
+	}
+}
+
+// e2eCountCalls counts the calls of a connection's Count and the records it is asked for by
+// id; it counts deletions as the connection does (connector.DeleteCounter).
+type e2eCountCalls struct {
+	connector.Conn
+	calls, ids *int
+}
+
+func (c e2eCountCalls) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
+	*c.ids += len(ids)
+	return c.Conn.Get(ctx, entity, ids)
+}
+
+func (c e2eCountCalls) Count(ctx context.Context, entity string) (int, error) {
+	*c.calls++
+	return c.Conn.(connector.Counter).Count(ctx, entity)
+}
+
+func (c e2eCountCalls) Deletions(ctx context.Context, entity string) (int64, bool, error) {
+	return c.Conn.(connector.DeleteCounter).Deletions(ctx, entity)
+}
+
+// With systems that count their deletions (sqlite's track_deletes), a run where nothing
+// changed counts no records, and a deletion shows in the next run also where the counts of
+// records hide it: a record created with an old stamp (never read) in the CRM, a record
+// added in the shop (never read by this one-way flow).
+func TestE2EDeleteCheckWithDeletionCounts(t *testing.T) {
+	p := newE2E(t, "one-way.yaml")
+	for _, sys := range p.project.Systems {
+		sys.Config.Settings["track_deletes"] = config.Setting{Str: config.Str{Value: "true"}}
+	}
+	counts, gets := 0, 0
+	wrap := func(system string, c connector.Conn) connector.Conn { return e2eCountCalls{c, &counts, &gets} }
+	run := func(what string) *dsync.FlowStats {
+		t.Helper()
+		counts, gets = 0, 0
+		rep, err := p.run(e2eRunConfig{wrap: wrap, opts: dsync.Options{DeleteCheckEvery: 20}})
+		if err != nil || rep.Failed() != 0 {
+			t.Fatalf("%s: %v, %d failed", what, err, rep.Failed())
+		}
+		return e2eFlow(t, rep, "products")
+	}
+	run("first run")
+	run("second run")
+	for i := 0; i < 2; i++ {
+		if st := run("run without changes"); st.Writes() != 0 || counts != 0 || gets > st.ReadSource {
+			t.Errorf("a run without changes wrote %d records, counted records %d times and read %d by id having read %d; want 0, 0 and no partners of links",
+				st.Writes(), counts, gets, st.ReadSource)
+		}
+	}
+	if got := p.value("shop", "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = 'dataflow_count_deleted_products'"); got != int64(1) {
+		t.Errorf("the shop has %v triggers that count deletions of products, want 1", got)
+	}
+
+	p.exec("crm", "DELETE FROM products WHERE id = 4")
+	p.exec("crm", "INSERT INTO products (id, sku, name, price, stock, updated_at) VALUES (12, 'P-12', 'Old', 5, 1, '2000-01-01T00:00:00Z')")
+	run("run after a delete and a create with an old stamp in the CRM")
+	if links := p.allLinks("products"); links["4"] != "" || len(links) != 9 {
+		t.Errorf("links after the CRM deleted 4 and added 12 with an old stamp: %v, want 9 without 4", links)
+	}
+
+	p.exec("shop", "DELETE FROM products WHERE sku = 'P-03'")
+	p.exec("shop", "INSERT INTO products (id, sku, title) VALUES ('own', 'X-1', 'The shop''s own')")
+	run("run after a delete and a create in the shop")
+	if got := p.count("shop", "products", "sku = 'P-03'"); got != 1 {
+		t.Errorf("the run after the shop deleted P-03 and added its own product: %d products P-03, want it created again", got)
+	}
+	if st := run("quiet run"); st.Writes() != 0 || counts != 0 || gets > st.ReadSource {
+		t.Errorf("the run after: %d writes, %d counts, %d records read by id having read %d; want 0, 0 and no partners of links", st.Writes(), counts, gets, st.ReadSource)
 	}
 }
 

@@ -67,13 +67,13 @@ func openSystem(ctx context.Context, sys *config.System, entities map[string]*sc
 	if err != nil {
 		return nil, err
 	}
-	create := false
-	if v, err := setting(sys, "create_tables"); err != nil {
+	create, err := boolSetting(sys, "create_tables")
+	if err != nil {
 		return nil, err
-	} else if v != "" {
-		if create, err = strconv.ParseBool(v); err != nil {
-			return nil, &connector.SettingError{Key: "create_tables", Err: fmt.Errorf("create_tables must be true or false, not %q", v), Fix: "Write create_tables: true or leave it out."}
-		}
+	}
+	track, err := boolSetting(sys, "track_deletes")
+	if err != nil {
+		return nil, err
 	}
 	if readOnly {
 		script, create = "", false
@@ -114,7 +114,7 @@ func openSystem(ctx context.Context, sys *config.System, entities map[string]*sc
 	if err != nil {
 		return nil, &connector.SettingError{Key: "path", Err: err, Fix: "Point path at a SQLite database file you can read and write."}
 	}
-	c.sys, c.schemas = sys, entities
+	c.sys, c.schemas, c.trackDeletes = sys, entities, track
 	if create {
 		if err := c.createTables(ctx); err != nil {
 			c.Close()
@@ -127,6 +127,19 @@ func openSystem(ctx context.Context, sys *config.System, entities map[string]*sc
 		}
 	}
 	return c, nil
+}
+
+// boolSetting returns a connector setting that is true or false (false when absent).
+func boolSetting(sys *config.System, key string) (bool, error) {
+	v, err := setting(sys, key)
+	if err != nil || v == "" {
+		return false, err
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &connector.SettingError{Key: key, Err: fmt.Errorf("%s must be true or false, not %q", key, v), Fix: "Write " + key + ": true or leave it out."}
+	}
+	return b, nil
 }
 
 // setting returns a connector setting's value ("" when absent); a setting that needs unset
@@ -246,6 +259,9 @@ type conn struct {
 
 	mu       sync.Mutex
 	entities map[string]*entity // resolved on first use
+
+	trackDeletes bool            // the system's track_deletes: Deletions counts with triggers
+	tracked      map[string]bool // tables whose trigger this connection has seen or installed
 }
 
 // Close implements connector.Conn.

@@ -12,7 +12,7 @@ import (
 // can tell from what the run read anyway that no linked record can be gone. A run where nothing
 // changed then costs what changed.
 //
-// For each side it needs one of two proofs:
+// For each side it needs one of three proofs:
 //
 //   - The pass read the whole side (no watermark): every record that exists was read. When the
 //     records read with a link from before the run number the links the flow had when the run
@@ -26,7 +26,6 @@ import (
 //     u - (c - E): when c - E = u, nothing was deleted (d = 0). A record deleted together with
 //     an edit of an old unlinked record makes c - E < u: the full check runs. For a side the
 //     flow does not read, u = 0 and the check needs c = E.
-//
 //   - Deletions. A system that counts the deletions of the side's records as they happen
 //     (connector.DeleteCounter) gives a number when the flow run begins; equal to the number
 //     the last such run stored, no record of the side was deleted since, and the side is not

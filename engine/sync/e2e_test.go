@@ -1346,20 +1346,43 @@ func TestE2EMergeFindsByKeys(t *testing.T) {
 	}
 }
 
-// e2eGetCounter counts the records a connection is asked for by id; it counts records as the
-// connection does (connector.Counter).
-type e2eGetCounter struct {
+// e2eCountCalls counts the calls of a connection's Count and the records it is asked for by
+// id; it counts deletions as the connection does (connector.DeleteCounter).
+type e2eCountCalls struct {
 	connector.Conn
-	ids *int
+	calls *e2eCalls
 }
 
-func (c e2eGetCounter) Count(ctx context.Context, entity string) (int, error) {
+// e2eCalls are the calls e2eCountCalls counted.
+type e2eCalls struct{ counts, gets int }
+
+func (c e2eCountCalls) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
+	c.calls.gets += len(ids)
+	return c.Conn.Get(ctx, entity, ids)
+}
+
+func (c e2eCountCalls) Count(ctx context.Context, entity string) (int, error) {
+	c.calls.counts++
 	return c.Conn.(connector.Counter).Count(ctx, entity)
 }
 
-func (c e2eGetCounter) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
-	*c.ids += len(ids)
-	return c.Conn.Get(ctx, entity, ids)
+func (c e2eCountCalls) Deletions(ctx context.Context, entity string) (int64, bool, error) {
+	return c.Conn.(connector.DeleteCounter).Deletions(ctx, entity)
+}
+
+// e2eCountedRun returns a function that runs p's flows with the check of every link on every
+// `every`th run, and counts the run's calls into calls.
+func e2eCountedRun(t *testing.T, p *e2eProject, every int, calls *e2eCalls) func(what string) *dsync.FlowStats {
+	wrap := func(system string, c connector.Conn) connector.Conn { return e2eCountCalls{c, calls} }
+	return func(what string) *dsync.FlowStats {
+		t.Helper()
+		*calls = e2eCalls{}
+		rep, err := p.run(e2eRunConfig{wrap: wrap, opts: dsync.Options{DeleteCheckEvery: every}})
+		if err != nil || rep.Failed() != 0 {
+			t.Fatalf("%s: %v, %d failed", what, err, rep.Failed())
+		}
+		return e2eFlow(t, rep, "products")
+	}
 }
 
 // A run where nothing changed reads what changed, not every link's records: the counts of
@@ -1369,17 +1392,8 @@ func (c e2eGetCounter) Get(ctx context.Context, entity string, ids []string) (ma
 // shop record hides it.
 func TestE2EDeleteCheck(t *testing.T) {
 	p := newE2E(t, "one-way.yaml")
-	gets := 0
-	wrap := func(system string, c connector.Conn) connector.Conn { return e2eGetCounter{c, &gets} }
-	run := func(what string) *dsync.FlowStats {
-		t.Helper()
-		gets = 0
-		rep, err := p.run(e2eRunConfig{wrap: wrap, opts: dsync.Options{DeleteCheckEvery: 4}})
-		if err != nil || rep.Failed() != 0 {
-			t.Fatalf("%s: %v, %d failed", what, err, rep.Failed())
-		}
-		return e2eFlow(t, rep, "products")
-	}
+	var calls e2eCalls
+	run := e2eCountedRun(t, p, 4, &calls)
 	run("first run")
 	run("second run")
 	for i := 0; i < 2; i++ {
@@ -1389,8 +1403,8 @@ func TestE2EDeleteCheck(t *testing.T) {
 		}
 		// The CRM's newest product is read again (the watermark includes its stamp), and its
 		// shop partner with it; nothing else.
-		if gets > st.ReadSource {
-			t.Errorf("a run without changes read %d records by id, having read %d: it read the partners of the links", gets, st.ReadSource)
+		if calls.gets > st.ReadSource {
+			t.Errorf("a run without changes read %d records by id, having read %d: it read the partners of the links", calls.gets, st.ReadSource)
 		}
 	}
 
@@ -1411,7 +1425,7 @@ func TestE2EDeleteCheck(t *testing.T) {
 		t.Errorf("the shop has %d products P-02 after its copy was deleted, want it created again", got)
 	}
 
-	// The shop deletes the copy of product 3 and gets a product of its own: the count is as
+	// The shop deletes the copy of product 3 and calls.gets a product of its own: the count is as
 	// before and the shop is not read, so only the periodic check finds the deletion.
 	run("quiet run")
 	p.exec("shop", "DELETE FROM products WHERE sku = 'P-03'")
@@ -1427,27 +1441,6 @@ func TestE2EDeleteCheck(t *testing.T) {
 	}
 }
 
-// e2eCountCalls counts the calls of a connection's Count and the records it is asked for by
-// id; it counts deletions as the connection does (connector.DeleteCounter).
-type e2eCountCalls struct {
-	connector.Conn
-	calls, ids *int
-}
-
-func (c e2eCountCalls) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
-	*c.ids += len(ids)
-	return c.Conn.Get(ctx, entity, ids)
-}
-
-func (c e2eCountCalls) Count(ctx context.Context, entity string) (int, error) {
-	*c.calls++
-	return c.Conn.(connector.Counter).Count(ctx, entity)
-}
-
-func (c e2eCountCalls) Deletions(ctx context.Context, entity string) (int64, bool, error) {
-	return c.Conn.(connector.DeleteCounter).Deletions(ctx, entity)
-}
-
 // With systems that count their deletions (sqlite's track_deletes), a run where nothing
 // changed counts no records, and a deletion shows in the next run also where the counts of
 // records hide it: a record created with an old stamp (never read) in the CRM, a record
@@ -1457,23 +1450,14 @@ func TestE2EDeleteCheckWithDeletionCounts(t *testing.T) {
 	for _, sys := range p.project.Systems {
 		sys.Config.Settings["track_deletes"] = config.Setting{Str: config.Str{Value: "true"}}
 	}
-	counts, gets := 0, 0
-	wrap := func(system string, c connector.Conn) connector.Conn { return e2eCountCalls{c, &counts, &gets} }
-	run := func(what string) *dsync.FlowStats {
-		t.Helper()
-		counts, gets = 0, 0
-		rep, err := p.run(e2eRunConfig{wrap: wrap, opts: dsync.Options{DeleteCheckEvery: 20}})
-		if err != nil || rep.Failed() != 0 {
-			t.Fatalf("%s: %v, %d failed", what, err, rep.Failed())
-		}
-		return e2eFlow(t, rep, "products")
-	}
+	var calls e2eCalls
+	run := e2eCountedRun(t, p, 20, &calls)
 	run("first run")
 	run("second run")
 	for i := 0; i < 2; i++ {
-		if st := run("run without changes"); st.Writes() != 0 || counts != 0 || gets > st.ReadSource {
+		if st := run("run without changes"); st.Writes() != 0 || calls.counts != 0 || calls.gets > st.ReadSource {
 			t.Errorf("a run without changes wrote %d records, counted records %d times and read %d by id having read %d; want 0, 0 and no partners of links",
-				st.Writes(), counts, gets, st.ReadSource)
+				st.Writes(), calls.counts, calls.gets, st.ReadSource)
 		}
 	}
 	if got := p.value("shop", "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = 'dataflow_count_deleted_products'"); got != int64(1) {
@@ -1493,8 +1477,8 @@ func TestE2EDeleteCheckWithDeletionCounts(t *testing.T) {
 	if got := p.count("shop", "products", "sku = 'P-03'"); got != 1 {
 		t.Errorf("the run after the shop deleted P-03 and added its own product: %d products P-03, want it created again", got)
 	}
-	if st := run("quiet run"); st.Writes() != 0 || counts != 0 || gets > st.ReadSource {
-		t.Errorf("the run after: %d writes, %d counts, %d records read by id having read %d; want 0, 0 and no partners of links", st.Writes(), counts, gets, st.ReadSource)
+	if st := run("quiet run"); st.Writes() != 0 || calls.counts != 0 || calls.gets > st.ReadSource {
+		t.Errorf("the run after: %d writes, %d counts, %d records read by id having read %d; want 0, 0 and no partners of links", st.Writes(), calls.counts, calls.gets, st.ReadSource)
 	}
 }
 

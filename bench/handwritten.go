@@ -131,7 +131,8 @@ func (t *tgtItem) hash(buf []byte) string {
 }
 
 // appendBase writes the link's base: per property, the value computed from the source and the
-// value the target holds (the same after a create), as compact JSON.
+// value the target holds, as compact JSON; after a create they are the same, stored once as
+// dataflow stores them ({"b":<value>}).
 func appendBase(b []byte, t *tgtItem) []byte {
 	b = append(b, '{')
 	first := true
@@ -141,9 +142,7 @@ func appendBase(b []byte, t *tgtItem) []byte {
 		}
 		first = false
 		b = strconv.AppendQuote(b, key)
-		b = append(b, `:{"s":`...)
-		b = append(b, val...)
-		b = append(b, `,"t":`...)
+		b = append(b, `:{"b":`...)
 		b = append(b, val...)
 		b = append(b, '}')
 	}

@@ -1,7 +1,9 @@
 package state
 
 // The stored form of a link's base: compact JSON with sorted keys, {"<key>":{"s":<JSON>,
-// "t":<JSON>},...}, as encoding/json writes a map[string]Base (without HTML escaping). Every
+// "t":<JSON>},...}, as encoding/json writes a map[string]storedBase (without HTML escaping):
+// a value that is the same on both sides, as most are, is stored once, {"<key>":{"b":<JSON>}}
+// (from state schema 5), which makes the links a third smaller. Every
 // run reads the base of every link it looks at, and writes one per link it syncs, so the
 // common shape is encoded and decoded here by hand: the bytes are exactly encoding/json's, and
 // whatever is not the common shape (other members of a Base, escaped keys, a value that is not
@@ -16,6 +18,36 @@ import (
 	"slices"
 	"unicode/utf8"
 )
+
+// storedBase is a Base as stored: B holds S and T when they are equal.
+type storedBase struct {
+	S json.RawMessage `json:"s,omitempty"`
+	T json.RawMessage `json:"t,omitempty"`
+	B json.RawMessage `json:"b,omitempty"`
+	E *Elements       `json:"e,omitempty"`
+}
+
+// stored folds equal S and T into B.
+func stored(b Base) storedBase {
+	if len(b.S) > 0 && bytes.Equal(b.S, b.T) {
+		return storedBase{B: b.S, E: b.E}
+	}
+	return storedBase{S: b.S, T: b.T, E: b.E}
+}
+
+// unfold is the Base of a stored one: B stands for S and T where they are absent.
+func (sb storedBase) unfold() Base {
+	b := Base{S: sb.S, T: sb.T, E: sb.E}
+	if sb.B != nil {
+		if b.S == nil {
+			b.S = sb.B
+		}
+		if b.T == nil {
+			b.T = sb.B
+		}
+	}
+	return b
+}
 
 // baseCodec encodes and decodes bases, reusing its buffers; one per Tx or per read.
 type baseCodec struct {
@@ -46,11 +78,14 @@ func (c *baseCodec) encode(b map[string]Base) (string, error) {
 		out = appendKey(out, k)
 		out = append(out, ':', '{')
 		v := b[k]
-		if len(v.S) > 0 {
+		if len(v.S) > 0 && bytes.Equal(v.S, v.T) {
+			out = append(out, `"b":`...)
+			out = append(out, v.S...)
+		} else if len(v.S) > 0 {
 			out = append(out, `"s":`...)
 			out = append(out, v.S...)
 		}
-		if len(v.T) > 0 {
+		if len(v.T) > 0 && !bytes.Equal(v.S, v.T) {
 			if len(v.S) > 0 {
 				out = append(out, ',')
 			}
@@ -82,7 +117,11 @@ func encodeBaseJSON(b map[string]Base) (string, error) {
 	// Values are stored as given: escaping <, > and & would change the bytes the engine
 	// compares with the current values.
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(b); err != nil {
+	folded := make(map[string]storedBase, len(b))
+	for k, v := range b {
+		folded[k] = stored(v)
+	}
+	if err := enc.Encode(folded); err != nil {
 		return "", err
 	}
 	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
@@ -100,9 +139,18 @@ func (c *baseCodec) decode(s []byte) (map[string]Base, error) {
 	if m, ok := c.decodePlain(s); ok {
 		return m, nil
 	}
-	m := make(map[string]Base)
-	if err := json.Unmarshal(s, &m); err != nil {
+	return decodeBaseJSON(s)
+}
+
+// decodeBaseJSON is the decoding of a base by encoding/json.
+func decodeBaseJSON(s []byte) (map[string]Base, error) {
+	var folded map[string]storedBase
+	if err := json.Unmarshal(s, &folded); err != nil {
 		return nil, fmt.Errorf("base: %w", err)
+	}
+	m := make(map[string]Base, len(folded))
+	for k, v := range folded {
+		m[k] = v.unfold()
 	}
 	return m, nil
 }
@@ -130,7 +178,7 @@ func (c *baseCodec) decodePlain(s []byte) (m map[string]Base, ok bool) {
 			return nil, false
 		}
 		p += n + 2
-		var b Base
+		var b storedBase
 		for first := true; ; first = false {
 			if p >= len(s) {
 				return nil, false
@@ -138,7 +186,7 @@ func (c *baseCodec) decodePlain(s []byte) (m map[string]Base, ok bool) {
 			if s[p] == '}' && first {
 				break
 			}
-			if p+4 >= len(s) || s[p] != '"' || (s[p+1] != 's' && s[p+1] != 't') || s[p+2] != '"' || s[p+3] != ':' {
+			if p+4 >= len(s) || s[p] != '"' || (s[p+1] != 's' && s[p+1] != 't' && s[p+1] != 'b') || s[p+2] != '"' || s[p+3] != ':' {
 				return nil, false
 			}
 			which := s[p+1]
@@ -148,10 +196,13 @@ func (c *baseCodec) decodePlain(s []byte) (m map[string]Base, ok bool) {
 				return nil, false
 			}
 			v := json.RawMessage(s[p:end:end])
-			if which == 's' {
+			switch which {
+			case 's':
 				b.S = v
-			} else {
+			case 't':
 				b.T = v
+			default:
+				b.B = v
 			}
 			p = end
 			if p < len(s) && s[p] == ',' {
@@ -164,7 +215,7 @@ func (c *baseCodec) decodePlain(s []byte) (m map[string]Base, ok bool) {
 			return nil, false
 		}
 		p++
-		m[c.intern(key)] = b
+		m[c.intern(key)] = b.unfold()
 		if p < len(s) && s[p] == ',' {
 			p++
 			continue

@@ -7,14 +7,18 @@ import (
 	"testing"
 )
 
-// oldDecodeBase is how bases were decoded before baseCodec: the reference it must match.
+// oldDecodeBase is how bases are decoded by encoding/json: the reference baseCodec must match.
 func oldDecodeBase(s []byte) (map[string]Base, error) {
 	m := make(map[string]Base)
 	if len(s) == 0 || string(s) == "{}" {
 		return m, nil
 	}
-	if err := json.Unmarshal(s, &m); err != nil {
+	var folded map[string]storedBase
+	if err := json.Unmarshal(s, &folded); err != nil {
 		return nil, err
+	}
+	for k, v := range folded {
+		m[k] = v.unfold()
 	}
 	return m, nil
 }
@@ -33,6 +37,21 @@ var codecBases = []map[string]Base{
 	{"p": {S: json.RawMessage(`"\x01"`)}},       // control character in a string
 	{"p": {S: json.RawMessage("\"\xff\xfe\"")}}, // invalid UTF-8 in a string is kept as it is
 	{"→": {S: json.RawMessage(`[[[[{"a":[{}]}]]]]`), T: json.RawMessage(`-0.0E-0`)}},
+}
+
+// A value the same on both sides is stored once, and read back on both.
+func TestBaseStoresEqualValuesOnce(t *testing.T) {
+	var c baseCodec
+	b := map[string]Base{"same": {S: json.RawMessage(`"x"`), T: json.RawMessage(`"x"`)}, "other": {S: json.RawMessage(`1`), T: json.RawMessage(`"1"`)},
+		"source only": {S: json.RawMessage(`2`)}, "target only": {T: json.RawMessage(`3`)}}
+	got, err := c.encode(b)
+	if want := `{"other":{"s":1,"t":"1"},"same":{"b":"x"},"source only":{"s":2},"target only":{"t":3}}`; got != want || err != nil {
+		t.Errorf("encode = %s, %v; want %s", got, err, want)
+	}
+	back, err := c.decode([]byte(got))
+	if err != nil || !reflect.DeepEqual(back, b) {
+		t.Errorf("decode = %v, %v; want %v", back, err, b)
+	}
 }
 
 // TestBaseCodecAsJSON: the codec writes what encoding/json wrote, errors included, and reads
@@ -97,6 +116,8 @@ func TestBaseDecodeAsJSON(t *testing.T) {
 	for _, s := range []string{
 		``, `{}`, `{"a":{}}`, `{"a":{"s":1}}`, `{"a":{"t":1,"s":2}}`, `{"a":{"s":1,"s":2}}`, `{"a":{"s":1},"a":{"t":2}}`,
 		`{"a":{"S":1}}`, `{"a":{"x":1}}`, `{"a":null}`, `{"a":1}`, `{ "a":{"s":1}}`, `{"a":{"s":1}} `, `{"a":{"s":1}}x`,
+		`{"a":{"b":1}}`, `{"a":{"b":1,"t":2}}`, `{"a":{"s":2,"b":1}}`, `{"a":{"b":null}}`, `{"a":{"b":1,"b":[2]}}`, `{"a":{"B":1}}`,
+		`{"a":{"b":1,"e":{"p":[0]}}}`, `{"a\u00e9":{"b":1}}`,
 		`{"a\u00e9":{"s":1}}`, `{"a":{"s":tru}}`, `{"a":{"s":"x}}`, `{"a":{"s":[1,]}}`, `{"a":{"s":{"k":}}}`, `{"a":{"s":1},}`,
 		`{"a":{"s":1}`, `{"a":{"s":1,}}`, `{"a":{"s"}}`, `{"a":{"s":}}`, `[]`, `null`, `{"a":{"s":1e}}`, `{"a":{"s":-}}`,
 		"{\"\xff\":{\"s\":1}}", `{"":{"s":""}}`, `{"a":{"s":"\u12"}}`, `{"a":{"s":"\q"}}`,

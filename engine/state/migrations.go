@@ -98,9 +98,13 @@ var migrations = []migration{
 		`ALTER TABLE links ADD COLUMN made TEXT NOT NULL DEFAULT ''`,
 	}},
 	// The delete check also compares the numbers of deletions of systems that count them.
+	// Intents live from a batch's start to its links' commit, so the table holds a few
+	// batches at most: listing them reads it whole, and an index cost two more writes per
+	// created record.
 	{version: 5, stmts: []string{
 		`ALTER TABLE counts ADD COLUMN source_deletions INTEGER NOT NULL DEFAULT -1`,
 		`ALTER TABLE counts ADD COLUMN target_deletions INTEGER NOT NULL DEFAULT -1`,
+		`DROP INDEX IF EXISTS intents_by_flow`,
 	}},
 }
 

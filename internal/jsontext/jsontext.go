@@ -13,6 +13,12 @@ func AppendString(dst []byte, s string, escapeHTML bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Most strings are plain ASCII: eight bytes that need nothing are passed at once.
+		if i+8 <= len(s) && plain8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56, escapeHTML) {
+			i += 8
+			continue
+		}
 		if b := s[i]; b < utf8.RuneSelf {
 			if b >= 0x20 && b != '"' && b != '\\' && (!escapeHTML || b != '<' && b != '>' && b != '&') {
 				i++
@@ -57,3 +63,21 @@ func AppendString(dst []byte, s string, escapeHTML bool) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether none of the eight bytes of v needs escaping or decoding: no byte is
+// below 0x20, a quote, a backslash, from 0x80 (UTF-8 to check), or with escapeHTML <, > or &.
+func plain8(v uint64, escapeHTML bool) bool {
+	bad := v&highs | (v-0x20*ones)&^v&highs | zeroByte(v^'"'*ones) | zeroByte(v^'\\'*ones)
+	if escapeHTML {
+		bad |= zeroByte(v^'<'*ones) | zeroByte(v^'>'*ones) | zeroByte(v^'&'*ones)
+	}
+	return bad == 0
+}
+
+// zeroByte is not zero when a byte of x is zero.
+func zeroByte(x uint64) uint64 { return (x - ones) &^ x & highs }

@@ -25,3 +25,33 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// Every byte value at every place of an eight-byte word, with and without HTML escaping.
+func TestAppendStringEveryByteInAWord(t *testing.T) {
+	for b := 0; b < 256; b++ {
+		for at := 0; at < 8; at++ {
+			s := []byte("abcdefghij")
+			s[at] = byte(b)
+			want, _ := json.Marshal(string(s))
+			if got := AppendString(nil, string(s), true); !bytes.Equal(got, want) {
+				t.Errorf("AppendString(%q, true) = %s, json.Marshal = %s", s, got, want)
+			}
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.Encode(string(s))
+			if got, want := AppendString(nil, string(s), false), bytes.TrimSuffix(buf.Bytes(), []byte("\n")); !bytes.Equal(got, want) {
+				t.Errorf("AppendString(%q, false) = %s, an Encoder without HTML escaping = %s", s, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkAppendString(b *testing.B) {
+	s := "Espresso Green 250 g from Kaffa, oolong. Item 2 of the catalogue."
+	var dst []byte
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		dst = AppendString(dst[:0], s, false)
+	}
+}

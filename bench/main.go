@@ -278,6 +278,9 @@ func (b *bench) measure(r *row, j job, i int) bool {
 	if j.Program == progDataflow && b.profile != "" {
 		j.Profile = filepath.Join(b.profile, fmt.Sprintf("%s-%s-n%d-run%d", r.scenario, r.program, j.N, i+1))
 	}
+	// Whatever earlier runs left for the kernel to write back would be written while this
+	// run waits on its own fsyncs: every measured run starts with none.
+	syscall.Sync()
 	res, rss, err := b.spawn(j)
 	if err != nil {
 		logf("%s %s N=%s run %d: %v", r.scenario, r.program, r.n, i+1, err)

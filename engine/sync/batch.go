@@ -99,6 +99,13 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	out := &outcome{}
 	var pairs []*pair
 	var creates []connector.Record
+	var built []*prebuilt // aligned with creates
+	prebuiltAt := func(i int) *prebuilt {
+		if i < len(fr.prebuilt) {
+			return fr.prebuilt[i]
+		}
+		return nil
+	}
 	for i, rec := range recs {
 		read := ""
 		if i < len(fr.digests) {
@@ -115,7 +122,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 				pairs = append(pairs, p)
 			}
 			if create {
-				creates = append(creates, rec)
+				creates, built = append(creates, rec), append(built, prebuiltAt(i))
 			}
 			continue
 		}
@@ -141,7 +148,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 					pairs = append(pairs, p)
 				}
 				if create {
-					creates = append(creates, rec)
+					creates, built = append(creates, rec), append(built, prebuiltAt(i))
 				}
 			}
 			continue
@@ -168,7 +175,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		return err
 	}
 	if len(creates) > 0 {
-		if err := fr.create(ctx, side, creates, out); err != nil {
+		if err := fr.create(ctx, side, creates, built, out); err != nil {
 			return err
 		}
 	}

@@ -330,6 +330,54 @@ func TestLargeBatchesMapOnTwoGoroutinesAsOnOne(t *testing.T) {
 	}
 }
 
+// scanInLine hides a connection's capabilities: it is scanned on the run's goroutine, and what
+// a first sync creates from it is built with its batch.
+type scanInLine struct{ connector.Conn }
+
+// A first sync of a pure flow builds its creates on the scan's goroutine, a batch ahead; the
+// links (bases and digests) are those of a run that builds them with their batch.
+func TestFirstSyncBuildsAheadAsWithItsBatch(t *testing.T) {
+	const n = 1500
+	ctx := context.Background()
+	proj := benchLoad(t, filepath.Join("bench", "shop-without-updated.yaml"))
+	template := benchSource(t, t.TempDir(), n, 11)
+	bases := func(ahead bool) map[string]string {
+		e := benchOpen(t, proj, t.TempDir(), template)
+		defer e.close()
+		if !ahead {
+			e.runner.Conns = map[string]connector.Conn{"shop": scanInLine{e.conns["shop"]}, "store": e.conns["store"]}
+		}
+		rep, err := e.runner.Run(ctx)
+		if err != nil || rep.Flows[0].CreatedTarget != n || rep.Failed() != 0 {
+			t.Fatalf("ahead=%v: %v, %+v", ahead, err, rep.Flows[0])
+		}
+		got := map[string]string{}
+		err = e.store.ScanLinks(ctx, rep.Flows[0].Flow, func(links []*state.Link) error {
+			for _, l := range links {
+				b, err := l.Bases()
+				if err != nil {
+					return err
+				}
+				got[l.SourceID] = fmt.Sprintf("%v %s", b, l.SourceHash)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	inLine, ahead := bases(false), bases(true)
+	if len(inLine) != n || len(ahead) != n {
+		t.Fatalf("%d and %d links, want %d", len(inLine), len(ahead), n)
+	}
+	for id, want := range inLine {
+		if ahead[id] != want {
+			t.Fatalf("link of %s, built ahead:\n%s\nwant\n%s", id, ahead[id], want)
+		}
+	}
+}
+
 // The links of a batch of creates wait for the next transaction (one commit per batch), and
 // the next batch still sees them: a record created by one batch is linked when the next batch
 // looks for records with its merge key, so a second source record with that key gets a record

@@ -29,24 +29,59 @@ func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, map
 	return data, s, err
 }
 
-// create creates, on the other side, the records of side that have no partner. The intent to
-// create is committed first; a run killed after the create and before the link finds the
-// record at its next start (recoverIntents) instead of creating it again.
-func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Record, out *outcome) error {
-	type built struct {
-		data map[string]any
-		s    map[string][]byte
-		err  error
+// prebuilt is a record built for its create, with the canonical form its intent records.
+type prebuilt struct {
+	data    map[string]any
+	s       map[string][]byte
+	err     error
+	encoded []byte
+}
+
+// prebuild builds a record for its create.
+func (fr *flowRun) prebuild(side string, rec connector.Record) *prebuilt {
+	b := &prebuilt{}
+	if b.data, b.s, b.err = fr.build(side, rec); b.err == nil {
+		b.encoded = mapping.Canonical(b.data)
 	}
-	all := make([]built, len(recs))
+	return b
+}
+
+// prepareCreates returns, for a pass of side in a flow run that will create nearly every
+// record it reads (a first sync: the flow had no link when the run began), the work that
+// builds the records for their creates on the scan's goroutine, while the batch before is
+// written: nil otherwise. Only a pure flow's records are built there: their mapping reads
+// nothing but the record (no reference to translate through links this run is making).
+func (fr *flowRun) prepareCreates(side string) func([]connector.Record) []*prebuilt {
+	if !fr.pure || fr.check == nil || fr.check.hadLinks || fr.r.Opts.DryRun {
+		return nil
+	}
+	return func(recs []connector.Record) []*prebuilt {
+		built := make([]*prebuilt, len(recs))
+		for i, rec := range recs {
+			built[i] = fr.prebuild(side, rec)
+		}
+		return built
+	}
+}
+
+// create creates, on the other side, the records of side that have no partner (built: what
+// the scan built for them, aligned; nil where it did not). The intent to create is committed
+// first; a run killed after the create and before the link finds the record at its next
+// start (recoverIntents) instead of creating it again.
+func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Record, built []*prebuilt, out *outcome) error {
+	all := make([]*prebuilt, len(recs))
+	copy(all, built)
 	fr.split(len(recs), func(lo, hi int, _ *digesters) {
 		for i := lo; i < hi; i++ {
-			all[i].data, all[i].s, all[i].err = fr.build(side, recs[i])
+			if all[i] == nil {
+				all[i] = fr.prebuild(side, recs[i])
+			}
 		}
 	})
 	var from []connector.Record
 	var datas []map[string]any
 	var sVals []map[string][]byte
+	var encoded [][]byte
 	for i, rec := range recs {
 		if all[i].err != nil {
 			fr.fail(out, side, rec.ID, all[i].err)
@@ -55,6 +90,7 @@ func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Rec
 		from = append(from, rec)
 		datas = append(datas, all[i].data)
 		sVals = append(sVals, all[i].s)
+		encoded = append(encoded, all[i].encoded)
 	}
 	if len(datas) == 0 {
 		return nil
@@ -65,7 +101,7 @@ func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Rec
 		}
 		return nil
 	}
-	_, err := fr.createNow(ctx, side, from, datas, sVals, true)
+	_, err := fr.createNow(ctx, side, from, datas, sVals, encoded, true)
 	return err
 }
 
@@ -99,18 +135,20 @@ func (fr *flowRun) countCreate(fromSide string) {
 // for a record that failed. sVals holds what build gave for each record (nil entries allowed).
 // stage leaves the links to be committed later, as stage.go describes; without it they are
 // committed before createNow returns.
-func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, stage bool) ([]string, error) {
+func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, encoded [][]byte, stage bool) ([]string, error) {
 	toSide := other(side)
 	conn, entity := fr.on(toSide)
 	intentIDs := make([]int64, len(datas))
 	keys := make([]string, len(datas))
 	// The canonical form is JSON, written without encoding/json's reflection.
-	encoded := make([][]byte, len(datas))
-	fr.split(len(datas), func(lo, hi int, _ *digesters) {
-		for i := lo; i < hi; i++ {
-			encoded[i] = mapping.Canonical(datas[i])
-		}
-	})
+	if encoded == nil {
+		encoded = make([][]byte, len(datas))
+		fr.split(len(datas), func(lo, hi int, _ *digesters) {
+			for i := lo; i < hi; i++ {
+				encoded[i] = mapping.Canonical(datas[i])
+			}
+		})
+	}
 	err := fr.commitAhead(ctx, func(tx state.Tx) error {
 		for i := range datas {
 			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
@@ -250,7 +288,7 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 	if fr.r.Opts.DryRun {
 		return fr.dryCreate(side, id, data, "referenced"), true, nil
 	}
-	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, []map[string][]byte{s}, false)
+	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, []map[string][]byte{s}, nil, false)
 	if err != nil || ids[0] == "" {
 		return "", false, err
 	}

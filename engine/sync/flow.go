@@ -55,8 +55,10 @@ type flowRun struct {
 	check    *deleteCheck
 	scanning string
 	// digests holds, while a batch from the scan is merged, the digests of its records that
-	// the scan computed (aligned with them; "" or nil where it did not).
-	digests []string
+	// the scan computed (aligned with them; "" or nil where it did not); prebuilt, what the
+	// scan built for their creates (prepareCreates).
+	digests  []string
+	prebuilt []*prebuilt
 	// dig digests records on the flow run's goroutine, spare on the one split adds.
 	dig, spare digesters
 	// pure says that the flow has no references and no lists: mapping a record then reads
@@ -228,24 +230,25 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	// connection's pages: a transaction's cost is mostly its commit and the index pages it
 	// dirties, so larger batches cost less per record.
 	var held []connector.Record
-	var heldDigests []string // aligned with held; "" where the scan gave none
+	var heldDigests []string     // aligned with held; "" where the scan gave none
+	var heldPrebuilt []*prebuilt // aligned with held; nil where the scan built none
 	process := func(all bool) error {
 		for len(held) >= fr.batchSize || (all && len(held) > 0) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			n := min(fr.batchSize, len(held))
-			fr.digests = heldDigests[:n]
+			fr.digests, fr.prebuilt = heldDigests[:n], heldPrebuilt[:n]
 			err := fr.batch(ctx, side, held[:n])
-			fr.digests = nil
+			fr.digests, fr.prebuilt = nil, nil
 			if err != nil {
 				return err
 			}
-			held, heldDigests = held[n:], heldDigests[n:]
+			held, heldDigests, heldPrebuilt = held[n:], heldDigests[n:], heldPrebuilt[n:]
 		}
 		return nil
 	}
-	err = scan(ctx, conn, entity, since, func(recs []connector.Record, digests []string) error {
+	err = scan(ctx, conn, entity, since, fr.prepareCreates(side), func(recs []connector.Record, digests []string, built []*prebuilt) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -264,12 +267,16 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 			digests = make([]string, len(recs))
 		}
 		heldDigests = append(heldDigests, digests...)
+		if built == nil {
+			built = make([]*prebuilt, len(recs))
+		}
+		heldPrebuilt = append(heldPrebuilt, built...)
 		return process(false)
 	})
 	if err == nil {
 		err = process(true)
 	}
-	held, heldDigests = nil, nil
+	held, heldDigests, heldPrebuilt = nil, nil, nil
 	fr.scanning = ""
 	if err != nil {
 		return err

@@ -44,7 +44,7 @@ func (c *aheadConn) Scan(ctx context.Context, entity, since string, fn func([]co
 func collect(t *testing.T, c *aheadConn, stopAt int) ([]string, error) {
 	t.Helper()
 	var got []string
-	err := scan(context.Background(), c, "e", "", func(recs []connector.Record, digests []string) error {
+	err := scan(context.Background(), c, "e", "", nil, func(recs []connector.Record, digests []string, _ []*prebuilt) error {
 		if digests != nil && (len(digests) != len(recs) || digests[0] == "") {
 			t.Fatalf("digests %v for %d records", digests, len(recs))
 		}
@@ -100,7 +100,7 @@ func TestScanAheadReadsOneBatchAhead(t *testing.T) {
 	done := make(chan error)
 	go func() {
 		first := true
-		done <- scan(context.Background(), c, "e", "", func([]connector.Record, []string) error {
+		done <- scan(context.Background(), c, "e", "", nil, func([]connector.Record, []string, []*prebuilt) error {
 			if first {
 				first = false
 				<-release

@@ -279,55 +279,71 @@ func BenchmarkNoChangeRunLinks(b *testing.B) {
 	}
 }
 
+// firstSyncLinks makes a first sync of the n records of template with proj's flow (setup, when
+// set, tunes the run) and returns its links: per source id, the base and the source digest.
+// With again, a second run must find every record unchanged and save no link again.
+func firstSyncLinks(t *testing.T, proj *mapping.Project, template string, n int, again bool, setup func(e *benchEnv)) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	e := benchOpen(t, proj, t.TempDir(), template)
+	defer e.close()
+	if setup != nil {
+		setup(e)
+	}
+	rep, err := e.runner.Run(ctx)
+	if err != nil || rep.Flows[0].CreatedTarget != n || rep.Failed() != 0 {
+		t.Fatalf("first sync: %v, %+v", err, rep.Flows[0])
+	}
+	if again {
+		if rep, err := e.runner.Run(ctx); err != nil || rep.Writes() != 0 || rep.Flows[0].Unchanged != n {
+			t.Fatalf("the second run: %v, %+v", err, rep.Flows[0])
+		}
+	}
+	got := map[string]string{}
+	err = e.store.ScanLinks(ctx, rep.Flows[0].Flow, func(links []*state.Link) error {
+		for _, l := range links {
+			b, err := l.Bases()
+			if err != nil {
+				return err
+			}
+			if l.MergedIn != l.LinkedIn {
+				t.Errorf("the link of %s was saved again by run %d", l.SourceID, l.MergedIn)
+			}
+			got[l.SourceID] = fmt.Sprintf("%v %s", b, l.SourceHash)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("%d links, want %d", len(got), n)
+	}
+	return got
+}
+
+// sameLinks fails the test where got's links differ from want's.
+func sameLinks(t *testing.T, how string, got, want map[string]string) {
+	t.Helper()
+	for id, w := range want {
+		if got[id] != w {
+			t.Fatalf("link of %s, %s:\n%s\nwant\n%s", id, how, got[id], w)
+		}
+	}
+}
+
 // A pure flow (no references, no lists) maps and digests a large batch on two goroutines; the
 // links it makes are those of batches small enough for one (below 256 records), byte for byte
 // (but for the target's digest, which covers the target's generated id), and the next run
 // recognises every record as unchanged by its digests: it saves no link again.
 func TestLargeBatchesMapOnTwoGoroutinesAsOnOne(t *testing.T) {
 	const n = 1500
-	ctx := context.Background()
 	// Without a watermark, the second run reads and compares every record.
 	proj := benchLoad(t, filepath.Join("bench", "shop-without-updated.yaml"))
 	template := benchSource(t, t.TempDir(), n, 7)
-	bases := func(batch int) map[string]string {
-		e := benchOpen(t, proj, t.TempDir(), template)
-		defer e.close()
-		e.runner.Opts.BatchSize = batch
-		rep, err := e.runner.Run(ctx)
-		if err != nil || rep.Flows[0].CreatedTarget != n || rep.Failed() != 0 {
-			t.Fatalf("batches of %d: %v, %+v", batch, err, rep.Flows[0])
-		}
-		if rep, err := e.runner.Run(ctx); err != nil || rep.Writes() != 0 || rep.Flows[0].Unchanged != n {
-			t.Fatalf("batches of %d: the second run: %v, %+v", batch, err, rep.Flows[0])
-		}
-		got := map[string]string{}
-		err = e.store.ScanLinks(ctx, rep.Flows[0].Flow, func(links []*state.Link) error {
-			for _, l := range links {
-				b, err := l.Bases()
-				if err != nil {
-					return err
-				}
-				if l.MergedIn != l.LinkedIn {
-					t.Errorf("batches of %d: the link of %s was saved again by run %d", batch, l.SourceID, l.MergedIn)
-				}
-				got[l.SourceID] = fmt.Sprintf("%v %s", b, l.SourceHash)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
-	one, two := bases(200), bases(n)
-	if len(one) != n || len(two) != n {
-		t.Fatalf("%d and %d links, want %d", len(one), len(two), n)
-	}
-	for id, want := range one {
-		if two[id] != want {
-			t.Fatalf("link of %s, mapped on two goroutines:\n%s\nwant\n%s", id, two[id], want)
-		}
-	}
+	batches := func(size int) func(e *benchEnv) { return func(e *benchEnv) { e.runner.Opts.BatchSize = size } }
+	one := firstSyncLinks(t, proj, template, n, true, batches(200))
+	sameLinks(t, "mapped on two goroutines", firstSyncLinks(t, proj, template, n, true, batches(n)), one)
 }
 
 // scanInLine hides a connection's capabilities: it is scanned on the run's goroutine, and what
@@ -338,44 +354,12 @@ type scanInLine struct{ connector.Conn }
 // links (bases and digests) are those of a run that builds them with their batch.
 func TestFirstSyncBuildsAheadAsWithItsBatch(t *testing.T) {
 	const n = 1500
-	ctx := context.Background()
 	proj := benchLoad(t, filepath.Join("bench", "shop-without-updated.yaml"))
 	template := benchSource(t, t.TempDir(), n, 11)
-	bases := func(ahead bool) map[string]string {
-		e := benchOpen(t, proj, t.TempDir(), template)
-		defer e.close()
-		if !ahead {
-			e.runner.Conns = map[string]connector.Conn{"shop": scanInLine{e.conns["shop"]}, "store": e.conns["store"]}
-		}
-		rep, err := e.runner.Run(ctx)
-		if err != nil || rep.Flows[0].CreatedTarget != n || rep.Failed() != 0 {
-			t.Fatalf("ahead=%v: %v, %+v", ahead, err, rep.Flows[0])
-		}
-		got := map[string]string{}
-		err = e.store.ScanLinks(ctx, rep.Flows[0].Flow, func(links []*state.Link) error {
-			for _, l := range links {
-				b, err := l.Bases()
-				if err != nil {
-					return err
-				}
-				got[l.SourceID] = fmt.Sprintf("%v %s", b, l.SourceHash)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
-	inLine, ahead := bases(false), bases(true)
-	if len(inLine) != n || len(ahead) != n {
-		t.Fatalf("%d and %d links, want %d", len(inLine), len(ahead), n)
-	}
-	for id, want := range inLine {
-		if ahead[id] != want {
-			t.Fatalf("link of %s, built ahead:\n%s\nwant\n%s", id, ahead[id], want)
-		}
-	}
+	inLine := firstSyncLinks(t, proj, template, n, false, func(e *benchEnv) {
+		e.runner.Conns = map[string]connector.Conn{"shop": scanInLine{e.conns["shop"]}, "store": e.conns["store"]}
+	})
+	sameLinks(t, "built ahead", firstSyncLinks(t, proj, template, n, false, nil), inLine)
 }
 
 // The links of a batch of creates wait for the next transaction (one commit per batch), and

@@ -46,13 +46,15 @@ func (fr *flowRun) prebuild(side string, rec connector.Record) *prebuilt {
 	return b
 }
 
-// prepareCreates returns, for a pass of side in a flow run that will create nearly every
-// record it reads (a first sync: the flow had no link when the run began), the work that
-// builds the records for their creates on the scan's goroutine, while the batch before is
-// written: nil otherwise. Only a pure flow's records are built there: their mapping reads
-// nothing but the record (no reference to translate through links this run is making).
+// prepareCreates returns, for a pass of side that will create nearly every record it reads
+// (a first sync: the flow had no link when the run began, and the run has linked nothing
+// yet, as it has before a two-way sync's second pass), the work that builds the records for
+// their creates on the scan's goroutine, while the batch before is written: nil otherwise.
+// Only a pure flow's records are built there: their mapping reads nothing but the record (no
+// reference to translate through links this run is making).
 func (fr *flowRun) prepareCreates(side string) func([]connector.Record) []*prebuilt {
-	if !fr.pure || fr.check == nil || fr.check.hadLinks || fr.r.Opts.DryRun {
+	linked := fr.stats.CreatedTarget + fr.stats.CreatedSource + fr.stats.Merged + fr.stats.Recovered
+	if !fr.pure || fr.check == nil || fr.check.hadLinks || linked > 0 || fr.r.Opts.DryRun {
 		return nil
 	}
 	return func(recs []connector.Record) []*prebuilt {

@@ -125,3 +125,27 @@ func TestScanAheadReadsOneBatchAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The scan's goroutine builds creates only in a pass that will create nearly every record it
+// reads: a first sync of a pure flow (no link when the run began, none made yet: not the
+// second pass of a two-way first sync), and not in a dry run.
+func TestPrepareCreatesOnlyBeforeAnyLink(t *testing.T) {
+	run, dry := &Runner{}, &Runner{Opts: Options{DryRun: true}}
+	for _, tc := range []struct {
+		name string
+		fr   *flowRun
+		want bool
+	}{
+		{"the first pass of a first sync", &flowRun{r: run, pure: true, check: &deleteCheck{}, stats: &FlowStats{}}, true},
+		{"links when the run began", &flowRun{r: run, pure: true, check: &deleteCheck{hadLinks: true}, stats: &FlowStats{}}, false},
+		{"the second pass, after creates", &flowRun{r: run, pure: true, check: &deleteCheck{}, stats: &FlowStats{CreatedTarget: 1}}, false},
+		{"the second pass, after merges", &flowRun{r: run, pure: true, check: &deleteCheck{}, stats: &FlowStats{Merged: 1}}, false},
+		{"records adopted after a crash", &flowRun{r: run, pure: true, check: &deleteCheck{}, stats: &FlowStats{Recovered: 1}}, false},
+		{"a flow with references or lists", &flowRun{r: run, check: &deleteCheck{}, stats: &FlowStats{}}, false},
+		{"a dry run", &flowRun{r: dry, pure: true, check: &deleteCheck{}, stats: &FlowStats{}}, false},
+	} {
+		if got := tc.fr.prepareCreates("source") != nil; got != tc.want {
+			t.Errorf("%s: builds ahead %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

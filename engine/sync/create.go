@@ -134,8 +134,8 @@ func (fr *flowRun) countCreate(fromSide string) {
 }
 
 // createNow records intents, creates the records, and links them. It returns the new ids, ""
-// for a record that failed. sVals holds what build gave for each record (nil entries allowed).
-// stage leaves the links to be committed later, as stage.go describes; without it they are
+// for a record that failed. sVals holds what build gave for each record (nil entries allowed),
+// encoded the canonical form of each record of datas (nil: made here). stage leaves the links to be committed later, as stage.go describes; without it they are
 // committed before createNow returns.
 func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, encoded [][]byte, stage bool) ([]string, error) {
 	toSide := other(side)

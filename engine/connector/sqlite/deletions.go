@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -30,7 +31,8 @@ func (c *conn) Deletions(ctx context.Context, name string) (int64, bool, error) 
 		return 0, false, err
 	}
 	if err := c.track(ctx, e.table.name); err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("track_deletes: cannot install the trigger that counts the deletions of %s (%w); let dataflow create a table and a trigger in the database, or remove track_deletes",
+			Quote(e.table.name), err)
 	}
 	var present int
 	if err := c.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE (type = 'table' AND name = ?1)

@@ -75,3 +75,24 @@ func TestDeletions(t *testing.T) {
 	exec(`DELETE FROM things`)
 	deletions(c, 7, true)
 }
+
+// An entity read from a view cannot have its deletions counted: the error says so and how
+// to go on.
+func TestDeletionsOfAView(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracked.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE rows (id INTEGER PRIMARY KEY, name TEXT); CREATE VIEW things AS SELECT * FROM rows`); err != nil {
+		t.Fatal(err)
+	}
+	c := mustOpen(t, loadSystem(t, trackedYAML, map[string]string{"TRACKED_DB": path}), nil)
+	_, _, err = c.Deletions(context.Background(), "Thing")
+	want := `track_deletes: cannot install the trigger that counts the deletions of "Things" (cannot create AFTER trigger on view: Things); ` +
+		`let dataflow create a table and a trigger in the database, or remove track_deletes`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+}

@@ -1145,6 +1145,15 @@ type e2eKeyedConn struct {
 	calls  [][]string        // the keys of every call of CreateKeyed
 }
 
+// wrapShop is an e2eRunConfig.wrap that puts c in front of the shop's connection.
+func (c *e2eKeyedConn) wrapShop(system string, conn connector.Conn) connector.Conn {
+	if system != "shop" {
+		return conn
+	}
+	c.Conn = conn
+	return c
+}
+
 var errE2ELostResponse = errors.New("the response was lost")
 
 func (c *e2eKeyedConn) Idempotent(entity string) bool { return entity == c.entity }
@@ -1198,13 +1207,7 @@ func (c *e2eKeyedConn) Create(ctx context.Context, entity string, data []map[str
 func TestE2EIdempotencyKeys(t *testing.T) {
 	p := newE2E(t, "basic.yaml")
 	shop := &e2eKeyedConn{t: t, entity: "Product", lose: 1, byKey: map[string]string{}}
-	wrap := func(system string, c connector.Conn) connector.Conn {
-		if system == "shop" {
-			shop.Conn = c
-			return shop
-		}
-		return c
-	}
+	wrap := shop.wrapShop
 	if _, err := p.run(e2eRunConfig{wrap: wrap}); !errors.Is(err, errE2ELostResponse) {
 		t.Fatalf("first run: %v, want the lost response", err)
 	}
@@ -1723,13 +1726,7 @@ func TestE2ERefusedRecoveredCreateCountsOnce(t *testing.T) {
 	p := newE2E(t, "basic.yaml")
 	p.exec("crm", "UPDATE products SET name = NULL WHERE id = 4") // the shop's title is NOT NULL
 	shop := &e2eKeyedConn{t: t, entity: "Product", lose: 1, byKey: map[string]string{}}
-	wrap := func(system string, c connector.Conn) connector.Conn {
-		if system == "shop" {
-			shop.Conn = c
-			return shop
-		}
-		return c
-	}
+	wrap := shop.wrapShop
 	if _, err := p.run(e2eRunConfig{wrap: wrap}); !errors.Is(err, errE2ELostResponse) {
 		t.Fatalf("first run: %v, want the lost response", err)
 	}

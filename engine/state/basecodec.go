@@ -378,43 +378,10 @@ func literal(s []byte, p int, lit string) (int, bool) {
 	return p + len(lit), true
 }
 
-// skipNumber checks a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// skipNumber checks a JSON number.
 func skipNumber(s []byte, p int) (int, bool) {
-	if s[p] == '-' {
-		p++
-	}
-	switch {
-	case p < len(s) && s[p] == '0':
-		p++
-	case p < len(s) && s[p] >= '1' && s[p] <= '9':
-		for p < len(s) && isDigit(s[p]) {
-			p++
-		}
-	default:
-		return p, false
-	}
-	if p < len(s) && s[p] == '.' {
-		p++
-		if p >= len(s) || !isDigit(s[p]) {
-			return p, false
-		}
-		for p < len(s) && isDigit(s[p]) {
-			p++
-		}
-	}
-	if p < len(s) && (s[p] == 'e' || s[p] == 'E') {
-		p++
-		if p < len(s) && (s[p] == '+' || s[p] == '-') {
-			p++
-		}
-		if p >= len(s) || !isDigit(s[p]) {
-			return p, false
-		}
-		for p < len(s) && isDigit(s[p]) {
-			p++
-		}
-	}
-	return p, true
+	end, _, ok := jsontext.SkipNumber(s, p)
+	return end, ok
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

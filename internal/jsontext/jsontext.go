@@ -1,6 +1,7 @@
 // Package jsontext appends JSON strings exactly as encoding/json writes them, without its
 // allocations: the canonical form of values (engine/mapping) and the stored link bases
-// (engine/state) are built with it on the per-record path.
+// (engine/state) are built with it on the per-record path. It also scans JSON numbers for the
+// hand-written readers of stored JSON (link bases, SQLite's JSON columns).
 package jsontext
 
 import "unicode/utf8"
@@ -81,3 +82,49 @@ func plain8(v uint64, escapeHTML bool) bool {
 
 // zeroByte is not zero when a byte of x is zero.
 func zeroByte(x uint64) uint64 { return (x - ones) &^ x & highs }
+
+// SkipNumber scans the JSON number at s[p] (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?)
+// and returns the index after it, whether it is an integer (no fraction, no exponent), and ok
+// false when s[p:] does not start with one.
+func SkipNumber(s []byte, p int) (end int, integer, ok bool) {
+	if p < len(s) && s[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(s) && s[p] == '0':
+		p++
+	case p < len(s) && isDigit(s[p]):
+		p = digits(s, p)
+	default:
+		return p, false, false
+	}
+	integer = true
+	if p < len(s) && s[p] == '.' {
+		integer = false
+		if p++; p >= len(s) || !isDigit(s[p]) {
+			return p, false, false
+		}
+		p = digits(s, p)
+	}
+	if p < len(s) && (s[p] == 'e' || s[p] == 'E') {
+		integer = false
+		if p++; p < len(s) && (s[p] == '+' || s[p] == '-') {
+			p++
+		}
+		if p >= len(s) || !isDigit(s[p]) {
+			return p, false, false
+		}
+		p = digits(s, p)
+	}
+	return p, integer, true
+}
+
+// digits returns the index after the digits at s[p].
+func digits(s []byte, p int) int {
+	for p < len(s) && isDigit(s[p]) {
+		p++
+	}
+	return p
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -55,3 +55,22 @@ func BenchmarkAppendString(b *testing.B) {
 		dst = AppendString(dst[:0], s, false)
 	}
 }
+
+// SkipNumber takes the longest JSON number at the start, as the grammar writes it.
+func TestSkipNumber(t *testing.T) {
+	for _, tc := range []struct {
+		in          string
+		end         int
+		integer, ok bool
+	}{
+		{"0", 1, true, true}, {"-0", 2, true, true}, {"12345,", 5, true, true}, {"1.5", 3, false, true},
+		{"-1.25e+10]", 9, false, true}, {"2E-3", 4, false, true}, {"01", 1, true, true}, {"1e5x", 3, false, true},
+		{"", 0, false, false}, {"-", 1, false, false}, {"1.", 2, false, false}, {".5", 0, false, false},
+		{"1e", 2, false, false}, {"1e+", 3, false, false}, {"x", 0, false, false}, {"-a", 1, false, false},
+	} {
+		end, integer, ok := SkipNumber([]byte(tc.in), 0)
+		if ok != tc.ok || ok && (end != tc.end || integer != tc.integer) {
+			t.Errorf("SkipNumber(%q) = %d, %v, %v; want %d, %v, %v", tc.in, end, integer, ok, tc.end, tc.integer, tc.ok)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 )
 
 // decodeFast decodes JSON text into record values as decodeJSONStd does (encoding/json with
@@ -191,44 +193,10 @@ func (d *fastDecoder) str() (string, bool) {
 // number reads a JSON number: an int64 when the text is an integer that fits, else a float64;
 // a number beyond float64 is not handled here.
 func (d *fastDecoder) number() (any, bool) {
-	s, p := d.s, d.p
-	start := p
-	if s[p] == '-' {
-		p++
-	}
-	switch {
-	case p < len(s) && s[p] == '0':
-		p++
-	case p < len(s) && s[p] >= '1' && s[p] <= '9':
-		for p < len(s) && s[p] >= '0' && s[p] <= '9' {
-			p++
-		}
-	default:
+	s, start := d.s, d.p
+	p, integer, ok := jsontext.SkipNumber(s, start)
+	if !ok {
 		return nil, false
-	}
-	integer := true
-	if p < len(s) && s[p] == '.' {
-		integer = false
-		p++
-		if p >= len(s) || s[p] < '0' || s[p] > '9' {
-			return nil, false
-		}
-		for p < len(s) && s[p] >= '0' && s[p] <= '9' {
-			p++
-		}
-	}
-	if p < len(s) && (s[p] == 'e' || s[p] == 'E') {
-		integer = false
-		p++
-		if p < len(s) && (s[p] == '+' || s[p] == '-') {
-			p++
-		}
-		if p >= len(s) || s[p] < '0' || s[p] > '9' {
-			return nil, false
-		}
-		for p < len(s) && s[p] >= '0' && s[p] <= '9' {
-			p++
-		}
 	}
 	text := string(s[start:p])
 	d.p = p

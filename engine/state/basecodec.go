@@ -77,20 +77,21 @@ func (c *baseCodec) encode(b map[string]Base) (string, error) {
 		}
 		out = appendKey(out, k)
 		out = append(out, ':', '{')
-		v := b[k]
-		if len(v.S) > 0 && bytes.Equal(v.S, v.T) {
-			out = append(out, `"b":`...)
-			out = append(out, v.S...)
-		} else if len(v.S) > 0 {
-			out = append(out, `"s":`...)
-			out = append(out, v.S...)
-		}
-		if len(v.T) > 0 && !bytes.Equal(v.S, v.T) {
-			if len(v.S) > 0 {
+		// The members of storedBase in its order, as encoding/json writes them.
+		sb := stored(b[k])
+		first := true
+		for _, m := range [...]struct {
+			name string
+			v    json.RawMessage
+		}{{`"s":`, sb.S}, {`"t":`, sb.T}, {`"b":`, sb.B}} {
+			if len(m.v) == 0 {
+				continue
+			}
+			if !first {
 				out = append(out, ',')
 			}
-			out = append(out, `"t":`...)
-			out = append(out, v.T...)
+			out = append(append(out, m.name...), m.v...)
+			first = false
 		}
 		out = append(out, '}')
 	}
@@ -366,7 +367,8 @@ func skipValue(s []byte, p, depth int) (int, bool) {
 	case c == 'n':
 		return literal(s, p, "null")
 	case c == '-' || c >= '0' && c <= '9':
-		return skipNumber(s, p)
+		end, _, ok := jsontext.SkipNumber(s, p)
+		return end, ok
 	}
 	return p, false
 }
@@ -376,12 +378,6 @@ func literal(s []byte, p int, lit string) (int, bool) {
 		return p, false
 	}
 	return p + len(lit), true
-}
-
-// skipNumber checks a JSON number.
-func skipNumber(s []byte, p int) (int, bool) {
-	end, _, ok := jsontext.SkipNumber(s, p)
-	return end, ok
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

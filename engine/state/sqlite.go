@@ -840,7 +840,7 @@ func (t *sqliteTx) PutLink(l *Link) error {
 	if err != nil {
 		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
 	}
-	if l.storedTarget != "" && l.storedTarget == l.TargetID {
+	if l.storedTarget == l.TargetID { // TargetID is not empty
 		// A link read from the store, saved again with its ids (a merge): an upsert would
 		// also rewrite the entry of the unchanged target id in its index, nearly doubling the
 		// pages a run that merges writes.

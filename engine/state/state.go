@@ -133,6 +133,23 @@ type Counts struct {
 	SourceDeletions, TargetDeletions int64
 }
 
+// Side returns the count and the number of deletions of side (Source or Target).
+func (c Counts) Side(side string) (count, deletions int64) {
+	if side == Target {
+		return c.Target, c.TargetDeletions
+	}
+	return c.Source, c.SourceDeletions
+}
+
+// SetSide sets the count and the number of deletions of side (Source or Target).
+func (c *Counts) SetSide(side string, count, deletions int64) {
+	if side == Target {
+		c.Target, c.TargetDeletions = count, deletions
+	} else {
+		c.Source, c.SourceDeletions = count, deletions
+	}
+}
+
 // Run is one entry of the run log.
 type Run struct {
 	ID       int64

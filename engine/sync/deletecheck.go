@@ -105,10 +105,7 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 			}
 			if counting {
 				dc.deletions[side] = n
-				stored := dc.stored.SourceDeletions
-				if side == state.Target {
-					stored = dc.stored.TargetDeletions
-				}
+				_, stored := dc.stored.Side(side)
 				dc.proven[side] = dc.ok && stored >= 0 && stored == n
 			}
 		}
@@ -180,10 +177,7 @@ func (fr *flowRun) needed(dc *deleteCheck) bool {
 			continue
 		}
 		n, counted := dc.now[side]
-		before := dc.stored.Source
-		if side == state.Target {
-			before = dc.stored.Target
-		}
+		before, _ := dc.stored.Side(side)
 		if !counted || before < 0 || int64(n)-before != int64(dc.unlinked[side]) {
 			return true
 		}
@@ -196,18 +190,17 @@ func (fr *flowRun) endDeleteCheck(ctx context.Context, dc *deleteCheck) error {
 	if fr.r.Opts.DryRun || dc.left {
 		return nil
 	}
-	c := state.Counts{Source: -1, Target: -1, SourceDeletions: -1, TargetDeletions: -1}
-	if n, ok := dc.deletions[state.Source]; ok {
-		c.SourceDeletions = n
-	}
-	if n, ok := dc.deletions[state.Target]; ok {
-		c.TargetDeletions = n
-	}
+	var c state.Counts
 	if !dc.full {
 		c.Skipped = dc.stored.Skipped + 1
 	}
 	created := map[string]int{state.Source: fr.stats.CreatedSource, state.Target: fr.stats.CreatedTarget}
 	for _, side := range []string{state.Source, state.Target} {
+		deletions, ok := dc.deletions[side]
+		if !ok {
+			deletions = -1
+		}
+		c.SetSide(side, -1, deletions)
 		counter := fr.counter(side)
 		if counter == nil || dc.proven[side] {
 			continue // a proven side is not counted: its number of deletions is the proof
@@ -227,11 +220,7 @@ func (fr *flowRun) endDeleteCheck(ctx context.Context, dc *deleteCheck) error {
 				return err
 			}
 		}
-		if side == state.Source {
-			c.Source = int64(n)
-		} else {
-			c.Target = int64(n)
-		}
+		c.SetSide(side, int64(n), deletions)
 	}
 	return fr.commit(ctx, func(tx state.Tx) error { return tx.SetCounts(fr.f.ID(), c) })
 }

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/stamp"
 )
 
 // decodeJSON parses a body holding one JSON value. A truncated or malformed body is an error
@@ -129,15 +130,14 @@ func idText(v any) string {
 	return mapping.IDString(v)
 }
 
-// laterOrEqual reports whether the updated value v is at or after since: as times when both
-// parse as RFC 3339, else as text.
+// laterOrEqual reports whether the updated value v is at or after since, compared as stamps
+// (engine/stamp: times as instants, numbers as numbers), as the engine compares watermarks. A
+// value that cannot be compared with since (not a stamp, or a time against a number) counts as
+// later: an incremental read leaves out only records it knows are older, and the engine judges
+// the others.
 func laterOrEqual(v, since string) bool {
-	tv, err1 := time.Parse(time.RFC3339Nano, v)
-	ts, err2 := time.Parse(time.RFC3339Nano, since)
-	if err1 == nil && err2 == nil {
-		return !tv.Before(ts)
-	}
-	return v >= since
+	c, err := stamp.Compare(v, since)
+	return err != nil || c >= 0
 }
 
 // records returns the list of records at path in a response body.

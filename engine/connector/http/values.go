@@ -64,7 +64,7 @@ func excerpt(body []byte, red *redactor) string {
 	return fmt.Sprintf("the body is %q", s)
 }
 
-// normalize turns json.Numbers into int64 (integers that fit) or float64, in place.
+// normalize turns json.Numbers into the engine's numbers, in place (see number).
 func normalize(v any) any {
 	switch x := v.(type) {
 	case json.Number:
@@ -81,17 +81,23 @@ func normalize(v any) any {
 	return v
 }
 
+// number is a JSON number as the engine holds it, never rounded: an int64 when it is an
+// integer that fits, a float64 when that holds exactly the same decimal ("0.1" is the float64
+// whose shortest form is 0.1), else the json.Number itself, whose text is written back as it
+// came. An id of 10000000000000000001 was read as the float64 1e19, linked as "1e+19", and its
+// updates went to /contacts/1e+19, another record.
 func number(s string) any {
 	if !strings.ContainsAny(s, ".eE") {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return i
 		}
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return s // beyond float64 (1e400): kept as its text rather than an infinity
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if c, err := stamp.Compare(s, strconv.FormatFloat(f, 'g', -1, 64)); err == nil && c == 0 {
+			return f
+		}
 	}
-	return f
+	return json.Number(s)
 }
 
 // at returns the value at a dotted path ("pagination.nextPageCursor", "errors.0.message");
@@ -121,11 +127,14 @@ func at(v any, path string) (any, bool) {
 	return v, true
 }
 
-// idText is the text of an id value, as the engine compares ids.
+// idText is the text of an id value, as the engine compares ids: a number beyond int64 and
+// float64 is its exact text.
 func idText(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case map[string]any, []any:
 		return ""
+	case json.Number:
+		return string(x)
 	}
 	return mapping.IDString(v)
 }

@@ -4,14 +4,20 @@ package httpconn
 // waits, echoed secrets, refused lookups, listings reordered by the run's own writes.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/diag"
 )
 
 const plainList = "    list: {path: /items, records: items, page: {cursor: pagination.nextPageCursor, param: cursor}}\n"
@@ -98,5 +104,104 @@ func TestIDsAreNeverRounded(t *testing.T) {
 	}
 	if res[0].Record.ID != "10000000000000000001" {
 		t.Errorf("stored record's id %q", res[0].Record.ID)
+	}
+}
+
+// endlessPages is a server that pages on for ever: each page's cursor is the next number, and
+// its pages hold n records each (0: empty pages).
+type endlessPages struct {
+	n        int
+	requests atomic.Int64
+}
+
+func (e *endlessPages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.requests.Add(1)
+	cur, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+	data := []any{}
+	for i := range e.n {
+		data = append(data, map[string]any{"id": cur*e.n + i + 1, "modifiedOn": "2024-01-01T00:00:00Z"})
+	}
+	writeJSON(w, 200, map[string]any{"data": data, "next_cursor": strconv.Itoa(cur + 1)})
+}
+
+// TestPagingEnds: an empty page that still gives a next cursor ends the listing with an error at
+// once, and so does the max_pages-th page of a listing that goes on.
+func TestPagingEnds(t *testing.T) {
+	empty := &endlessPages{}
+	srv := httptest.NewServer(empty)
+	t.Cleanup(srv.Close)
+	c, _ := openConn(t, system(srv.URL, "", "    list: {path: /items, records: data, page: {cursor: next_cursor, param: cursor}}\n"), nil)
+	_, err := scanAll(t, c, "")
+	want := `fake Item: GET ` + srv.URL + `/items: page 1 is empty but the server gives a next page (cursor "1"); paging stopped, as a listing that goes on with empty pages may never end (check the list's paging keys)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+	if n := empty.requests.Load(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+
+	full := &endlessPages{n: 2}
+	srv = httptest.NewServer(full)
+	t.Cleanup(srv.Close)
+	c, _ = openConn(t, system(srv.URL, "", "    list: {path: /items, records: data, page: {cursor: next_cursor, param: cursor, max_pages: 5}}\n"), nil)
+	pages, err := scanAll(t, c, "")
+	want = `fake Item: GET ` + srv.URL + `/items: stopped after 5 pages (page.max_pages), and the server still gives a next page (cursor "5"); if the list is that long, raise max_pages in the list's page`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+	if n := full.requests.Load(); n != 5 || len(pages) != 5 {
+		t.Errorf("%d requests, %d pages, want 5", n, len(pages))
+	}
+	// Without max_pages, 100000.
+	if e := compileTestEntity(t, "    list: {path: /items, page: {page: p}}\n"); e.list.page.maxPages != 100_000 {
+		t.Errorf("max_pages %d by default", e.list.page.maxPages)
+	}
+}
+
+// compileTestEntity compiles the fake system's Item entity.
+func compileTestEntity(t *testing.T, entity string) *entity {
+	t.Helper()
+	sys := loadSystem(t, system("http://127.0.0.1:1", "", entity), map[string]string{"TOKEN": testToken})
+	var ds diag.Diagnostics
+	e := compileEntity(sys.Entities[0], &ds)
+	if ds.HasErrors() {
+		t.Fatalf("compile: %v", ds)
+	}
+	return e
+}
+
+// TestCancelEndsWaits: a cancelled run ends a Retry-After wait of 60 s, and a listing that
+// goes on for ever, at once; the error is context.Canceled.
+func TestCancelEndsWaits(t *testing.T) {
+	const bound = 2 * time.Second // promptly, on a machine under load; the wait is 60 s
+	a := newAPI(t, 3)
+	c, _ := openConn(t, system(a.srv.URL, "", itemEntity), nil)
+	c.cl.sleep = sleep // real waits
+	c.s.maxWait = 5 * time.Minute
+	a.inject("GET /items", status(429, "60", `{"message": "slow down"}`))
+	cctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	err := c.Scan(cctx, "Item", "", func([]connector.Record) error { return nil })
+	if d := time.Since(start); d > bound || !errors.Is(err, context.Canceled) {
+		t.Errorf("Retry-After: returned after %v with %v, want context.Canceled within %v", d, err, bound)
+	}
+
+	full := &endlessPages{n: 2}
+	srv := httptest.NewServer(full)
+	t.Cleanup(srv.Close)
+	c, _ = openConn(t, system(srv.URL, "", "    list: {path: /items, records: data, page: {cursor: next_cursor, param: cursor}}\n"), nil)
+	cctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	pages := 0
+	start = time.Now()
+	err = c.Scan(cctx, "Item", "", func([]connector.Record) error {
+		if pages++; pages == 20 {
+			time.AfterFunc(10*time.Millisecond, cancel)
+		}
+		return nil
+	})
+	if d := time.Since(start); d > bound || !errors.Is(err, context.Canceled) {
+		t.Errorf("paging: returned after %v (%d pages) with %v, want context.Canceled within %v", d, pages, err, bound)
 	}
 }

@@ -80,6 +80,9 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 	var prevFirst string
 	prevLen := -1
 	for pageNo := 1; ; pageNo++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", cl.op(), err)
+		}
 		resp, err := c.cl.do(ctx, cl)
 		if err != nil {
 			return err
@@ -135,11 +138,17 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 			if seen[next] {
 				return fmt.Errorf("%s: the server sent cursor %q again; paging stopped so as not to loop", cl.op(), next)
 			}
+			if err := pagesEnd(cl, p, pageNo, len(list), fmt.Sprintf(" (cursor %q)", next)); err != nil {
+				return err
+			}
 			seen[next] = true
 			setParams(p.param, next, !p.alone)
 		case pagePage, pageOffset:
 			if len(list) == 0 || p.size > 0 && len(list) < p.size {
 				return nil
+			}
+			if err := pagesEnd(cl, p, pageNo, len(list), ""); err != nil {
+				return err
 			}
 			if p.style == pagePage {
 				number++
@@ -161,12 +170,28 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 			if seen[next.String()] {
 				return fmt.Errorf("%s: the Link header points at a page already read; paging stopped so as not to loop", cl.op())
 			}
+			if err := pagesEnd(cl, p, pageNo, len(list), " (Link header)"); err != nil {
+				return err
+			}
 			seen[next.String()] = true
 			cl.url = next
 		default:
 			return nil
 		}
 	}
+}
+
+// pagesEnd is the error of a listing that must stop although the server gives a next page:
+// page pageNo was empty (n records) yet not the last, or it was the max_pages-th. A server that
+// answers {"data": [], "next_cursor": "<n+1>"} for ever made a run that never finished.
+func pagesEnd(cl *call, p paging, pageNo, n int, next string) error {
+	switch {
+	case n == 0:
+		return fmt.Errorf("%s: page %d is empty but the server gives a next page%s; paging stopped, as a listing that goes on with empty pages may never end (check the list's paging keys)", cl.op(), pageNo, next)
+	case pageNo >= p.maxPages:
+		return fmt.Errorf("%s: stopped after %d pages (page.max_pages), and the server still gives a next page%s; if the list is that long, raise max_pages in the list's page", cl.op(), pageNo, next)
+	}
+	return nil
 }
 
 // nextLink returns the URL of the Link header's rel="next", resolved against the URL that

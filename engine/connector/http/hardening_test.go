@@ -5,12 +5,16 @@ package httpconn
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -204,4 +208,140 @@ func TestCancelEndsWaits(t *testing.T) {
 	if d := time.Since(start); d > bound || !errors.Is(err, context.Canceled) {
 		t.Errorf("paging: returned after %v (%d pages) with %v, want context.Canceled within %v", d, pages, err, bound)
 	}
+}
+
+// echoForms are the ways a server echoes a secret back, by name: form gives the text it
+// echoes, and the part of it that must not show (the characters of a base64 text that encode
+// the secret alone); ok is false when the form does not apply.
+var echoForms = []struct {
+	name string
+	form func(secret, header string) (echo, sensitive string, ok bool)
+}{
+	{"as is", same(func(s string) string { return s })},
+	{"lowercased", same(strings.ToLower)},
+	{"uppercased", same(strings.ToUpper)},
+	{"first 10", same(func(s string) string { return s[:10] })},
+	{"first 13", same(func(s string) string { return s[:13] })},
+	{"first 10 uppercased", same(func(s string) string { return strings.ToUpper(s[:10]) })},
+	{"URL-escaped", same(url.QueryEscape)},
+	{"path-escaped", same(url.PathEscape)},
+	{"JSON-escaped", same(func(s string) string { j, _ := json.Marshal(s); return strings.Trim(string(j), `"`) })},
+	{"base64", same(func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) })},
+	{"base64 unpadded", same(func(s string) string { return base64.RawStdEncoding.EncodeToString([]byte(s)) })},
+	{"base64 URL", same(func(s string) string { return base64.URLEncoding.EncodeToString([]byte(s)) })},
+	{"base64 URL unpadded", same(func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) })},
+	{"base64 of the header", func(s, h string) (string, string, bool) { return inBase64(base64.StdEncoding, h, s) }},
+	{"base64 after 1 byte", func(s, _ string) (string, string, bool) { return inBase64(base64.StdEncoding, "="+s, s) }},
+	{"base64 URL after 2 bytes", func(s, _ string) (string, string, bool) { return inBase64(base64.RawURLEncoding, "t="+s, s) }},
+}
+
+func same(f func(string) string) func(s, _ string) (string, string, bool) {
+	return func(s, _ string) (string, string, bool) { e := f(s); return e, e, true }
+}
+
+// inBase64 encodes text, which holds s, and gives the characters that encode s alone.
+func inBase64(enc *base64.Encoding, text, s string) (string, string, bool) {
+	i := strings.Index(text, s)
+	if i < 0 {
+		return "", "", false
+	}
+	e := enc.EncodeToString([]byte(text))
+	return e, e[(8*i+5)/6 : 8*(i+len(s))/6], true
+}
+
+// TestSecretsMaskedInEchoForms: a canary secret in every auth kind (and a header from a
+// variable), echoed by the server in every common form, reaches no error a call returns and
+// no dead-letter reason: not a list's, a get's, a find's, a create's or an update's, in a JSON
+// message, in text, or in the start of a body that is not JSON.
+func TestSecretsMaskedInEchoForms(t *testing.T) {
+	const (
+		bearer = "CanaryBearer+Tok/en=42xyzQ"
+		user   = "svc-CanaryUser"
+		pass   = "CanaryPass:word-9Zq"
+		key    = "CanaryHeaderKey?77Wq"
+		tenant = "CanaryTenant-88Rw"
+	)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	kinds := []struct {
+		name, auth string
+		secrets    map[string]string // secret → the header value that carries it
+	}{
+		{"bearer", `auth: {bearer: "${SECRET}"}`, map[string]string{bearer: "Bearer " + bearer, tenant: tenant}},
+		{"basic", `auth: {basic: {username: "${USER}", password: "${SECRET}"}}`, map[string]string{pass: basic, user: basic, strings.TrimPrefix(basic, "Basic "): basic, tenant: tenant}},
+		{"header", `auth: {header: {name: X-Api-Key, value: "${SECRET}"}}`, map[string]string{key: key, tenant: tenant}},
+	}
+	entity := itemEntity + "    find: {by: [sku], path: /items, query: {sku: term}, records: items}\n"
+	for _, kind := range kinds {
+		secret := map[string]string{"bearer": bearer, "basic": pass, "header": key}[kind.name]
+		for s, header := range kind.secrets {
+			for _, f := range echoForms {
+				echoed, sensitive, ok := f.form(s, header)
+				if !ok {
+					continue
+				}
+				t.Run(kind.name+"/"+s+"/"+f.name, func(t *testing.T) {
+					a := newAPI(t, 2)
+					src := strings.Replace(system(a.srv.URL, "headers: {X-Tenant: \"${TENANT}\"}\n", entity), `auth: {bearer: "${TOKEN}"}`, kind.auth, 1)
+					c, _ := openConn(t, src, map[string]string{"SECRET": secret, "USER": user, "TENANT": tenant})
+					say := func(code int, asJSON bool) fault {
+						return func(a *api, w http.ResponseWriter, r *http.Request) {
+							text := "refused: " + echoed + " is not valid"
+							if asJSON {
+								writeJSON(w, code, map[string]any{"message": text})
+								return
+							}
+							w.WriteHeader(code)
+							io.WriteString(w, text)
+						}
+					}
+					var msgs []string
+					a.inject("GET /items", say(401, true))
+					_, err := scanAll(t, c, "")
+					msgs = append(msgs, fmt.Sprint(err))
+					a.inject("GET /items", say(200, false)) // not JSON: the start of the body is shown
+					_, err = scanAll(t, c, "")
+					msgs = append(msgs, fmt.Sprint(err))
+					a.inject("GET /items/1", say(403, false))
+					_, err = c.Get(ctx, "Item", []string{"1"})
+					msgs = append(msgs, fmt.Sprint(err))
+					a.inject("GET /items", say(400, true))
+					_, err = c.Find(ctx, "Item", []string{"sku"}, [][]string{{`a"b`}})
+					msgs = append(msgs, fmt.Sprint(err))
+					a.inject("POST /items", say(422, true))
+					res, err := c.Create(ctx, "Item", []map[string]any{{"sku": "A"}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					msgs = append(msgs, fmt.Sprint(res[0].Err)) // a dead letter's reason
+					a.inject("PATCH /items/1", say(422, false))
+					res, err = c.Update(ctx, "Item", []connector.Record{{ID: "1", Data: map[string]any{"name": "x"}}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					msgs = append(msgs, fmt.Sprint(res[0].Err))
+					for i, msg := range msgs {
+						if !strings.Contains(msg, "refused: ") {
+							t.Errorf("call %d: the server's message is not in %q", i, msg)
+						}
+						if part := leakedN(msg, sensitive, 10); part != "" {
+							t.Errorf("call %d: %q of the echoed %q in %s", i, part, echoed, msg)
+						}
+						if part := leaked(msg, s); part != "" {
+							t.Errorf("call %d: %q of the secret in %s", i, part, msg)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// leakedN returns a part of s (n bytes or more) that msg holds, or "".
+func leakedN(msg, s string, n int) string {
+	for i := 0; i+n <= len(s); i++ {
+		if strings.Contains(msg, s[i:i+n]) {
+			return s[i : i+n]
+		}
+	}
+	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -344,4 +345,138 @@ func leakedN(msg, s string, n int) string {
 		}
 	}
 	return ""
+}
+
+// quoteRefusing is the fake API behind a gate that refuses, with 400, any request whose query
+// or path holds a `"` (as a CRM's search refuses an email with a quote in it).
+func quoteRefusing(t *testing.T, a *api) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, "%22") || strings.Contains(r.URL.EscapedPath(), "%22") {
+			a.mu.Lock()
+			a.hits = append(a.hits, hit{method: r.Method, path: r.URL.Path, query: r.URL.Query()})
+			a.mu.Unlock()
+			writeJSON(w, 400, map[string]any{"message": "invalid search: unbalanced quote"})
+			return
+		}
+		a.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestFindRefusedKeyIsARecordError: a find the server refuses with 400 for one key's value is
+// a RecordError at the positions of that key (asked for alone to find it), with the records
+// of the other keys; a 401 still fails the whole find.
+func TestFindRefusedKeyIsARecordError(t *testing.T) {
+	a := newAPI(t, 5)
+	srv := quoteRefusing(t, a)
+	c, _ := openConn(t, system(srv.URL, "", findEntity), nil)
+	keys := [][]string{{"SKU-1"}, {`bad"sku`}, {"SKU-3"}, {`bad"sku`}, {"SKU-5"}, {`x"y`}}
+	recs, err := c.Find(ctx, "Item", []string{"sku"}, keys)
+	re, ok := connector.AsRecordError(err)
+	if !ok {
+		t.Fatalf("error %v, want a RecordError", err)
+	}
+	if fmt.Sprint(re.Index) != "[1 3 5]" {
+		t.Errorf("index %v, want [1 3 5]", re.Index)
+	}
+	want := "fake Item: GET " + srv.URL + "/items: 400 Bad Request: invalid search: unbalanced quote"
+	if re.Err.Error() != want {
+		t.Errorf("reason %q\nwant %q", re.Err, want)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.ID)
+	}
+	if strings.Join(got, ",") != "1,3,5" {
+		t.Errorf("found %v, want 1,3,5", got)
+	}
+
+	// A batch larger than what is asked for again key by key: every key of it.
+	big := strings.Replace(findEntity, "batch: 4", "batch: 30", 1)
+	c, _ = openConn(t, system(srv.URL, "", big), nil)
+	keys = nil
+	for i := range 29 {
+		keys = append(keys, []string{fmt.Sprintf("none-%d", i)})
+	}
+	keys = append(keys, []string{`bad"sku`}, []string{"SKU-4"}) // a request of 30 keys, then one of 1
+	before := len(a.requests("GET /items"))
+	recs, err = c.Find(ctx, "Item", []string{"sku"}, keys)
+	re, ok = connector.AsRecordError(err)
+	if !ok || len(re.Index) != 30 || re.Index[0] != 0 || re.Index[29] != 29 || len(recs) != 1 || recs[0].ID != "4" {
+		t.Errorf("big batch: %d records, %v", len(recs), err)
+	}
+	if n := len(a.requests("GET /items")) - before; n != 2 {
+		t.Errorf("big batch: %d requests, want 2", n)
+	}
+
+	a.inject("GET /items", status(401, "", `{"message": "token expired"}`))
+	c, _ = openConn(t, system(a.srv.URL, "", findEntity), nil)
+	if _, err := c.Find(ctx, "Item", []string{"sku"}, [][]string{{"SKU-1"}}); err == nil || errors.As(err, new(*connector.RecordError)) {
+		t.Errorf("401: %v, want an error of the whole find", err)
+	}
+}
+
+// TestGetRefusedIDIsARecordError: a get the server refuses with 400 for one id is a
+// RecordError at that id's position, with the records of the other ids, one by one or
+// batched (the batch asked for again id by id); an update that needs the stored record fails
+// for that record only.
+func TestGetRefusedIDIsARecordError(t *testing.T) {
+	a := newAPI(t, 5)
+	srv := quoteRefusing(t, a)
+	for _, tc := range []struct{ name, get string }{
+		{"one by one", `    get: {path: "/items/{id}"}`},
+		{"batched", `    get: {path: '/batch/{join(ids, ",")}', batch: 3, records: items}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := openConn(t, system(srv.URL, "", "    list: {path: /items, records: items}\n"+tc.get+"\n"), nil)
+			got, err := c.Get(ctx, "Item", []string{"2", `x"y`, "4", "99"})
+			re, ok := connector.AsRecordError(err)
+			if !ok || fmt.Sprint(re.Index) != "[1]" || !strings.HasSuffix(re.Err.Error(), ": 400 Bad Request: invalid search: unbalanced quote") {
+				t.Fatalf("error %v, want a RecordError at [1]", err)
+			}
+			if len(got) != 2 || got["2"].ID != "2" || got["4"].ID != "4" {
+				t.Errorf("got %v, want 2 and 4", got)
+			}
+		})
+	}
+	c, _ := openConn(t, system(srv.URL, "", "    list: {path: /items, records: items}\n    get: {path: \"/items/{id}\"}\n    update: {path: \"/items/{id}\", body: '{\"name\": current.name + \"!\"}', result: \"\"}\n"), nil)
+	res, err := c.Update(ctx, "Item", []connector.Record{{ID: `x"y`}, {ID: "3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), `reading the stored record x"y for update`) || res[1].Err != nil || res[1].Record.Data["name"] != "Item 3!" {
+		t.Errorf("results %+v", res)
+	}
+}
+
+// TestGetAbsentMeansAbsent: a batch whose response lacks some ids is not taken as their
+// deletion: each is asked for alone, and only a 404 (or an empty answer) for it alone makes it
+// absent. A response with records not asked for (a server that ignores the ids) is an error,
+// not a batch of absences.
+func TestGetAbsentMeansAbsent(t *testing.T) {
+	a := newAPI(t, 5)
+	c, _ := openConn(t, system(a.srv.URL, "", "    list: {path: /items, records: items}\n    get: {path: '/batch/{join(ids, \",\")}', batch: 3, records: items}\n"), nil)
+	// A server that caps its batches at one record.
+	a.inject("GET /batch/1,2,99", body(`{"items": [{"id": 1, "sku": "SKU-1"}]}`))
+	got, err := c.Get(ctx, "Item", []string{"1", "2", "99"})
+	if err != nil || len(got) != 2 || got["2"].ID != "2" {
+		t.Errorf("got %v, %v; want 1 and 2", got, err)
+	}
+	var paths []string
+	for _, h := range a.requests("*") {
+		paths = append(paths, h.path)
+	}
+	slices.Sort(paths)
+	if want := "/batch/1,2,99 /batch/2 /batch/99"; strings.Join(paths, " ") != want {
+		t.Errorf("requests %s, want %s", strings.Join(paths, " "), want)
+	}
+
+	// A server that ignores the ids and answers with the first records of its list.
+	a.inject("GET /batch/4,5,6", body(`{"items": [{"id": 1}, {"id": 2}, {"id": 3}]}`))
+	got, err = c.Get(ctx, "Item", []string{"4", "5", "6"})
+	want := "fake Item: GET " + a.srv.URL + "/batch/4,5,6: asked for 3 ids, the response holds the record of id 1, which was not asked for: the server does not seem to filter by the ids; check get.path and get.query"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, %v\nwant %s", got, err, want)
+	}
 }

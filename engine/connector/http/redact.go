@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
 )
 
 const mask = "***"
@@ -110,12 +112,17 @@ func (r *redactor) text(s string) string {
 	return r.r.Replace(s)
 }
 
-// err returns err with secrets masked from its message. The result unwraps only to the
-// context's errors, so that callers can tell a cancelled run, and never to an error whose
-// message holds a secret.
+// err returns err with secrets masked from its message. The result is a *connector.RecordError
+// when err is one, and otherwise unwraps only to the context's errors, so that callers can tell
+// a cancelled run, and never to an error whose message holds a secret.
 func (r *redactor) err(err error) error {
 	if err == nil {
 		return nil
+	}
+	if rec, ok := err.(*connector.RecordError); ok {
+		// The engine tells the records the server refused by this type: it stays, its
+		// reason redacted.
+		return &connector.RecordError{Index: rec.Index, Err: r.err(rec.Err)}
 	}
 	re := &redactedError{msg: r.text(err.Error())}
 	switch {

@@ -480,3 +480,126 @@ func TestGetAbsentMeansAbsent(t *testing.T) {
 		t.Errorf("got %v, %v\nwant %s", got, err, want)
 	}
 }
+
+// byUpdated is an API whose list is sorted by updated (then id) and paged by page number or
+// offset, 3 a page; an update stamps the record with the next tick, moving it to the end.
+type byUpdated struct {
+	mu      sync.Mutex
+	updated map[int]int
+	tick    int
+	// editAfterFirst: after the first page, another app edits record 1 (moving it to the end).
+	editAfterFirst bool
+	pages          int
+}
+
+func newByUpdated(n int) *byUpdated {
+	b := &byUpdated{updated: map[int]int{}}
+	for id := 1; id <= n; id++ {
+		b.tick++
+		b.updated[id] = b.tick
+	}
+	return b
+}
+
+func (b *byUpdated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec := func(id int) map[string]any { return map[string]any{"id": id, "updated_at": b.updated[id]} }
+	if r.Method == "PATCH" {
+		id, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/items/"))
+		b.tick++
+		b.updated[id] = b.tick
+		writeJSON(w, 200, rec(id))
+		return
+	}
+	var ids []int
+	for id := range b.updated {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(x, y int) int {
+		if c := b.updated[x] - b.updated[y]; c != 0 {
+			return c
+		}
+		return x - y
+	})
+	from, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+	if p, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil {
+		from = (p - 1) * 3
+	}
+	out := []any{}
+	for i := from; i < len(ids) && i < from+3; i++ {
+		out = append(out, rec(ids[i]))
+	}
+	if b.pages++; b.pages == 1 && b.editAfterFirst {
+		b.tick++
+		b.updated[1] = b.tick
+	}
+	writeJSON(w, 200, out)
+}
+
+// TestPagesSortedByUpdatedAreReadWhole: a list paged by page number or offset and sorted by
+// updated, whose records the run updates as it reads them (each update moves the record to
+// the end), is read whole: every record is read once, none skipped. validate warns at the
+// paging key that other apps' edits can still skip records.
+func TestPagesSortedByUpdatedAreReadWhole(t *testing.T) {
+	for _, style := range []string{"page", "offset"} {
+		t.Run(style, func(t *testing.T) {
+			b := newByUpdated(9)
+			srv := httptest.NewServer(b)
+			t.Cleanup(srv.Close)
+			entity := fmt.Sprintf("    list: {path: /items, query: {sort: '\"updated_at\"'}, page: {%s: %s, size: 3}}\n    update: {path: \"/items/{id}\", result: \"\"}\n", style, style)
+			src := strings.Replace(system(srv.URL, "", entity), "updated: modifiedOn", "updated: updated_at", 1)
+			c, _ := openConn(t, src, nil)
+			seen := map[string]int{}
+			err := c.Scan(ctx, "Item", "", func(recs []connector.Record) error {
+				for _, r := range recs {
+					seen[r.ID]++
+				}
+				_, err := c.Update(ctx, "Item", recs) // the run's writes, between its pages
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id := 1; id <= 9; id++ {
+				if n := seen[strconv.Itoa(id)]; n != 1 {
+					t.Errorf("record %d read %d times, want once", id, n)
+				}
+			}
+
+			sys := loadSystem(t, src, map[string]string{"TOKEN": testToken})
+			ds := Driver{}.CheckEntity(sys.Entities[0], nil)
+			want := fmt.Sprintf("fake.yaml:13:64: list.page: %s paging of a list sorted by updated_at can skip records", style)
+			if len(ds) != 1 || ds[0].Severity != diag.Warning || !strings.HasPrefix(ds[0].Error(), want) {
+				for _, d := range ds {
+					t.Errorf("diagnostic %s", d.Error())
+				}
+				t.Errorf("want only %s", want)
+			}
+		})
+	}
+	// Another app's edit during the read moves record 1 to the last page: it is given once, in
+	// its last version (and record 4, shifted back onto page 1, is the skip the warning is about).
+	b := newByUpdated(9)
+	b.editAfterFirst = true
+	srv := httptest.NewServer(b)
+	t.Cleanup(srv.Close)
+	src := strings.Replace(system(srv.URL, "", "    list: {path: /items, page: {page: page, size: 3}}\n"), "updated: modifiedOn", "updated: updated_at", 1)
+	c, _ := openConn(t, src, nil)
+	pages, err := scanAll(t, c, "")
+	if err != nil || ids(pages) != "2,3 | 5,6,7 | 8,9,1" || pages[2][2].Data["updated_at"] != int64(10) {
+		t.Errorf("pages %s, %v", ids(pages), err)
+	}
+
+	// Sorted by something else, or by cursor: no warning.
+	for _, list := range []string{
+		"    list: {path: /items, query: {sort: '\"id\"'}, page: {page: page, size: 3}}\n",
+		"    list: {path: /items, query: {sort: '\"modifiedOn\"'}, records: items, page: {cursor: next, param: cursor}}\n",
+	} {
+		sys := loadSystem(t, system("http://127.0.0.1:1", "", list), map[string]string{"TOKEN": testToken})
+		if ds := (Driver{}).CheckEntity(sys.Entities[0], nil); len(ds) != 0 {
+			t.Errorf("%s: diagnostics %v", list, ds)
+		}
+	}
+}
+

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,9 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 	if err != nil {
 		return err
 	}
+	if p := e.list.page.style; p == pagePage || p == pageOffset {
+		return c.scanWhole(ctx, e, since, fn)
+	}
 	var fnErr error
 	err = c.scan(ctx, e, since, func(recs []connector.Record) error {
 		fnErr = fn(recs)
@@ -33,6 +37,41 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 		return fnErr // the engine's own error, as it returned it
 	}
 	return c.red.err(err)
+}
+
+// scanWhole reads every page of a list paged by page number or offset before it gives the
+// engine the first: the engine writes while it reads, and a write that moves a record to a
+// later place in the list's order (a list sorted by updated) shifts every record after it one
+// place back, so that the next page starts one record late and a record is never read (401 of
+// 1,000 stayed unlinked for good). Cursors and Link headers carry the place they read to, and
+// are read as they come. A record read twice (moved by another app's edit while the list was
+// read) is given once, in its last version.
+func (c *conn) scanWhole(ctx context.Context, e *entity, since string, fn func([]connector.Record) error) error {
+	var pages [][]connector.Record
+	at := map[string][2]int{} // id → page and place of its last version
+	err := c.scan(ctx, e, since, func(recs []connector.Record) error {
+		for i, r := range recs {
+			if prev, ok := at[r.ID]; ok {
+				pages[prev[0]][prev[1]].ID = "" // an earlier version, dropped below
+			}
+			at[r.ID] = [2]int{len(pages), i}
+		}
+		pages = append(pages, recs)
+		return nil
+	})
+	if err != nil {
+		return c.red.err(err)
+	}
+	for _, page := range pages {
+		page = slices.DeleteFunc(page, func(r connector.Record) bool { return r.ID == "" })
+		if len(page) == 0 {
+			continue
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *conn) scan(ctx context.Context, e *entity, since string, fn func([]connector.Record) error) error {

@@ -247,9 +247,9 @@ func initialize(ctx context.Context, path, script string) error {
 
 // conn is the connector.Conn of one database file.
 // Capabilities implements connector.Capable: SQLite deletes, and every write reads the record
-// back in its transaction.
+// back in its transaction; a scan reads in one read transaction (a snapshot).
 func (c *conn) Capabilities() connector.Capabilities {
-	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true}
+	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true, SnapshotScan: true}
 }
 
 type conn struct {

@@ -90,12 +90,7 @@ func (m *marks) see(rec connector.Record) {
 	}
 	v := mapping.Get(rec.Data, m.property)
 	if v == nil {
-		m.notStampN++
-		if len(m.notStamps) < namedWarnings {
-			m.warnings = append(m.warnings, fmt.Sprintf("%s: %s record %s (%s): %s is empty; the record is left out of the watermark, and a later edit of it may not be read until it has a %s", m.flow, m.side, rec.ID, m.entity, m.property, m.property))
-			m.notStamps = append(m.notStamps, rec.ID)
-		}
-		return
+		return // no stamp (a row never stamped), which says nothing about the watermark
 	}
 	text := mapping.IDString(v)
 	st, err := stamp.Parse(text)

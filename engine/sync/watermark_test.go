@@ -90,3 +90,63 @@ func containsLine(lines []string, want string) bool {
 	}
 	return false
 }
+
+// A record stamped shortly before the read started may have company: another writer whose
+// clock is behind, or whose transaction commits later, adds a record stamped before it after
+// the read. The watermark stays before the read's start less the clock skew, so such a record
+// is read next time.
+func TestWatermarkStaysBeforeTheReadStartLessTheSkew(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.wmRun(dsync.Options{})
+	before := p.watermark("products", state.Source)
+	p.exec("crm", "INSERT INTO products (id, sku, name, price, stock, updated_at) VALUES (11, 'P-11', 'Just now', 1, 1, '2024-06-01T11:58:00Z')")
+	p.wmRun(dsync.Options{})
+	if got := p.watermark("products", state.Source); got != before {
+		t.Errorf("watermark = %q, want %q: a stamp within the clock skew of the read's start does not move it", got, before)
+	}
+	// Committed after that read, stamped before its newest record.
+	p.exec("crm", "INSERT INTO products (id, sku, name, price, stock, updated_at) VALUES (12, 'P-12', 'Late commit', 1, 1, '2024-06-01T11:57:00Z')")
+	rep := p.wmRun(dsync.Options{Now: func() time.Time { return wmNow.Add(time.Minute) }})
+	if got := e2eFlow(t, rep, "products").CreatedTarget; got != 1 {
+		t.Errorf("the late commit: %d created, want 1", got)
+	}
+	// Once the read starts well after them, the watermark takes them.
+	p.wmRun(dsync.Options{Now: func() time.Time { return wmNow.Add(time.Hour) }})
+	if got := p.watermark("products", state.Source); got != "2024-06-01T11:58:00Z" {
+		t.Errorf("watermark an hour later = %q, want 2024-06-01T11:58:00Z", got)
+	}
+	// A smaller allowance (Options.ClockSkew) lets the watermark come closer.
+	p.exec("crm", "UPDATE products SET name = 'Closer', updated_at = '2024-06-01T13:00:30Z' WHERE id = 1")
+	p.wmRun(dsync.Options{ClockSkew: time.Second, Now: func() time.Time { return wmNow.Add(time.Hour + time.Minute) }})
+	if got := p.watermark("products", state.Source); got != "2024-06-01T13:00:30Z" {
+		t.Errorf("watermark with a skew of 1s = %q, want 2024-06-01T13:00:30Z", got)
+	}
+}
+
+// An entity's lookback re-reads a window before the watermark: a record stamped inside it,
+// committed after the watermark passed it, is read.
+func TestLookbackRereadsAWindowBeforeTheWatermark(t *testing.T) {
+	for _, lookback := range []string{"", "10m"} {
+		t.Run("lookback="+lookback, func(t *testing.T) {
+			p := newE2E(t, "one-way.yaml") // the shop is not read, so only the CRM's watermark decides
+			if lookback != "" {
+				p.project.Systems["crm"].Entities["Product"].Config.Lookback.Value = lookback
+			}
+			p.exec("crm", "UPDATE products SET updated_at = '2024-05-01 10:00:00' WHERE id = 1")
+			p.wmRun(dsync.Options{})
+			if got := p.watermark("products", state.Source); got != "2024-05-01 10:00:00" {
+				t.Fatalf("watermark = %q", got)
+			}
+			p.exec("crm", "UPDATE products SET name = 'Late', updated_at = '2024-05-01 09:55:00' WHERE id = 2")
+			rep := p.wmRun(dsync.Options{})
+			got := e2eFlow(t, rep, "products").UpdatedTarget
+			want := 0
+			if lookback != "" {
+				want = 1
+			}
+			if got != want {
+				t.Errorf("lookback %q: %d updated in the shop, want %d", lookback, got, want)
+			}
+		})
+	}
+}

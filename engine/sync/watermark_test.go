@@ -1,11 +1,13 @@
 package sync_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/state"
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 )
@@ -148,5 +150,70 @@ func TestLookbackRereadsAWindowBeforeTheWatermark(t *testing.T) {
 				t.Errorf("lookback %q: %d updated in the shop, want %d", lookback, got, want)
 			}
 		})
+	}
+}
+
+// wmPagingConn lists an entity as an API that pages by offset over a listing sorted by the
+// updated value does: each page is cut from the listing as it is when the page is asked for,
+// so records the run writes (and the system stamps) move to the end and later pages skip
+// others. It makes no snapshot (no SnapshotScan).
+type wmPagingConn struct {
+	connector.Conn
+	page int
+}
+
+func (c *wmPagingConn) Capabilities() connector.Capabilities {
+	return connector.Capabilities{Delete: true, ReturnsStored: true}
+}
+
+func (c *wmPagingConn) Scan(ctx context.Context, entity, since string, fn func([]connector.Record) error) error {
+	for offset := 0; ; offset += c.page {
+		var all []connector.Record
+		if err := c.Conn.Scan(ctx, entity, since, func(recs []connector.Record) error { all = append(all, recs...); return nil }); err != nil {
+			return err
+		}
+		if offset >= len(all) {
+			return nil
+		}
+		if err := fn(all[offset:min(offset+c.page, len(all))]); err != nil {
+			return err
+		}
+	}
+}
+
+// The run's own writes reorder a listing that is not a snapshot: records the later pages
+// skip must not fall under the watermark, or no later run reads them. The watermark then
+// counts only what the scan handed over before the run's first write to that side.
+func TestWatermarkDoesNotPassRecordsAScanSkipped(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.wmRun(dsync.Options{})
+	p.exec("shop", "UPDATE products SET modified = '2024-01-15T00:00:00Z'")
+	p.exec("shop", "UPDATE products SET modified = '2024-01-20T00:00:00Z' WHERE id = ?", p.mustTarget("products", "10"))
+	p.wmRun(dsync.Options{}) // both sides now read from their watermarks, past most records
+	// The CRM stamps the rows it is written to unless the writer sets updated_at, as an API does.
+	p.exec("crm", `CREATE TRIGGER stamp AFTER UPDATE ON products WHEN NEW.updated_at = OLD.updated_at BEGIN
+		UPDATE products SET updated_at = '2024-05-31T00:00:00Z' WHERE id = NEW.id; END`)
+	for id := 1; id <= 6; id++ {
+		p.exec("crm", "UPDATE products SET name = name || ' (new)', updated_at = ? WHERE id = ?", fmt.Sprintf("2024-02-0%dT00:00:00Z", id), id)
+	}
+	// An edit in the shop of a product on the first page ([10, 1]), which the source pass
+	// writes back to the CRM: product 1 moves to the end, and the second page is [3, 4].
+	p.exec("shop", "UPDATE products SET quantity = 77, modified = '2024-02-10T00:00:00Z' WHERE id = ?", p.mustTarget("products", "1"))
+	paging := func(system string, c connector.Conn) connector.Conn {
+		if system == "crm" {
+			return &wmPagingConn{Conn: c, page: 2}
+		}
+		return c
+	}
+	for run := 1; run <= 3; run++ {
+		if _, err := p.run(e2eRunConfig{wrap: paging, opts: dsync.Options{BatchSize: 2, Now: func() time.Time { return wmNow }}}); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	for id := 1; id <= 6; id++ {
+		name := p.text("crm", "SELECT name FROM products WHERE id = ?", id)
+		if got := p.text("shop", "SELECT title FROM products WHERE id = ?", p.mustTarget("products", fmt.Sprint(id))); got != name {
+			t.Errorf("product %d: the shop's title is %q, want the CRM's %q", id, got, name)
+		}
 	}
 }

@@ -2,7 +2,10 @@ package sync_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +217,91 @@ func TestWatermarkDoesNotPassRecordsAScanSkipped(t *testing.T) {
 		name := p.text("crm", "SELECT name FROM products WHERE id = ?", id)
 		if got := p.text("shop", "SELECT title FROM products WHERE id = ?", p.mustTarget("products", fmt.Sprint(id))); got != name {
 			t.Errorf("product %d: the shop's title is %q, want the CRM's %q", id, got, name)
+		}
+	}
+}
+
+// newStampProject writes a one-way project between two SQLite files whose items carry a
+// last-modified column of the given SQL type, and loads it.
+func newStampProject(t *testing.T, column string) *e2eProject {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, text string) {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, table := range map[string]string{"a.db": "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, version " + column + ")",
+		"b.db": "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)"} {
+		db, err := sql.Open("sqlite3", filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(table); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	write("systems/a.yaml", "system: a\nname: A\nconnector: sqlite\npath: ${A_DB}\nentities:\n  Item: {table: items, id: id, updated: version}\n")
+	write("systems/b.yaml", "system: b\nname: B\nconnector: sqlite\npath: ${B_DB}\nentities:\n  Item: {table: items, id: id}\n")
+	write("items.yaml", "dataflow: items\nsource: a\ntarget: b\nflows:\n  - id: items\n    source: Item\n    target: Item\n    sync: to-target\n    create: always\n    properties:\n      - {source: name, target: name}\n")
+	env := map[string]string{"A_DB": filepath.Join(dir, "a.db"), "B_DB": filepath.Join(dir, "b.db")}
+	return e2eLoad(t, dir, env, filepath.Join(dir, "items.yaml"))
+}
+
+// An updated column that is a counter: the watermark and the read since it compare numbers,
+// so that a counter passing 9, 99 or 999999999 (a Unix time in 2001) loses nothing, whether
+// the column stores numbers or decimal text.
+func TestWatermarkOfIntegerCounters(t *testing.T) {
+	for _, column := range []string{"INTEGER", "TEXT"} {
+		t.Run(column, func(t *testing.T) {
+			p := newStampProject(t, column)
+			p.exec("a", "INSERT INTO items VALUES (1, 'one', 8), (2, 'two', 9)")
+			p.wmRun(dsync.Options{})
+			for i, step := range [][2]string{{"1", "10"}, {"2", "99"}, {"1", "100"}, {"2", "999999999"}, {"1", "1000000000"}} {
+				name := fmt.Sprintf("edit %d", i)
+				p.exec("a", "UPDATE items SET name = ?, version = ? WHERE id = ?", name, step[1], step[0])
+				rep := p.wmRun(dsync.Options{})
+				if got := e2eFlow(t, rep, "items").UpdatedTarget; got != 1 {
+					t.Errorf("version %s: %d updated, want 1", step[1], got)
+				}
+				if got := p.text("b", "SELECT name FROM items WHERE id = ?", p.mustTarget("items", step[0])); got != name {
+					t.Errorf("version %s: b holds %q, want %q", step[1], got, name)
+				}
+				if got := p.watermark("items", state.Source); got != step[1] {
+					t.Errorf("version %s: watermark %q", step[1], got)
+				}
+				if len(rep.Warnings) > 0 {
+					t.Errorf("version %s: warnings %q", step[1], rep.Warnings)
+				}
+			}
+		})
+	}
+}
+
+// Times with offsets compare as instants: a later instant whose text sorts before the
+// watermark's (another offset, a space for the T) is read, and the watermark is the latest
+// instant.
+func TestWatermarkOfTimesWithZones(t *testing.T) {
+	p := newStampProject(t, "TEXT")
+	p.exec("a", "INSERT INTO items VALUES (1, 'one', '2024-05-01T10:00:00+02:00'), (2, 'two', '2024-05-01T07:00:00Z')")
+	p.wmRun(dsync.Options{})
+	if got := p.watermark("items", state.Source); got != "2024-05-01T10:00:00+02:00" {
+		t.Fatalf("watermark %q, want the later instant 2024-05-01T10:00:00+02:00 (08:00Z)", got)
+	}
+	for i, stamp := range []string{"2024-05-01T09:30:00Z", "2024-05-01 09:45:00", "2024-05-01T05:50:00-04:00", "2024-05-01T11:55:00+02:00"} {
+		name := fmt.Sprintf("edit %d", i)
+		p.exec("a", "UPDATE items SET name = ?, version = ? WHERE id = 2", name, stamp)
+		rep := p.wmRun(dsync.Options{})
+		if got := e2eFlow(t, rep, "items").UpdatedTarget; got != 1 {
+			t.Errorf("stamp %s: %d updated, want 1", stamp, got)
+		}
+		if got := p.watermark("items", state.Source); got != stamp {
+			t.Errorf("after %s: watermark %q", stamp, got)
 		}
 	}
 }

@@ -305,3 +305,44 @@ func TestWatermarkOfTimesWithZones(t *testing.T) {
 		}
 	}
 }
+
+// A state that an earlier dataflow poisoned (its watermark is N/A, or in 9999) recovers: the
+// stored watermark is dropped with a warning, the side read whole, and the watermark set anew.
+func TestPoisonedStoredWatermarkIsDropped(t *testing.T) {
+	for _, stored := range []string{"N/A", "9999-12-31T00:00:00Z"} {
+		t.Run(stored, func(t *testing.T) {
+			p := newE2E(t, "one-way.yaml")
+			p.wmRun(dsync.Options{})
+			st, err := state.Open(t.Context(), p.state, state.ReadWrite)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := st.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.SetWatermark("products", state.Source, stored); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			p.exec("crm", "INSERT INTO products (id, sku, name, price, stock, updated_at) VALUES (11, 'P-11', 'New', 1, 1, '2024-03-01T00:00:00Z')")
+			rep := p.wmRun(dsync.Options{})
+			if got := e2eFlow(t, rep, "products").CreatedTarget; got != 1 {
+				t.Errorf("%d created, want the new row", got)
+			}
+			want := map[string]string{
+				"N/A":                  `products: source Product: the stored watermark "N/A" is not a stamp (a time or a number); the Product is read whole and the watermark set anew`,
+				"9999-12-31T00:00:00Z": `products: source Product: the stored watermark "9999-12-31T00:00:00Z" is later than this read's start less the clock skew (2024-06-01T11:55:00Z); the Product is read whole and the watermark set anew`,
+			}[stored]
+			if !containsLine(rep.Warnings, want) {
+				t.Errorf("warnings:\n%s\nwant the line\n%s", strings.Join(rep.Warnings, "\n"), want)
+			}
+			if got := p.watermark("products", state.Source); got != "2024-03-01T00:00:00Z" {
+				t.Errorf("watermark %q, want 2024-03-01T00:00:00Z", got)
+			}
+		})
+	}
+}

@@ -3,7 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
@@ -60,6 +63,8 @@ func (e *env) printWatermarks(st state.Store, p *mapping.Project, only string) e
 					return err
 				}
 				switch {
+				case !printable(wm):
+					wm = strconv.Quote(wm) // a value from a system, shown escaped
 				case side.e.Config.Updated.Value == "":
 					wm = "(no updated property: read whole)"
 				case wm == "":
@@ -143,4 +148,17 @@ func runWatermarks(e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "reset the watermarks of %s; the next run reads every record of them\n", diag.Plural(len(flows), "flow"))
 	return exitOK
+}
+
+// printable reports whether s is valid UTF-8 without control characters, safe to print as it is.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -1016,7 +1016,7 @@ func (w *modelWorld) drift() bool {
 		id := ids[w.rng.Intn(len(ids))]
 		pi := 1 + w.rng.Intn(len(modelProps)-1)
 		v := w.value(side, pi, true)
-		table, stampCol := modelTable(side)
+		table, _ := modelTable(side)
 		trigger := "items_stamp_update"
 		if side == state.Target {
 			trigger = "things_stamp_update"
@@ -1034,7 +1034,6 @@ func (w *modelWorld) drift() bool {
 		}
 		w.cover("edits without a stamp")
 		w.logf("edit %s %s without a stamp: %s = %s", side, id, modelCol(side, pi), mapping.Canonical(v))
-		_ = stampCol
 	}
 	for i, n := 0, w.rng.Intn(3); i < n; i++ {
 		side := []string{state.Source, state.Target}[w.rng.Intn(2)]

@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -108,7 +109,6 @@ func (m *marks) see(rec connector.Record) {
 		m.ids[k] = append(m.ids[k], rec.ID+"\x00"+text)
 	}
 	if k == stamp.Time && st.Time().After(m.limit) {
-		m.futureN++
 		if len(m.future) < namedWarnings && st.Time().After(m.limit.Add(2*DefaultClockSkew)) {
 			// Only a stamp well past the read's start is worth a warning: a record written
 			// during the read is past the limit too, and simply read again next time.
@@ -144,7 +144,7 @@ func (m *marks) next() string {
 		wrong = stamp.Time
 	}
 	for _, idText := range m.ids[wrong] {
-		id, text, _ := cut(idText)
+		id, text, _ := strings.Cut(idText, "\x00")
 		m.warnings = append(m.warnings, fmt.Sprintf("%s: %s record %s (%s): %s %q is %s, and the watermark is %s; the record is left out of the watermark (if the entity's %s changed, reset the flow's watermarks: dataflow watermarks reset --flow %s)",
 			m.flow, m.side, id, m.entity, m.property, text, wrong, kind, m.property, m.flow))
 	}
@@ -161,15 +161,6 @@ func (m *marks) next() string {
 		}
 	}
 	return best.String()
-}
-
-func cut(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // lookbackOf returns the lookback of a side's entity (its system file's `lookback`), 0 when

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -342,6 +343,68 @@ func TestPoisonedStoredWatermarkIsDropped(t *testing.T) {
 			}
 			if got := p.watermark("products", state.Source); got != "2024-03-01T00:00:00Z" {
 				t.Errorf("watermark %q, want 2024-03-01T00:00:00Z", got)
+			}
+		})
+	}
+}
+
+// wmCutConn hands over the first page of a scan, then fails: a read cut short.
+type wmCutConn struct {
+	connector.Conn
+	err error
+}
+
+func (c *wmCutConn) Capabilities() connector.Capabilities {
+	return connector.Capabilities{Delete: true, ReturnsStored: true}
+}
+
+func (c *wmCutConn) Scan(ctx context.Context, entity, since string, fn func([]connector.Record) error) error {
+	var all []connector.Record
+	if err := c.Conn.Scan(ctx, entity, since, func(recs []connector.Record) error { all = append(all, recs...); return nil }); err != nil {
+		return err
+	}
+	if len(all) > 2 {
+		if err := fn(all[:2]); err != nil {
+			return err
+		}
+		return c.err
+	}
+	return fn(all)
+}
+
+// A scan cut short (an error, an interrupt) leaves the watermark where it was, although the
+// records it handed over were processed: the ones it did not read are under no watermark.
+func TestWatermarkStaysWhenTheScanIsCutShort(t *testing.T) {
+	for _, cut := range []error{errors.New("connection reset"), context.Canceled} {
+		t.Run(cut.Error(), func(t *testing.T) {
+			p := newE2E(t, "one-way.yaml")
+			p.wmRun(dsync.Options{})
+			before := p.watermark("products", state.Source)
+			for id := 1; id <= 4; id++ {
+				p.exec("crm", "UPDATE products SET name = name || ' (new)', updated_at = ? WHERE id = ?", fmt.Sprintf("2024-02-0%dT00:00:00Z", id), id)
+			}
+			wrap := func(system string, c connector.Conn) connector.Conn {
+				if system == "crm" {
+					return &wmCutConn{Conn: c, err: cut}
+				}
+				return c
+			}
+			_, err := p.run(e2eRunConfig{wrap: wrap, opts: dsync.Options{BatchSize: 1, Now: func() time.Time { return wmNow }}})
+			if err == nil && !errors.Is(cut, context.Canceled) {
+				t.Fatal("the run whose scan failed succeeded")
+			}
+			// The first page is products 10 (at the watermark) and 1.
+			if got := p.text("shop", "SELECT title FROM products WHERE id = ?", p.mustTarget("products", "1")); got != "Espresso beans (new)" {
+				t.Fatalf("the records handed over were not processed: title of 1 is %q", got)
+			}
+			if got := p.watermark("products", state.Source); got != before {
+				t.Errorf("watermark after a scan cut short = %q, want it unchanged (%q)", got, before)
+			}
+			p.wmRun(dsync.Options{})
+			for id := 2; id <= 4; id++ {
+				if got := p.text("shop", "SELECT title FROM products WHERE id = ?", p.mustTarget("products", fmt.Sprint(id))); !strings.HasSuffix(got, " (new)") {
+					t.Errorf("product %d after the next run: %q", id, got)
+				}
 			}
 		})
 	}

@@ -54,6 +54,7 @@ func commands() []*command {
 		{name: "status", summary: "show what is linked, waiting and failing, and the last run", usage: "status [--state FILE] [PATH...]", run: runStatus},
 		{name: "links", summary: "list the links between records", usage: "links [--flow ID] [--state FILE] [PATH...]", run: runLinks},
 		{name: "deadletters", summary: "list, retry or drop the records that failed", usage: "deadletters [--flow ID] [--state FILE] [list | retry | drop [ID...]]", run: runDeadLetters},
+		{name: "watermarks", summary: "show where each flow's incremental reads start, or reset them", usage: "watermarks [--flow ID] [--state FILE] [list | reset] [PATH...]", run: runWatermarks},
 		{name: "schema", summary: "print the JSON Schema of the mapping files", usage: "schema", run: runSchema},
 		{name: "version", summary: "print the version", usage: "version", run: runVersion},
 	}

@@ -43,6 +43,8 @@ func runRun(e *env, args []string) int {
 	untilStable := fs.Bool("until-stable", false, "run again until a run writes nothing (at most 10 runs)")
 	every := fs.Duration("every", 0, "run every `interval` (e.g. 30s) until interrupted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	reconcile := fs.Bool("reconcile", false, "read every record of both sides whatever the watermarks, and sync each linked pair that differs from its link (edits that did not change updated)")
+	clockSkew := fs.Duration("clock-skew", dsync.DefaultClockSkew, "how far a system's clock may run ahead: a watermark stays this `long` before its read's start")
 	statePath := fs.String("state", DefaultState, "the link state `file`")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command to `file` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to `file` when the command ends (go tool pprof)")
@@ -95,13 +97,15 @@ func runRun(e *env, args []string) int {
 			c.Close()
 		}
 	}()
-	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows}}
+	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows,
+		Reconcile: *reconcile, ClockSkew: *clockSkew}}
 	if isTerminal(e.stderr) && !*asJSON {
 		runner.Opts.Progress = progress(e.stderr)
 	}
 	code = exitOK
 	for round := 1; ; round++ {
 		rep, err := runner.Run(e.ctx)
+		runner.Opts.Reconcile = false // --reconcile is for the first run only
 		if rep != nil {
 			e.printReport(rep, *asJSON, *dry)
 		}
@@ -258,6 +262,9 @@ func (e *env) printReport(rep *dsync.Report, asJSON, dry bool) {
 		printPlan(e.stdout, rep.Changes)
 	}
 	printSummary(e.stdout, rep)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(e.stderr, "dataflow run: warning: %s\n", w)
+	}
 }
 
 // printPlan lists a dry run's changes, property by property.
@@ -291,6 +298,7 @@ func printSummary(w io.Writer, rep *dsync.Report) {
 			f.Unchanged, f.Waiting, f.Failed, f.Deleted)
 	}
 	tw.Flush()
+	printReconciled(w, rep)
 	fmt.Fprintf(w, "%s, %s failed\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"))
 }
 

@@ -85,6 +85,9 @@ func runStatus(e *env, args []string) int {
 		}
 	}
 	tw.Flush()
+	if code := e.statusWatermarks(st, res.Project); code >= 0 {
+		return code
+	}
 	runs, err := st.Runs(e.ctx, 1)
 	if err == nil && len(runs) > 0 {
 		r := runs[0]

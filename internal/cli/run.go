@@ -102,8 +102,19 @@ func runRun(e *env, args []string) int {
 	code = exitOK
 	for round := 1; ; round++ {
 		rep, err := runner.Run(e.ctx)
+		// A run the signal stopped says so, whatever error the stop surfaced as: a wrapper
+		// must not take it for a run that did everything.
+		interrupted := e.ctx.Err() != nil || (rep != nil && rep.Stopped)
 		if rep != nil {
+			rep.Stopped = rep.Stopped || interrupted
 			e.printReport(rep, *asJSON, *dry)
+		}
+		if interrupted {
+			if err != nil && !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+			}
+			fmt.Fprintln(e.stderr, "dataflow run: interrupted; the finished batches are saved, the rest is synced by the next run")
+			return exitInterrupted(e.ctx)
 		}
 		if err != nil {
 			fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
@@ -111,10 +122,6 @@ func runRun(e *env, args []string) int {
 		}
 		if rep.Failed() > 0 {
 			code = exitInvalid
-		}
-		if rep.Stopped || e.ctx.Err() != nil {
-			fmt.Fprintln(e.stderr, "dataflow run: interrupted; the finished batches are saved")
-			return code
 		}
 		switch {
 		case *untilStable && !*dry && rep.Writes() > 0:
@@ -126,7 +133,8 @@ func runRun(e *env, args []string) int {
 		case *every > 0:
 			select {
 			case <-e.ctx.Done():
-				return code
+				fmt.Fprintln(e.stderr, "dataflow run: interrupted between runs; every run before it finished")
+				return exitInterrupted(e.ctx)
 			case <-time.After(*every):
 				continue
 			}
@@ -291,7 +299,11 @@ func printSummary(w io.Writer, rep *dsync.Report) {
 			f.Unchanged, f.Waiting, f.Failed, f.Deleted)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%s, %s failed\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"))
+	stopped := ""
+	if rep.Stopped {
+		stopped = "; interrupted before the end"
+	}
+	fmt.Fprintf(w, "%s, %s failed%s\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"), stopped)
 }
 
 func isTerminal(w io.Writer) bool {

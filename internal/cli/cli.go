@@ -189,7 +189,7 @@ func capitalize(s string) string {
 func (e *env) engine() (*engine.Engine, bool) {
 	eng, err := engine.New(e.lookup)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow: %s\n", errText(err))
 		return nil, false
 	}
 	return eng, true

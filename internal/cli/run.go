@@ -53,12 +53,12 @@ func runRun(e *env, args []string) int {
 	}
 	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		return exitUsage
 	}
 	defer func() {
 		if err := stopProfiles(); err != nil {
-			fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		}
 	}()
 	res, ok := e.load(paths)
@@ -72,7 +72,7 @@ func runRun(e *env, args []string) int {
 	}
 	selected, err := dsync.Order(res.Project, flows)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		return exitUsage
 	}
 	if len(selected) == 0 {
@@ -81,13 +81,13 @@ func runRun(e *env, args []string) int {
 	}
 	st, cleanup, err := openState(e.ctx, *statePath, *dry)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		return exitUsage
 	}
 	defer cleanup()
 	conns, err := openConnections(e.ctx, res.Project, selected, *dry)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		return exitUsage
 	}
 	defer func() {
@@ -111,13 +111,13 @@ func runRun(e *env, args []string) int {
 		}
 		if interrupted {
 			if err != nil && !errors.Is(err, context.Canceled) {
-				fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+				fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 			}
 			fmt.Fprintln(e.stderr, "dataflow run: interrupted; the finished batches are saved, the rest is synced by the next run")
 			return exitInterrupted(e.ctx)
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 			return exitInvalid
 		}
 		if rep.Failed() > 0 {
@@ -268,23 +268,26 @@ func (e *env) printReport(rep *dsync.Report, asJSON, dry bool) {
 	printSummary(e.stdout, rep)
 }
 
-// printPlan lists a dry run's changes, property by property.
+// printPlan lists a dry run's changes, property by property. Ids, values and reasons come
+// from the systems' records: each is escaped (diag.Escape), so that a record cannot drive the
+// terminal, and a value's line break cannot pass for another change.
 func printPlan(w io.Writer, changes []dsync.Change) {
 	if len(changes) == 0 {
 		fmt.Fprintln(w, "dry run: nothing would change")
 		return
 	}
 	fmt.Fprintln(w, "dry run: these changes would be made")
+	q := diag.Escape
 	for _, c := range changes {
 		switch c.Action {
 		case "update":
-			fmt.Fprintf(w, "  %s: update %s %s: %s: %s → %s\n", c.Flow, c.Side, c.RecordID, c.Property, c.Old, c.New)
+			fmt.Fprintf(w, "  %s: update %s %s: %s: %s → %s\n", q(c.Flow), q(c.Side), q(c.RecordID), q(c.Property), q(c.Old), q(c.New))
 		case "create":
-			fmt.Fprintf(w, "  %s: create in %s from %s: %s\n", c.Flow, c.Side, c.FromID, c.New)
+			fmt.Fprintf(w, "  %s: create in %s from %s: %s\n", q(c.Flow), q(c.Side), q(c.FromID), q(c.New))
 		case "link":
-			fmt.Fprintf(w, "  %s: link %s %s with %s (%s)\n", c.Flow, c.Side, c.RecordID, c.FromID, c.Reason)
+			fmt.Fprintf(w, "  %s: link %s %s with %s (%s)\n", q(c.Flow), q(c.Side), q(c.RecordID), q(c.FromID), q(c.Reason))
 		default:
-			fmt.Fprintf(w, "  %s: %s %s %s: %s\n", c.Flow, c.Action, c.Side, c.RecordID, c.Reason)
+			fmt.Fprintf(w, "  %s: %s %s %s: %s\n", q(c.Flow), q(c.Action), q(c.Side), q(c.RecordID), q(c.Reason))
 		}
 	}
 }
@@ -294,7 +297,7 @@ func printSummary(w io.Writer, rep *dsync.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "flow\tread\tcreated\tmerged\tupdated→target\tupdated→source\tconflicts\tunchanged\twaiting\tfailed\tdeleted\t")
 	for _, f := range rep.Flows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", f.Flow, f.ReadSource+f.ReadTarget,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", diag.Escape(f.Flow), f.ReadSource+f.ReadTarget,
 			f.CreatedTarget+f.CreatedSource, f.Merged, f.UpdatedTarget, f.UpdatedSource, f.Conflicts,
 			f.Unchanged, f.Waiting, f.Failed, f.Deleted)
 	}
@@ -323,6 +326,10 @@ func progress(w io.Writer) func(string, *dsync.FlowStats) {
 			return
 		}
 		last = time.Now()
-		fmt.Fprintf(w, "\r%s: %d read, %d written   ", flow, s.ReadSource+s.ReadTarget, s.Writes())
+		fmt.Fprintf(w, "\r%s: %d read, %d written   ", diag.Escape(flow), s.ReadSource+s.ReadTarget, s.Writes())
 	}
 }
+
+// errText is an error's message, escaped for the terminal: errors quote files, records and
+// responses (diag.EscapeLines keeps the line breaks of a joined error).
+func errText(err error) string { return diag.EscapeLines(err.Error()) }

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/dataflow-sync/dataflow/engine"
+	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
 // openStateReadOnly opens the link state for reading, beside a run that may be writing it.
 func (e *env) openStateReadOnly(cmd, path string) (state.Store, bool) {
 	if _, err := os.Stat(path); err != nil {
-		fmt.Fprintf(e.stderr, "dataflow %s: no link state at %s; it is created by the first run (dataflow run)\n", cmd, path)
+		fmt.Fprintf(e.stderr, "dataflow %s: no link state at %s; it is created by the first run (dataflow run)\n", cmd, diag.Escape(path))
 		return nil, false
 	}
 	st, err := state.Open(e.ctx, path, state.ReadOnly)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow %s: %v\n", cmd, err)
+		fmt.Fprintf(e.stderr, "dataflow %s: %s\n", cmd, errText(err))
 		return nil, false
 	}
 	return st, true
@@ -53,12 +54,12 @@ func runStatus(e *env, args []string) int {
 	defer st.Close()
 	waiting, err := st.Waiting(e.ctx, "")
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow status: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow status: %s\n", errText(err))
 		return exitUsage
 	}
 	dead, err := st.DeadLetters(e.ctx, "")
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow status: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow status: %s\n", errText(err))
 		return exitUsage
 	}
 	countBy := func(flow string, n int, list func(int) string) int {
@@ -76,7 +77,7 @@ func runStatus(e *env, args []string) int {
 		for _, f := range d.Flows {
 			n, err := st.CountLinks(e.ctx, f.ID())
 			if err != nil {
-				fmt.Fprintf(e.stderr, "dataflow status: %v\n", err)
+				fmt.Fprintf(e.stderr, "dataflow status: %s\n", errText(err))
 				return exitUsage
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", f.ID(), n,
@@ -117,12 +118,12 @@ func runLinks(e *env, args []string) int {
 			found = true
 			err := st.ScanLinks(e.ctx, f.ID(), func(links []*state.Link) error {
 				for _, l := range links {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Flow, l.SourceID, l.TargetID, l.Updated.Local().Format(time.DateTime))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", diag.Escape(l.Flow), diag.Escape(l.SourceID), diag.Escape(l.TargetID), l.Updated.Local().Format(time.DateTime))
 				}
 				return nil
 			})
 			if err != nil {
-				fmt.Fprintf(e.stderr, "dataflow links: %v\n", err)
+				fmt.Fprintf(e.stderr, "dataflow links: %s\n", errText(err))
 				return exitUsage
 			}
 		}
@@ -156,7 +157,7 @@ func runDeadLetters(e *env, args []string) int {
 		defer st.Close()
 		dead, err := st.DeadLetters(e.ctx, *flow)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
 			return exitUsage
 		}
 		if len(dead) == 0 {
@@ -166,7 +167,7 @@ func runDeadLetters(e *env, args []string) int {
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "flow\tside\trecord\tattempts\tsince\treason")
 		for _, d := range dead {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", d.Flow, d.Side, d.RecordID, d.Attempts, d.First.Local().Format(time.DateTime), d.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", diag.Escape(d.Flow), d.Side, diag.Escape(d.RecordID), d.Attempts, d.First.Local().Format(time.DateTime), diag.Escape(d.Reason))
 		}
 		tw.Flush()
 		return exitOK
@@ -177,13 +178,13 @@ func runDeadLetters(e *env, args []string) int {
 		}
 		st, err := state.Open(e.ctx, *statePath, state.ReadWrite)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
 			return exitUsage
 		}
 		defer st.Close()
 		dead, err := st.DeadLetters(e.ctx, *flow)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
 			return exitUsage
 		}
 		want := map[string]bool{}
@@ -192,7 +193,7 @@ func runDeadLetters(e *env, args []string) int {
 		}
 		tx, err := st.Begin(e.ctx)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
 			return exitUsage
 		}
 		dropped := 0
@@ -202,13 +203,13 @@ func runDeadLetters(e *env, args []string) int {
 			}
 			if err := tx.ClearDeadLetter(d.Flow, d.Side, d.RecordID); err != nil {
 				tx.Rollback()
-				fmt.Fprintf(e.stderr, "dataflow deadletters: %v\n", err)
+				fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
 				return exitUsage
 			}
 			dropped++
 		}
 		if err := tx.Commit(); err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
 			return exitUsage
 		}
 		fmt.Fprintf(e.stdout, "dropped %d dead letters; the records are not retried until they change\n", dropped)
@@ -222,7 +223,7 @@ func runDeadLetters(e *env, args []string) int {
 		dead, err := st.DeadLetters(e.ctx, *flow)
 		st.Close()
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
 			return exitUsage
 		}
 		if len(dead) == 0 {

@@ -1099,7 +1099,7 @@ func python(t *testing.T) string {
 	if os.Getenv("DATAFLOW_REQUIRE_DOCUTILS") == "1" {
 		t.Fatal("docutils is required (DATAFLOW_REQUIRE_DOCUTILS=1) but no python3 can import it; apt-get install python3-docutils")
 	}
-	t.Skip("docutils not installed (apt-get install python3-docutils); set DATAFLOW_REQUIRE_DOCUTILS=1 to make this a failure")
+	t.Skip("docutils not installed (apt-get install python3-docutils; ./test.sh installs it and runs every test); set DATAFLOW_REQUIRE_DOCUTILS=1 to make this a failure")
 	return ""
 }
 

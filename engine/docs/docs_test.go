@@ -133,7 +133,7 @@ func loadDataflowEnv(t *testing.T, env config.Lookup, paths ...string) *mapping.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Diagnostics) > 0 {
+	if res.Diagnostics.HasErrors() { // warnings (a create without merge criteria) are the fixtures' business
 		var b bytes.Buffer
 		diag.WriteText(&b, res.Diagnostics, res.Sources)
 		t.Fatalf("the fixture is invalid:\n%s", b.String())
@@ -560,7 +560,7 @@ A Acme CRM Product will merge with a Web Shop Item if one of the following prope
    * - sku
      - sku
 
-Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Product and a Web Shop Item:
 
@@ -594,7 +594,7 @@ Acme CRM Order to Web Shop Sale
 -------------------------------
 When a Acme CRM Order has a total, it will be synchronized with a Web Shop Sale.
 
-Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Order and a Web Shop Sale:
 
@@ -642,7 +642,7 @@ A Web Shop Item will merge with a Acme CRM Product if one of the following prope
    * - sku
      - sku
 
-Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Item and a Acme CRM Product:
 
@@ -670,7 +670,7 @@ Web Shop Sale to Acme CRM Order
 -------------------------------
 Before any synchronization can take place, a link between a Web Shop Sale and a Acme CRM Order must be established.
 
-Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Sale and a Acme CRM Order:
 
@@ -712,7 +712,7 @@ A Acme CRM Product will merge with a Web Shop Item if one of the following prope
 | --- | --- |
 | sku | sku |
 
-Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Product and a Web Shop Item:
 
@@ -730,7 +730,7 @@ The following properties are synchronized between a Acme CRM Product and a Web S
 
 When a Acme CRM Order has a total, it will be synchronized with a Web Shop Sale.
 
-Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Order and a Web Shop Sale:
 
@@ -759,7 +759,7 @@ A Web Shop Item will merge with a Acme CRM Product if one of the following prope
 | --- | --- |
 | sku | sku |
 
-Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Item and a Acme CRM Product:
 
@@ -775,7 +775,7 @@ The following properties are synchronized between a Web Shop Item and a Acme CRM
 
 Before any synchronization can take place, a link between a Web Shop Sale and a Acme CRM Order must be established.
 
-Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Sale and a Acme CRM Order:
 
@@ -869,7 +869,7 @@ A \*Star\* Shop\_ Item\_ will merge with a Plain Thing if one of the following p
    * - \{bq}code\{bq}
      - c
 
-Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the \*Star\* Shop\_ value wins.
 
 The following properties are synchronized between a \*Star\* Shop\_ Item\_ and a Plain Thing:
 
@@ -915,7 +915,7 @@ A \*Star\* Shop\_ Item\_ will merge with a Plain Thing if one of the following p
 | a\|b | pipe |
 | \{bq}code\{bq} | c |
 
-Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the \*Star\* Shop\_ value wins.
 
 The following properties are synchronized between a \*Star\* Shop\_ Item\_ and a Plain Thing:
 

@@ -51,9 +51,9 @@ func commands() []*command {
 		{name: "docs", summary: "write the QA-checklist documents of each dataflow", usage: "docs [-o DIR] [--format rst|md] [--generated STAMP] [PATH...]", run: runDocs},
 		{name: "run", summary: "sync the records of the dataflows, both ways", usage: "run [--flow ID] [--dry-run] [--until-stable] [--every DURATION] [--json] [--state FILE] [--cpuprofile FILE] [--memprofile FILE] [PATH...]", run: runRun},
 		{name: "test", summary: "run the mapping tests: given records, expected records, both directions", usage: "test [PATH...]", run: runTest},
-		{name: "status", summary: "show what is linked, waiting and failing, and the last run", usage: "status [--state FILE] [PATH...]", run: runStatus},
+		{name: "status", summary: "show what is linked, waiting and failing, and the last run", usage: "status [--waiting] [--state FILE] [PATH...]", run: runStatus},
 		{name: "links", summary: "list the links between records", usage: "links [--flow ID] [--state FILE] [PATH...]", run: runLinks},
-		{name: "deadletters", summary: "list, retry or drop the records that failed", usage: "deadletters [--flow ID] [--state FILE] [list | retry | drop [ID...]]", run: runDeadLetters},
+		{name: "deadletters", summary: "list, retry or drop the records that failed", usage: "deadletters [--flow ID] [--state FILE] [PATH...] [list | retry | drop [ID...]]", run: runDeadLetters},
 		{name: "schema", summary: "print the JSON Schema of the mapping files", usage: "schema", run: runSchema},
 		{name: "version", summary: "print the version", usage: "version", run: runVersion},
 	}

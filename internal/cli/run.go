@@ -79,9 +79,10 @@ func runRun(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "dataflow run: no flows to run")
 		return exitUsage
 	}
+	databases := runDatabases(*statePath, res.Project)
 	st, cleanup, err := openState(e.ctx, *statePath, *dry)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(explainReadOnly(err, databases)))
 		return exitUsage
 	}
 	defer cleanup()
@@ -102,12 +103,15 @@ func runRun(e *env, args []string) int {
 	code = exitOK
 	for round := 1; ; round++ {
 		rep, err := runner.Run(e.ctx)
+		if err != nil {
+			err = explainReadOnly(err, databases)
+		}
 		// A run the signal stopped says so, whatever error the stop surfaced as: a wrapper
 		// must not take it for a run that did everything.
 		interrupted := e.ctx.Err() != nil || (rep != nil && rep.Stopped)
 		if rep != nil {
 			rep.Stopped = rep.Stopped || interrupted
-			e.printReport(rep, *asJSON, *dry)
+			e.printReport(rep, *asJSON, *dry, err != nil && !interrupted)
 		}
 		if interrupted {
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -254,7 +258,9 @@ func openConnections(ctx context.Context, p *mapping.Project, flows []*mapping.F
 	return conns, nil
 }
 
-func (e *env) printReport(rep *dsync.Report, asJSON, dry bool) {
+// printReport prints a run's report; stopped tells that the run ended on an error (printed
+// after it), so that its summary does not read as a run that did everything.
+func (e *env) printReport(rep *dsync.Report, asJSON, dry, stopped bool) {
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -265,7 +271,7 @@ func (e *env) printReport(rep *dsync.Report, asJSON, dry bool) {
 	if dry {
 		printPlan(e.stdout, rep.Changes)
 	}
-	printSummary(e.stdout, rep)
+	printSummary(e.stdout, rep, stopped)
 }
 
 // printPlan lists a dry run's changes, property by property. Ids, values and reasons come
@@ -293,7 +299,7 @@ func printPlan(w io.Writer, changes []dsync.Change) {
 }
 
 // printSummary prints one row per flow: what was read and what was done.
-func printSummary(w io.Writer, rep *dsync.Report) {
+func printSummary(w io.Writer, rep *dsync.Report, stoppedOnError bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "flow\tread\tcreated\tmerged\tupdated→target\tupdated→source\tconflicts\tunchanged\twaiting\tfailed\tdeleted\t")
 	for _, f := range rep.Flows {
@@ -302,6 +308,12 @@ func printSummary(w io.Writer, rep *dsync.Report) {
 			f.Unchanged, f.Waiting, f.Failed, f.Deleted)
 	}
 	tw.Flush()
+	if stoppedOnError {
+		// Records not reached were neither synced nor failed: "0 records failed" would say
+		// the run did everything.
+		fmt.Fprintf(w, "%s, then the run stopped on an error; what it did not reach is synced by the next run\n", diag.Plural(rep.Writes(), "write"))
+		return
+	}
 	stopped := ""
 	if rep.Stopped {
 		stopped = "; interrupted before the end"

@@ -257,15 +257,16 @@ func runDeadLetters(e *env, args []string) int {
 			fmt.Fprintln(e.stderr, "dataflow deadletters drop: name the records (side:id or id) or a --flow; dropping every dead letter needs --flow for each flow")
 			return exitUsage
 		}
+		stateFile := []dbFile{{"the link state", *statePath}}
 		st, err := state.Open(e.ctx, *statePath, state.ReadWrite)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(explainReadOnly(err, stateFile)))
 			return exitUsage
 		}
 		defer st.Close()
 		dead, err := st.DeadLetters(e.ctx, *flow)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(explainReadOnly(err, stateFile)))
 			return exitUsage
 		}
 		want := map[string]bool{}
@@ -274,7 +275,7 @@ func runDeadLetters(e *env, args []string) int {
 		}
 		tx, err := st.Begin(e.ctx)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(explainReadOnly(err, stateFile)))
 			return exitUsage
 		}
 		dropped := 0
@@ -284,13 +285,13 @@ func runDeadLetters(e *env, args []string) int {
 			}
 			if err := tx.ClearDeadLetter(d.Flow, d.Side, d.RecordID); err != nil {
 				tx.Rollback()
-				fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
+				fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(explainReadOnly(err, stateFile)))
 				return exitUsage
 			}
 			dropped++
 		}
 		if err := tx.Commit(); err != nil {
-			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(err))
+			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(explainReadOnly(err, stateFile)))
 			return exitUsage
 		}
 		fmt.Fprintf(e.stdout, "dropped %d dead letters; the records are not retried until they change\n", dropped)

@@ -936,8 +936,8 @@ The following properties are synchronized between a \*Star\* Shop\_ Item\_ and a
 //
 //	UPDATE_GOLDEN=1 go test ./engine/docs/ -run TestGolden
 //
-// Read every change critically against DESIGN §5 before committing: a golden file is a
-// specification of the documents, not a recording of whatever the renderer prints.
+// Read every change critically against the README's "The documents" before committing: a golden
+// file is a specification of the documents, not a recording of whatever the renderer prints.
 
 const goldenDir = "../../testdata/golden"
 

@@ -304,7 +304,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 	case config.CreateAlways:
 		return nil, true, nil
 	case config.CreateNever:
-		// A source record waits for its partner (DESIGN §3.1). A target record that nothing
+		// A source record waits for its partner (semantics §3.1, docs/semantics.md). A target record that nothing
 		// matches is not synced by this flow unless it may be created in the source: it is
 		// linked when a source record matching it appears, so it is not kept as waiting
 		// (a shop's many products that the CRM lacks would be re-read on every run).

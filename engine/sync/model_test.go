@@ -1,6 +1,6 @@
 package sync_test
 
-// A randomized model-based test of the sync semantics (DESIGN.md §3). For each seed, two SQLite
+// A randomized model-based test of the sync semantics (docs/semantics.md §3). For each seed, two SQLite
 // systems (testdata/model) go through a random interleaving of user edits (creates, some with
 // a code that an unlinked record of the other side has, so that merge links them; edits of
 // one property, stamped with a strictly later time; clears; deletes; edits of a record's parts,
@@ -29,7 +29,7 @@ package sync_test
 //     part is there twice. A record whose copy the engine created before a kill and had not
 //     linked yet (it has the intent's merge key; codes are unique on each side) must be
 //     adopted and merged three-way from what the create sent (the intent), so that edits
-//     made to either record since the kill survive (DESIGN §3.7: a kill loses no update);
+//     made to either record since the kill survive (semantics §3.7: a kill loses no update);
 //   - with delete: propagate, a record the user deleted does not come back: neither its
 //     linked partner nor a copy the engine made of it before a kill survives the quiet runs;
 //   - after the quiet runs (runs until one writes nothing, at most 5): every link points at
@@ -47,7 +47,7 @@ package sync_test
 // What the model leaves out, on purpose: users who make duplicates themselves (a new record
 // with the code of a linked record, or of a record the engine is copying), clearing a code
 // (NOT NULL in the source), edits while a run is under way (the run is a unit here; a
-// concurrent edit is a race DESIGN §3 says nothing about), and the circuit breaker
+// concurrent edit is a race docs/semantics.md §3 says nothing about), and the circuit breaker
 // (Options.MaxDeleteShare is 1).
 //
 // DATAFLOW_MODEL_SEEDS=N runs N seeds (default 500, 100 with -short). A failure prints the

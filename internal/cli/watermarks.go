@@ -25,53 +25,63 @@ func printReconciled(w io.Writer, rep *dsync.Report) {
 }
 
 // statusWatermarks is status's section of watermarks; a code >= 0 means stop with it.
-func (e *env) statusWatermarks(st state.Store, p *mapping.Project) int {
-	if err := e.printWatermarks(st, p, ""); err != nil {
+func (e *env) statusWatermarks(st state.Store, flows []string, p *mapping.Project) int {
+	if err := e.printWatermarks(st, flows, p); err != nil {
 		fmt.Fprintf(e.stderr, "dataflow status: %v\n", err)
 		return exitUsage
 	}
 	return -1
 }
 
-// printWatermarks lists the watermarks of every flow with an updated property (for status
-// and `watermarks`): where the next run's incremental reads start.
-func (e *env) printWatermarks(st state.Store, p *mapping.Project, only string) error {
+// printWatermarks lists the watermarks of the flows (for status and `watermarks`): where the
+// next run's incremental reads start. The entities come from the project; a flow the project
+// does not have (or no project: a state without its mappings) shows what the state holds.
+func (e *env) printWatermarks(st state.Store, flows []string, p *mapping.Project) error {
+	byID := map[string]*mapping.Flow{}
+	if p != nil {
+		for _, d := range p.Dataflows {
+			for _, f := range d.Flows {
+				byID[f.ID()] = f
+			}
+		}
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "flow\tside\tentity\twatermark\tlast reconcile")
-	for _, d := range p.Dataflows {
-		for _, f := range d.Flows {
-			if only != "" && f.ID() != only {
-				continue
+	for _, id := range flows {
+		at, ok, err := st.Reconciled(e.ctx, id)
+		if err != nil {
+			return err
+		}
+		last := "never"
+		if ok {
+			last = at.Local().Format("2006-01-02 15:04:05")
+		}
+		f := byID[id]
+		for _, side := range []string{state.Source, state.Target} {
+			var ent *mapping.Entity
+			entity := "-"
+			if f != nil {
+				if ent = f.Source; side == state.Target {
+					ent = f.Target
+				}
+				if ent == nil {
+					continue
+				}
+				entity = ent.Name()
 			}
-			at, ok, err := st.Reconciled(e.ctx, f.ID())
+			wm, err := st.Watermark(e.ctx, id, side)
 			if err != nil {
 				return err
 			}
-			last := "never"
-			if ok {
-				last = at.Local().Format("2006-01-02 15:04:05")
+			switch {
+			case !printable(wm):
+				wm = strconv.Quote(wm) // a value from a system, shown escaped
+			case ent != nil && ent.Config.Updated.Value == "":
+				wm = "(no updated property: read whole)"
+			case wm == "":
+				wm = "(none: the next run reads everything)"
 			}
-			for _, side := range []struct {
-				name string
-				e    *mapping.Entity
-			}{{state.Source, f.Source}, {state.Target, f.Target}} {
-				if side.e == nil {
-					continue
-				}
-				wm, err := st.Watermark(e.ctx, f.ID(), side.name)
-				if err != nil {
-					return err
-				}
-				switch {
-				case !printable(wm):
-					wm = strconv.Quote(wm) // a value from a system, shown escaped
-				case side.e.Config.Updated.Value == "":
-					wm = "(no updated property: read whole)"
-				case wm == "":
-					wm = "(none: the next run reads everything)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.ID(), side.name, side.e.Name(), wm, last)
-			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", diag.Escape(id), side, diag.Escape(entity), wm, last)
 		}
 	}
 	return tw.Flush()
@@ -113,7 +123,7 @@ func runWatermarks(e *env, args []string) int {
 			return exitUsage
 		}
 		defer st.Close()
-		if err := e.printWatermarks(st, res.Project, *flow); err != nil {
+		if err := e.printWatermarks(st, flows, res.Project); err != nil {
 			fmt.Fprintf(e.stderr, "dataflow watermarks: %v\n", err)
 			return exitUsage
 		}

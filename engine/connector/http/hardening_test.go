@@ -602,4 +602,3 @@ func TestPagesSortedByUpdatedAreReadWhole(t *testing.T) {
 		}
 	}
 }
-

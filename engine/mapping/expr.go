@@ -206,6 +206,13 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 		ds.Errorf(s.Range, "%s must not be blank", kind.key)
 		return nil
 	}
+	// expr-lang's parser recurses per nesting level: a hostile depth must be refused before it
+	// can overflow the stack.
+	if off := nestingTooDeep(src); off >= 0 {
+		ds.Errorf(rangeInExpr(s, off, off+1), "%s: the expression nests more than %d levels deep", kind.key, MaxExprNesting).
+			WithDetail("Brackets and prefix operators (-, !, not) each open a level; write the expression with fewer levels, or split it with let.")
+		return nil
+	}
 	// The steps of expr.Compile, with the environment's shared configuration and the member
 	// check between parsing and type checking.
 	config := env.config(kind.boolean)

@@ -49,7 +49,7 @@ func (e *Env) config(boolean bool) *conf.Config {
 	}
 	e.once[i].Do(func() {
 		c := conf.CreateNew()
-		opts := append(functions(), expr.Env(e.vars), expr.MaxNodes(MaxExprNodes))
+		opts := append(append(functions(), budgetFunctions()...), expr.Env(e.vars), expr.MaxNodes(MaxExprNodes))
 		if boolean {
 			opts = append(opts, expr.AsBool())
 		}
@@ -228,8 +228,17 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 		reportExprError(s, kind, err, env, ds)
 		return nil
 	}
+	result := tree.Node.Type()
 	if config.Optimize {
 		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			reportExprError(s, kind, err, env, ds)
+			return nil
+		}
+	}
+	// Everything the expression builds is charged to the budget of its evaluation: the
+	// rewritten tree is typed again for the compiler.
+	if budgeted(&tree.Node) {
+		if _, err := new(checker.Checker).Check(tree, config); err != nil {
 			reportExprError(s, kind, err, env, ds)
 			return nil
 		}
@@ -240,7 +249,7 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 		return nil
 	}
 	if kind.want != "" {
-		checkResultType(s, prog, kind, ds)
+		checkResultType(s, result, kind, ds)
 	}
 	return prog
 }
@@ -416,8 +425,7 @@ func memberChain(m *ast.MemberNode) (base string, segs []string, locs []file.Loc
 }
 
 // checkResultType reports an expression whose result cannot be the property's JSON type.
-func checkResultType(s config.Str, prog *vm.Program, kind exprKind, ds *diag.Diagnostics) {
-	t := prog.Node().Type()
+func checkResultType(s config.Str, t reflect.Type, kind exprKind, ds *diag.Diagnostics) {
 	if t == nil || fits(t, kind.want) {
 		return
 	}

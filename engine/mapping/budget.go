@@ -3,8 +3,8 @@ package mapping
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 

@@ -78,4 +78,3 @@ func TestNestingLimit(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-

@@ -21,14 +21,18 @@ const (
 	// MaxEvalBytes bounds what one evaluation builds: the bytes of its strings, and
 	// elementBytes per list element or map entry.
 	MaxEvalBytes = 32 << 20
-	// MaxEvalSteps bounds the turns of the loops of one evaluation (map, filter, all, reduce...):
-	// as many as a list of the budget's size has elements.
-	MaxEvalSteps = 2_000_000
+	// MaxEvalSteps bounds the work of one evaluation: the turns of its loops (map, filter, all,
+	// reduce...) and the calls of the functions that build values, each a step.
+	MaxEvalSteps = 1_000_000
 	// maxValueDepth bounds the nesting of the values an evaluation turns into text or returns.
 	maxValueDepth = 1000
 
 	elementBytes = 16
 	entryBytes   = 32
+	// loopBytes is what a loop takes of the machine beyond what it builds: expr-lang's VM keeps
+	// one scope (about 160 bytes, in a slice that grows by doubling) per loop it ran, until the
+	// evaluation ends.
+	loopBytes = 512
 )
 
 // BudgetError says that an evaluation went past its budget.
@@ -66,6 +70,14 @@ func (b *budget) charge(n int64) error {
 	return nil
 }
 
+// call counts a call of a function that builds a value as a step, then charges n bytes.
+func (b *budget) call(n int64) error {
+	if err := b.step(); err != nil {
+		return err
+	}
+	return b.charge(n)
+}
+
 func (b *budget) step() error {
 	b.steps++
 	if b.steps > MaxEvalSteps {
@@ -87,11 +99,14 @@ func budgetFunctions() []expr.Option {
 			b := args[0].(*budget)
 			if l, ok := args[1].(string); ok {
 				if r, ok := args[2].(string); ok {
-					if err := b.charge(int64(len(l)) + int64(len(r))); err != nil {
+					if err := b.call(int64(len(l)) + int64(len(r))); err != nil {
 						return nil, err
 					}
 					return l + r, nil
 				}
+			}
+			if err := b.step(); err != nil {
+				return nil, err
 			}
 			return runtime.Add(args[1], args[2]), nil
 		}),
@@ -103,6 +118,9 @@ func budgetFunctions() []expr.Option {
 				if err := b.charge((int64(hi) - int64(lo) + 1) * elementBytes); err != nil {
 					return nil, err
 				}
+			}
+			if err := b.step(); err != nil {
+				return nil, err
 			}
 			return runtime.MakeRange(lo, hi), nil
 		}),
@@ -118,11 +136,15 @@ func budgetFunctions() []expr.Option {
 			}
 			return args[1], b.charge(elementBytes)
 		}),
+		// $loop is the start of a loop over a list: it gives the list.
+		expr.Function("$loop", func(args ...any) (any, error) {
+			return args[1], args[0].(*budget).call(loopBytes)
+		}),
 		// $charge charges a value built by something whose size is only known after (a
 		// literal, a method call): such values are small or bounded by the values they come
 		// from, which were charged.
 		expr.Function("$charge", func(args ...any) (any, error) {
-			return args[1], args[0].(*budget).charge(shallowSize(args[1]))
+			return args[1], args[0].(*budget).call(shallowSize(args[1]))
 		}),
 		expr.Function("$repeat", func(args ...any) (any, error) {
 			b := args[0].(*budget)
@@ -133,7 +155,7 @@ func budgetFunctions() []expr.Option {
 			if n > 0 && len(s) > MaxEvalBytes/n {
 				return nil, errTooLarge
 			}
-			if err := b.charge(int64(len(s)) * int64(n)); err != nil {
+			if err := b.call(int64(len(s)) * int64(n)); err != nil {
 				return nil, err
 			}
 			return strings.Repeat(s, n), nil
@@ -143,6 +165,9 @@ func budgetFunctions() []expr.Option {
 		f := builtin.Builtins[builtin.Index[name]]
 		opts = append(opts, expr.Function("$"+name, func(args ...any) (any, error) {
 			b, args := args[0].(*budget), args[1:]
+			if err := b.step(); err != nil {
+				return nil, err
+			}
 			if cost.before != nil {
 				n, err := cost.before(args)
 				if err != nil {
@@ -508,6 +533,9 @@ func (p *budgetPatcher) Visit(node *ast.Node) {
 			step := "$step"
 			if keep {
 				step = "$step_keep"
+			}
+			if len(n.Arguments) > 0 {
+				n.Arguments[0] = p.call(n.Arguments[0], "$loop", n.Arguments[0])
 			}
 			for _, a := range n.Arguments {
 				if pr, ok := a.(*ast.PredicateNode); ok {

@@ -409,6 +409,10 @@ func run(vms *sync.Pool, prog *vm.Program, rec map[string]any) (any, error) {
 		if errors.As(err, &be) {
 			return nil, be
 		}
+		var ee *EvalError
+		if errors.As(err, &ee) {
+			return nil, ee
+		}
 		return nil, errors.New(readableExprMessage(strings.SplitN(err.Error(), "\n", 2)[0]))
 	}
 	if err := checkResult(v); err != nil {

@@ -146,11 +146,13 @@ func budgetFunctions() []expr.Option {
 		expr.Function("$charge", func(args ...any) (any, error) {
 			return args[1], args[0].(*budget).call(shallowSize(args[1]))
 		}),
+		expr.Function("$int", func(args ...any) (any, error) { return toInt(args[1]) }),
+		expr.Function("$float", func(args ...any) (any, error) { return toFloat64(args[1]) }),
 		expr.Function("$repeat", func(args ...any) (any, error) {
 			b := args[0].(*budget)
 			s, n := args[1].(string), runtime.ToInt(args[2])
 			if n < 0 {
-				return nil, fmt.Errorf("repeat: negative count %d", n)
+				return nil, &EvalError{Msg: fmt.Sprintf("repeat: the count %d is negative", n)}
 			}
 			if n > 0 && len(s) > MaxEvalBytes/n {
 				return nil, errTooLarge
@@ -547,6 +549,11 @@ func (p *budgetPatcher) Visit(node *ast.Node) {
 			}
 			return
 		}
+		switch n.Name {
+		case "int", "float": // dataflow's conversions, whose errors name the value
+			*node = p.call(n, "$"+n.Name, n.Arguments...)
+			return
+		}
 		if _, ok := builtinCosts[n.Name]; ok {
 			*node = p.call(n, "$"+n.Name, n.Arguments...)
 		}
@@ -590,15 +597,11 @@ func budgeted(root *ast.Node) bool {
 func checkResult(v any) error {
 	w := sizer{limit: MaxEvalBytes / elementBytes}
 	path, err := w.result(v, 0)
-	if err != nil && path != "" {
-		if _, ok := err.(*BudgetError); !ok {
-			return fmt.Errorf("the result holds %s at %s", err.Error(), path)
+	if nf, ok := err.(notFinite); ok {
+		if path == "" {
+			return &EvalError{Msg: fmt.Sprintf("the result is %s", nf.Error())}
 		}
-	}
-	if err != nil {
-		if _, ok := err.(*BudgetError); !ok {
-			return fmt.Errorf("the result is %s", err.Error())
-		}
+		return &EvalError{Msg: fmt.Sprintf("the result holds %v at %s, %s", float64(nf), path, nf.reason())}
 	}
 	return err
 }
@@ -606,11 +609,13 @@ func checkResult(v any) error {
 // notFinite is a number no property can hold.
 type notFinite float64
 
-func (n notFinite) Error() string {
+func (n notFinite) Error() string { return fmt.Sprintf("%v, %s", float64(n), n.reason()) }
+
+func (n notFinite) reason() string {
 	if math.IsNaN(float64(n)) {
-		return "NaN, not a number (is 0 divided by 0?)"
+		return "not a number (is 0 divided by 0?)"
 	}
-	return fmt.Sprintf("%v, not a finite number (is something divided by 0?)", float64(n))
+	return "not a finite number (is something divided by 0?)"
 }
 
 // result walks a result for checkResult and gives the path to a number that is not finite.

@@ -84,13 +84,34 @@ func toFloat64(v any) (any, error) {
 	return nil, cannotConvert(v, "a number")
 }
 
-// exactFloat gives the float64 a JSON number's text denotes when the float holds it exactly
-// (10000000000000000001 it does not: it would be 1e19).
+// exactFloat gives the float64 a JSON number's text denotes when the float holds it exactly:
+// when the float's shortest decimal is that number (0.1 and 1.50 it holds, 10000000000000000001
+// it does not: it would be 1e19).
 func exactFloat(n json.Number) (float64, bool) {
-	r, ok := new(big.Rat).SetString(string(n))
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, false
+	}
+	want, ok := ratOf(n)
 	if !ok {
 		return 0, false
 	}
-	f, exact := r.Float64()
-	return f, exact && !math.IsInf(f, 0)
+	got, _ := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
+	return f, got != nil && got.Cmp(want) == 0
+}
+
+// maxExactExponent bounds the exponents of the numbers computed exactly: 1e999999999 would take
+// big.Rat gigabytes. Such a number is compared as its text, and no property holds it exactly.
+const maxExactExponent = 400
+
+// ratOf is a JSON number's exact value, when its exponent is within maxExactExponent.
+func ratOf(n json.Number) (*big.Rat, bool) {
+	s := string(n)
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil || e > maxExactExponent || e < -maxExactExponent {
+			return nil, false
+		}
+	}
+	return new(big.Rat).SetString(s)
 }

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -178,6 +179,8 @@ func toFloat(v any) (float64, bool) {
 	case string:
 		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
 		return f, err == nil
+	case json.Number:
+		return exactFloat(x) // a number a float would round is not one amount can take
 	}
 	return 0, false
 }

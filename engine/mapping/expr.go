@@ -312,7 +312,10 @@ func readableExprMessage(msg string) string {
 		if m := r.re.FindStringSubmatchIndex(msg); m != nil {
 			var parts []any
 			for i := 2; i < len(m); i += 2 {
-				part := msg[m[i]:m[i+1]]
+				part := ""
+				if m[i] >= 0 { // an optional group that did not match is empty
+					part = msg[m[i]:m[i+1]]
+				}
 				if slices.Contains(r.types, i/2) {
 					part = withArticle(jsonTypeWords(part))
 				}
@@ -367,6 +370,10 @@ var exprRewrites = []struct {
 	types  []int
 }{
 	{regexp.MustCompile(`^invalid operation: (\S+) \(mismatched types (.+) and (.+)\)`), "cannot apply %s to %s and %s", []int{2, 3}},
+	// A json.Number is a number no integer or float holds exactly (an id of 20 digits).
+	{regexp.MustCompile(`^invalid operation: (?:json\.Number (\S+) [^()]+|[^()]+ (\S+) json\.Number)`), "cannot apply %s%s to a number that no integer or float holds exactly; string(...) gives its digits", nil},
+	{regexp.MustCompile(`^interface conversion: interface \{\} is json\.Number, not [^()]+`), "a number that no integer or float holds exactly cannot be used here; string(...) gives its digits", nil},
+	{regexp.MustCompile(`^interface conversion: interface \{\} is ([^()]+), not ([^()]+)`), "%s is used where %s is expected", []int{1, 2}},
 	{regexp.MustCompile(`^cannot use (.+) as argument \(type (.+)\) to call (\S+)\s*`), "%[3]s takes %[2]s here, not %[1]s", []int{1, 2}},
 	{regexp.MustCompile(`^invalid argument for (\S+) \(type (.+)\)`), "%s cannot take %s", []int{2}},
 	{regexp.MustCompile(`^predicate should return boolean \(got (.+)\)`), "the condition must give a boolean, not %s", []int{1}},
@@ -380,7 +387,7 @@ var exprRewrites = []struct {
 var ownOverloads = regexp.MustCompile(`^(amount|decimal) takes .+ here, not (.+)$`)
 
 // exprPosition is the position expr-lang appends to a run-time message: (line:column).
-var exprPosition = regexp.MustCompile(` \((\d+):(\d+)\)$`)
+var exprPosition = regexp.MustCompile(` ?\((\d+):(\d+)\)$`)
 
 // withArticle puts "a" or "an" before a type's name, "a" before a compound one's.
 func withArticle(t string) string {

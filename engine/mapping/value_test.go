@@ -199,6 +199,9 @@ func TestJSONNumbersInExpressions(t *testing.T) {
 		{`stock ?? 0`, schema.String, "10000000000000000001", ""},
 		{`int(stock)`, schema.Integer, nil, "stock→stock: cannot convert 10000000000000000001 to an integer: it cannot be held exactly"},
 		{`float(stock)`, schema.Number, nil, "stock→stock: cannot convert 10000000000000000001 to a number: it cannot be held exactly"},
+		{`stock + 1`, schema.Number, nil, "stock→stock: cannot apply + to a number that no integer or float holds exactly; string(...) gives its digits (at column 7)"},
+		{`2 * stock`, schema.Number, nil, "stock→stock: cannot apply * to a number that no integer or float holds exactly; string(...) gives its digits (at column 3)"},
+		{`stock == 1`, schema.Boolean, nil, "stock→stock: a number that no integer or float holds exactly cannot be used here; string(...) gives its digits (at column 7)"},
 	} {
 		var ds diag.Diagnostics
 		prog := compileExpr(str(tc.src), env, exprKind{key: "to_target"}, &ds)

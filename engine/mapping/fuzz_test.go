@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/metrics"
 	"strings"
@@ -50,6 +51,17 @@ func FuzzExpr(f *testing.F) {
 			}
 		}
 		if prog == nil {
+			// The budget's rewrite must not refuse what expr-lang accepts: only dataflow's own
+			// checks (members, nesting) refuse more.
+			if msg := fmt.Sprint(ds); len(src) < 10000 && !strings.Contains(msg, "has no property") && !strings.Contains(msg, "levels deep") {
+				opts := append(functions(), expr.Env(env.vars), expr.MaxNodes(MaxExprNodes))
+				if boolean {
+					opts = append(opts, expr.AsBool())
+				}
+				if _, err := expr.Compile(src, opts...); err == nil {
+					t.Errorf("%q compiles with expr-lang alone, but not with the budget: %v", src, ds)
+				}
+			}
 			return
 		}
 		for _, rec := range records {

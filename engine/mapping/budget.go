@@ -29,6 +29,9 @@ const (
 
 	elementBytes = 16
 	entryBytes   = 32
+
+	scanBytesPerStep    = 4096
+	scanElementsPerStep = 8
 	// loopBytes is what a loop takes of the machine beyond what it builds: expr-lang's VM keeps
 	// one scope (about 160 bytes, in a slice that grows by doubling) per loop it ran, until the
 	// evaluation ends.
@@ -76,6 +79,29 @@ func (b *budget) call(n int64) error {
 		return err
 	}
 	return b.charge(n)
+}
+
+// scan counts the work of reading v as steps: a string's 4 KiB, a list's or map's 8 elements
+// make a step, so that a loop that reads a long value on every turn (indexOf(s, x) over a
+// 16 MB string, a million times) ends at the budget instead of running for hours.
+func (b *budget) scan(v any) error {
+	var n int64
+	switch x := v.(type) {
+	case string:
+		n = int64(len(x)) / scanBytesPerStep
+	case nil, bool, int, int64, float64:
+		return nil
+	default:
+		n = int64(length(v)) / scanElementsPerStep
+	}
+	if n == 0 {
+		return nil
+	}
+	b.steps += n
+	if b.steps > MaxEvalSteps {
+		return errTooLong
+	}
+	return nil
 }
 
 func (b *budget) step() error {
@@ -136,6 +162,11 @@ func budgetFunctions() []expr.Option {
 			}
 			return args[1], b.charge(elementBytes)
 		}),
+		// $scan is a value read inside a loop (an operand of ==, contains, in..., an argument
+		// of indexOf, trim, len...): reading it is charged as steps.
+		expr.Function("$scan", func(args ...any) (any, error) {
+			return args[1], args[0].(*budget).scan(args[1])
+		}),
 		// $loop is the start of a loop over a list: it gives the list.
 		expr.Function("$loop", func(args ...any) (any, error) {
 			return args[1], args[0].(*budget).call(loopBytes)
@@ -169,6 +200,11 @@ func budgetFunctions() []expr.Option {
 			b, args := args[0].(*budget), args[1:]
 			if err := b.step(); err != nil {
 				return nil, err
+			}
+			for _, a := range args {
+				if err := b.scan(a); err != nil {
+					return nil, err
+				}
 			}
 			if cost.before != nil {
 				n, err := cost.before(args)
@@ -506,6 +542,7 @@ func (w *sizer) leaves(v any, depth int) {
 // that builds nothing needs no budget.
 type budgetPatcher struct {
 	patched bool
+	inLoop  map[ast.Node]bool // the nodes inside a loop's predicate, where reading is charged
 }
 
 func (p *budgetPatcher) call(at ast.Node, name string, args ...ast.Node) ast.Node {
@@ -519,9 +556,38 @@ func (p *budgetPatcher) call(at ast.Node, name string, args ...ast.Node) ast.Nod
 	return n
 }
 
+// scanningOperators read their operands whole.
+var scanningOperators = map[string]bool{
+	"==": true, "!=": true, "<": true, ">": true, "<=": true, ">=": true, "in": true,
+	"contains": true, "startsWith": true, "endsWith": true, "matches": true,
+}
+
+// scan wraps a value read inside a loop in $scan, unless it is short by its nature: a number,
+// a boolean, a short literal.
+func (p *budgetPatcher) scan(n ast.Node) ast.Node {
+	switch x := n.(type) {
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NilNode:
+		return n
+	case *ast.StringNode:
+		if len(x.Value) < scanBytesPerStep {
+			return n
+		}
+	}
+	if t := n.Type(); t != nil {
+		switch t.Kind() {
+		case reflect.Int, reflect.Int64, reflect.Float64, reflect.Bool:
+			return n
+		}
+	}
+	return p.call(n, "$scan", n)
+}
+
 func (p *budgetPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.BinaryNode:
+		if p.inLoop[n] && scanningOperators[n.Operator] {
+			n.Left, n.Right = p.scan(n.Left), p.scan(n.Right)
+		}
 		switch n.Operator {
 		case "+":
 			if t := n.Type(); t == nil || t.Kind() == reflect.String || t.Kind() == reflect.Interface {
@@ -556,6 +622,12 @@ func (p *budgetPatcher) Visit(node *ast.Node) {
 		}
 		if _, ok := builtinCosts[n.Name]; ok {
 			*node = p.call(n, "$"+n.Name, n.Arguments...)
+			return
+		}
+		if p.inLoop[n] {
+			for i, a := range n.Arguments {
+				n.Arguments[i] = p.scan(a)
+			}
 		}
 	case *ast.CallNode:
 		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
@@ -576,7 +648,18 @@ func (p *budgetPatcher) Visit(node *ast.Node) {
 // budgeted rewrites a checked tree to charge the evaluation's budget (see budgetPatcher) and
 // reports whether it did; the tree must then be checked again.
 func budgeted(root *ast.Node) bool {
-	p := &budgetPatcher{}
+	p := &budgetPatcher{inLoop: map[ast.Node]bool{}}
+	ast.Find(*root, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.PredicateNode:
+			ast.Find(x.Node, func(in ast.Node) bool { p.inLoop[in] = true; return false })
+		case *ast.BuiltinNode:
+			if x.Map != nil {
+				ast.Find(x.Map, func(in ast.Node) bool { p.inLoop[in] = true; return false })
+			}
+		}
+		return false
+	})
 	ast.Walk(root, p)
 	if !p.patched {
 		return false

@@ -53,6 +53,14 @@ var hostileExprs = []string{
 	`let s = repeat("x", 100000); reduce(1..100000, [#acc], [s])`,
 	`string(reduce(1..5000, [#acc, #acc], 1))`,
 	`let s = repeat("2006", 1000000); map(1..300, now().Format(s))`,
+	// Loops that read a long value on every turn: the reading is charged as steps.
+	`let s = repeat("x", 16000000); count(1..1000000, indexOf(s, "y") > 0)`,
+	`let s = repeat("x", 16000000); let t = repeat("x", 15999999) + "x"; count(1..1000000, s == t)`,
+	`let s = repeat("x", 16000000); count(1..1000000, s contains "y")`,
+	`let s = repeat("x", 1000000); count(1..1000000, s matches "y")`,
+	`let s = repeat("x", 16000000); count(1..1000000, len(split(s, "y")) > 1)`,
+	`let s = repeat("x", 16000000); count(1..1000000, len(s) > 1)`,
+	`let l = 1..1000000; count(1..1000000, 5000000 in l)`,
 }
 
 // TestBudgetHostile: each hostile expression ends with the budget's error, builds at most a

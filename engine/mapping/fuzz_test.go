@@ -114,7 +114,7 @@ func (g *exprGen) str(depth int, inLoop bool) string {
 		return `name`
 	}
 	d := depth + 1
-	switch g.next() % 16 {
+	switch g.next() % 17 {
 	case 0:
 		return `"x"`
 	case 1:
@@ -148,6 +148,10 @@ func (g *exprGen) str(depth int, inLoop bool) string {
 		return "string(fromJSON(toJSON(" + g.list(d, inLoop) + ")))"
 	case 14:
 		return "now().Format(" + g.str(d, inLoop) + ")"
+	case 15:
+		// Reading long values on every turn of a loop.
+		s := g.str(d, inLoop)
+		return "string(count(" + g.list(d, inLoop) + ", indexOf(" + s + `, "y") >= 0 || ` + s + " == " + s + " || " + s + ` contains "x"))`
 	}
 	return "name"
 }

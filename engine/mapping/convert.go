@@ -3,6 +3,7 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"math"
 	"math/big"
 	"strconv"
@@ -87,18 +88,7 @@ func toFloat64(v any) (any, error) {
 // exactFloat gives the float64 a JSON number's text denotes when the float holds it exactly:
 // when the float's shortest decimal is that number (0.1 and 1.50 it holds, 10000000000000000001
 // it does not: it would be 1e19).
-func exactFloat(n json.Number) (float64, bool) {
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0, false
-	}
-	want, ok := ratOf(n)
-	if !ok {
-		return 0, false
-	}
-	got, _ := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
-	return f, got != nil && got.Cmp(want) == 0
-}
+func exactFloat(n json.Number) (float64, bool) { return jsontext.ExactFloat(string(n)) }
 
 // maxExactExponent bounds the exponents of the numbers computed exactly: 1e999999999 would take
 // big.Rat gigabytes. Such a number is compared as its text, and no property holds it exactly.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"io"
 	"maps"
 	"reflect"
@@ -81,24 +82,10 @@ func normalize(v any) any {
 	return v
 }
 
-// number is a JSON number as the engine holds it, never rounded: an int64 when it is an
-// integer that fits, a float64 when that holds exactly the same decimal ("0.1" is the float64
-// whose shortest form is 0.1), else the json.Number itself, whose text is written back as it
-// came. An id of 10000000000000000001 was read as the float64 1e19, linked as "1e+19", and its
-// updates went to /contacts/1e+19, another record.
-func number(s string) any {
-	if !strings.ContainsAny(s, ".eE") {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return i
-		}
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if c, err := stamp.Compare(s, strconv.FormatFloat(f, 'g', -1, 64)); err == nil && c == 0 {
-			return f
-		}
-	}
-	return json.Number(s)
-}
+// number is a JSON number as the engine holds it, never rounded (jsontext.Number). An id of
+// 10000000000000000001 was read as the float64 1e19, linked as "1e+19", and its updates went
+// to /contacts/1e+19, another record.
+func number(s string) any { return jsontext.Number(s) }
 
 // at returns the value at a dotted path ("pagination.nextPageCursor", "errors.0.message");
 // "" is the value itself. found is false when a step is missing.

@@ -178,6 +178,11 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	if err != nil {
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
+	from = append([]connector.Record(nil), from...) // flowBack replaces the records it writes
+	unsynced, unsyncedWhy, err := fr.flowBack(ctx, side, from, results, sVals)
+	if err != nil {
+		return nil, err // the intents stay: the next run recovers whatever was created
+	}
 	newIDs := make([]string, len(datas))
 	// The links' bases are computed before the transaction, on two goroutines for a pure flow.
 	made := make([]*state.Link, len(results))
@@ -194,6 +199,14 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: toSide}
 			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], d); unbased[i] == nil {
 				made[i] = l
+				if keys := unsynced[i]; len(keys) > 0 {
+					// What did not reach the origin is left out of the base, and the digests
+					// with it, so that the next merge of the pair writes it.
+					for _, k := range keys {
+						delete(l.Base, k)
+					}
+					l.SourceHash, l.TargetHash = "", ""
+				}
 			}
 		}
 	})
@@ -223,6 +236,9 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			fr.countCreate(side)
 		}
 	}
+	for i, reason := range unsyncedWhy {
+		outcomes[i].reason = reason
+	}
 	// Only the intents of the records the connection answered for are settled; the others
 	// stay for the next run to recover.
 	settled := intentIDs[:min(len(results), len(intentIDs))]
@@ -239,6 +255,13 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			}
 			if err := tx.PutLink(o.link); err != nil {
 				return err
+			}
+			if o.reason != "" {
+				// Linked, but what flows back did not reach it: retried by the next run.
+				if err := tx.PutDeadLetter(fr.f.ID(), side, o.id, o.reason); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := tx.ClearDeadLetter(fr.f.ID(), side, o.id); err != nil {
 				return err
@@ -260,6 +283,120 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 		return nil, err
 	}
 	return newIDs, nil
+}
+
+// backProps lists the properties that may flow back to the records created from (of side):
+// those that flow to side. A create sends what flows from side; the others, and those whose
+// value was empty there, the other system may assign (an id, a default, a stamp).
+func (fr *flowRun) backProps(side string) []*mapping.Property {
+	var out []*mapping.Property
+	for _, prop := range fr.f.Properties {
+		if len(prop.Elements) > 0 {
+			continue // lists are left to the next merge
+		}
+		if (side == state.Target && prop.ToTargetSide()) || (side == state.Source && prop.ToSourceSide()) {
+			out = append(out, prop)
+		}
+	}
+	return out
+}
+
+// flowBack writes, to the records of side that records were just created from (from, aligned
+// with results), the values that flow back to them from what the other system assigned when
+// it created their partners: the id a source assigns a record created from a target record
+// reaches the target's a_id in the same run, and the base records it. A property the create
+// sent (it flows from side and side's value was not empty) is not written back, so that a
+// system that reformats what it stores does not send its format back.
+//
+// from's records are replaced by what their system holds after the write. For a record whose
+// write failed it returns the keys of the properties that did not reach it (left out of the
+// link's base, so that the next merge writes them) and why, by index.
+func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.Record, results []connector.Result, sVals []map[string][]byte) (map[int][]string, map[int]string, error) {
+	props := fr.backProps(side)
+	if len(props) == 0 {
+		return nil, nil, nil
+	}
+	var idx []int
+	var recs []connector.Record
+	var keys [][]string
+	for i, res := range results {
+		if res.Err != nil || i >= len(from) {
+			continue
+		}
+		var desired map[string]any
+		var changed []string
+		for _, prop := range props {
+			var v, now any
+			var err error
+			if side == state.Target {
+				// Created in the source: what flows to the target comes from the new record.
+				if prop.ToSourceSide() && !mapping.Empty(prop.View(from[i].Data)) {
+					continue
+				}
+				v, err = prop.TargetValue(res.Record.Data, fr.refs)
+				now = prop.View(from[i].Data)
+			} else {
+				if prop.ToTargetSide() && !mapping.Empty(prop.SourceView(from[i].Data)) {
+					continue
+				}
+				v, err = prop.SourceValue(res.Record.Data, fr.refs)
+				now = prop.SourceView(from[i].Data)
+			}
+			if err != nil || sameValue(v, now) {
+				continue // an error is the next merge's to report
+			}
+			if desired == nil {
+				desired = mapping.Clone(from[i].Data).(map[string]any)
+			}
+			if side == state.Target {
+				prop.ApplyTarget(desired, v)
+			} else {
+				prop.ApplySource(desired, v)
+			}
+			changed = append(changed, prop.Key())
+		}
+		if desired == nil {
+			continue
+		}
+		if p := patch(from[i].Data, desired); len(p) > 0 {
+			idx = append(idx, i)
+			recs = append(recs, connector.Record{ID: from[i].ID, Data: p})
+			keys = append(keys, changed)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil, nil
+	}
+	conn, entity := fr.on(side)
+	written, err := conn.Update(ctx, entity, recs)
+	if err == nil {
+		err = readBack(ctx, conn, entity, written)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	unsynced, why := map[int][]string{}, map[int]string{}
+	for j, res := range written {
+		i := idx[j]
+		if res.Err != nil {
+			unsynced[i] = keys[j]
+			why[i] = fmt.Sprintf("writing %s %s: %v", entity, recs[j].ID, res.Err)
+			fr.stats.Failed++
+			fr.failedNow[side+"\x00"+from[i].ID] = true
+			continue
+		}
+		from[i] = res.Record
+		if side == state.Source {
+			if i < len(sVals) {
+				sVals[i] = nil
+			}
+			// (the source changed: its values in target form are computed again): its values in target form are computed again
+			fr.stats.UpdatedSource++
+		} else {
+			fr.stats.UpdatedTarget++
+		}
+	}
+	return unsynced, why, nil
 }
 
 // createReferenced creates, for a record that refers to it, the partner of record id (of the

@@ -388,9 +388,8 @@ func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.R
 		from[i] = res.Record
 		if side == state.Source {
 			if i < len(sVals) {
-				sVals[i] = nil
+				sVals[i] = nil // the source changed: its values in target form are computed again
 			}
-			// (the source changed: its values in target form are computed again): its values in target form are computed again
 			fr.stats.UpdatedSource++
 		} else {
 			fr.stats.UpdatedTarget++

@@ -426,6 +426,10 @@ func (fr *flowRun) merge(p *pair) error {
 		}
 		toTarget, toSource := false, false
 		switch {
+		case prop.ToTargetSide() && !prop.ToSourceSide() && !first && string(tC) != string(base.T):
+			// The target edited a property that flows to it only: the source's value wins
+			// back (a value the target reformatted on write is its base, not an edit).
+			toTarget = true
 		case !srcChanged && !tgtChanged:
 		case srcChanged && !tgtChanged:
 			toTarget = true

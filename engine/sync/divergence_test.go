@@ -93,3 +93,25 @@ func TestDivergenceAssignedValuesFlowBackAfterCreate(t *testing.T) {
 		t.Errorf("a holds %v", got)
 	}
 }
+
+// A target edit of a to-target property does not stay: the source's value is written back in
+// the run that reads the edit, which counts it as an update (not as unchanged), and the base
+// never holds the edit.
+func TestDivergenceOneWayPropertyStaysOneWay(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.sync()
+	p4 := p.mustTarget("products", "4")
+	p.exec("shop", "UPDATE products SET summary = 'HACKED', modified = '2024-02-01T00:00:00Z' WHERE id = ?", p4)
+	rep := p.sync()
+	st := e2eFlow(t, rep, "products")
+	if st.UpdatedTarget != 1 || st.UpdatedSource != 0 {
+		t.Errorf("the run after the edit: %+v; want 1 update of the target", *st)
+	}
+	if got := p.text("shop", "SELECT summary FROM products WHERE id = ?", p4); got != "350 ml, steel" {
+		t.Errorf("the target's edit of a to-target property stayed: summary = %q", got)
+	}
+	if got := p.text("crm", "SELECT description FROM products WHERE id = 4"); got != "350 ml, steel" {
+		t.Errorf("a to-target property flowed back: description = %q", got)
+	}
+	p.quiet("the run after")
+}

@@ -76,27 +76,51 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		}
 	}
 	partners := map[string]connector.Record{}
+	out := &outcome{}
+	// Records that a connection refused to read or search for (connector.RecordError) are
+	// dead letters of this batch, with the reason; the others go on.
+	var refused map[string]error
 	if len(partnerIDs) > 0 {
 		conn, entity := fr.on(other(side))
-		if partners, err = conn.Get(ctx, entity, partnerIDs); err != nil {
+		var bad map[string]error
+		if partners, bad, err = getSome(ctx, conn, entity, partnerIDs); err != nil {
 			return err
+		}
+		for _, r := range recs {
+			if l := links[r.ID]; l != nil {
+				if why := bad[partnerOf(l, side)]; why != nil {
+					if refused == nil {
+						refused = map[string]error{}
+					}
+					refused[r.ID] = why
+				}
+			}
 		}
 	}
 	// The records that may be linked by merge criteria: those without a link, and those whose
 	// partner is gone (unless the delete pass deals with them).
 	var loose []connector.Record
 	for _, r := range recs {
+		if refused[r.ID] != nil {
+			continue
+		}
 		if l := links[r.ID]; l == nil {
 			loose = append(loose, r)
 		} else if _, ok := partners[partnerOf(l, side)]; !ok && fr.f.Delete == "keep" {
 			loose = append(loose, r)
 		}
 	}
-	if err := fr.prepareMatch(ctx, side, loose); err != nil {
+	unsearched, err := fr.prepareMatch(ctx, side, loose)
+	if err != nil {
 		return err
 	}
+	for id, why := range unsearched {
+		if refused == nil {
+			refused = map[string]error{}
+		}
+		refused[id] = why
+	}
 	defer func() { fr.batchIdx = nil }()
-	out := &outcome{}
 	var pairs []*pair
 	var creates []connector.Record
 	var built []*prebuilt // aligned with creates
@@ -110,6 +134,10 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		read := ""
 		if i < len(fr.digests) {
 			read = fr.digests[i]
+		}
+		if why := refused[rec.ID]; why != nil {
+			fr.fail(out, side, rec.ID, why)
+			continue
 		}
 		l := links[rec.ID]
 		if l == nil {

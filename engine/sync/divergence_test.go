@@ -5,12 +5,15 @@ package sync_test
 // files a and b with their tables, one dataflow between them.
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	_ "github.com/mattn/go-sqlite3"
 )
 
@@ -114,4 +117,101 @@ func TestDivergenceOneWayPropertyStaysOneWay(t *testing.T) {
 		t.Errorf("a to-target property flowed back: description = %q", got)
 	}
 	p.quiet("the run after")
+}
+
+// refusingConn refuses, with a connector.RecordError naming their positions, the keys of a
+// Find and the ids of a Get that refuse says it refuses; everything else passes through to
+// the connection (a Finder).
+type refusingConn struct {
+	connector.Conn
+	refuse func(value string) bool
+}
+
+func (c refusingConn) Find(ctx context.Context, entity string, paths []string, keys [][]string) ([]connector.Record, error) {
+	var bad []int
+	for i, k := range keys {
+		if c.refuse(strings.Join(k, ",")) {
+			bad = append(bad, i)
+		}
+	}
+	if bad != nil {
+		return nil, &connector.RecordError{Index: bad, Err: errors.New("400 Bad Request: invalid filter")}
+	}
+	return c.Conn.(connector.Finder).Find(ctx, entity, paths, keys)
+}
+
+func (c refusingConn) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
+	var bad []int
+	for i, id := range ids {
+		if c.refuse(id) {
+			bad = append(bad, i)
+		}
+	}
+	if bad != nil {
+		return nil, &connector.RecordError{Index: bad, Err: errors.New("400 Bad Request: invalid id")}
+	}
+	return c.Conn.Get(ctx, entity, ids)
+}
+
+// A find that the shop refuses for one record's merge key puts that record in the dead
+// letters with the shop's error and the run goes on: the other customers are linked; once
+// the shop accepts the search, the record is linked and its dead letter cleared. A read of a
+// linked partner refused the same way is the dead letter of the record whose partner it is.
+func TestDivergenceRecordErrorStaysWithItsRecord(t *testing.T) {
+	p := newE2E(t, "merge.yaml")
+	p.exec("crm", `INSERT INTO customers (id, email, name) VALUES (4, 'd"q@example.com', 'Dee')`)
+	p.exec("shop", `INSERT INTO customers (id, email, full_name) VALUES
+		(201, 'ann@example.com', 'Ann'), (202, 'bob@example.com', 'Bob'),
+		(203, 'chloe@example.com', 'Chloé'), (204, 'd"q@example.com', 'Dee')`)
+	refuse := func(v string) bool { return strings.Contains(v, `"`) }
+	wrap := func(system string, c connector.Conn) connector.Conn {
+		if system == "shop" {
+			return refusingConn{c, refuse}
+		}
+		return c
+	}
+	rep, err := p.run(e2eRunConfig{wrap: wrap})
+	if err != nil {
+		t.Fatalf("a find refused for one record failed the run: %v", err)
+	}
+	if st := e2eFlow(t, rep, "customers"); st.Merged != 3 || st.Failed != 2 {
+		t.Errorf("first run: %+v; want 3 merged, 2 failed (customer 4 and shop customer 204)", *st)
+	}
+	dead := p.deadLetters("customers")
+	want := `finding Customer by [email] = ["d\"q@example.com"]: 400 Bad Request: invalid filter`
+	for _, rec := range []string{"source:4", "target:204"} {
+		if d, ok := dead[rec]; !ok || d.Reason != want || len(dead) != 2 {
+			t.Errorf("dead letters = %v; want %s with reason %q", dead, rec, want)
+		}
+	}
+
+	// The shop refuses to read record 202, the partner of customer 2.
+	p.exec("crm", "UPDATE customers SET name = 'Ann Updated' WHERE id = 1")
+	refuse = func(v string) bool { return strings.Contains(v, `"`) || v == "202" }
+	rep, err = p.run(e2eRunConfig{wrap: wrap})
+	if err != nil {
+		t.Fatalf("a read refused for one record failed the run: %v", err)
+	}
+	if st := e2eFlow(t, rep, "customers"); st.UpdatedTarget != 1 || st.Failed != 3 {
+		t.Errorf("second run: %+v; want 1 update, 3 failed (customer 2 besides the two before)", *st)
+	}
+	if got := p.text("shop", "SELECT full_name FROM customers WHERE id = 201"); got != "Ann Updated" {
+		t.Errorf("the other records did not sync: full_name = %q", got)
+	}
+	want = "reading Customer 202: 400 Bad Request: invalid id"
+	if d := p.deadLetters("customers")["source:2"]; d.Reason != want {
+		t.Errorf("dead letter of customer 2 = %q, want %q", d.Reason, want)
+	}
+
+	// Without the refusals, both are linked and their dead letters go.
+	rep = p.sync()
+	if st := e2eFlow(t, rep, "customers"); st.Merged != 1 || st.Failed != 0 {
+		t.Errorf("third run: %+v; want 1 merged, none failed", *st)
+	}
+	if dead := p.deadLetters("customers"); len(dead) != 0 {
+		t.Errorf("dead letters left: %v", dead)
+	}
+	if got := p.links("customers"); got != 4 {
+		t.Errorf("%d links, want 4", got)
+	}
 }

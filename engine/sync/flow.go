@@ -290,12 +290,26 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	retry = kept
 	for start := 0; start < len(retry); start += fr.batchSize {
 		ids := retry[start:min(start+fr.batchSize, len(retry))]
-		got, err := conn.Get(ctx, entity, ids)
+		got, refused, err := getSome(ctx, conn, entity, ids)
 		if err != nil {
 			return err
 		}
+		if len(refused) > 0 {
+			out := &outcome{}
+			for _, id := range ids {
+				if why := refused[id]; why != nil {
+					fr.fail(out, side, id, why)
+				}
+			}
+			if err := fr.save(ctx, out); err != nil {
+				return err
+			}
+		}
 		recs := make([]connector.Record, 0, len(got))
 		for _, id := range ids {
+			if refused[id] != nil {
+				continue
+			}
 			if rec, ok := got[id]; ok {
 				recs = append(recs, rec)
 			} else if err := fr.forget(ctx, side, id); err != nil {

@@ -161,7 +161,7 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 	if len(ids) == 0 {
 		return nil
 	}
-	stored, err := conn.Get(ctx, entity, ids)
+	stored, refused, err := getSome(ctx, conn, entity, ids)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,9 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 		if r.Err != nil {
 			continue
 		}
-		if rec, ok := stored[r.Record.ID]; ok {
+		if why := refused[r.Record.ID]; why != nil {
+			results[i].Err = fmt.Errorf("record %s was written, and could not be read back: %w", r.Record.ID, why)
+		} else if rec, ok := stored[r.Record.ID]; ok {
 			results[i].Record = rec
 		} else {
 			results[i].Err = fmt.Errorf("record %s is not there after the write", r.Record.ID)

@@ -106,6 +106,17 @@ var migrations = []migration{
 		`ALTER TABLE counts ADD COLUMN target_deletions INTEGER NOT NULL DEFAULT -1`,
 		`DROP INDEX IF EXISTS intents_by_flow`,
 	}},
+	// Changes the circuit breaker refused wait for a person's decision (see Pending).
+	{version: 7, stmts: []string{
+		`CREATE TABLE pending (
+			id      INTEGER PRIMARY KEY AUTOINCREMENT,
+			flow    TEXT NOT NULL,
+			created TEXT NOT NULL,
+			status  TEXT NOT NULL CHECK (status IN ('pending', 'approved')),
+			summary TEXT NOT NULL,
+			links   TEXT NOT NULL -- JSON: [{"s": source id, "t": target id, "m": missing side}]
+		)`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

@@ -97,16 +97,14 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 			}
 		}
 	}
-	// The records that may be linked by merge criteria: those without a link, and those whose
-	// partner is gone (unless the delete pass deals with them).
+	// The records that may be linked by merge criteria: those without a link. (A record whose
+	// partner is gone is the delete pass's, which may link it again under delete: keep.)
 	var loose []connector.Record
 	for _, r := range recs {
 		if refused[r.ID] != nil {
 			continue
 		}
 		if l := links[r.ID]; l == nil {
-			loose = append(loose, r)
-		} else if _, ok := partners[partnerOf(l, side)]; !ok && fr.f.Delete == "keep" {
 			loose = append(loose, r)
 		}
 	}
@@ -159,26 +157,10 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		}
 		partner, ok := partners[partnerOf(l, side)]
 		if !ok {
-			// The partner is gone; delete: propagate is the delete pass's work. Under keep the
-			// survivor is synced again at once, as an unlinked record.
-			if fr.f.Delete == "propagate" {
-				continue
-			}
-			if err := fr.dropLink(ctx, l, side, rec.ID); err != nil {
-				return err
-			}
-			if fr.f.Delete == "keep" {
-				p, create, err := fr.unlinked(ctx, side, rec, out)
-				if err != nil {
-					return err
-				}
-				if p != nil {
-					pairs = append(pairs, p)
-				}
-				if create {
-					creates, built = append(creates, rec), append(built, prebuiltAt(i))
-				}
-			}
+			// The partner is gone, or the system did not return it. Whatever the delete
+			// policy, the delete pass decides at the end of the flow run, once it knows how
+			// many went missing: a mass disappearance is a fault (deletes.go).
+			fr.vanish(l, side)
 			continue
 		}
 		p := &pair{link: l, side: side, read: read}

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/state"
+	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 	_ "github.com/mattn/go-sqlite3"
 )
 
@@ -214,4 +216,128 @@ func TestDivergenceRecordErrorStaysWithItsRecord(t *testing.T) {
 	if got := p.links("customers"); got != 4 {
 		t.Errorf("%d links, want 4", got)
 	}
+}
+
+// emptyConn answers every list and every read of products with no records, as an API whose
+// token expired answers 200 {"items": []}.
+type emptyConn struct{ connector.Conn }
+
+func (c emptyConn) Scan(ctx context.Context, entity, since string, fn func([]connector.Record) error) error {
+	if entity != "Product" {
+		return c.Conn.Scan(ctx, entity, since, fn)
+	}
+	return nil
+}
+
+func (c emptyConn) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {
+	if entity != "Product" {
+		return c.Conn.Get(ctx, entity, ids)
+	}
+	return map[string]connector.Record{}, nil
+}
+
+// writeState opens the link state for writing and runs fn in a transaction, as the approve
+// and reject commands do.
+func (p *e2eProject) writeState(fn func(tx state.Tx) error) {
+	p.t.Helper()
+	st, err := state.Open(context.Background(), p.state, state.ReadWrite)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer st.Close()
+	tx, err := st.Begin(context.Background())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		p.t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *e2eProject) pending(flow string) []state.Pending {
+	p.t.Helper()
+	var out []state.Pending
+	p.store(func(st state.Store) (err error) {
+		out, err = st.Pending(context.Background(), flow)
+		return err
+	})
+	return out
+}
+
+// A side that answers with no records at all is a fault, whatever the delete policy: the run
+// stops the flow with the breaker's error, unlinks, deletes and creates nothing, and records
+// the change as pending; the other flows go on. Rejected, the change is dropped and the links
+// stay: the next run with the shop back writes nothing.
+func TestDivergenceEmptiedSideIsAFault(t *testing.T) {
+	for _, policy := range []string{"keep", "unlink", "propagate"} {
+		t.Run(policy, func(t *testing.T) {
+			p := newE2E(t, "delete-"+policy+".yaml")
+			p.sync()
+			p.exec("crm", "UPDATE customers SET name = 'Chloé Martin-Dupont' WHERE id = 3")
+			rep, err := p.run(e2eRunConfig{wrap: func(system string, c connector.Conn) connector.Conn {
+				if system == "shop" {
+					return emptyConn{c}
+				}
+				return c
+			}})
+			want := "flow products: circuit breaker: 10 of 10 linked records of Shop (Product) are missing, more than the limit of 1 (10%); " +
+				"nothing was unlinked, deleted or created. If they were removed on purpose, approve the change (dataflow approve 1) and run again; " +
+				"if not (an expired token, a wrong filter, an outage), fix the system and run again, or drop the change (dataflow reject 1)"
+			if !errors.Is(err, dsync.ErrBreaker) || err.Error() != want {
+				t.Fatalf("run: %v\nwant: %s", err, want)
+			}
+			st := e2eFlow(t, rep, "products")
+			if st.Unlinked != 0 || st.CreatedTarget != 0 || st.CreatedSource != 0 || st.Deleted != 0 {
+				t.Errorf("products: %+v; want nothing unlinked, created or deleted", *st)
+			}
+			if p.links("products") != 10 || p.count("shop", "products") != 10 || p.count("crm", "products") != 10 {
+				t.Errorf("%d links, shop %d, CRM %d; want 10 each", p.links("products"), p.count("shop", "products"), p.count("crm", "products"))
+			}
+			pend := p.pending("")
+			if len(pend) != 1 || pend[0].Flow != "products" || pend[0].Status != state.PendingWaiting || len(pend[0].Links) != 10 ||
+				pend[0].Summary != "10 of 10 linked records of Shop (Product) are missing, more than the limit of 1 (10%); delete: "+policy {
+				t.Errorf("pending = %+v", pend)
+			}
+			if st := e2eFlow(t, rep, "customers"); st.UpdatedTarget != 1 {
+				t.Errorf("customers: %+v; the flow after the breaker did not run", *st)
+			}
+			p.writeState(func(tx state.Tx) error { return tx.DeletePending(pend[0].ID) })
+			p.quiet("run after the reject, with the shop back")
+			if p.links("products") != 10 || len(p.pending("")) != 0 {
+				t.Errorf("after the reject: %d links, pending %v", p.links("products"), p.pending(""))
+			}
+		})
+	}
+}
+
+// Records really deleted in bulk: the breaker stops the run and the change waits; approved,
+// the next run makes it (under keep: unlinks and creates the shop's products again) and the
+// approval is used up.
+func TestDivergenceApprovedMassDeleteIsMade(t *testing.T) {
+	p := newE2E(t, "delete-keep.yaml")
+	p.sync()
+	p.exec("shop", "DELETE FROM products")
+	if _, err := p.run(e2eRunConfig{}); !errors.Is(err, dsync.ErrBreaker) {
+		t.Fatalf("run: %v, want the breaker", err)
+	}
+	if p.count("shop", "products") != 0 || p.links("products") != 10 {
+		t.Fatalf("the breaker's run changed something: shop %d, links %d", p.count("shop", "products"), p.links("products"))
+	}
+	pend := p.pending("products")
+	if len(pend) != 1 {
+		t.Fatalf("pending = %+v", pend)
+	}
+	p.writeState(func(tx state.Tx) error { return tx.ApprovePending(pend[0].ID) })
+	rep := p.sync()
+	if st := e2eFlow(t, rep, "products"); st.Unlinked != 10 || st.CreatedTarget != 10 {
+		t.Errorf("the approved run: %+v; want 10 unlinked and created again", *st)
+	}
+	if p.count("shop", "products") != 10 || p.links("products") != 10 || len(p.pending("")) != 0 {
+		t.Errorf("shop %d, links %d, pending %v", p.count("shop", "products"), p.links("products"), p.pending(""))
+	}
+	p.quiet("run after")
 }

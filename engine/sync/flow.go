@@ -75,6 +75,10 @@ type flowRun struct {
 	batchSize int
 	// listKeys caches, per side and list property, the property that identifies elements.
 	listKeys map[string]string
+	// vanished holds the links whose record on one side a pass did not find (its partner
+	// was read), by source id, for the delete pass; it grows with the missing records only.
+	vanished     []gone
+	vanishedSeen map[string]bool
 }
 
 // The default batch sizes (Options.BatchSize). A batch costs its commits and the index pages
@@ -179,9 +183,16 @@ func (fr *flowRun) run(ctx context.Context) error {
 		dc.full = true // no link to check
 	} else if fr.needed(dc) {
 		dc.full = true
-		if err := fr.deletePass(ctx); err != nil {
+		if err := fr.deletePass(ctx, true); err != nil {
 			return err
 		}
+	} else if len(fr.vanished) > 0 {
+		if err := fr.deletePass(ctx, false); err != nil {
+			return err
+		}
+	}
+	if err := fr.dropApprovals(ctx); err != nil {
+		return err
 	}
 	return fr.endDeleteCheck(ctx, dc)
 }

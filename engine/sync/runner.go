@@ -158,7 +158,8 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				rep.Stopped = true
 				break
 			}
-			runErr = fmt.Errorf("flow %s: %w", f.ID(), err)
+			// Every flow the breaker stopped is reported, one line each.
+			runErr = errors.Join(runErr, fmt.Errorf("flow %s: %w", f.ID(), err))
 			if !errors.Is(err, ErrBreaker) {
 				break
 			}

@@ -54,6 +54,9 @@ func commands() []*command {
 		{name: "status", summary: "show what is linked, waiting and failing, and the last run", usage: "status [--state FILE] [PATH...]", run: runStatus},
 		{name: "links", summary: "list the links between records", usage: "links [--flow ID] [--state FILE] [PATH...]", run: runLinks},
 		{name: "deadletters", summary: "list, retry or drop the records that failed", usage: "deadletters [--flow ID] [--state FILE] [list | retry | drop [ID...]]", run: runDeadLetters},
+		{name: "pending", summary: "list the changes the circuit breaker refused, which wait for approval", usage: "pending [--flow ID] [--state FILE]", run: runPending},
+		{name: "approve", summary: "let the next run make a pending change", usage: "approve [--state FILE] ID", run: runApprove},
+		{name: "reject", summary: "drop a pending change and keep the links", usage: "reject [--state FILE] ID", run: runReject},
 		{name: "schema", summary: "print the JSON Schema of the mapping files", usage: "schema", run: runSchema},
 		{name: "version", summary: "print the version", usage: "version", run: runVersion},
 	}

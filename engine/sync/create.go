@@ -172,10 +172,14 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	} else {
 		results, err = conn.Create(ctx, entity, datas)
 	}
-	if err == nil {
-		err = readBack(ctx, conn, entity, results)
-	}
-	if err != nil {
+	// A call that failed as a whole may have created some of the records: those are linked
+	// now, the intents of the others stay for the next run to recover.
+	results, failedCall := partialResults(results, len(datas), err)
+	callErr := err
+	if err = readBack(ctx, conn, entity, results); err != nil {
+		if failedCall {
+			err = callErr
+		}
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
 	from = append([]connector.Record(nil), from...) // flowBack replaces the records it writes
@@ -219,9 +223,18 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	}
 	var links []*state.Link
 	outcomes := make([]written, len(results))
+	accepted, undone := 0, 0
 	for i, res := range results {
 		o := &outcomes[i]
 		o.id = from[i].ID
+		if res.Err == errUndone {
+			undone++
+			fr.stats.Undone++
+			continue
+		}
+		if res.Err == nil {
+			accepted++
+		}
 		switch {
 		case res.Err != nil:
 			o.reason = fmt.Sprintf("creating %s: %v", entity, res.Err)
@@ -242,11 +255,22 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	// Only the intents of the records the connection answered for are settled; the others
 	// stay for the next run to recover.
 	settled := intentIDs[:min(len(results), len(intentIDs))]
+	if undone > 0 {
+		settled = nil
+		for i, res := range results {
+			if res.Err != errUndone {
+				settled = append(settled, intentIDs[i])
+			}
+		}
+	}
 	link := func(tx state.Tx) error {
 		if err := tx.DeleteIntents(settled); err != nil {
 			return err
 		}
-		for _, o := range outcomes {
+		for i, o := range outcomes {
+			if results[i].Err == errUndone {
+				continue // its intent stays
+			}
 			if o.link == nil {
 				if err := tx.PutDeadLetter(fr.f.ID(), side, o.id, o.reason); err != nil {
 					return err
@@ -275,14 +299,18 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	for _, l := range links {
 		fr.refs.remember(fr.f, l.SourceID, l.TargetID)
 	}
+	var partialErr error
+	if failedCall {
+		partialErr = &undoneError{err: callErr, entity: entity, made: accepted, undone: undone}
+	}
 	if stage {
 		fr.stage(link, links)
-		return newIDs, nil
+		return newIDs, partialErr
 	}
 	if err := fr.commit(ctx, link); err != nil {
 		return nil, err
 	}
-	return newIDs, nil
+	return newIDs, partialErr
 }
 
 // backProps lists the properties that may flow back to the records created from (of side):

@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -340,4 +341,122 @@ func TestDivergenceApprovedMassDeleteIsMade(t *testing.T) {
 		t.Errorf("shop %d, links %d, pending %v", p.count("shop", "products"), p.links("products"), p.pending(""))
 	}
 	p.quiet("run after")
+}
+
+// throttledConn writes the first `accept` records of an Update or Create and then fails the
+// call as a whole, as an API answering 429 after some PATCHes, returning the results of the
+// records it wrote (partial) or none.
+type throttledConn struct {
+	connector.Conn
+	accept  int
+	partial bool
+}
+
+var errThrottled = errors.New("429 Too Many Requests")
+
+func (c throttledConn) Update(ctx context.Context, entity string, recs []connector.Record) ([]connector.Result, error) {
+	n := min(c.accept, len(recs))
+	done, err := c.Conn.Update(ctx, entity, recs[:n])
+	if err != nil {
+		return nil, err
+	}
+	if !c.partial {
+		return nil, errThrottled
+	}
+	return append(done, make([]connector.Result, len(recs)-n)...), errThrottled
+}
+
+func (c throttledConn) Create(ctx context.Context, entity string, data []map[string]any) ([]connector.Result, error) {
+	n := min(c.accept, len(data))
+	done, err := c.Conn.Create(ctx, entity, data[:n])
+	if err != nil {
+		return nil, err
+	}
+	if !c.partial {
+		return nil, errThrottled
+	}
+	return append(done, make([]connector.Result, len(data)-n)...), errThrottled
+}
+
+// A run that fails on a 429 after some writes reports the writes the system accepted and the
+// ones left undone, in its stats and its error; the next run makes the rest, once.
+func TestDivergenceSummaryCountsWritesBeforeAFailure(t *testing.T) {
+	for _, partial := range []bool{true, false} {
+		t.Run(fmt.Sprintf("partial=%v", partial), func(t *testing.T) {
+			p := newE2E(t, "basic.yaml")
+			p.sync()
+			p.exec("crm", "UPDATE products SET name = name || ' (new)', updated_at = '2024-02-01T00:00:00Z' WHERE id <= 5")
+			p.exec("crm", "INSERT INTO products (id, sku, name, price, stock, updated_at) VALUES (11, 'P-11', 'Eleven', 1, 1, '2024-02-01T00:00:00Z'), (12, 'P-12', 'Twelve', 1, 1, '2024-02-01T00:00:00Z')")
+			wrap := func(system string, c connector.Conn) connector.Conn {
+				if system == "shop" {
+					return throttledConn{c, 2, partial}
+				}
+				return c
+			}
+			rep, err := p.run(e2eRunConfig{wrap: wrap})
+			if !errors.Is(err, errThrottled) {
+				t.Fatalf("run: %v, want the 429", err)
+			}
+			// The shop took 2 updates. A connection that returns the results of the records
+			// it wrote has them counted; one that returns none has all 5 counted undone.
+			st := e2eFlow(t, rep, "products")
+			made, undone := 2, 3
+			if !partial {
+				made, undone = 0, 5
+			}
+			if st.UpdatedTarget != made || st.Undone != undone || rep.Writes() != made {
+				t.Errorf("products: %+v, %d writes; want %d updates made, %d undone", *st, rep.Writes(), made, undone)
+			}
+			if partial {
+				want := "flow products: 429 Too Many Requests (Product: 2 of 5 writes of the call were made; 3 left undone, for the next run)"
+				if err.Error() != want {
+					t.Errorf("error:\n%s\nwant:\n%s", err, want)
+				}
+			}
+			rep = p.sync()
+			st = e2eFlow(t, rep, "products")
+			if st.UpdatedTarget != 3 || st.CreatedTarget != 2 || rep.Failed() != 0 {
+				t.Errorf("the run after: %+v; want the 3 updates left and the 2 creates", *st)
+			}
+			if got := p.count("shop", "products", "title LIKE '% (new)'"); got != 5 {
+				t.Errorf("the shop holds %d new titles, want 5", got)
+			}
+			if got := p.count("shop", "products"); got != 12 {
+				t.Errorf("the shop holds %d products, want 12", got)
+			}
+			p.quiet("the third run")
+		})
+	}
+}
+
+// Creates the system accepted before a call failed are linked in that run and counted; the
+// intents of the others stay, and the next run creates them once.
+func TestDivergenceCreatesBeforeAFailureAreLinked(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.sync()
+	p.exec("crm", "INSERT INTO products (id, sku, name, price, stock, updated_at) VALUES (11, 'P-11', 'Eleven', 1, 1, '2024-02-01T00:00:00Z'), (12, 'P-12', 'Twelve', 1, 1, '2024-02-01T00:00:00Z'), (13, 'P-13', 'Thirteen', 1, 1, '2024-02-01T00:00:00Z')")
+	rep, err := p.run(e2eRunConfig{wrap: func(system string, c connector.Conn) connector.Conn {
+		if system == "shop" {
+			return throttledConn{c, 1, true}
+		}
+		return c
+	}})
+	want := "flow products: 429 Too Many Requests (Product: 1 of 3 writes of the call were made; 2 left undone, for the next run)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("run: %v\nwant: %s", err, want)
+	}
+	if st := e2eFlow(t, rep, "products"); st.CreatedTarget != 1 || st.Undone != 2 {
+		t.Errorf("products: %+v; want 1 created, 2 undone", *st)
+	}
+	if p.links("products") != 11 {
+		t.Errorf("%d links, want 11", p.links("products"))
+	}
+	rep = p.sync()
+	if st := e2eFlow(t, rep, "products"); st.CreatedTarget+st.Recovered != 2 {
+		t.Errorf("the run after: %+v; want the 2 left created", *st)
+	}
+	if got := p.count("shop", "products"); got != 13 || p.links("products") != 13 {
+		t.Errorf("the shop holds %d products and %d links, want 13", got, p.links("products"))
+	}
+	p.quiet("the third run")
 }

@@ -67,6 +67,10 @@ type FlowStats struct {
 	Deleted       int    `json:"deleted"`
 	Unlinked      int    `json:"unlinked"`
 	Recovered     int    `json:"recovered"` // created records adopted after a crash
+	// Undone counts the writes a batch planned and did not make because a call to a system
+	// failed as a whole (the run then stops): the next run makes them. The writes the system
+	// accepted before it failed are counted with the others.
+	Undone int `json:"undone,omitempty"`
 }
 
 // Writes counts the writes to systems.

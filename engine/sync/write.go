@@ -46,14 +46,24 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 			}
 		}
 		results, err := conn.Update(ctx, entity, recs)
-		if err != nil {
-			return err
+		results, failedCall := partialResults(results, len(recs), err)
+		if rerr := readBack(ctx, conn, entity, results); rerr != nil {
+			if failedCall {
+				return err
+			}
+			return rerr
 		}
-		if err := readBack(ctx, conn, entity, results); err != nil {
-			return err
-		}
+		made, undone := 0, 0
 		for i, res := range results {
 			p := ps[i]
+			if res.Err == errUndone {
+				undone++
+				fr.stats.Undone++
+				continue
+			}
+			if res.Err == nil {
+				made++
+			}
 			if res.Err != nil {
 				failed[p] = true
 				fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
@@ -68,9 +78,13 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 				fr.stats.UpdatedSource++
 			}
 		}
+		if failedCall {
+			return &undoneError{err: err, entity: entity, made: made, undone: undone}
+		}
 		return nil
 	}
 	if err := apply(tgtPairs, state.Target); err != nil {
+		fr.stats.Undone += len(srcPairs) // never attempted
 		return err
 	}
 	if err := apply(srcPairs, state.Source); err != nil {

@@ -460,3 +460,45 @@ func TestDivergenceCreatesBeforeAFailureAreLinked(t *testing.T) {
 	}
 	p.quiet("the third run")
 }
+
+// A lost link state is not a new sync: with both systems holding the records of flows that
+// create without merge criteria, a run on a state that never ran refuses and writes nothing;
+// Options.AllowNewState (run --allow-new-state) runs it anyway.
+func TestDivergenceLostStateRefused(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.sync()
+	lost := p.state + ".lost"
+	if err := os.Rename(p.state, lost); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p.state + "-wal")
+	os.Remove(p.state + "-shm")
+	rep, err := p.run(e2eRunConfig{})
+	want := "new link state: the link state has no links and no runs, but both systems of flow products (CRM Product and Shop Product), " +
+		"flow customers (CRM Customer and Shop Customer), flow orders (CRM Order and Shop Order) already hold records, " +
+		"and the flow creates records without merge criteria: this run would create a copy of every record on the other side. " +
+		"If the link state was lost, restore it from a backup (or point --state at it); if the records were never synced, " +
+		"run with --allow-new-state, or give the flow merge criteria that link the records both sides hold"
+	if !errors.Is(err, dsync.ErrNewState) || err.Error() != want {
+		t.Fatalf("run: %v\nwant: %s", err, want)
+	}
+	if rep != nil {
+		t.Errorf("a refused run reported %s", e2eStats(rep))
+	}
+	if got := p.count("shop", "products"); got != 10 {
+		t.Errorf("the shop holds %d products, want the 10 it had", got)
+	}
+	// A dry run shows what the run would do.
+	if _, err := p.run(e2eRunConfig{opts: dsync.Options{DryRun: true}}); err != nil {
+		t.Errorf("dry run: %v", err)
+	}
+	rep, err = p.run(e2eRunConfig{opts: dsync.Options{AllowNewState: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e2eFlow(t, rep, "products").CreatedTarget; got != 10 {
+		t.Errorf("allowed: created %d, want the 10 copies it was told to make", got)
+	}
+	// The state has run now: the next run is not refused.
+	p.sync()
+}

@@ -36,6 +36,10 @@ type Options struct {
 	// only when the record counts do not show that none was deleted, and at least every this
 	// many runs of a flow (default 20; 1 reads them on every run). See deletecheck.go.
 	DeleteCheckEvery int
+	// AllowNewState lets a run start on a link state that has never run although both
+	// systems of a flow that creates records without merge criteria hold records
+	// (checkNewState): the records were never synced, and the state is not lost.
+	AllowNewState bool
 	// Now gives the time, for tests.
 	Now func() time.Time
 	// Progress, when set, is called after each batch.
@@ -134,6 +138,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	}
 	flows, err := Order(r.Project, r.Opts.Flows)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.checkNewState(ctx, flows); err != nil {
 		return nil, err
 	}
 	rep := &Report{}

@@ -116,6 +116,12 @@ var migrations = []migration{
 			summary TEXT NOT NULL,
 			links   TEXT NOT NULL -- JSON: [{"s": source id, "t": target id, "m": missing side}]
 		)`,
+		// The fingerprint of the property table a flow's links were last all merged under:
+		// another one makes the next run merge every linked pair again (an edited mapping).
+		`CREATE TABLE fingerprints (
+			flow  TEXT PRIMARY KEY,
+			value TEXT NOT NULL
+		) WITHOUT ROWID`,
 	}},
 }
 

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +126,29 @@ func (t *sqliteTx) DeletePending(id int64) error {
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return fmt.Errorf("delete pending change %d: %w", id, ErrNoPending)
+	}
+	return nil
+}
+
+// Fingerprint returns the fingerprint recorded for a flow's property table, "" for none.
+func (s *SQLite) Fingerprint(ctx context.Context, flow string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, "SELECT value FROM fingerprints WHERE flow = ?", flow).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("fingerprint of flow %q: %w", flow, err)
+	}
+	return v, nil
+}
+
+// SetFingerprint records the fingerprint of a flow's property table.
+func (t *sqliteTx) SetFingerprint(flow, value string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec("INSERT INTO fingerprints (flow, value) VALUES (?, ?) ON CONFLICT (flow) DO UPDATE SET value = excluded.value", flow, value); err != nil {
+		return fmt.Errorf("set fingerprint of flow %q: %w", flow, err)
 	}
 	return nil
 }

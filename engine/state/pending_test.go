@@ -54,3 +54,20 @@ func TestPending(t *testing.T) {
 		t.Errorf("delete an unknown change: %v", err)
 	}
 }
+
+// A flow's fingerprint is "" until set, then the last value set.
+func TestFingerprint(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if v, err := s.Fingerprint(ctx, "f"); err != nil || v != "" {
+		t.Fatalf("before: %q, %v", v, err)
+	}
+	write(t, s, func(tx Tx) error { return tx.SetFingerprint("f", "a") })
+	write(t, s, func(tx Tx) error { return tx.SetFingerprint("f", "b") })
+	if v, err := s.Fingerprint(ctx, "f"); err != nil || v != "b" {
+		t.Errorf("after: %q, %v", v, err)
+	}
+	if v, _ := s.Fingerprint(ctx, "g"); v != "" {
+		t.Errorf("flow g: %q", v)
+	}
+}

@@ -183,6 +183,9 @@ type Store interface {
 	Runs(ctx context.Context, limit int) ([]Run, error)                 // newest first
 	// Pending returns the flow's pending changes ("" for all flows), oldest first.
 	Pending(ctx context.Context, flow string) ([]Pending, error)
+	// Fingerprint returns the fingerprint of the property table the flow's links were last
+	// all merged under ("" when none is recorded).
+	Fingerprint(ctx context.Context, flow string) (string, error)
 	// Begin starts a write transaction. Only a Store opened for writing can.
 	Begin(ctx context.Context) (Tx, error)
 	Close() error
@@ -219,6 +222,7 @@ type Tx interface {
 	PutPending(p *Pending) (int64, error)
 	ApprovePending(id int64) error
 	DeletePending(id int64) error
+	SetFingerprint(flow, value string) error
 	StartRun() (int64, error)
 	FinishRun(id int64, status string, summary json.RawMessage) error
 	Commit() error

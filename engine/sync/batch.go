@@ -367,7 +367,7 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 // merge decides, property by property, what to write to each side of a pair.
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
-	if !p.isNew && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
+	if !p.isNew && !fr.resync && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
 		if !fr.readBefore(p) {
 			fr.stats.Unchanged++
 		}

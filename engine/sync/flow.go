@@ -79,6 +79,10 @@ type flowRun struct {
 	// was read), by source id, for the delete pass; it grows with the missing records only.
 	vanished     []gone
 	vanishedSeen map[string]bool
+	// resync says that every linked pair is merged in this run, the digests of unchanged
+	// records notwithstanding (resync.go); print is the fingerprint of the property table.
+	resync bool
+	print  string
 }
 
 // The default batch sizes (Options.BatchSize). A batch costs its commits and the index pages
@@ -148,6 +152,9 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	fr.check = dc
+	if err := fr.beginResync(ctx); err != nil {
+		return err
+	}
 	if !fr.r.Opts.DryRun {
 		if err := fr.recoverIntents(ctx); err != nil {
 			return err
@@ -177,6 +184,11 @@ func (fr *flowRun) run(ctx context.Context) error {
 			if err = fr.pass(ctx, side); err != nil {
 				return err
 			}
+		}
+	}
+	if fr.resync {
+		if err := fr.resyncPass(ctx, dc.hadLinks); err != nil {
+			return err
 		}
 	}
 	if !dc.hadLinks {

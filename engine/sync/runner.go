@@ -36,6 +36,10 @@ type Options struct {
 	// only when the record counts do not show that none was deleted, and at least every this
 	// many runs of a flow (default 20; 1 reads them on every run). See deletecheck.go.
 	DeleteCheckEvery int
+	// Resync merges every linked pair of the selected flows again, whether or not their
+	// records changed, without linking anew (as a run does by itself after the property
+	// table of a flow changed; resync.go).
+	Resync bool
 	// AllowNewState lets a run start on a link state that has never run although both
 	// systems of a flow that creates records without merge criteria hold records
 	// (checkNewState): the records were never synced, and the state is not lost.

@@ -44,6 +44,7 @@ func runRun(e *env, args []string) int {
 	every := fs.Duration("every", 0, "run every `interval` (e.g. 30s) until interrupted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	statePath := fs.String("state", DefaultState, "the link state `file`")
+	resync := fs.Bool("resync", false, "merge every linked pair again, changed or not, without linking anew")
 	allowNewState := fs.Bool("allow-new-state", false, "run on a link state that never ran although both systems of a flow that creates records hold records (they were never synced)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command to `file` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to `file` when the command ends (go tool pprof)")
@@ -96,7 +97,7 @@ func runRun(e *env, args []string) int {
 			c.Close()
 		}
 	}()
-	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows, AllowNewState: *allowNewState}}
+	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows, AllowNewState: *allowNewState, Resync: *resync}}
 	if isTerminal(e.stderr) && !*asJSON {
 		runner.Opts.Progress = progress(e.stderr)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -573,7 +574,7 @@ func (fr *flowRun) recoveryCandidates(ctx context.Context, side string, ins []st
 			}
 		}
 		for _, d := range datas {
-			if contains(r.Data, d, looselySame) {
+			if hasContent(d) && contains(r.Data, d, looselySame) {
 				out = append(out, r)
 				return
 			}
@@ -748,6 +749,9 @@ func (fr *flowRun) findCopy(in state.Intent, data map[string]any, candidates []c
 			return hits[0]
 		}
 	}
+	if !hasContent(data) {
+		return -1 // an empty record would match any
+	}
 	for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
 		for i := range candidates {
 			if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
@@ -792,6 +796,9 @@ func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidate
 	}
 	var data map[string]any
 	json.Unmarshal(in.Data, &data)
+	if !hasContent(data) {
+		return nil // an empty record would match any
+	}
 	for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
 		for i := range candidates {
 			if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
@@ -802,24 +809,66 @@ func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidate
 	return nil
 }
 
+// hasContent reports whether a record holds a value that is not empty: only such a record
+// can be recognised by its content (an empty one, or one of nulls, is contained in any).
+func hasContent(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			if hasContent(e) {
+				return true
+			}
+		}
+		return false
+	case []any:
+		for _, e := range x {
+			if hasContent(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return !mapping.Empty(v)
+}
+
 func sameValue(a, b any) bool {
 	return string(mapping.Canonical(a)) == string(mapping.Canonical(b))
 }
 
 // looselySame compares as systems commonly reformat what they store: text without regard to
-// case and surrounding space, and numbers by value whatever their notation ("10" and "10.00").
+// case and surrounding space, and numbers by value whatever their decimal notation (10 and
+// "10.00"). Values compare by type otherwise: a number never equals text that is not a plain
+// decimal ("007", " 7", "7e0" are codes, not 7), a boolean never equals a number.
 func looselySame(a, b any) bool {
 	if sameValue(a, b) {
 		return true
 	}
 	as, aok := a.(string)
 	bs, bok := b.(string)
-	if aok && bok && strings.EqualFold(strings.TrimSpace(as), strings.TrimSpace(bs)) {
-		return true
+	if aok && bok {
+		return strings.EqualFold(strings.TrimSpace(as), strings.TrimSpace(bs))
+	}
+	if !numberLike(a) || !numberLike(b) {
+		return false
 	}
 	af, aerr := mapping.Coerce(a, "number")
 	bf, berr := mapping.Coerce(b, "number")
 	return aerr == nil && berr == nil && af != nil && sameValue(af, bf)
+}
+
+// plainDecimal is the text of a number as a system that formats numbers writes it: no sign
+// but a minus, no leading zero, no exponent, no space.
+var plainDecimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
+
+// numberLike reports whether v is a number, or text that is a plain decimal.
+func numberLike(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return plainDecimal.MatchString(x)
+	case bool, nil, map[string]any, []any:
+		return false
+	}
+	return true
 }
 
 // adopt links the record found for an intent, or drops the intent when none was created.

@@ -122,6 +122,12 @@ var migrations = []migration{
 			flow  TEXT PRIMARY KEY,
 			value TEXT NOT NULL
 		) WITHOUT ROWID`,
+		// The systems the links are of: a run against another database is refused.
+		`CREATE TABLE systems (
+			system    TEXT PRIMARY KEY,
+			connector TEXT NOT NULL,
+			location  TEXT NOT NULL -- a path or a URL, never a password
+		) WITHOUT ROWID`,
 	}},
 }
 

@@ -71,3 +71,16 @@ func TestFingerprint(t *testing.T) {
 		t.Errorf("flow g: %q", v)
 	}
 }
+
+// A system's identity is recorded and replaced.
+func TestSystems(t *testing.T) {
+	s, _ := newStore(t)
+	write(t, s, func(tx Tx) error { return tx.PutSystem("crm", SystemIdentity{"sqlite", "/a/crm.db"}) })
+	write(t, s, func(tx Tx) error { return tx.PutSystem("crm", SystemIdentity{"sqlite", "/b/crm.db"}) })
+	write(t, s, func(tx Tx) error { return tx.PutSystem("shop", SystemIdentity{"http", "https://shop.example"}) })
+	got, err := s.Systems(context.Background())
+	want := map[string]SystemIdentity{"crm": {"sqlite", "/b/crm.db"}, "shop": {"http", "https://shop.example"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("systems = %v, %v; want %v", got, err, want)
+	}
+}

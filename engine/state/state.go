@@ -186,6 +186,8 @@ type Store interface {
 	// Fingerprint returns the fingerprint of the property table the flow's links were last
 	// all merged under ("" when none is recorded).
 	Fingerprint(ctx context.Context, flow string) (string, error)
+	// Systems returns the systems the links are of, by system id.
+	Systems(ctx context.Context) (map[string]SystemIdentity, error)
 	// Begin starts a write transaction. Only a Store opened for writing can.
 	Begin(ctx context.Context) (Tx, error)
 	Close() error
@@ -223,6 +225,7 @@ type Tx interface {
 	ApprovePending(id int64) error
 	DeletePending(id int64) error
 	SetFingerprint(flow, value string) error
+	PutSystem(id string, s SystemIdentity) error
 	StartRun() (int64, error)
 	FinishRun(id int64, status string, summary json.RawMessage) error
 	Commit() error

@@ -845,8 +845,8 @@ func looselySame(a, b any) bool {
 	}
 	as, aok := a.(string)
 	bs, bok := b.(string)
-	if aok && bok {
-		return strings.EqualFold(strings.TrimSpace(as), strings.TrimSpace(bs))
+	if aok && bok && strings.EqualFold(strings.TrimSpace(as), strings.TrimSpace(bs)) {
+		return true
 	}
 	if !numberLike(a) || !numberLike(b) {
 		return false

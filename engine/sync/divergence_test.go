@@ -621,3 +621,51 @@ func TestDivergenceRecoveryComparesByType(t *testing.T) {
 		t.Errorf("b holds %v", got)
 	}
 }
+
+// The link state knows the systems its links are of: a run against another database whose
+// records have linked ids (a copy, or another database that numbers its rows the same way) is
+// refused unless told it is a copy; an empty one is not refused (the breaker holds its
+// missing records), and never is its password recorded.
+func TestDivergenceOtherSystemRefused(t *testing.T) {
+	p := newE2E(t, "basic.yaml")
+	p.sync()
+	p.closeSQL()
+	data, err := os.ReadFile(p.db("shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(p.dir, "other-shop.db")
+	if err := os.WriteFile(other, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for k, v := range p.env {
+		env[k] = v
+	}
+	env["SHOP_DB"] = other
+	file, _ := filepath.Abs(filepath.Join(e2eFixtures, "basic.yaml"))
+	q := e2eLoad(t, p.dir, env, file)
+	q.state = p.state
+	_, err = q.run(e2eRunConfig{})
+	linked := p.allLinks("products")
+	want := fmt.Sprintf("another system: system shop: the links of the link state are of sqlite %s, and this run is against sqlite %s, "+
+		"which holds Product records with the ids of linked ones (%s, %s, %s, ...): the links would pair records that were never synced. "+
+		"Point the system at the database it was synced with, or use another link state (--state); if it is a copy of that database, run with --allow-new-systems",
+		p.db("shop"), other, linked["1"], linked["10"], linked["2"]) // in the order of the source ids, as text
+	if !errors.Is(err, dsync.ErrOtherSystem) || err.Error() != want {
+		t.Fatalf("run: %v\nwant: %s", err, want)
+	}
+	rep, err := q.run(e2eRunConfig{opts: dsync.Options{AllowNewSystems: true}})
+	if err != nil || rep.Writes() != 0 {
+		t.Fatalf("allowed: %v, %d writes", err, rep.Writes())
+	}
+	// Recorded: the next run against the copy is not refused.
+	q.quiet("the next run against the copy")
+	p.store(func(st state.Store) error {
+		systems, err := st.Systems(context.Background())
+		if systems["shop"].Location != other {
+			t.Errorf("shop recorded at %q, want %q", systems["shop"].Location, other)
+		}
+		return err
+	})
+}

@@ -40,6 +40,10 @@ type Options struct {
 	// records changed, without linking anew (as a run does by itself after the property
 	// table of a flow changed; resync.go).
 	Resync bool
+	// AllowNewSystems lets a run go on against a system in another place than the one its
+	// links were made with, although it holds records with linked ids (a copy of the
+	// database): checkSystems.
+	AllowNewSystems bool
 	// AllowNewState lets a run start on a link state that has never run although both
 	// systems of a flow that creates records without merge criteria hold records
 	// (checkNewState): the records were never synced, and the state is not lost.
@@ -145,6 +149,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	if err := r.checkNewState(ctx, flows); err != nil {
+		return nil, err
+	}
+	if err := r.checkSystems(ctx, flows); err != nil {
 		return nil, err
 	}
 	rep := &Report{}

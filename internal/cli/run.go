@@ -45,6 +45,7 @@ func runRun(e *env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	statePath := fs.String("state", DefaultState, "the link state `file`")
 	resync := fs.Bool("resync", false, "merge every linked pair again, changed or not, without linking anew")
+	allowNewSystems := fs.Bool("allow-new-systems", false, "run against a system in another place than the one its links were made with, although it holds records with linked ids (a copy)")
 	allowNewState := fs.Bool("allow-new-state", false, "run on a link state that never ran although both systems of a flow that creates records hold records (they were never synced)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command to `file` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to `file` when the command ends (go tool pprof)")
@@ -97,7 +98,7 @@ func runRun(e *env, args []string) int {
 			c.Close()
 		}
 	}()
-	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows, AllowNewState: *allowNewState, Resync: *resync}}
+	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows, AllowNewState: *allowNewState, AllowNewSystems: *allowNewSystems, Resync: *resync}}
 	if isTerminal(e.stderr) && !*asJSON {
 		runner.Opts.Progress = progress(e.stderr)
 	}

@@ -412,8 +412,12 @@ func (fr *flowRun) merge(p *pair) error {
 		T := prop.View(tgtNow)
 		sC, tC := mapping.Canonical(S), mapping.Canonical(T)
 		seen := state.Base{T: tC}
+		var srcNow []byte // a to-source property's value in the source, against its base
 		if prop.ToTargetSide() {
 			seen.S = sC
+		} else if len(prop.Elements) == 0 {
+			srcNow = mapping.Canonical(prop.SourceView(p.src.Data))
+			seen.S = srcNow
 		}
 		p.seen[prop.Key()] = seen
 		if prop.ToTargetSide() && string(sC) == string(tC) {
@@ -440,6 +444,9 @@ func (fr *flowRun) merge(p *pair) error {
 			// The target edited a property that flows to it only: the source's value wins
 			// back (a value the target reformatted on write is its base, not an edit).
 			toTarget = true
+		case srcNow != nil && !tgtChanged && base.S != nil && string(srcNow) != string(base.S):
+			// The same for the source's edit of a property that flows to it only.
+			toSource = true
 		case !srcChanged && !tgtChanged:
 		case srcChanged && !tgtChanged:
 			toTarget = true

@@ -669,3 +669,33 @@ func TestDivergenceOtherSystemRefused(t *testing.T) {
 		return err
 	})
 }
+
+// A source edit of a to-source property does not stay either: the target's value wins back
+// in the run that reads the edit, counted as an update of the source.
+func TestDivergenceToSourcePropertyStaysOneWay(t *testing.T) {
+	p := newDivergence(t,
+		"CREATE TABLE people(id integer primary key, email text, b_id integer); INSERT INTO people VALUES (1, 'x@e', NULL);",
+		"CREATE TABLE people(id integer primary key, email text);",
+		`  - id: people
+    source: people
+    target: people
+    create: always
+    properties:
+      - {source: email, target: email}
+      - {source: b_id, target: id, sync: to-source}
+`)
+	p.sync()
+	if got := p.text("a", "SELECT b_id FROM people WHERE id = 1"); got != "1" {
+		t.Fatalf("a's b_id = %s after the create, want 1", got)
+	}
+	p.quiet("second run")
+	p.exec("a", "UPDATE people SET b_id = 999 WHERE id = 1")
+	rep := p.sync()
+	if st := e2eFlow(t, rep, "people"); st.UpdatedSource != 1 || st.UpdatedTarget != 0 {
+		t.Errorf("the run after the edit: %+v; want 1 update of the source", *st)
+	}
+	if got := p.text("a", "SELECT b_id FROM people WHERE id = 1"); got != "1" {
+		t.Errorf("the source's edit of a to-source property stayed: b_id = %s", got)
+	}
+	p.quiet("the run after")
+}

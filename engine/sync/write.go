@@ -215,6 +215,10 @@ func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints ma
 				return err
 			}
 			b.S = mapping.Canonical(s)
+		} else if len(prop.Elements) == 0 {
+			// A property that flows to the source only keeps the source's value, so that a
+			// source edit of it is told from the value the source was last given.
+			b.S = mapping.Canonical(prop.SourceView(src.Data))
 		}
 		b.T = mapping.Canonical(prop.View(tgt.Data))
 		base[prop.Key()] = b

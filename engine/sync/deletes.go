@@ -56,11 +56,12 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 			for i, l := range links {
 				srcIDs[i], tgtIDs[i] = l.SourceID, l.TargetID
 			}
-			srcs, err := fr.src.Get(ctx, fr.srcEntity, srcIDs)
+			// A record a system refuses to read (connector.RecordError) is not missing.
+			srcs, srcRefused, err := getSome(ctx, fr.src, fr.srcEntity, srcIDs)
 			if err != nil {
 				return err
 			}
-			tgts, err := fr.tgt.Get(ctx, fr.tgtEntity, tgtIDs)
+			tgts, tgtRefused, err := getSome(ctx, fr.tgt, fr.tgtEntity, tgtIDs)
 			if err != nil {
 				return err
 			}
@@ -70,6 +71,8 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 				}
 				_, hasSrc := srcs[l.SourceID]
 				_, hasTgt := tgts[l.TargetID]
+				hasSrc = hasSrc || srcRefused[l.SourceID] != nil
+				hasTgt = hasTgt || tgtRefused[l.TargetID] != nil
 				switch {
 				case hasSrc && hasTgt:
 				case hasSrc:

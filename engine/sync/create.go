@@ -371,8 +371,10 @@ func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.R
 				v, err = prop.SourceValue(res.Record.Data, fr.refs)
 				now = prop.SourceView(from[i].Data)
 			}
-			if err != nil || sameValue(v, now) {
-				continue // an error is the next merge's to report
+			if err != nil || sameValue(v, now) || (mapping.Empty(v) && mapping.Empty(now)) {
+				// An error is the next merge's to report; an empty value ("" for null) was not
+				// assigned.
+				continue
 			}
 			if desired == nil {
 				desired = mapping.Clone(from[i].Data).(map[string]any)

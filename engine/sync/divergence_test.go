@@ -404,7 +404,7 @@ func TestDivergenceSummaryCountsWritesBeforeAFailure(t *testing.T) {
 			if !partial {
 				made, undone = 0, 5
 			}
-			if st.UpdatedTarget != made || st.Undone != undone || rep.Writes() != made {
+			if st.UpdatedTarget != made || st.Undone != undone || rep.Writes() != made || rep.Undone() != undone {
 				t.Errorf("products: %+v, %d writes; want %d updates made, %d undone", *st, rep.Writes(), made, undone)
 			}
 			if partial {

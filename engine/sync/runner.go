@@ -119,6 +119,15 @@ func (r *Report) Writes() int {
 	return n
 }
 
+// Undone counts the writes of all flows left undone by a call that failed as a whole.
+func (r *Report) Undone() int {
+	n := 0
+	for _, f := range r.Flows {
+		n += f.Undone
+	}
+	return n
+}
+
 // Failed counts the records that failed.
 func (r *Report) Failed() int {
 	n := 0

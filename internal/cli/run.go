@@ -295,6 +295,9 @@ func printSummary(w io.Writer, rep *dsync.Report) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%s, %s failed\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"))
+	if n := rep.Undone(); n > 0 {
+		fmt.Fprintf(w, "%s left undone, for the next run\n", diag.Plural(n, "write"))
+	}
 }
 
 func isTerminal(w io.Writer) bool {

@@ -1,0 +1,24 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	dsync "github.com/dataflow-sync/dataflow/engine/sync"
+)
+
+// The summary of a run that stopped on a failed write call counts the writes the system
+// accepted and says how many were left undone.
+func TestSummarySaysWhatWasLeftUndone(t *testing.T) {
+	var b strings.Builder
+	printSummary(&b, &dsync.Report{Flows: []*dsync.FlowStats{{Flow: "products", UpdatedTarget: 140, Undone: 360}}})
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if got := strings.Join(lines[len(lines)-2:], "\n"); got != "140 writes, 0 records failed\n360 writes left undone, for the next run" {
+		t.Errorf("summary ends with:\n%s", got)
+	}
+	b.Reset()
+	printSummary(&b, &dsync.Report{Flows: []*dsync.FlowStats{{Flow: "products", UpdatedTarget: 1}}})
+	if strings.Contains(b.String(), "undone") {
+		t.Errorf("a run with nothing undone says:\n%s", b.String())
+	}
+}

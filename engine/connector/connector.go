@@ -108,6 +108,11 @@ type Conn interface {
 	// Update writes the given properties of existing records (a patch: properties absent from
 	// Data are left as they are; nested objects are patched, lists replaced) and returns one
 	// Result per record.
+	//
+	// A Create or Update that fails as a whole after writing some records (a 429 after 140
+	// PATCHes) should return, with its error, one Result per record: a Result without Err and
+	// with Record.ID set for each record written, a zero Result for each one left undone. The
+	// engine then reports the writes made and links the records created.
 	Update(ctx context.Context, entity string, recs []Record) ([]Result, error)
 	// Delete deletes records by id and returns one error (or nil) per id.
 	Delete(ctx context.Context, entity string, ids []string) ([]error, error)

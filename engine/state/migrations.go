@@ -114,6 +114,29 @@ var migrations = []migration{
 			at   TEXT NOT NULL
 		) WITHOUT ROWID`,
 	}},
+	// Changes the circuit breaker refused wait for a person's decision (see Pending).
+	{version: 7, stmts: []string{
+		`CREATE TABLE pending (
+			id      INTEGER PRIMARY KEY AUTOINCREMENT,
+			flow    TEXT NOT NULL,
+			created TEXT NOT NULL,
+			status  TEXT NOT NULL CHECK (status IN ('pending', 'approved')),
+			summary TEXT NOT NULL,
+			links   TEXT NOT NULL -- JSON: [{"s": source id, "t": target id, "m": missing side}]
+		)`,
+		// The fingerprint of the property table a flow's links were last all merged under:
+		// another one makes the next run merge every linked pair again (an edited mapping).
+		`CREATE TABLE fingerprints (
+			flow  TEXT PRIMARY KEY,
+			value TEXT NOT NULL
+		) WITHOUT ROWID`,
+		// The systems the links are of: a run against another database is refused.
+		`CREATE TABLE systems (
+			system    TEXT PRIMARY KEY,
+			connector TEXT NOT NULL,
+			location  TEXT NOT NULL -- a path or a URL, never a password
+		) WITHOUT ROWID`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

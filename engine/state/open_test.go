@@ -398,7 +398,7 @@ func TestNotAStateFile(t *testing.T) {
 	if err := os.WriteFile(newer, whole, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	execSQL(t, newer, "PRAGMA user_version = 7")
+	execSQL(t, newer, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion+1))
 
 	tests := []struct {
 		path string
@@ -411,7 +411,7 @@ func TestNotAStateFile(t *testing.T) {
 		{directory, directory + " is not a dataflow link state file (a directory); it was left untouched"},
 		{short, short + " is corrupt: the header is truncated (18 bytes); it was left untouched: restore it from a backup or move it away"},
 		{truncated, truncated + " is corrupt: database disk image is malformed; it was left untouched: restore it from a backup or move it away"},
-		{newer, "the link state " + newer + fmt.Sprintf(" was written by a newer dataflow (schema 7, this one knows %d); run that dataflow or a newer one", schemaVersion)},
+		{newer, "the link state " + newer + fmt.Sprintf(" was written by a newer dataflow (schema %d, this one knows %d); run that dataflow or a newer one", schemaVersion+1, schemaVersion)},
 	}
 	for _, tc := range tests {
 		for _, mode := range []Mode{ReadWrite, ReadOnly} {

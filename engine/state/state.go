@@ -184,6 +184,13 @@ type Store interface {
 	DeadLetters(ctx context.Context, flow string) ([]DeadLetter, error) // flow "" for all
 	Waiting(ctx context.Context, flow string) ([]Waiting, error)        // flow "" for all
 	Runs(ctx context.Context, limit int) ([]Run, error)                 // newest first
+	// Pending returns the flow's pending changes ("" for all flows), oldest first.
+	Pending(ctx context.Context, flow string) ([]Pending, error)
+	// Fingerprint returns the fingerprint of the property table the flow's links were last
+	// all merged under ("" when none is recorded).
+	Fingerprint(ctx context.Context, flow string) (string, error)
+	// Systems returns the systems the links are of, by system id.
+	Systems(ctx context.Context) (map[string]SystemIdentity, error)
 	// Begin starts a write transaction. Only a Store opened for writing can.
 	Begin(ctx context.Context) (Tx, error)
 	Close() error
@@ -219,6 +226,13 @@ type Tx interface {
 	ClearDeadLetter(flow, side, recordID string) error
 	PutWaiting(flow, side, recordID, reason string) error
 	ClearWaiting(flow, side, recordID string) error
+	// PutPending records a change that waits for a person (see Pending); ApprovePending
+	// lets the next run make it; DeletePending forgets it (rejected, or made).
+	PutPending(p *Pending) (int64, error)
+	ApprovePending(id int64) error
+	DeletePending(id int64) error
+	SetFingerprint(flow, value string) error
+	PutSystem(id string, s SystemIdentity) error
 	StartRun() (int64, error)
 	FinishRun(id int64, status string, summary json.RawMessage) error
 	Commit() error

@@ -74,27 +74,49 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		}
 	}
 	partners := map[string]connector.Record{}
+	out := &outcome{}
+	// Records that a connection refused to read or search for (connector.RecordError) are
+	// dead letters of this batch, with the reason; the others go on.
+	var refused map[string]error
 	if len(partnerIDs) > 0 {
 		conn, entity := fr.on(other(side))
-		if partners, err = conn.Get(ctx, entity, partnerIDs); err != nil {
+		var bad map[string]error
+		if partners, bad, err = getSome(ctx, conn, entity, partnerIDs); err != nil {
 			return err
 		}
+		for _, r := range recs {
+			if l := links[r.ID]; l != nil {
+				if why := bad[partnerOf(l, side)]; why != nil {
+					if refused == nil {
+						refused = map[string]error{}
+					}
+					refused[r.ID] = why
+				}
+			}
+		}
 	}
-	// The records that may be linked by merge criteria: those without a link, and those whose
-	// partner is gone (unless the delete pass deals with them).
+	// The records that may be linked by merge criteria: those without a link. (A record whose
+	// partner is gone is the delete pass's, which may link it again under delete: keep.)
 	var loose []connector.Record
 	for _, r := range recs {
+		if refused[r.ID] != nil {
+			continue
+		}
 		if l := links[r.ID]; l == nil {
-			loose = append(loose, r)
-		} else if _, ok := partners[partnerOf(l, side)]; !ok && fr.f.Delete == "keep" {
 			loose = append(loose, r)
 		}
 	}
-	if err := fr.prepareMatch(ctx, side, loose); err != nil {
+	unsearched, err := fr.prepareMatch(ctx, side, loose)
+	if err != nil {
 		return err
 	}
+	for id, why := range unsearched {
+		if refused == nil {
+			refused = map[string]error{}
+		}
+		refused[id] = why
+	}
 	defer func() { fr.batchIdx = nil }()
-	out := &outcome{}
 	var pairs []*pair
 	var creates []connector.Record
 	var built []*prebuilt // aligned with creates
@@ -108,6 +130,10 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		read := ""
 		if i < len(fr.digests) {
 			read = fr.digests[i]
+		}
+		if why := refused[rec.ID]; why != nil {
+			fr.fail(out, side, rec.ID, why)
+			continue
 		}
 		l := links[rec.ID]
 		if l == nil {
@@ -129,26 +155,10 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		}
 		partner, ok := partners[partnerOf(l, side)]
 		if !ok {
-			// The partner is gone; delete: propagate is the delete pass's work. Under keep the
-			// survivor is synced again at once, as an unlinked record.
-			if fr.f.Delete == "propagate" {
-				continue
-			}
-			if err := fr.dropLink(ctx, l, side, rec.ID); err != nil {
-				return err
-			}
-			if fr.f.Delete == "keep" {
-				p, create, err := fr.unlinked(ctx, side, rec, out)
-				if err != nil {
-					return err
-				}
-				if p != nil {
-					pairs = append(pairs, p)
-				}
-				if create {
-					creates, built = append(creates, rec), append(built, prebuiltAt(i))
-				}
-			}
+			// The partner is gone, or the system did not return it. Whatever the delete
+			// policy, the delete pass decides at the end of the flow run, once it knows how
+			// many went missing: a mass disappearance is a fault (deletes.go).
+			fr.vanish(l, side)
 			continue
 		}
 		p := &pair{link: l, side: side, read: read}
@@ -357,7 +367,7 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 // merge decides, property by property, what to write to each side of a pair.
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
-	if !p.isNew && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
+	if !p.isNew && !fr.resync && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
 		if !fr.readBefore(p) {
 			fr.stats.Unchanged++
 		}
@@ -402,8 +412,12 @@ func (fr *flowRun) merge(p *pair) error {
 		T := prop.View(tgtNow)
 		sC, tC := mapping.Canonical(S), mapping.Canonical(T)
 		seen := state.Base{T: tC}
+		var srcNow []byte // a to-source property's value in the source, against its base
 		if prop.ToTargetSide() {
 			seen.S = sC
+		} else if len(prop.Elements) == 0 {
+			srcNow = mapping.Canonical(prop.SourceView(p.src.Data))
+			seen.S = srcNow
 		}
 		p.seen[prop.Key()] = seen
 		if prop.ToTargetSide() && string(sC) == string(tC) {
@@ -426,6 +440,13 @@ func (fr *flowRun) merge(p *pair) error {
 		}
 		toTarget, toSource := false, false
 		switch {
+		case prop.ToTargetSide() && !prop.ToSourceSide() && !first && string(tC) != string(base.T):
+			// The target edited a property that flows to it only: the source's value wins
+			// back (a value the target reformatted on write is its base, not an edit).
+			toTarget = true
+		case srcNow != nil && !tgtChanged && base.S != nil && string(srcNow) != string(base.S):
+			// The same for the source's edit of a property that flows to it only.
+			toSource = true
 		case !srcChanged && !tgtChanged:
 		case srcChanged && !tgtChanged:
 			toTarget = true

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -172,9 +173,18 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	} else {
 		results, err = conn.Create(ctx, entity, datas)
 	}
-	if err == nil {
-		err = readBack(ctx, conn, entity, results)
+	// A call that failed as a whole may have created some of the records: those are linked
+	// now, the intents of the others stay for the next run to recover.
+	results, failedCall := partialResults(results, len(datas), err)
+	callErr := err
+	if err = readBack(ctx, conn, entity, results); err != nil {
+		if failedCall {
+			err = callErr
+		}
+		return nil, err // the intents stay: the next run recovers whatever was created
 	}
+	from = append([]connector.Record(nil), from...) // flowBack replaces the records it writes
+	unsynced, unsyncedWhy, err := fr.flowBack(ctx, side, from, results, sVals)
 	if err != nil {
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
@@ -194,6 +204,14 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: toSide}
 			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], d); unbased[i] == nil {
 				made[i] = l
+				if keys := unsynced[i]; len(keys) > 0 {
+					// What did not reach the origin is left out of the base, and the digests
+					// with it, so that the next merge of the pair writes it.
+					for _, k := range keys {
+						delete(l.Base, k)
+					}
+					l.SourceHash, l.TargetHash = "", ""
+				}
 			}
 		}
 	})
@@ -206,9 +224,18 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	}
 	var links []*state.Link
 	outcomes := make([]written, len(results))
+	accepted, undone := 0, 0
 	for i, res := range results {
 		o := &outcomes[i]
 		o.id = from[i].ID
+		if res.Err == errUndone {
+			undone++
+			fr.stats.Undone++
+			continue
+		}
+		if res.Err == nil {
+			accepted++
+		}
 		switch {
 		case res.Err != nil:
 			o.reason = fmt.Sprintf("creating %s: %v", entity, res.Err)
@@ -223,14 +250,28 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			fr.countCreate(side)
 		}
 	}
+	for i, reason := range unsyncedWhy {
+		outcomes[i].reason = reason
+	}
 	// Only the intents of the records the connection answered for are settled; the others
 	// stay for the next run to recover.
 	settled := intentIDs[:min(len(results), len(intentIDs))]
+	if undone > 0 {
+		settled = nil
+		for i, res := range results {
+			if res.Err != errUndone {
+				settled = append(settled, intentIDs[i])
+			}
+		}
+	}
 	link := func(tx state.Tx) error {
 		if err := tx.DeleteIntents(settled); err != nil {
 			return err
 		}
-		for _, o := range outcomes {
+		for i, o := range outcomes {
+			if results[i].Err == errUndone {
+				continue // its intent stays
+			}
 			if o.link == nil {
 				if err := tx.PutDeadLetter(fr.f.ID(), side, o.id, o.reason); err != nil {
 					return err
@@ -239,6 +280,13 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			}
 			if err := tx.PutLink(o.link); err != nil {
 				return err
+			}
+			if o.reason != "" {
+				// Linked, but what flows back did not reach it: retried by the next run.
+				if err := tx.PutDeadLetter(fr.f.ID(), side, o.id, o.reason); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := tx.ClearDeadLetter(fr.f.ID(), side, o.id); err != nil {
 				return err
@@ -252,14 +300,133 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	for _, l := range links {
 		fr.refs.remember(fr.f, l.SourceID, l.TargetID)
 	}
+	var partialErr error
+	if failedCall {
+		partialErr = &undoneError{err: callErr, entity: entity, made: accepted, undone: undone}
+	}
 	if stage {
 		fr.stage(link, links)
-		return newIDs, nil
+		return newIDs, partialErr
 	}
 	if err := fr.commit(ctx, link); err != nil {
 		return nil, err
 	}
-	return newIDs, nil
+	return newIDs, partialErr
+}
+
+// backProps lists the properties that may flow back to the records created from (of side):
+// those that flow to side. A create sends what flows from side; the others, and those whose
+// value was empty there, the other system may assign (an id, a default, a stamp).
+func (fr *flowRun) backProps(side string) []*mapping.Property {
+	var out []*mapping.Property
+	for _, prop := range fr.f.Properties {
+		if len(prop.Elements) > 0 {
+			continue // lists are left to the next merge
+		}
+		if (side == state.Target && prop.ToTargetSide()) || (side == state.Source && prop.ToSourceSide()) {
+			out = append(out, prop)
+		}
+	}
+	return out
+}
+
+// flowBack writes, to the records of side that records were just created from (from, aligned
+// with results), the values that flow back to them from what the other system assigned when
+// it created their partners: the id a source assigns a record created from a target record
+// reaches the target's a_id in the same run, and the base records it. A property the create
+// sent (it flows from side and side's value was not empty) is not written back, so that a
+// system that reformats what it stores does not send its format back.
+//
+// from's records are replaced by what their system holds after the write. For a record whose
+// write failed it returns the keys of the properties that did not reach it (left out of the
+// link's base, so that the next merge writes them) and why, by index.
+func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.Record, results []connector.Result, sVals []map[string][]byte) (map[int][]string, map[int]string, error) {
+	props := fr.backProps(side)
+	if len(props) == 0 {
+		return nil, nil, nil
+	}
+	var idx []int
+	var recs []connector.Record
+	var keys [][]string
+	for i, res := range results {
+		if res.Err != nil || i >= len(from) {
+			continue
+		}
+		var desired map[string]any
+		var changed []string
+		for _, prop := range props {
+			var v, now any
+			var err error
+			if side == state.Target {
+				// Created in the source: what flows to the target comes from the new record.
+				if prop.ToSourceSide() && !mapping.Empty(prop.View(from[i].Data)) {
+					continue
+				}
+				v, err = prop.TargetValue(res.Record.Data, fr.refs)
+				now = prop.View(from[i].Data)
+			} else {
+				if prop.ToTargetSide() && !mapping.Empty(prop.SourceView(from[i].Data)) {
+					continue
+				}
+				v, err = prop.SourceValue(res.Record.Data, fr.refs)
+				now = prop.SourceView(from[i].Data)
+			}
+			if err != nil || sameValue(v, now) || (mapping.Empty(v) && mapping.Empty(now)) {
+				// An error is the next merge's to report; an empty value ("" for null) was not
+				// assigned.
+				continue
+			}
+			if desired == nil {
+				desired = mapping.Clone(from[i].Data).(map[string]any)
+			}
+			if side == state.Target {
+				prop.ApplyTarget(desired, v)
+			} else {
+				prop.ApplySource(desired, v)
+			}
+			changed = append(changed, prop.Key())
+		}
+		if desired == nil {
+			continue
+		}
+		if p := patch(from[i].Data, desired); len(p) > 0 {
+			idx = append(idx, i)
+			recs = append(recs, connector.Record{ID: from[i].ID, Data: p})
+			keys = append(keys, changed)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil, nil
+	}
+	conn, entity := fr.on(side)
+	written, err := conn.Update(ctx, entity, recs)
+	if err == nil {
+		err = readBack(ctx, conn, entity, written)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	unsynced, why := map[int][]string{}, map[int]string{}
+	for j, res := range written {
+		i := idx[j]
+		if res.Err != nil {
+			unsynced[i] = keys[j]
+			why[i] = fmt.Sprintf("writing %s %s: %v", entity, recs[j].ID, res.Err)
+			fr.stats.Failed++
+			fr.failedNow[side+"\x00"+from[i].ID] = true
+			continue
+		}
+		from[i] = res.Record
+		if side == state.Source {
+			if i < len(sVals) {
+				sVals[i] = nil // the source changed: its values in target form are computed again
+			}
+			fr.stats.UpdatedSource++
+		} else {
+			fr.stats.UpdatedTarget++
+		}
+	}
+	return unsynced, why, nil
 }
 
 // createReferenced creates, for a record that refers to it, the partner of record id (of the
@@ -409,7 +576,7 @@ func (fr *flowRun) recoveryCandidates(ctx context.Context, side string, ins []st
 			}
 		}
 		for _, d := range datas {
-			if contains(r.Data, d, looselySame) {
+			if hasContent(d) && contains(r.Data, d, looselySame) {
 				out = append(out, r)
 				return
 			}
@@ -584,6 +751,9 @@ func (fr *flowRun) findCopy(in state.Intent, data map[string]any, candidates []c
 			return hits[0]
 		}
 	}
+	if !hasContent(data) {
+		return -1 // an empty record would match any
+	}
 	for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
 		for i := range candidates {
 			if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
@@ -628,6 +798,9 @@ func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidate
 	}
 	var data map[string]any
 	json.Unmarshal(in.Data, &data)
+	if !hasContent(data) {
+		return nil // an empty record would match any
+	}
 	for _, equal := range []func(a, b any) bool{sameValue, looselySame} {
 		for i := range candidates {
 			if !adopted[candidates[i].ID] && contains(candidates[i].Data, data, equal) {
@@ -638,12 +811,36 @@ func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidate
 	return nil
 }
 
+// hasContent reports whether a record holds a value that is not empty: only such a record
+// can be recognised by its content (an empty one, or one of nulls, is contained in any).
+func hasContent(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			if hasContent(e) {
+				return true
+			}
+		}
+		return false
+	case []any:
+		for _, e := range x {
+			if hasContent(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return !mapping.Empty(v)
+}
+
 func sameValue(a, b any) bool {
 	return string(mapping.Canonical(a)) == string(mapping.Canonical(b))
 }
 
 // looselySame compares as systems commonly reformat what they store: text without regard to
-// case and surrounding space, and numbers by value whatever their notation ("10" and "10.00").
+// case and surrounding space, and numbers by value whatever their decimal notation (10 and
+// "10.00"). Values compare by type otherwise: a number never equals text that is not a plain
+// decimal ("007", " 7", "7e0" are codes, not 7), a boolean never equals a number.
 func looselySame(a, b any) bool {
 	if sameValue(a, b) {
 		return true
@@ -653,9 +850,27 @@ func looselySame(a, b any) bool {
 	if aok && bok && strings.EqualFold(strings.TrimSpace(as), strings.TrimSpace(bs)) {
 		return true
 	}
+	if !numberLike(a) || !numberLike(b) {
+		return false
+	}
 	af, aerr := mapping.Coerce(a, "number")
 	bf, berr := mapping.Coerce(b, "number")
 	return aerr == nil && berr == nil && af != nil && sameValue(af, bf)
+}
+
+// plainDecimal is the text of a number as a system that formats numbers writes it: no sign
+// but a minus, no leading zero, no exponent, no space.
+var plainDecimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
+
+// numberLike reports whether v is a number, or text that is a plain decimal.
+func numberLike(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return plainDecimal.MatchString(x)
+	case bool, nil, map[string]any, []any:
+		return false
+	}
+	return true
 }
 
 // adopt links the record found for an intent, or drops the intent when none was created.

@@ -9,63 +9,97 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
-// deletePass finds linked records whose partner was deleted and, per the flow's delete
-// policy, deletes the survivor (propagate) or forgets the link (keep, unlink). The circuit
-// breaker refuses to delete more than a share of the flow's linked records in one run: a mass
-// delete is far more often an outage or a wrong filter than an intention. It reads every link's
-// two records, so its cost grows with the number of links: the delete check (deletecheck.go)
-// runs it only when a run cannot tell that no linked record was deleted.
-func (fr *flowRun) deletePass(ctx context.Context) error {
-	type gone struct {
-		link     *state.Link
-		survivor string // the side whose record still exists, "" when both are gone
+// gone is a link one of whose records is missing.
+type gone struct {
+	link     *state.Link
+	survivor string // the side whose record still exists, "" when both are gone
+}
+
+// vanish notes a link whose record on the other side of side a pass did not find.
+func (fr *flowRun) vanish(l *state.Link, survivorSide string) {
+	if fr.vanishedSeen == nil {
+		fr.vanishedSeen = map[string]bool{}
 	}
-	var plan []gone
+	if fr.vanishedSeen[l.SourceID] {
+		return
+	}
+	fr.vanishedSeen[l.SourceID] = true
+	fr.vanished = append(fr.vanished, gone{l, survivorSide})
+}
+
+// deletePass deals with the linked records that are missing: those the passes did not find
+// (vanish) and, when scan is set, those found by reading every link's two records. Per the
+// flow's delete policy it deletes the survivor (propagate) or forgets the link (keep, unlink).
+//
+// Whatever the policy, the circuit breaker refuses to act when more than a share of the
+// flow's linked records of one side are missing in one run: a mass disappearance is far more
+// often an outage, an expired token (a list that comes back empty) or a wrong filter than an
+// intention, and under keep each missing record would be unlinked and created again. Nothing
+// is then unlinked, deleted or created; the change is recorded as pending (state.Pending) and
+// the flow stops with an error wrapping ErrBreaker. Once a person approves it, the next run
+// makes the changes of the links it names, whatever their number.
+//
+// Reading every link's two records costs what the links number: the delete check
+// (deletecheck.go) scans only when a run cannot tell that no linked record was deleted.
+func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
+	plan := fr.vanished
+	inPlan := fr.vanishedSeen
+	if inPlan == nil {
+		inPlan = map[string]bool{}
+	}
 	total := 0
-	err := fr.r.State.ScanLinks(ctx, fr.f.ID(), func(links []*state.Link) error {
-		total += len(links)
-		srcIDs := make([]string, len(links))
-		tgtIDs := make([]string, len(links))
-		for i, l := range links {
-			srcIDs[i], tgtIDs[i] = l.SourceID, l.TargetID
-		}
-		srcs, err := fr.src.Get(ctx, fr.srcEntity, srcIDs)
-		if err != nil {
-			return err
-		}
-		tgts, err := fr.tgt.Get(ctx, fr.tgtEntity, tgtIDs)
-		if err != nil {
-			return err
-		}
-		for _, l := range links {
-			_, hasSrc := srcs[l.SourceID]
-			_, hasTgt := tgts[l.TargetID]
-			switch {
-			case hasSrc && hasTgt:
-			case hasSrc:
-				plan = append(plan, gone{l, state.Source})
-			case hasTgt:
-				plan = append(plan, gone{l, state.Target})
-			default:
-				plan = append(plan, gone{l, ""})
+	if scan {
+		err := fr.r.State.ScanLinks(ctx, fr.f.ID(), func(links []*state.Link) error {
+			total += len(links)
+			srcIDs := make([]string, len(links))
+			tgtIDs := make([]string, len(links))
+			for i, l := range links {
+				srcIDs[i], tgtIDs[i] = l.SourceID, l.TargetID
 			}
+			// A record a system refuses to read (connector.RecordError) is not missing.
+			srcs, srcRefused, err := getSome(ctx, fr.src, fr.srcEntity, srcIDs)
+			if err != nil {
+				return err
+			}
+			tgts, tgtRefused, err := getSome(ctx, fr.tgt, fr.tgtEntity, tgtIDs)
+			if err != nil {
+				return err
+			}
+			for _, l := range links {
+				if inPlan[l.SourceID] {
+					continue
+				}
+				_, hasSrc := srcs[l.SourceID]
+				_, hasTgt := tgts[l.TargetID]
+				hasSrc = hasSrc || srcRefused[l.SourceID] != nil
+				hasTgt = hasTgt || tgtRefused[l.TargetID] != nil
+				switch {
+				case hasSrc && hasTgt:
+				case hasSrc:
+					plan = append(plan, gone{l, state.Source})
+				case hasTgt:
+					plan = append(plan, gone{l, state.Target})
+				default:
+					plan = append(plan, gone{l, ""})
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+	} else {
+		var err error
+		if total, err = fr.r.State.CountLinks(ctx, fr.f.ID()); err != nil {
+			return err
+		}
+	}
+	fr.vanished, fr.vanishedSeen = nil, nil
+	if len(plan) == 0 {
 		return nil
-	})
-	if err != nil || len(plan) == 0 {
+	}
+	if err := fr.breaker(ctx, plan, total); err != nil {
 		return err
-	}
-	deletes := 0
-	for _, g := range plan {
-		if g.survivor != "" && fr.writes(g.survivor) {
-			deletes++
-		}
-	}
-	if fr.f.Delete == "propagate" {
-		limit := max(1, int(math.Floor(fr.r.Opts.MaxDeleteShare*float64(total))))
-		if deletes > limit {
-			return fmt.Errorf("%w: %d of %d linked records would be deleted, more than the limit of %d (%.0f%%); nothing was deleted. Check the systems; if the deletes are intended, delete in smaller steps", ErrBreaker, deletes, total, limit, fr.r.Opts.MaxDeleteShare*100)
-		}
 	}
 	out := &outcome{}
 	survivors := map[string][]string{}
@@ -108,7 +142,7 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 			continue
 		}
 		conn, entity := fr.on(side)
-		got, err := conn.Get(ctx, entity, ids)
+		got, _, err := getSome(ctx, conn, entity, ids)
 		if err != nil {
 			return err
 		}
@@ -119,6 +153,97 @@ func (fr *flowRun) deletePass(ctx context.Context) error {
 			}
 		}
 		if err := fr.batch(ctx, side, recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// breaker refuses a plan in which more than Options.MaxDeleteShare of the flow's total links
+// have their record on one side missing, leaving out the links of an approved pending change:
+// it records the plan as pending and returns an error wrapping ErrBreaker.
+func (fr *flowRun) breaker(ctx context.Context, plan []gone, total int) error {
+	approved := map[string]bool{}
+	pending, err := fr.r.State.Pending(ctx, fr.f.ID())
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		if p.Status != state.PendingApproved {
+			continue
+		}
+		for _, l := range p.Links {
+			approved[l.SourceID] = true
+		}
+	}
+	missing := map[string]int{}
+	for _, g := range plan {
+		if approved[g.link.SourceID] {
+			continue
+		}
+		for _, side := range []string{state.Source, state.Target} {
+			if g.survivor != side {
+				missing[side]++
+			}
+		}
+	}
+	limit := max(1, int(math.Floor(fr.r.Opts.MaxDeleteShare*float64(total))))
+	side := state.Source
+	if missing[state.Target] > missing[state.Source] {
+		side = state.Target
+	}
+	if missing[side] <= limit {
+		return nil
+	}
+	sys, entity := fr.f.Dataflow.Source, fr.srcEntity
+	if side == state.Target {
+		sys, entity = fr.f.Dataflow.Target, fr.tgtEntity
+	}
+	what := fmt.Sprintf("%d of %d linked records of %s (%s) are missing, more than the limit of %d (%.0f%%)",
+		missing[side], total, sys.Name(), entity, limit, fr.r.Opts.MaxDeleteShare*100)
+	if fr.r.Opts.DryRun {
+		return fmt.Errorf("%w: %s; a run would unlink, delete or create nothing, and ask for approval", ErrBreaker, what)
+	}
+	p := &state.Pending{Flow: fr.f.ID(), Created: fr.r.Opts.Now().UTC(), Summary: fmt.Sprintf("%s; delete: %s", what, fr.f.Delete)}
+	for _, g := range plan {
+		missingSide := ""
+		switch g.survivor {
+		case state.Source:
+			missingSide = state.Target
+		case state.Target:
+			missingSide = state.Source
+		}
+		p.Links = append(p.Links, state.PendingLink{SourceID: g.link.SourceID, TargetID: g.link.TargetID, Missing: missingSide})
+	}
+	var id int64
+	if err := fr.commit(ctx, func(tx state.Tx) (err error) {
+		id, err = tx.PutPending(p)
+		return err
+	}); err != nil {
+		return err
+	}
+	if fr.check != nil {
+		fr.check.left = true // the links stay; the next run checks them again
+	}
+	return fmt.Errorf("%w: %s; nothing was unlinked, deleted or created. If they were removed on purpose, approve the change (dataflow approve %d) and run again; if not (an expired token, a wrong filter, an outage), fix the system and run again, or drop the change (dataflow reject %d)",
+		ErrBreaker, what, id, id)
+}
+
+// dropApprovals forgets the flow's approved pending changes once a flow run has made them (or
+// found their records back): an approval is for the next run.
+func (fr *flowRun) dropApprovals(ctx context.Context) error {
+	if fr.r.Opts.DryRun {
+		return nil
+	}
+	pending, err := fr.r.State.Pending(ctx, fr.f.ID())
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		if p.Status != state.PendingApproved {
+			continue
+		}
+		if err := fr.commit(ctx, func(tx state.Tx) error { return tx.DeletePending(p.ID) }); err != nil {
 			return err
 		}
 	}

@@ -79,6 +79,14 @@ type flowRun struct {
 	batchSize int
 	// listKeys caches, per side and list property, the property that identifies elements.
 	listKeys map[string]string
+	// vanished holds the links whose record on one side a pass did not find (its partner
+	// was read), by source id, for the delete pass; it grows with the missing records only.
+	vanished     []gone
+	vanishedSeen map[string]bool
+	// resync says that every linked pair is merged in this run, the digests of unchanged
+	// records notwithstanding (resync.go); print is the fingerprint of the property table.
+	resync bool
+	print  string
 }
 
 // The default batch sizes (Options.BatchSize). A batch costs its commits and the index pages
@@ -153,6 +161,9 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	fr.check = dc
+	if err := fr.beginResync(ctx); err != nil {
+		return err
+	}
 	if !fr.r.Opts.DryRun {
 		if err := fr.recoverIntents(ctx); err != nil {
 			return err
@@ -184,13 +195,25 @@ func (fr *flowRun) run(ctx context.Context) error {
 			}
 		}
 	}
+	if fr.resync {
+		if err := fr.resyncPass(ctx, dc.hadLinks); err != nil {
+			return err
+		}
+	}
 	if !dc.hadLinks {
 		dc.full = true // no link to check
 	} else if fr.needed(dc) {
 		dc.full = true
-		if err := fr.deletePass(ctx); err != nil {
+		if err := fr.deletePass(ctx, true); err != nil {
 			return err
 		}
+	} else if len(fr.vanished) > 0 {
+		if err := fr.deletePass(ctx, false); err != nil {
+			return err
+		}
+	}
+	if err := fr.dropApprovals(ctx); err != nil {
+		return err
 	}
 	if err := fr.endDeleteCheck(ctx, dc); err != nil {
 		return err
@@ -317,12 +340,26 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	retry = kept
 	for start := 0; start < len(retry); start += fr.batchSize {
 		ids := retry[start:min(start+fr.batchSize, len(retry))]
-		got, err := conn.Get(ctx, entity, ids)
+		got, refused, err := getSome(ctx, conn, entity, ids)
 		if err != nil {
 			return err
 		}
+		if len(refused) > 0 {
+			out := &outcome{}
+			for _, id := range ids {
+				if why := refused[id]; why != nil {
+					fr.fail(out, side, id, why)
+				}
+			}
+			if err := fr.save(ctx, out); err != nil {
+				return err
+			}
+		}
 		recs := make([]connector.Record, 0, len(got))
 		for _, id := range ids {
+			if refused[id] != nil {
+				continue
+			}
 			if rec, ok := got[id]; ok {
 				recs = append(recs, rec)
 			} else if err := fr.forget(ctx, side, id); err != nil {

@@ -17,6 +17,9 @@ type mergeIndex struct {
 	byKey []map[string][]string // per alternative: key → record ids
 	recs  map[string]connector.Record
 	order []string // the ids of recs as found, for indexes built from Finders
+	// refused holds, per alternative, the keys a Finder refused to search for
+	// (connector.RecordError), with the reason: whether they match is not known.
+	refused []map[string]error
 }
 
 type ambiguousError struct {
@@ -215,10 +218,13 @@ func (fr *flowRun) finder(side string) connector.Finder {
 // records of this side that share a key with exactly one of those (the rivals that make a
 // match ambiguous). Memory and lookups grow with the batch, not with the systems. Without
 // Finders, match uses the indexes of every unlinked record, built once per flow run.
-func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connector.Record) error {
+//
+// It returns, by id, the records of recs whose keys a Finder refused to search for: whether
+// they match a record is not known, so they are neither linked nor created in this run.
+func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connector.Record) (map[string]error, error) {
 	fr.batchIdx = nil
 	if len(fr.f.Merge) == 0 || len(recs) == 0 || fr.finder(side) == nil || fr.finder(other(side)) == nil {
-		return nil
+		return nil, nil
 	}
 	keys := make([]map[string]bool, len(fr.f.Merge))
 	for a, alt := range fr.f.Merge {
@@ -231,7 +237,7 @@ func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connect
 	}
 	others, err := fr.findUnlinked(ctx, other(side), keys)
 	if err != nil || others == nil {
-		return err
+		return nil, err
 	}
 	rivalKeys := make([]map[string]bool, len(fr.f.Merge))
 	for a := range fr.f.Merge {
@@ -244,10 +250,31 @@ func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connect
 	}
 	same, err := fr.findUnlinked(ctx, side, rivalKeys)
 	if err != nil || same == nil {
-		return err
+		return nil, err
 	}
 	fr.batchIdx = map[string]*mergeIndex{other(side): others, side: same}
-	return nil
+	var refused map[string]error
+	if others.refused == nil && same.refused == nil {
+		return nil, nil
+	}
+	for _, r := range recs {
+		for a, alt := range fr.f.Merge {
+			k, ok := mergeKey(r.Data, alt, side)
+			if !ok {
+				continue
+			}
+			for _, idx := range []*mergeIndex{others, same} {
+				if idx.refused == nil || idx.refused[a][k] == nil {
+					continue
+				}
+				if refused == nil {
+					refused = map[string]error{}
+				}
+				refused[r.ID] = idx.refused[a][k]
+			}
+		}
+	}
+	return refused, nil
 }
 
 // findUnlinked indexes the unlinked candidates of side that have one of the given merge keys
@@ -288,13 +315,22 @@ func (fr *flowRun) findByKeys(ctx context.Context, side string, keys []map[strin
 		for i, k := range sorted {
 			tuples[i] = strings.Split(k, "\x00")
 		}
-		recs, err := finder.Find(ctx, entity, paths, tuples)
+		recs, refused, err := findSome(ctx, finder, entity, paths, tuples)
 		if errors.Is(err, connector.ErrCannotFind) {
 			fr.noFinder = true
 			return nil, nil
 		}
 		if err != nil {
 			return nil, err
+		}
+		for i, why := range refused {
+			if idx.refused == nil {
+				idx.refused = make([]map[string]error, len(fr.f.Merge))
+			}
+			if idx.refused[a] == nil {
+				idx.refused[a] = map[string]error{}
+			}
+			idx.refused[a][sorted[i]] = why
 		}
 		ids := make([]string, len(recs))
 		for i, r := range recs {

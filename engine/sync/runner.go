@@ -43,6 +43,18 @@ type Options struct {
 	// ClockSkew is how far a system's clock may run ahead of this machine's: a watermark never
 	// moves past the time its read started less this (default DefaultClockSkew).
 	ClockSkew time.Duration
+	// Resync merges every linked pair of the selected flows again, whether or not their
+	// records changed, without linking anew (as a run does by itself after the property
+	// table of a flow changed; resync.go).
+	Resync bool
+	// AllowNewSystems lets a run go on against a system in another place than the one its
+	// links were made with, although it holds records with linked ids (a copy of the
+	// database): checkSystems.
+	AllowNewSystems bool
+	// AllowNewState lets a run start on a link state that has never run although both
+	// systems of a flow that creates records without merge criteria hold records
+	// (checkNewState): the records were never synced, and the state is not lost.
+	AllowNewState bool
 	// Now gives the time, for tests.
 	Now func() time.Time
 	// Progress, when set, is called after each batch.
@@ -79,6 +91,10 @@ type FlowStats struct {
 	// their links, and synced: edits that a run from the watermarks would not have read.
 	Reconcile  bool `json:"reconcile,omitempty"`
 	Reconciled int  `json:"reconciled,omitempty"`
+	// Undone counts the writes a batch planned and did not make because a call to a system
+	// failed as a whole (the run then stops): the next run makes them. The writes the system
+	// accepted before it failed are counted with the others.
+	Undone int `json:"undone,omitempty"`
 }
 
 // Writes counts the writes to systems.
@@ -118,6 +134,15 @@ func (r *Report) Writes() int {
 	return n
 }
 
+// Undone counts the writes of all flows left undone by a call that failed as a whole.
+func (r *Report) Undone() int {
+	n := 0
+	for _, f := range r.Flows {
+		n += f.Undone
+	}
+	return n
+}
+
 // Failed counts the records that failed.
 func (r *Report) Failed() int {
 	n := 0
@@ -147,6 +172,12 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkNewState(ctx, flows); err != nil {
+		return nil, err
+	}
+	if err := r.checkSystems(ctx, flows); err != nil {
+		return nil, err
+	}
 	rep := &Report{}
 	var runID int64
 	if !r.Opts.DryRun {
@@ -173,7 +204,8 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				rep.Stopped = true
 				break
 			}
-			runErr = fmt.Errorf("flow %s: %w", f.ID(), err)
+			// Every flow the breaker stopped is reported, one line each.
+			runErr = errors.Join(runErr, fmt.Errorf("flow %s: %w", f.ID(), err))
 			if !errors.Is(err, ErrBreaker) {
 				break
 			}

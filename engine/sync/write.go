@@ -46,14 +46,24 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 			}
 		}
 		results, err := conn.Update(ctx, entity, recs)
-		if err != nil {
-			return err
+		results, failedCall := partialResults(results, len(recs), err)
+		if rerr := readBack(ctx, conn, entity, results); rerr != nil {
+			if failedCall {
+				return err
+			}
+			return rerr
 		}
-		if err := readBack(ctx, conn, entity, results); err != nil {
-			return err
-		}
+		made, undone := 0, 0
 		for i, res := range results {
 			p := ps[i]
+			if res.Err == errUndone {
+				undone++
+				fr.stats.Undone++
+				continue
+			}
+			if res.Err == nil {
+				made++
+			}
 			if res.Err != nil {
 				failed[p] = true
 				fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
@@ -68,9 +78,13 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 				fr.stats.UpdatedSource++
 			}
 		}
+		if failedCall {
+			return &undoneError{err: err, entity: entity, made: made, undone: undone}
+		}
 		return nil
 	}
 	if err := apply(tgtPairs, state.Target); err != nil {
+		fr.stats.Undone += len(srcPairs) // never attempted
 		return err
 	}
 	if err := apply(srcPairs, state.Source); err != nil {
@@ -161,7 +175,7 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 	if len(ids) == 0 {
 		return nil
 	}
-	stored, err := conn.Get(ctx, entity, ids)
+	stored, refused, err := getSome(ctx, conn, entity, ids)
 	if err != nil {
 		return err
 	}
@@ -169,7 +183,9 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 		if r.Err != nil {
 			continue
 		}
-		if rec, ok := stored[r.Record.ID]; ok {
+		if why := refused[r.Record.ID]; why != nil {
+			results[i].Err = fmt.Errorf("record %s was written, and could not be read back: %w", r.Record.ID, why)
+		} else if rec, ok := stored[r.Record.ID]; ok {
 			results[i].Record = rec
 		} else {
 			results[i].Err = fmt.Errorf("record %s is not there after the write", r.Record.ID)
@@ -199,6 +215,10 @@ func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints ma
 				return err
 			}
 			b.S = mapping.Canonical(s)
+		} else if len(prop.Elements) == 0 {
+			// A property that flows to the source only keeps the source's value, so that a
+			// source edit of it is told from the value the source was last given.
+			b.S = mapping.Canonical(prop.SourceView(src.Data))
 		}
 		b.T = mapping.Canonical(prop.View(tgt.Data))
 		base[prop.Key()] = b

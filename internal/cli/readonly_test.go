@@ -143,7 +143,7 @@ func TestRunOnReadOnlySystemDatabaseNamesTheFile(t *testing.T) {
 	if want := "dataflow run: flow product-to-inventory: cannot write Squarespace's database testdata/local/squarespace.db: attempt to write a readonly database (check the file's permissions)\n"; errs != want {
 		t.Errorf("stderr:\n%s\nwant:\n%s", errs, want)
 	}
-	if !strings.HasSuffix(out, "\n0 writes, then the run stopped on an error; what it did not reach is synced by the next run\n") {
+	if !strings.HasSuffix(out, "\n0 writes, then the run stopped on an error; what it did not reach is synced by the next run\n1 write left undone, for the next run\n") {
 		t.Errorf("stdout:\n%s", out)
 	}
 }

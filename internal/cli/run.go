@@ -46,6 +46,9 @@ func runRun(e *env, args []string) int {
 	reconcile := fs.Bool("reconcile", false, "read every record of both sides whatever the watermarks, and sync each linked pair that differs from its link (edits that did not change updated)")
 	clockSkew := fs.Duration("clock-skew", dsync.DefaultClockSkew, "how far a system's clock may run ahead: a watermark stays this `long` before its read's start")
 	statePath := fs.String("state", DefaultState, "the link state `file`")
+	resync := fs.Bool("resync", false, "merge every linked pair again, changed or not, without linking anew")
+	allowNewSystems := fs.Bool("allow-new-systems", false, "run against a system in another place than the one its links were made with, although it holds records with linked ids (a copy)")
+	allowNewState := fs.Bool("allow-new-state", false, "run on a link state that never ran although both systems of a flow that creates records hold records (they were never synced)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command to `file` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to `file` when the command ends (go tool pprof)")
 	paths, code := e.parse(fs, args)
@@ -99,7 +102,8 @@ func runRun(e *env, args []string) int {
 		}
 	}()
 	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows,
-		Reconcile: *reconcile, ClockSkew: *clockSkew}}
+		Reconcile: *reconcile, ClockSkew: *clockSkew, Resync: *resync,
+		AllowNewState: *allowNewState, AllowNewSystems: *allowNewSystems}}
 	if isTerminal(e.stderr) && !*asJSON {
 		runner.Opts.Progress = progress(e.stderr)
 	}
@@ -316,10 +320,16 @@ func printSummary(w io.Writer, rep *dsync.Report, stoppedOnError bool) {
 	}
 	tw.Flush()
 	printReconciled(w, rep)
+	undone := func() {
+		if n := rep.Undone(); n > 0 {
+			fmt.Fprintf(w, "%s left undone, for the next run\n", diag.Plural(n, "write"))
+		}
+	}
 	if stoppedOnError {
 		// Records not reached were neither synced nor failed: "0 records failed" would say
 		// the run did everything.
 		fmt.Fprintf(w, "%s, then the run stopped on an error; what it did not reach is synced by the next run\n", diag.Plural(rep.Writes(), "write"))
+		undone()
 		return
 	}
 	stopped := ""
@@ -327,6 +337,7 @@ func printSummary(w io.Writer, rep *dsync.Report, stoppedOnError bool) {
 		stopped = "; interrupted before the end"
 	}
 	fmt.Fprintf(w, "%s, %s failed%s\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"), stopped)
+	undone()
 }
 
 func isTerminal(w io.Writer) bool {

@@ -197,7 +197,12 @@ func TestSquarespaceEndToEnd(t *testing.T) {
 	if r.code != 0 || len(reps) != 2 || reps[1].writes() != 0 {
 		t.Fatalf("after the owner's edits: exit %d after %d runs\n%s\n%s", r.code, len(reps), r.stdout, r.stderr)
 	}
-	if got, want := reps[0].writes(), 4; got != want {
+	// Four edits, and one more write: the inventory flow runs before the product flow and
+	// finds the kettle's descriptor (which the shop derives from the new name) changed on the
+	// target, where the property only flows to, so it sends the CRM's name back, which the
+	// shop's inventory update ignores; the product flow then brings the new name to the CRM,
+	// and the next run finds everything in sync.
+	if got, want := reps[0].writes(), 5; got != want {
 		t.Errorf("the owner's edits took %d writes, want %d", got, want)
 	}
 	if got, want := p.query("SELECT id, name, units_in_stock, webshop_availability FROM products WHERE id IN (1, 7, 10) ORDER BY id"),

@@ -126,6 +126,7 @@ type Dataflow struct {
 	Target       Str // system id
 	Introduction Str
 	Description  Str
+	Every        Str // how often `dataflow serve` runs the flows (a Go duration), "" for its default
 	Flows        []*Flow
 	Node         *Node
 }
@@ -157,6 +158,7 @@ type Flow struct {
 	Conflict    Str // newest (default) | source | target
 	Delete      Str // keep (default) | propagate | unlink
 	Description Str
+	Every       Str // how often `dataflow serve` runs the flow, "" for the dataflow's
 	Properties  []*Property
 	Node        *Node
 }

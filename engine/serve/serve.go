@@ -1,0 +1,378 @@
+// Package serve runs dataflows as a service: every flow on its schedule, as jobs on River
+// (github.com/riverqueue/river), with Prometheus metrics, health checks, a status page with
+// admin actions on the dead letters, and webhook triggers. The embedded default keeps River's
+// queue in a local SQLite file beside the link state (riversqlite over mattn/go-sqlite3), so
+// that moving the queue to PostgreSQL (riverpgxv5) is a change of driver, not of job code.
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine"
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/state"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	_ "github.com/mattn/go-sqlite3" // the queue's database/sql driver
+)
+
+// Config says what a Service runs and where.
+type Config struct {
+	// Paths are the mapping files and folders.
+	Paths []string
+	// StatePath is the link state file.
+	StatePath string
+	// QueuePath is the local job queue; "" puts queue.db beside the state.
+	QueuePath string
+	// Every is the interval of flows whose mappings set no every:.
+	Every time.Duration
+	// Lookup reads the ${VAR}s of the mappings.
+	Lookup config.Lookup
+	// Logger receives the service's log; every line about a run carries its run id.
+	Logger *slog.Logger
+	// AdminToken authorizes the mutating actions (retry, drop, run now); "" disables them.
+	AdminToken string
+	// HookSecret signs webhook triggers; "" disables POST /hooks/{flow}.
+	HookSecret string
+	// Worker names this process in the run records; "" for host:pid.
+	Worker string
+	// Now gives the time, for tests.
+	Now func() time.Time
+}
+
+// history is how many finished runs of each flow the service remembers.
+const history = 20
+
+// Service runs the flows of one set of mappings over one link state.
+type Service struct {
+	cfg    Config
+	eng    *engine.Engine
+	log    *slog.Logger
+	store  state.Store
+	queue  *sql.DB
+	river  *river.Client[*sql.Tx]
+	plan   atomic.Pointer[plan]
+	reg    *metrics
+	start  time.Time
+	hooks  *replayGuard
+	closed atomic.Bool
+
+	mu sync.Mutex
+	// refused is the text of the last reload that was refused, "" after a good one.
+	refused  string
+	runs     map[string][]*RunInfo // finished runs by flow, newest first
+	inflight map[string]*RunInfo   // the run in progress, by flow
+	next     map[string]time.Time  // the next scheduled run, by flow
+	queued   map[string]bool       // a run is queued (not yet started), by flow
+	again    map[string]bool       // a trigger arrived while the flow ran: run it once more
+}
+
+// FlowArgs is the River job of one flow run. Only Flow takes part in uniqueness: a flow has
+// at most one job queued or running, whatever triggered it.
+type FlowArgs struct {
+	Flow    string `json:"flow" river:"unique"`
+	Trigger string `json:"trigger,omitempty"` // schedule, webhook, admin, again
+}
+
+// Kind implements river.JobArgs.
+func (FlowArgs) Kind() string { return "dataflow_flow" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: unique while queued, scheduled or
+// running, and never retried by River, because a failed run's records are dead letters that
+// the next scheduled run retries, and an unreachable system is tried again by that run too.
+func (FlowArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		MaxAttempts: 1,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+			rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+		}},
+	}
+}
+
+// flowWorker is the River worker of FlowArgs: the same code whatever the queue's database.
+type flowWorker struct {
+	river.WorkerDefaults[FlowArgs]
+	s *Service
+}
+
+func (w *flowWorker) Work(ctx context.Context, job *river.Job[FlowArgs]) error {
+	return w.s.runFlow(ctx, job.Args, job.ID)
+}
+
+// Open loads the mappings (an invalid set is an *InvalidMappingsError), opens the link state
+// for writing (which keeps any other run out) and the job queue, and schedules the flows. Run
+// starts them.
+func Open(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Lookup == nil {
+		cfg.Lookup = func(string) (string, bool) { return "", false }
+	}
+	if cfg.Worker == "" {
+		host, _ := os.Hostname()
+		cfg.Worker = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if cfg.Every <= 0 {
+		return nil, errors.New("the default interval (--every) must be positive")
+	}
+	if cfg.QueuePath == "" {
+		cfg.QueuePath = filepath.Join(filepath.Dir(cfg.StatePath), "queue.db")
+	}
+	eng, err := engine.New(cfg.Lookup)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, eng: eng, log: cfg.Logger, start: cfg.Now(), hooks: newReplayGuard(),
+		runs: map[string][]*RunInfo{}, inflight: map[string]*RunInfo{}, next: map[string]time.Time{},
+		queued: map[string]bool{}, again: map[string]bool{},
+	}
+	p, err := loadPlan(ctx, eng, cfg.Paths, cfg.Every, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.plan.Store(p)
+	if err := os.MkdirAll(filepath.Dir(cfg.StatePath), 0o755); err != nil {
+		return nil, err
+	}
+	if s.store, err = state.Open(ctx, cfg.StatePath, state.ReadWrite); err != nil {
+		return nil, err
+	}
+	if err := s.openQueue(ctx); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.reg = newMetrics(s)
+	return s, nil
+}
+
+// openQueue makes a fresh local queue and the River client over it. The queue is made anew
+// on every start: this process holds the state's lock, so no other process uses the queue,
+// and a job left "running" by a process that was killed would otherwise keep its flow
+// unique (blocked) until River's rescuer frees it an hour later. Nothing queued is lost that
+// matters: every flow runs as soon as the service starts.
+func (s *Service) openQueue(ctx context.Context) error {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(s.cfg.QueuePath + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("job queue: %w", err)
+		}
+	}
+	db, err := sql.Open("sqlite3", "file:"+s.cfg.QueuePath+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	// River runs several maintenance goroutines; SQLite takes one writer at a time, and one
+	// connection turns their overlaps into waits instead of "database is locked".
+	db.SetMaxOpenConns(1)
+	driver := riversqlite.New(db)
+	migrator, err := rivermigrate.New(driver, nil)
+	if err == nil {
+		_, err = migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	}
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("job queue %s: %w", s.cfg.QueuePath, err)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &flowWorker{s: s})
+	client, err := river.NewClient(driver, &river.Config{
+		// One run at a time: the SQLite link state has one writer, and flows that refer to
+		// each other must not run side by side.
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:           workers,
+		PeriodicJobs:      s.periodicJobs(s.plan.Load()),
+		JobTimeout:        -1, // a first sync of a million records takes minutes
+		FetchCooldown:     50 * time.Millisecond,
+		FetchPollInterval: 250 * time.Millisecond,
+		Logger:            slog.New(levelAtLeast{s.log.Handler(), slog.LevelWarn}),
+		ID:                s.cfg.Worker,
+	})
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("job queue: %w", err)
+	}
+	s.queue, s.river = db, client
+	return nil
+}
+
+// periodicJobs schedules every flow of p at its interval, the first run at once.
+func (s *Service) periodicJobs(p *plan) []*river.PeriodicJob {
+	var jobs []*river.PeriodicJob
+	for _, fp := range p.flows {
+		fp := fp
+		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(fp.every), func() (river.JobArgs, *river.InsertOpts) {
+			s.mu.Lock()
+			s.next[fp.flow.ID()] = s.cfg.Now().Add(fp.every)
+			s.queued[fp.flow.ID()] = true
+			s.mu.Unlock()
+			return FlowArgs{Flow: fp.flow.ID(), Trigger: "schedule"}, &river.InsertOpts{Priority: fp.priority}
+		}, &river.PeriodicJobOpts{RunOnStart: true, ID: fp.flow.ID()}))
+	}
+	return jobs
+}
+
+// Run runs the flows and serves ln (nil: no HTTP) until ctx is cancelled. Then the runs in
+// progress finish the batch in hand and commit it, and Run closes the state and returns.
+func (s *Service) Run(ctx context.Context, ln net.Listener) error {
+	defer s.close()
+	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("job queue: %w", err)
+	}
+	var srv *http.Server
+	serveErr := make(chan error, 1)
+	if ln != nil {
+		srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- srv.Serve(ln) }()
+		s.log.Info("serving", "address", ln.Addr().String(), "flows", len(s.plan.Load().flows))
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("http: %w", err)
+	}
+	s.log.Info("stopping: the runs in progress finish their batch")
+	// StopAndCancel cancels the runs' contexts; a run stops after the batch in hand, commits
+	// it, and returns. Stop alone would wait for whole runs.
+	if stopErr := s.river.StopAndCancel(context.Background()); stopErr != nil && err == nil {
+		err = fmt.Errorf("job queue: %w", stopErr)
+	}
+	if srv != nil {
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(shutdown)
+		cancel()
+	}
+	s.log.Info("stopped")
+	return err
+}
+
+func (s *Service) close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	if s.queue != nil {
+		s.queue.Close()
+	}
+	s.store.Close()
+}
+
+// Close releases the state and the queue of a Service that was opened but not run.
+func (s *Service) Close() { s.close() }
+
+// Reload reads the mappings again. An invalid set is refused (the error is an
+// *InvalidMappingsError) and the service keeps running the set it has; a valid one replaces
+// it, and every flow runs once now on its new schedule.
+func (s *Service) Reload(ctx context.Context) error {
+	p, err := loadPlan(ctx, s.eng, s.cfg.Paths, s.cfg.Every, s.cfg.Now())
+	if err != nil {
+		var invalid *InvalidMappingsError
+		text := err.Error()
+		if errors.As(err, &invalid) {
+			for _, d := range invalid.Diagnostics {
+				if d.Severity == 0 {
+					s.log.Error("reload refused", "at", d.Subject.String(), "error", d.Summary, "fix", d.Detail)
+				}
+			}
+			text = invalid.Error() + "\n" + invalid.Text()
+		}
+		s.log.Error("reload refused: the service keeps running the mappings it has", "error", err)
+		s.mu.Lock()
+		s.refused = text
+		s.mu.Unlock()
+		return err
+	}
+	s.plan.Store(p)
+	s.mu.Lock()
+	s.refused = ""
+	for flow := range s.next {
+		if p.byID[flow] == nil {
+			delete(s.next, flow)
+		}
+	}
+	s.mu.Unlock()
+	s.river.PeriodicJobs().Clear()
+	if _, err := s.river.PeriodicJobs().AddManySafely(s.periodicJobs(p)); err != nil {
+		return fmt.Errorf("scheduling the reloaded flows: %w", err)
+	}
+	s.log.Info("mappings reloaded", "flows", len(p.flows))
+	return nil
+}
+
+// Trigger queues a run of flow now. queued is false when a run of it was already queued; when
+// one is running, the flow runs once more after it, so that a change pushed during a run is
+// not left for the next scheduled one.
+func (s *Service) Trigger(ctx context.Context, flow, trigger string) (queued bool, err error) {
+	fp := s.plan.Load().byID[flow]
+	if fp == nil {
+		return false, &UnknownFlowError{Flow: flow}
+	}
+	res, err := s.river.Insert(ctx, FlowArgs{Flow: flow, Trigger: trigger}, &river.InsertOpts{Priority: fp.priority})
+	if err != nil {
+		return false, fmt.Errorf("queueing a run of %s: %w", flow, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if res.UniqueSkippedAsDuplicate {
+		if s.inflight[flow] != nil && !s.queued[flow] {
+			s.again[flow] = true
+			return true, nil
+		}
+		return false, nil
+	}
+	s.queued[flow] = true
+	return true, nil
+}
+
+// UnknownFlowError names a flow the mappings do not have.
+type UnknownFlowError struct{ Flow string }
+
+func (e *UnknownFlowError) Error() string {
+	return fmt.Sprintf("unknown flow %q", e.Flow)
+}
+
+// newRunID makes the id that every log line of a run carries.
+func newRunID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// levelAtLeast drops River's records below a level: its debug and info lines are about its
+// own machinery, not about runs.
+type levelAtLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelAtLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelAtLeast) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelAtLeast{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h levelAtLeast) WithGroup(name string) slog.Handler {
+	return levelAtLeast{h.Handler.WithGroup(name), h.min}
+}

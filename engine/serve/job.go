@@ -80,8 +80,10 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 	if len(s.runs[args.Flow]) > history {
 		s.runs[args.Flow] = s.runs[args.Flow][:history]
 	}
-	again := s.again[args.Flow] && result != ResultStopped
-	delete(s.again, args.Flow)
+	if result == ResultStopped {
+		delete(s.again, args.Flow) // the service is stopping
+	}
+	s.finishing[args.Flow] = true
 	s.mu.Unlock()
 	s.reg.recordRun(p, args.Flow, rep, result, info)
 
@@ -96,13 +98,6 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 		log.Error("run finished", append(attrs, "error", err)...)
 	} else {
 		log.Info("run finished", attrs...)
-	}
-	if again {
-		// A webhook arrived while this run read the systems: what it announced may have come
-		// after the read.
-		if _, err := s.Trigger(context.WithoutCancel(ctx), args.Flow, "again"); err != nil {
-			log.Error("queueing the run a trigger asked for", "error", err)
-		}
 	}
 	return nil // the run's failures are recorded; River does not retry (see FlowArgs.InsertOpts)
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 	"github.com/dataflow-sync/dataflow/engine/state"
+	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )

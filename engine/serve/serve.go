@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,9 @@ type Service struct {
 	next     map[string]time.Time  // the next scheduled run, by flow
 	queued   map[string]bool       // a run is queued (not yet started), by flow
 	again    map[string]bool       // a trigger arrived while the flow ran: run it once more
+	// finishing holds the flows whose run returned and whose job River has not marked
+	// completed yet (it completes jobs in batches): the job still makes the flow unique.
+	finishing map[string]bool
 }
 
 // FlowArgs is the River job of one flow run. Only Flow takes part in uniqueness: a flow has
@@ -146,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, eng: eng, log: cfg.Logger, start: cfg.Now(), hooks: newReplayGuard(),
 		runs: map[string][]*RunInfo{}, inflight: map[string]*RunInfo{}, next: map[string]time.Time{},
-		queued: map[string]bool{}, again: map[string]bool{},
+		queued: map[string]bool{}, again: map[string]bool{}, finishing: map[string]bool{},
 	}
 	p, err := loadPlan(ctx, eng, cfg.Paths, cfg.Every, cfg.Now())
 	if err != nil {
@@ -236,6 +240,9 @@ func (s *Service) periodicJobs(p *plan) []*river.PeriodicJob {
 // progress finish the batch in hand and commit it, and Run closes the state and returns.
 func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	defer s.close()
+	events, unsubscribe := s.river.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)
+	defer unsubscribe()
+	go s.followJobs(ctx, events)
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("job queue: %w", err)
 	}
@@ -334,7 +341,7 @@ func (s *Service) Trigger(ctx context.Context, flow, trigger string) (queued boo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if res.UniqueSkippedAsDuplicate {
-		if s.inflight[flow] != nil && !s.queued[flow] {
+		if (s.inflight[flow] != nil || s.finishing[flow]) && !s.queued[flow] {
 			s.again[flow] = true
 			return true, nil
 		}
@@ -342,6 +349,37 @@ func (s *Service) Trigger(ctx context.Context, flow, trigger string) (queued boo
 	}
 	s.queued[flow] = true
 	return true, nil
+}
+
+// followJobs learns from River when a flow's job is done with: then a trigger that arrived
+// during its run queues the run it asked for.
+func (s *Service) followJobs(ctx context.Context, events <-chan *river.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			var args FlowArgs
+			if ev.Job == nil || json.Unmarshal(ev.Job.EncodedArgs, &args) != nil {
+				continue
+			}
+			s.mu.Lock()
+			again := s.again[args.Flow]
+			delete(s.again, args.Flow)
+			delete(s.finishing, args.Flow)
+			s.mu.Unlock()
+			if again {
+				// A webhook arrived while the run read the systems: what it announced may have
+				// come after the read.
+				if _, err := s.Trigger(ctx, args.Flow, "again"); err != nil {
+					s.log.Error("queueing the run a trigger asked for", "flow", args.Flow, "error", err)
+				}
+			}
+		}
+	}
 }
 
 // UnknownFlowError names a flow the mappings do not have.

@@ -391,3 +391,112 @@ func compare(t *testing.T, name string, got, want map[string]float64) {
 		}
 	}
 }
+
+// TestReload: a reload with invalid mappings is refused with the validation errors (logged,
+// and shown by /readyz), and the service keeps running the set it had; a valid reload takes
+// the new schedules and makes the service ready again.
+func TestReload(t *testing.T) {
+	seedProject(t)
+	r := startService(t, Config{})
+	if code, body := r.get(t, "/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("GET /healthz: %d %q", code, body)
+	}
+	if code, body := r.get(t, "/readyz"); code != 200 || body != "ready\n" {
+		t.Errorf("GET /readyz: %d %q", code, body)
+	}
+	waitFor(t, "the first runs", func() bool { return r.finishedRuns("order-to-order") > 0 })
+
+	editFile(t, seedDataflow, "  - id: order-to-order\n", "  - id: order-to-order\n    every: often\n")
+	err := r.Reload(context.Background())
+	var invalid *InvalidMappingsError
+	if !errors.As(err, &invalid) {
+		t.Fatalf("Reload: %v; want the mappings refused", err)
+	}
+	diagnostic := `mappings/custom-crm-to-squarespace.yaml:32:12: error: invalid every "often": write a number and a unit (ms, s, m or h), like "30s", "5m" or "1h30m"`
+	code, body := r.get(t, "/readyz")
+	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "mappings: the last reload was refused; the service runs the mappings it had:\nthe mappings are invalid (1 error)\n"+diagnostic+"\n") {
+		t.Errorf("GET /readyz after a refused reload: %d\n%s", code, body)
+	}
+	if !strings.Contains(r.log.String(), `"msg":"reload refused","at":"mappings/custom-crm-to-squarespace.yaml:32:12","error":"invalid every \"often\": write a number`) {
+		t.Errorf("the log does not name the error:\n%s", r.log.String())
+	}
+	// The old set runs on.
+	if run := r.runAndWait(t, "order-to-order"); run.Result != ResultOK {
+		t.Errorf("a run after the refused reload: %s %s", run.Result, run.Error)
+	}
+
+	editFile(t, seedDataflow, "every: often\n", "every: 2s\n")
+	if err := r.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if code, body := r.get(t, "/readyz"); code != 200 || body != "ready\n" {
+		t.Errorf("GET /readyz after a good reload: %d %q", code, body)
+	}
+	// Every 2 s, order-to-order runs on its own now (the others every hour).
+	before := r.finishedRuns("order-to-order")
+	waitFor(t, "two scheduled runs of order-to-order", func() bool { return r.finishedRuns("order-to-order") >= before+2 })
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range st.Flows {
+		want := "1h0m0s"
+		if f.Flow == "order-to-order" {
+			want = "2s"
+		}
+		if f.Every != want || f.NextRun == nil {
+			t.Errorf("%s: every %q, next run %v; want %s and a next run", f.Flow, f.Every, f.NextRun, want)
+		}
+	}
+}
+
+// TestStop: cancelling the service's context ends it cleanly and lets the link state go, so
+// that the next run can take it.
+func TestStop(t *testing.T) {
+	seedProject(t)
+	r := startService(t, Config{})
+	waitFor(t, "the first runs", func() bool { return r.finishedRuns("order-to-order") > 0 })
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.log.String(), `"msg":"stopped"`) {
+		t.Errorf("no stopped line in the log:\n%s", r.log.String())
+	}
+	// Every line about a run carries its run id: its start and its end.
+	lines := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.log.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a log line that is not JSON: %s", line)
+		}
+		if msg := rec["msg"].(string); strings.HasPrefix(msg, "run ") {
+			id, _ := rec["run"].(string)
+			if id == "" {
+				t.Errorf("a log line about a run without its id: %s", line)
+			}
+			lines[id] = append(lines[id], msg)
+		}
+	}
+	for _, f := range []string{"product-to-sesamproducts", "product-to-inventory", "order-to-order"} {
+		for _, run := range r.runs[f] {
+			if got := strings.Join(lines[run.ID], ", "); got != "run started, run finished" {
+				t.Errorf("run %s of %s: log lines %q; want its start and end", run.ID, f, got)
+			}
+		}
+	}
+	st, err := state.Open(context.Background(), ".dataflow/state.db", state.ReadWrite)
+	if err != nil {
+		t.Fatalf("the state after the service stopped: %v", err)
+	}
+	st.Close()
+}
+
+// TestStateInUse: a second service on the same state is refused, naming the holder.
+func TestStateInUse(t *testing.T) {
+	seedProject(t)
+	startService(t, Config{})
+	_, err := Open(context.Background(), Config{Paths: []string{"mappings"}, StatePath: ".dataflow/state.db", Every: time.Minute})
+	if !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("a second service: %v; want %v", err, state.ErrLocked)
+	}
+}

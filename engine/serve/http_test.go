@@ -284,3 +284,57 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("links: %v", links)
 	}
 }
+
+// TestReadStatus: made from the link state alone (what `dataflow status --json` prints while
+// no service runs), the status lists each flow's runs from the run log with their counts and
+// RFC 3339 times, newest first, and the waiting records and dead letters with their reasons.
+func TestReadStatus(t *testing.T) {
+	seedProject(t)
+	r := startService(t, Config{})
+	r.settle(t)
+	refuseNewProduct(t)
+	r.runAndWait(t, "product-to-sesamproducts")
+	waitFor(t, "the service to be idle", r.idle)
+	r.stop()
+
+	p, err := loadSeedPlan(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(context.Background(), ".dataflow/state.db", state.ReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	status, err := ReadStatus(context.Background(), p.project, st, time.Now(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byFlow := map[string]FlowStatus{}
+	for _, f := range status.Flows {
+		byFlow[f.Flow] = f
+	}
+	sesam := byFlow["product-to-sesamproducts"]
+	if len(sesam.Runs) != 3 || sesam.Runs[0].Result != "failed" || sesam.Runs[0].Counts.Failed != 1 || sesam.Runs[2].Counts.CreatedTarget != 11 {
+		t.Errorf("product-to-sesamproducts's runs: %s", mustJSON(sesam.Runs))
+	}
+	if len(sesam.DeadLetters) != 1 || sesam.DeadLetters[0].Reason != "creating Sesamproducts: the shop refuses this product" {
+		t.Errorf("dead letters: %+v", sesam.DeadLetters)
+	}
+	orders := byFlow["order-to-order"]
+	if len(orders.Waiting) != 1 || orders.Waiting[0].Reason != "refers to 11, which flow product-to-inventory has not linked yet" || orders.Links != 7 {
+		t.Errorf("order-to-order: %d links, waiting %+v", orders.Links, orders.Waiting)
+	}
+	for _, f := range status.Flows {
+		for _, run := range f.Runs {
+			if run.Finished == nil || run.Finished.Before(run.Started) || !strings.HasPrefix(run.ID, "#") {
+				t.Errorf("%s: run %s", f.Flow, mustJSON(run))
+			}
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

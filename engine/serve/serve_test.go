@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -499,4 +500,71 @@ func TestStateInUse(t *testing.T) {
 	if !errors.Is(err, state.ErrLocked) {
 		t.Fatalf("a second service: %v; want %v", err, state.ErrLocked)
 	}
+}
+
+// TestStopFinishesTheBatch: a stop during a long first sync lets the run finish the batch in
+// hand and commit it: every product the shop has is linked, none twice, and the next start
+// syncs the rest without a duplicate.
+func TestStopFinishesTheBatch(t *testing.T) {
+	seedProject(t)
+	r := startService(t, Config{})
+	r.settle(t)
+	const more = 30000
+	execSQL(t, "testdata/local/custom-crm.db", `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < `+strconv.Itoa(more)+`)
+		INSERT INTO products (sku, name, unit_price, units_in_stock, updated_at)
+		SELECT 'BULK-' || i, 'Bulk ' || i, 1.5, 1, '2030-01-01T00:00:00Z' FROM n`)
+	if _, err := r.Trigger(context.Background(), "product-to-sesamproducts", "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first batch of creates", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		run := r.inflight["product-to-sesamproducts"]
+		return run != nil && run.Counts.CreatedTarget > 0
+	})
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	run := r.runs["product-to-sesamproducts"][0]
+	if run.Result != ResultStopped {
+		t.Fatalf("the interrupted run: %s (%d created); want stopped", run.Result, run.Counts.CreatedTarget)
+	}
+	links, products := sesamCounts(t)
+	if links != products || links <= 11 || links >= 11+more {
+		t.Fatalf("after the stop: %d links, %d products in the shop; want the same number, some of the new ones", links, products)
+	}
+	t.Logf("stopped after %d of %d creates", links-11, more)
+
+	r = startService(t, Config{})
+	waitFor(t, "the run on start", func() bool { return r.finishedRuns("product-to-sesamproducts") > 0 })
+	waitFor(t, "the service to be idle", r.idle)
+	if run := r.runs["product-to-sesamproducts"][0]; run.Result != ResultOK {
+		t.Fatalf("the run after the restart: %s %s", run.Result, run.Error)
+	}
+	r.stop()
+	if links, products := sesamCounts(t); links != 11+more || products != 11+more {
+		t.Errorf("after the restart: %d links, %d products; want %d of each", links, products, 11+more)
+	}
+}
+
+// sesamCounts counts product-to-sesamproducts's links and the shop's products.
+func sesamCounts(t *testing.T) (links, products int) {
+	t.Helper()
+	st, err := state.Open(context.Background(), ".dataflow/state.db", state.ReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if links, err = st.CountLinks(context.Background(), "product-to-sesamproducts"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "testdata/local/squarespace.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT count(*) FROM products`).Scan(&products); err != nil {
+		t.Fatal(err)
+	}
+	return links, products
 }

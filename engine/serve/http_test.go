@@ -338,3 +338,43 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestStatusQueuedAndRunning: the status shows a run in flight with its counts so far, and a
+// run queued behind it, whoever queued it.
+func TestStatusQueuedAndRunning(t *testing.T) {
+	seedProject(t)
+	r := startService(t, Config{})
+	r.settle(t)
+	execSQL(t, "testdata/local/custom-crm.db", `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
+		INSERT INTO products (sku, name, unit_price, units_in_stock, updated_at)
+		SELECT 'BULK-' || i, 'Bulk ' || i, 1.5, 1, '2030-01-01T00:00:00Z' FROM n`)
+	r.Trigger(context.Background(), "product-to-sesamproducts", "test")
+	waitFor(t, "the run to start", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.inflight["product-to-sesamproducts"] != nil
+	})
+	if queued, err := r.Trigger(context.Background(), "order-to-order", "test"); err != nil || !queued {
+		t.Fatalf("queueing order-to-order: %v %v", queued, err)
+	}
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range st.Flows {
+		switch f.Flow {
+		case "product-to-sesamproducts":
+			if f.Running == nil || f.Running.Worker != "test-worker" || f.Running.Finished != nil || f.Queued {
+				t.Errorf("%s: running %s, queued %v; want a run in flight and none queued", f.Flow, mustJSON(f.Running), f.Queued)
+			}
+		case "order-to-order":
+			if f.Running != nil || !f.Queued {
+				t.Errorf("%s: running %s, queued %v; want a queued run", f.Flow, mustJSON(f.Running), f.Queued)
+			}
+		}
+	}
+	_, page := r.get(t, "/")
+	if !strings.Contains(page, "running since") || !strings.Contains(page, "<td>queued</td>") {
+		t.Errorf("the page shows neither the run in flight nor the queued one")
+	}
+}

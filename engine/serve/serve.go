@@ -80,7 +80,7 @@ type Service struct {
 	runs     map[string][]*RunInfo // finished runs by flow, newest first
 	inflight map[string]*RunInfo   // the run in progress, by flow
 	next     map[string]time.Time  // the next scheduled run, by flow
-	queued   map[string]bool       // a run is queued (not yet started), by flow
+	queued   map[string]bool       // a trigger queued a run that has not started, by flow
 	again    map[string]bool       // a trigger arrived while the flow ran: run it once more
 	// finishing holds the flows whose run returned and whose job River has not marked
 	// completed yet (it completes jobs in batches): the job still makes the flow unique.
@@ -228,7 +228,6 @@ func (s *Service) periodicJobs(p *plan) []*river.PeriodicJob {
 		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(fp.every), func() (river.JobArgs, *river.InsertOpts) {
 			s.mu.Lock()
 			s.next[fp.flow.ID()] = s.cfg.Now().Add(fp.every)
-			s.queued[fp.flow.ID()] = true
 			s.mu.Unlock()
 			return FlowArgs{Flow: fp.flow.ID(), Trigger: "schedule"}, &river.InsertOpts{Priority: fp.priority}
 		}, &river.PeriodicJobOpts{RunOnStart: true, ID: fp.flow.ID()}))
@@ -380,6 +379,23 @@ func (s *Service) followJobs(ctx context.Context, events <-chan *river.Event) {
 			}
 		}
 	}
+}
+
+// queuedFlows lists the flows that have a job waiting in the queue, whatever queued it.
+func (s *Service) queuedFlows(ctx context.Context) (map[string]bool, error) {
+	res, err := s.river.JobList(ctx, river.NewJobListParams().Kinds(FlowArgs{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStateScheduled, rivertype.JobStatePending).First(1000))
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	out := map[string]bool{}
+	for _, j := range res.Jobs {
+		var args FlowArgs
+		if json.Unmarshal(j.EncodedArgs, &args) == nil {
+			out[args.Flow] = true
+		}
+	}
+	return out, nil
 }
 
 // UnknownFlowError names a flow the mappings do not have.

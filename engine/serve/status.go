@@ -128,6 +128,10 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	st.Worker = s.cfg.Worker
+	queued, err := s.queuedFlows(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Refused = s.refused
@@ -141,7 +145,7 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 			next := next
 			f.NextRun = &next
 		}
-		f.Queued = s.queued[f.Flow]
+		f.Queued = queued[f.Flow]
 		if r := s.inflight[f.Flow]; r != nil {
 			c := *r
 			c.Seconds = now.Sub(r.Started).Seconds()

@@ -280,6 +280,17 @@ func TestStatusJSON(t *testing.T) {
 			t.Errorf("%s: next run %q", f.Flow, f.NextRun)
 		}
 	}
+	// On start every flow is due at once: the orders, which name the inventory items'
+	// variants, run after the items.
+	first := func(flow string) time.Time {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		runs := r.runs[flow]
+		return runs[len(runs)-1].Started
+	}
+	if inv, ord := first("product-to-inventory"), first("order-to-order"); !ord.After(inv) {
+		t.Errorf("the first run of order-to-order started at %s, before product-to-inventory's at %s", ord, inv)
+	}
 	if links["product-to-sesamproducts"] != 11 || links["product-to-inventory"] != 11 || links["order-to-order"] != 7 {
 		t.Errorf("links: %v", links)
 	}

@@ -67,7 +67,7 @@ type Service struct {
 	log    *slog.Logger
 	store  state.Store
 	queue  *sql.DB
-	river  *river.Client[*sql.Tx]
+	river  jobQueue
 	plan   atomic.Pointer[plan]
 	reg    *metrics
 	start  time.Time
@@ -85,6 +85,18 @@ type Service struct {
 	// finishing holds the flows whose run returned and whose job River has not marked
 	// completed yet (it completes jobs in batches): the job still makes the flow unique.
 	finishing map[string]bool
+}
+
+// jobQueue is what the service asks of River's client. *river.Client[*sql.Tx] (SQLite) and
+// *river.Client[pgx.Tx] (PostgreSQL, riverpgxv5) both have it: the queue's database is a
+// choice made in openQueue alone.
+type jobQueue interface {
+	Start(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
+	PeriodicJobs() *river.PeriodicJobBundle
+	Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func())
 }
 
 // FlowArgs is the River job of one flow run. Only Flow takes part in uniqueness: a flow has

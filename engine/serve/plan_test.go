@@ -98,3 +98,26 @@ func TestEveryInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestReferencedCreatorsRunWith: a flow that refers to a flow whose records are created only
+// when referenced runs that flow in its own run, first: the creations happen there.
+func TestReferencedCreatorsRunWith(t *testing.T) {
+	seedProject(t)
+	p, err := loadSeedPlan(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.byID["order-to-order"].with, ","); got != "order-to-order" {
+		t.Errorf("order-to-order runs %s; want itself alone", got)
+	}
+	editFile(t, seedDataflow, "    create: never\n", "    create: referenced\n")
+	if p, err = loadSeedPlan(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.byID["order-to-order"].with, ","); got != "product-to-inventory,order-to-order" {
+		t.Errorf("order-to-order runs %s; want product-to-inventory,order-to-order", got)
+	}
+	if got := strings.Join(p.byID["product-to-inventory"].with, ","); got != "product-to-inventory" {
+		t.Errorf("product-to-inventory runs %s; want itself alone", got)
+	}
+}

@@ -385,7 +385,10 @@ func (s *Service) followJobs(ctx context.Context, events <-chan *river.Event) {
 			if again {
 				// A webhook arrived while the run read the systems: what it announced may have
 				// come after the read.
-				if _, err := s.Trigger(ctx, args.Flow, "again"); err != nil {
+				var unknown *UnknownFlowError
+				if _, err := s.Trigger(ctx, args.Flow, "again"); errors.As(err, &unknown) {
+					s.log.Info("a trigger asked for a run of a flow that a reload removed; not run", "flow", args.Flow)
+				} else if err != nil {
 					s.log.Error("queueing the run a trigger asked for", "flow", args.Flow, "error", err)
 				}
 			}

@@ -568,3 +568,50 @@ func sesamCounts(t *testing.T) (links, products int) {
 	}
 	return links, products
 }
+
+// TestReloadDropsAQueuedFlow: a flow queued and then removed from the mappings by a reload is
+// not run (its job is cancelled with a warning), and the status no longer lists it.
+func TestReloadDropsAQueuedFlow(t *testing.T) {
+	seedProject(t)
+	r := startService(t, Config{})
+	r.settle(t)
+	waitFor(t, "the service to be idle", r.idle)
+	execSQL(t, "testdata/local/custom-crm.db", `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
+		INSERT INTO products (sku, name, unit_price, units_in_stock, updated_at)
+		SELECT 'BULK-' || i, 'Bulk ' || i, 1.5, 1, '2030-01-01T00:00:00Z' FROM n`)
+	r.Trigger(context.Background(), "product-to-sesamproducts", "test")
+	waitFor(t, "the long run to start", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.inflight["product-to-sesamproducts"] != nil
+	})
+	before := r.finishedRuns("order-to-order")
+	if queued, err := r.Trigger(context.Background(), "order-to-order", "test"); err != nil || !queued {
+		t.Fatalf("queueing order-to-order: %v %v", queued, err)
+	}
+	data, _ := os.ReadFile(seedDataflow)
+	text := string(data)
+	from, to := strings.Index(text, "  - id: order-to-order\n"), strings.Index(text, "  - id: product-to-sesamproducts\n")
+	if err := os.WriteFile(seedDataflow, []byte(text[:from]+text[to:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the queued job to be dropped", func() bool {
+		return strings.Contains(r.log.String(), `"msg":"a queued flow is no longer in the mappings; not run","flow":"order-to-order"`)
+	})
+	waitFor(t, "the service to be idle", r.idle)
+	if n := r.finishedRuns("order-to-order"); n != before {
+		t.Errorf("order-to-order ran %d times after it was removed", n-before)
+	}
+	st, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range st.Flows {
+		if f.Flow == "order-to-order" {
+			t.Errorf("the status still lists order-to-order")
+		}
+	}
+}

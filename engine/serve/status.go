@@ -145,7 +145,7 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 			next := next
 			f.NextRun = &next
 		}
-		f.Queued = queued[f.Flow]
+		f.Queued = queued[f.Flow] || s.again[f.Flow] // again: queued as soon as the run ends
 		if r := s.inflight[f.Flow]; r != nil {
 			c := *r
 			c.Seconds = now.Sub(r.Started).Seconds()

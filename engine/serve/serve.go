@@ -24,6 +24,7 @@ import (
 
 	"github.com/dataflow-sync/dataflow/engine"
 	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/state"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -307,17 +308,20 @@ func (s *Service) Reload(ctx context.Context) error {
 		var invalid *InvalidMappingsError
 		text := err.Error()
 		if errors.As(err, &invalid) {
-			for _, d := range invalid.Diagnostics {
-				if d.Severity == 0 {
-					s.log.Error("reload refused", "at", d.Subject.String(), "error", d.Summary, "fix", d.Detail)
-				}
-			}
 			text = invalid.Error() + "\n" + invalid.Text()
 		}
-		s.log.Error("reload refused: the service keeps running the mappings it has", "error", err)
+		// Refused before it is logged: whoever reads the log and then asks /readyz sees it.
 		s.mu.Lock()
 		s.refused = text
 		s.mu.Unlock()
+		if invalid != nil {
+			for _, d := range invalid.Diagnostics {
+				if d.Severity == diag.Error {
+					s.log.Error("reload refused", "at", d.Subject.String(), "error", d.Summary, "fix", d.Detail)
+				}
+			}
+		}
+		s.log.Error("reload refused: the service keeps running the mappings it had", "error", err)
 		return err
 	}
 	s.plan.Store(p)

@@ -122,3 +122,34 @@ func TestReferencedCreatorsRunWith(t *testing.T) {
 		t.Errorf("product-to-inventory runs %s; want itself alone", got)
 	}
 }
+
+// TestQueuePath: the queue sits beside its state, one per state file.
+func TestQueuePath(t *testing.T) {
+	for state, want := range map[string]string{
+		".dataflow/state.db": ".dataflow/queue.db",
+		".dataflow/shop.db":  ".dataflow/shop.queue.db",
+		"/var/lib/df/crm":    "/var/lib/df/crm.queue.db",
+		"state.db":           "queue.db",
+		"a dir?#/state 2.db": "a dir?#/state 2.queue.db",
+	} {
+		if got := queuePathFor(state); got != want {
+			t.Errorf("queuePathFor(%q) = %q; want %q", state, got, want)
+		}
+	}
+}
+
+// TestTwoStatesInOneDirectory: two services on two states of one directory (with characters
+// that a file: URI would misread) each keep their own queue.
+func TestTwoStatesInOneDirectory(t *testing.T) {
+	seedProject(t)
+	a := startService(t, Config{StatePath: "st?#%/a.db"})
+	b := startService(t, Config{StatePath: "st?#%/b.db"})
+	for _, r := range []*running{a, b} {
+		waitFor(t, "the first runs", func() bool { return r.finishedRuns("order-to-order") > 0 })
+	}
+	for _, f := range []string{"st?#%/a.queue.db", "st?#%/b.queue.db"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("queue: %v", err)
+		}
+	}
+}

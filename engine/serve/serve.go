@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,7 @@ type Config struct {
 	Paths []string
 	// StatePath is the link state file.
 	StatePath string
-	// QueuePath is the local job queue; "" puts queue.db beside the state.
+	// QueuePath is the local job queue; "" puts it beside the state (queuePathFor).
 	QueuePath string
 	// Every is the interval of flows whose mappings set no every:.
 	Every time.Duration
@@ -154,7 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, errors.New("the default interval (--every) must be positive")
 	}
 	if cfg.QueuePath == "" {
-		cfg.QueuePath = filepath.Join(filepath.Dir(cfg.StatePath), "queue.db")
+		cfg.QueuePath = queuePathFor(cfg.StatePath)
 	}
 	eng, err := engine.New(cfg.Lookup)
 	if err != nil {
@@ -184,6 +185,20 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// queuePathFor is the local queue of a state: queue.db beside the default state.db, else
+// <name>.queue.db, so that two states in one directory (each locked by its own service) never
+// share a queue, which each service makes anew when it starts.
+func queuePathFor(statePath string) string {
+	dir, base := filepath.Split(statePath)
+	if base == "state.db" {
+		return filepath.Join(dir, "queue.db")
+	}
+	return filepath.Join(dir, strings.TrimSuffix(base, filepath.Ext(base))+".queue.db")
+}
+
+// sqliteURIPath escapes what a file: URI would read as its query or fragment.
+var sqliteURIPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 // openQueue makes a fresh local queue and the River client over it. The queue is made anew
 // on every start: this process holds the state's lock, so no other process uses the queue,
 // and a job left "running" by a process that was killed would otherwise keep its flow
@@ -195,7 +210,7 @@ func (s *Service) openQueue(ctx context.Context) error {
 			return fmt.Errorf("job queue: %w", err)
 		}
 	}
-	db, err := sql.Open("sqlite3", "file:"+s.cfg.QueuePath+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
+	db, err := sql.Open("sqlite3", "file:"+sqliteURIPath.Replace(s.cfg.QueuePath)+"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("job queue: %w", err)
 	}

@@ -230,6 +230,19 @@ func TestHooks(t *testing.T) {
 	}
 }
 
+// TestHookBodyLimit: a webhook body over 1 MiB is refused before its signature is computed.
+func TestHookBodyLimit(t *testing.T) {
+	seedProject(t)
+	r := startService(t, Config{HookSecret: "s"})
+	body := strings.Repeat("x", maxHookBody+1)
+	if code, got := r.signedHook(t, "order-to-order", "s", time.Now(), body); code != http.StatusRequestEntityTooLarge || got != "the body is over 1 MiB\n" {
+		t.Errorf("a 1 MiB + 1 body: %d %q", code, got)
+	}
+	if code, _ := r.signedHook(t, "order-to-order", "s", time.Now(), body[1:]); code != http.StatusAccepted {
+		t.Errorf("a 1 MiB body: %d; want 202", code)
+	}
+}
+
 // TestHooksOff: without a secret there are no webhooks.
 func TestHooksOff(t *testing.T) {
 	seedProject(t)

@@ -5,9 +5,11 @@
 #   docutils     python3-docutils (apt): the generated RST must parse without a warning
 #   json-server  testdata/jsonserver, exactly as package-lock.json pins it (npm ci): the Custom
 #                CRM of the end-to-end tests over HTTP
+#   chromium     chromium (apt): the status page of dataflow serve, tested in headless Chromium
 #
-# Then `go test ./...` with DATAFLOW_REQUIRE_DOCUTILS=1 and DATAFLOW_REQUIRE_JSONSERVER=1, which
-# make a test that would skip for want of one of them fail instead. Arguments go to go test
+# Then `go test ./...` with DATAFLOW_REQUIRE_DOCUTILS=1, DATAFLOW_REQUIRE_JSONSERVER=1 and
+# DATAFLOW_REQUIRE_CHROMIUM=1, which make a test that would skip for want of one of them fail
+# instead. Arguments go to go test
 # (./test.sh -run TestScripts ./internal/cli/; the default package list is ./...).
 #
 # Installing with apt needs root (or sudo); npm ci needs only the network once: it is run
@@ -68,6 +70,8 @@ need_jsonserver() {
 
 need_docutils
 export DATAFLOW_REQUIRE_DOCUTILS=1
+command -v chromium >/dev/null || apt_install chromium
+export DATAFLOW_REQUIRE_CHROMIUM=1
 need_jsonserver
 export DATAFLOW_REQUIRE_JSONSERVER=1
 

@@ -81,6 +81,7 @@ func decodeDataflow(f *File, n *Node) *Dataflow {
 		ID: strOf(n.Get("dataflow")), Source: strOf(n.Get("source")), Target: strOf(n.Get("target")),
 		Introduction: strOf(n.Get("introduction")), Description: strOf(n.Get("description")),
 		Reconcile: strOf(n.Get("reconcile")),
+		Every:     strOf(n.Get("every")),
 	}
 	if flows := n.Get("flows"); flows != nil && flows.Kind == List {
 		for _, fn := range flows.Items {
@@ -99,6 +100,7 @@ func decodeFlow(d *Dataflow, n *Node) *Flow {
 		Sync: enumOf(n.Get("sync"), syncValues), Conflict: enumOf(n.Get("conflict"), conflictValues),
 		Delete:      enumOf(n.Get("delete"), deleteValues),
 		Description: strOf(n.Get("description")),
+		Every:       strOf(n.Get("every")),
 	}
 	switch c := n.Get("create"); {
 	case c == nil:

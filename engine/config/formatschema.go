@@ -318,6 +318,8 @@ var patternHelp = map[string]string{
 	`^[A-Za-z][A-Za-z0-9_]*$`:       "use letters, digits and underscores, starting with a letter",
 	`^[A-Za-z_][A-Za-z0-9_]*$`:      "use letters, digits and underscores, starting with a letter or an underscore",
 	`^[^.]+(\.[^.]+)*$`:             "use property names separated by single dots, like \"billing.city\"",
+	// every: (dataflow serve's schedules)
+	`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`: "write a number and a unit (ms, s, m or h), like \"30s\", \"5m\" or \"1h30m\"",
 }
 
 func (fs *FormatSchema) describe(e *jsonschema.ValidationError, root *Node) diag.Diagnostics {

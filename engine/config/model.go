@@ -130,6 +130,7 @@ type Dataflow struct {
 	// Reconcile is a duration (24h): a flow whose last reconcile (a read of every record,
 	// whatever the watermarks) is older runs one.
 	Reconcile Str
+	Every     Str // how often `dataflow serve` runs the flows (a Go duration), "" for its default
 	Flows     []*Flow
 	Node      *Node
 }
@@ -161,6 +162,7 @@ type Flow struct {
 	Conflict    Str // newest (default) | source | target
 	Delete      Str // keep (default) | propagate | unlink
 	Description Str
+	Every       Str // how often `dataflow serve` runs the flow, "" for the dataflow's
 	Properties  []*Property
 	Node        *Node
 }

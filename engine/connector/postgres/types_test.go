@@ -36,7 +36,7 @@ func TestTypesRoundTrip(t *testing.T) {
 		"id": int64(1), "big": int64(9007199254740993), "small": int64(-7),
 		"price": 0.99, "wide": json.Number("12345678901234567890.123456789"), "ratio": 0.1,
 		"active": true, "day": "2024-03-01", "at": "2024-03-01T12:30:00.5", "at_tz": "2024-03-01T12:30:00+00:00",
-		"uid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+		"uid":   "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
 		"doc":   map[string]any{"n": int64(1), "f": 19.9, "deep": map[string]any{"x": []any{int64(1), "two"}}, "big": json.Number("12345678901234567890")},
 		"plain": []any{int64(1), int64(2)},
 		"tags":  []any{"a", "b c", `q"uote`}, "nums": []any{int64(1), nil, int64(3)},

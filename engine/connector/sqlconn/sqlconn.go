@@ -16,6 +16,7 @@ package sqlconn
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
@@ -196,7 +197,8 @@ func NewTable(d Dialect, name string, cols []Column) *Table {
 	sel := make([]string, len(cols))
 	for i := range cols {
 		t.Index[cols[i].Name] = i
-		sel[i] = d.Select(d.Quote(cols[i].Name), &t.Cols[i])
+		// Aliased: an ORDER BY of a column's name must sort by the column, not by its text.
+		sel[i] = d.Select(d.Quote(cols[i].Name), &t.Cols[i]) + " AS " + d.Quote("c"+strconv.Itoa(i))
 	}
 	t.Select = strings.Join(sel, ", ")
 	return t

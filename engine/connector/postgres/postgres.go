@@ -119,15 +119,31 @@ func connect(ctx context.Context, sys *config.System, readOnly bool) (*pgxpool.P
 	return pool, &dialect{schema: schemaName}, secret, nil
 }
 
-// cause is a connection error without pgx's repetition of the address and user, which
-// connect's own message gives: "dial error: connect: connection refused".
+// cause is a connection error without pgx's repetition of the address, which connect's own
+// message gives, and of each attempt (sslmode=prefer tries twice): the last attempt's reason,
+// "dial error: connect: connection refused". Its chain is the pgx error's.
 func cause(err error) error {
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) && ce.Unwrap() != nil {
-		return ce.Unwrap()
+	if !errors.As(err, &ce) {
+		return err
 	}
-	return err
+	msg := strings.TrimSpace(ce.Unwrap().Error())
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		msg = msg[i+1:]
+	}
+	return &reason{msg: attempt.ReplaceAllString(msg, ""), err: err}
 }
+
+// attempt is pgx's prefix of one connection attempt's error: "127.0.0.1:5432 (127.0.0.1): ".
+var attempt = regexp.MustCompile(`^\S+ \([^)]*\): `)
+
+type reason struct {
+	msg string
+	err error
+}
+
+func (r *reason) Error() string { return r.msg }
+func (r *reason) Unwrap() error { return r.err }
 
 var kvPassword = regexp.MustCompile(`(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
 

@@ -219,10 +219,16 @@ var shared struct {
 // Main runs a test binary's tests (call it from TestMain) and then stops the shared server.
 func Main(m *testing.M) int {
 	code := m.Run()
+	StopShared()
+	return code
+}
+
+// StopShared stops the shared server, if it was started: for a TestMain that runs the tests
+// itself (with the servers of other packages).
+func StopShared() {
 	if shared.s != nil {
 		shared.s.Remove()
 	}
-	return code
 }
 
 // DB is a fresh database of the shared server, for one test.

@@ -9,12 +9,20 @@ import (
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/connector/mysql"
 	"github.com/dataflow-sync/dataflow/engine/connector/postgres"
 	"github.com/dataflow-sync/dataflow/engine/connector/sqlite"
+	"github.com/dataflow-sync/dataflow/internal/mysqltest"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// TestMain stops the binary's servers at the end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	mysqltest.StopShared()
+	os.Exit(code)
+}
 
 func loadSystem(t *testing.T, src string, env map[string]string) *config.System {
 	t.Helper()
@@ -70,5 +78,18 @@ func TestPostgres(t *testing.T) {
 		db := pgtest.New(t)
 		db.Exec(t, postgresDDL)
 		return openSystem(t, postgres.Driver{}, "system: crm\nname: CRM\nconnector: postgres\ndsn: ${DSN}\n"+Entities, map[string]string{"DSN": db.DSN()})
+	})
+}
+
+const mysqlDDL = "CREATE TABLE products (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL, price DECIMAL(10,2), qty INT, " +
+	"active BOOL, updated_at TIMESTAMP(6) NULL, note TEXT, INDEX (updated_at, id))"
+
+func TestMySQL(t *testing.T) {
+	Run(t, func(t *testing.T) connector.Conn {
+		db := mysqltest.New(t)
+		db.Exec(t, mysqlDDL,
+			"CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, customer TEXT, updated_at DATETIME)",
+			"CREATE TABLE order_lines (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT, sku TEXT, qty INT, FOREIGN KEY (order_id) REFERENCES orders (id))")
+		return openSystem(t, mysql.Driver{}, "system: crm\nname: CRM\nconnector: mysql\ndsn: ${DSN}\n"+Entities, map[string]string{"DSN": db.DSN()})
 	})
 }

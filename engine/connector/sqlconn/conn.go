@@ -254,7 +254,11 @@ func (c *Conn) scan(ctx context.Context, tx Tx, e *entity, since string, fn func
 			phases = append(phases, phase{where: uq + " IS NULL", keys: []int{e.id}})
 			phases = append(phases, phase{where: uq + " IS NOT NULL", keys: []int{e.updated, e.id}})
 		} else {
-			phases = append(phases, phase{where: uq + " >= " + c.d.Param(1, &e.Cols[e.updated]), args: []any{since}, keys: []int{e.updated, e.id}})
+			bound, err := c.d.Encode(&e.Cols[e.updated], since) // the watermark in the column's text
+			if err != nil || bound == nil {
+				bound = &since
+			}
+			phases = append(phases, phase{where: uq + " >= " + c.d.Param(1, &e.Cols[e.updated]), args: []any{*bound}, keys: []int{e.updated, e.id}})
 		}
 	}
 	for _, p := range phases {

@@ -130,7 +130,7 @@ func (d *dialect) Columns(ctx context.Context, q sqlconn.Querier, table string) 
 		return nil, err
 	}
 	if len(cols) == 0 {
-		return nil, fmt.Errorf("table %s does not exist", d.QuoteTable(table))
+		return nil, fmt.Errorf("table %s does not exist, or the user has no privilege on it", d.QuoteTable(table)) // information_schema hides such tables
 	}
 	// MariaDB's JSON is LONGTEXT with a CHECK (json_valid(`col`)) constraint.
 	if rows, err := q.Query(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?`, schemaName, name); err == nil {

@@ -98,9 +98,7 @@ func connect(ctx context.Context, sys *config.System, readOnly bool) (*sql.DB, *
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
 	cfg.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
-	if readOnly {
-		cfg.Params["transaction_read_only"] = "1"
-	}
+	_ = readOnly // a read-only connection writes nothing (sqlconn); MariaDB and MySQL name the session switch differently
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, nil, "", &connector.SettingError{Key: "dsn", Err: sqlconn.Scrub(err, secret), Fix: "Write dsn as user:password@tcp(host:3306)/database."}

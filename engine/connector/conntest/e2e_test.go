@@ -1,0 +1,192 @@
+package conntest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dataflow-sync/dataflow/internal/cli"
+	"github.com/dataflow-sync/dataflow/internal/pgtest"
+	"github.com/jackc/pgx/v5"
+)
+
+// The shop in SQLite is the source, the CRM in PostgreSQL the target (creates go to the
+// target): products both ways (merged by SKU), orders with their lines. No entity has a schema
+// file: both sides are described live.
+const e2eDataflow = `dataflow: shop-to-crm
+source: shop
+target: crm
+flows:
+  - id: item-to-product
+    source: Item
+    target: Product
+    sync: both
+    create: always
+    merge:
+      - [{source: sku, target: sku}]
+    conflict: newest
+    delete: keep
+    properties:
+      - {source: sku, target: sku}
+      - {source: title, target: name}
+      - {source: price, target: price}
+      - {source: stock, target: qty}
+  - id: order-to-order
+    source: Order
+    target: Order
+    sync: both
+    create: always
+    conflict: newest
+    delete: keep
+    properties:
+      - {source: customer, target: customer}
+      - source: lines
+        target: lines
+        properties:
+          - {source: sku, target: sku}
+          - {source: qty, target: qty}
+`
+const e2eCRM = `system: crm
+name: CRM
+connector: postgres
+dsn: ${CRM_DSN}
+entities:
+  Product: {table: products, id: id, updated: updated_at}
+  Order:
+    table: orders
+    id: id
+    updated: updated_at
+    lists:
+      lines: {table: order_lines, key: order_id, id: id}
+`
+
+const e2eShop = `system: shop
+name: Shop
+connector: sqlite
+path: shop.db
+entities:
+  Item: {table: items, id: id, updated: updated_at}
+  Order:
+    table: orders
+    id: id
+    updated: updated_at
+    lists:
+      lines: {table: order_lines, key: order_id, id: id}
+`
+
+func dataflow(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if code := cli.Run(context.Background(), args, strings.NewReader(""), &out, &errs); code != 0 {
+		t.Fatalf("dataflow %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errs.String())
+	}
+	return out.String()
+}
+
+func TestTwoWaySyncPostgresSQLite(t *testing.T) {
+	pg := pgtest.New(t)
+	pg.Exec(t, `CREATE TABLE products (id serial PRIMARY KEY, sku text UNIQUE NOT NULL, name varchar(40), price numeric(10,2), qty integer, updated_at timestamptz NOT NULL DEFAULT now())`,
+		`CREATE TABLE orders (id serial PRIMARY KEY, customer text, updated_at timestamptz NOT NULL DEFAULT now())`,
+		`CREATE TABLE order_lines (id serial PRIMARY KEY, order_id integer NOT NULL REFERENCES orders, sku text, qty integer)`,
+		// One product is in both already: it links by SKU, not created again.
+		`INSERT INTO products (sku, name, price, qty, updated_at) VALUES ('COF', 'Coffee', 19.90, 0, '2024-01-01T00:00:00Z')`)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("CRM_DSN", pg.DSN())
+	os.MkdirAll("mappings/systems", 0o755)
+	for name, src := range map[string]string{"mappings/shop-to-crm.yaml": e2eDataflow, "mappings/systems/crm.yaml": e2eCRM, "mappings/systems/shop.yaml": e2eShop} {
+		if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shop, err := sql.Open("sqlite3", filepath.Join(dir, "shop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shop.Close()
+	if _, err := shop.Exec(`CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT, title TEXT, price NUMERIC, stock INTEGER, updated_at TEXT);
+		CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, updated_at TEXT);
+		CREATE TABLE order_lines (id INTEGER PRIMARY KEY, order_id INTEGER, sku TEXT, qty INTEGER);
+		INSERT INTO items (sku, title, price, stock, updated_at) VALUES ('TEA', 'Tea', 0.99, 3, '2024-01-01T00:00:00Z'), ('COF', 'Coffee', 19.9, 0, '2024-01-01T00:00:00Z');
+		INSERT INTO orders (customer, updated_at) VALUES ('ALFKI', '2024-01-01T00:00:00Z');
+		INSERT INTO order_lines (order_id, sku, qty) VALUES (1, 'TEA', 2), (1, 'COF', 1);`); err != nil {
+		t.Fatal(err)
+	}
+	query := func(db *sql.DB, q string) string {
+		t.Helper()
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, s)
+		}
+		return strings.Join(lines, "\n")
+	}
+	pgQuery := func(q string) string {
+		t.Helper()
+		c, err := pgx.Connect(context.Background(), pg.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		rows, err := c.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, s)
+		}
+		return strings.Join(lines, "\n")
+	}
+
+	dataflow(t, "validate")
+	dataflow(t, "run", "--until-stable")
+	// Prices arrive exact (0.99, not 0.98999); COF is linked, not doubled.
+	if got := pgQuery(`SELECT sku || '|' || name || '|' || price || '|' || qty FROM products ORDER BY sku`); got != "COF|Coffee|19.90|0\nTEA|Tea|0.99|3" {
+		t.Fatalf("crm products:\n%s", got)
+	}
+	if got := pgQuery(`SELECT o.customer || '|' || string_agg(l.sku || 'x' || l.qty, ',' ORDER BY l.id) FROM orders o JOIN order_lines l ON l.order_id = o.id GROUP BY o.id`); got != "ALFKI|TEAx2,COFx1" {
+		t.Fatalf("crm orders:\n%s", got)
+	}
+	if out := dataflow(t, "run"); !strings.Contains(out, "0 writes, 0 records failed") {
+		t.Fatalf("a second run wrote:\n%s", out)
+	}
+
+	// An edit on each side, a new item in the shop, a new line on the CRM's order.
+	pg.Exec(t, `UPDATE products SET name = 'Green tea', updated_at = '2030-01-01T00:00:00Z' WHERE sku = 'TEA'`,
+		`INSERT INTO order_lines (order_id, sku, qty) VALUES (1, 'MILK', 4)`, `UPDATE orders SET updated_at = '2030-01-01T00:00:00Z'`)
+	if _, err := shop.Exec(`UPDATE items SET stock = 12, updated_at = '2030-01-02T00:00:00Z' WHERE sku = 'COF';
+		INSERT INTO items (sku, title, price, stock, updated_at) VALUES ('MILK', 'Milk', 1.25, 5, '2030-01-02T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	dataflow(t, "run", "--until-stable")
+	if got := pgQuery(`SELECT sku || '|' || name || '|' || price || '|' || qty FROM products ORDER BY sku`); got != "COF|Coffee|19.90|12\nMILK|Milk|1.25|5\nTEA|Green tea|0.99|3" {
+		t.Fatalf("crm products:\n%s", got)
+	}
+	if got := query(shop, `SELECT title FROM items WHERE sku = 'TEA'`); got != "Green tea" {
+		t.Fatalf("shop TEA title: %s", got)
+	}
+	if got := query(shop, `SELECT group_concat(sku || 'x' || qty, ',') FROM (SELECT * FROM order_lines ORDER BY id)`); got != "TEAx2,COFx1,MILKx4" {
+		t.Fatalf("shop lines: %s", got)
+	}
+	if out := dataflow(t, "run"); !strings.Contains(out, "0 writes, 0 records failed") {
+		t.Fatalf("a further run wrote:\n%s", out)
+	}
+}

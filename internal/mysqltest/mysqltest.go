@@ -89,7 +89,13 @@ func start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Host: "127.0.0.1", dir: dir}
-	args := []string{"--no-defaults", "--datadir=" + s.data(), "--auth-root-authentication-method=normal", "--skip-test-db"}
+	// A temporary directory of its own: servers bootstrapping at once in one /tmp collide on
+	// their temporary tables' names.
+	if err := os.Mkdir(s.tmp(), 0o700); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	args := []string{"--no-defaults", "--datadir=" + s.data(), "--tmpdir=" + s.tmp(), "--auth-root-authentication-method=normal", "--skip-test-db"}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
@@ -134,6 +140,7 @@ func start() (*Server, error) {
 
 func (s *Server) data() string   { return filepath.Join(s.dir, "data") }
 func (s *Server) socket() string { return filepath.Join(s.dir, "sock") }
+func (s *Server) tmp() string    { return filepath.Join(s.dir, "tmp") }
 
 // Restart starts the server (again) on its port and waits until it accepts connections.
 func (s *Server) Restart() error {
@@ -142,7 +149,7 @@ func (s *Server) Restart() error {
 	if s.cmd != nil {
 		return nil
 	}
-	args := []string{"--no-defaults", "--datadir=" + s.data(), fmt.Sprintf("--port=%d", s.Port),
+	args := []string{"--no-defaults", "--datadir=" + s.data(), "--tmpdir=" + s.tmp(), fmt.Sprintf("--port=%d", s.Port),
 		"--bind-address=127.0.0.1", "--socket=" + s.socket(), "--pid-file=" + filepath.Join(s.dir, "pid"),
 		"--log-error=" + filepath.Join(s.dir, "log"), "--skip-name-resolve",
 		"--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,4 +191,73 @@ func TestTwoWaySyncPostgresSQLite(t *testing.T) {
 	if out := dataflow(t, "run"); !strings.Contains(out, "0 writes, 0 records failed") {
 		t.Fatalf("a further run wrote:\n%s", out)
 	}
+}
+
+// A run whose PostgreSQL is down at start exits 2 with an error naming host and port, and
+// neither the password nor anything written.
+func TestRunWithServerDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const canary = "Canary-Pw-7f3a9"
+	t.Setenv("CRM_DSN", fmt.Sprintf("postgres://crm:%s@127.0.0.1:%d/crm", canary, port))
+	os.MkdirAll("mappings/systems", 0o755)
+	files := map[string]string{"mappings/shop-to-crm.yaml": e2eDataflow, "mappings/systems/crm.yaml": e2eCRM, "mappings/systems/shop.yaml": e2eShop}
+	for name, src := range files {
+		if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errs bytes.Buffer
+	code := cli.Run(context.Background(), []string{"run"}, strings.NewReader(""), &out, &errs)
+	all := out.String() + errs.String()
+	if strings.Contains(all, canary) {
+		t.Fatalf("the password is in the output:\n%s", all)
+	}
+	if code != 2 || !strings.Contains(all, fmt.Sprintf("cannot connect to PostgreSQL at 127.0.0.1:%d (database crm, user crm)", port)) {
+		t.Fatalf("exit %d:\n%s", code, all)
+	}
+	if !strings.Contains(all, "mappings/systems/crm.yaml:4:6: error: cannot describe the entities without a schema file: cannot connect") {
+		t.Fatalf("the connection failure is not reported once, at dsn:\n%s", all)
+	}
+
+	// With schema files validation needs no database: the run itself fails to open it.
+	crm := strings.Replace(e2eCRM, "updated: updated_at}", "updated: updated_at, schema: product.json}", 1)
+	crm = strings.Replace(crm, "    updated: updated_at\n    lists:", "    updated: updated_at\n    schema: order.json\n    lists:", 1)
+	files = map[string]string{
+		"mappings/systems/crm.yaml": crm,
+		"mappings/systems/product.json": `{"type": "object", "properties": {"id": {"type": "integer"}, "sku": {"type": "string"}, "name": {"type": "string"},
+			"price": {"type": "number"}, "qty": {"type": "integer"}, "updated_at": {"type": "string"}}}`,
+		"mappings/systems/order.json": `{"type": "object", "properties": {"id": {"type": "integer"}, "customer": {"type": "string"}, "updated_at": {"type": "string"},
+			"lines": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "order_id": {"type": "integer"}, "sku": {"type": "string"}, "qty": {"type": "integer"}}}}}}`,
+	}
+	for name, src := range files {
+		if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shop, err := sql.Open("sqlite3", filepath.Join(dir, "shop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shop.Close()
+	if _, err := shop.Exec(`CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT, title TEXT, price NUMERIC, stock INTEGER, updated_at TEXT);
+		CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, updated_at TEXT);
+		CREATE TABLE order_lines (id INTEGER PRIMARY KEY, order_id INTEGER, sku TEXT, qty INTEGER);`); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errs.Reset()
+	code = cli.Run(context.Background(), []string{"run"}, strings.NewReader(""), &out, &errs)
+	all = out.String() + errs.String()
+	want := fmt.Sprintf("dataflow run: CRM: cannot connect to PostgreSQL at 127.0.0.1:%d (database crm, user crm): dial error: dial tcp 127.0.0.1:%d: connect: connection refused\n", port, port)
+	if code != 2 || all != want || strings.Contains(all, canary) {
+		t.Fatalf("exit %d:\n%s\nwant exit 2:\n%s", code, all, want)
+	}
+	// (The command line creates the link state file before it opens the systems: empty.)
 }

@@ -111,7 +111,8 @@ func connect(ctx context.Context, sys *config.System, readOnly bool) (*sql.DB, *
 	cancel()
 	if err != nil {
 		pool.Close()
-		return nil, nil, "", sqlconn.Scrub(fmt.Errorf("cannot connect to MySQL at %s (database %s, user %s): %w", cfg.Addr, cfg.DBName, cfg.User, err), secret)
+		return nil, nil, "", &connector.SettingError{Key: "dsn", Err: sqlconn.Scrub(fmt.Errorf("cannot connect to MySQL at %s (database %s, user %s): %w", cfg.Addr, cfg.DBName, cfg.User, err), secret),
+			Fix: sqlconn.ConnectFix}
 	}
 	return pool, &dialect{database: cfg.DBName, addr: cfg.Addr}, secret, nil
 }

@@ -114,7 +114,8 @@ func connect(ctx context.Context, sys *config.System, readOnly bool) (*pgxpool.P
 	}
 	if err != nil {
 		where := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
-		return nil, nil, "", sqlconn.Scrub(fmt.Errorf("cannot connect to PostgreSQL at %s (database %s, user %s): %w", where, cfg.ConnConfig.Database, cfg.ConnConfig.User, cause(err)), secret)
+		return nil, nil, "", &connector.SettingError{Key: "dsn", Err: sqlconn.Scrub(fmt.Errorf("cannot connect to PostgreSQL at %s (database %s, user %s): %w", where, cfg.ConnConfig.Database, cfg.ConnConfig.User, cause(err)), secret),
+			Fix: sqlconn.ConnectFix}
 	}
 	return pool, &dialect{schema: schemaName}, secret, nil
 }

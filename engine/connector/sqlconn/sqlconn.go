@@ -312,3 +312,6 @@ func CheckLists(e *config.Entity, s *schema.Entity) diag.Diagnostics {
 	}
 	return ds
 }
+
+// ConnectFix is the advice for a database that cannot be reached.
+const ConnectFix = "Start the database server, or check the host, port, database, user and password of dsn; entities with schema files are validated without the database."

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/internal/cli"
+	"github.com/dataflow-sync/dataflow/internal/mysqltest"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 )
@@ -89,18 +90,100 @@ func dataflow(t *testing.T, args ...string) string {
 	return out.String()
 }
 
+// crmServer is the CRM's database in an end-to-end test.
+type crmServer struct {
+	connector, dsn string
+	exec           func(t testing.TB, stmts ...string)
+	query          func(t *testing.T, q string) string
+	ddl, seed      []string
+	edit           []string // the CRM's edits of the second round
+}
+
+func rowsText(t *testing.T, rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) string {
+	t.Helper()
+	var lines []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
 func TestTwoWaySyncPostgresSQLite(t *testing.T) {
 	pg := pgtest.New(t)
-	pg.Exec(t, `CREATE TABLE products (id serial PRIMARY KEY, sku text UNIQUE NOT NULL, name varchar(40), price numeric(10,2), qty integer, updated_at timestamptz NOT NULL DEFAULT now())`,
-		`CREATE TABLE orders (id serial PRIMARY KEY, customer text, updated_at timestamptz NOT NULL DEFAULT now())`,
-		`CREATE TABLE order_lines (id serial PRIMARY KEY, order_id integer NOT NULL REFERENCES orders, sku text, qty integer)`,
-		// One product is in both already: it links by SKU, not created again.
-		`INSERT INTO products (sku, name, price, qty, updated_at) VALUES ('COF', 'Coffee', 19.90, 0, '2024-01-01T00:00:00Z')`)
+	twoWay(t, crmServer{
+		connector: "postgres", dsn: pg.DSN(),
+		exec: pg.Exec,
+		query: func(t *testing.T, q string) string {
+			c, err := pgx.Connect(context.Background(), pg.DSN())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			rows, err := c.Query(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			return rowsText(t, rows)
+		},
+		ddl: []string{`CREATE TABLE products (id serial PRIMARY KEY, sku text UNIQUE NOT NULL, name varchar(40), price numeric(10,2), qty integer, updated_at timestamptz NOT NULL DEFAULT now())`,
+			`CREATE TABLE orders (id serial PRIMARY KEY, customer text, updated_at timestamptz NOT NULL DEFAULT now())`,
+			`CREATE TABLE order_lines (id serial PRIMARY KEY, order_id integer NOT NULL REFERENCES orders, sku text, qty integer)`},
+		seed: []string{`INSERT INTO products (sku, name, price, qty, updated_at) VALUES ('COF', 'Coffee', 19.90, 0, '2024-01-01 00:00:00+00')`},
+		edit: []string{`UPDATE products SET name = 'Green tea', updated_at = '2030-01-01 00:00:00+00' WHERE sku = 'TEA'`,
+			`INSERT INTO order_lines (order_id, sku, qty) VALUES (1, 'MILK', 4)`, `UPDATE orders SET updated_at = '2030-01-01 00:00:00+00'`},
+	})
+}
+
+func TestTwoWaySyncMySQLSQLite(t *testing.T) {
+	my := mysqltest.New(t)
+	twoWay(t, crmServer{
+		connector: "mysql", dsn: my.DSN(),
+		exec: my.Exec,
+		query: func(t *testing.T, q string) string {
+			db, err := sql.Open("mysql", my.DSN())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			rows, err := db.Query(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			return rowsText(t, rows)
+		},
+		ddl: []string{"CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, sku VARCHAR(20) UNIQUE NOT NULL, name VARCHAR(40), price DECIMAL(10,2), qty INT, updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))",
+			"CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, customer TEXT, updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))",
+			"CREATE TABLE order_lines (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT NOT NULL, sku TEXT, qty INT, FOREIGN KEY (order_id) REFERENCES orders (id))"},
+		seed: []string{"SET time_zone = '+00:00'", "INSERT INTO products (sku, name, price, qty, updated_at) VALUES ('COF', 'Coffee', 19.90, 0, '2024-01-01 00:00:00')"},
+		edit: []string{"SET time_zone = '+00:00'", "UPDATE products SET name = 'Green tea', updated_at = '2030-01-01 00:00:00' WHERE sku = 'TEA'",
+			"INSERT INTO order_lines (order_id, sku, qty) VALUES (1, 'MILK', 4)", "UPDATE orders SET updated_at = '2030-01-01 00:00:00'"},
+	})
+}
+
+// twoWay syncs a SQLite shop (the source) with a CRM on a server (the target, where creates
+// go): products both ways, linked by SKU, and orders with their lines; edits on both sides;
+// a quiet run after each round. No entity has a schema file: both sides are described live.
+func twoWay(t *testing.T, crm crmServer) {
+	crm.exec(t, append(crm.ddl, crm.seed...)...) // one product is in both already: it links by SKU
 	dir := t.TempDir()
 	t.Chdir(dir)
-	t.Setenv("CRM_DSN", pg.DSN())
+	t.Setenv("CRM_DSN", crm.dsn)
 	os.MkdirAll("mappings/systems", 0o755)
-	for name, src := range map[string]string{"mappings/shop-to-crm.yaml": e2eDataflow, "mappings/systems/crm.yaml": e2eCRM, "mappings/systems/shop.yaml": e2eShop} {
+	crmFile := strings.Replace(e2eCRM, "connector: postgres", "connector: "+crm.connector, 1)
+	for name, src := range map[string]string{"mappings/shop-to-crm.yaml": e2eDataflow, "mappings/systems/crm.yaml": crmFile, "mappings/systems/shop.yaml": e2eShop} {
 		if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -118,53 +201,32 @@ func TestTwoWaySyncPostgresSQLite(t *testing.T) {
 		INSERT INTO order_lines (order_id, sku, qty) VALUES (1, 'TEA', 2), (1, 'COF', 1);`); err != nil {
 		t.Fatal(err)
 	}
-	query := func(db *sql.DB, q string) string {
+	shopQuery := func(q string) string {
 		t.Helper()
-		rows, err := db.Query(q)
+		rows, err := shop.Query(q)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rows.Close()
-		var lines []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, s)
-		}
-		return strings.Join(lines, "\n")
+		return rowsText(t, rows)
 	}
-	pgQuery := func(q string) string {
-		t.Helper()
-		c, err := pgx.Connect(context.Background(), pg.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(context.Background())
-		rows, err := c.Query(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var lines []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, s)
-		}
-		return strings.Join(lines, "\n")
-	}
+	products := `SELECT CONCAT(sku, '|', name, '|', price, '|', qty) FROM products ORDER BY sku`
+	lines := `SELECT CONCAT(sku, 'x', qty) FROM order_lines ORDER BY id`
 
 	dataflow(t, "validate")
+	// A dry run writes nothing to the server.
+	if out := dataflow(t, "run", "--dry-run"); !strings.Contains(out, "create in") {
+		t.Fatalf("the dry run plans no create:\n%s", out)
+	}
+	if got := crm.query(t, products); got != "COF|Coffee|19.90|0" {
+		t.Fatalf("the dry run wrote:\n%s", got)
+	}
 	dataflow(t, "run", "--until-stable")
 	// Prices arrive exact (0.99, not 0.98999); COF is linked, not doubled.
-	if got := pgQuery(`SELECT sku || '|' || name || '|' || price || '|' || qty FROM products ORDER BY sku`); got != "COF|Coffee|19.90|0\nTEA|Tea|0.99|3" {
+	if got := crm.query(t, products); got != "COF|Coffee|19.90|0\nTEA|Tea|0.99|3" {
 		t.Fatalf("crm products:\n%s", got)
 	}
-	if got := pgQuery(`SELECT o.customer || '|' || string_agg(l.sku || 'x' || l.qty, ',' ORDER BY l.id) FROM orders o JOIN order_lines l ON l.order_id = o.id GROUP BY o.id`); got != "ALFKI|TEAx2,COFx1" {
+	if got := crm.query(t, `SELECT customer FROM orders`) + " " + crm.query(t, lines); got != "ALFKI TEAx2\nCOFx1" {
 		t.Fatalf("crm orders:\n%s", got)
 	}
 	if out := dataflow(t, "run"); !strings.Contains(out, "0 writes, 0 records failed") {
@@ -172,20 +234,19 @@ func TestTwoWaySyncPostgresSQLite(t *testing.T) {
 	}
 
 	// An edit on each side, a new item in the shop, a new line on the CRM's order.
-	pg.Exec(t, `UPDATE products SET name = 'Green tea', updated_at = '2030-01-01T00:00:00Z' WHERE sku = 'TEA'`,
-		`INSERT INTO order_lines (order_id, sku, qty) VALUES (1, 'MILK', 4)`, `UPDATE orders SET updated_at = '2030-01-01T00:00:00Z'`)
+	crm.exec(t, crm.edit...)
 	if _, err := shop.Exec(`UPDATE items SET stock = 12, updated_at = '2030-01-02T00:00:00Z' WHERE sku = 'COF';
 		INSERT INTO items (sku, title, price, stock, updated_at) VALUES ('MILK', 'Milk', 1.25, 5, '2030-01-02T00:00:00Z')`); err != nil {
 		t.Fatal(err)
 	}
 	dataflow(t, "run", "--until-stable")
-	if got := pgQuery(`SELECT sku || '|' || name || '|' || price || '|' || qty FROM products ORDER BY sku`); got != "COF|Coffee|19.90|12\nMILK|Milk|1.25|5\nTEA|Green tea|0.99|3" {
+	if got := crm.query(t, products); got != "COF|Coffee|19.90|12\nMILK|Milk|1.25|5\nTEA|Green tea|0.99|3" {
 		t.Fatalf("crm products:\n%s", got)
 	}
-	if got := query(shop, `SELECT title FROM items WHERE sku = 'TEA'`); got != "Green tea" {
+	if got := shopQuery(`SELECT title FROM items WHERE sku = 'TEA'`); got != "Green tea" {
 		t.Fatalf("shop TEA title: %s", got)
 	}
-	if got := query(shop, `SELECT group_concat(sku || 'x' || qty, ',') FROM (SELECT * FROM order_lines ORDER BY id)`); got != "TEAx2,COFx1,MILKx4" {
+	if got := shopQuery(`SELECT sku || 'x' || qty FROM order_lines ORDER BY id`); got != "TEAx2\nCOFx1\nMILKx4" {
 		t.Fatalf("shop lines: %s", got)
 	}
 	if out := dataflow(t, "run"); !strings.Contains(out, "0 writes, 0 records failed") {

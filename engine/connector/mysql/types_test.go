@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/internal/mysqltest"
 )
@@ -137,4 +138,29 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 	_ = schema.String
+}
+
+// With track_deletes a trigger counts deletions, whoever deletes; installing counts as one.
+func TestTrackDeletes(t *testing.T) {
+	db := mysqltest.New(t)
+	db.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)", "INSERT INTO products (name) VALUES ('a'), ('b'), ('c')")
+	c := open(t, db.DSN(), system("Product: {table: products, id: id}")+"track_deletes: true\n")
+	dc := c.(connector.DeleteCounter)
+	ctx := context.Background()
+	n, ok, err := dc.Deletions(ctx, "Product")
+	if err != nil || !ok || n != 1 {
+		t.Fatalf("after install: %d %v %v", n, ok, err)
+	}
+	db.Exec(t, "DELETE FROM products WHERE name IN ('a', 'b')")
+	if errs, err := c.Delete(ctx, "Product", []string{"3"}); err != nil || errs[0] != nil {
+		t.Fatal(err, errs)
+	}
+	n, ok, err = dc.Deletions(ctx, "Product")
+	if err != nil || !ok || n != 4 {
+		t.Fatalf("after 3 deletions: %d %v %v", n, ok, err)
+	}
+	c2 := open(t, db.DSN(), system("Product: {table: products, id: id}"))
+	if _, ok, _ := c2.(connector.DeleteCounter).Deletions(ctx, "Product"); ok {
+		t.Fatal("counted without track_deletes")
+	}
 }

@@ -35,6 +35,7 @@ import (
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/connector/sqlconn"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -408,8 +409,8 @@ func arrayText(elem sqlconn.Kind, v any) (string, error) {
 	return b.String(), nil
 }
 
-// Insert inserts a row and returns its id's text, with RETURNING.
-func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, cols []int, args []any, id int) (string, error) {
+// insertSQL is the statement that inserts a row of the given columns and returns its id.
+func (d *dialect) insertSQL(t *sqlconn.Table, cols []int, id int) string {
 	var q strings.Builder
 	q.WriteString("INSERT INTO " + t.Quoted)
 	if len(cols) == 0 {
@@ -422,7 +423,24 @@ func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, c
 		q.WriteString(" (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")")
 	}
 	q.WriteString(" RETURNING " + d.Select(d.Quote(t.Cols[id].Name), &t.Cols[id]))
-	rows, err := tx.Query(ctx, q.String(), args...)
+	return q.String()
+}
+
+// newID is the id's text of a row RETURNING gave.
+func (d *dialect) newID(t *sqlconn.Table, id int, got *string) (string, error) {
+	if got == nil {
+		return "", fmt.Errorf("the new row of table %s has no id: give %q a value", t.Quoted, t.Cols[id].Name)
+	}
+	val, err := d.Decode(&t.Cols[id], *got)
+	if err != nil {
+		return "", err
+	}
+	return sqlconn.IDString(val), nil
+}
+
+// Insert inserts a row and returns its id's text, with RETURNING.
+func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, cols []int, args []any, id int) (string, error) {
+	rows, err := tx.Query(ctx, d.insertSQL(t, cols, id), args...)
 	if err != nil {
 		return "", err
 	}
@@ -438,14 +456,48 @@ func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, c
 	if err := rows.Err(); err != nil {
 		return "", err
 	}
-	if got == nil {
-		return "", fmt.Errorf("the new row of table %s has no id: give %q a value", t.Quoted, t.Cols[id].Name)
+	return d.newID(t, id, got)
+}
+
+// InsertMany implements sqlconn.BulkInserter: the rows' INSERT ... RETURNING statements go
+// to the server as one pipeline (pgx.Batch), one round trip for them all, their results read in
+// order.
+func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Table, rows []sqlconn.Row, id int) ([]string, error) {
+	ptx, ok := stx.(*tx)
+	if !ok {
+		return nil, fmt.Errorf("postgres: a bulk insert needs a pgx transaction, not %T", stx)
 	}
-	val, err := d.Decode(&t.Cols[id], *got)
-	if err != nil {
-		return "", err
+	b := &pgx.Batch{}
+	for _, r := range rows {
+		b.Queue(d.insertSQL(t, r.Cols, id), r.Args...)
 	}
-	return sqlconn.IDString(val), nil
+	br := ptx.t.SendBatch(ctx, b)
+	ids := make([]string, len(rows))
+	for i := range rows {
+		var got *string
+		err := func() error {
+			rs, err := br.Query()
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			for rs.Next() {
+				if raw := rs.RawValues(); raw[0] != nil {
+					s := string(raw[0])
+					got = &s
+				}
+			}
+			return rs.Err()
+		}()
+		if err == nil {
+			ids[i], err = d.newID(t, id, got)
+		}
+		if err != nil {
+			br.Close()
+			return nil, err
+		}
+	}
+	return ids, br.Close()
 }
 
 // RecordError: data exceptions (22: a value the type cannot hold, too long, out of range),

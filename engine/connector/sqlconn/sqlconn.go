@@ -182,6 +182,19 @@ type Dialect interface {
 	Deletions(ctx context.Context, db DB, t *Table, install bool) (int64, bool, error)
 }
 
+// BulkInserter is the optional ability of a Dialect to insert many rows in one round trip
+// (postgres: a pipeline of INSERT ... RETURNING), returning their ids' text in order. A
+// failure of any row fails the call; the batch is then written a row at a time.
+type BulkInserter interface {
+	InsertMany(ctx context.Context, tx Tx, t *Table, rows []Row, id int) ([]string, error)
+}
+
+// Row is one row to insert: column indexes and the text bound to each.
+type Row struct {
+	Cols []int
+	Args []any
+}
+
 // Table is a table's columns.
 type Table struct {
 	Name   string // as the system file writes it

@@ -44,8 +44,40 @@ func afterWrite(err error) error {
 type writeOne func(ctx context.Context, tx Tx, i int) (string, error)
 
 // Create implements connector.Conn.
+//
+// With a dialect that inserts in bulk (BulkInserter), the records without lists are inserted
+// together first, in one round trip per chunk; the others, and every record of a batch in
+// which one failed, one at a time.
 func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) ([]connector.Result, error) {
-	return c.write(ctx, name, len(recs), nil, true, func(e *entity) writeOne {
+	var bulk prepare
+	if bi, ok := c.d.(BulkInserter); ok {
+		bulk = func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error {
+			if savepoints {
+				return nil
+			}
+			var rows []Row
+			var at []int
+			for i, data := range recs {
+				ch, err := c.createChange(e, data)
+				if err != nil || len(ch.lists) > 0 || listsIn(e, data) {
+					continue // one at a time: an error of its own, or child rows
+				}
+				rows, at = append(rows, Row{Cols: ch.cols, Args: ch.args}), append(at, i)
+			}
+			for start := 0; start < len(rows); start += Chunk {
+				end := min(start+Chunk, len(rows))
+				got, err := bi.InsertMany(ctx, tx, e.Table, rows[start:end], e.id)
+				if err != nil {
+					return err
+				}
+				for k, id := range got {
+					ids[at[start+k]] = id
+				}
+			}
+			return nil
+		}
+	}
+	return c.write(ctx, name, len(recs), bulk, true, func(e *entity) writeOne {
 		return func(ctx context.Context, tx Tx, i int) (string, error) { return c.create(ctx, tx, e, recs[i]) }
 	})
 }
@@ -54,7 +86,7 @@ func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) (
 // the stored object, lists replaced.
 func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
 	var before map[string]stored
-	prepare := func(ctx context.Context, tx Tx, e *entity) error {
+	prepare := func(ctx context.Context, tx Tx, e *entity, _ bool, _ []string) error {
 		ids := make([]string, len(recs))
 		for i, r := range recs {
 			ids[i] = r.ID
@@ -98,7 +130,12 @@ func (c *Conn) Delete(ctx context.Context, name string, ids []string) ([]error, 
 	return errs, nil
 }
 
-func (c *Conn) write(ctx context.Context, name string, n int, prepare func(context.Context, Tx, *entity) error, readBack bool, one func(*entity) writeOne) ([]connector.Result, error) {
+// prepare runs first in a batch's transaction; savepoints says that the batch is written a
+// record at a time after a record failed. It may write records itself (a create in bulk) and
+// set their ids, which the record-at-a-time writes then skip.
+type prepare func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error
+
+func (c *Conn) write(ctx context.Context, name string, n int, prepare prepare, readBack bool, one func(*entity) writeOne) ([]connector.Result, error) {
 	if c.readOnly {
 		return nil, errReadOnly
 	}
@@ -130,20 +167,26 @@ func (c *Conn) write(ctx context.Context, name string, n int, prepare func(conte
 // writeTx writes the batch in one transaction; without savepoints it stops at the first
 // record that fails on the server and reports failed (nothing is committed); with them each
 // record is written under its own.
-func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare func(context.Context, Tx, *entity) error, readBack bool, one writeOne, savepoints bool) ([]connector.Result, bool, error) {
+func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare prepare, readBack bool, one writeOne, savepoints bool) ([]connector.Result, bool, error) {
 	tx, err := c.db.Begin(ctx, false)
 	if err != nil {
 		return nil, false, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	results := make([]connector.Result, n)
+	ids := make([]string, n)
 	if prepare != nil {
-		if err := prepare(ctx, tx, e); err != nil {
+		if err := prepare(ctx, tx, e, savepoints, ids); err != nil {
+			if !savepoints && c.d.RecordError(err) {
+				return nil, true, nil
+			}
 			return nil, false, err
 		}
 	}
-	results := make([]connector.Result, n)
-	ids := make([]string, n)
 	for i := range n {
+		if ids[i] != "" {
+			continue // written by prepare
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
@@ -308,19 +351,39 @@ func (c *Conn) newID(col *Column) (string, bool) {
 	return "", false
 }
 
-func (c *Conn) create(ctx context.Context, tx Tx, e *entity, data map[string]any) (string, error) {
+// createChange is what creating a record writes, with the id the connector makes for it when
+// it has none and the database gives none.
+func (c *Conn) createChange(e *entity, data map[string]any) (change, error) {
 	var skip []int
 	if data[e.Cols[e.id].Name] == nil {
 		skip = append(skip, e.id)
 	}
 	ch, err := c.changeOf(e.Table, data, e.listIndex, nil, skip...)
 	if err != nil {
-		return "", invalidData{err}
+		return change{}, err
 	}
 	if len(skip) > 0 {
 		if id, ok := c.newID(&e.Cols[e.id]); ok {
 			ch.set(e.id, &id)
 		}
+	}
+	return ch, nil
+}
+
+// listsIn reports whether data gives any of the entity's lists (even an empty one).
+func listsIn(e *entity, data map[string]any) bool {
+	for name := range e.listIndex {
+		if _, ok := data[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Conn) create(ctx context.Context, tx Tx, e *entity, data map[string]any) (string, error) {
+	ch, err := c.createChange(e, data)
+	if err != nil {
+		return "", invalidData{err}
 	}
 	id, err := c.d.Insert(ctx, tx, e.Table, ch.cols, ch.args, e.id)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
 	"github.com/jackc/pgx/v5"
 )
@@ -54,5 +55,35 @@ func BenchmarkCopyFrom(b *testing.B) {
 	}
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"products"}, []string{"sku", "name", "price", "qty", "updated_at"}, pgx.CopyFromRows(rows)); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkUpdate patches products through the connector in batches of 1,000, as an
+// incremental run does.
+func BenchmarkUpdate(b *testing.B) {
+	db := pgtest.New(b)
+	db.Exec(b, benchDDL)
+	c := open(b, db.DSN(), system(`Product: {table: products, id: id, updated: updated_at}`))
+	recs := benchRecords(b.N)
+	var ids []string
+	for start := 0; start < len(recs); start += 1000 {
+		res, err := c.Create(context.Background(), "Product", recs[start:min(start+1000, len(recs))])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			ids = append(ids, r.Record.ID)
+		}
+	}
+	b.ResetTimer()
+	for start := 0; start < len(ids); start += 1000 {
+		var batch []connector.Record
+		for _, id := range ids[start:min(start+1000, len(ids))] {
+			batch = append(batch, connector.Record{ID: id, Data: map[string]any{"qty": int64(7), "name": "renamed " + id}})
+		}
+		res, err := c.Update(context.Background(), "Product", batch)
+		if err != nil || res[0].Err != nil {
+			b.Fatal(err, res[0].Err)
+		}
 	}
 }

@@ -500,6 +500,26 @@ func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Tab
 	return ids, br.Close()
 }
 
+// ExecMany implements sqlconn.BulkExecer: the statements go to the server as one pipeline.
+func (d *dialect) ExecMany(ctx context.Context, stx sqlconn.Tx, stmts []sqlconn.Stmt) error {
+	ptx, ok := stx.(*tx)
+	if !ok {
+		return fmt.Errorf("postgres: a bulk write needs a pgx transaction, not %T", stx)
+	}
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		b.Queue(s.SQL, s.Args...)
+	}
+	br := ptx.t.SendBatch(ctx, b)
+	for range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
+}
+
 // RecordError: data exceptions (22: a value the type cannot hold, too long, out of range),
 // integrity constraints (23: unique, foreign key, not null, check) and errors raised by
 // triggers (P0001) are the record's.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
 )
 
@@ -105,5 +106,24 @@ func TestValueTheColumnCannotHold(t *testing.T) {
 	}
 	if n := len(scanAll(t, c, "Row", "")); n != 2 {
 		t.Errorf("%d rows stored, want the 2 good ones", n)
+	}
+	// The same in an update: the failing patch fails alone, the others are written.
+	good, bad := res[0].Record.ID, res[5].Record.ID
+	up, err := c.Update(context.Background(), "Row", []connector.Record{
+		{ID: good, Data: map[string]any{"code": "new"}},
+		{ID: bad, Data: map[string]any{"code": "far too long"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up[0].Err != nil || up[0].Record.Data["code"] != "new" {
+		t.Errorf("the good patch: %v %v", up[0].Err, up[0].Record.Data["code"])
+	}
+	if up[1].Err == nil || up[1].Err.Error() != "ERROR: value too long for type character varying(3) (SQLSTATE 22001)" {
+		t.Errorf("the bad patch: %v", up[1].Err)
+	}
+	got, err := c.Get(context.Background(), "Row", []string{bad})
+	if err != nil || got[bad].Data["code"] != "yes" {
+		t.Errorf("the bad record changed: %v %v", got, err)
 	}
 }

@@ -189,6 +189,18 @@ type BulkInserter interface {
 	InsertMany(ctx context.Context, tx Tx, t *Table, rows []Row, id int) ([]string, error)
 }
 
+// BulkExecer is the optional ability of a Dialect to run many statements in one round trip
+// (postgres: a pipeline), in order; a failure of any fails the call.
+type BulkExecer interface {
+	ExecMany(ctx context.Context, tx Tx, stmts []Stmt) error
+}
+
+// Stmt is a statement with its arguments.
+type Stmt struct {
+	SQL  string
+	Args []any
+}
+
 // Row is one row to insert: column indexes and the text bound to each.
 type Row struct {
 	Cols []int

@@ -86,14 +86,53 @@ func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) (
 // the stored object, lists replaced.
 func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
 	var before map[string]stored
-	prepare := func(ctx context.Context, tx Tx, e *entity, _ bool, _ []string) error {
+	prepare := func(ctx context.Context, tx Tx, e *entity, savepoints bool, written []string) error {
 		ids := make([]string, len(recs))
+		times := make(map[string]int, len(recs))
 		for i, r := range recs {
 			ids[i] = r.ID
+			times[r.ID]++
 		}
 		var err error
-		before, err = c.readIDs(ctx, tx, e, ids)
-		return err
+		if before, err = c.readIDs(ctx, tx, e, ids); err != nil {
+			return err
+		}
+		be, ok := c.d.(BulkExecer)
+		if !ok || savepoints {
+			return nil
+		}
+		// The patches of records that exist, appear once, change no list and have no error of
+		// their own go together, in one round trip per chunk; the others one at a time.
+		var stmts []Stmt
+		var at []int
+		for i, r := range recs {
+			cur, found := before[r.ID]
+			if !found || times[r.ID] > 1 || listsIn(e, r.Data) {
+				continue
+			}
+			if v, ok := r.Data[e.Cols[e.id].Name]; ok && IDString(v) != cur.rec.ID {
+				continue
+			}
+			ch, err := c.changeOf(e.Table, r.Data, e.listIndex, cur.rec.Data, e.id)
+			if err != nil {
+				continue
+			}
+			at = append(at, i)
+			if len(ch.cols) == 0 {
+				continue
+			}
+			q, args := c.setSQL(e.Table, ch, []int{e.id}, []any{cur.id})
+			stmts = append(stmts, Stmt{q, args})
+		}
+		for start := 0; start < len(stmts); start += Chunk {
+			if err := be.ExecMany(ctx, tx, stmts[start:min(start+Chunk, len(stmts))]); err != nil {
+				return err
+			}
+		}
+		for _, i := range at {
+			written[i] = before[recs[i].ID].id
+		}
+		return nil
 	}
 	return c.write(ctx, name, len(recs), prepare, true, func(e *entity) writeOne {
 		seen := make(map[string]bool, len(recs))
@@ -421,6 +460,13 @@ func (c *Conn) set(ctx context.Context, tx Tx, t *Table, ch change, where []int,
 	if len(ch.cols) == 0 {
 		return nil
 	}
+	q, args := c.setSQL(t, ch, where, whereArgs)
+	_, err := tx.Exec(ctx, q, args...)
+	return err
+}
+
+// setSQL is the UPDATE of set and its arguments.
+func (c *Conn) setSQL(t *Table, ch change, where []int, whereArgs []any) (string, []any) {
 	var b strings.Builder
 	b.WriteString("UPDATE " + t.Quoted + " SET ")
 	for i, col := range ch.cols {
@@ -430,8 +476,7 @@ func (c *Conn) set(ctx context.Context, tx Tx, t *Table, ch change, where []int,
 		b.WriteString(c.d.Quote(t.Cols[col].Name) + " = " + c.d.Param(i+1, &t.Cols[col]))
 	}
 	b.WriteString(c.whereEq(t, where, len(ch.cols)+1))
-	_, err := tx.Exec(ctx, b.String(), append(append([]any(nil), ch.args...), whereArgs...)...)
-	return err
+	return b.String(), append(append([]any(nil), ch.args...), whereArgs...)
 }
 
 // whereEq is " WHERE a = $n AND b = $n+1" for columns cols.

@@ -115,3 +115,23 @@ func TestConnectionDroppedMidRun(t *testing.T) {
 		t.Fatalf("%d records, want 2: %v", len(recs), recs)
 	}
 }
+
+// A deadlock (or a lock wait timeout) fails the transaction as a whole: it runs again, and the
+// records are written once.
+func TestDeadlockIsRetried(t *testing.T) {
+	for _, errno := range []string{"1213", "1205"} {
+		t.Run(errno, func(t *testing.T) {
+			db := mysqltest.New(t)
+			db.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)", "CREATE SEQUENCE attempts",
+				"CREATE TRIGGER fail_once BEFORE INSERT ON products FOR EACH ROW BEGIN IF NEXTVAL(attempts) = 1 THEN SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = "+errno+", MESSAGE_TEXT = 'simulated'; END IF; END")
+			c := open(t, db.DSN(), system("Product: {table: products, id: id}"))
+			res, err := c.Create(context.Background(), "Product", []map[string]any{{"name": "a"}, {"name": "b"}})
+			if err != nil || res[0].Err != nil || res[1].Err != nil {
+				t.Fatalf("create: %v %v", err, res)
+			}
+			if recs := scanAll(t, c, "Product", ""); len(recs) != 2 {
+				t.Fatalf("%d records, want 2", len(recs))
+			}
+		})
+	}
+}

@@ -135,3 +135,28 @@ func TestConnectionDroppedMidRun(t *testing.T) {
 		t.Fatalf("after the second restart: %d records", len(recs))
 	}
 }
+
+// A serialization failure or a deadlock fails the transaction as a whole: it runs again, and
+// the records are written once.
+func TestSerializationFailureAndDeadlockAreRetried(t *testing.T) {
+	for _, code := range []string{"40001", "40P01"} {
+		t.Run(code, func(t *testing.T) {
+			db := pgtest.New(t)
+			db.Exec(t, `CREATE TABLE products (id serial PRIMARY KEY, name text)`, `CREATE SEQUENCE attempts`,
+				`CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN
+					IF nextval('attempts') = 1 THEN RAISE EXCEPTION 'simulated' USING ERRCODE = '`+code+`'; END IF;
+					RETURN NEW;
+				END $$`,
+				`CREATE TRIGGER fail_once BEFORE INSERT OR UPDATE ON products FOR EACH ROW EXECUTE FUNCTION fail_once()`)
+			c := open(t, db.DSN(), system(`Product: {table: products, id: id}`))
+			res, err := c.Create(context.Background(), "Product", []map[string]any{{"name": "a"}, {"name": "b"}})
+			if err != nil || res[0].Err != nil || res[1].Err != nil {
+				t.Fatalf("create: %v %v", err, res)
+			}
+			if recs := scanAll(t, c, "Product", ""); len(recs) != 2 {
+				t.Fatalf("%d records, want 2", len(recs))
+			}
+		})
+	}
+}

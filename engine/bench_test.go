@@ -110,7 +110,7 @@ func TestLargeProjectIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Diagnostics) != 0 {
+	if res.Diagnostics.HasErrors() {
 		t.Fatalf("diagnostics: %v", res.Diagnostics)
 	}
 	if got := len(res.Project.Dataflows[0].Flows); got != 50 {

@@ -70,6 +70,9 @@ func (e *Engine) LoadSources(ctx context.Context, files map[string][]byte, order
 func (e *Engine) compile(ctx context.Context, cfg *config.Project, ds diag.Diagnostics) *Result {
 	project, more := e.compiler.Compile(ctx, cfg)
 	ds = append(ds, more...)
+	if !ds.HasErrors() { // warnings about what a valid file does; an invalid one is fixed first
+		ds = append(ds, safetyWarnings(project)...)
+	}
 	ds = dedupe(ds)
 	ds.Sort()
 	return &Result{Project: project, Diagnostics: ds, Sources: cfg.Sources()}

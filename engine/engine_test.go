@@ -22,8 +22,19 @@ func TestShippedMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Diagnostics) != 0 {
-		t.Fatalf("the shipped mappings must validate cleanly:\n%v", res.Diagnostics)
+	// Valid, with the two warnings that are right for them: orders and products are created
+	// in Squarespace without merge criteria (the shop numbers orders itself, and its products
+	// have no key of the CRM's), so a lost link state would create them again (README, Set-up).
+	var got []string
+	for _, d := range res.Diagnostics {
+		got = append(got, d.Severity.String()+": "+d.Summary)
+	}
+	want := []string{
+		`warning: flow "order-to-order" creates Squarespace Order records without merge criteria`,
+		`warning: flow "product-to-sesamproducts" creates Squarespace Sesamproducts records without merge criteria`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("the shipped mappings' diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if len(res.Project.Dataflows) != 1 {
 		t.Fatalf("dataflows = %d, want 1", len(res.Project.Dataflows))
@@ -44,9 +55,9 @@ func TestShippedMappings(t *testing.T) {
 			t.Errorf("flow %s has %d property rows, want at least 6", f.ID(), rows)
 		}
 	}
-	want := []string{"Product to Inventory", "Order to Order", "Product to Sesamproducts"}
-	if !reflect.DeepEqual(pairs, want) {
-		t.Errorf("flows = %v, want %v", pairs, want)
+	wantPairs := []string{"Product to Inventory", "Order to Order", "Product to Sesamproducts"}
+	if !reflect.DeepEqual(pairs, wantPairs) {
+		t.Errorf("flows = %v, want %v", pairs, wantPairs)
 	}
 	inv := df.Flows[0]
 	if inv.CreateTarget != config.CreateNever || len(inv.Merge) != 1 || inv.Merge[0][0].Source != "sku" {

@@ -155,6 +155,22 @@ func checkLoad(t *testing.T, eng *engine.Engine, files map[string][]byte, order 
 	if n := bytes.Count(gh.Bytes(), []byte("\n")); n != len(res.Diagnostics) {
 		t.Errorf("the GitHub writer wrote %d lines for %d diagnostics: a message broke out of its command", n, len(res.Diagnostics))
 	}
+	// Whatever the file holds, the terminal gets no control character but the line breaks,
+	// and only UTF-8 (diag.Escape).
+	for _, out := range []struct {
+		name string
+		b    []byte
+	}{{"text", text.Bytes()}, {"github", gh.Bytes()}} {
+		if !utf8.Valid(out.b) {
+			t.Errorf("the %s writer wrote bytes that are not UTF-8:\n%q", out.name, out.b)
+		}
+		for _, r := range string(out.b) {
+			if (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f) {
+				t.Errorf("the %s writer wrote the control character %U:\n%q", out.name, r, out.b)
+				break
+			}
+		}
+	}
 }
 
 // wholeFile lists the diagnostics that may be about a file as a whole, without a line:

@@ -57,7 +57,7 @@ func decodeSystem(f *File, n *Node, env Lookup) *System {
 	return s
 }
 
-var entityKeys = map[string]bool{"id": true, "updated": true, "schema": true, "description": true}
+var entityKeys = map[string]bool{"id": true, "updated": true, "lookback": true, "schema": true, "description": true}
 
 func decodeEntity(s *System, key, n *Node) *Entity {
 	e := &Entity{System: s, Name: strOf(key), Node: n, Settings: map[string]*Node{}}
@@ -65,6 +65,7 @@ func decodeEntity(s *System, key, n *Node) *Entity {
 		return e
 	}
 	e.ID, e.Updated = strOf(n.Get("id")), strOf(n.Get("updated"))
+	e.Lookback = strOf(n.Get("lookback"))
 	e.Schema, e.Description = strOf(n.Get("schema")), strOf(n.Get("description"))
 	for i, k := range n.Keys {
 		if !entityKeys[k.Value] {
@@ -79,6 +80,7 @@ func decodeDataflow(f *File, n *Node) *Dataflow {
 		File: f, Node: n,
 		ID: strOf(n.Get("dataflow")), Source: strOf(n.Get("source")), Target: strOf(n.Get("target")),
 		Introduction: strOf(n.Get("introduction")), Description: strOf(n.Get("description")),
+		Reconcile: strOf(n.Get("reconcile")),
 	}
 	if flows := n.Get("flows"); flows != nil && flows.Kind == List {
 		for _, fn := range flows.Items {

@@ -110,6 +110,7 @@ type Entity struct {
 	Name        Str
 	ID          Str // primary key property
 	Updated     Str // last-modified property, optional
+	Lookback    Str // a duration (10m): incremental reads start this long before the watermark
 	Schema      Str // path of the entity's JSON Schema, relative to the system file
 	Description Str
 	// Settings holds connector-specific keys (sqlite: table, lists) as nodes; the connector
@@ -126,8 +127,11 @@ type Dataflow struct {
 	Target       Str // system id
 	Introduction Str
 	Description  Str
-	Flows        []*Flow
-	Node         *Node
+	// Reconcile is a duration (24h): a flow whose last reconcile (a read of every record,
+	// whatever the watermarks) is older runs one.
+	Reconcile Str
+	Flows     []*Flow
+	Node      *Node
 }
 
 // Directions of data.

@@ -127,6 +127,11 @@ type Capabilities struct {
 	// are called on another, and the batches it hands out are never reused. The engine then
 	// reads the next batch while it merges and writes this one.
 	ConcurrentScan bool
+	// SnapshotScan: a Scan reads one consistent state of the entity (a read transaction),
+	// whatever is written meanwhile, so writes during the scan cannot make it skip records.
+	// Without it the engine does not move a watermark past what it read before its own first
+	// write to the side being scanned.
+	SnapshotScan bool
 	// LargeBatches: writing thousands of records in one call is quick (a local database), so
 	// the engine may use large batches, which cost less per record.
 	LargeBatches bool

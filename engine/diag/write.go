@@ -6,15 +6,15 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // Sources holds the text of the files diagnostics point into, by the name used in Range.File,
 // so that the text writer can quote the offending line.
 type Sources map[string][]byte
 
-// Line returns line n (1-based) of file without its line ending, for display: bytes that are
-// not UTF-8 show as U+FFFD. Lines end with \n, \r\n or a lone \r, as YAML counts them.
+// Line returns line n (1-based) of file without its line ending, as it is in the file (bytes
+// that are not UTF-8 included: the writers escape it for display). Lines end with \n, \r\n or
+// a lone \r, as YAML counts them.
 func (s Sources) Line(file string, n int) (string, bool) {
 	src, ok := s[file]
 	if !ok || n < 1 {
@@ -24,7 +24,7 @@ func (s Sources) Line(file string, n int) (string, bool) {
 	if n > len(starts) {
 		return "", false
 	}
-	return strings.ToValidUTF8(lineAt(src, starts, n), "\uFFFD"), true
+	return lineAt(src, starts, n), true
 }
 
 // LineStarts returns the byte offset of the start of each line of src.
@@ -82,25 +82,36 @@ func WriteFormat(w io.Writer, format string, ds Diagnostics, src Sources) error 
 func WriteText(w io.Writer, ds Diagnostics, src Sources) error {
 	var b strings.Builder
 	for _, d := range ds {
-		fmt.Fprintf(&b, "%s: %s: %s\n", d.Subject, d.Severity, d.Summary)
+		// Names, messages and the quoted line may hold what a file or a server put there:
+		// all of it is escaped (Escape), so that no excerpt can drive the terminal.
+		fmt.Fprintf(&b, "%s: %s: %s\n", Escape(d.Subject.String()), d.Severity, Escape(d.Summary))
 		if line, ok := src.Line(d.Subject.File, d.Subject.Start.Line); ok && d.Subject.Start.Col > 0 {
 			writeSnippet(&b, d.Subject, line)
 		}
 		if d.Detail != "" {
-			fmt.Fprintf(&b, "  %s\n", d.Detail)
+			fmt.Fprintf(&b, "  %s\n", Escape(d.Detail))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
+// writeSnippet quotes the line with a caret under the range's columns. The line is escaped,
+// which widens what it escapes (ESC is the four characters \x1b), so the caret is placed by
+// the columns of the escaped text. A tab is shown as one space, as wide as the column it is.
 func writeSnippet(b *strings.Builder, r Range, line string) {
 	num := strconv.Itoa(r.Start.Line)
 	pad := strings.Repeat(" ", len(num))
-	line = strings.ReplaceAll(line, "\t", " ")
+	line, cols := escapeColumns(strings.ReplaceAll(line, "\t", " "))
 	fmt.Fprintf(b, "  %s | %s\n", num, line)
+	lineLen := len(cols) - 1 // runes of the file's line
+	col := func(c int) int { // 1-based column of the file's line -> 0-based offset of the shown one
+		if c-1 < len(cols) {
+			return cols[c-1]
+		}
+		return cols[len(cols)-1] + c - len(cols)
+	}
 	width := 1
-	lineLen := utf8.RuneCountInString(line)
 	if r.End.Line == r.Start.Line && r.End.Col > r.Start.Col {
 		width = r.End.Col - r.Start.Col
 	} else if r.End.Line > r.Start.Line {
@@ -112,7 +123,11 @@ func writeSnippet(b *strings.Builder, r Range, line string) {
 	if width < 1 {
 		width = 1
 	}
-	fmt.Fprintf(b, "  %s | %s^%s\n", pad, strings.Repeat(" ", r.Start.Col-1), strings.Repeat("~", width-1))
+	start, end := col(r.Start.Col), col(r.Start.Col+width)
+	if end <= start {
+		end = start + 1
+	}
+	fmt.Fprintf(b, "  %s | %s^%s\n", pad, strings.Repeat(" ", start), strings.Repeat("~", end-start-1))
 }
 
 type jsonDiagnostic struct {
@@ -153,7 +168,7 @@ func WriteJSON(w io.Writer, ds Diagnostics) error {
 func WriteGitHub(w io.Writer, ds Diagnostics) error {
 	var b strings.Builder
 	for _, d := range ds {
-		fmt.Fprintf(&b, "::%s file=%s", d.Severity, ghProperty(d.Subject.File))
+		fmt.Fprintf(&b, "::%s file=%s", d.Severity, ghProperty(Escape(d.Subject.File)))
 		if d.Subject.Start.Line > 0 {
 			fmt.Fprintf(&b, ",line=%d", d.Subject.Start.Line)
 		}
@@ -166,9 +181,11 @@ func WriteGitHub(w io.Writer, ds Diagnostics) error {
 				fmt.Fprintf(&b, ",endColumn=%d", d.Subject.End.Col)
 			}
 		}
-		msg := d.Summary
+		// GitHub shows the log (and the annotation) with its ANSI codes: the message is
+		// escaped like the text output's, then for the workflow command (%0A for newlines).
+		msg := Escape(d.Summary)
 		if d.Detail != "" {
-			msg += "\n" + d.Detail
+			msg += "\n" + Escape(d.Detail)
 		}
 		fmt.Fprintf(&b, "::%s\n", ghData(msg))
 	}

@@ -133,7 +133,7 @@ func loadDataflowEnv(t *testing.T, env config.Lookup, paths ...string) *mapping.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Diagnostics) > 0 {
+	if res.Diagnostics.HasErrors() { // warnings (a create without merge criteria) are the fixtures' business
 		var b bytes.Buffer
 		diag.WriteText(&b, res.Diagnostics, res.Sources)
 		t.Fatalf("the fixture is invalid:\n%s", b.String())
@@ -560,7 +560,7 @@ A Acme CRM Product will merge with a Web Shop Item if one of the following prope
    * - sku
      - sku
 
-Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Product and a Web Shop Item:
 
@@ -594,7 +594,7 @@ Acme CRM Order to Web Shop Sale
 -------------------------------
 When a Acme CRM Order has a total, it will be synchronized with a Web Shop Sale.
 
-Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Order and a Web Shop Sale:
 
@@ -642,7 +642,7 @@ A Web Shop Item will merge with a Acme CRM Product if one of the following prope
    * - sku
      - sku
 
-Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Item and a Acme CRM Product:
 
@@ -670,7 +670,7 @@ Web Shop Sale to Acme CRM Order
 -------------------------------
 Before any synchronization can take place, a link between a Web Shop Sale and a Acme CRM Order must be established.
 
-Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Sale and a Acme CRM Order:
 
@@ -712,7 +712,7 @@ A Acme CRM Product will merge with a Web Shop Item if one of the following prope
 | --- | --- |
 | sku | sku |
 
-Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Product and a Web Shop Item is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Product and a Web Shop Item:
 
@@ -730,7 +730,7 @@ The following properties are synchronized between a Acme CRM Product and a Web S
 
 When a Acme CRM Order has a total, it will be synchronized with a Web Shop Sale.
 
-Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Acme CRM Order and a Web Shop Sale is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Acme CRM Order and a Web Shop Sale:
 
@@ -759,7 +759,7 @@ A Web Shop Item will merge with a Acme CRM Product if one of the following prope
 | --- | --- |
 | sku | sku |
 
-Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Item and a Acme CRM Product is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Item and a Acme CRM Product:
 
@@ -775,7 +775,7 @@ The following properties are synchronized between a Web Shop Item and a Acme CRM
 
 Before any synchronization can take place, a link between a Web Shop Sale and a Acme CRM Order must be established.
 
-Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a Web Shop Sale and a Acme CRM Order is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the Acme CRM value wins.
 
 The following properties are synchronized between a Web Shop Sale and a Acme CRM Order:
 
@@ -869,7 +869,7 @@ A \*Star\* Shop\_ Item\_ will merge with a Plain Thing if one of the following p
    * - \{bq}code\{bq}
      - c
 
-Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the \*Star\* Shop\_ value wins.
 
 The following properties are synchronized between a \*Star\* Shop\_ Item\_ and a Plain Thing:
 
@@ -915,7 +915,7 @@ A \*Star\* Shop\_ Item\_ will merge with a Plain Thing if one of the following p
 | a\|b | pipe |
 | \{bq}code\{bq} | c |
 
-Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited.
+Once a link between a \*Star\* Shop\_ Item\_ and a Plain Thing is established, it will keep in sync between the two systems, regardless of where it is edited. When a property was changed in both systems since the last synchronization, the \*Star\* Shop\_ value wins.
 
 The following properties are synchronized between a \*Star\* Shop\_ Item\_ and a Plain Thing:
 
@@ -936,8 +936,8 @@ The following properties are synchronized between a \*Star\* Shop\_ Item\_ and a
 //
 //	UPDATE_GOLDEN=1 go test ./engine/docs/ -run TestGolden
 //
-// Read every change critically against DESIGN §5 before committing: a golden file is a
-// specification of the documents, not a recording of whatever the renderer prints.
+// Read every change critically against the README's "The documents" before committing: a golden
+// file is a specification of the documents, not a recording of whatever the renderer prints.
 
 const goldenDir = "../../testdata/golden"
 
@@ -1099,7 +1099,7 @@ func python(t *testing.T) string {
 	if os.Getenv("DATAFLOW_REQUIRE_DOCUTILS") == "1" {
 		t.Fatal("docutils is required (DATAFLOW_REQUIRE_DOCUTILS=1) but no python3 can import it; apt-get install python3-docutils")
 	}
-	t.Skip("docutils not installed (apt-get install python3-docutils); set DATAFLOW_REQUIRE_DOCUTILS=1 to make this a failure")
+	t.Skip("docutils not installed (apt-get install python3-docutils; ./test.sh installs it and runs every test); set DATAFLOW_REQUIRE_DOCUTILS=1 to make this a failure")
 	return ""
 }
 

@@ -143,6 +143,9 @@ func section(f *mapping.Flow, sd side, toSys *mapping.System) Section {
 		}
 	}
 	sec.PropsIntro = "Once a link between a " + S + " and a " + T + " is established, it will keep in sync between the two systems, regardless of where it is edited."
+	if c := conflictRule(f); c != "" {
+		sec.PropsIntro += " " + c
+	}
 	sec.Properties.Header = []string{S + " Property", T + " Property", collapse(toSys.Name()) + " Data Type"}
 	sec.Properties.Rows = propertyRows(f.Properties, sd)
 	return sec
@@ -229,4 +232,23 @@ func quoteType(t string) string {
 		return "N/A"
 	}
 	return `"` + t + `"`
+}
+
+// conflictRule says which side wins a property both systems changed since the last sync, in
+// a two-way flow (a one-way flow has no conflicts: its target's edits are overwritten).
+// conflict: newest compares the records' last-modified values; when an entity has none, the
+// source wins every conflict, and the document says so rather than "the newest".
+func conflictRule(f *mapping.Flow) string {
+	if f.Direction != config.SyncBoth {
+		return ""
+	}
+	const both = "When a property was changed in both systems since the last synchronization, "
+	winner := f.Source.System.Name()
+	switch {
+	case f.Conflict == "target":
+		winner = f.Target.System.Name()
+	case f.Conflict == "newest" && f.Source.Config.Updated.Value != "" && f.Target.Config.Updated.Value != "":
+		return both + "the value of the record changed last wins."
+	}
+	return both + "the " + collapse(winner) + " value wins."
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -394,17 +393,33 @@ func (f *Flow) Filter(src map[string]any) (bool, error) {
 // run evaluates a compiled expression over a record, on a machine of vms when there is a pool.
 // A record lacking a property leaves its variable nil.
 func run(vms *sync.Pool, prog *vm.Program, rec map[string]any) (any, error) {
-	var v any
-	var err error
-	if vms == nil {
-		v, err = expr.Run(prog, rec)
+	var m *vm.VM
+	if vms != nil {
+		m = vms.Get().(*vm.VM)
+		defer vms.Put(m)
 	} else {
-		m := vms.Get().(*vm.VM)
-		v, err = m.Run(prog, rec)
-		vms.Put(m)
+		m = new(vm.VM)
 	}
+	// The evaluation's budget (budget.go) bounds what it builds; expr-lang's own count of
+	// elements is left far above it, so that one budget, with one message, applies.
+	m.MemoryBudget = vmMemoryBudget
+	v, err := m.Run(prog, rec)
 	if err != nil {
+		var be *BudgetError
+		if errors.As(err, &be) {
+			return nil, be
+		}
+		var ee *EvalError
+		if errors.As(err, &ee) {
+			return nil, ee
+		}
 		return nil, errors.New(readableExprMessage(strings.SplitN(err.Error(), "\n", 2)[0]))
+	}
+	if err := checkResult(v); err != nil {
+		return nil, err
 	}
 	return normalize(v), nil
 }
+
+// vmMemoryBudget is expr-lang's count of elements, a guard behind the evaluation's budget.
+const vmMemoryBudget = 8 * MaxEvalBytes / elementBytes

@@ -1,11 +1,13 @@
 package mapping
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +51,7 @@ func (e *Env) config(boolean bool) *conf.Config {
 	}
 	e.once[i].Do(func() {
 		c := conf.CreateNew()
-		opts := append(functions(), expr.Env(e.vars), expr.MaxNodes(MaxExprNodes))
+		opts := append(append(functions(), budgetFunctions()...), expr.Env(e.vars), expr.MaxNodes(MaxExprNodes))
 		if boolean {
 			opts = append(opts, expr.AsBool())
 		}
@@ -121,7 +123,7 @@ func functions() []expr.Option {
 		expr.Function("amount", func(args ...any) (any, error) {
 			f, ok := toFloat(args[0])
 			if !ok {
-				return nil, fmt.Errorf("amount: %v is not a number", args[0])
+				return nil, &EvalError{Msg: fmt.Sprintf("amount: %s is not a number", Canonical(args[0]))}
 			}
 			return strconv.FormatFloat(math.Round(f*100)/100, 'f', 2, 64), nil
 		}, new(func(float64) string), new(func(int) string), new(func(string) string)),
@@ -130,14 +132,14 @@ func functions() []expr.Option {
 			case string:
 				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 				if err != nil {
-					return nil, fmt.Errorf("decimal: %q is not a number", v)
+					return nil, &EvalError{Msg: fmt.Sprintf("decimal: %s is not a number", Canonical(v))}
 				}
 				return f, nil
 			}
 			if f, ok := toFloat(args[0]); ok {
 				return f, nil
 			}
-			return nil, fmt.Errorf("decimal: %v is not a number", args[0])
+			return nil, &EvalError{Msg: fmt.Sprintf("decimal: %s is not a number", Canonical(args[0]))}
 		}, new(func(string) float64), new(func(float64) float64), new(func(int) float64)),
 		// expr's repeat allocates before it checks its budget; this one checks first, so that
 		// repeat(repeat(s, n), n) is an error, not an out-of-memory crash.
@@ -177,6 +179,8 @@ func toFloat(v any) (float64, bool) {
 	case string:
 		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
 		return f, err == nil
+	case json.Number:
+		return exactFloat(x) // a number a float would round is not one amount can take
 	}
 	return 0, false
 }
@@ -206,6 +210,13 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 		ds.Errorf(s.Range, "%s must not be blank", kind.key)
 		return nil
 	}
+	// expr-lang's parser recurses per nesting level: a hostile depth must be refused before it
+	// can overflow the stack.
+	if off := nestingTooDeep(src); off >= 0 {
+		ds.Errorf(rangeInExpr(s, off, off+1), "%s: the expression nests more than %d levels deep", kind.key, MaxExprNesting).
+			WithDetail("Brackets and prefix operators (-, !, not) each open a level; write the expression with fewer levels, or split it with let.")
+		return nil
+	}
 	// The steps of expr.Compile, with the environment's shared configuration and the member
 	// check between parsing and type checking.
 	config := env.config(kind.boolean)
@@ -214,15 +225,24 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 		reportExprError(s, kind, err, env, ds)
 		return nil
 	}
-	if checkMembers(s, tree.Node, env, kind, ds) {
+	if checkMembers(s, tree.Node, env, kind, ds) || checkCalls(s, tree.Node, env, kind, ds) {
 		return nil
 	}
 	if _, err := new(checker.Checker).PatchAndCheck(tree, config); err != nil {
 		reportExprError(s, kind, err, env, ds)
 		return nil
 	}
+	result := tree.Node.Type()
 	if config.Optimize {
 		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			reportExprError(s, kind, err, env, ds)
+			return nil
+		}
+	}
+	// Everything the expression builds is charged to the budget of its evaluation: the
+	// rewritten tree is typed again for the compiler.
+	if budgeted(&tree.Node) {
+		if _, err := new(checker.Checker).Check(tree, config); err != nil {
 			reportExprError(s, kind, err, env, ds)
 			return nil
 		}
@@ -233,7 +253,7 @@ func compileExpr(s config.Str, env *Env, kind exprKind, ds *diag.Diagnostics) *v
 		return nil
 	}
 	if kind.want != "" {
-		checkResultType(s, prog, kind, ds)
+		checkResultType(s, result, kind, ds)
 	}
 	return prog
 }
@@ -282,10 +302,49 @@ var (
 )
 
 // readableExprMessage puts expr-lang's wording in the terms of the mapping language: JSON
-// types instead of Go types, the offending text instead of the token kind.
+// types instead of Go types, the offending text instead of the token kind, sentences instead
+// of Go's phrases, and a position as a column.
 func readableExprMessage(msg string) string {
 	msg = strings.ReplaceAll(msg, "unexpected token EOF", "unexpected end of the expression")
 	msg = unexpectedToken.ReplaceAllString(msg, `unexpected "$1"`)
+	rewritten := false
+	for _, r := range exprRewrites {
+		if m := r.re.FindStringSubmatchIndex(msg); m != nil {
+			var parts []any
+			for i := 2; i < len(m); i += 2 {
+				part := ""
+				if m[i] >= 0 { // an optional group that did not match is empty
+					part = msg[m[i]:m[i+1]]
+				}
+				if slices.Contains(r.types, i/2) {
+					part = withArticle(jsonTypeWords(part))
+				}
+				parts = append(parts, part)
+			}
+			msg = msg[:m[0]] + fmt.Sprintf(r.format, parts...) + msg[m[1]:]
+			rewritten = true
+			break
+		}
+	}
+	if !rewritten {
+		msg = jsonTypeWords(msg)
+	}
+	// expr-lang names the last overload it tried; dataflow's functions take any of theirs.
+	if m := ownOverloads.FindStringSubmatch(msg); m != nil {
+		msg = m[1] + " takes a number, an integer or a numeric string, not " + m[2]
+	}
+	if m := exprPosition.FindStringSubmatch(msg); m != nil {
+		at := " (at column " + m[2] + ")"
+		if m[1] != "1" {
+			at = " (at line " + m[1] + ", column " + m[2] + ")"
+		}
+		msg = strings.TrimSuffix(msg, m[0]) + at
+	}
+	return msg
+}
+
+// jsonTypeWords names Go's types in a message by their JSON types.
+func jsonTypeWords(msg string) string {
 	return goTypeWord.ReplaceAllStringFunc(msg, func(t string) string {
 		switch t {
 		case "int", "int64":
@@ -301,6 +360,47 @@ func readableExprMessage(msg string) string {
 		}
 		return t
 	})
+}
+
+// exprRewrites turn expr-lang's messages into sentences; the parts whose numbers are in types
+// are types, which get an article.
+var exprRewrites = []struct {
+	re     *regexp.Regexp
+	format string
+	types  []int
+}{
+	{regexp.MustCompile(`^invalid operation: (\S+) \(mismatched types (.+) and (.+)\)`), "cannot apply %s to %s and %s", []int{2, 3}},
+	// A json.Number is a number no integer or float holds exactly (an id of 20 digits).
+	{regexp.MustCompile(`^invalid operation: (?:json\.Number (\S+) [^()]+|[^()]+ (\S+) json\.Number)`), "cannot apply %s%s to a number that no integer or float holds exactly; string(...) gives its digits", nil},
+	{regexp.MustCompile(`^interface conversion: interface \{\} is json\.Number, not [^()]+`), "a number that no integer or float holds exactly cannot be used here; string(...) gives its digits", nil},
+	{regexp.MustCompile(`^interface conversion: interface \{\} is ([^()]+), not ([^()]+)`), "%s is used where %s is expected", []int{1, 2}},
+	{regexp.MustCompile(`^cannot use (.+) as argument \(type (.+)\) to call (\S+)\s*`), "%[3]s takes %[2]s here, not %[1]s", []int{1, 2}},
+	{regexp.MustCompile(`^invalid argument for (\S+) \(type (.+)\)`), "%s cannot take %s", []int{2}},
+	{regexp.MustCompile(`^predicate should return boolean \(got (.+)\)`), "the condition must give a boolean, not %s", []int{1}},
+	{regexp.MustCompile(`^array elements can only be selected using an integer \(got (.+)\)`), "a list's elements are selected by an integer, not by %s", []int{1}},
+	{regexp.MustCompile(`^type (.+)\[(.+)\] is undefined`), "%s cannot be indexed by %s", []int{1, 2}},
+	{regexp.MustCompile(`^index out of range: (-?\d+) \(array length is (\d+)\)`), "index %s is out of range: the list has %s elements", nil},
+	{regexp.MustCompile(`^(?:runtime error: )?integer divide by zero`), "an integer is divided by 0", nil},
+	{regexp.MustCompile(`^compilation failed: expression exceeds maximum allowed nodes`), fmt.Sprintf("the expression is too long: it has more than %d parts (names, values, operators)", MaxExprNodes), nil},
+}
+
+var ownOverloads = regexp.MustCompile(`^(amount|decimal) takes .+ here, not (.+)$`)
+
+// exprPosition is the position expr-lang appends to a run-time message: (line:column).
+var exprPosition = regexp.MustCompile(` ?\((\d+):(\d+)\)$`)
+
+// withArticle puts "a" or "an" before a type's name, "a" before a compound one's.
+func withArticle(t string) string {
+	switch t {
+	case "integer":
+		return "an integer"
+	case "interface {}", "unknown":
+		return "a value of any type"
+	}
+	if t != "" && strings.ContainsRune("aeiou", rune(t[0])) {
+		return "an " + t
+	}
+	return "a " + t
 }
 
 // rangeInExpr maps rune offsets inside an expression to a range in the YAML file.
@@ -383,6 +483,52 @@ func checkMembers(s config.Str, root ast.Node, env *Env, kind exprKind, ds *diag
 	return found
 }
 
+// checkCalls reports calls of functions that neither dataflow nor expr-lang has, which expr
+// would call unknown properties. It reports true when it found one.
+func checkCalls(s config.Str, root ast.Node, env *Env, kind exprKind, ds *diag.Diagnostics) bool {
+	found := false
+	ast.Find(root, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallNode)
+		if !ok {
+			return false
+		}
+		id, ok := call.Callee.(*ast.IdentifierNode)
+		if !ok {
+			return false
+		}
+		if _, ok := env.vars[id.Value]; ok {
+			return false // a property: expr says it is not callable
+		}
+		c := env.config(kind.boolean)
+		if c.Functions[id.Value] != nil && !strings.HasPrefix(id.Value, "$") || c.Builtins[id.Value] != nil {
+			return false
+		}
+		names := functionNames(c)
+		found = true
+		loc := id.Location()
+		ds.Errorf(rangeInExpr(s, loc.From, loc.From+len([]rune(id.Value))), "%s: unknown function %s%s", kind.key, id.Value, diag.DidYouMean(id.Value, names)).
+			WithDetail("The functions are expr-lang's builtins (upper, join, int, ...) and dataflow's amount, decimal, blank and repeat.")
+		return false
+	})
+	return found
+}
+
+// functionNames are the functions an expression may call: expr-lang's builtins and dataflow's
+// own, not the budget's ($...).
+func functionNames(c *conf.Config) []string {
+	var names []string
+	for name := range c.Functions {
+		if !strings.HasPrefix(name, "$") {
+			names = append(names, name)
+		}
+	}
+	for name := range c.Builtins {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // memberChain unwinds a.b[0].c into base "a" and segments ["b", "c"] with their locations;
 // index steps are skipped (paths step through lists). base is "" when the chain does not start
 // at a plain variable or uses a computed member.
@@ -409,8 +555,7 @@ func memberChain(m *ast.MemberNode) (base string, segs []string, locs []file.Loc
 }
 
 // checkResultType reports an expression whose result cannot be the property's JSON type.
-func checkResultType(s config.Str, prog *vm.Program, kind exprKind, ds *diag.Diagnostics) {
-	t := prog.Node().Type()
+func checkResultType(s config.Str, t reflect.Type, kind exprKind, ds *diag.Diagnostics) {
 	if t == nil || fits(t, kind.want) {
 		return
 	}

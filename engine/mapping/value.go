@@ -142,6 +142,8 @@ func AppendCanonical(dst []byte, v any) []byte {
 		return strconv.AppendInt(dst, x, 10)
 	case float64:
 		return appendNumber(dst, x)
+	case json.Number:
+		return appendJSONNumber(dst, x)
 	case string:
 		return appendString(dst, x)
 	case []any:
@@ -229,6 +231,26 @@ func appendNumber(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
+// appendJSONNumber appends a JSON number's canonical form: an integer's or a float's when one
+// holds it exactly, so that 18 and json.Number("18.0") are the same; else its exact text, an
+// integer in its shortest digits.
+func appendJSONNumber(dst []byte, n json.Number) []byte {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return strconv.AppendInt(dst, i, 10)
+	}
+	if f, ok := exactFloat(n); ok {
+		return appendNumber(dst, f)
+	}
+	r, ok := ratOf(n)
+	if !ok {
+		return appendString(dst, string(n)) // not a number, or a huge exponent: compared as text
+	}
+	if r.IsInt() {
+		return r.Num().Append(dst, 10)
+	}
+	return append(dst, strings.ToLower(string(n))...)
+}
+
 func formatNumber(f float64) string {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return "null"
@@ -287,6 +309,8 @@ func Coerce(v any, t string) (any, error) {
 			return strconv.FormatInt(x, 10), nil
 		case float64:
 			return formatNumber(x), nil
+		case json.Number:
+			return string(x), nil
 		}
 	case schema.Integer:
 		switch x := v.(type) {
@@ -296,7 +320,12 @@ func Coerce(v any, t string) (any, error) {
 			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
 				return int64(x), nil
 			}
+			if x == math.Trunc(x) {
+				return nil, fmt.Errorf("%s cannot be held exactly as an integer", formatNumber(x))
+			}
 			return nil, fmt.Errorf("%s is not an integer", formatNumber(x))
+		case json.Number:
+			return exactInteger(x)
 		case bool:
 			if x {
 				return int64(1), nil
@@ -307,14 +336,16 @@ func Coerce(v any, t string) (any, error) {
 			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 				return i, nil
 			}
-			if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) {
-				return int64(f), nil
+			if isJSONNumber(s) {
+				if v, err := exactInteger(json.Number(s)); err == nil {
+					return v, nil
+				}
 			}
 			return nil, fmt.Errorf("%q is not an integer", x)
 		}
 	case schema.Number:
 		switch x := v.(type) {
-		case int64, float64:
+		case int64, float64, json.Number:
 			return v, nil
 		case bool:
 			if x {
@@ -326,11 +357,11 @@ func Coerce(v any, t string) (any, error) {
 			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 				return i, nil
 			}
-			f, err := strconv.ParseFloat(s, 64)
-			if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			if !isJSONNumber(s) {
 				return nil, fmt.Errorf("%q is not a number", x)
 			}
-			return f, nil
+			// A text a float64 does not hold exactly stays exact.
+			return normalize(json.Number(s)), nil
 		}
 	case schema.Boolean:
 		switch x := v.(type) {
@@ -379,13 +410,70 @@ func normalize(v any) any {
 	case uint:
 		return int64(x)
 	case json.Number:
-		if i, err := x.Int64(); err == nil {
+		// A number an int64 or a float64 holds exactly becomes one; another (an id such as
+		// 10000000000000000001) stays its exact text, never a rounded value.
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
 			return i
 		}
-		f, _ := x.Float64()
-		return f
+		if f, ok := exactFloat(x); ok {
+			return f
+		}
+		return x
 	case []byte:
 		return string(x)
 	}
 	return v
+}
+
+// exactInteger is a JSON number as an integer property's value: an int64 when one holds it, else
+// the exact json.Number of an integer beyond int64's range; a fraction cannot be held exactly.
+func exactInteger(n json.Number) (any, error) {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return i, nil
+	}
+	r, ok := ratOf(n)
+	if !ok {
+		return nil, fmt.Errorf("%s cannot be held exactly as an integer", n)
+	}
+	if !r.IsInt() {
+		return nil, fmt.Errorf("%s is not an integer: it cannot be held exactly as one", n)
+	}
+	if r.Num().IsInt64() {
+		return r.Num().Int64(), nil
+	}
+	return json.Number(r.Num().String()), nil
+}
+
+// isJSONNumber reports whether s is a number in JSON's syntax (no NaN, Inf, hex or spaces).
+func isJSONNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if n := digits(); n == 0 || n > 1 && s[i-n] == '0' {
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
 }

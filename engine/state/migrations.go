@@ -106,6 +106,14 @@ var migrations = []migration{
 		`ALTER TABLE counts ADD COLUMN target_deletions INTEGER NOT NULL DEFAULT -1`,
 		`DROP INDEX IF EXISTS intents_by_flow`,
 	}},
+	// A flow's reconcile (a read of both sides whole, whatever the watermarks) runs on a
+	// schedule: the state keeps when each flow last had one.
+	{version: 6, stmts: []string{
+		`CREATE TABLE reconciles (
+			flow TEXT PRIMARY KEY,
+			at   TEXT NOT NULL
+		) WITHOUT ROWID`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

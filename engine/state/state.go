@@ -175,6 +175,9 @@ type Store interface {
 	// HasLinks reports whether the flow has a link, in constant time.
 	HasLinks(ctx context.Context, flow string) (bool, error)
 	Watermark(ctx context.Context, flow, side string) (string, error)
+	// Reconciled returns when the flow last read both its sides whole (a reconcile); ok is
+	// false when it never did.
+	Reconciled(ctx context.Context, flow string) (at time.Time, ok bool, err error)
 	// Counts returns the flow's counts; ok is false when none are recorded.
 	Counts(ctx context.Context, flow string) (c Counts, ok bool, err error)
 	Intents(ctx context.Context, flow string) ([]Intent, error)
@@ -202,6 +205,10 @@ type Tx interface {
 	// DeleteIntents deletes the intents of a batch together.
 	DeleteIntents(ids []int64) error
 	SetWatermark(flow, side, value string) error
+	// ClearWatermarks forgets the watermarks of a flow's sides: its next run reads them whole.
+	ClearWatermarks(flow string) error
+	// SetReconciled records when the flow last read both its sides whole.
+	SetReconciled(flow string, at time.Time) error
 	// SetCounts records the flow's counts; ClearCounts forgets them (a flow run that may not
 	// finish must not leave the counts of the run before it).
 	SetCounts(flow string, c Counts) error

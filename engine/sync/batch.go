@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/stamp"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
@@ -174,6 +172,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	if err := fr.write(ctx, pairs, out); err != nil {
 		return err
 	}
+	fr.countDiffered(pairs)
 	if len(creates) > 0 {
 		if err := fr.create(ctx, side, creates, built, out); err != nil {
 			return err
@@ -207,7 +206,8 @@ func (fr *flowRun) readBefore(p *pair) bool {
 		return true
 	}
 	stamp := mapping.IDString(mapping.Get(p.src.Data, fr.srcUpdated))
-	return stamp != "" && compareUpdated(stamp, fr.srcPass.since) >= 0
+	later, ok := laterOrSame(stamp, fr.srcPass.since)
+	return ok && later
 }
 
 func partnerOf(l *state.Link, side string) string {
@@ -304,7 +304,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 	case config.CreateAlways:
 		return nil, true, nil
 	case config.CreateNever:
-		// A source record waits for its partner (DESIGN §3.1). A target record that nothing
+		// A source record waits for its partner (semantics §3.1, docs/semantics.md). A target record that nothing
 		// matches is not synced by this flow unless it may be created in the source: it is
 		// linked when a source record matching it appears, so it is not kept as waiting
 		// (a shop's many products that the CRM lacks would be re-read on every run).
@@ -488,7 +488,8 @@ func (fr *flowRun) sourceWins(p *pair) bool {
 	}
 	s := mapping.IDString(mapping.Get(p.src.Data, fr.srcUpdated))
 	t := mapping.IDString(mapping.Get(p.tgt.Data, fr.tgtUpdated))
-	return s == "" || t == "" || compareUpdated(s, t) >= 0
+	later, ok := laterOrSame(s, t)
+	return !ok || later
 }
 
 // patch lists the top-level properties of desired that differ from current.
@@ -502,35 +503,10 @@ func patch(current, desired map[string]any) map[string]any {
 	return out
 }
 
-// compareUpdated compares two last-modified values: as times when both parse, as numbers
-// when both are numbers, else as text.
-func compareUpdated(a, b string) int {
-	if ta, ok := parseTime(a); ok {
-		if tb, ok := parseTime(b); ok {
-			return ta.Compare(tb)
-		}
-	}
-	if fa, err := strconv.ParseFloat(a, 64); err == nil {
-		if fb, err := strconv.ParseFloat(b, 64); err == nil {
-			switch {
-			case fa < fb:
-				return -1
-			case fa > fb:
-				return 1
-			}
-			return 0
-		}
-	}
-	return strings.Compare(a, b)
-}
-
-var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"}
-
-func parseTime(s string) (time.Time, bool) {
-	for _, layout := range timeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, true
-		}
-	}
-	return time.Time{}, false
+// laterOrSame reports whether the stamp a is at or after b, by the one comparison of stamps
+// (engine/stamp) that the connectors' since filters use; ok is false when they cannot be
+// compared (either is not a stamp, or one is a time and the other a number).
+func laterOrSame(a, b string) (later, ok bool) {
+	c, err := stamp.Compare(a, b)
+	return c >= 0, err == nil
 }

@@ -1,6 +1,6 @@
 package sync_test
 
-// The crash-point matrix (DESIGN §3.7): for each kind of write (create, update, delete) in
+// The crash-point matrix (docs/semantics.md §3.7): for each kind of write (create, update, delete) in
 // each direction, a run is killed at every call it makes to a system or to the link state,
 // in turn, and at write calls with none, part and all of the batch applied: after the intent
 // is committed and before the create, after the create but before its response, mid-batch,

@@ -608,7 +608,7 @@ func (fr *flowRun) intentSource(ctx context.Context, in state.Intent) (connector
 // findCreated finds the record an intent created among the unlinked candidates: by the
 // first merge alternative that gives exactly one, else by the content the create sent: exactly,
 // then allowing for the reformatting systems commonly do (case, number notation). Merge
-// criteria are the reliable way; content is the fallback DESIGN §3.7 allows.
+// criteria are the reliable way; content is the fallback docs/semantics.md §3.7 allows.
 func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidates []connector.Record, adopted map[string]bool) *connector.Record {
 	fromSide := other(in.Side)
 	for _, alt := range fr.f.Merge {

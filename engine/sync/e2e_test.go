@@ -1,6 +1,6 @@
 package sync_test
 
-// End-to-end tests of the sync semantics (DESIGN.md §3) over real SQLite files: projects of
+// End-to-end tests of the sync semantics (docs/semantics.md §3) over real SQLite files: projects of
 // testdata/sync (a CRM as the source, a shop as the target) loaded through engine.New + Load,
 // connections opened with Driver.Open and the link state with state.Open, runs of
 // sync.Runner in-process. Assertions are SQL queries on both databases, the run's report and

@@ -38,6 +38,10 @@ type flowRun struct {
 	failedNow, troubled map[string]bool
 	// srcPass says what the source pass read, once it is done (see readBefore).
 	srcPass *passInfo
+	// readWhole holds the sides whose pass read every record (no watermark, or a reconcile);
+	// reconcileSet says that the flow's dataflow schedules reconciles (reconcile.go).
+	readWhole    map[string]bool
+	reconcileSet bool
 	// indexes of unlinked records by merge key, built when first needed.
 	srcIndex, tgtIndex *mergeIndex
 	// batchIdx holds, while a batch is linked through Finders, the records of each side with
@@ -106,6 +110,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 		runID:        runID,
 		dryProcessed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
 		failedNow: map[string]bool{}, troubled: map[string]bool{}, listKeys: map[string]string{},
+		readWhole: map[string]bool{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
@@ -139,6 +144,10 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 
 func (fr *flowRun) run(ctx context.Context) error {
 	fr.refs.ctx = context.WithoutCancel(ctx) // references resolve inside a batch, which is finished
+	started := fr.r.Opts.Now()
+	if err := fr.decideReconcile(ctx); err != nil {
+		return err
+	}
 	dc, err := fr.beginDeleteCheck(ctx)
 	if err != nil {
 		return err
@@ -183,7 +192,10 @@ func (fr *flowRun) run(ctx context.Context) error {
 			return err
 		}
 	}
-	return fr.endDeleteCheck(ctx, dc)
+	if err := fr.endDeleteCheck(ctx, dc); err != nil {
+		return err
+	}
+	return fr.endReconcile(ctx, started)
 }
 
 // updatedOf returns the last-modified property of a side's entity, "" when it has none.
@@ -205,15 +217,31 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	}()
 	conn, entity := fr.on(side)
 	updated := fr.updatedOf(side)
+	// The read starts now: the next watermark stays before this (less the clock skew), so
+	// that what is written from now on, by the run or anyone, is read next time.
+	var wm *marks
 	since := ""
-	if updated != "" {
-		wm, err := fr.r.State.Watermark(ctx, fr.f.ID(), side)
+	if updated != "" && !fr.reconciling() {
+		stored, err := fr.r.State.Watermark(ctx, fr.f.ID(), side)
 		if err != nil {
 			return err
 		}
-		since = wm
+		lookback, err := fr.lookbackOf(side)
+		if err != nil {
+			return err
+		}
+		wm = fr.newMarks(side, stored, fr.r.Opts.Now())
+		since = wm.since(lookback)
+		defer fr.reportWarnings(wm)
+	} else if updated != "" {
+		wm = fr.newMarks(side, "", fr.r.Opts.Now())
+		defer fr.reportWarnings(wm)
 	}
-	high := since
+	fr.readWhole[side] = since == ""
+	// A scan that is not a snapshot may skip records that the run's own writes to the side
+	// move (paging by updated): the watermark then counts only the batches the scan handed
+	// over before the first such write.
+	written, snapshot := fr.writtenTo(side), snapshots(conn)
 	// Records that wait for a reference, or failed, are read again whatever the watermark,
 	// unless the scan reads them: memory grows with those, not with the records scanned.
 	retry, err := fr.retryIDs(ctx, side)
@@ -252,14 +280,13 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if wm != nil && !snapshot && fr.writtenTo(side) != written {
+			wm.frozen = true
+		}
 		for _, rec := range recs {
 			delete(pending, rec.ID)
-			if updated != "" {
-				if v := mapping.Get(rec.Data, updated); v != nil {
-					if s := mapping.IDString(v); later(s, high) {
-						high = s
-					}
-				}
+			if wm != nil {
+				wm.see(rec)
 			}
 		}
 		held = append(held, recs...)
@@ -309,8 +336,12 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	if side == state.Source {
 		fr.srcPass = &passInfo{whole: updated == "" || since == "", since: since}
 	}
-	if updated != "" && high != since && !fr.r.Opts.DryRun {
-		return fr.commit(ctx, func(tx state.Tx) error { return tx.SetWatermark(fr.f.ID(), side, high) })
+	// Only a scan that read every record it was asked for moves the watermark (an error or
+	// an interrupt returned above), and only to a stamp of a record read and processed.
+	if wm != nil {
+		if high := wm.next(); high != "" && !fr.r.Opts.DryRun {
+			return fr.setWatermark(ctx, side, high)
+		}
 	}
 	return nil
 }
@@ -525,13 +556,4 @@ func isPure(f *mapping.Flow) bool {
 		}
 	}
 	return true
-}
-
-// later reports whether a is after b, comparing timestamps as times, numbers as numbers, and
-// anything else as text.
-func later(a, b string) bool {
-	if b == "" {
-		return a != ""
-	}
-	return compareUpdated(a, b) > 0
 }

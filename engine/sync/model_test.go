@@ -1,6 +1,6 @@
 package sync_test
 
-// A randomized model-based test of the sync semantics (DESIGN.md §3). For each seed, two SQLite
+// A randomized model-based test of the sync semantics (docs/semantics.md §3). For each seed, two SQLite
 // systems (testdata/model) go through a random interleaving of user edits (creates, some with
 // a code that an unlinked record of the other side has, so that merge links them; edits of
 // one property, stamped with a strictly later time; clears; deletes; edits of a record's parts,
@@ -29,7 +29,7 @@ package sync_test
 //     part is there twice. A record whose copy the engine created before a kill and had not
 //     linked yet (it has the intent's merge key; codes are unique on each side) must be
 //     adopted and merged three-way from what the create sent (the intent), so that edits
-//     made to either record since the kill survive (DESIGN §3.7: a kill loses no update);
+//     made to either record since the kill survive (semantics §3.7: a kill loses no update);
 //   - with delete: propagate, a record the user deleted does not come back: neither its
 //     linked partner nor a copy the engine made of it before a kill survives the quiet runs;
 //   - after the quiet runs (runs until one writes nothing, at most 5): every link points at
@@ -47,7 +47,7 @@ package sync_test
 // What the model leaves out, on purpose: users who make duplicates themselves (a new record
 // with the code of a linked record, or of a record the engine is copying), clearing a code
 // (NOT NULL in the source), edits while a run is under way (the run is a unit here; a
-// concurrent edit is a race DESIGN §3 says nothing about), and the circuit breaker
+// concurrent edit is a race docs/semantics.md §3 says nothing about), and the circuit breaker
 // (Options.MaxDeleteShare is 1).
 //
 // DATAFLOW_MODEL_SEEDS=N runs N seeds (default 500, 100 with -short). A failure prints the
@@ -200,16 +200,17 @@ const (
 )
 
 type modelVariant struct {
-	del     string // the flow's delete policy: propagate or keep
-	stamped bool   // the systems stamp every write themselves (triggers), not only the user's edits
-	chunk   int    // records per Scan callback
-	batch   int    // Options.BatchSize
-	nano    bool   // stamps in RFC 3339 with a variable number of fraction digits
-	finder  bool   // the connections find records by merge keys (connector.Finder)
+	del     string        // the flow's delete policy: propagate or keep
+	stamped bool          // the systems stamp every write themselves (triggers), not only the user's edits
+	chunk   int           // records per Scan callback
+	batch   int           // Options.BatchSize
+	nano    bool          // stamps in RFC 3339 with a variable number of fraction digits
+	finder  bool          // the connections find records by merge keys (connector.Finder)
+	skew    time.Duration // Options.ClockSkew: tiny, so that watermarks follow the fake clock, or the default
 }
 
 func (v modelVariant) String() string {
-	return fmt.Sprintf("delete=%s stamped=%v nano-stamps=%v scan-chunk=%d batch=%d finder=%v", v.del, v.stamped, v.nano, v.chunk, v.batch, v.finder)
+	return fmt.Sprintf("delete=%s stamped=%v nano-stamps=%v scan-chunk=%d batch=%d finder=%v skew=%s", v.del, v.stamped, v.nano, v.chunk, v.batch, v.finder, v.skew)
 }
 
 type modelKey struct{ side, id string }
@@ -262,6 +263,8 @@ type modelWorld struct {
 	lists  bool
 	lrng   *rand.Rand
 	labels int
+	// reconcile makes the next run a reconcile (Options.Reconcile).
+	reconcile bool
 }
 
 func runModel(t *testing.T, seed int64, regression bool) {
@@ -364,6 +367,9 @@ func newModelWorld(t *testing.T, seed int64, regression bool) *modelWorld {
 		// Every other seed links through Finders; the regressions replay the index, as they
 		// were found with it.
 		finder: !regression && seed%2 == 0,
+		// Not from rng either. A clock skew allowance of minutes keeps every watermark of a
+		// seed, whose fake clock moves a second a step, before the seed's first edits.
+		skew: []time.Duration{time.Nanosecond, time.Nanosecond, dsync.DefaultClockSkew}[seed%3],
 	}
 	w := &modelWorld{t: t, seed: seed, rng: rng, v: v, dir: modelTempDir(t),
 		lists: !regression, lrng: rand.New(rand.NewSource(seed*7919 + 17)),
@@ -540,6 +546,9 @@ func (w *modelWorld) play() {
 		}
 	}
 	if w.t.Failed() {
+		return
+	}
+	if !w.drift() {
 		return
 	}
 	quiet := false
@@ -985,6 +994,76 @@ func (w *modelWorld) delete(side string) {
 	w.logf("delete %s %s", side, id)
 }
 
+// drift makes the changes that runs from the watermarks cannot see, or could be misled by:
+// edits that do not stamp the record (an application that does not, a dropped trigger), and
+// stamps that are not stamps ("N/A") or lie in the future, with an edit. Then a reconcile
+// run, which must sync every one of them as a run that saw every change would (checkRun).
+// Its draws come from a generator of their own, so that the steps before draw what they did.
+// It reports whether the seed goes on.
+func (w *modelWorld) drift() bool {
+	if !w.lists {
+		return true // a regression replays the steps it was found with
+	}
+	saved := w.rng
+	w.rng = rand.New(rand.NewSource(w.seed*104729 + 3))
+	defer func() { w.rng = saved }()
+	for i, n := 0, w.rng.Intn(4); i < n; i++ {
+		side := []string{state.Source, state.Target}[w.rng.Intn(2)]
+		ids := w.ids(side)
+		if len(ids) == 0 {
+			continue
+		}
+		id := ids[w.rng.Intn(len(ids))]
+		pi := 1 + w.rng.Intn(len(modelProps)-1)
+		v := w.value(side, pi, true)
+		table, _ := modelTable(side)
+		trigger := "items_stamp_update"
+		if side == state.Target {
+			trigger = "things_stamp_update"
+		}
+		var create sql.NullString
+		if w.v.stamped { // the trigger that stamps writes is dropped for the edit
+			if err := w.db(side).QueryRow("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", trigger).Scan(&create); err != nil {
+				w.t.Fatal(err)
+			}
+			w.exec(side, "DROP TRIGGER "+trigger)
+		}
+		w.exec(side, "UPDATE "+table+" SET "+modelCol(side, pi)+" = ? WHERE id = ?", v, id)
+		if create.Valid {
+			w.exec(side, create.String)
+		}
+		w.cover("edits without a stamp")
+		w.logf("edit %s %s without a stamp: %s = %s", side, id, modelCol(side, pi), mapping.Canonical(v))
+	}
+	for i, n := 0, w.rng.Intn(3); i < n; i++ {
+		side := []string{state.Source, state.Target}[w.rng.Intn(2)]
+		ids := w.ids(side)
+		if len(ids) == 0 {
+			continue
+		}
+		id := ids[w.rng.Intn(len(ids))]
+		pi := 1 + w.rng.Intn(len(modelProps)-1)
+		bad := []string{"N/A", "9999-12-31T00:00:00.000000Z"}[w.rng.Intn(2)]
+		table, stampCol := modelTable(side)
+		w.exec(side, "UPDATE "+table+" SET "+modelCol(side, pi)+" = ?, "+stampCol+" = ? WHERE id = ?", w.value(side, pi, true), bad, id)
+		w.cover("edits stamped " + bad)
+		w.logf("edit %s %s stamped %s", side, id, bad)
+	}
+	w.reconcile = true
+	defer func() { w.reconcile = false }()
+	rep := w.run(-1)
+	if rep == nil {
+		return false
+	}
+	if st := rep.Flows[0]; !st.Reconcile {
+		w.t.Errorf("seed %d: the run asked to reconcile says it did not", w.seed)
+		return false
+	} else if st.Reconciled > 0 {
+		w.cover("reconciles that found pairs differing")
+	}
+	return true
+}
+
 // ---- runs ----
 
 // run runs the engine once; killAfter >= 0 kills it at that call. It returns the report of a
@@ -1012,7 +1091,8 @@ func (w *modelWorld) run(killAfter int) *dsync.Report {
 		Project: w.proj,
 		Conns:   runConns,
 		State:   &modelStore{Store: w.store, k: k},
-		Opts:    dsync.Options{BatchSize: w.v.batch, MaxDeleteShare: 1, Now: func() time.Time { return w.now }},
+		Opts: dsync.Options{BatchSize: w.v.batch, MaxDeleteShare: 1, Now: func() time.Time { return w.now },
+			ClockSkew: w.v.skew, Reconcile: w.reconcile},
 	}
 	rep, err := runner.Run(runCtx)
 	w.runs++
@@ -1265,7 +1345,7 @@ func modelSourceNewer(s, t string) bool {
 	ts, err1 := time.Parse(time.RFC3339Nano, s)
 	tt, err2 := time.Parse(time.RFC3339Nano, t)
 	if err1 != nil || err2 != nil {
-		return s >= t
+		return true // stamps that cannot be compared ("N/A") are unknowns
 	}
 	return !ts.Before(tt)
 }

@@ -36,6 +36,13 @@ type Options struct {
 	// only when the record counts do not show that none was deleted, and at least every this
 	// many runs of a flow (default 20; 1 reads them on every run). See deletecheck.go.
 	DeleteCheckEvery int
+	// Reconcile makes every flow a reconcile: both sides read whole, whatever the watermarks,
+	// and each linked pair compared with its link (digests), so that edits that did not
+	// change a record's updated value are synced. A dataflow's `reconcile` schedules them.
+	Reconcile bool
+	// ClockSkew is how far a system's clock may run ahead of this machine's: a watermark never
+	// moves past the time its read started less this (default DefaultClockSkew).
+	ClockSkew time.Duration
 	// Now gives the time, for tests.
 	Now func() time.Time
 	// Progress, when set, is called after each batch.
@@ -67,6 +74,11 @@ type FlowStats struct {
 	Deleted       int    `json:"deleted"`
 	Unlinked      int    `json:"unlinked"`
 	Recovered     int    `json:"recovered"` // created records adopted after a crash
+	// Reconcile says that this flow's run was a reconcile (Options.Reconcile, or its
+	// dataflow's schedule), and Reconciled how many linked pairs it found differing from
+	// their links, and synced: edits that a run from the watermarks would not have read.
+	Reconcile  bool `json:"reconcile,omitempty"`
+	Reconciled int  `json:"reconciled,omitempty"`
 }
 
 // Writes counts the writes to systems.
@@ -92,6 +104,9 @@ type Report struct {
 	Flows   []*FlowStats `json:"flows"`
 	Changes []Change     `json:"changes,omitempty"` // property by property, in a dry run
 	Stopped bool         `json:"stopped,omitempty"` // interrupted (SIGINT/SIGTERM) after a batch
+	// Warnings are about records the run synced but could not fully trust (an updated value
+	// that is not a stamp, or in the future), each naming the flow and the record.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Writes counts the writes of all flows.

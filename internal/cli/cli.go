@@ -49,11 +49,12 @@ func commands() []*command {
 	return []*command{
 		{name: "validate", summary: "check mapping files against the format, the entity schemas and the expressions", usage: "validate [--format text|json|github] [PATH...]", run: runValidate},
 		{name: "docs", summary: "write the QA-checklist documents of each dataflow", usage: "docs [-o DIR] [--format rst|md] [--generated STAMP] [PATH...]", run: runDocs},
-		{name: "run", summary: "sync the records of the dataflows, both ways", usage: "run [--flow ID] [--dry-run] [--until-stable] [--every DURATION] [--json] [--state FILE] [--cpuprofile FILE] [--memprofile FILE] [PATH...]", run: runRun},
+		{name: "run", summary: "sync the records of the dataflows, both ways", usage: "run [--flow ID] [--dry-run] [--until-stable] [--every DURATION] [--reconcile] [--clock-skew DURATION] [--json] [--state FILE] [--cpuprofile FILE] [--memprofile FILE] [PATH...]", run: runRun},
 		{name: "test", summary: "run the mapping tests: given records, expected records, both directions", usage: "test [PATH...]", run: runTest},
-		{name: "status", summary: "show what is linked, waiting and failing, and the last run", usage: "status [--state FILE] [PATH...]", run: runStatus},
+		{name: "status", summary: "show what is linked, waiting and failing, and the last run", usage: "status [--waiting] [--state FILE] [PATH...]", run: runStatus},
 		{name: "links", summary: "list the links between records", usage: "links [--flow ID] [--state FILE] [PATH...]", run: runLinks},
-		{name: "deadletters", summary: "list, retry or drop the records that failed", usage: "deadletters [--flow ID] [--state FILE] [list | retry | drop [ID...]]", run: runDeadLetters},
+		{name: "deadletters", summary: "list, retry or drop the records that failed", usage: "deadletters [--flow ID] [--state FILE] [PATH...] [list | retry | drop [ID...]]", run: runDeadLetters},
+		{name: "watermarks", summary: "show where each flow's incremental reads start, or reset them", usage: "watermarks [--flow ID] [--state FILE] [list | reset] [PATH...]", run: runWatermarks},
 		{name: "schema", summary: "print the JSON Schema of the mapping files", usage: "schema", run: runSchema},
 		{name: "version", summary: "print the version", usage: "version", run: runVersion},
 	}
@@ -189,7 +190,7 @@ func capitalize(s string) string {
 func (e *env) engine() (*engine.Engine, bool) {
 	eng, err := engine.New(e.lookup)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow: %s\n", errText(err))
 		return nil, false
 	}
 	return eng, true

@@ -47,7 +47,7 @@ func runDocs(e *env, args []string) int {
 	}
 	if *out != "-" {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
-			fmt.Fprintf(e.stderr, "dataflow docs: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow docs: %s\n", errText(err))
 			return exitUsage
 		}
 	}
@@ -65,7 +65,7 @@ func runDocs(e *env, args []string) int {
 			}
 			name := filepath.Join(*out, d.Name+ext)
 			if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
-				fmt.Fprintf(e.stderr, "dataflow docs: %v\n", err)
+				fmt.Fprintf(e.stderr, "dataflow docs: %s\n", errText(err))
 				return exitUsage
 			}
 			fmt.Fprintf(e.stdout, "wrote %s\n", name)

@@ -43,6 +43,8 @@ func runRun(e *env, args []string) int {
 	untilStable := fs.Bool("until-stable", false, "run again until a run writes nothing (at most 10 runs)")
 	every := fs.Duration("every", 0, "run every `interval` (e.g. 30s) until interrupted")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	reconcile := fs.Bool("reconcile", false, "read every record of both sides whatever the watermarks, and sync each linked pair that differs from its link (edits that did not change updated)")
+	clockSkew := fs.Duration("clock-skew", dsync.DefaultClockSkew, "how far a system's clock may run ahead: a watermark stays this `long` before its read's start")
 	statePath := fs.String("state", DefaultState, "the link state `file`")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command to `file` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile to `file` when the command ends (go tool pprof)")
@@ -53,12 +55,12 @@ func runRun(e *env, args []string) int {
 	}
 	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		return exitUsage
 	}
 	defer func() {
 		if err := stopProfiles(); err != nil {
-			fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		}
 	}()
 	res, ok := e.load(paths)
@@ -72,22 +74,23 @@ func runRun(e *env, args []string) int {
 	}
 	selected, err := dsync.Order(res.Project, flows)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		return exitUsage
 	}
 	if len(selected) == 0 {
 		fmt.Fprintln(e.stderr, "dataflow run: no flows to run")
 		return exitUsage
 	}
+	databases := runDatabases(*statePath, res.Project)
 	st, cleanup, err := openState(e.ctx, *statePath, *dry)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(explainReadOnly(err, databases)))
 		return exitUsage
 	}
 	defer cleanup()
 	conns, err := openConnections(e.ctx, res.Project, selected, *dry)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 		return exitUsage
 	}
 	defer func() {
@@ -95,26 +98,38 @@ func runRun(e *env, args []string) int {
 			c.Close()
 		}
 	}()
-	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows}}
+	runner := &dsync.Runner{Project: res.Project, Conns: conns, State: st, Opts: dsync.Options{DryRun: *dry, Flows: flows,
+		Reconcile: *reconcile, ClockSkew: *clockSkew}}
 	if isTerminal(e.stderr) && !*asJSON {
 		runner.Opts.Progress = progress(e.stderr)
 	}
 	code = exitOK
 	for round := 1; ; round++ {
 		rep, err := runner.Run(e.ctx)
+		runner.Opts.Reconcile = false // --reconcile is for the first run only
+		if err != nil {
+			err = explainReadOnly(err, databases)
+		}
+		// A run the signal stopped says so, whatever error the stop surfaced as: a wrapper
+		// must not take it for a run that did everything.
+		interrupted := e.ctx.Err() != nil || (rep != nil && rep.Stopped)
 		if rep != nil {
-			e.printReport(rep, *asJSON, *dry)
+			rep.Stopped = rep.Stopped || interrupted
+			e.printReport(rep, *asJSON, *dry, err != nil && !interrupted)
+		}
+		if interrupted {
+			if err != nil && !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
+			}
+			fmt.Fprintln(e.stderr, "dataflow run: interrupted; the finished batches are saved, the rest is synced by the next run")
+			return exitInterrupted(e.ctx)
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "dataflow run: %v\n", err)
+			fmt.Fprintf(e.stderr, "dataflow run: %s\n", errText(err))
 			return exitInvalid
 		}
 		if rep.Failed() > 0 {
 			code = exitInvalid
-		}
-		if rep.Stopped || e.ctx.Err() != nil {
-			fmt.Fprintln(e.stderr, "dataflow run: interrupted; the finished batches are saved")
-			return code
 		}
 		switch {
 		case *untilStable && !*dry && rep.Writes() > 0:
@@ -126,7 +141,8 @@ func runRun(e *env, args []string) int {
 		case *every > 0:
 			select {
 			case <-e.ctx.Done():
-				return code
+				fmt.Fprintln(e.stderr, "dataflow run: interrupted between runs; every run before it finished")
+				return exitInterrupted(e.ctx)
 			case <-time.After(*every):
 				continue
 			}
@@ -246,7 +262,9 @@ func openConnections(ctx context.Context, p *mapping.Project, flows []*mapping.F
 	return conns, nil
 }
 
-func (e *env) printReport(rep *dsync.Report, asJSON, dry bool) {
+// printReport prints a run's report; stopped tells that the run ended on an error (printed
+// after it), so that its summary does not read as a run that did everything.
+func (e *env) printReport(rep *dsync.Report, asJSON, dry, stopped bool) {
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -257,41 +275,58 @@ func (e *env) printReport(rep *dsync.Report, asJSON, dry bool) {
 	if dry {
 		printPlan(e.stdout, rep.Changes)
 	}
-	printSummary(e.stdout, rep)
+	printSummary(e.stdout, rep, stopped)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(e.stderr, "dataflow run: warning: %s\n", diag.Escape(w))
+	}
 }
 
-// printPlan lists a dry run's changes, property by property.
+// printPlan lists a dry run's changes, property by property. Ids, values and reasons come
+// from the systems' records: each is escaped (diag.Escape), so that a record cannot drive the
+// terminal, and a value's line break cannot pass for another change.
 func printPlan(w io.Writer, changes []dsync.Change) {
 	if len(changes) == 0 {
 		fmt.Fprintln(w, "dry run: nothing would change")
 		return
 	}
 	fmt.Fprintln(w, "dry run: these changes would be made")
+	q := diag.Escape
 	for _, c := range changes {
 		switch c.Action {
 		case "update":
-			fmt.Fprintf(w, "  %s: update %s %s: %s: %s → %s\n", c.Flow, c.Side, c.RecordID, c.Property, c.Old, c.New)
+			fmt.Fprintf(w, "  %s: update %s %s: %s: %s → %s\n", q(c.Flow), q(c.Side), q(c.RecordID), q(c.Property), q(c.Old), q(c.New))
 		case "create":
-			fmt.Fprintf(w, "  %s: create in %s from %s: %s\n", c.Flow, c.Side, c.FromID, c.New)
+			fmt.Fprintf(w, "  %s: create in %s from %s: %s\n", q(c.Flow), q(c.Side), q(c.FromID), q(c.New))
 		case "link":
-			fmt.Fprintf(w, "  %s: link %s %s with %s (%s)\n", c.Flow, c.Side, c.RecordID, c.FromID, c.Reason)
+			fmt.Fprintf(w, "  %s: link %s %s with %s (%s)\n", q(c.Flow), q(c.Side), q(c.RecordID), q(c.FromID), q(c.Reason))
 		default:
-			fmt.Fprintf(w, "  %s: %s %s %s: %s\n", c.Flow, c.Action, c.Side, c.RecordID, c.Reason)
+			fmt.Fprintf(w, "  %s: %s %s %s: %s\n", q(c.Flow), q(c.Action), q(c.Side), q(c.RecordID), q(c.Reason))
 		}
 	}
 }
 
 // printSummary prints one row per flow: what was read and what was done.
-func printSummary(w io.Writer, rep *dsync.Report) {
+func printSummary(w io.Writer, rep *dsync.Report, stoppedOnError bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "flow\tread\tcreated\tmerged\tupdated→target\tupdated→source\tconflicts\tunchanged\twaiting\tfailed\tdeleted\t")
 	for _, f := range rep.Flows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", f.Flow, f.ReadSource+f.ReadTarget,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", diag.Escape(f.Flow), f.ReadSource+f.ReadTarget,
 			f.CreatedTarget+f.CreatedSource, f.Merged, f.UpdatedTarget, f.UpdatedSource, f.Conflicts,
 			f.Unchanged, f.Waiting, f.Failed, f.Deleted)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%s, %s failed\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"))
+	printReconciled(w, rep)
+	if stoppedOnError {
+		// Records not reached were neither synced nor failed: "0 records failed" would say
+		// the run did everything.
+		fmt.Fprintf(w, "%s, then the run stopped on an error; what it did not reach is synced by the next run\n", diag.Plural(rep.Writes(), "write"))
+		return
+	}
+	stopped := ""
+	if rep.Stopped {
+		stopped = "; interrupted before the end"
+	}
+	fmt.Fprintf(w, "%s, %s failed%s\n", diag.Plural(rep.Writes(), "write"), diag.Plural(rep.Failed(), "record"), stopped)
 }
 
 func isTerminal(w io.Writer) bool {
@@ -311,6 +346,10 @@ func progress(w io.Writer) func(string, *dsync.FlowStats) {
 			return
 		}
 		last = time.Now()
-		fmt.Fprintf(w, "\r%s: %d read, %d written   ", flow, s.ReadSource+s.ReadTarget, s.Writes())
+		fmt.Fprintf(w, "\r%s: %d read, %d written   ", diag.Escape(flow), s.ReadSource+s.ReadTarget, s.Writes())
 	}
 }
+
+// errText is an error's message, escaped for the terminal: errors quote files, records and
+// responses (diag.EscapeLines keeps the line breaks of a joined error).
+func errText(err error) string { return diag.EscapeLines(err.Error()) }

@@ -31,7 +31,7 @@ func runTest(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "dataflow test: no mapping tests found; they are files that start with \"test:\", e.g. mappings/tests/*.yaml")
 		return exitInvalid
 	}
-	fmt.Fprint(e.stdout, mtest.Format(results))
+	fmt.Fprint(e.stdout, diag.EscapeLines(mtest.Format(results))) // records' values, escaped
 	fmt.Fprintln(e.stdout, mtest.Summary(results))
 	for _, r := range results {
 		if len(r.Failed) > 0 {

@@ -25,7 +25,7 @@ func runValidate(e *env, args []string) int {
 		return exitUsage
 	}
 	if err := diag.WriteFormat(e.stdout, *format, res.Diagnostics, res.Sources); err != nil {
-		fmt.Fprintf(e.stderr, "dataflow validate: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow validate: %s\n", errText(err))
 		return exitUsage
 	}
 	if *format == "text" {
@@ -49,7 +49,7 @@ func (e *env) load(paths []string) (*engine.Result, bool) {
 	}
 	res, err := eng.Load(e.ctx, paths)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "dataflow: %v\n", err)
+		fmt.Fprintf(e.stderr, "dataflow: %s\n", errText(err))
 		if len(paths) == 1 && paths[0] == DefaultMappings {
 			fmt.Fprintf(e.stderr, "Mappings are read from ./%s unless paths are given; run dataflow in your project's directory or name the mapping files.\n", DefaultMappings)
 		}

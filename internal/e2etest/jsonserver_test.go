@@ -41,7 +41,7 @@ var jsFiles = []string{
 
 func TestJSONServerNorthwindTwoWay(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a thousand records over HTTP: about half a minute")
+		t.Skip("a thousand records over HTTP: about half a minute; run without -short")
 	}
 	p := newJSProject(t, "", jsFiles...)
 	crm := p.crm

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -185,7 +187,11 @@ feed:
 }
 
 // Get implements connector.Conn: by get, in batches of get.batch ids, or by reading the list
-// when the entity has no get. Records that do not exist (404) are absent.
+// when the entity has no get. A record is absent only when its absence is shown: a 404 (or
+// null) for a request of its id alone, or a batch whose response holds only ids asked for and
+// then no record for it when asked alone (see getChunk). Ids whose request the server refused
+// for their values (a 400 for a malformed id) are a *connector.RecordError at their positions,
+// with the records of the other ids.
 func (c *conn) Get(ctx context.Context, name string, ids []string) (map[string]connector.Record, error) {
 	e, err := c.entity(name)
 	if err != nil {
@@ -195,42 +201,88 @@ func (c *conn) Get(ctx context.Context, name string, ids []string) (map[string]c
 	return out, c.red.err(err)
 }
 
+// gotten gathers the records of a Get's requests and the ids whose requests were refused.
+type gotten struct {
+	mu      sync.Mutex
+	recs    map[string]connector.Record
+	refused map[string]error
+}
+
 func (c *conn) get(ctx context.Context, e *entity, ids []string) (map[string]connector.Record, error) {
-	out := make(map[string]connector.Record, len(ids))
+	g := &gotten{recs: make(map[string]connector.Record, len(ids)), refused: map[string]error{}}
 	if len(ids) == 0 {
-		return out, nil
+		return g.recs, nil
 	}
 	if e.get == nil {
-		return out, c.getByList(ctx, e, ids, out)
+		return g.recs, c.getByList(ctx, e, ids, g.recs)
 	}
 	var chunks [][]string
 	for start := 0; start < len(ids); start += e.get.batch {
 		chunks = append(chunks, ids[start:min(start+e.get.batch, len(ids))])
 	}
-	return c.getChunks(ctx, e, chunks)
-}
-
-// getChunks fetches chunks of ids in parallel, a request each, and gathers the records.
-func (c *conn) getChunks(ctx context.Context, e *entity, chunks [][]string) (map[string]connector.Record, error) {
-	out := make(map[string]connector.Record)
-	var mu sync.Mutex
-	err := c.each(ctx, len(chunks), func(ctx context.Context, i int) error {
-		recs, err := c.getChunk(ctx, e, chunks[i])
-		mu.Lock()
-		defer mu.Unlock()
-		for id, r := range recs {
-			out[id] = r
-		}
-		return err
-	})
-	if err != nil {
+	if err := c.getChunks(ctx, e, chunks, g); err != nil {
 		return nil, err
 	}
-	return out, nil
+	if len(g.refused) > 0 {
+		return g.recs, refusedError(ids, g.refused)
+	}
+	return g.recs, nil
 }
 
-// getChunk fetches the records of up to get.batch ids with one request.
-func (c *conn) getChunk(ctx context.Context, e *entity, ids []string) (map[string]connector.Record, error) {
+// refusedError is the RecordError of the ids refused, at their positions in ids.
+func refusedError(ids []string, refused map[string]error) error {
+	at := map[int]error{}
+	for i, id := range ids {
+		if err, ok := refused[id]; ok {
+			at[i] = err
+		}
+	}
+	return recordError(at)
+}
+
+// recordError is the RecordError of the records at the positions of refused, with their
+// reasons: one when they share it, else each (a RecordError has one reason for all).
+func recordError(refused map[int]error) *connector.RecordError {
+	re := &connector.RecordError{Index: slices.Sorted(maps.Keys(refused))}
+	var errs []error
+	seen := map[string]bool{}
+	for _, i := range re.Index {
+		if msg := refused[i].Error(); !seen[msg] {
+			seen[msg] = true
+			errs = append(errs, refused[i])
+		}
+	}
+	re.Err = errs[0]
+	if len(errs) > 1 {
+		re.Err = errors.Join(errs...)
+	}
+	return re
+}
+
+// getChunks fetches chunks of ids in parallel, a request each, into g. A chunk the server
+// refused for its values is asked for again id by id (when it is small) to find the id it
+// refuses; otherwise every id of the chunk is refused.
+func (c *conn) getChunks(ctx context.Context, e *entity, chunks [][]string, g *gotten) error {
+	return c.each(ctx, len(chunks), func(ctx context.Context, i int) error {
+		chunk := chunks[i]
+		err := c.getChunk(ctx, e, chunk, g)
+		if !refusedValues(err) {
+			return err
+		}
+		if len(chunk) > 1 && len(chunk) <= maxAlone {
+			return c.getEach(ctx, e, chunk, g)
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, id := range chunk {
+			g.refused[id] = err
+		}
+		return nil
+	})
+}
+
+// getChunk fetches the records of up to get.batch ids with one request into g.
+func (c *conn) getChunk(ctx context.Context, e *entity, ids []string, g *gotten) error {
 	vars := c.vars()
 	list := make([]any, len(ids))
 	for i, id := range ids {
@@ -242,22 +294,22 @@ func (c *conn) getChunk(ctx context.Context, e *entity, ids []string) (map[strin
 	}
 	cl, err := c.build(e, e.get.req, vars)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := c.cl.do(ctx, cl)
 	switch s := statusOf(err); {
 	case (s == http.StatusNotFound || s == http.StatusGone) && len(ids) > 1:
 		// An API may answer 404 for a batch when any one of its ids is missing: that says
 		// nothing of the others, so each is asked for alone.
-		return c.getEach(ctx, e, ids)
+		return c.getEach(ctx, e, ids, g)
 	case s == http.StatusNotFound || s == http.StatusGone:
-		return nil, nil
+		return nil
 	case err != nil:
-		return nil, err
+		return err
 	}
 	body, err := c.cl.decode(cl, resp)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
@@ -266,46 +318,68 @@ func (c *conn) getChunk(ctx context.Context, e *entity, ids []string) (map[strin
 	out := map[string]connector.Record{}
 	if !e.get.hasRecords {
 		if body == nil {
-			return out, nil // some APIs answer null for a missing record
+			return nil // some APIs answer null for a missing record
 		}
 		m, ok := body.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%s: the response is %s, not a record (an object); set get.records if the record sits inside it", cl.op(), resultKind(body))
+			return fmt.Errorf("%s: the response is %s, not a record (an object); set get.records if the record sits inside it", cl.op(), resultKind(body))
 		}
 		rec, err := e.record(m)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op(), err)
+			return fmt.Errorf("%s: %w", cl.op(), err)
 		}
 		if !want[rec.ID] {
-			return nil, fmt.Errorf("%s: asked for id %s, the response is the record of id %s; check id and get.path", cl.op(), ids[0], rec.ID)
+			return fmt.Errorf("%s: asked for id %s, the response is the record of id %s; check id and get.path", cl.op(), ids[0], rec.ID)
 		}
 		out[rec.ID] = rec
-		return out, nil
-	}
-	recs, err := records(body, e.get.records)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cl.op(), err)
-	}
-	for _, m := range recs {
-		rec, err := e.record(m)
+	} else {
+		recs, err := records(body, e.get.records)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", cl.op(), err)
+			return fmt.Errorf("%s: %w", cl.op(), err)
 		}
-		if want[rec.ID] {
+		for _, m := range recs {
+			rec, err := e.record(m)
+			if err != nil {
+				return fmt.Errorf("%s: %w", cl.op(), err)
+			}
+			if !want[rec.ID] {
+				// A response with a record not asked for shows that the server did not filter
+				// by the ids (a query parameter it ignores): the ids it lacks may exist, and
+				// taking them for deleted would unlink or delete their partners.
+				return fmt.Errorf("%s: asked for %d ids, the response holds the record of id %s, which was not asked for: the server does not seem to filter by the ids; check get.path and get.query", cl.op(), len(ids), rec.ID)
+			}
 			out[rec.ID] = rec
 		}
 	}
-	return out, nil
+	g.mu.Lock()
+	for id, r := range out {
+		g.recs[id] = r
+	}
+	g.mu.Unlock()
+	if len(out) < len(want) && len(ids) > 1 {
+		// A batch that lacks some ids is not proof that they are gone (an API that caps or
+		// pages a batch, or answers an empty list for a request it did not understand): each
+		// is asked for alone.
+		var missing []string
+		for _, id := range ids {
+			if _, ok := out[id]; !ok && !slices.Contains(missing, id) {
+				missing = append(missing, id)
+			}
+		}
+		return c.getEach(ctx, e, missing, g)
+	}
+	return nil
 }
 
 // getEach fetches records one id per request, in parallel: for a batch the server answered
-// with 404, where a 404 for one id says that that record is missing.
-func (c *conn) getEach(ctx context.Context, e *entity, ids []string) (map[string]connector.Record, error) {
+// with 404 or without some of its ids, where the answer for one id alone says whether that
+// record exists.
+func (c *conn) getEach(ctx context.Context, e *entity, ids []string, g *gotten) error {
 	chunks := make([][]string, len(ids))
 	for i := range ids {
 		chunks[i] = ids[i : i+1]
 	}
-	return c.getChunks(ctx, e, chunks)
+	return c.getChunks(ctx, e, chunks, g)
 }
 
 // errFound stops a list read once every wanted record was seen.

@@ -36,10 +36,12 @@ func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]s
 			return nil, fmt.Errorf("%s: find searches by %s, not by %s: %w", c.what(e), strings.Join(f.by, ", "), strings.Join(paths, ", "), connector.ErrCannotFind)
 		}
 	}
-	// The keys' values of find.by, each combination once.
+	// The keys' values of find.by, each combination once, with the positions of the keys that
+	// have it.
 	var tuples [][]any
-	seen := map[string]bool{}
-	for _, k := range keys {
+	var keysOf [][]int
+	seen := map[string]int{}
+	for ki, k := range keys {
 		if len(k) != len(paths) {
 			return nil, fmt.Errorf("%s: a key of %d values for %d paths", c.what(e), len(k), len(paths))
 		}
@@ -48,36 +50,51 @@ func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]s
 		for i, j := range pos {
 			t[i], parts[i] = k[j], k[j]
 		}
-		if id := strings.Join(parts, "\x00"); !seen[id] {
-			seen[id] = true
-			tuples = append(tuples, t)
+		id := strings.Join(parts, "\x00")
+		if ti, ok := seen[id]; ok {
+			keysOf[ti] = append(keysOf[ti], ki)
+			continue
 		}
+		seen[id] = len(tuples)
+		tuples = append(tuples, t)
+		keysOf = append(keysOf, []int{ki})
 	}
-	var chunks [][][]any
+	var chunks [][]int // the tuples of each request, by index
 	for start := 0; start < len(tuples); start += f.batch {
-		chunks = append(chunks, tuples[start:min(start+f.batch, len(tuples))])
+		var chunk []int
+		for ti := start; ti < min(start+f.batch, len(tuples)); ti++ {
+			chunk = append(chunk, ti)
+		}
+		chunks = append(chunks, chunk)
 	}
 	found := make([][]connector.Record, len(chunks))
+	refused := map[int]error{} // tuple → why the server refused the request that searched for it
 	var mu sync.Mutex
 	err = c.each(ctx, len(chunks), func(ctx context.Context, i int) error {
-		vars := c.vars()
-		list := make([]any, len(chunks[i]))
-		values := make([]any, len(chunks[i]))
-		for j, t := range chunks[i] {
-			list[j], values[j] = t, t[0]
-		}
-		vars[nameTuples] = list
-		if len(f.by) == 1 {
-			vars[nameTerms] = values
-			if f.batch == 1 {
-				vars[nameTerm] = values[0]
+		recs, err := c.findTuples(ctx, e, tuples, chunks[i])
+		if refusedValues(err) && len(chunks[i]) > 1 && len(chunks[i]) <= maxAlone {
+			// Each key alone, to find the one the server refuses.
+			recs, err = nil, nil
+			for _, ti := range chunks[i] {
+				r, err := c.findTuples(ctx, e, tuples, []int{ti})
+				switch {
+				case refusedValues(err):
+					mu.Lock()
+					refused[ti] = err
+					mu.Unlock()
+				case err != nil:
+					return err
+				}
+				recs = append(recs, r...)
 			}
+		} else if refusedValues(err) {
+			mu.Lock()
+			for _, ti := range chunks[i] {
+				refused[ti] = err
+			}
+			mu.Unlock()
+			recs, err = nil, nil
 		}
-		var recs []connector.Record
-		err := c.pages(ctx, e, f.list, vars, "", func(page []connector.Record) error {
-			recs = append(recs, page...)
-			return nil
-		})
 		mu.Lock()
 		found[i] = recs
 		mu.Unlock()
@@ -96,5 +113,40 @@ func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]s
 			}
 		}
 	}
+	if len(refused) > 0 {
+		// The records of the keys the server refused go to the dead letters; the others are
+		// found.
+		at := map[int]error{}
+		for ti, err := range refused {
+			for _, ki := range keysOf[ti] {
+				at[ki] = err
+			}
+		}
+		return out, c.red.err(recordError(at))
+	}
 	return out, nil
+}
+
+// findTuples reads the records of the tuples at the given indexes with one find request.
+func (c *conn) findTuples(ctx context.Context, e *entity, tuples [][]any, idx []int) ([]connector.Record, error) {
+	f := e.find
+	vars := c.vars()
+	list := make([]any, len(idx))
+	values := make([]any, len(idx))
+	for j, ti := range idx {
+		list[j], values[j] = tuples[ti], tuples[ti][0]
+	}
+	vars[nameTuples] = list
+	if len(f.by) == 1 {
+		vars[nameTerms] = values
+		if f.batch == 1 {
+			vars[nameTerm] = values[0]
+		}
+	}
+	var recs []connector.Record
+	err := c.pages(ctx, e, f.list, vars, "", func(page []connector.Record) error {
+		recs = append(recs, page...)
+		return nil
+	})
+	return recs, err
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -41,7 +42,45 @@ func (Driver) CheckEntity(e *config.Entity, s *schema.Entity) diag.Diagnostics {
 	readSettings(e.System, &ds)
 	compileEntity(e, &ds)
 	checkFindPaths(e, s, &ds)
+	checkPagingOrder(e, &ds)
 	return ds
+}
+
+// checkPagingOrder warns when a list is paged by page number or offset and sorted by the
+// entity's updated property (its query or path names it): an edit made while the list is read
+// moves a record to a later page, shifting the others back, so that one is never read. The
+// connector reads such a list whole before the run writes (page.go), which stops the run's own
+// writes from doing it; other apps' edits during the read still can.
+func checkPagingOrder(e *config.Entity, ds *diag.Diagnostics) {
+	list := e.Settings["list"]
+	page := list.Get("page")
+	updated := e.Updated.Value
+	if updated == "" || page == nil || page.Kind != config.Map {
+		return
+	}
+	var style *config.Node
+	for _, k := range page.Keys {
+		if k.Value == pagePage || k.Value == pageOffset {
+			style = k
+		}
+	}
+	if style == nil {
+		return
+	}
+	sorted := false
+	if p := list.Get("path"); p != nil && p.Kind == config.Scalar {
+		sorted = strings.Contains(p.Value, updated)
+	}
+	if q := list.Get("query"); q != nil && q.Kind == config.Map {
+		for _, v := range q.Vals {
+			sorted = sorted || v.Kind == config.Scalar && strings.Contains(v.Value, updated)
+		}
+	}
+	if !sorted {
+		return
+	}
+	ds.Warnf(style.Range, "list.page: %s paging of a list sorted by %s can skip records", style.Value, updated).
+		WithDetail("An edit made while the list is read moves a record to a later page and shifts the records after it back, so that one of them is never read. The connector reads the whole list before this run writes to it, so the run's own writes cannot do that; another app's edits can. Page with a cursor, or sort by a key that edits do not change (the id).")
 }
 
 // checkFindPaths reports a path of find.by that the entity's schema does not have.

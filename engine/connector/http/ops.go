@@ -71,7 +71,12 @@ type paging struct {
 	alone     bool   // the cursor request drops the other query parameters
 	size      int    // records per page, 0 when not set
 	sizeParam string
+	maxPages  int // pages read at most before the listing is an error (max_pages)
 }
+
+// defaultMaxPages bounds a listing's pages when page.max_pages is not set: generous for any
+// real list, and an end for a server that pages on for ever.
+const defaultMaxPages = 100_000
 
 type listOp struct {
 	req     *request
@@ -356,7 +361,7 @@ func (c *compiler) listing(n *config.Node, key string, sc scope) *listOp {
 // paging reads list.page (or find.page, key): one of cursor, page, offset or link, with the
 // keys that go with it.
 func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
-	var p paging
+	p := paging{maxPages: defaultMaxPages}
 	if n == nil || n.Kind != config.Map {
 		return p, true
 	}
@@ -365,7 +370,7 @@ func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
 		switch k.Value {
 		case pageCursor, pagePage, pageOffset, pageLink:
 			styles = append(styles, k)
-		case "param", "cursor_alone", "size", "size_param":
+		case "param", "cursor_alone", "size", "size_param", "max_pages":
 		default:
 			return p, false // the format schema reports the unknown key, likely a misspelling
 		}
@@ -389,6 +394,11 @@ func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
 	if size := n.Get("size"); size != nil {
 		if i, isInt := intValue(size, 1, 1<<30); isInt {
 			p.size = i
+		}
+	}
+	if mp := n.Get("max_pages"); mp != nil {
+		if i, isInt := intValue(mp, 1, 1<<30); isInt {
+			p.maxPages = i
 		}
 	}
 	if v, isStr := str(n.Get("size_param")); isStr {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,9 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 	if err != nil {
 		return err
 	}
+	if p := e.list.page.style; p == pagePage || p == pageOffset {
+		return c.scanWhole(ctx, e, since, fn)
+	}
 	var fnErr error
 	err = c.scan(ctx, e, since, func(recs []connector.Record) error {
 		fnErr = fn(recs)
@@ -33,6 +37,41 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 		return fnErr // the engine's own error, as it returned it
 	}
 	return c.red.err(err)
+}
+
+// scanWhole reads every page of a list paged by page number or offset before it gives the
+// engine the first: the engine writes while it reads, and a write that moves a record to a
+// later place in the list's order (a list sorted by updated) shifts every record after it one
+// place back, so that the next page starts one record late and a record is never read (401 of
+// 1,000 stayed unlinked for good). Cursors and Link headers carry the place they read to, and
+// are read as they come. A record read twice (moved by another app's edit while the list was
+// read) is given once, in its last version.
+func (c *conn) scanWhole(ctx context.Context, e *entity, since string, fn func([]connector.Record) error) error {
+	var pages [][]connector.Record
+	at := map[string][2]int{} // id → page and place of its last version
+	err := c.scan(ctx, e, since, func(recs []connector.Record) error {
+		for i, r := range recs {
+			if prev, ok := at[r.ID]; ok {
+				pages[prev[0]][prev[1]].ID = "" // an earlier version, dropped below
+			}
+			at[r.ID] = [2]int{len(pages), i}
+		}
+		pages = append(pages, recs)
+		return nil
+	})
+	if err != nil {
+		return c.red.err(err)
+	}
+	for _, page := range pages {
+		page = slices.DeleteFunc(page, func(r connector.Record) bool { return r.ID == "" })
+		if len(page) == 0 {
+			continue
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *conn) scan(ctx context.Context, e *entity, since string, fn func([]connector.Record) error) error {
@@ -80,6 +119,9 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 	var prevFirst string
 	prevLen := -1
 	for pageNo := 1; ; pageNo++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", cl.op(), err)
+		}
 		resp, err := c.cl.do(ctx, cl)
 		if err != nil {
 			return err
@@ -135,11 +177,17 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 			if seen[next] {
 				return fmt.Errorf("%s: the server sent cursor %q again; paging stopped so as not to loop", cl.op(), next)
 			}
+			if err := pagesEnd(cl, p, pageNo, len(list), fmt.Sprintf(" (cursor %q)", next)); err != nil {
+				return err
+			}
 			seen[next] = true
 			setParams(p.param, next, !p.alone)
 		case pagePage, pageOffset:
 			if len(list) == 0 || p.size > 0 && len(list) < p.size {
 				return nil
+			}
+			if err := pagesEnd(cl, p, pageNo, len(list), ""); err != nil {
+				return err
 			}
 			if p.style == pagePage {
 				number++
@@ -161,12 +209,28 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 			if seen[next.String()] {
 				return fmt.Errorf("%s: the Link header points at a page already read; paging stopped so as not to loop", cl.op())
 			}
+			if err := pagesEnd(cl, p, pageNo, len(list), " (Link header)"); err != nil {
+				return err
+			}
 			seen[next.String()] = true
 			cl.url = next
 		default:
 			return nil
 		}
 	}
+}
+
+// pagesEnd is the error of a listing that must stop although the server gives a next page:
+// page pageNo was empty (n records) yet not the last, or it was the max_pages-th. A server that
+// answers {"data": [], "next_cursor": "<n+1>"} for ever made a run that never finished.
+func pagesEnd(cl *call, p paging, pageNo, n int, next string) error {
+	switch {
+	case n == 0:
+		return fmt.Errorf("%s: page %d is empty but the server gives a next page%s; paging stopped, as a listing that goes on with empty pages may never end (check the list's paging keys)", cl.op(), pageNo, next)
+	case pageNo >= p.maxPages:
+		return fmt.Errorf("%s: stopped after %d pages (page.max_pages), and the server still gives a next page%s; if the list is that long, raise max_pages in the list's page", cl.op(), pageNo, next)
+	}
+	return nil
 }
 
 // nextLink returns the URL of the Link header's rel="next", resolved against the URL that

@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
 )
 
 const mask = "***"
@@ -23,8 +26,19 @@ type redactor struct {
 	r *strings.Replacer // nil when there are no secrets
 }
 
+// minPrefix is the shortest start of a secret that is masked on its own: a server that echoes
+// a token's first 10 characters ("token abcdef1234... is invalid") leaks most of a short one.
+const minPrefix = 10
+
+// minEncoded is the shortest part of a secret's base64 form that is masked inside a longer
+// base64 text: shorter runs could be any text's.
+const minEncoded = 8
+
 // newRedactor returns a redactor of the given secrets; pairs are basic credentials whose base64
-// form ("user:password") is a secret too.
+// form ("user:password") is a secret too. Each secret is masked in the forms a server or a
+// message echoes it: as written, lowercased and uppercased, URL-, JSON- and Go-escaped, its
+// first 10 or more characters, and base64-encoded (standard and URL alphabets, with and without
+// padding, alone or inside the base64 of a longer text).
 func newRedactor(secrets []string, pairs [][2]string) *redactor {
 	var forms []string
 	add := func(s string) {
@@ -32,17 +46,31 @@ func newRedactor(secrets []string, pairs [][2]string) *redactor {
 			forms = append(forms, s)
 		}
 	}
+	plain := func(s string) {
+		for _, c := range []string{s, strings.ToLower(s), strings.ToUpper(s)} {
+			add(c)
+			for n := minPrefix; n < len(c); n++ {
+				if utf8.RuneStart(c[n]) {
+					add(c[:n])
+				}
+			}
+		}
+	}
 	for _, s := range secrets {
-		add(s)
+		plain(s)
 		add(url.QueryEscape(s))
 		add(url.PathEscape(s))
 		if j, err := json.Marshal(s); err == nil {
 			add(strings.Trim(string(j), `"`))
 		}
 		add(strings.Trim(strconv.Quote(s), `"`)) // as %q shows it
+		base64Forms(s, add)
 	}
 	for _, p := range pairs {
-		add(base64.StdEncoding.EncodeToString([]byte(p[0] + ":" + p[1])))
+		b := base64.StdEncoding.EncodeToString([]byte(p[0] + ":" + p[1]))
+		plain(b)
+		base64Forms(b, add)
+		base64Forms(p[0]+":"+p[1], add)
 	}
 	if len(forms) == 0 {
 		return &redactor{}
@@ -56,6 +84,26 @@ func newRedactor(secrets []string, pairs [][2]string) *redactor {
 	return &redactor{r: strings.NewReplacer(args...)}
 }
 
+// base64Forms adds the base64 forms of s: whole, in both alphabets with and without padding,
+// and the characters that encode s alone when s sits at any of the three byte offsets of a
+// longer encoded text (a server that base64-encodes "token=<secret>").
+func base64Forms(s string, add func(string)) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		add(enc.EncodeToString([]byte(s)))
+		raw := enc.WithPadding(base64.NoPadding)
+		add(raw.EncodeToString([]byte(s)))
+		for k := range 3 {
+			e := raw.EncodeToString([]byte(strings.Repeat("\x00", k) + s))
+			// Characters [from, to) hold bits of s only: from the first whole sextet after the
+			// k bytes of padding, to the last whole one before the end.
+			from, to := (8*k+5)/6, 8*(k+len(s))/6
+			if to-from >= minEncoded {
+				add(e[from:to])
+			}
+		}
+	}
+}
+
 // text returns s with secrets masked.
 func (r *redactor) text(s string) string {
 	if r == nil || r.r == nil {
@@ -64,12 +112,17 @@ func (r *redactor) text(s string) string {
 	return r.r.Replace(s)
 }
 
-// err returns err with secrets masked from its message. The result unwraps only to the
-// context's errors, so that callers can tell a cancelled run, and never to an error whose
-// message holds a secret.
+// err returns err with secrets masked from its message. The result is a *connector.RecordError
+// when err is one, and otherwise unwraps only to the context's errors, so that callers can tell
+// a cancelled run, and never to an error whose message holds a secret.
 func (r *redactor) err(err error) error {
 	if err == nil {
 		return nil
+	}
+	if rec, ok := err.(*connector.RecordError); ok {
+		// The engine tells the records the server refused by this type: it stays, its
+		// reason redacted.
+		return &connector.RecordError{Index: rec.Index, Err: r.err(rec.Err)}
 	}
 	re := &redactedError{msg: r.text(err.Error())}
 	switch {

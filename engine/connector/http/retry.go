@@ -79,6 +79,27 @@ func perRecord(err error) bool {
 	return errors.As(err, &re) && re.perRecord
 }
 
+// refusedValues reports whether err is a read the server refused for the values it carries (a
+// find's search terms, a get's ids): a 4xx other than those that say the request itself is
+// wrong whatever its values (401, 403, 405, 406, 407: credentials, method or headers; 404 and
+// 410: the collection's path) or that may pass (408, 409, 425, 429: retried, then the
+// batch's). One CRM email holding a `"` made a find fail with 400 and failed the whole flow.
+func refusedValues(err error) bool {
+	var re *requestError
+	if !errors.As(err, &re) || re.status < 400 || re.status > 499 {
+		return false
+	}
+	switch re.status {
+	case 401, 403, 404, 405, 406, 407, 408, 409, 410, 425, 429, 431:
+		return false
+	}
+	return true
+}
+
+// maxAlone bounds the keys of a refused read that are asked for again one at a time to find
+// the one the server refuses: beyond it, every key of the read is reported.
+const maxAlone = 25
+
 // backoff returns the wait before try attempt+1, given the waits so far, or why the retries
 // stop: a Retry-After beyond retry.max_wait, or the budget spent.
 func (c *client) backoff(attempt int, retryAfter, waited time.Duration) (time.Duration, string) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"io"
 	"maps"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/stamp"
 )
 
 // decodeJSON parses a body holding one JSON value. A truncated or malformed body is an error
@@ -63,7 +65,7 @@ func excerpt(body []byte, red *redactor) string {
 	return fmt.Sprintf("the body is %q", s)
 }
 
-// normalize turns json.Numbers into int64 (integers that fit) or float64, in place.
+// normalize turns json.Numbers into the engine's numbers, in place (see number).
 func normalize(v any) any {
 	switch x := v.(type) {
 	case json.Number:
@@ -80,18 +82,10 @@ func normalize(v any) any {
 	return v
 }
 
-func number(s string) any {
-	if !strings.ContainsAny(s, ".eE") {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return i
-		}
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return s // beyond float64 (1e400): kept as its text rather than an infinity
-	}
-	return f
-}
+// number is a JSON number as the engine holds it, never rounded (jsontext.Number). An id of
+// 10000000000000000001 was read as the float64 1e19, linked as "1e+19", and its updates went
+// to /contacts/1e+19, another record.
+func number(s string) any { return jsontext.Number(s) }
 
 // at returns the value at a dotted path ("pagination.nextPageCursor", "errors.0.message");
 // "" is the value itself. found is false when a step is missing.
@@ -120,24 +114,26 @@ func at(v any, path string) (any, bool) {
 	return v, true
 }
 
-// idText is the text of an id value, as the engine compares ids.
+// idText is the text of an id value, as the engine compares ids: a number beyond int64 and
+// float64 is its exact text.
 func idText(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case map[string]any, []any:
 		return ""
+	case json.Number:
+		return string(x)
 	}
 	return mapping.IDString(v)
 }
 
-// laterOrEqual reports whether the updated value v is at or after since: as times when both
-// parse as RFC 3339, else as text.
+// laterOrEqual reports whether the updated value v is at or after since, compared as stamps
+// (engine/stamp: times as instants, numbers as numbers), as the engine compares watermarks. A
+// value that cannot be compared with since (not a stamp, or a time against a number) counts as
+// later: an incremental read leaves out only records it knows are older, and the engine judges
+// the others.
 func laterOrEqual(v, since string) bool {
-	tv, err1 := time.Parse(time.RFC3339Nano, v)
-	ts, err2 := time.Parse(time.RFC3339Nano, since)
-	if err1 == nil && err2 == nil {
-		return !tv.Before(ts)
-	}
-	return v >= since
+	c, err := stamp.Compare(v, since)
+	return err != nil || c >= 0
 }
 
 // records returns the list of records at path in a response body.

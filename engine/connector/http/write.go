@@ -157,18 +157,29 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 		return nil, fmt.Errorf("%s: the entity has no update in the system file", c.what(e))
 	}
 	var current map[string]connector.Record
+	results := make([]connector.Result, len(recs))
+	refused := map[int]bool{}
 	if e.needsCurrent {
 		ids := make([]string, len(recs))
 		for i, r := range recs {
 			ids[i] = r.ID
 		}
-		if current, err = c.get(ctx, e, ids); err != nil {
+		current, err = c.get(ctx, e, ids)
+		if re, ok := err.(*connector.RecordError); ok {
+			// The server refused to read some of the records: those fail, the others go on.
+			for _, i := range re.Index {
+				refused[i] = true
+				results[i].Err = c.red.err(fmt.Errorf("%s: reading the stored record %s for update: %w", c.what(e), recs[i].ID, re.Err))
+			}
+		} else if err != nil {
 			return nil, c.red.err(fmt.Errorf("%s: reading the stored records for update: %w", c.what(e), err))
 		}
 	}
-	results := make([]connector.Result, len(recs))
 	pending := make([]string, len(recs)) // ids of updated records to read back
 	err = c.each(ctx, len(recs), func(ctx context.Context, i int) error {
+		if refused[i] {
+			return nil
+		}
 		rec := recs[i]
 		vars := c.vars()
 		vars[nameID], vars[nameRecord], vars[nameCurrent] = rec.ID, rec.Data, nil

@@ -32,6 +32,7 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/dataflow-sync/dataflow/engine/stamp"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
@@ -247,9 +248,9 @@ func initialize(ctx context.Context, path, script string) error {
 
 // conn is the connector.Conn of one database file.
 // Capabilities implements connector.Capable: SQLite deletes, and every write reads the record
-// back in its transaction.
+// back in its transaction; a scan reads in one read transaction (a snapshot).
 func (c *conn) Capabilities() connector.Capabilities {
-	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true}
+	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true, SnapshotScan: true}
 }
 
 type conn struct {
@@ -1215,7 +1216,20 @@ func createTable(ctx context.Context, tx *sql.Tx, name string, cols []ddlColumn,
 // column's order, each as a range of the index (a UNION ALL would sort). Values that are not
 // ISO text (numbers, in a column that mixes them with times) are left out by the bounds; a
 // watermark that is a time comes from a column of times.
+//
+// A since that is a number (engine/stamp: a counter, epoch seconds) compares numerically,
+// never as text ("100" is after "99"): the values stored as numbers, in their index range,
+// then those stored as text (numbers sort before text), each read as the number it spells.
+// Text that does not start like a number is read too, so that the engine sees, and warns of,
+// values that are not stamps.
 func sinceReads(updated, since string) []sinceRead {
+	if st, err := stamp.Parse(since); err == nil && st.Kind() == stamp.Number {
+		n := numberArg(since)
+		return []sinceRead{
+			{" WHERE typeof(" + updated + ") IN ('integer', 'real') AND " + updated + " >= ?", []any{n}},
+			{" WHERE typeof(" + updated + ") = 'text' AND (NOT (" + updated + " GLOB '[0-9]*' OR " + updated + " GLOB '[-+.][0-9]*') OR CAST(" + updated + " AS NUMERIC) >= ?)", []any{n}},
+		}
+	}
 	cond := "(julianday(" + updated + ") >= julianday(?) OR (julianday(" + updated + ") IS NULL AND " + updated + " >= ?))"
 	t, ok := isoTime(since)
 	if !ok {
@@ -1228,6 +1242,16 @@ func sinceReads(updated, since string) []sinceRead {
 		{" WHERE " + updated + " >= ? AND " + updated + " < ? AND " + cond, []any{spaced, upto, since, since}},
 		{" WHERE " + updated + " >= ? AND " + cond, []any{from, since, since}},
 	}
+}
+
+// numberArg is a number stamp as the SQL argument that compares with it exactly: an int64
+// when it is an integer that fits, else a float64.
+func numberArg(s string) any {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n
+	}
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
 }
 
 // sinceRead is a condition of Scan's incremental read and its arguments.

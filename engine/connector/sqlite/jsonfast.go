@@ -190,8 +190,9 @@ func (d *fastDecoder) str() (string, bool) {
 	return "", false
 }
 
-// number reads a JSON number: an int64 when the text is an integer that fits, else a float64;
-// a number beyond float64 is not handled here.
+// number reads a JSON number: an int64 when the text is an integer that fits, else a float64
+// that holds it exactly; any other number (10000000000000000001) is left to decodeJSONStd,
+// which keeps it exact.
 func (d *fastDecoder) number() (any, bool) {
 	s, start := d.s, d.p
 	p, integer, ok := jsontext.SkipNumber(s, start)
@@ -205,8 +206,8 @@ func (d *fastDecoder) number() (any, bool) {
 			return i, true
 		}
 	}
-	f, err := strconv.ParseFloat(text, 64)
-	if err != nil {
+	f, exact := jsontext.ExactFloat(text)
+	if !exact {
 		return nil, false
 	}
 	return f, true

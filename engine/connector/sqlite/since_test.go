@@ -2,10 +2,13 @@ package sqlite
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dataflow-sync/dataflow/engine/stamp"
 )
 
 // stampsYAML is a table of last-modified values in every form the incremental read meets:
@@ -107,8 +110,65 @@ func TestScanSinceUsesTheIndex(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("plans since a time:\n%q\nwant\n%q", got, want)
 	}
-	// A watermark that is not a time gets no bound: the whole index is read, in order.
-	if got := plans("42"); len(got) != 1 || strings.Contains(got[0], "modified>?") {
-		t.Errorf("plans since 42: %q; want one without a range", got)
+	// A watermark that is a number reads the numbers as a range of the index, then the text.
+	got = plans("42")
+	want = []string{"SEARCH stamps USING COVERING INDEX stamps_modified (modified>?)", "SCAN stamps USING COVERING INDEX stamps_modified"}
+	if !slices.Equal(got, want) {
+		t.Errorf("plans since 42:\n%q\nwant\n%q", got, want)
+	}
+	// A watermark that is neither gets no bound: the whole index is read, in order.
+	if got := plans("not a time"); len(got) != 1 || strings.Contains(got[0], "modified>?") {
+		t.Errorf("plans since text: %q; want one without a range", got)
+	}
+}
+
+// A since that is a number compares numerically with the column's numbers, whether they are
+// stored as numbers or as decimal text: "100" is after "99" and 1000000000 after 999999999
+// (text comparison dropped both). Text that is not a number is read, so that the engine
+// warns of it; NULL is not.
+func TestScanSinceAsNumbers(t *testing.T) {
+	values := []any{int64(9), int64(10), int64(99), int64(100), 99.5, int64(999999999), int64(1000000000), int64(-3),
+		"9", "10", "99", "100", "999999999", "1000000000", "1.5e2", "N/A", nil}
+	for _, column := range []string{"INTEGER", "TEXT", ""} {
+		t.Run("column "+column, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "counters.db")
+			db, err := sql.Open("sqlite3", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`CREATE TABLE stamps (id INTEGER PRIMARY KEY, modified ` + column + `); CREATE INDEX stamps_modified ON stamps (modified)`); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range values {
+				if _, err := db.Exec(`INSERT INTO stamps VALUES (?, ?)`, i+1, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := mustOpen(t, loadSystem(t, stampsYAML, map[string]string{"STAMPS_DB": path}), nil)
+			for _, since := range []string{"99", "100", "999999999", "9.5"} {
+				recs, _ := scanAll(t, c, "Stamp", since)
+				var got []string
+				for _, r := range recs {
+					got = append(got, fmt.Sprint(r.Data["modified"]))
+				}
+				var want []string // every value as stored (an INTEGER column makes "1.5e2" 150) at or after since
+				all, _ := scanAll(t, c, "Stamp", "")
+				for _, r := range all {
+					v := r.Data["modified"]
+					if v == nil {
+						continue
+					}
+					if c, err := stamp.Compare(fmt.Sprint(v), since); err != nil || c >= 0 {
+						want = append(want, fmt.Sprint(v))
+					}
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("since %s: %v, want %v", since, got, want)
+				}
+			}
+		})
 	}
 }

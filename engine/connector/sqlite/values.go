@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"math"
 	"strconv"
 	"strings"
@@ -201,16 +202,27 @@ func finite(f float64) error {
 	return nil
 }
 
-// jsonNumber is an integer when the text is one and fits, else a float64: "19.9" is 19.9.
+// jsonNumber is a JSON number written to a column: an integer when the text is one and fits,
+// else a float64 when that holds exactly the same decimal ("19.9" is 19.9). Any other number
+// (10000000000000000001, an id from an API) is refused: SQLite holds a number as a 64-bit
+// integer or a double, and a rounded id would be another record's.
 func jsonNumber(n json.Number) (any, error) {
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
-		return i, nil
+	switch v := jsontext.Number(string(n)).(type) {
+	case int64, float64:
+		return v, nil
 	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil {
+	if _, err := strconv.ParseFloat(string(n), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
 		return nil, fmt.Errorf("%q is not a number", n)
 	}
-	return f, nil
+	return nil, fmt.Errorf("%s cannot be held exactly by a SQLite number (a 64-bit integer or a double); map it to a TEXT column as a string", n)
+}
+
+// jsonValue is a number of a JSON column as the engine holds it: exact (jsontext.Number).
+func jsonValue(n json.Number) (any, error) {
+	if _, err := strconv.ParseFloat(string(n), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+		return nil, fmt.Errorf("%q is not a number", n)
+	}
+	return jsontext.Number(string(n)), nil
 }
 
 // decodeJSON decodes one JSON value into record values (numbers as int64 or float64): by
@@ -240,7 +252,7 @@ func decodeJSONStd(b []byte) (any, error) {
 func normalize(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
-		return jsonNumber(x)
+		return jsonValue(x)
 	case map[string]any:
 		for k, e := range x {
 			n, err := normalize(e)

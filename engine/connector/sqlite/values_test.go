@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/engine/schema"
@@ -57,7 +58,7 @@ func TestFromSQL(t *testing.T) {
 		{boolean, "False", false},
 		{boolean, "maybe", "maybe"},
 		{jsonObj, `{"b":[1,2.5,"x"],"a":null,"big":12345678901234567890,"n":-0.1}`,
-			map[string]any{"a": nil, "b": []any{int64(1), 2.5, "x"}, "big": 12345678901234567890.0, "n": -0.1}},
+			map[string]any{"a": nil, "b": []any{int64(1), 2.5, "x"}, "big": json.Number("12345678901234567890"), "n": -0.1}},
 		{jsonArr, `[]`, []any{}},
 		{jsonArr, []byte(`[true]`), []any{true}},
 		{jsonObj, `not json`, "not json"}, // kept as text rather than lost
@@ -87,6 +88,9 @@ func TestToSQL(t *testing.T) {
 		{plain, math.NaN(), nil, "NaN is not a number JSON can hold"},
 		{plain, json.Number("8.90"), 8.9, ""},
 		{plain, json.Number("12"), int64(12), ""},
+		{plain, json.Number("10000000000000000001"), nil, "10000000000000000001 cannot be held exactly by a SQLite number (a 64-bit integer or a double); map it to a TEXT column as a string"},
+		{plain, json.Number("x1"), nil, `"x1" is not a number`},
+		{jsonArr, []any{json.Number("10000000000000000001"), json.Number("0.1000000000000000000001")}, `[10000000000000000001,0.1000000000000000000001]`, ""},
 		{plain, "x", "x", ""},
 		{blob, "aGk=", []byte("hi"), ""},
 		{blob, "!", nil, "the column holds bytes: write them as standard base64 text (illegal base64 data at input byte 0)"},
@@ -177,4 +181,22 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("decodeFast(%q) = %#v, want %#v", b, v, want)
 		}
 	})
+}
+
+// A JSON column's numbers are read exactly: one that neither an int64 nor a float64 holds is
+// its json.Number, never a rounded float (an id of 10000000000000000001 is not 1e19).
+func TestDecodeJSONKeepsNumbersExact(t *testing.T) {
+	for _, in := range []string{`[10000000000000000001]`, `{"a":[1,10000000000000000001]}`, `[0.1000000000000000000001, 1e400]`} {
+		got, err := decodeJSON([]byte(in))
+		if err != nil {
+			t.Fatalf("decodeJSON(%s): %v", in, err)
+		}
+		back, err := encodeJSON(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.ReplaceAll(in, " ", ""); string(back) != want {
+			t.Errorf("decodeJSON(%s) = %#v, written back as %s", in, got, back)
+		}
+	}
 }

@@ -1,0 +1,212 @@
+package cli_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDataflow starts this test binary as the dataflow command (TestMain runs cli.Run when
+// its argv[0] is "dataflow") in dir, with args.
+func startDataflow(t *testing.T, dir string, args ...string) (cmd *exec.Cmd, exited <-chan error, stdout, stderr *syncBuffer) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	cmd = &exec.Cmd{Path: exe, Args: append([]string{"dataflow"}, args...), Dir: dir, Stdout: stdout, Stderr: stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, done, stdout, stderr
+}
+
+// waitExit waits (at most 20 s) for cmd to end and returns its exit status.
+func waitExit(t *testing.T, done <-chan error) int {
+	t.Helper()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(20 * time.Second):
+		t.Fatal("dataflow did not end within 20 s of the signal")
+		return -1
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A run that SIGINT stops in the middle (here: while the target's server takes its time to
+// answer the batch's read) finishes the batch, exits 130, and its summary says it was
+// interrupted.
+func TestRunInterruptedBySIGINTExits130(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		// A batch in hand is finished, its reads included: the server answers, slowly.
+		time.Sleep(time.Second)
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			io.WriteString(w, `{"id": "1", "sku": "A-1"}`)
+			return
+		}
+		io.WriteString(w, `{"items": []}`)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"mappings/crm-to-shop.yaml": `dataflow: crm-to-shop
+source: crm
+target: shop
+flows:
+  - id: product-to-item
+    source: Product
+    target: Item
+    sync: to-target
+    create: always
+    merge:
+      - [{source: sku, target: sku}]
+    properties:
+      - {source: sku, target: sku}
+`,
+		"mappings/systems/crm.yaml": `system: crm
+name: CRM
+connector: sqlite
+path: crm.db
+init: crm.sql
+entities:
+  Product: {table: products, id: id, schema: product.json}
+`,
+		"mappings/systems/product.json": `{"type": "object", "properties": {"id": {"type": "integer"}, "sku": {"type": "string"}}}`,
+		"mappings/systems/shop.yaml": `system: shop
+name: Shop
+connector: http
+base_url: http://` + ln.Addr().String() + `
+entities:
+  Item:
+    id: id
+    schema: item.json
+    list: {path: /items, records: items}
+    get: {path: "/items/{id}"}
+    create: {path: /items, body: record, result: ""}
+`,
+		"mappings/systems/item.json": `{"type": "object", "properties": {"id": {"type": "string"}, "sku": {"type": "string"}}}`,
+		"crm.sql":                    "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT); INSERT INTO products (sku) VALUES ('A-1');",
+	})
+	cmd, exited, stdout, stderr := startDataflow(t, dir, "run")
+	select {
+	case <-asked:
+	case <-exited:
+		t.Fatalf("the run ended before it asked the server\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the run never asked the server\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, exited); code != 130 {
+		t.Errorf("exit status %d, want 130\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout.String(), " records failed; interrupted before the end\n") {
+		t.Errorf("the summary does not say the run was interrupted:\n%s", stdout)
+	}
+	if !strings.HasSuffix(stderr.String(), "dataflow run: interrupted; the finished batches are saved, the rest is synced by the next run\n") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// dataflow run --every, stopped by SIGTERM while it waits for its next run, exits 143.
+func TestRunEveryStoppedBySIGTERMExits143(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, sub := range []string{"mappings", "schemas"} {
+		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repo, sub))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"custom-crm.sql", "squarespace.sql"} {
+		data, err := os.ReadFile(filepath.Join(repo, "testdata/local", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFiles(t, dir, map[string]string{"testdata/local/" + f: string(data)})
+	}
+	cmd, exited, stdout, stderr := startDataflow(t, dir, "run", "--every", "1h")
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(stdout.String(), "records failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no summary after 60 s\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // past the summary, into the wait
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, exited); code != 143 {
+		t.Errorf("exit status %d, want 143\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if got, want := stderr.String(), "dataflow run: interrupted between runs; every run before it finished\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
+	}
+}

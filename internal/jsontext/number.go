@@ -1,0 +1,54 @@
+package jsontext
+
+import (
+	"encoding/json"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// maxExactExponent bounds the exponents of numbers compared exactly: 1e999999999 would take
+// big.Rat gigabytes. A number past it is kept as its text.
+const maxExactExponent = 400
+
+// Number is a JSON number's text as the engine holds it, never rounded: an int64 when it is an
+// integer that fits, a float64 when that holds exactly the same decimal ("0.1" is the float64
+// whose shortest form is 0.1, "1.50" is 1.5), else the json.Number itself, whose text is
+// written back as it came. An id of 10000000000000000001 read as a float64 is 1e19, another
+// record's id. s must be a valid JSON number.
+func Number(s string) any {
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return i
+		}
+	}
+	if f, ok := ExactFloat(s); ok {
+		return f
+	}
+	return json.Number(s)
+}
+
+// ExactFloat is the float64 a JSON number's text denotes, when the float holds it exactly: when
+// the float's shortest decimal is that number.
+func ExactFloat(s string) (float64, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false // out of range, or not a number
+	}
+	short := strconv.FormatFloat(f, 'g', -1, 64)
+	if short == s {
+		return f, true
+	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil || e > maxExactExponent || e < -maxExactExponent {
+			return 0, false
+		}
+	}
+	want, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, false
+	}
+	got, _ := new(big.Rat).SetString(short)
+	return f, got != nil && got.Cmp(want) == 0
+}

@@ -9,6 +9,8 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	httpconn "github.com/dataflow-sync/dataflow/engine/connector/http"
+	"github.com/dataflow-sync/dataflow/engine/connector/mysql"
+	"github.com/dataflow-sync/dataflow/engine/connector/postgres"
 	"github.com/dataflow-sync/dataflow/engine/connector/sqlite"
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
@@ -23,7 +25,7 @@ type Engine struct {
 
 // Connectors returns the registry of the connectors dataflow ships.
 func Connectors() *connector.Registry {
-	return connector.NewRegistry(sqlite.Driver{}, httpconn.Driver{})
+	return connector.NewRegistry(sqlite.Driver{}, httpconn.Driver{}, postgres.Driver{}, mysql.Driver{})
 }
 
 // New returns an engine that reads ${VAR}s through env.

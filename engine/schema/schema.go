@@ -31,6 +31,10 @@ type Property struct {
 	Items       *Property            // array elements
 	// Open is true for an object whose members are not listed: any path below it is accepted.
 	Open bool
+	// Enum lists the values a string may take (a database ENUM), nil for any; MaxLength is the
+	// most characters it may have (VARCHAR(n)), 0 for any. Described from SQL catalogues.
+	Enum      []string
+	MaxLength int
 }
 
 // Type returns the property's one non-null JSON type, or "" when it has none or several

@@ -1,0 +1,137 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/internal/mysqltest"
+)
+
+const canary = "Canary-Pw-7f3a9"
+
+func openErr(t *testing.T, dsn string) error {
+	t.Helper()
+	c, err := Driver{}.Open(context.Background(), loadSystem(t, system("Product: {table: products, id: id}"), map[string]string{"DSN": dsn}), nil, connector.OpenOptions{})
+	if err == nil {
+		c.Close()
+		t.Fatalf("opened %s", dsn)
+	}
+	if strings.Contains(err.Error(), canary) {
+		t.Fatalf("the password is in the error: %v", err)
+	}
+	return err
+}
+
+// A server that is down at start is an error naming host and port, without the password.
+func TestServerDownAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	err = openErr(t, fmt.Sprintf("crm:%s@tcp(127.0.0.1:%d)/crm", canary, port))
+	want := fmt.Sprintf("cannot connect to MySQL at 127.0.0.1:%d (database crm, user crm): dial tcp 127.0.0.1:%d: connect: connection refused", port, port)
+	if err.Error() != want {
+		t.Fatalf("error\n%s\nwant\n%s", err, want)
+	}
+}
+
+// No failure path shows the password.
+func TestPasswordNeverInErrors(t *testing.T) {
+	db := mysqltest.New(t)
+	err := openErr(t, db.Server.DSN("root", canary, db.Name))
+	want := fmt.Sprintf("cannot connect to MySQL at 127.0.0.1:%d (database %s, user root): Error 1045 (28000): Access denied for user 'root'@'127.0.0.1' (using password: YES)", db.Server.Port, db.Name)
+	if err.Error() != want {
+		t.Errorf("wrong password: %v\nwant %s", err, want)
+	}
+	for _, dsn := range []string{
+		"crm:" + canary + "@tcp(127.0.0.1:3306)/crm?bogus=%zz",
+		"crm:" + canary + "@tcp(127.0.0.1:3306)",
+		"crm:" + canary + "@tcp(127.0.0.1:3306)/",
+	} {
+		err := openErr(t, dsn)
+		if !strings.HasPrefix(err.Error(), "the dsn ") {
+			t.Errorf("%s: %v", dsn, err)
+		}
+	}
+}
+
+// A table the user may not read is an error naming it.
+func TestPermissionDenied(t *testing.T) {
+	db := mysqltest.New(t)
+	db.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)", "CREATE TABLE other (id INT)",
+		"CREATE USER IF NOT EXISTS 'reader'@'127.0.0.1' IDENTIFIED BY '"+canary+"'",
+		"GRANT SELECT ON "+db.Name+".other TO 'reader'@'127.0.0.1'")
+	c, err := Driver{}.Open(context.Background(), loadSystem(t, system("Product: {table: products, id: id}"), map[string]string{"DSN": db.Server.DSN("reader", canary, db.Name)}), nil, connector.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Scan(context.Background(), "Product", "", func([]connector.Record) error { return nil })
+	// Without any privilege on it, the table is not even in information_schema for the user.
+	if err == nil || err.Error() != "entity Product: table `products` does not exist, or the user has no privilege on it" {
+		t.Fatalf("scan: %v", err)
+	}
+	db.Exec(t, "GRANT INSERT ON "+db.Name+".products TO 'reader'@'127.0.0.1'")
+	c2 := open(t, db.Server.DSN("reader", canary, db.Name), system("Product: {table: products, id: id}"))
+	err = c2.Scan(context.Background(), "Product", "", func([]connector.Record) error { return nil })
+	want := "Error 1142 (42000): SELECT command denied to user 'reader'@'127.0.0.1' for table `" + db.Name + "`.`products`"
+	if err == nil || err.Error() != want {
+		t.Fatalf("scan: %v\nwant %s", err, want)
+	}
+}
+
+// The connection drops mid-run (the server stops and starts again): calls retry with back-off
+// and succeed once it is back, with nothing written twice.
+func TestConnectionDroppedMidRun(t *testing.T) {
+	s := mysqltest.Start(t)
+	ctx := context.Background()
+	if err := s.Exec(ctx, "", "CREATE DATABASE crm", "CREATE TABLE crm.products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, s.AdminDSN("crm"), system("Product: {table: products, id: id}"))
+	if _, err := c.Create(ctx, "Product", []map[string]any{{"name": "before"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	back := make(chan error, 1)
+	go func() { time.Sleep(300 * time.Millisecond); back <- s.Restart() }()
+	res, err := c.Create(ctx, "Product", []map[string]any{{"name": "during"}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("create while the server restarts: %v %v", err, res)
+	}
+	if err := <-back; err != nil {
+		t.Fatal(err)
+	}
+	if recs := scanAll(t, c, "Product", ""); len(recs) != 2 {
+		t.Fatalf("%d records, want 2: %v", len(recs), recs)
+	}
+}
+
+// A deadlock (or a lock wait timeout) fails the transaction as a whole: it runs again, and the
+// records are written once.
+func TestDeadlockIsRetried(t *testing.T) {
+	for _, errno := range []string{"1213", "1205"} {
+		t.Run(errno, func(t *testing.T) {
+			db := mysqltest.New(t)
+			db.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)", "CREATE SEQUENCE attempts",
+				"CREATE TRIGGER fail_once BEFORE INSERT ON products FOR EACH ROW BEGIN IF NEXTVAL(attempts) = 1 THEN SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = "+errno+", MESSAGE_TEXT = 'simulated'; END IF; END")
+			c := open(t, db.DSN(), system("Product: {table: products, id: id}"))
+			res, err := c.Create(context.Background(), "Product", []map[string]any{{"name": "a"}, {"name": "b"}})
+			if err != nil || res[0].Err != nil || res[1].Err != nil {
+				t.Fatalf("create: %v %v", err, res)
+			}
+			if recs := scanAll(t, c, "Product", ""); len(recs) != 2 {
+				t.Fatalf("%d records, want 2", len(recs))
+			}
+		})
+	}
+}

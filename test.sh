@@ -6,10 +6,13 @@
 #   json-server  testdata/jsonserver, exactly as package-lock.json pins it (npm ci): the Custom
 #                CRM of the end-to-end tests over HTTP
 #   chromium     chromium (apt): the status page of dataflow serve, tested in headless Chromium
+#   PostgreSQL   postgresql (apt, 15) and mariadb-server (apt), by scripts/install-test-servers.sh:
+#   MariaDB      the tests start throwaway servers of their own on free 127.0.0.1 ports
+#                (internal/pgtest, internal/mysqltest); no system service is started
 #
-# Then `go test ./...` with DATAFLOW_REQUIRE_DOCUTILS=1, DATAFLOW_REQUIRE_JSONSERVER=1 and
-# DATAFLOW_REQUIRE_CHROMIUM=1, which make a test that would skip for want of one of them fail
-# instead. Arguments go to go test
+# Then `go test ./...` with DATAFLOW_REQUIRE_DOCUTILS=1, DATAFLOW_REQUIRE_JSONSERVER=1,
+# DATAFLOW_REQUIRE_CHROMIUM=1, DATAFLOW_REQUIRE_POSTGRES=1 and DATAFLOW_REQUIRE_MYSQL=1, which
+# make a test that would skip for want of one of them fail instead. Arguments go to go test
 # (./test.sh -run TestScripts ./internal/cli/; the default package list is ./...).
 #
 # Installing with apt needs root (or sudo); npm ci needs only the network once: it is run
@@ -74,6 +77,12 @@ command -v chromium >/dev/null || apt_install chromium
 export DATAFLOW_REQUIRE_CHROMIUM=1
 need_jsonserver
 export DATAFLOW_REQUIRE_JSONSERVER=1
+if [[ $(id -u) -eq 0 ]]; then
+	scripts/install-test-servers.sh
+else
+	as_root scripts/install-test-servers.sh
+fi
+export DATAFLOW_REQUIRE_POSTGRES=1 DATAFLOW_REQUIRE_MYSQL=1
 
 if [[ $# -eq 0 ]]; then
 	set -- ./...

@@ -50,8 +50,10 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 		return nil
 	}
 	// A batch that has started is finished: an interrupt (SIGINT, SIGTERM) stops the run
-	// between batches, after the batch's writes are committed to the link state.
-	ctx = context.WithoutCancel(ctx)
+	// between batches, after the batch's writes are committed to the link state. Only the
+	// connections' waits (a back-off, a Retry-After, a slow answer) end at the interrupt
+	// (connector.Finishing): what they had not done is left to the next run.
+	ctx = connector.Finishing(ctx)
 	if side == state.Source {
 		fr.stats.ReadSource += len(recs)
 	} else {

@@ -151,7 +151,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 }
 
 func (fr *flowRun) run(ctx context.Context) error {
-	fr.refs.ctx = context.WithoutCancel(ctx) // references resolve inside a batch, which is finished
+	fr.refs.ctx = connector.Finishing(ctx) // references resolve inside a batch, which is finished
 	started := fr.r.Opts.Now()
 	if err := fr.decideReconcile(ctx); err != nil {
 		return err

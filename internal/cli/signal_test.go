@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -208,5 +209,114 @@ func TestRunEveryStoppedBySIGTERMExits143(t *testing.T) {
 	}
 	if got, want := stderr.String(), "dataflow run: interrupted between runs; every run before it finished\n"; got != want {
 		t.Errorf("stderr %q, want %q", got, want)
+	}
+}
+
+// A batch in hand is finished at SIGINT, but not its waits: a server that answers a create
+// with 429 and Retry-After: 60 does not hold the run for a minute. The run stops at once,
+// exits 130, and the create it did not make is left to the next run, which makes it.
+func TestRunInterruptedDuringARetryAfterEndsPromptly(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	var limited atomic.Bool
+	limited.Store(true)
+	var created atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			if limited.Load() {
+				select {
+				case asked <- struct{}{}:
+				default:
+				}
+				w.Header().Set("Retry-After", "60")
+				w.WriteHeader(http.StatusTooManyRequests)
+				io.WriteString(w, `{"message": "slow down"}`)
+				return
+			}
+			created.Add(1)
+			io.WriteString(w, `{"id": "1", "sku": "A-1"}`)
+			return
+		}
+		io.WriteString(w, `{"items": []}`)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"mappings/crm-to-shop.yaml": `dataflow: crm-to-shop
+source: crm
+target: shop
+flows:
+  - id: product-to-item
+    source: Product
+    target: Item
+    sync: to-target
+    create: always
+    merge:
+      - [{source: sku, target: sku}]
+    properties:
+      - {source: sku, target: sku}
+`,
+		"mappings/systems/crm.yaml": `system: crm
+name: CRM
+connector: sqlite
+path: crm.db
+init: crm.sql
+entities:
+  Product: {table: products, id: id, schema: product.json}
+`,
+		"mappings/systems/product.json": `{"type": "object", "properties": {"id": {"type": "integer"}, "sku": {"type": "string"}}}`,
+		"mappings/systems/shop.yaml": `system: shop
+name: Shop
+connector: http
+base_url: http://` + ln.Addr().String() + `
+retry: {max_wait: 10m}
+entities:
+  Item:
+    id: id
+    schema: item.json
+    list: {path: /items, records: items}
+    get: {path: "/items/{id}"}
+    create: {path: /items, body: record, result: ""}
+`,
+		"mappings/systems/item.json": `{"type": "object", "properties": {"id": {"type": "string"}, "sku": {"type": "string"}}}`,
+		"crm.sql":                    "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT); INSERT INTO products (sku) VALUES ('A-1');",
+	})
+	cmd, exited, stdout, stderr := startDataflow(t, dir, "run")
+	select {
+	case <-asked:
+	case <-exited:
+		t.Fatalf("the run ended before it tried the create\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the run never tried the create\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	time.Sleep(200 * time.Millisecond) // into the wait
+	signalled := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, exited); code != 130 {
+		t.Errorf("exit status %d, want 130\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	// Generous for a loaded machine, far below the minute the server asked for.
+	if took := time.Since(signalled); took > 10*time.Second {
+		t.Errorf("the run took %v to stop after SIGINT", took)
+	}
+	if created.Load() != 0 {
+		t.Fatalf("created %d records while limited", created.Load())
+	}
+
+	limited.Store(false)
+	_, exited, stdout, stderr = startDataflow(t, dir, "run")
+	if code := waitExit(t, exited); code != 0 {
+		t.Fatalf("the next run exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if created.Load() != 1 {
+		t.Errorf("the next run created %d records, want 1\nstdout:\n%s", created.Load(), stdout)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -150,6 +151,10 @@ func (c *client) do(ctx context.Context, cl *call) (*response, error) {
 	if c.readOnly && cl.method != http.MethodGet {
 		return nil, fmt.Errorf("%s: a read-only connection (a dry run) does not write", cl.op())
 	}
+	// Requests and the waits between them end at an interrupt, also inside a batch that is
+	// being finished (connector.Finishing): a Retry-After of a minute must not hold off SIGINT.
+	ctx, stop := connector.Interruptible(ctx)
+	defer stop()
 	start := c.now()
 	var waited time.Duration
 	for attempt := 1; ; attempt++ {

@@ -544,14 +544,17 @@ func (c *Conn) ListID(entity, path string) string {
 // allows (a serialization failure, a deadlock, a connection lost): up to 5 times in all.
 func (c *Conn) retry(ctx context.Context, fn func() error) error {
 	wait := 100 * time.Millisecond
+	// The pauses end at an interrupt, also inside a batch that is being finished.
+	waits, stop := connector.Interruptible(ctx)
+	defer stop()
 	for attempt := 1; ; attempt++ {
 		err := fn()
-		if err == nil || attempt == 5 || !c.d.Retry(err) || ctx.Err() != nil {
+		if err == nil || attempt == 5 || !c.d.Retry(err) || waits.Err() != nil {
 			return err
 		}
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-waits.Done():
+			return errors.Join(err, context.Cause(waits))
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 2*time.Second)

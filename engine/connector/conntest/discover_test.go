@@ -1,0 +1,133 @@
+package conntest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dataflow-sync/dataflow/internal/cli"
+	"github.com/dataflow-sync/dataflow/internal/mysqltest"
+	"github.com/dataflow-sync/dataflow/internal/pgtest"
+)
+
+// runCLI runs dataflow in-process and returns its exit status, stdout and stderr.
+func runCLI(args ...string) (int, string, string) {
+	var out, errs bytes.Buffer
+	code := cli.Run(context.Background(), args, strings.NewReader(""), &out, &errs)
+	return code, out.String(), errs.String()
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// discoverCase is a database to discover, what discover must write of it, and a check that
+// what it wrote validates without the database.
+type discoverCase struct {
+	connector, dsn string
+	extra          []string // discover's flags beyond the connection
+	golden         string // testdata/discover/<golden>: the files discover must write
+	wantStderr     string
+}
+
+func checkDiscover(t *testing.T, c discoverCase) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := append([]string{"discover", "--system", "crm", "--connector", c.connector, "--dsn", c.dsn, "-o", dir}, c.extra...)
+	code, out, errs := runCLI(args...)
+	if code != 0 {
+		t.Fatalf("discover: exit %d\n%s%s", code, out, errs)
+	}
+	if errs != c.wantStderr {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errs, c.wantStderr)
+	}
+	if strings.Contains(out+errs, pgtest.Password) {
+		t.Errorf("the password is in the output:\n%s%s", out, errs)
+	}
+	compareGolden(t, dir, filepath.Join("testdata", "discover", c.golden))
+	// Validation with schema files needs no database: the DSN's variable is not even set.
+	code, out, errs = runCLI("validate", filepath.Join(dir, "mappings"))
+	if code != 0 || out != "valid: 1 file, 1 system, 0 dataflows, 0 flows\n" {
+		t.Errorf("validate: exit %d\n%s%s", code, out, errs)
+	}
+	return dir
+}
+
+const pgDiscoverDDL = `CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE customer (customer_id serial PRIMARY KEY, email varchar(120) NOT NULL UNIQUE, mood mood,
+	balance numeric(12,2) NOT NULL DEFAULT 0, big bigint, tags text[], doc jsonb, photo bytea, uid uuid,
+	born date, last_update timestamp NOT NULL DEFAULT now());
+CREATE TABLE invoice (invoice_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	customer_id int NOT NULL REFERENCES customer, total numeric NOT NULL, issued_at timestamptz);
+CREATE TABLE invoice_line (invoice_id bigint NOT NULL REFERENCES invoice, line int NOT NULL, qty int,
+	PRIMARY KEY (invoice_id, line));`
+
+func TestDiscoverPostgres(t *testing.T) {
+	pg := pgtest.New(t)
+	pg.Exec(t, pgDiscoverDDL)
+	checkDiscover(t, discoverCase{connector: "postgres", dsn: pg.DSN(), extra: []string{"--tables", "customer,invoice"},
+		wantStderr: "dataflow discover: the dsn holds a password, which is not written: the system file reads the dsn from ${CRM_DSN}; set it before a run\n",
+		golden: "postgres"})
+}
+
+const mysqlDiscoverDDL = "CREATE TABLE customer (customer_id int AUTO_INCREMENT PRIMARY KEY, email varchar(120) NOT NULL UNIQUE," +
+	" mood enum('sad','ok','happy'), balance decimal(12,2) NOT NULL DEFAULT 0, big bigint unsigned, active tinyint(1) NOT NULL DEFAULT 1," +
+	" doc json, photo blob, born date, modified datetime(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB;\n" +
+	"CREATE TABLE invoice (invoice_id bigint AUTO_INCREMENT PRIMARY KEY, customer_id int NOT NULL, total decimal(10,2) NOT NULL," +
+	" issued_at timestamp NULL, FOREIGN KEY (customer_id) REFERENCES customer (customer_id)) ENGINE=InnoDB;\n" +
+	"CREATE TABLE invoice_line (invoice_id bigint NOT NULL, line int NOT NULL, qty int, PRIMARY KEY (invoice_id, line)," +
+	" FOREIGN KEY (invoice_id) REFERENCES invoice (invoice_id)) ENGINE=InnoDB"
+
+func TestDiscoverMySQL(t *testing.T) {
+	my := mysqltest.New(t)
+	for _, stmt := range strings.Split(mysqlDiscoverDDL, ";\n") {
+		my.Exec(t, stmt)
+	}
+	checkDiscover(t, discoverCase{connector: "mysql", dsn: my.DSN(),
+		wantStderr: "dataflow discover: the dsn holds a password, which is not written: the system file reads the dsn from ${CRM_DSN}; set it before a run\n",
+		golden: "mysql"})
+}
+
+// compareGolden compares the files under dir with those under golden (UPDATE_GOLDEN=1 writes
+// them instead).
+func compareGolden(t *testing.T, dir, golden string) {
+	t.Helper()
+	if os.Getenv("UPDATE_GOLDEN") == "1" {
+		os.RemoveAll(golden)
+		if err := os.CopyFS(golden, os.DirFS(dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got, want []string
+	for _, w := range []struct {
+		root string
+		into *[]string
+	}{{dir, &got}, {golden, &want}} {
+		err := filepath.WalkDir(w.root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(w.root, p)
+				*w.into = append(*w.into, rel)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("discover wrote %v, want %v (UPDATE_GOLDEN=1 rewrites %s)", got, want, golden)
+	}
+	for _, rel := range got {
+		if g, w := readFile(t, filepath.Join(dir, rel)), readFile(t, filepath.Join(golden, rel)); g != w {
+			t.Errorf("%s:\n%s\nwant (%s):\n%s", rel, g, filepath.Join(golden, rel), w)
+		}
+	}
+}

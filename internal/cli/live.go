@@ -220,10 +220,10 @@ func drift(p *schema.Property, compiled *jsonschema.Schema, c connector.Column) 
 				want = append(want, s)
 			}
 		}
-		have := slices.Clone(live.Enum)
+		have, listed := slices.Clone(live.Enum), slices.Clone(want)
 		slices.Sort(have)
-		slices.Sort(want)
-		if !slices.Equal(have, want) {
+		slices.Sort(listed)
+		if !slices.Equal(have, listed) {
 			out = append(out, fmt.Sprintf("has the values %s in the database; the schema lists %s", diag.JoinQuoted(live.Enum, "and"), diag.JoinQuoted(want, "and")))
 		}
 	}

@@ -34,7 +34,7 @@ func readFile(t *testing.T, path string) string {
 type discoverCase struct {
 	connector, dsn string
 	extra          []string // discover's flags beyond the connection
-	golden         string // testdata/discover/<golden>: the files discover must write
+	golden         string   // testdata/discover/<golden>: the files discover must write
 	wantStderr     string
 }
 
@@ -73,9 +73,27 @@ CREATE TABLE invoice_line (invoice_id bigint NOT NULL REFERENCES invoice, line i
 func TestDiscoverPostgres(t *testing.T) {
 	pg := pgtest.New(t)
 	pg.Exec(t, pgDiscoverDDL)
-	checkDiscover(t, discoverCase{connector: "postgres", dsn: pg.DSN(), extra: []string{"--tables", "customer,invoice"},
+	dir := checkDiscover(t, discoverCase{connector: "postgres", dsn: pg.DSN(), extra: []string{"--tables", "customer,invoice"},
 		wantStderr: "dataflow discover: the dsn holds a password, which is not written: the system file reads the dsn from ${CRM_DSN}; set it before a run\n",
-		golden: "postgres"})
+		golden:     "postgres"})
+	t.Setenv("CRM_DSN", pg.DSN())
+	checkLive(t, dir, "")
+	pg.Exec(t, `ALTER TABLE customer RENAME COLUMN email TO contact`, `ALTER TYPE mood ADD VALUE 'meh'`,
+		`ALTER TABLE customer ALTER COLUMN balance TYPE text`, `ALTER TABLE customer ALTER COLUMN contact TYPE varchar(200)`,
+		`ALTER TABLE invoice ALTER COLUMN issued_at TYPE date`)
+	checkLive(t, dir, `schemas/crm/customer.json:11:5: error: column "email" of table customer is not in the database: renamed or dropped since the schema was written; was it renamed to "contact"?
+schemas/crm/customer.json:16:5: error: column "mood" of table customer has the values "sad", "ok", "happy" and "meh" in the database; the schema lists "sad", "ok" and "happy"
+schemas/crm/customer.json:29:5: error: column "balance" of table customer is string in the database, the schema says number
+schemas/crm/invoice.json:19:5: error: column "issued_at" of table invoice is string (date) in the database, the schema says string (date-time)
+invalid: 4 errors in 3 files, 1 system, 0 dataflows, 0 flows
+`)
+	pg.Exec(t, `ALTER TABLE invoice RENAME TO invoices`)
+	checkLive(t, dir, `mappings/systems/crm.yaml:18:12: error: table "invoice" of entity Invoice is not in the database; did you mean "invoices"?
+schemas/crm/customer.json:11:5: error: column "email" of table customer is not in the database: renamed or dropped since the schema was written; was it renamed to "contact"?
+schemas/crm/customer.json:16:5: error: column "mood" of table customer has the values "sad", "ok", "happy" and "meh" in the database; the schema lists "sad", "ok" and "happy"
+schemas/crm/customer.json:29:5: error: column "balance" of table customer is string in the database, the schema says number
+invalid: 4 errors in 2 files, 1 system, 0 dataflows, 0 flows
+`)
 }
 
 const mysqlDiscoverDDL = "CREATE TABLE customer (customer_id int AUTO_INCREMENT PRIMARY KEY, email varchar(120) NOT NULL UNIQUE," +
@@ -91,9 +109,21 @@ func TestDiscoverMySQL(t *testing.T) {
 	for _, stmt := range strings.Split(mysqlDiscoverDDL, ";\n") {
 		my.Exec(t, stmt)
 	}
-	checkDiscover(t, discoverCase{connector: "mysql", dsn: my.DSN(),
+	dir := checkDiscover(t, discoverCase{connector: "mysql", dsn: my.DSN(),
 		wantStderr: "dataflow discover: the dsn holds a password, which is not written: the system file reads the dsn from ${CRM_DSN}; set it before a run\n",
-		golden: "mysql"})
+		golden:     "mysql"})
+	t.Setenv("CRM_DSN", my.DSN())
+	checkLive(t, dir, "")
+	my.Exec(t, "ALTER TABLE customer CHANGE email email_address varchar(60) NOT NULL",
+		"ALTER TABLE customer MODIFY mood enum('sad','ok') NULL", "ALTER TABLE customer DROP COLUMN born",
+		"ALTER TABLE invoice MODIFY total double NULL", "ALTER TABLE invoice MODIFY issued_at date NULL")
+	checkLive(t, dir, `schemas/crm/customer.json:11:5: error: column "email" of table customer is not in the database: renamed or dropped since the schema was written; did you mean "email_address"?
+schemas/crm/customer.json:16:5: error: column "mood" of table customer has the values "sad" and "ok" in the database; the schema lists "sad", "ok" and "happy"
+schemas/crm/customer.json:59:5: error: column "born" of table customer is not in the database: renamed or dropped since the schema was written
+schemas/crm/invoice.json:15:5: error: column "total" of table invoice may be NULL in the database; the schema does not allow null
+schemas/crm/invoice.json:19:5: error: column "issued_at" of table invoice is string (date) in the database, the schema says string (date-time)
+invalid: 5 errors in 3 files, 1 system, 0 dataflows, 0 flows
+`)
 }
 
 // compareGolden compares the files under dir with those under golden (UPDATE_GOLDEN=1 writes
@@ -129,5 +159,34 @@ func compareGolden(t *testing.T, dir, golden string) {
 		if g, w := readFile(t, filepath.Join(dir, rel)), readFile(t, filepath.Join(golden, rel)); g != w {
 			t.Errorf("%s:\n%s\nwant (%s):\n%s", rel, g, filepath.Join(golden, rel), w)
 		}
+	}
+}
+
+// checkLive runs validate --live on the mappings discover wrote and compares its diagnostics
+// (their first lines) and summary with want; "" is a valid project.
+func checkLive(t *testing.T, dir, want string) {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	defer os.Chdir(wd)
+	code, out, errs := runCLI("validate", "--live", "mappings")
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "schemas/") || strings.HasPrefix(l, "mappings/") || strings.HasPrefix(l, "valid") || strings.HasPrefix(l, "invalid") {
+			lines = append(lines, l)
+		}
+	}
+	got := strings.Join(lines, "\n") + "\n"
+	if want == "" {
+		want = "valid: 1 file, 1 system, 0 dataflows, 0 flows\n"
+	}
+	if got != want || (code == 0) != strings.HasPrefix(want, "valid") {
+		t.Errorf("validate --live: exit %d\n%s\nwant:\n%s\nfull output:\n%s%s", code, got, want, out, errs)
+	}
+	if strings.Contains(out+errs, pgtest.Password) {
+		t.Errorf("the password is in the output:\n%s%s", out, errs)
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/dataflow-sync/dataflow/engine"

@@ -9,7 +9,7 @@ import (
 // never its password.
 func TestServer(t *testing.T) {
 	for dsn, want := range map[string]string{
-		"postgres://crm:Canary-pw-7@db.example:5433/crm?sslmode=disable": "db.example:5433/crm",
+		"postgres://crm:Canary-pw-7@db.example:5433/crm?sslmode=disable":   "db.example:5433/crm",
 		"host=127.0.0.1 port=5434 dbname=shop user=u password=Canary-pw-7": "127.0.0.1:5434/shop",
 		"${MISSING}": "",
 	} {

@@ -128,7 +128,11 @@ func runDiscover(e *env, args []string) int {
 	order := []string{systemFile}
 	for _, ent := range d.entities {
 		p := filepath.Join(*out, "schemas", sys.ID.Value, ent.schemaFile)
-		files[p] = schemaJSON(ent.table, sys.Name.Value)
+		doc, err := schemaJSON(ent.table, sys.Name.Value)
+		if err != nil {
+			return fail("table %s: %s", diag.Escape(ent.table.Name), errText(err))
+		}
+		files[p] = doc
 		order = append(order, p)
 	}
 	if !*force {
@@ -493,7 +497,7 @@ func yamlScalar(s string) string {
 
 // schemaJSON renders a table's entity schema: a property per column, typed as the connector's
 // Describe types it (formats, enum values, lengths, nullability), in the table's column order.
-func schemaJSON(t connector.Table, systemName string) []byte {
+func schemaJSON(t connector.Table, systemName string) ([]byte, error) {
 	props := ordered{}
 	for _, c := range t.Columns {
 		p := c.Property
@@ -517,10 +521,10 @@ func schemaJSON(t connector.Table, systemName string) []byte {
 		{"properties", props},
 	}
 	out, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil { // ordered holds only strings, numbers, slices and ordered values
-		panic(err)
+	if err != nil {
+		return nil, err
 	}
-	return append(out, '\n')
+	return append(out, '\n'), nil
 }
 
 func propertyJSON(p *schema.Property, desc string) ordered {

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/connector/postgres"
 	"github.com/dataflow-sync/dataflow/internal/cli"
 	"github.com/dataflow-sync/dataflow/internal/mysqltest"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
@@ -189,4 +192,71 @@ func checkLive(t *testing.T, dir, want string) {
 	if strings.Contains(out+errs, pgtest.Password) {
 		t.Errorf("the password is in the output:\n%s%s", out, errs)
 	}
+}
+
+// --schema reads the tables of that schema; a table it references in another schema is named
+// schema.table, and the system file keeps the schema.
+func TestDiscoverPostgresSchema(t *testing.T) {
+	pg := pgtest.New(t)
+	pg.Exec(t, `CREATE SCHEMA sales`, `CREATE TABLE public.region (code text PRIMARY KEY)`,
+		`CREATE TABLE sales.orders (id serial PRIMARY KEY, region text REFERENCES public.region, changed_at timestamptz)`,
+		`CREATE TABLE sales.order_line (id serial PRIMARY KEY, order_id int NOT NULL REFERENCES sales.orders, sku varchar(20))`)
+	dir := t.TempDir()
+	code, out, errs := runCLI("discover", "--system", "sales", "--connector", "postgres", "--dsn", pg.DSN(), "--schema", "sales", "-o", dir)
+	if code != 0 {
+		t.Fatalf("discover: exit %d\n%s%s", code, out, errs)
+	}
+	want := `# yaml-language-server: $schema=../../schemas/dataflow.schema.json
+# Written by dataflow discover from the live database: review the lines marked "review:".
+system: sales
+name: sales
+connector: postgres
+dsn: "${SALES_DSN}"
+schema: sales
+entities:
+  OrderLine:
+    table: order_line
+    id: id
+    schema: ../../schemas/sales/order-line.json
+  Orders:
+    table: orders
+    id: id
+    updated: changed_at  # review: guessed from the column's name and type (timestamp with time zone); it must change on every edit of a row
+    schema: ../../schemas/sales/orders.json
+    # review: child tables (their foreign keys reference this table). To read a child's rows as a list
+    # property of this entity, uncomment it and add the property to the schema, an array of the rows.
+    # lists:
+    #   order_line: {table: order_line, key: order_id, id: id}
+`
+	if got := readFile(t, filepath.Join(dir, "mappings", "systems", "sales.yaml")); got != want {
+		t.Errorf("system file:\n%s\nwant:\n%s", got, want)
+	}
+	tables, err := postgresDiscover(t, pg.DSN(), "sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fk := tables["orders"].ForeignKeys; len(fk) != 1 || fk[0].Ref != "public.region" || fk[0].Columns[0] != "region" || fk[0].RefColumns[0] != "code" {
+		t.Errorf("orders' foreign keys: %+v, want region → public.region(code)", fk)
+	}
+	t.Setenv("SALES_DSN", pg.DSN())
+	checkLive(t, dir, "")
+}
+
+// postgresDiscover discovers the tables of a schema through the connector, by name.
+func postgresDiscover(t *testing.T, dsn, schemaName string) (map[string]connector.Table, error) {
+	l, err := config.NewLoader(func(k string) (string, bool) { return dsn, k == "DSN" })
+	if err != nil {
+		return nil, err
+	}
+	p := &config.Project{}
+	src := "system: s\nname: S\nconnector: postgres\ndsn: ${DSN}\nschema: " + schemaName + "\nentities:\n  X: {table: x, id: id}\n"
+	if ds := l.AddFile(p, "s.yaml", []byte(src)); ds.HasErrors() {
+		return nil, ds
+	}
+	tables, err := postgres.Driver{}.Discover(context.Background(), p.Systems[0], nil)
+	out := map[string]connector.Table{}
+	for _, tb := range tables {
+		out[tb.Name] = tb
+	}
+	return out, err
 }

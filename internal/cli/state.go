@@ -131,6 +131,7 @@ func runStatus(e *env, args []string) int {
 	if code := e.statusWatermarks(st, flows, project); code >= 0 {
 		return code
 	}
+	e.printServers(st, project)
 	runs, err := st.Runs(e.ctx, 1)
 	if err == nil && len(runs) > 0 {
 		r := runs[0]

@@ -24,6 +24,7 @@ type conn struct {
 	cl       *client
 	red      *redactor
 	entities map[string]*entity
+	checked  authCheck
 }
 
 var (
@@ -59,6 +60,18 @@ func (c *conn) entity(name string) (*entity, error) {
 	e := c.entities[name]
 	if e == nil || e.list == nil {
 		return nil, fmt.Errorf("%s has no entity %s", c.s.system, name)
+	}
+	return e, nil
+}
+
+// checked returns the entity, once auth.check passed (check.go).
+func (c *conn) checkedEntity(ctx context.Context, name string) (*entity, error) {
+	e, err := c.entity(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkAuth(ctx); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -193,7 +206,7 @@ feed:
 // for their values (a 400 for a malformed id) are a *connector.RecordError at their positions,
 // with the records of the other ids.
 func (c *conn) Get(ctx context.Context, name string, ids []string) (map[string]connector.Record, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,7 @@ type listOp struct {
 	req     *request
 	records string
 	page    paging
+	expect  *respProgram // list.expect: what every page must be; nil: anything
 }
 
 // findOp is how records are found by the values of some of their properties: a listing
@@ -351,6 +352,14 @@ func (c *compiler) listing(n *config.Node, key string, sc scope) *listOp {
 	}
 	page, ok := c.paging(n.Get("page"), key+".page")
 	ok = ok && recordsOK
+	if v, isStr := str(n.Get("expect")); isStr {
+		prog, err := compileResp(v)
+		if err != nil {
+			c.ds.Errorf(n.Get("expect").Range, "%s.expect: %s", key, err)
+			ok = false
+		}
+		l.expect = prog
+	}
 	if l.req == nil || !ok {
 		return nil
 	}

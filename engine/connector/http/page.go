@@ -25,6 +25,9 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 	if err != nil {
 		return err
 	}
+	if err := c.checkAuth(ctx); err != nil {
+		return err
+	}
 	if p := e.list.page.style; p == pagePage || p == pageOffset {
 		return c.scanWhole(ctx, e, since, fn)
 	}
@@ -128,6 +131,9 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 		}
 		body, err := c.cl.decode(cl, resp)
 		if err != nil {
+			return err
+		}
+		if err := expectPage(cl, l, body, pageNo); err != nil {
 			return err
 		}
 		list, err := records(body, l.records)

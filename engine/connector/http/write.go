@@ -31,7 +31,7 @@ func (c *conn) CreateKeyed(ctx context.Context, name string, data []map[string]a
 }
 
 func (c *conn) create(ctx context.Context, name string, data []map[string]any, keys []string) ([]connector.Result, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (c *conn) stored(e *entity, r *request, resp *response) (*connector.Record,
 // Update implements connector.Conn: the update requests run in order for each record (those
 // whose `when` holds); the record as stored is the last response's result, else read back.
 func (c *conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +303,7 @@ func newKey() (string, error) {
 
 // Delete implements connector.Conn. A record that is already gone (404, 410) counts as deleted.
 func (c *conn) Delete(ctx context.Context, name string, ids []string) ([]error, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}

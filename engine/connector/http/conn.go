@@ -421,3 +421,8 @@ func (c *conn) getByList(ctx context.Context, e *entity, ids []string, out map[s
 	}
 	return err
 }
+
+// Requests is the optional ability interface{ Requests() int64 } of a connection: the requests
+// it sent to its system (each try
+// of each request, logins included), for the per-system counts of the run's summary.
+func (c *conn) Requests() int64 { return c.cl.sent.Load() }

@@ -214,7 +214,8 @@ func errorMessage(v any, custom *respProgram) string {
 	switch {
 	case len(fields) == 0:
 		return msg
-	case msg == "" || slices.Contains(fields, msg):
+	case msg == "" || slices.ContainsFunc(fields, func(f string) bool { return f == msg || strings.HasSuffix(f, ": "+msg) }):
+		// The message is one of the fields' (errors[0].message): the fields say it all.
 		return strings.Join(fields, "; ")
 	}
 	return msg + " (" + strings.Join(fields, "; ") + ")"

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -221,8 +222,7 @@ func numberOf(v any, ok bool) (float64, bool) {
 		f, err := x.Float64()
 		return f, err == nil
 	case string:
-		var f float64
-		_, err := fmt.Sscan(x, &f)
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
 		return f, err == nil
 	}
 	return 0, false

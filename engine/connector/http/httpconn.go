@@ -154,7 +154,13 @@ func (d Driver) Open(ctx context.Context, sys *config.System, _ map[string]*sche
 	case s.queryKey != nil:
 		cl.auth = s.queryKey
 	}
-	return &conn{s: s, red: red, entities: entities, cl: cl}, nil
+	c := &conn{s: s, red: red, entities: entities, cl: cl}
+	for _, e := range entities {
+		if e.count != nil {
+			return countingConn{c}, nil
+		}
+	}
+	return c, nil
 }
 
 // loadRoots returns the system's trusted roots with the certificates of a PEM file added.

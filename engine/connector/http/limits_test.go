@@ -209,3 +209,64 @@ func TestWriteFailingMidwayReturnsWhatWasWritten(t *testing.T) {
 		t.Errorf("records %+v", res)
 	}
 }
+
+// TestCount: an entity with count is counted with one request; the connection is then a
+// connector.Counter, and an entity without count is counted by reading its list.
+func TestCount(t *testing.T) {
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.Path+"?"+r.URL.RawQuery)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/bad":
+			w.Write([]byte(`{"items":[],"totalItems":"many"}`))
+		default:
+			w.Write([]byte(`{"items":[{"id":"1"},{"id":"2"}],"totalItems":2417}`))
+		}
+	}))
+	defer srv.Close()
+	src := system(srv.URL, "", `    list: {path: /items, records: items}
+    count: {path: /items, query: {perPage: 1}, total: totalItems}
+  Other:
+    id: id
+    schema: item.json
+    list: {path: /items, records: items}
+  Bad:
+    id: id
+    schema: item.json
+    list: {path: /items, records: items}
+    count: {path: /bad, total: totalItems}
+`)
+	opened, err := Driver{}.Open(ctx, loadSystem(t, src, map[string]string{"TOKEN": testToken}), nil, connector.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	counter, ok := opened.(connector.Counter)
+	if !ok {
+		t.Fatalf("%T is not a Counter", opened)
+	}
+	if n, err := counter.Count(ctx, "Item"); err != nil || n != 2417 || queries[0] != "/items?perPage=1" {
+		t.Errorf("count %d, %v, requests %v", n, err, queries)
+	}
+	if n, err := counter.Count(ctx, "Other"); err != nil || n != 2 {
+		t.Errorf("count of the list %d, %v", n, err)
+	}
+	_, err = counter.Count(ctx, "Bad")
+	if want := `fake Bad: GET ` + srv.URL + `/bad: count.total: "totalItems" in the response is a string, not a number of records`; err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant %s", err, want)
+	}
+}
+
+// TestPagingStopsOnTotalPages: page paging with total_pages stops after the last page, full
+// as it is, without asking for an empty one.
+func TestPagingStopsOnTotalPages(t *testing.T) {
+	a := newAPI(t, 6)
+	a.style = "page"
+	c, _ := openConn(t, system(a.srv.URL, "", "    list: {path: /items, records: items, page: {page: _page, size: 3, size_param: _limit, total_pages: totalPages}}\n"), nil)
+	a.totalPages = 2
+	pages, err := scanAll(t, c, "")
+	if err != nil || ids(pages) != "1,2,3 | 4,5,6" || len(a.requests("GET /items")) != 2 {
+		t.Fatalf("pages %s, %d requests, %v", ids(pages), len(a.requests("GET /items")), err)
+	}
+}

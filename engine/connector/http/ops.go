@@ -71,7 +71,8 @@ type paging struct {
 	alone     bool   // the cursor request drops the other query parameters
 	size      int    // records per page, 0 when not set
 	sizeParam string
-	maxPages  int // pages read at most before the listing is an error (max_pages)
+	maxPages  int    // pages read at most before the listing is an error (max_pages)
+	total     string // page paging: dotted path of the number of pages (total_pages), "" none
 }
 
 // defaultMaxPages bounds a listing's pages when page.max_pages is not set: generous for any
@@ -93,6 +94,13 @@ type findOp struct {
 	batch int      // keys per request
 }
 
+// countOp is a request that counts an entity's records: total is the dotted path of the
+// number in its response.
+type countOp struct {
+	req   *request
+	total string
+}
+
 type getOp struct {
 	req        *request
 	batch      int
@@ -107,6 +115,7 @@ type entity struct {
 	list         *listOp
 	get          *getOp  // nil: Get reads the list
 	find         *findOp // nil: the connection cannot find records by their values
+	count        *countOp // nil: counted by reading the list
 	create       *request
 	update       []*request
 	delete       *request
@@ -174,6 +183,9 @@ func compileEntity(e *config.Entity, ds *diag.Diagnostics) *entity {
 	}
 	if n := e.Settings["find"]; n != nil && n.Kind == config.Map {
 		ent.find = c.find(n)
+	}
+	if n := e.Settings["count"]; n != nil && n.Kind == config.Map {
+		ent.count = c.count(n)
 	}
 	if n := e.Settings["create"]; n != nil && n.Kind == config.Map {
 		ent.create = c.request(n, "create", createScope, "POST", createMethods, false)
@@ -379,7 +391,7 @@ func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
 		switch k.Value {
 		case pageCursor, pagePage, pageOffset, pageLink:
 			styles = append(styles, k)
-		case "param", "cursor_alone", "size", "size_param", "max_pages":
+		case "param", "cursor_alone", "size", "size_param", "max_pages", "total_pages":
 		default:
 			return p, false // the format schema reports the unknown key, likely a misspelling
 		}
@@ -425,6 +437,11 @@ func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
 	}
 	only("param", pageCursor)
 	only("cursor_alone", pageCursor)
+	only("total_pages", pagePage)
+	if v, isStr := str(n.Get("total_pages")); isStr {
+		p.total = v
+		ok = c.dotted(n.Get("total_pages"), key+".total_pages", v, false) && ok
+	}
 	switch p.style {
 	case pageCursor:
 		p.cursor, p.param = p.param, ""
@@ -477,6 +494,15 @@ func (c *compiler) find(n *config.Node) *findOp {
 		return nil
 	}
 	return f
+}
+
+func (c *compiler) count(n *config.Node) *countOp {
+	r := c.request(n, "count", scope{names: []string{nameNow}}, "GET", []string{"GET"}, false)
+	total, ok := str(n.Get("total"))
+	if !ok || !c.dotted(n.Get("total"), "count.total", total, false) || r == nil {
+		return nil
+	}
+	return &countOp{req: r, total: total}
 }
 
 func (c *compiler) get(n *config.Node) *getOp {

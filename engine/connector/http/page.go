@@ -192,6 +192,13 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 			if len(list) == 0 || p.size > 0 && len(list) < p.size {
 				return nil
 			}
+			if p.total != "" {
+				// totalPages: the last page may be full, and asking for the one after it costs a
+				// request (and a budget's slot) for nothing.
+				if n, ok := numberOf(at(body, p.total)); ok && float64(pageNo) >= n {
+					return nil
+				}
+			}
 			if err := pagesEnd(cl, p, pageNo, len(list), ""); err != nil {
 				return err
 			}

@@ -260,6 +260,9 @@ func (r *reader) readLogin(n *config.Node) {
 		ls.method = m
 	}
 	if p, isStr := str(n.Get("path")); isStr {
+		if p, _, ok = r.expand(n.Get("path"), "auth.login.path"); !ok {
+			return
+		}
 		if !strings.HasPrefix(p, "/") {
 			r.ds.Errorf(n.Get("path").Range, "auth.login.path must start with /").
 				WithDetail("The path is appended to base_url, like /api/collections/users/auth-with-password.")

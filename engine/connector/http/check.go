@@ -28,9 +28,12 @@ func (r *reader) readCheck(n *config.Node) {
 		return
 	}
 	cs := &checkSettings{method: http.MethodGet}
-	p, ok := str(n.Get("path"))
-	if !ok {
+	if _, ok := str(n.Get("path")); !ok {
 		return // the format schema reports it
+	}
+	p, _, ok := r.expand(n.Get("path"), "auth.check.path")
+	if !ok {
+		return
 	}
 	if len(p) == 0 || p[0] != '/' {
 		r.ds.Errorf(n.Get("path").Range, "auth.check.path must start with /").

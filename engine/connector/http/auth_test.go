@@ -161,7 +161,7 @@ func TestLoginAgainBeforeExpiry(t *testing.T) {
 		t.Fatalf("%d logins halfway through the token's life, want 1", a.logins)
 	}
 	clk.sleep(ctx, 20*time.Second) // 50 s: within the last fifth (12 s) of its 60 s
-	a.expire()                       // the server forgets it as it would at 60 s
+	a.expire()                     // the server forgets it as it would at 60 s
 	if got, err := scanIDs(t, c); err != nil || got != "a1" {
 		t.Fatalf("scan near expiry %q, %v", got, err)
 	}

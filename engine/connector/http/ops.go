@@ -113,8 +113,8 @@ type entity struct {
 	name         string
 	id, updated  string
 	list         *listOp
-	get          *getOp  // nil: Get reads the list
-	find         *findOp // nil: the connection cannot find records by their values
+	get          *getOp   // nil: Get reads the list
+	find         *findOp  // nil: the connection cannot find records by their values
 	count        *countOp // nil: counted by reading the list
 	create       *request
 	update       []*request

@@ -83,6 +83,7 @@ else
 	as_root scripts/install-test-servers.sh
 fi
 export DATAFLOW_REQUIRE_POSTGRES=1 DATAFLOW_REQUIRE_MYSQL=1
+export DATAFLOW_REQUIRE_POCKETBASE=1 # internal/pocketbasetest builds testdata/pocketbase (its own go.mod) with go
 
 if [[ $# -eq 0 ]]; then
 	set -- ./...

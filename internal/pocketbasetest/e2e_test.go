@@ -332,3 +332,25 @@ func TestPocketBaseExpiredTokenChangesNothing(t *testing.T) {
 		t.Errorf("%d links, %d CRM contacts, %d PocketBase contacts, want 20 each", n, p.crmCount(), len(p.pb.Records("contacts")))
 	}
 }
+
+// TestREADMEShowsTheSystemFile: the README's PocketBase system file is the one the tests run.
+func TestREADMEShowsTheSystemFile(t *testing.T) {
+	dir, err := Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(dir, "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(filepath.Join(dir, "systems", "pocketbase.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n### PocketBase\n")
+	_, block, _ := strings.Cut(section, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```\n")
+	if block != string(file) {
+		t.Errorf("the README's PocketBase system file differs from testdata/pocketbase/systems/pocketbase.yaml:\n%s", block)
+	}
+}

@@ -19,9 +19,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
+	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -75,9 +78,32 @@ type respProgram struct {
 func compileResp(src string) (*respProgram, error) {
 	prog, err := expr.Compile(src, expr.AllowUndefinedVariables(), expr.MaxNodes(maxExprNodes), expr.DisableBuiltin("repeat"))
 	if err != nil {
-		return nil, errors.New(oneLine(err.Error()))
+		return nil, err
 	}
 	return &respProgram{prog: prog, src: src}, nil
+}
+
+// respExpr compiles the expression of the scalar n, for key; a problem is reported at its
+// position in the value, worded as for the operations' expressions.
+func respExpr(ds *diag.Diagnostics, n *config.Node, key, fix string) *respProgram {
+	prog, err := compileResp(n.Value)
+	if err == nil {
+		return prog
+	}
+	r := rangeIn(n, 0, utf8.RuneCountInString(n.Value))
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		r = rangeIn(n, fe.From, max(fe.To, fe.From+1))
+	}
+	msg = strings.ReplaceAll(oneLine(msg), "unexpected token EOF", "unexpected end of the expression")
+	msg = unexpectedToken.ReplaceAllString(msg, `unexpected "$1"`)
+	d := ds.Errorf(r, "%s: %s", key, msg)
+	if fix != "" {
+		d.WithDetail("%s", fix)
+	}
+	return nil
 }
 
 func (p *respProgram) run(body any) (any, error) {
@@ -283,21 +309,11 @@ func (r *reader) readLogin(n *config.Node) {
 			ls.body[k.Value] = v
 		}
 	}
-	src := "token"
-	if t, isStr := str(n.Get("token")); isStr {
-		src = t
+	ls.token, _ = compileResp("token")
+	if _, isStr := str(n.Get("token")); isStr {
+		ls.token = respExpr(r.ds, n.Get("token"), "auth.login.token", "Write where the token is in the login's response, like token or data.access_token.")
+		ok = ok && ls.token != nil
 	}
-	prog, err := compileResp(src)
-	if err != nil {
-		rng := n.Range
-		if t := n.Get("token"); t != nil {
-			rng = t.Range
-		}
-		r.ds.Errorf(rng, "auth.login.token: %s", err).
-			WithDetail("Write where the token is in the login's response, like token or data.access_token.")
-		ok = false
-	}
-	ls.token = prog
 	if h := n.Get("header"); h != nil {
 		if !r.headerName(h, "auth.login.header") {
 			ok = false

@@ -44,13 +44,10 @@ func (r *reader) readCheck(n *config.Node) {
 	if m, ok := str(n.Get("method")); ok {
 		cs.method = m
 	}
-	if e, ok := str(n.Get("expect")); ok {
-		prog, err := compileResp(e)
-		if err != nil {
-			r.ds.Errorf(n.Get("expect").Range, "auth.check.expect: %s", err)
+	if _, ok := str(n.Get("expect")); ok {
+		if cs.expect = respExpr(r.ds, n.Get("expect"), "auth.check.expect", ""); cs.expect == nil {
 			return
 		}
-		cs.expect = prog
 	}
 	r.s.check = cs
 }

@@ -142,3 +142,52 @@ func TestValidSystemHasNoDiagnostics(t *testing.T) {
 		t.Errorf("diagnostics: %v", ds)
 	}
 }
+
+// TestCheckAuthAndLimits: mistakes in login, check, rate_limit, error, list.expect, count and
+// total_pages are diagnostics at the offending text.
+func TestCheckAuthAndLimits(t *testing.T) {
+	src := `system: bad
+name: Bad
+connector: http
+base_url: https://api.example.com
+auth:
+  login: {path: api/login, token: 'data.(', header: "Bad Header", lifetime: soon}
+  check: {path: me, expect: 'id =='}
+rate_limit: {requests: 20, per: 0s}
+error: 'message +'
+retry: {retry_for: ever}
+entities:
+  A:
+    id: id
+    schema: a.json
+    list:
+      path: /items
+      expect: 'items =='
+      page: {offset: offset, total_pages: totalPages}
+    count: {path: /count, total: "a..b"}
+`
+	sys := loadSystem(t, src, map[string]string{})
+	var got []string
+	for _, e := range sys.Entities {
+		for _, d := range (Driver{}).CheckEntity(e, nil) {
+			got = append(got, d.Severity.String()+" "+d.Error())
+		}
+	}
+	got = dedupe(got)
+	want := []string{
+		`error fake.yaml:6:17: auth.login.path must start with /`,
+		`error fake.yaml:6:41: auth.login.token: expected name`,
+		`error fake.yaml:6:53: auth.login.header: "Bad Header" is not a header name`,
+		`error fake.yaml:6:77: auth.login.lifetime: "soon" is not a duration`,
+		`error fake.yaml:7:17: auth.check.path must start with /`,
+		`error fake.yaml:8:33: rate_limit.per must be more than 0`,
+		`error fake.yaml:9:17: error: unexpected end of the expression`,
+		`error fake.yaml:10:20: retry.retry_for: "ever" is not a duration`,
+		`error fake.yaml:17:23: list.expect: unexpected end of the expression`,
+		`error fake.yaml:18:30: list.page.total_pages goes with page, not with offset`,
+		`error fake.yaml:19:34: count.total: "a..b" is not a dotted path`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -134,13 +134,7 @@ func (r *reader) errorExpression() {
 	if !ok {
 		return
 	}
-	prog, err := compileResp(st.Value)
-	if err != nil {
-		r.ds.Errorf(st.Range, "error: %s", err).
-			WithDetail("Write an expression over the error response's body that gives its message, like fault.text or map(problems, .field + \": \" + .text).")
-		return
-	}
-	r.s.errorExpr = prog
+	r.s.errorExpr = respExpr(r.ds, st.Node, "error", `Write an expression over the error response's body that gives its message, like fault.text or map(problems, .field + ": " + .text).`)
 }
 
 // top returns a top-level scalar setting, expanded; ok is false when it is absent, not a

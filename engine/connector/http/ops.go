@@ -364,13 +364,9 @@ func (c *compiler) listing(n *config.Node, key string, sc scope) *listOp {
 	}
 	page, ok := c.paging(n.Get("page"), key+".page")
 	ok = ok && recordsOK
-	if v, isStr := str(n.Get("expect")); isStr {
-		prog, err := compileResp(v)
-		if err != nil {
-			c.ds.Errorf(n.Get("expect").Range, "%s.expect: %s", key, err)
-			ok = false
-		}
-		l.expect = prog
+	if _, isStr := str(n.Get("expect")); isStr {
+		l.expect = respExpr(c.ds, n.Get("expect"), key+".expect", "")
+		ok = ok && l.expect != nil
 	}
 	if l.req == nil || !ok {
 		return nil

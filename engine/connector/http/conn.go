@@ -426,3 +426,39 @@ func (c *conn) getByList(ctx context.Context, e *entity, ids []string, out map[s
 // it sent to its system (each try
 // of each request, logins included), for the per-system counts of the run's summary.
 func (c *conn) Requests() int64 { return c.cl.sent.Load() }
+
+// Operations is the optional ability interface{ Operations(entity string) []string } of a
+// connection: the requests each operation of the entity sends, as "create: POST
+// /v2/products", with the paths as written in the system file ({id} and other expressions
+// unexpanded), so that a dry run can show which requests a run would send. They hold no
+// secret: secrets never reach paths, and credentials sent in the query are not shown.
+func (c *conn) Operations(entity string) []string {
+	e := c.entities[entity]
+	if e == nil {
+		return nil
+	}
+	var out []string
+	add := func(op string, r *request) {
+		if r != nil {
+			out = append(out, op+": "+r.method+" "+r.pathSrc)
+		}
+	}
+	if e.list != nil {
+		add("list", e.list.req)
+	}
+	if e.get != nil {
+		add("get", e.get.req)
+	}
+	if e.find != nil {
+		add("find", e.find.list.req)
+	}
+	if e.count != nil {
+		add("count", e.count.req)
+	}
+	add("create", e.create)
+	for _, r := range e.update {
+		add("update", r)
+	}
+	add("delete", e.delete)
+	return out
+}

@@ -270,3 +270,18 @@ func TestPagingStopsOnTotalPages(t *testing.T) {
 		t.Fatalf("pages %s, %d requests, %v", ids(pages), len(a.requests("GET /items")), err)
 	}
 }
+
+// TestOperations: a connection tells the requests of each operation, paths as written, for a
+// dry run to show; a key sent in the query is not among them.
+func TestOperations(t *testing.T) {
+	c, _ := openConn(t, strings.Replace(system("https://api.example.com", "", itemEntity), `auth: {bearer: "${TOKEN}"}`, `auth: {query: {name: key, value: "${TOKEN}"}}`, 1), nil)
+	got := strings.Join(c.Operations("Item"), "\n")
+	want := `list: GET /items
+get: GET /items/{id}
+create: POST /items
+update: PATCH /items/{id}
+delete: DELETE /items/{id}`
+	if got != want || strings.Contains(got, testToken) {
+		t.Errorf("operations\n%s\nwant\n%s", got, want)
+	}
+}

@@ -20,6 +20,7 @@ type request struct {
 	key       string // where it is configured, for messages: "create", "update[1]"
 	method    string
 	path      *template
+	pathSrc   string // the path as written, for showing the request (Operations)
 	query     []param
 	body      *program // nil: no body
 	when      *program // nil: always
@@ -261,6 +262,7 @@ func (c *compiler) request(n *config.Node, key string, sc scope, method string, 
 	pathNode := n.Get("path")
 	if p, isStr := str(pathNode); isStr {
 		r.path = c.path(pathNode, p, key+".path", sc)
+		r.pathSrc = p
 	}
 	ok = ok && r.path != nil
 	query, qok := c.query(n.Get("query"), key+".query", sc)

@@ -3,6 +3,7 @@ package mapping
 import (
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/expr-lang/expr"
 )
 
@@ -39,5 +40,31 @@ func TestQuoteHelpers(t *testing.T) {
 	_, err = expr.Run(prog, map[string]any{"x": nil})
 	if err == nil || err.Error() != "quote: the value is null; compare with null in the filter itself, or use ?? to give a default (1:1)\n | quote(x)\n | ^" {
 		t.Errorf("null: %q", err)
+	}
+}
+
+// TestQuoteInMappingExpressions: the helpers are there in a mapping's expressions, typed and
+// budgeted like the others.
+func TestQuoteInMappingExpressions(t *testing.T) {
+	env := NewEnv(record())
+	for _, tc := range []struct {
+		src  string
+		rec  map[string]any
+		want any
+	}{
+		{`"name eq " + sqlQuote(name)`, map[string]any{"name": "O'Brien"}, `name eq 'O''Brien'`},
+		{`quote(price)`, map[string]any{"price": 8.5}, `"8.5"`},
+		{`queryEscape(name)`, map[string]any{"name": "a&b"}, `a%26b`},
+	} {
+		var ds diag.Diagnostics
+		prog := compileExpr(str(tc.src), env, exprKind{key: "to_target"}, &ds)
+		if len(ds) > 0 {
+			t.Errorf("%s: %v", tc.src, ds)
+			continue
+		}
+		got, err := expr.Run(prog, tc.rec)
+		if err != nil || got != tc.want {
+			t.Errorf("%s = %#v, %v; want %#v", tc.src, got, err, tc.want)
+		}
 	}
 }

@@ -95,7 +95,7 @@ func buildBinary() (string, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err
 	}
-	tmp := out + ".building"
+	tmp := fmt.Sprintf("%s.building-%d", out, os.Getpid()) // two test binaries may build at once
 	cmd := exec.Command("go", "build", "-o", tmp, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")

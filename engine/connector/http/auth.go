@@ -297,16 +297,21 @@ func (r *reader) readLogin(n *config.Node) {
 		ls.path = p
 	}
 	if b := n.Get("body"); b != nil && b.Kind == config.Map {
+		anyEnv := false
 		for i, k := range b.Keys {
-			v, fromEnv, vok := r.expand(b.Vals[i], "auth.login.body."+k.Value)
+			v, _, vok := r.expand(b.Vals[i], "auth.login.body."+k.Value)
+			anyEnv = anyEnv || strings.Contains(b.Vals[i].Value, "${")
 			if !vok {
 				ok = false
 				continue
 			}
-			if fromEnv {
-				r.s.secrets = append(r.s.secrets, v)
-			}
+			// Every value of a login is a credential (a user name too): all are masked.
+			r.s.secrets = append(r.s.secrets, v)
 			ls.body[k.Value] = v
+		}
+		if !anyEnv && len(b.Keys) > 0 {
+			r.ds.Warnf(b.Range, "auth.login.body takes no value from the environment: its password sits in the system file").
+				WithDetail(`Write secrets as ${NAME}: body: {identity: "${PB_EMAIL}", password: "${PB_PASSWORD}"}.`)
 		}
 	}
 	ls.token, _ = compileResp("token")

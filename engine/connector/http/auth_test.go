@@ -170,6 +170,23 @@ func TestLoginAgainBeforeExpiry(t *testing.T) {
 	}
 }
 
+// TestLoginLifetimeSetting: lifetime says how long a token lasts when the response does not.
+func TestLoginLifetimeSetting(t *testing.T) {
+	a := newSessionAPI(t)
+	c, clk := openConn(t, loginSystem(a.srv.URL, loginAuth+"\n    lifetime: 1m", `{path: /items, records: items}`), loginEnv)
+	scanIDs(t, c)
+	clk.sleep(ctx, 47*time.Second)
+	scanIDs(t, c)
+	if a.logins != 1 {
+		t.Fatalf("%d logins at 47 s of 60, want 1", a.logins)
+	}
+	clk.sleep(ctx, 2*time.Second) // 49 s: past the renewal point, 60 - 12
+	scanIDs(t, c)
+	if a.logins != 2 {
+		t.Errorf("%d logins at 49 s of 60, want 2", a.logins)
+	}
+}
+
 // TestLoginLifetimeFromJWT: without expires_in, a JWT token's exp says when to log in again.
 func TestLoginLifetimeFromJWT(t *testing.T) {
 	exp := time.Date(2025, 3, 1, 12, 10, 0, 0, time.UTC)

@@ -191,3 +191,26 @@ entities:
 		t.Errorf("diagnostics:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestCheckSecretsFromTheEnvironment: an OAuth2 client secret written in the system file is an
+// error, a login whose body takes nothing from the environment a warning.
+func TestCheckSecretsFromTheEnvironment(t *testing.T) {
+	for _, tc := range []struct{ auth, want string }{
+		{`  oauth2: {token_url: https://auth.example.com/token, client_id: dataflow, client_secret: hunter2-secret}`,
+			`error fake.yaml:6:91: auth.oauth2.client_secret must come from the environment`},
+		{`  login: {path: /login, body: {identity: ann, password: hunter2}}`,
+			`warning fake.yaml:6:31: auth.login.body takes no value from the environment: its password sits in the system file`},
+		{`  oauth2: {token_url: "http://auth.example.com/token", client_id: dataflow}`,
+			`error fake.yaml:6:23: auth.oauth2.token_url: "http://auth.example.com/token" uses http:// for auth.example.com: use https://`},
+	} {
+		src := "system: s\nname: S\nconnector: http\nbase_url: https://api.example.com\nauth:\n" + tc.auth + "\nentities:\n  A:\n    id: id\n    schema: a.json\n    list: {path: /a}\n"
+		sys := loadSystem(t, src, map[string]string{})
+		var got []string
+		for _, d := range (Driver{}).CheckEntity(sys.Entities[0], nil) {
+			got = append(got, d.Severity.String()+" "+d.Error())
+		}
+		if strings.Join(got, "\n") != tc.want {
+			t.Errorf("%s:\n%s\nwant\n%s", tc.auth, strings.Join(got, "\n"), tc.want)
+		}
+	}
+}

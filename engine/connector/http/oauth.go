@@ -46,6 +46,12 @@ func (r *reader) readOAuth(n *config.Node) {
 			ok = false
 			return ""
 		}
+		if secret && !strings.Contains(v.Value, "${") && s != "" {
+			r.ds.Errorf(v.Range, "auth.oauth2.%s must come from the environment", key).
+				WithDetail("Write it as ${NAME} and set the variable: a secret in the system file ends up in version control.")
+			ok = false
+			return ""
+		}
 		if secret || fromEnv && key != "token_url" {
 			r.s.secrets = append(r.s.secrets, s)
 		}

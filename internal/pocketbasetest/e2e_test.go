@@ -33,6 +33,8 @@ type project struct {
 	env   map[string]string
 	state string
 	crm   *sql.DB
+	// requests is how many requests the last run sent to PocketBase.
+	requests int64
 }
 
 // contactsCollection is the contacts collection: the CRM's columns, company at most 10
@@ -151,7 +153,11 @@ func (p *project) run() (*dsync.Report, error) {
 		conns[id] = c
 	}
 	r := &dsync.Runner{Project: proj, Conns: conns, State: st}
-	return r.Run(ctx)
+	rep, err := r.Run(ctx)
+	if rc, ok := conns["pb"].(interface{ Requests() int64 }); ok {
+		p.requests = rc.Requests()
+	}
+	return rep, err
 }
 
 // mustRun runs and fails the test on an error or a failed record.
@@ -255,6 +261,9 @@ func TestPocketBaseTwoWay(t *testing.T) {
 	s = p.mustRun("third run")
 	if s.Writes() != 0 {
 		t.Errorf("a run without edits wrote: %+v", s)
+	}
+	if p.requests == 0 {
+		t.Error("the connection counted no requests")
 	}
 }
 

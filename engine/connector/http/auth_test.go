@@ -290,3 +290,19 @@ func TestAuthCheckPasses(t *testing.T) {
 		t.Errorf("%d logins", a.logins)
 	}
 }
+
+// TestDryRunLogsInAndChecks: a read-only connection (a dry run) sends the login's POST and a
+// POST auth.check (TestReadOnlyDoesNotWrite: it refuses writes).
+func TestDryRunLogsInAndChecks(t *testing.T) {
+	a := newSessionAPI(t)
+	src := loginSystem(a.srv.URL, loginAuth+"\n  check: {path: /me, method: POST, expect: 'email != nil'}", `{path: /items, records: items}`)
+	opened, err := Driver{}.Open(ctx, loadSystem(t, src, loginEnv), nil, connector.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	c := opened.(*conn)
+	if got, err := scanIDs(t, c); err != nil || got != "a1" || a.logins != 1 {
+		t.Fatalf("scan %q, %v, %d logins", got, err, a.logins)
+	}
+}

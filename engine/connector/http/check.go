@@ -84,7 +84,7 @@ func (c *conn) runCheck(ctx context.Context, cs *checkSettings) error {
 	if err != nil {
 		return fmt.Errorf("%s: auth.check.path: %w", c.s.system, err)
 	}
-	cl := &call{what: c.s.system + " auth.check", method: cs.method, url: u, repeatable: true}
+	cl := &call{what: c.s.system + " auth.check", method: cs.method, url: u, repeatable: true, probe: true}
 	resp, err := c.cl.do(ctx, cl)
 	if err != nil {
 		return fmt.Errorf("%w (auth.check failed: the credentials are refused, so the run stops before it reads or writes anything)", err)

@@ -133,6 +133,9 @@ type call struct {
 	repeatable bool
 	// anonymous: sent without the authenticator's credentials (the login request itself).
 	anonymous bool
+	// probe: a request that changes nothing whatever its method (auth.check), sent in a dry
+	// run too.
+	probe bool
 }
 
 // op names the request for messages: the system, entity, method and URL without the query.
@@ -154,7 +157,7 @@ type response struct {
 // the 2xx response or the failure as a *requestError. A 401 or 403 to credentials obtained
 // during the run (a login, OAuth2) has them renewed and the request sent again, once.
 func (c *client) do(ctx context.Context, cl *call) (*response, error) {
-	if c.readOnly && cl.method != http.MethodGet && !cl.anonymous {
+	if c.readOnly && cl.method != http.MethodGet && !cl.anonymous && !cl.probe {
 		return nil, fmt.Errorf("%s: a read-only connection (a dry run) does not write", cl.op())
 	}
 	start := c.now()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -108,7 +109,9 @@ func runRun(e *env, args []string) int {
 		runner.Opts.Progress = progress(e.stderr)
 	}
 	code = exitOK
+	requests := requestCounter(conns)
 	for round := 1; ; round++ {
+		before := requests()
 		rep, err := runner.Run(e.ctx)
 		runner.Opts.Reconcile = false // --reconcile is for the first run only
 		if err != nil {
@@ -120,6 +123,9 @@ func runRun(e *env, args []string) int {
 		if rep != nil {
 			rep.Stopped = rep.Stopped || interrupted
 			e.printReport(rep, *asJSON, *dry, err != nil && !interrupted)
+			if !*asJSON {
+				printRequests(e.stdout, before, requests())
+			}
 		}
 		if interrupted {
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -283,6 +289,38 @@ func (e *env) printReport(rep *dsync.Report, asJSON, dry, stopped bool) {
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(e.stderr, "dataflow run: warning: %s\n", diag.Escape(w))
 	}
+}
+
+// requestCounter returns a function that gives the requests each connection that counts them
+// (the http connector) has sent so far, by system id.
+func requestCounter(conns map[string]connector.Conn) func() map[string]int64 {
+	return func() map[string]int64 {
+		out := map[string]int64{}
+		for id, c := range conns {
+			if rc, ok := c.(interface{ Requests() int64 }); ok {
+				out[id] = rc.Requests()
+			}
+		}
+		return out
+	}
+}
+
+// printRequests says how many requests a run sent to each system that counts them, retries and
+// logins included: what a rate budget or an API quota is spent on.
+func printRequests(w io.Writer, before, after map[string]int64) {
+	if len(after) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(after))
+	for id := range after {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s %d", diag.Escape(id), after[id]-before[id])
+	}
+	fmt.Fprintf(w, "requests: %s\n", strings.Join(parts, ", "))
 }
 
 // printPlan lists a dry run's changes, property by property. Ids, values and reasons come

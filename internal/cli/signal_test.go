@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -318,5 +319,8 @@ entities:
 	}
 	if created.Load() != 1 {
 		t.Errorf("the next run created %d records, want 1\nstdout:\n%s", created.Load(), stdout)
+	}
+	if !regexp.MustCompile(`(?m)^requests: shop [1-9]\d*$`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not count the requests sent to the shop:\n%s", stdout)
 	}
 }

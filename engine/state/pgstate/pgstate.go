@@ -63,6 +63,10 @@ type Options struct {
 	Shared bool
 	// Worker names this process in the runs it records.
 	Worker string
+	// IdleInTransaction, for a shared store, is how long the server lets a session sit in a
+	// transaction without a statement before it ends it (10 s if 0): a worker stopped (SIGSTOP)
+	// inside a transaction would otherwise hold its row locks, and with them its flows.
+	IdleInTransaction time.Duration
 }
 
 // lockKey is the advisory lock that keeps a `dataflow run` and the serve workers apart (the
@@ -105,9 +109,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "dataflow"
 	if opts.Shared {
-		// A worker stopped (SIGSTOP) inside a transaction would hold its row locks, and with
-		// them the flow, until it wakes: the server ends such a session instead.
-		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10000"
+		idle := opts.IdleInTransaction
+		if idle <= 0 {
+			idle = 10 * time.Second
+		}
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(idle.Milliseconds())
 	}
 	cfg.MaxConns = 8
 	s := &Store{name: name, opts: opts, writer: make(chan struct{}, 1), now: time.Now}

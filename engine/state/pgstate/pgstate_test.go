@@ -7,8 +7,8 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/state"
 	"github.com/dataflow-sync/dataflow/engine/state/storetest"

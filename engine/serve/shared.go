@@ -48,8 +48,8 @@ func (s *Service) openShared(ctx context.Context) error {
 	river.AddWorker(workers, &flowWorker{s: s})
 	client, err := river.NewClient(driver, &river.Config{
 		// One run at a time per service, as embedded: more runs go to more services.
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
-		Workers:           workers,
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers: workers,
 		// No periodic jobs: River inserts those on its elected leader alone, and a leader
 		// that was killed leaves the schedule still until its leadership expires. Every
 		// service schedules the flows instead (schedule), the queue's uniqueness making one

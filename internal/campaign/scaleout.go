@@ -99,8 +99,8 @@ func (l *lockedBuffer) String() string {
 type scaleCampaign struct {
 	cfg     ScaleConfig
 	rng     *rand.Rand
-	sides   [][2]Side           // source, target per dataflow
-	want    []map[string]*Item  // per dataflow
+	sides   [][2]Side          // source, target per dataflow
+	want    []map[string]*Item // per dataflow
 	next    int
 	fig     *ScaleFigures
 	workers []*worker
@@ -691,4 +691,3 @@ func tail(s string) string {
 	}
 	return s
 }
-

@@ -54,3 +54,31 @@ func (l testLog) Write(p []byte) (int, error) {
 	l.t.Logf("%s", p)
 	return len(p), nil
 }
+
+// TestWorkersThroughput measures 4 dataflows of 4 flows with 1, 2 and 3 workers (the README's
+// figures); DATAFLOW_BENCH_WORKERS=1 runs it, DATAFLOW_BENCH_RECORDS sets the records per flow.
+func TestWorkersThroughput(t *testing.T) {
+	if os.Getenv("DATAFLOW_BENCH_WORKERS") != "1" {
+		t.Skip("a measurement: DATAFLOW_BENCH_WORKERS=1 runs it")
+	}
+	records := 2000
+	if v, err := strconv.Atoi(os.Getenv("DATAFLOW_BENCH_RECORDS")); err == nil {
+		records = v
+	}
+	bin := buildDataflow(t)
+	var figs []*ThroughputFigures
+	for workers := 1; workers <= 3; workers++ {
+		fig, err := Throughput(context.Background(), ThroughputConfig{
+			Binary: bin, Dir: t.TempDir(), StateDSN: pgtest.New(t).DSN(),
+			Workers: workers, Dataflows: 4, Flows: 4, Records: records, Window: 15 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(fig)
+		figs = append(figs, fig)
+	}
+	if figs[1].RecordsPerS <= figs[0].RecordsPerS {
+		t.Errorf("two workers read %.0f records/s, one %.0f: no gain", figs[1].RecordsPerS, figs[0].RecordsPerS)
+	}
+}

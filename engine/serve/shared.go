@@ -105,8 +105,9 @@ func (s *Service) uniqueOpts(fp *flowPlan) river.UniqueOpts {
 
 // schedule queues, shared, a job of every flow at its interval, the first at once, until ctx
 // ends. Each service does, and the queue keeps one job of a flow per interval; a flow that
-// has a job waiting gets no other, so that a queue that workers cannot keep up with does not
-// grow.
+// has a job waiting, or is leased to a run (in progress, or of a worker that died less than a
+// lease ago), gets no other: a queue that workers cannot keep up with does not grow, and no
+// worker takes a job only to find its flow running elsewhere.
 func (s *Service) schedule(ctx context.Context) {
 	due := map[string]time.Time{}
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -122,6 +123,14 @@ func (s *Service) schedule(ctx context.Context) {
 		}
 		if len(todo) > 0 {
 			queued, err := s.queuedFlows(ctx)
+			if err == nil {
+				var leased map[string]bool
+				if leased, err = s.shared.Leased(ctx); err == nil {
+					for f := range leased {
+						queued[f] = true
+					}
+				}
+			}
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("scheduling the flows", "error", err)
 			}

@@ -81,6 +81,25 @@ func (s *Store) Acquire(ctx context.Context, flows []string, ttl time.Duration) 
 	return l, nil
 }
 
+// Leased returns the flows whose leases are live (a run holds them, or held them and died
+// less than a lease ago).
+func (s *Store) Leased(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, "SELECT flow FROM "+schema+".leases WHERE expires > clock_timestamp()")
+	if err != nil {
+		return nil, fmt.Errorf("leases: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, fmt.Errorf("leases: %w", err)
+		}
+		out[f] = true
+	}
+	return out, rows.Err()
+}
+
 // Tokens returns the fencing token of each flow of the lease.
 func (l *Lease) Tokens() map[string]int64 {
 	out := make(map[string]int64, len(l.flows))

@@ -559,6 +559,8 @@ func scrape(listen string) (map[string]*modelFamily, error) {
 			}
 			if m.Counter != nil {
 				s.value = m.Counter.GetValue()
+			} else if m.Gauge != nil {
+				s.value = m.Gauge.GetValue()
 			}
 			mf.samples = append(mf.samples, s)
 		}

@@ -78,7 +78,9 @@ func TestWorkersThroughput(t *testing.T) {
 		t.Log(fig)
 		figs = append(figs, fig)
 	}
-	if figs[1].RecordsPerS <= figs[0].RecordsPerS {
-		t.Errorf("two workers read %.0f records/s, one %.0f: no gain", figs[1].RecordsPerS, figs[0].RecordsPerS)
+	// Rates depend on what else the machine runs; the CPU per run does not, and must not
+	// grow much with workers (their coordination is a few statements per run).
+	if figs[2].CPUPerRun > 2*figs[0].CPUPerRun {
+		t.Errorf("a run costs %.3f CPU s with three workers, %.3f with one", figs[2].CPUPerRun, figs[0].CPUPerRun)
 	}
 }

@@ -40,11 +40,27 @@ type ThroughputFigures struct {
 	// of the one database they share.
 	CommitsPerRun     float64
 	RowsWrittenPerRun float64
+	// CPUPerRun is the workers' CPU time (process_cpu_seconds_total) per run in the window:
+	// unlike the rates, it does not depend on what else the machine runs.
+	CPUPerRun float64
+}
+
+// workersCPU sums the CPU seconds the workers have used.
+func workersCPU(ws []*worker) float64 {
+	total := 0.0
+	for _, w := range ws {
+		if fams, err := scrape(w.listen); err == nil && fams["process_cpu_seconds_total"] != nil {
+			for _, s := range fams["process_cpu_seconds_total"].samples {
+				total += s.value
+			}
+		}
+	}
+	return total
 }
 
 func (f ThroughputFigures) String() string {
-	return fmt.Sprintf("%d worker(s): %d runs, %.1f runs/s, %.0f records read/s, %.3f s per run, %.1f state commits and %.1f rows written per run",
-		f.Workers, f.Runs, f.RunsPerSec, f.RecordsPerS, f.MeanRunSec, f.CommitsPerRun, f.RowsWrittenPerRun)
+	return fmt.Sprintf("%d worker(s): %d runs, %.1f runs/s, %.0f records read/s, %.3f s per run, %.3f CPU s per run, %.1f state commits and %.1f rows written per run",
+		f.Workers, f.Runs, f.RunsPerSec, f.RecordsPerS, f.MeanRunSec, f.CPUPerRun, f.CommitsPerRun, f.RowsWrittenPerRun)
 }
 
 // Throughput runs the measurement.
@@ -86,9 +102,11 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputFigures, 
 	stats := `SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()`
 	conn.Exec(ctx, "SELECT pg_stat_clear_snapshot()")
 	conn.QueryRow(ctx, stats).Scan(&commits0, &rows0)
+	cpu0 := workersCPU(c.workers)
 	conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&from)
 	time.Sleep(cfg.Window)
 	conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&to)
+	cpu1 := workersCPU(c.workers)
 	time.Sleep(time.Second) // the servers' statistics are flushed about every second
 	conn.Exec(ctx, "SELECT pg_stat_clear_snapshot()")
 	conn.QueryRow(ctx, stats).Scan(&commits1, &rows1)
@@ -109,6 +127,7 @@ func Throughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputFigures, 
 		perRun := float64(fig.Runs) * (window + 1) / window
 		fig.CommitsPerRun = (commits1 - commits0) / perRun
 		fig.RowsWrittenPerRun = (rows1 - rows0) / perRun
+		fig.CPUPerRun = (cpu1 - cpu0) / float64(fig.Runs)
 	}
 	for _, w := range c.workers {
 		w.cmd.Process.Signal(syscall.SIGTERM)

@@ -51,7 +51,7 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 		s.log.Warn("a queued flow is no longer in the mappings; not run", "flow", args.Flow, "job", jobID)
 		return river.JobCancel(&UnknownFlowError{Flow: args.Flow})
 	}
-	store, ctx, release, err := s.runStore(ctx, fp)
+	store, ctx, alive, release, err := s.runStore(ctx, fp)
 	if errors.Is(err, pgstate.ErrLeaseHeld) {
 		// A run of the flow (or of one it runs with) is in progress on a worker: this job
 		// would be a second one. The next job of the flow runs when that one is done.
@@ -73,8 +73,8 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 	s.mu.Unlock()
 	log.Info("run started", "trigger", args.Trigger, "job", jobID, "flows", fp.with)
 
-	rep, err := s.runOnce(ctx, p, fp, log, info, store)
-	if cause := context.Cause(ctx); errors.Is(cause, pgstate.ErrLeaseLost) && err != nil {
+	rep, err := s.runOnce(ctx, p, fp, log, info, store, alive)
+	if cause := context.Cause(ctx); errors.Is(cause, pgstate.ErrLeaseLost) && err != nil && !errors.Is(err, pgstate.ErrLeaseLost) {
 		err = fmt.Errorf("%w (%v)", err, cause)
 	}
 
@@ -122,10 +122,13 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 	return nil // the run's failures are recorded; River does not retry (see FlowArgs.InsertOpts)
 }
 
-func (s *Service) runOnce(ctx context.Context, p *plan, fp *flowPlan, log *slog.Logger, info *RunInfo, store state.Store) (*dsync.Report, error) {
+func (s *Service) runOnce(ctx context.Context, p *plan, fp *flowPlan, log *slog.Logger, info *RunInfo, store state.Store, ok alive) (*dsync.Report, error) {
 	conns, err := openConnections(ctx, p.project, p.flowsToOpen(fp))
 	if err != nil {
 		return nil, err
+	}
+	if ok != nil {
+		conns = fenceConns(conns, ok)
 	}
 	defer func() {
 		for id, c := range conns {

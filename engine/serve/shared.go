@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/state"
@@ -157,18 +158,46 @@ func (s *Service) schedule(ctx context.Context) {
 	}
 }
 
+// errLeaseExpired ends a run whose lease this worker could not renew in time: another worker
+// may have taken its flows over, and the run must stop writing to the systems too.
+var errLeaseExpired = fmt.Errorf("%w: not renewed in time", pgstate.ErrLeaseLost)
+
 // runStore is the state a run of fp writes: the service's store, or, shared, the store of a
-// lease of fp's flows, renewed while ctx lasts. The run's context ends when the lease is lost.
-// A lease held by a run elsewhere is pgstate.ErrLeaseHeld.
-func (s *Service) runStore(ctx context.Context, fp *flowPlan) (state.Store, context.Context, func(), error) {
+// lease of fp's flows, renewed while ctx lasts. A lease held by a run elsewhere is
+// pgstate.ErrLeaseHeld.
+//
+// The run's context ends when the lease is lost, and also, by a local watchdog, shortly before
+// the lease would expire unrenewed: the fence keeps a stalled run's commits out of the state,
+// but its writes to the systems (a plan made from what it read before it stalled) are only
+// stopped by its context, which ends its calls and rolls back their open transactions. The
+// watchdog measures time as the machine's monotonic clock does, which runs on while the
+// process is stopped, so a worker woken from SIGSTOP finds its context ended at once.
+func (s *Service) runStore(ctx context.Context, fp *flowPlan) (state.Store, context.Context, alive, func(), error) {
 	if s.shared == nil {
-		return s.store, ctx, func() {}, nil
+		return s.store, ctx, nil, func() {}, nil
 	}
+	// The lease is good until at least start + Lease in the database; the watchdog fires a
+	// fifth of it earlier.
+	safe := s.cfg.Lease * 4 / 5
+	start := time.Now()
 	lease, err := s.shared.Acquire(ctx, fp.with, s.cfg.Lease)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)
+	var validUntil atomic.Pointer[time.Time]
+	until := start.Add(safe)
+	validUntil.Store(&until)
+	watchdog := time.AfterFunc(time.Until(until), func() { cancel(errLeaseExpired) })
+	isAlive := func() error {
+		if cause := context.Cause(runCtx); errors.Is(cause, pgstate.ErrLeaseLost) {
+			return cause
+		}
+		if time.Now().After(*validUntil.Load()) {
+			return errLeaseExpired
+		}
+		return nil
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -180,11 +209,19 @@ func (s *Service) runStore(ctx context.Context, fp *flowPlan) (state.Store, cont
 			case <-stop:
 				return
 			case <-t.C:
+				if runCtx.Err() != nil {
+					return
+				}
+				start := time.Now()
 				if err := lease.Renew(context.WithoutCancel(ctx)); errors.Is(err, pgstate.ErrLeaseLost) {
 					cancel(err)
 					return
 				} else if err != nil {
 					s.log.Warn("renewing the lease of a run", "flows", fp.with, "error", err)
+				} else {
+					until := start.Add(safe)
+					validUntil.Store(&until)
+					watchdog.Reset(time.Until(until))
 				}
 			}
 		}
@@ -192,12 +229,13 @@ func (s *Service) runStore(ctx context.Context, fp *flowPlan) (state.Store, cont
 	release := func() {
 		close(stop)
 		<-done
+		watchdog.Stop()
 		cancel(nil)
 		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("releasing the lease of a run", "flows", fp.with, "error", err)
 		}
 	}
-	return lease.Store(), runCtx, release, nil
+	return lease.Store(), runCtx, isAlive, release, nil
 }
 
 // adminTx begins a transaction for an admin action on flow's state: shared, under a short

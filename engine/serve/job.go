@@ -74,8 +74,13 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 	log.Info("run started", "trigger", args.Trigger, "job", jobID, "flows", fp.with)
 
 	rep, err := s.runOnce(ctx, p, fp, log, info, store, alive)
-	if cause := context.Cause(ctx); errors.Is(cause, pgstate.ErrLeaseLost) && err != nil && !errors.Is(err, pgstate.ErrLeaseLost) {
-		err = fmt.Errorf("%w (%v)", err, cause)
+	if cause := context.Cause(ctx); errors.Is(cause, pgstate.ErrLeaseLost) {
+		// Stalled past its lease, or taken over: what it did not commit or write before is
+		// left to the worker that runs the flow next.
+		log.Warn("run fenced: its lease was lost; it stopped writing", "cause", cause.Error())
+		if err != nil && !errors.Is(err, pgstate.ErrLeaseLost) {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
 	}
 
 	finished := s.cfg.Now()

@@ -54,7 +54,9 @@ type ScaleFigures struct {
 	Runs             int            // runs that finished
 	RunsByWorker     map[string]int // finished runs by worker name
 	Overlaps         []string       // two runs of one flow that overlapped, or shared a token
-	FencedCommits    int            // runs of the stalled worker refused by the fence (from its log)
+	// FencedRuns are the stalled worker's runs that its lease stopped (its log's "run fenced"
+	// lines): their commits and writes after the lease was lost were refused.
+	FencedRuns int
 	MetricMismatches []string       // a surviving worker's metric that disagrees with its runs
 	FinalWrites      int            // writes of a `dataflow run` after the workers stopped
 }
@@ -130,6 +132,10 @@ func ScaleOut(ctx context.Context, cfg ScaleConfig) (*ScaleFigures, error) {
 	}
 	if err := c.settle(ctx); err != nil {
 		return nil, err
+	}
+	if c.cfg.Workers > 1 {
+		log := c.workers[1].log.String()
+		c.fig.FencedRuns = strings.Count(log, `"msg":"run fenced`)
 	}
 	if err := c.checkMetrics(ctx); err != nil {
 		return nil, err
@@ -508,6 +514,9 @@ func stateCounts(ctx context.Context, conn *pgx.Conn, worker string) (map[string
 			return nil, nil, err
 		}
 		job := flows[len(flows)-1] // the job's flow comes last (with: referenced flows first)
+		if status == "stopped" {
+			continue // a run its lease's watchdog stopped (or SIGTERM): not compared
+		}
 		if runs[job] == nil {
 			runs[job] = map[string]float64{}
 		}
@@ -628,12 +637,6 @@ func (c *scaleCampaign) check(ctx context.Context) error {
 	}
 	if err := c.checkOverlaps(ctx, conn); err != nil {
 		return err
-	}
-	for _, log := range c.logs {
-		// A run of the stalled worker stops with the fence's refusal, or with the end of its
-		// session (idle in a transaction past the server's limit): either way it committed
-		// nothing after the take-over.
-		c.fig.FencedCommits += strings.Count(log.String(), "taken over by another worker") + strings.Count(log.String(), "idle-in-transaction")
 	}
 	cmd := exec.CommandContext(ctx, c.cfg.Binary, "run", "--json", "--state", c.cfg.StateDSN, "mappings")
 	cmd.Dir = c.cfg.Dir

@@ -40,7 +40,7 @@ func TestScaleOut(t *testing.T) {
 	if !fig.OK() {
 		t.Errorf("an invariant broke:\n%s", fig)
 	}
-	if fig.StoppedMidRun && fig.FencedCommits == 0 {
+	if fig.StoppedMidRun && fig.FencedRuns == 0 {
 		t.Errorf("the worker stopped mid-run was not fenced when it woke:\n%s", fig)
 	}
 	if fig.Kills < seconds/5 || fig.Stops != 1 || fig.Edits == 0 || fig.Creates == 0 || len(fig.RunsByWorker) < 3 {

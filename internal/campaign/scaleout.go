@@ -43,22 +43,22 @@ type ScaleConfig struct {
 
 // ScaleFigures are what a scale-out campaign found.
 type ScaleFigures struct {
-	Kills, Stops     int
-	StoppedMidRun    bool // the SIGSTOP landed while the worker ran a flow
-	Edits, Creates   int
-	Records          int
-	Duplicates       int
-	Missing          int
-	LostUpdates      int
-	PendingIntents   int
-	Runs             int            // runs that finished
-	RunsByWorker     map[string]int // finished runs by worker name
-	Overlaps         []string       // two runs of one flow that overlapped, or shared a token
+	Kills, Stops   int
+	StoppedMidRun  bool // the SIGSTOP landed while the worker ran a flow
+	Edits, Creates int
+	Records        int
+	Duplicates     int
+	Missing        int
+	LostUpdates    int
+	PendingIntents int
+	Runs           int            // runs that finished
+	RunsByWorker   map[string]int // finished runs by worker name
+	Overlaps       []string       // two runs of one flow that overlapped, or shared a token
 	// FencedRuns are the stalled worker's runs that its lease stopped (its log's "run fenced"
 	// lines): their commits and writes after the lease was lost were refused.
-	FencedRuns int
-	MetricMismatches []string       // a surviving worker's metric that disagrees with its runs
-	FinalWrites      int            // writes of a `dataflow run` after the workers stopped
+	FencedRuns       int
+	MetricMismatches []string // a surviving worker's metric that disagrees with its runs
+	FinalWrites      int      // writes of a `dataflow run` after the workers stopped
 }
 
 // OK reports whether the campaign found nothing wrong.

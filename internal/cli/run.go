@@ -21,6 +21,7 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/engine/state"
+	"github.com/dataflow-sync/dataflow/engine/state/pgstate"
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 	"github.com/dataflow-sync/dataflow/internal/gctune"
 )
@@ -205,6 +206,18 @@ func startProfiles(cpuFile, memFile string) (func() error, error) {
 // directory (or on an empty state when there is none yet): even a read-only SQLite connection
 // may create -wal and -shm files beside the state, and a dry run must change no file at all.
 func openState(ctx context.Context, path string, dry bool) (state.Store, func(), error) {
+	if pgstate.IsURL(path) {
+		// A dry run writes nothing, and a database is not copied: it reads the state as it is.
+		mode := state.ReadWrite
+		if dry {
+			mode = state.ReadOnly
+		}
+		st, err := openStore(ctx, path, mode)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
 	if !dry {
 		st, err := state.Open(ctx, path, state.ReadWrite)
 		if err != nil {

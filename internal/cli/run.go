@@ -125,6 +125,9 @@ func runRun(e *env, args []string) int {
 			rep.Stopped = rep.Stopped || interrupted
 			e.printReport(rep, *asJSON, *dry, err != nil && !interrupted)
 			if !*asJSON {
+				if *dry {
+					printDryRequests(e.stdout, rep.Changes, res.Project, conns)
+				}
 				printRequests(e.stdout, before, requests())
 			}
 		}

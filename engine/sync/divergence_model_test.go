@@ -280,6 +280,12 @@ func (w *modelWorld) reorderedRun() {
 	}
 	l := &modelListing{side: []string{state.Source, state.Target}[w.drng.Intn(2)], page: 1 + w.drng.Intn(3),
 		snapshot: w.drng.Intn(4) == 0, moved: map[string]int{}, skipped: map[string]bool{}}
+	// Edits on both sides first, so that the run has records to read on the paged side and
+	// writes to make to it while it pages: the records it writes move to the end.
+	for i, n := 0, 2+w.drng.Intn(4); i < n; i++ {
+		w.edit(l.side, false)
+		w.edit(modelOther(l.side), false)
+	}
 	w.logf("the %s's listing pages by %d, %s", l.side, l.page, map[bool]string{true: "from a snapshot (SnapshotScan)", false: "by offset over an order the run's writes change"}[l.snapshot])
 	w.shape = l
 	rep := w.run(-1)

@@ -477,6 +477,44 @@ func (w *modelWorld) emptiedRun() {
 	rep := w.run(-1)
 	if rep != nil {
 		w.cover(fmt.Sprintf("runs after a listing came back (reconcile: %v)", w.reconcile))
+		if w.reconcile {
+			w.checkReconciled("the reconcile run after a listing came back")
+		}
 	}
 	w.reconcile = false
+}
+
+// checkReconciled checks what a successful reconcile run must leave, with every record of
+// both sides read: no link to a deleted record, every record linked exactly once (create is
+// both ways), and no code twice on a side (nothing duplicated). That the linked pairs agree,
+// and on what, checkRun has checked.
+func (w *modelWorld) checkReconciled(what string) {
+	s := w.snapshot()
+	for src, tgt := range s.links {
+		_, okS := s.recs[modelKey{state.Source, src}]
+		_, okT := s.recs[modelKey{state.Target, tgt}]
+		if !okS || !okT {
+			w.t.Errorf("seed %d: after %s, link source %s (exists: %v) → target %s (exists: %v) points at a deleted record", w.seed, what, src, okS, tgt, okT)
+		}
+	}
+	for _, side := range []string{state.Source, state.Target} {
+		codes := map[string]string{}
+		for _, id := range s.order[side] {
+			linked := false
+			if side == state.Source {
+				_, linked = s.links[id]
+			} else {
+				_, linked = s.rev[id]
+			}
+			if !linked {
+				w.t.Errorf("seed %d: after %s, %s %s exists and is not linked", w.seed, what, side, id)
+			}
+			code := mapping.IDString(s.recs[modelKey{side, id}].Data[modelCol(side, 0)])
+			if prev, dup := codes[code]; dup {
+				w.t.Errorf("seed %d: after %s, %s %s and %s have the same code %s: a duplicate", w.seed, what, side, prev, id, code)
+			}
+			codes[code] = id
+		}
+	}
+	w.cover("reconcile runs checked: every record linked once, no duplicate")
 }

@@ -1080,7 +1080,8 @@ func (w *modelWorld) drift() bool {
 	} else if st.Reconciled > 0 {
 		w.cover("reconciles that found pairs differing")
 	}
-	return true
+	w.checkReconciled("the reconcile run")
+	return !w.t.Failed()
 }
 
 // ---- runs ----

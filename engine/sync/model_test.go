@@ -42,13 +42,20 @@ package sync_test
 // width or RFC 3339 with as many fraction digits as needed (every fourth seed); the number of
 // records per Scan callback (the wrapper re-chunks the connector's batches);
 // Options.BatchSize; and connections that find records by merge keys (connector.Finder) or not
-// (every other seed). The regressions replay their steps without parts edits.
+// (every other seed); and, in two seeds of five, a flow that also syncs the ids each system
+// assigns on create to the other (items-to-things-*-flowback.yaml), which must flow back in
+// the run that creates the record. The regressions replay their steps without parts edits.
+//
+// divergence_model_test.go adds steps for what a system's listing does: a run whose listing
+// of one side is reordered while it pages, and one whose listing of one side is empty (an
+// expired token), held by the circuit breaker; and after each reconcile run the check that
+// every record is linked exactly once and nothing is duplicated.
 //
 // What the model leaves out, on purpose: users who make duplicates themselves (a new record
 // with the code of a linked record, or of a record the engine is copying), clearing a code
 // (NOT NULL in the source), edits while a run is under way (the run is a unit here; a
 // concurrent edit is a race docs/semantics.md §3 says nothing about), and the circuit breaker
-// (Options.MaxDeleteShare is 1).
+// (Options.MaxDeleteShare is 1) but in the emptied listing's run.
 //
 // DATAFLOW_MODEL_SEEDS=N runs N seeds (default 500, 100 with -short). A failure prints the
 // seed, the variant and the step log; replay it with

@@ -61,7 +61,30 @@ func (w *modelWorld) divergenceStep() {
 		w.reorderedRun()
 	case p < 8:
 		w.emptiedRun()
+	case p < 12 && w.v.flowBack:
+		w.editAssigned()
 	}
+}
+
+// editAssigned is a user's edit, stamped, of the copy of an assigned id on the side it flows
+// to: a store's item_id or a shop's thing_id set to a value of its own. The property is one
+// way, so the next run must write the assigned id back (checkRun: the pair agrees on it).
+func (w *modelWorld) editAssigned() {
+	side := []string{state.Source, state.Target}[w.drng.Intn(2)]
+	ids := w.ids(side)
+	if len(ids) == 0 {
+		return
+	}
+	id := ids[w.drng.Intn(len(ids))]
+	table, stampCol := modelTable(side)
+	col, v := "item_id", any(int64(900+w.drng.Intn(100)))
+	if side == state.Source {
+		col, v = "thing_id", fmt.Sprintf("x%05d", w.drng.Intn(100))
+	}
+	stamp := w.tick()
+	w.exec(side, "UPDATE "+table+" SET "+col+" = ?, "+stampCol+" = ? WHERE id = ?", v, stamp, id)
+	w.cover("user edits of an assigned id's copy")
+	w.logf("edit %s %s: %s = %s @%s (one way: the next run writes it back)", side, id, col, mapping.Canonical(v), stamp[11:])
 }
 
 func modelSideName(side string) string {

@@ -56,12 +56,16 @@ func (w *modelWorld) divergenceStep() {
 	saved := w.rng
 	w.rng = w.drng
 	defer func() { w.rng = saved }()
+	// One reordered and one emptied listing at most per seed: each costs runs, and the
+	// package's test time is the budget.
 	switch p := w.drng.Intn(100); {
-	case p < 5:
+	case p < 5 && w.reordered == 0:
+		w.reordered++
 		w.reorderedRun()
-	case p < 8:
+	case p >= 5 && p < 8 && w.emptied == 0:
+		w.emptied++
 		w.emptiedRun()
-	case p < 12 && w.v.flowBack:
+	case p >= 8 && p < 12 && w.v.flowBack:
 		w.editAssigned()
 	}
 }
@@ -299,6 +303,7 @@ func (c modelListFinderConn) Find(ctx context.Context, entity string, paths []st
 // they were keep: the step waits for a successful run.
 func (w *modelWorld) reorderedRun() {
 	if w.killedSince {
+		w.reordered--
 		return
 	}
 	l := &modelListing{side: []string{state.Source, state.Target}[w.drng.Intn(2)], page: 1 + w.drng.Intn(3),
@@ -447,6 +452,7 @@ func (modelEmptyFinderConn) Find(context.Context, string, []string, [][]string) 
 func (w *modelWorld) emptiedRun() {
 	pre := w.snapshot()
 	if len(pre.links) < 2 || len(pre.intents) > 0 {
+		w.emptied--
 		return
 	}
 	e := &modelEmptied{side: []string{state.Source, state.Target}[w.drng.Intn(2)]}
@@ -459,6 +465,7 @@ func (w *modelWorld) emptiedRun() {
 			_, linked = pre.rev[id]
 		}
 		if !linked {
+			w.emptied--
 			return
 		}
 	}

@@ -279,6 +279,8 @@ type modelWorld struct {
 	// emptied for a run), and shape, when set, is the special run one of them makes.
 	drng  *rand.Rand
 	shape modelRunShape
+	// reordered and emptied count those steps made.
+	reordered, emptied int
 }
 
 func runModel(t *testing.T, seed int64, regression bool) {

@@ -83,6 +83,10 @@ type flowRun struct {
 	// was read), by source id, for the delete pass; it grows with the missing records only.
 	vanished     []gone
 	vanishedSeen map[string]bool
+	// heldMarks holds, per side, the watermark a pass would store while vanished links wait
+	// for the delete pass: the records whose partner was missing were read but not merged,
+	// and if the breaker holds the change, the next run must read them again.
+	heldMarks map[string]string
 	// resync says that every linked pair is merged in this run, the digests of unchanged
 	// records notwithstanding (resync.go); print is the fingerprint of the property table.
 	resync bool
@@ -210,6 +214,13 @@ func (fr *flowRun) run(ctx context.Context) error {
 	} else if len(fr.vanished) > 0 {
 		if err := fr.deletePass(ctx, false); err != nil {
 			return err
+		}
+	}
+	for _, side := range []string{state.Source, state.Target} {
+		if high, ok := fr.heldMarks[side]; ok {
+			if err := fr.setWatermark(ctx, side, high); err != nil {
+				return err
+			}
 		}
 	}
 	if err := fr.dropApprovals(ctx); err != nil {
@@ -377,6 +388,13 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	// an interrupt returned above), and only to a stamp of a record read and processed.
 	if wm != nil {
 		if high := wm.next(); high != "" && !fr.r.Opts.DryRun {
+			if len(fr.vanished) > 0 {
+				if fr.heldMarks == nil {
+					fr.heldMarks = map[string]string{}
+				}
+				fr.heldMarks[side] = high
+				return nil
+			}
 			return fr.setWatermark(ctx, side, high)
 		}
 	}

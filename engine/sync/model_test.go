@@ -42,13 +42,20 @@ package sync_test
 // width or RFC 3339 with as many fraction digits as needed (every fourth seed); the number of
 // records per Scan callback (the wrapper re-chunks the connector's batches);
 // Options.BatchSize; and connections that find records by merge keys (connector.Finder) or not
-// (every other seed). The regressions replay their steps without parts edits.
+// (every other seed); and, in two seeds of five, a flow that also syncs the ids each system
+// assigns on create to the other (items-to-things-*-flowback.yaml), which must flow back in
+// the run that creates the record. The regressions replay their steps without parts edits.
+//
+// divergence_model_test.go adds steps for what a system's listing does: a run whose listing
+// of one side is reordered while it pages, and one whose listing of one side is empty (an
+// expired token), held by the circuit breaker; and after each reconcile run the check that
+// every record is linked exactly once and nothing is duplicated.
 //
 // What the model leaves out, on purpose: users who make duplicates themselves (a new record
 // with the code of a linked record, or of a record the engine is copying), clearing a code
 // (NOT NULL in the source), edits while a run is under way (the run is a unit here; a
 // concurrent edit is a race docs/semantics.md §3 says nothing about), and the circuit breaker
-// (Options.MaxDeleteShare is 1).
+// (Options.MaxDeleteShare is 1) but in the emptied listing's run.
 //
 // DATAFLOW_MODEL_SEEDS=N runs N seeds (default 500, 100 with -short). A failure prints the
 // seed, the variant and the step log; replay it with
@@ -207,10 +214,13 @@ type modelVariant struct {
 	nano    bool          // stamps in RFC 3339 with a variable number of fraction digits
 	finder  bool          // the connections find records by merge keys (connector.Finder)
 	skew    time.Duration // Options.ClockSkew: tiny, so that watermarks follow the fake clock, or the default
+	// flowBack: the flow also syncs the ids each system assigns on create to the other
+	// (items-to-things-*-flowback.yaml): a create's assigned id must flow back in the same run.
+	flowBack bool
 }
 
 func (v modelVariant) String() string {
-	return fmt.Sprintf("delete=%s stamped=%v nano-stamps=%v scan-chunk=%d batch=%d finder=%v skew=%s", v.del, v.stamped, v.nano, v.chunk, v.batch, v.finder, v.skew)
+	return fmt.Sprintf("delete=%s stamped=%v nano-stamps=%v scan-chunk=%d batch=%d finder=%v skew=%s flow-back=%v", v.del, v.stamped, v.nano, v.chunk, v.batch, v.finder, v.skew, v.flowBack)
 }
 
 type modelKey struct{ side, id string }
@@ -265,6 +275,12 @@ type modelWorld struct {
 	labels int
 	// reconcile makes the next run a reconcile (Options.Reconcile).
 	reconcile bool
+	// drng draws the steps of divergence_model_test.go (listings reordered while paging,
+	// emptied for a run), and shape, when set, is the special run one of them makes.
+	drng  *rand.Rand
+	shape modelRunShape
+	// reordered and emptied count those steps made.
+	reordered, emptied int
 }
 
 func runModel(t *testing.T, seed int64, regression bool) {
@@ -301,10 +317,17 @@ var modelProjects struct {
 	byDelete map[string]*mapping.Project
 }
 
-func modelProject(t *testing.T, del string) *mapping.Project {
+func modelProject(t *testing.T, del string) *mapping.Project { return modelProjectOf(t, del, false) }
+
+// modelProjectOf is modelProject of the flow-back variant's mappings too.
+func modelProjectOf(t *testing.T, del string, flowBack bool) *mapping.Project {
 	modelProjects.Lock()
 	defer modelProjects.Unlock()
-	if p := modelProjects.byDelete[del]; p != nil {
+	name, extra := "items-to-things-"+del, 0
+	if flowBack {
+		name, extra = name+"-flowback", len(modelFlowBackProps)
+	}
+	if p := modelProjects.byDelete[name]; p != nil {
 		return p
 	}
 	fixtures, err := filepath.Abs(modelFixtures)
@@ -318,7 +341,7 @@ func modelProject(t *testing.T, del string) *mapping.Project {
 	}
 	res, err := eng.Load(context.Background(), []string{
 		filepath.Join(fixtures, "systems", "shop.yaml"), filepath.Join(fixtures, "systems", "store.yaml"),
-		filepath.Join(fixtures, "items-to-things-"+del+".yaml"),
+		filepath.Join(fixtures, name+".yaml"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -326,13 +349,13 @@ func modelProject(t *testing.T, del string) *mapping.Project {
 	if res.Diagnostics.HasErrors() || len(res.Project.Dataflows) != 1 || len(res.Project.Dataflows[0].Flows) != 1 {
 		t.Fatalf("the model's mappings do not load: %v", res.Diagnostics)
 	}
-	if n := len(res.Project.Dataflows[0].Flows[0].Properties); n != len(modelProps)+1 {
+	if n := len(res.Project.Dataflows[0].Flows[0].Properties); n != len(modelProps)+1+extra {
 		t.Fatalf("the flow has %d properties, the model %d and the parts", n, len(modelProps))
 	}
 	if modelProjects.byDelete == nil {
 		modelProjects.byDelete = map[string]*mapping.Project{}
 	}
-	modelProjects.byDelete[del] = res.Project
+	modelProjects.byDelete[name] = res.Project
 	return res.Project
 }
 
@@ -370,9 +393,11 @@ func newModelWorld(t *testing.T, seed int64, regression bool) *modelWorld {
 		// Not from rng either. A clock skew allowance of minutes keeps every watermark of a
 		// seed, whose fake clock moves a second a step, before the seed's first edits.
 		skew: []time.Duration{time.Nanosecond, time.Nanosecond, dsync.DefaultClockSkew}[seed%3],
+		// Not from rng: two seeds in five sync the ids the systems assign.
+		flowBack: !regression && seed%5 < 2,
 	}
 	w := &modelWorld{t: t, seed: seed, rng: rng, v: v, dir: modelTempDir(t),
-		lists: !regression, lrng: rand.New(rand.NewSource(seed*7919 + 17)),
+		lists: !regression, lrng: rand.New(rand.NewSource(seed*7919 + 17)), drng: rand.New(rand.NewSource(seed*6007 + 29)),
 		now:  time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
 		base: map[[2]string]modelBase{}, gone: map[string]string{}, made: map[modelKey]bool{}}
 	fixtures, err := filepath.Abs(modelFixtures)
@@ -383,7 +408,7 @@ func newModelWorld(t *testing.T, seed int64, regression bool) *modelWorld {
 	if v.stamped {
 		srcInit, tgtInit = "source-stamped.sql", "target-stamped.sql"
 	}
-	w.proj = modelProject(t, v.del)
+	w.proj = modelProjectOf(t, v.del, v.flowBack)
 	w.flow = w.proj.Dataflows[0].Flows[0]
 	w.sys = map[string]*config.System{
 		"shop":  modelSystem(w.flow.Dataflow.Source.Config, filepath.Join(w.dir, "shop.db"), filepath.Join(fixtures, srcInit)),
@@ -543,6 +568,9 @@ func (w *modelWorld) play() {
 		}
 		if w.lists && !w.t.Failed() && w.lrng.Intn(100) < 35 {
 			w.editParts([]string{state.Source, state.Target}[w.lrng.Intn(2)])
+		}
+		if w.lists && !w.t.Failed() {
+			w.divergenceStep()
 		}
 	}
 	if w.t.Failed() {
@@ -1061,7 +1089,8 @@ func (w *modelWorld) drift() bool {
 	} else if st.Reconciled > 0 {
 		w.cover("reconciles that found pairs differing")
 	}
-	return true
+	w.checkReconciled("the reconcile run")
+	return !w.t.Failed()
 }
 
 // ---- runs ----
@@ -1094,6 +1123,9 @@ func (w *modelWorld) run(killAfter int) *dsync.Report {
 		Opts: dsync.Options{BatchSize: w.v.batch, MaxDeleteShare: 1, Now: func() time.Time { return w.now },
 			ClockSkew: w.v.skew, Reconcile: w.reconcile},
 	}
+	if w.shape != nil {
+		w.shape.wrap(runner)
+	}
 	rep, err := runner.Run(runCtx)
 	w.runs++
 	if rep != nil && len(rep.Flows) > 0 {
@@ -1114,6 +1146,11 @@ func (w *modelWorld) run(killAfter int) *dsync.Report {
 		return nil
 	}
 	w.logf("run @%s: %s", stamp[11:], modelSummary(rep))
+	if w.shape != nil {
+		if judged, done := w.shape.judge(w, pre, rep, err); done {
+			return judged
+		}
+	}
 	if err != nil {
 		w.t.Errorf("seed %d: a run that was not killed failed: %v", w.seed, err)
 		return nil
@@ -1400,6 +1437,16 @@ func (w *modelWorld) checkRun(pre *modelSnap) {
 		}
 		vs, vt := w.vals(state.Source, S), w.vals(state.Target, T)
 		newBase[[2]string{s, t}] = modelBase{vs, vt}
+		if w.shape != nil && w.shape.unread(w, pre, s, t, vs, vt) {
+			// A pair the run's listing hid from it (reordered while paging): left as it was,
+			// with its base, for the next run to sync.
+			if b, ok := w.base[[2]string{s, t}]; ok {
+				newBase[[2]string{s, t}] = b
+			} else {
+				delete(newBase, [2]string{s, t})
+			}
+			continue
+		}
 		preS, hadS := pre.recs[modelKey{state.Source, s}]
 		preT, hadT := pre.recs[modelKey{state.Target, t}]
 		var ps, pt []string
@@ -1429,6 +1476,14 @@ func (w *modelWorld) checkRun(pre *modelSnap) {
 			}
 			if vs[i] != vt[i] {
 				w.t.Errorf("seed %d: source %s and target %s disagree on %s: %s and %s", w.seed, s, t, p.Key(), vs[i], vt[i])
+				continue
+			}
+			if w.assigned(i) {
+				// An id the creating system assigned (the flow-back variant): that the pair
+				// agrees on it is the whole expectation, in the run that created the record too.
+				if !hadS || !hadT {
+					w.cover("property checked: an assigned id flowed back in the run that created the record")
+				}
 				continue
 			}
 			var want []string

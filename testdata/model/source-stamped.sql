@@ -7,7 +7,8 @@ CREATE TABLE items (
     qty        INTEGER,
     price      NUMERIC(10,2),
     active     BOOLEAN,
-    updated_at TEXT
+    updated_at TEXT,
+    thing_id   TEXT -- the store's id of the item's thing, in the flow-back variant of the model test
 );
 CREATE INDEX items_updated_at ON items (updated_at);
 CREATE TABLE parts (

@@ -8,7 +8,8 @@ CREATE TABLE things (
     cost       REAL,
     enabled    BOOLEAN,
     modifiedOn TEXT,
-    parts      TEXT NOT NULL DEFAULT '[]' -- JSON list of {id, qty}: the id is the part's label
+    parts      TEXT NOT NULL DEFAULT '[]', -- JSON list of {id, qty}: the id is the part's label
+    item_id    INTEGER -- the shop's id of the thing's item, in the flow-back variant of the model test
 );
 CREATE INDEX things_modifiedOn ON things (modifiedOn);
 CREATE INDEX things_sku ON things (sku); -- the merge key: linking looks records up by it

@@ -52,3 +52,21 @@ func ExactFloat(s string) (float64, bool) {
 	got, _ := new(big.Rat).SetString(short)
 	return f, got != nil && got.Cmp(want) == 0
 }
+
+// Normalize turns the json.Numbers of a value decoded with UseNumber into the engine's numbers
+// (Number), in place, and returns the value.
+func Normalize(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		return Number(string(x))
+	case map[string]any:
+		for k, e := range x {
+			x[k] = Normalize(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = Normalize(e)
+		}
+	}
+	return v
+}

@@ -44,7 +44,7 @@ func decodeJSON(body []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("the response is not valid JSON: more data after the value at byte %d", dec.InputOffset())
 	}
-	return normalize(v), nil
+	return jsontext.Normalize(v), nil
 }
 
 // maxRedacted bounds the part of a body redacted to show its start in a message.
@@ -63,23 +63,6 @@ func excerpt(body []byte, red *redactor) string {
 		return fmt.Sprintf("it starts %q...", s[:cut])
 	}
 	return fmt.Sprintf("the body is %q", s)
-}
-
-// normalize turns json.Numbers into the engine's numbers, in place (see number).
-func normalize(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		return number(string(x))
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalize(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalize(e)
-		}
-	}
-	return v
 }
 
 // number is a JSON number as the engine holds it, never rounded (jsontext.Number). An id of

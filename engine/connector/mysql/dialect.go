@@ -23,9 +23,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"io"
 	"math"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -238,21 +238,8 @@ func (*dialect) Decode(c *sqlconn.Column, text string) (any, error) {
 	return text, nil
 }
 
-func exact(s string) any {
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return i
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsInf(f, 0) {
-		return json.Number(s)
-	}
-	a, ok1 := new(big.Rat).SetString(s)
-	b, ok2 := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
-	if ok1 && ok2 && a.Cmp(b) == 0 {
-		return f
-	}
-	return json.Number(s)
-}
+// exact is a DECIMAL's text as the engine holds it: never rounded (jsontext.Number).
+func exact(s string) any { return jsontext.Number(s) }
 
 func decodeJSON(text string) (any, error) {
 	d := json.NewDecoder(strings.NewReader(text))
@@ -261,23 +248,7 @@ func decodeJSON(text string) (any, error) {
 	if err := d.Decode(&v); err != nil {
 		return nil, err
 	}
-	return normalize(v), nil
-}
-
-func normalize(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		return exact(string(x))
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalize(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalize(e)
-		}
-	}
-	return v
+	return jsontext.Normalize(v), nil
 }
 
 // Encode turns a record value into the text MySQL reads for the column.

@@ -27,9 +27,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"io"
 	"math"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -240,23 +240,14 @@ func bytesOf(text string) (any, error) {
 
 // exact is a decimal's record value: int64 for an integer that fits, float64 when the
 // shortest form of the nearest float64 is the same number, else the digits (json.Number).
+// exact is a NUMERIC's text as the engine holds it: never rounded (jsontext.Number); NaN and
+// the infinities, which no JSON number writes, stay text.
 func exact(s string) any {
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return i
+	switch s {
+	case "NaN", "Infinity", "-Infinity":
+		return s
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		if _, ok := new(big.Rat).SetString(s); !ok {
-			return s // NaN
-		}
-		return json.Number(s)
-	}
-	a, ok1 := new(big.Rat).SetString(s)
-	b, ok2 := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
-	if ok1 && ok2 && a.Cmp(b) == 0 {
-		return f
-	}
-	return json.Number(s)
+	return jsontext.Number(s)
 }
 
 // decodeJSON decodes a JSON value with its numbers exact (see exact).
@@ -267,23 +258,7 @@ func decodeJSON(text string) (any, error) {
 	if err := d.Decode(&v); err != nil {
 		return nil, err
 	}
-	return normalize(v), nil
-}
-
-func normalize(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		return exact(string(x))
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalize(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalize(e)
-		}
-	}
-	return v
+	return jsontext.Normalize(v), nil
 }
 
 // Encode turns a record value into the text PostgreSQL reads for the column's type.

@@ -56,18 +56,49 @@ func (w *modelWorld) divergenceStep() {
 	saved := w.rng
 	w.rng = w.drng
 	defer func() { w.rng = saved }()
-	// One reordered and one emptied listing at most per seed: each costs runs, and the
-	// package's test time is the budget.
-	switch p := w.drng.Intn(100); {
-	case p < 5 && w.reordered == 0:
-		w.reordered++
-		w.reorderedRun()
-	case p >= 5 && p < 8 && w.emptied == 0:
-		w.emptied++
-		w.emptiedRun()
-	case p >= 8 && p < 12 && w.v.flowBack:
+	if w.v.flowBack && w.drng.Intn(100) < 4 {
 		w.editAssigned()
 	}
+}
+
+// plainRun is a step's run: now and then a reordered or an emptied listing's run instead,
+// at most one of each per seed (each costs a run more, and the package's test time is the
+// budget), in seeds that edit parts (not the regressions, which replay their steps).
+func (w *modelWorld) plainRun() {
+	if !w.lists {
+		w.run(-1)
+		return
+	}
+	saved := w.rng
+	w.rng = w.drng
+	p := w.drng.Intn(100)
+	switch {
+	case p < 25 && w.reordered == 0 && !w.killedSince:
+		w.reordered++
+		w.reorderedRun()
+	case p >= 25 && p < 40 && w.emptied == 0:
+		if side, ok := w.emptiable(); ok {
+			w.emptied++
+			w.emptiedRun(side)
+			break
+		}
+		w.rng = saved
+		w.run(-1)
+	default:
+		w.rng = saved
+		w.run(-1)
+	}
+	w.rng = saved
+}
+
+// editOne sets one property (not the code) of a record, stamped, as edit does.
+func (w *modelWorld) editOne(side, id string) {
+	pi := 1 + w.drng.Intn(len(modelProps)-1)
+	v := w.value(side, pi, false)
+	table, stampCol := modelTable(side)
+	stamp := w.tick()
+	w.exec(side, "UPDATE "+table+" SET "+modelCol(side, pi)+" = ?, "+stampCol+" = ? WHERE id = ?", v, stamp, id)
+	w.logf("edit %s %s: %s = %s @%s", side, id, modelCol(side, pi), mapping.Canonical(v), stamp[11:])
 }
 
 // editAssigned is a user's edit, stamped, of the copy of an assigned id on the side it flows
@@ -302,17 +333,34 @@ func (c modelListFinderConn) Find(ctx context.Context, entity string, paths []st
 // After a kill the model does not know the engine's base, which the pairs the run leaves as
 // they were keep: the step waits for a successful run.
 func (w *modelWorld) reorderedRun() {
-	if w.killedSince {
-		w.reordered--
-		return
-	}
-	l := &modelListing{side: []string{state.Source, state.Target}[w.drng.Intn(2)], page: 1 + w.drng.Intn(3),
+	// Mostly the source: the source's pass comes first and writes to the source what the
+	// target changed; by the target's pass the pairs read are in sync, and it writes little
+	// to the target while it pages.
+	l := &modelListing{side: []string{state.Source, state.Source, state.Source, state.Target}[w.drng.Intn(4)], page: 1 + w.drng.Intn(2),
 		snapshot: w.drng.Intn(4) == 0, moved: map[string]int{}, skipped: map[string]bool{}}
 	// Edits on both sides first, so that the run has records to read on the paged side and
-	// writes to make to it while it pages: the records it writes move to the end.
+	// writes to make to it while it pages (the records it writes move to the end): linked
+	// pairs edited on both sides, the other side later, and records edited on either.
+	snap := w.snapshot()
+	var pairs [][2]string
+	for s, t := range snap.links {
+		if _, ok := snap.recs[modelKey{state.Source, s}]; ok {
+			if _, ok := snap.recs[modelKey{state.Target, t}]; ok {
+				pairs = append(pairs, [2]string{s, t})
+			}
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i][0] < pairs[j][0] })
 	for i, n := 0, 2+w.drng.Intn(4); i < n; i++ {
-		w.edit(l.side, false)
-		w.edit(modelOther(l.side), false)
+		if len(pairs) == 0 || w.drng.Intn(3) == 0 {
+			w.edit(l.side, false)
+			w.edit(modelOther(l.side), false)
+			continue
+		}
+		pr := pairs[w.drng.Intn(len(pairs))]
+		ids := map[string]string{state.Source: pr[0], state.Target: pr[1]}
+		w.editOne(l.side, ids[l.side])
+		w.editOne(modelOther(l.side), ids[modelOther(l.side)])
 	}
 	w.logf("the %s's listing pages by %d, %s", l.side, l.page, map[bool]string{true: "from a snapshot (SnapshotScan)", false: "by offset over an order the run's writes change"}[l.snapshot])
 	w.shape = l
@@ -438,25 +486,20 @@ func (modelEmptyFinderConn) Find(context.Context, string, []string, [][]string) 
 	return nil, nil
 }
 
-// emptiedRun empties one side's listing for a run, then brings it back. The run must change
-// nothing (judge); the model rejects the pending change or leaves it, and the next run (a
-// reconcile, or not) then syncs whatever the users changed meanwhile, as checkRun expects it
-// of any run.
-//
-// It waits for a state the model can say "nothing may change" of: at least two links (a
-// breaker limit is at least one record), no intent of a killed run (recovery would look for
-// copies on the empty side), and no unlinked record on the side that is read: an empty side
-// cannot be told from a side without a record to merge with, so such a record would be
-// created there, and under a merge key it may already have, duplicated. Those creates are
-// legitimate for a record that is new; the model leaves them out.
-func (w *modelWorld) emptiedRun() {
+// emptiable says whether the model can say "nothing may change" of a run now, and of which
+// side's listing: at least two links (a breaker limit is at least one record), no intent of a
+// killed run (recovery would look for copies on the empty side), and no unlinked record on
+// the side that is read: an empty side cannot be told from a side without a record to merge
+// with, so such a record would be created there, and under a merge key it may already have,
+// duplicated. Those creates are legitimate for a record that is new; the model leaves them
+// out.
+func (w *modelWorld) emptiable() (side string, ok bool) {
 	pre := w.snapshot()
 	if len(pre.links) < 2 || len(pre.intents) > 0 {
-		w.emptied--
-		return
+		return "", false
 	}
-	e := &modelEmptied{side: []string{state.Source, state.Target}[w.drng.Intn(2)]}
-	read := modelOther(e.side)
+	side = []string{state.Source, state.Target}[w.drng.Intn(2)]
+	read := modelOther(side)
 	for _, id := range pre.order[read] {
 		linked := false
 		if read == state.Source {
@@ -465,10 +508,18 @@ func (w *modelWorld) emptiedRun() {
 			_, linked = pre.rev[id]
 		}
 		if !linked {
-			w.emptied--
-			return
+			return "", false
 		}
 	}
+	return side, true
+}
+
+// emptiedRun empties one side's listing for a run, then brings it back. The run must change
+// nothing (judge); the model rejects the pending change or leaves it, and the next run (a
+// reconcile, or not) then syncs whatever the users changed meanwhile, as checkRun expects it
+// of any run.
+func (w *modelWorld) emptiedRun(side string) {
+	e := &modelEmptied{side: side}
 	w.logf("the %s's listing is empty for a run (an expired token)", e.side)
 	w.shape = e
 	w.run(-1)

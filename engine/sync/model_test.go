@@ -562,7 +562,7 @@ func (w *modelWorld) play() {
 		case p < 66:
 			w.delete(side)
 		case p < 84:
-			w.run(-1)
+			w.plainRun()
 		default:
 			w.run(w.rng.Intn(25))
 		}

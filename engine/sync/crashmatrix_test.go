@@ -127,9 +127,62 @@ func (c *crashConn) Delete(ctx context.Context, entity string, ids []string) ([]
 	return c.Conn.Delete(ctx, entity, ids)
 }
 
+// Capabilities are the connection's, so that the matrix runs production's paths (read-ahead
+// scans, prebuilt creates, large batches, counts), with every call of its optional abilities
+// a crash point too.
+func (c *crashConn) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	if caps.Finder != nil {
+		caps.Finder = crashFinder{c}
+	}
+	if caps.Counter != nil {
+		caps.Counter = crashCounter{c}
+	}
+	if caps.DeleteCounter != nil {
+		caps.DeleteCounter = crashDeleteCounter{c}
+	}
+	return caps
+}
+
+// crashFinder, crashCounter and crashDeleteCounter put a crash point before the calls of the
+// connection's optional abilities.
+type (
+	crashFinder        struct{ c *crashConn }
+	crashCounter       struct{ c *crashConn }
+	crashDeleteCounter struct{ c *crashConn }
+)
+
+func (f crashFinder) Find(ctx context.Context, entity string, paths []string, keys [][]string) ([]connector.Record, error) {
+	if ok, _ := f.c.p.reach(f.c.side+" find", 0); !ok {
+		return nil, errCrashed
+	}
+	return f.c.Conn.Capabilities().Finder.Find(ctx, entity, paths, keys)
+}
+
+func (n crashCounter) Count(ctx context.Context, entity string) (int, error) {
+	if ok, _ := n.c.p.reach(n.c.side+" count", 0); !ok {
+		return 0, errCrashed
+	}
+	return n.c.Conn.Capabilities().Counter.Count(ctx, entity)
+}
+
+func (n crashDeleteCounter) Deletions(ctx context.Context, entity string) (int64, bool, error) {
+	if ok, _ := n.c.p.reach(n.c.side+" deletions", 0); !ok {
+		return 0, false, errCrashed
+	}
+	return n.c.Conn.Capabilities().DeleteCounter.Deletions(ctx, entity)
+}
+
 type crashStore struct {
 	state.Store
 	p *crashPoint
+}
+
+// Overlaps forwards the store's state.Overlapping, so that links are committed on a second
+// goroutine as in production.
+func (s *crashStore) Overlaps() bool {
+	o, ok := s.Store.(state.Overlapping)
+	return ok && o.Overlaps()
 }
 
 func (s *crashStore) Begin(ctx context.Context) (state.Tx, error) {

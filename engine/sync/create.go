@@ -614,7 +614,7 @@ func (fr *flowRun) keysSettle(side string, ins []state.Intent, datas []map[strin
 // idempotency keys, else nil.
 func (fr *flowRun) keyed(side string) connector.KeyedCreator {
 	conn, entity := fr.on(side)
-	if kc, ok := conn.(connector.KeyedCreator); ok && kc.Idempotent(entity) {
+	if kc := conn.Capabilities().KeyedCreator; kc != nil && kc.Idempotent(entity) {
 		return kc
 	}
 	return nil

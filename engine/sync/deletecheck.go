@@ -61,8 +61,7 @@ type deleteCheck struct {
 // counter returns the connection of side when it counts records, else nil.
 func (fr *flowRun) counter(side string) connector.Counter {
 	conn, _ := fr.on(side)
-	c, _ := conn.(connector.Counter)
-	return c
+	return conn.Capabilities().Counter
 }
 
 // beginDeleteCheck takes what the delete check compares, before the flow run writes anything,
@@ -98,7 +97,7 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 	}
 	for _, side := range []string{state.Source, state.Target} {
 		conn, entity := fr.on(side)
-		if dcs, ok := conn.(connector.DeleteCounter); ok {
+		if dcs := conn.Capabilities().DeleteCounter; dcs != nil {
 			n, counting, err := dcs.Deletions(ctx, entity)
 			if err != nil {
 				return nil, err

@@ -130,7 +130,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 	switch {
 	case r.Opts.BatchSize > 0:
 		fr.batchSize = r.Opts.BatchSize
-	case connector.CapabilitiesOf(fr.src).LargeBatches && connector.CapabilitiesOf(fr.tgt).LargeBatches:
+	case fr.src.Capabilities().LargeBatches && fr.tgt.Capabilities().LargeBatches:
 		fr.batchSize = largeBatch
 	default:
 		fr.batchSize = defaultBatch
@@ -142,7 +142,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 			if side == state.Source {
 				sys = f.Dataflow.Source
 			}
-			if fr.writes(side) && !connector.CapabilitiesOf(conn).Delete {
+			if fr.writes(side) && !conn.Capabilities().Delete {
 				return nil, fmt.Errorf("flow %s: delete: propagate, but %s cannot delete records; use delete: keep or unlink", f.ID(), sys.Name())
 			}
 		}

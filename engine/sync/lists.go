@@ -1,7 +1,7 @@
 package sync
 
 // Lists (`lines` → `lineItems`) are merged element by element. Each element is identified on
-// each side: by its id where the system gives one (connector.ListIdentifier; else an `id`
+// each side: by its id where the system gives one (Capabilities.ListIdentifier; else an `id`
 // property in the element schema), by the target's id when the mapping carries it in an element
 // property (an external id), else by its value or its place among the elements the base holds. The
 // base records, for every element, which source element is synced with which target element
@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
@@ -43,7 +42,7 @@ func (fr *flowRun) listKey(side string, prop *mapping.Property) string {
 		ent, path = fr.f.Source, prop.Source
 	}
 	id := ""
-	if li, ok := conn.(connector.ListIdentifier); ok {
+	if li := conn.Capabilities().ListIdentifier; li != nil {
 		id = li.ListID(entity, path)
 	}
 	if id == "" && ent != nil && ent.Schema != nil && ent.Schema.Root != nil {

@@ -209,8 +209,7 @@ func (fr *flowRun) finder(side string) connector.Finder {
 		return nil
 	}
 	conn, _ := fr.on(side)
-	f, _ := conn.(connector.Finder)
-	return f
+	return conn.Capabilities().Finder
 }
 
 // prepareMatch readies the indexes match searches for a batch of side's records, when both

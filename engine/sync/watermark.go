@@ -193,7 +193,7 @@ func (fr *flowRun) writtenTo(side string) int {
 // whatever is written meanwhile (a read transaction): then the run's own writes to the side it
 // scans cannot make the scan skip records.
 func snapshots(c connector.Conn) bool {
-	return connector.CapabilitiesOf(c).SnapshotScan
+	return c.Capabilities().SnapshotScan
 }
 
 // stampLayouts are the forms formatLike writes a time in: a watermark shifted by a lookback is

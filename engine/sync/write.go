@@ -163,7 +163,7 @@ func (fr *flowRun) followUps(written []*pair, before map[*pair]connector.Record,
 // readBack replaces the results of a write by the records as the system stores them, for a
 // connection that does not return them itself: the bases must be what the system holds.
 func readBack(ctx context.Context, conn connector.Conn, entity string, results []connector.Result) error {
-	if connector.CapabilitiesOf(conn).ReturnsStored {
+	if conn.Capabilities().ReturnsStored {
 		return nil
 	}
 	var ids []string

@@ -28,18 +28,18 @@ type conn struct {
 
 var (
 	_ connector.Conn         = (*conn)(nil)
-	_ connector.Capable      = (*conn)(nil)
 	_ connector.KeyedCreator = (*conn)(nil)
 )
 
-// Capabilities implements connector.Capable: the connection deletes when an entity configures
-// delete, and its writes return the records as stored (from the response, or read back).
+// Capabilities implements connector.Conn: the connection deletes when an entity configures
+// delete, and its writes return the records as stored (from the response, or read back). It
+// finds records (find.go) and creates with idempotency keys where an entity names the header.
 func (c *conn) Capabilities() connector.Capabilities {
 	del := false
 	for _, e := range c.entities {
 		del = del || e.delete != nil
 	}
-	return connector.Capabilities{Delete: del, ReturnsStored: true}
+	return connector.Capabilities{Delete: del, ReturnsStored: true, Finder: c, KeyedCreator: c}
 }
 
 // Idempotent implements connector.KeyedCreator: creates honour keys when the entity names the

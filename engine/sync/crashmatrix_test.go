@@ -408,6 +408,7 @@ type crashScenario struct {
 	prepare func(w *crashWorld)
 	change  func(w *crashWorld)
 	want    []string
+	flat    bool // the flow without its list (a pure flow: the scan builds the creates ahead)
 }
 
 func crashScenarios() []crashScenario {
@@ -429,16 +430,18 @@ func crashScenarios() []crashScenario {
 	plain := []string{"C1|item 1|1", "C2|item 2|2", "C3|item 3|3"}
 	edited := []string{"C1|edited 1|11", "C2|edited 2|12", "C3|edited 3|13"}
 	return []crashScenario{
-		{"create to target", nothing, seedSource, plain},
-		{"create to source", nothing, seedTarget, plain},
+		{"create to target", nothing, seedSource, plain, false},
+		{"create to source", nothing, seedTarget, plain, false},
 		{"update to target", synced, func(w *crashWorld) {
 			w.exec("shop.db", "UPDATE items SET name = 'edited ' || substr(code, 2), qty = qty + 10")
-		}, edited},
+		}, edited, false},
 		{"update to source", synced, func(w *crashWorld) {
 			w.exec("store.db", "UPDATE things SET title = 'edited ' || substr(sku, 2), amount = CAST(amount + 10 AS TEXT)")
-		}, edited},
-		{"delete to target", synced, func(w *crashWorld) { w.exec("shop.db", "DELETE FROM items") }, nil},
-		{"delete to source", synced, func(w *crashWorld) { w.exec("store.db", "DELETE FROM things") }, nil},
+		}, edited, false},
+		{"delete to target", synced, func(w *crashWorld) { w.exec("shop.db", "DELETE FROM items") }, nil, false},
+		{"delete to source", synced, func(w *crashWorld) { w.exec("store.db", "DELETE FROM things") }, nil, false},
+		{"create to target of a pure flow", nothing, seedSource, plain, true},
+		{"create to source of a pure flow", nothing, seedTarget, plain, true},
 	}
 }
 
@@ -471,9 +474,12 @@ func copyDir(t *testing.T, from, to string) {
 }
 
 func TestCrashMatrix(t *testing.T) {
-	proj := modelProject(t, "propagate")
 	root := modelTempDir(t)
 	for si, sc := range crashScenarios() {
+		proj := modelProject(t, "propagate")
+		if sc.flat {
+			proj = modelProject(t, "flat")
+		}
 		t.Run(strings.ReplaceAll(sc.name, " ", "-"), func(t *testing.T) {
 			// The checkpoint: prepared, changed, not yet synced.
 			base := filepath.Join(root, fmt.Sprint(si), "base")
@@ -581,7 +587,7 @@ func TestCrashMatrix(t *testing.T) {
 // recovery.
 func crashBoundaries(scenario string) []string {
 	side := "target"
-	if strings.HasSuffix(scenario, "source") {
+	if strings.Contains(scenario, " to source") {
 		side = "source"
 	}
 	verb := strings.Fields(scenario)[0]

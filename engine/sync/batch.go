@@ -350,7 +350,7 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 		return nil
 	}
 	reason := "its partner was deleted; it is synced again per the flow's create policy (delete: keep)"
-	if fr.f.Delete == "unlink" {
+	if fr.f.Delete == mapping.DeleteUnlink {
 		reason = unlinkedReason
 		fr.detached[survivorSide+"\x00"+survivorID] = true
 	}
@@ -500,9 +500,9 @@ func (fr *flowRun) merge(p *pair) error {
 // sourceWins applies the conflict policy to a property both sides changed.
 func (fr *flowRun) sourceWins(p *pair) bool {
 	switch fr.f.Conflict {
-	case "source":
+	case mapping.ConflictSource:
 		return true
-	case "target":
+	case mapping.ConflictTarget:
 		return false
 	}
 	// newest: by the records' last-modified values; ties and unknowns go to the source.

@@ -705,7 +705,7 @@ func (fr *flowRun) recoverKeyed(ctx context.Context, side string, kc connector.K
 func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates []connector.Record, adopted map[string]bool) error {
 	var data map[string]any
 	json.Unmarshal(in.Data, &data)
-	if fr.f.Delete == "propagate" && fr.writes(in.Side) {
+	if fr.f.Delete == mapping.DeletePropagate && fr.writes(in.Side) {
 		conn, entity := fr.on(in.Side)
 		if match := fr.findCopy(in, data, candidates, adopted); match >= 0 {
 			c := candidates[match]

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
@@ -107,7 +108,7 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	for _, g := range plan {
 		// A delete propagates only in a direction the flow syncs: a to-target flow never
 		// deletes in its source.
-		if fr.f.Delete == "propagate" && g.survivor != "" && fr.writes(g.survivor) {
+		if fr.f.Delete == mapping.DeletePropagate && g.survivor != "" && fr.writes(g.survivor) {
 			doomed[g.survivor] = append(doomed[g.survivor], g.link)
 			continue
 		}
@@ -133,7 +134,7 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	}
 	// Survivors of delete: keep are synced again now, not on the next run: a run after which
 	// something is left to do would look settled to --until-stable.
-	if fr.f.Delete != "keep" || fr.r.Opts.DryRun {
+	if fr.f.Delete != mapping.DeleteKeep || fr.r.Opts.DryRun {
 		return nil
 	}
 	for _, side := range []string{state.Source, state.Target} {

@@ -135,7 +135,7 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 	default:
 		fr.batchSize = defaultBatch
 	}
-	if f.Delete == "propagate" {
+	if f.Delete == mapping.DeletePropagate {
 		for _, side := range []string{state.Target, state.Source} {
 			conn, _ := fr.on(side)
 			sys := f.Dataflow.Target

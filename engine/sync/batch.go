@@ -8,7 +8,6 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
-	"github.com/dataflow-sync/dataflow/engine/stamp"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
@@ -366,7 +365,8 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 	})
 }
 
-// merge decides, property by property, what to write to each side of a pair.
+// merge plans the writes of a pair (planner.merge, plan.go) and counts what it decided. A
+// pair neither of whose records changed since its link was saved is not planned at all.
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
 	if !p.isNew && !fr.resync && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
@@ -380,156 +380,17 @@ func (fr *flowRun) merge(p *pair) error {
 	if err != nil {
 		return err
 	}
-	desiredTgt := mapping.Clone(p.tgt.Data).(map[string]any)
-	desiredSrc := mapping.Clone(p.src.Data).(map[string]any)
-	changedTgt, changedSrc, conflicts := false, false, 0
-	// Properties that flow to the target are decided first; those that only flow back are
-	// computed from the target as it will be after this merge's writes, so that a value
-	// derived from a target property (availability from quantity) follows that property.
-	ordered := make([]*mapping.Property, 0, len(fr.f.Properties))
-	for _, prop := range fr.f.Properties {
-		if prop.ToTargetSide() {
-			ordered = append(ordered, prop)
-		}
+	m, err := fr.plan.merge(p.src, p.tgt, bases)
+	for _, c := range m.changes {
+		fr.change(c)
 	}
-	for _, prop := range fr.f.Properties {
-		if !prop.ToTargetSide() {
-			ordered = append(ordered, prop)
-		}
+	if err != nil {
+		return err
 	}
-	p.seen = make(map[string]state.Base, len(ordered))
-	for _, prop := range ordered {
-		base, hasBase := bases[prop.Key()]
-		var S any
-		var err error
-		if prop.ToTargetSide() {
-			if S, err = prop.TargetValue(p.src.Data, fr.refs); err != nil {
-				return err
-			}
-		}
-		tgtNow := p.tgt.Data
-		if !prop.ToTargetSide() {
-			tgtNow = desiredTgt
-		}
-		T := prop.View(tgtNow)
-		sC, tC := mapping.Canonical(S), mapping.Canonical(T)
-		seen := state.Base{T: tC}
-		var srcNow []byte // a to-source property's value in the source, against its base
-		if prop.ToTargetSide() {
-			seen.S = sC
-		} else if len(prop.Elements) == 0 {
-			srcNow = mapping.Canonical(prop.SourceView(p.src.Data))
-			seen.S = srcNow
-		}
-		p.seen[prop.Key()] = seen
-		if prop.ToTargetSide() && string(sC) == string(tC) {
-			continue // in sync
-		}
-		first := !hasBase
-		srcChanged := prop.ToTargetSide() && (first || string(sC) != string(base.S))
-		tgtChanged := prop.ToSourceSide() && (first || string(tC) != string(base.T))
-		if !first && len(prop.Elements) > 0 && prop.ToTargetSide() && (srcChanged || tgtChanged) {
-			// A list is merged element by element (lists.go), whichever side changed it.
-			if lm, ok := fr.mergeElements(p, prop, base, S, T, srcChanged, tgtChanged); ok {
-				ct, cs, err := fr.applyList(p, prop, lm, desiredTgt, desiredSrc, tC)
-				if err != nil {
-					return err
-				}
-				changedTgt, changedSrc = changedTgt || ct, changedSrc || cs
-				conflicts += lm.conflicts
-				continue
-			}
-		}
-		toTarget, toSource := false, false
-		switch {
-		case prop.ToTargetSide() && !prop.ToSourceSide() && !first && string(tC) != string(base.T):
-			// The target edited a property that flows to it only: the source's value wins
-			// back (a value the target reformatted on write is its base, not an edit).
-			toTarget = true
-		case srcNow != nil && !tgtChanged && base.S != nil && string(srcNow) != string(base.S):
-			// The same for the source's edit of a property that flows to it only.
-			toSource = true
-		case !srcChanged && !tgtChanged:
-		case srcChanged && !tgtChanged:
-			toTarget = true
-		case tgtChanged && !srcChanged:
-			toSource = true
-		case first && prop.ToTargetSide() && prop.ToSourceSide() && mapping.Empty(T) != mapping.Empty(S):
-			// At first merge a value beats an empty one.
-			toTarget = mapping.Empty(T)
-			toSource = !toTarget
-		default:
-			conflicts++
-			toTarget = fr.sourceWins(p)
-			toSource = !toTarget
-		}
-		if toTarget {
-			prop.ApplyTarget(desiredTgt, S)
-			changedTgt = true
-			fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target, Old: string(tC), New: string(sC)})
-		}
-		if toSource {
-			v, err := prop.SourceValue(desiredTgt, fr.refs)
-			if err != nil {
-				return err
-			}
-			old := mapping.Canonical(prop.SourceView(p.src.Data))
-			if string(old) == string(mapping.Canonical(v)) {
-				continue // the source already holds it
-			}
-			prop.ApplySource(desiredSrc, v)
-			changedSrc = true
-			fr.change(Change{Action: "update", Side: state.Source, RecordID: p.src.ID, Property: prop.Source,
-				Old: string(old), New: string(mapping.Canonical(v))})
-		}
-	}
-	if changedTgt {
-		p.tgtPatch = patch(p.tgt.Data, desiredTgt)
-	}
-	if changedSrc {
-		p.srcPatch = patch(p.src.Data, desiredSrc)
-	}
-	p.conflicts = conflicts
-	fr.stats.Conflicts += conflicts
+	p.srcPatch, p.tgtPatch, p.seen, p.hints, p.conflicts = m.srcPatch, m.tgtPatch, m.seen, m.hints, m.conflicts
+	fr.stats.Conflicts += m.conflicts
 	if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && !p.isNew && !fr.readBefore(p) {
 		fr.stats.Unchanged++
 	}
 	return nil
-}
-
-// sourceWins applies the conflict policy to a property both sides changed.
-func (fr *flowRun) sourceWins(p *pair) bool {
-	switch fr.f.Conflict {
-	case mapping.ConflictSource:
-		return true
-	case mapping.ConflictTarget:
-		return false
-	}
-	// newest: by the records' last-modified values; ties and unknowns go to the source.
-	if fr.srcUpdated == "" || fr.tgtUpdated == "" {
-		return true
-	}
-	s := mapping.IDString(mapping.Get(p.src.Data, fr.srcUpdated))
-	t := mapping.IDString(mapping.Get(p.tgt.Data, fr.tgtUpdated))
-	later, ok := laterOrSame(s, t)
-	return !ok || later
-}
-
-// patch lists the top-level properties of desired that differ from current.
-func patch(current, desired map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range desired {
-		if string(mapping.Canonical(v)) != string(mapping.Canonical(current[k])) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// laterOrSame reports whether the stamp a is at or after b, by the one comparison of stamps
-// (engine/stamp) that the connectors' since filters use; ok is false when they cannot be
-// compared (either is not a stamp, or one is a time and the other a number).
-func laterOrSame(a, b string) (later, ok bool) {
-	c, err := stamp.Compare(a, b)
-	return c >= 0, err == nil
 }

@@ -77,8 +77,8 @@ type flowRun struct {
 	overlap bool
 	// batchSize is the flow's Options.BatchSize, or its default.
 	batchSize int
-	// listKeys caches, per side and list property, the property that identifies elements.
-	listKeys map[string]string
+	// plan decides the merges of linked pairs (plan.go).
+	plan *planner
 	// vanished holds the links whose record on one side a pass did not find (its partner
 	// was read), by source id, for the delete pass; it grows with the missing records only.
 	vanished     []gone
@@ -117,13 +117,14 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
 		runID:        runID,
 		dryProcessed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
-		failedNow: map[string]bool{}, troubled: map[string]bool{}, listKeys: map[string]string{},
+		failedNow: map[string]bool{}, troubled: map[string]bool{},
 		readWhole: map[string]bool{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
 	}
 	fr.pure = isPure(f)
+	fr.plan = newPlanner(f, rf, fr.src.Capabilities().ListIdentifier, fr.tgt.Capabilities().ListIdentifier)
 	if o, ok := r.State.(state.Overlapping); ok {
 		fr.overlap = o.Overlaps()
 	}

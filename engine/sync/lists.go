@@ -25,25 +25,18 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
-// listKey returns the element property that identifies the elements of a list property on
-// one side, "" when they have none.
-func (fr *flowRun) listKey(side string, prop *mapping.Property) string {
-	k := side + "\x00" + prop.Key()
-	if id, ok := fr.listKeys[k]; ok {
-		return id
-	}
-	conn, entity := fr.on(side)
-	ent, path := fr.f.Target, prop.Target
-	if side == state.Source {
-		ent, path = fr.f.Source, prop.Source
-	}
+// listKeyOf returns the element property that identifies the elements of the list property
+// at path of entity ent: the one the connection names (li, nil when it names none), else an
+// `id` property in the element schema, else "".
+func listKeyOf(li connector.ListIdentifier, ent *mapping.Entity, path string) string {
 	id := ""
-	if li := conn.Capabilities().ListIdentifier; li != nil {
-		id = li.ListID(entity, path)
+	if li != nil && ent != nil {
+		id = li.ListID(ent.Name(), path)
 	}
 	if id == "" && ent != nil && ent.Schema != nil && ent.Schema.Root != nil {
 		p := ent.Schema.Root
@@ -59,8 +52,16 @@ func (fr *flowRun) listKey(side string, prop *mapping.Property) string {
 			id = "id"
 		}
 	}
-	fr.listKeys[k] = id
 	return id
+}
+
+// listKey returns the element property that identifies the elements of a list property on
+// one side, "" when they have none.
+func (pl *planner) listKey(side string, prop *mapping.Property) string {
+	if side == state.Source {
+		return pl.listKeys[prop.Key()].src
+	}
+	return pl.listKeys[prop.Key()].tgt
 }
 
 // listSide is a list as one side holds it: the elements as stored, their ids, and their
@@ -72,7 +73,7 @@ type listSide struct {
 	canon []string
 }
 
-func (fr *flowRun) listOf(side string, prop *mapping.Property, rec map[string]any, vals []any) (listSide, bool) {
+func (pl *planner) listOf(side string, prop *mapping.Property, rec map[string]any, vals []any) (listSide, bool) {
 	path := prop.Target
 	if side == state.Source {
 		path = prop.Source
@@ -82,7 +83,7 @@ func (fr *flowRun) listOf(side string, prop *mapping.Property, rec map[string]an
 		return listSide{}, false
 	}
 	ls := listSide{raw: raw, vals: vals, ids: make([]string, len(raw)), canon: make([]string, len(raw))}
-	key := fr.listKey(side, prop)
+	key := pl.listKey(side, prop)
 	for i, e := range raw {
 		if m, ok := e.(map[string]any); ok && key != "" {
 			ls.ids[i] = mapping.IDString(m[key])
@@ -95,8 +96,8 @@ func (fr *flowRun) listOf(side string, prop *mapping.Property, rec map[string]an
 // mappedKey returns the target path of the element property that carries the target's element
 // id (an external id: `{source: line_ref, target: id}`), "" when none does. Values in target
 // form then identify elements whichever side they come from, and whatever the base records.
-func (fr *flowRun) mappedKey(prop *mapping.Property) string {
-	key := fr.listKey(state.Target, prop)
+func (pl *planner) mappedKey(prop *mapping.Property) string {
+	key := pl.listKey(state.Target, prop)
 	if key == "" {
 		return ""
 	}
@@ -198,15 +199,15 @@ type listMerge struct {
 
 // mergeElements merges a list that changed on one side or both (see the top of this file).
 // ok is false when the list cannot be traced (its values do not line up with the elements).
-func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Base, S, T any, srcChanged, tgtChanged bool) (*listMerge, bool) {
+func (pl *planner) mergeElements(srcRec, tgtRec connector.Record, prop *mapping.Property, base state.Base, S, T any, srcChanged, tgtChanged bool) (*listMerge, bool) {
 	var baseS, baseT []any
 	if json.Unmarshal(base.S, &baseS) != nil || json.Unmarshal(base.T, &baseT) != nil {
 		return nil, false
 	}
 	sv, _ := S.([]any)
 	tv, _ := T.([]any)
-	src, ok1 := fr.listOf(state.Source, prop, p.src.Data, sv)
-	tgt, ok2 := fr.listOf(state.Target, prop, p.tgt.Data, tv)
+	src, ok1 := pl.listOf(state.Source, prop, srcRec.Data, sv)
+	tgt, ok2 := pl.listOf(state.Target, prop, tgtRec.Data, tv)
 	if !ok1 || !ok2 {
 		return nil, false
 	}
@@ -257,7 +258,7 @@ func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Bas
 			entries = append(entries, en)
 		}
 	}
-	mk := fr.mappedKey(prop)
+	mk := pl.mappedKey(prop)
 	srcEntry := make([]*entry, len(sv)) // the base element of each current source element
 	for i, j := range identify(src.ids, keysOf(sv, mk), src.canon, baseSIDs, keysOf(baseS, mk), baseSC) {
 		if j >= 0 {
@@ -320,7 +321,7 @@ func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Bas
 					v = t
 				case tCh && sCh && string(mapping.Canonical(s)) != string(mapping.Canonical(t)):
 					m.conflicts++
-					if !fr.sourceWins(p) {
+					if !pl.sourceWins(srcRec, tgtRec) {
 						v = t
 					}
 				}
@@ -335,7 +336,7 @@ func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Bas
 				keep[en] = &out{sv[en.sc], en.sc, -1}
 			case changed:
 				m.conflicts++
-				if fr.sourceWins(p) {
+				if pl.sourceWins(srcRec, tgtRec) {
 					keep[en] = &out{sv[en.sc], en.sc, -1}
 				}
 			}
@@ -351,7 +352,7 @@ func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Bas
 				}
 			case changed:
 				m.conflicts++
-				if !fr.sourceWins(p) {
+				if !pl.sourceWins(srcRec, tgtRec) {
 					keep[en] = &out{tv[en.tc], -1, en.tc}
 				}
 			}
@@ -454,11 +455,11 @@ func (m *listMerge) hints() []elemHint {
 
 // elements pairs the elements of a list as two records hold it, for the base: by the hints,
 // then by the external id they carry, then by equal values, then in order.
-func (fr *flowRun) elements(prop *mapping.Property, src, tgt map[string]any, S, T any, hints []elemHint) *state.Elements {
+func (pl *planner) elements(prop *mapping.Property, src, tgt map[string]any, S, T any, hints []elemHint) *state.Elements {
 	sv, _ := S.([]any)
 	tv, _ := T.([]any)
-	s, ok1 := fr.listOf(state.Source, prop, src, sv)
-	t, ok2 := fr.listOf(state.Target, prop, tgt, tv)
+	s, ok1 := pl.listOf(state.Source, prop, src, sv)
+	t, ok2 := pl.listOf(state.Target, prop, tgt, tv)
 	if !ok1 || !ok2 {
 		return nil
 	}
@@ -490,7 +491,7 @@ func (fr *flowRun) elements(prop *mapping.Property, src, tgt map[string]any, S, 
 			e.Pairs[i], taken[j] = j, true
 		}
 	}
-	mk := fr.mappedKey(prop)
+	mk := pl.mappedKey(prop)
 	sk, tk := keysOf(sv, mk), keysOf(tv, mk)
 	for _, same := range []func(i, j int) bool{
 		func(i, j int) bool { return sk[i] != "" && sk[i] == tk[j] },
@@ -534,26 +535,26 @@ func (fr *flowRun) elements(prop *mapping.Property, src, tgt map[string]any, S, 
 // applyList writes a merged list into the records being built: the target's when the merge
 // differs from what the target holds (tC), the source's when the merge, taken back to source
 // form, differs from the source's elements. It reports which side changed.
-func (fr *flowRun) applyList(p *pair, prop *mapping.Property, lm *listMerge, desiredTgt, desiredSrc map[string]any, tC []byte) (changedTgt, changedSrc bool, err error) {
-	if p.hints == nil {
-		p.hints = map[string][]elemHint{}
+func (pl *planner) applyList(m *merged, src, tgt connector.Record, prop *mapping.Property, lm *listMerge, desiredTgt, desiredSrc map[string]any, tC []byte) (changedTgt, changedSrc bool, err error) {
+	if m.hints == nil {
+		m.hints = map[string][]elemHint{}
 	}
-	p.hints[prop.Key()] = lm.hints()
+	m.hints[prop.Key()] = lm.hints()
 	if mc := mapping.Canonical(lm.merged); string(mc) != string(tC) {
-		raw, _ := mapping.Get(p.tgt.Data, prop.Target).([]any)
+		raw, _ := mapping.Get(tgt.Data, prop.Target).([]any)
 		mapping.Set(desiredTgt, prop.Target, arranged(raw, lm.tgtOf))
 		prop.ApplyTarget(desiredTgt, lm.merged)
 		changedTgt = true
-		fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target, Old: string(tC), New: string(mc)})
+		m.change(Change{Action: "update", Side: state.Target, RecordID: tgt.ID, Property: prop.Target, Old: string(tC), New: string(mc)})
 	}
 	if !prop.ToSourceSide() {
 		return changedTgt, false, nil
 	}
-	v, err := prop.SourceValue(desiredTgt, fr.refs)
+	v, err := prop.SourceValue(desiredTgt, pl.refs)
 	if err != nil {
 		return false, false, err
 	}
-	raw, _ := mapping.Get(p.src.Data, prop.Source).([]any)
+	raw, _ := mapping.Get(src.Data, prop.Source).([]any)
 	arr := arranged(raw, lm.srcOf)
 	probe := map[string]any{}
 	mapping.Set(probe, prop.Source, arr)
@@ -573,16 +574,16 @@ func (fr *flowRun) applyList(p *pair, prop *mapping.Property, lm *listMerge, des
 	}
 	mapping.Set(desiredSrc, prop.Source, arr)
 	prop.ApplySource(desiredSrc, v)
-	fr.change(Change{Action: "update", Side: state.Source, RecordID: p.src.ID, Property: prop.Source,
-		Old: string(mapping.Canonical(prop.SourceView(p.src.Data))), New: string(nv)})
+	m.change(Change{Action: "update", Side: state.Source, RecordID: src.ID, Property: prop.Source,
+		Old: string(mapping.Canonical(prop.SourceView(src.Data))), New: string(nv)})
 	return changedTgt, true, nil
 }
 
 // withElements completes a base with the pairs of the elements of its lists, as the records
 // src and tgt hold them; hints (per property key) are the pairs a merge knows, old the base
 // before, whose pairs of elements with ids on both sides still hold where those ids do.
-func (fr *flowRun) withElements(base map[string]state.Base, src, tgt map[string]any, hints map[string][]elemHint, old map[string]state.Base) {
-	for _, prop := range fr.f.Properties {
+func (pl *planner) withElements(base map[string]state.Base, src, tgt map[string]any, hints map[string][]elemHint, old map[string]state.Base) {
+	for _, prop := range pl.f.Properties {
 		if len(prop.Elements) == 0 || !prop.ToTargetSide() {
 			continue
 		}
@@ -602,7 +603,7 @@ func (fr *flowRun) withElements(base map[string]state.Base, src, tgt map[string]
 				}
 			}
 		}
-		b.E = fr.elements(prop, src, tgt, S, T, hs)
+		b.E = pl.elements(prop, src, tgt, S, T, hs)
 		base[prop.Key()] = b
 	}
 }

@@ -104,7 +104,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		}
 		if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && p.seen != nil {
 			// Nothing written: the values merge saw are what the systems hold.
-			fr.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
+			fr.plan.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
 			p.link.Base = p.seen
 			p.link.SourceHash, p.link.TargetHash = fr.digestOf(p, state.Source), fr.digestOf(p, state.Target)
 			p.link.Updated = fr.r.Opts.Now().UTC()
@@ -204,26 +204,10 @@ func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[st
 // property key, when they are known (sVals, from build; nil computes them), and the digesters
 // of the goroutine it runs on.
 func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte, d *digesters) error {
-	base := make(map[string]state.Base, len(fr.f.Properties))
-	for _, prop := range fr.f.Properties {
-		var b state.Base
-		if s, ok := sVals[prop.Key()]; ok {
-			b.S = s
-		} else if prop.ToTargetSide() {
-			s, err := prop.TargetValue(src.Data, fr.refs)
-			if err != nil {
-				return err
-			}
-			b.S = mapping.Canonical(s)
-		} else if len(prop.Elements) == 0 {
-			// A property that flows to the source only keeps the source's value, so that a
-			// source edit of it is told from the value the source was last given.
-			b.S = mapping.Canonical(prop.SourceView(src.Data))
-		}
-		b.T = mapping.Canonical(prop.View(tgt.Data))
-		base[prop.Key()] = b
+	base, err := fr.plan.baseOf(src, tgt, hints, sVals, l.Base)
+	if err != nil {
+		return err
 	}
-	fr.withElements(base, src.Data, tgt.Data, hints, l.Base)
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
 	l.SourceHash, l.TargetHash = d.src.digest(src.Data), d.tgt.digest(tgt.Data)

@@ -15,7 +15,7 @@ import (
 type pair struct {
 	link     *state.Link
 	src, tgt connector.Record
-	side     string // the side whose pass read it, for dead letters
+	side     Side   // the side whose pass read it, for dead letters
 	read     string // the digest of that side's record as read, when the scan computed it
 	// The merge's outcome: patches to write, and the records as they will be.
 	srcPatch, tgtPatch map[string]any
@@ -40,11 +40,12 @@ type outcome struct {
 }
 
 type failure struct {
-	side, id, reason string
+	side       Side
+	id, reason string
 }
 
 // batch merges, links or creates the records of one side read together.
-func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Record) error {
+func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -53,7 +54,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	// connections' waits (a back-off, a Retry-After, a slow answer) end at the interrupt
 	// (connector.Finishing): what they had not done is left to the next run.
 	ctx = connector.Finishing(ctx)
-	if side == state.Source {
+	if side == Source {
 		fr.stats.ReadSource += len(recs)
 	} else {
 		fr.stats.ReadTarget += len(recs)
@@ -163,7 +164,7 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 			continue
 		}
 		p := &pair{link: l, side: side, read: read}
-		if side == state.Source {
+		if side == Source {
 			p.src, p.tgt = rec, partner
 		} else {
 			p.src, p.tgt = partner, rec
@@ -203,14 +204,14 @@ func (fr *flowRun) done(l *state.Link) bool {
 	if fr.r.Opts.DryRun {
 		return fr.dryProcessed[l.SourceID]
 	}
-	return l.MergedIn == fr.runID || fr.failedNow[state.Source+"\x00"+l.SourceID] || fr.failedNow[state.Target+"\x00"+l.TargetID]
+	return l.MergedIn == fr.runID || fr.failedNow[Key{Source, l.SourceID}] || fr.failedNow[Key{Target, l.TargetID}]
 }
 
 // readBefore reports whether the source pass of this run has probably read the source record
 // of a pair the target pass merges, so that an unchanged pair is counted once. It errs towards
 // counting: it decides only a statistic, never what is merged.
 func (fr *flowRun) readBefore(p *pair) bool {
-	if p.side != state.Target || fr.srcPass == nil {
+	if p.side != Target || fr.srcPass == nil {
 		return false
 	}
 	if fr.srcPass.whole {
@@ -221,32 +222,32 @@ func (fr *flowRun) readBefore(p *pair) bool {
 	return ok && later
 }
 
-func partnerOf(l *state.Link, side string) string {
-	if side == state.Source {
+func partnerOf(l *state.Link, side Side) string {
+	if side == Source {
 		return l.TargetID
 	}
 	return l.SourceID
 }
 
-func idOn(p *pair, side string) string {
-	if side == state.Source {
+func idOn(p *pair, side Side) string {
+	if side == Source {
 		return p.src.ID
 	}
 	return p.tgt.ID
 }
 
 // fail records a record's failure: a dead letter, or a wait for a reference.
-func (fr *flowRun) fail(out *outcome, side, id string, err error) {
-	fr.failedNow[side+"\x00"+id] = true
+func (fr *flowRun) fail(out *outcome, side Side, id string, err error) {
+	fr.failedNow[Key{side, id}] = true
 	if mapping.IsWaiting(err) {
 		fr.stats.Waiting++
 		out.waiting = append(out.waiting, failure{side, id, err.Error()})
-		fr.change(Change{Action: "wait", Side: side, RecordID: id, Reason: err.Error()})
+		fr.change(Change{Action: "wait", Side: string(side), RecordID: id, Reason: err.Error()})
 		return
 	}
 	fr.stats.Failed++
 	out.dead = append(out.dead, failure{side, id, err.Error()})
-	fr.change(Change{Action: "fail", Side: side, RecordID: id, Reason: err.Error()})
+	fr.change(Change{Action: "fail", Side: string(side), RecordID: id, Reason: err.Error()})
 }
 
 func (fr *flowRun) change(c Change) {
@@ -259,8 +260,8 @@ func (fr *flowRun) change(c Change) {
 // unlinked handles a record without a link: it links it with a record of the other side that
 // matches a merge criterion (returning the pair to merge), or asks for its creation on the
 // other side, or leaves it waiting.
-func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Record, out *outcome) (*pair, bool, error) {
-	if side == state.Source {
+func (fr *flowRun) unlinked(ctx context.Context, side Side, rec connector.Record, out *outcome) (*pair, bool, error) {
+	if side == Source {
 		ok, err := fr.f.Filter(rec.Data)
 		if err != nil {
 			fr.fail(out, side, rec.ID, err)
@@ -270,7 +271,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			return nil, false, nil
 		}
 	}
-	if fr.dryLinked[side+"\x00"+rec.ID] || fr.detached[side+"\x00"+rec.ID] {
+	if fr.dryLinked[Key{side, rec.ID}] || fr.detached[Key{side, rec.ID}] {
 		return nil, false, nil
 	}
 	if len(fr.f.Merge) > 0 {
@@ -283,7 +284,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			if amb.shared != "" {
 				// The record that this one matches also matches others: that record is the
 				// dead letter, retried every run; this one is linked when it is resolved.
-				fr.change(Change{Action: "wait", Side: side, RecordID: rec.ID, Reason: err.Error()})
+				fr.change(Change{Action: "wait", Side: string(side), RecordID: rec.ID, Reason: err.Error()})
 				return nil, false, nil
 			}
 			fr.fail(out, side, rec.ID, err)
@@ -292,7 +293,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 		if match != nil {
 			l := &state.Link{Flow: fr.f.ID(), Base: map[string]state.Base{}, LinkedIn: fr.runID}
 			p := &pair{link: l, side: side, isNew: true}
-			if side == state.Source {
+			if side == Source {
 				p.src, p.tgt = rec, *match
 			} else {
 				p.src, p.tgt = *match, rec
@@ -300,15 +301,15 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			l.SourceID, l.TargetID = p.src.ID, p.tgt.ID
 			fr.stats.Merged++
 			if fr.r.Opts.DryRun {
-				fr.dryLinked[state.Source+"\x00"+l.SourceID] = true
-				fr.dryLinked[state.Target+"\x00"+l.TargetID] = true
+				fr.dryLinked[Key{Source, l.SourceID}] = true
+				fr.dryLinked[Key{Target, l.TargetID}] = true
 			}
-			fr.change(Change{Action: "link", Side: side, RecordID: rec.ID, FromID: partnerOf(l, side), Reason: "merge criteria match"})
+			fr.change(Change{Action: "link", Side: string(side), RecordID: rec.ID, FromID: partnerOf(l, side), Reason: "merge criteria match"})
 			return p, false, nil
 		}
 	}
 	policy, other := fr.f.CreateTarget, fr.tgtEntity
-	if side == state.Target {
+	if side == Target {
 		policy, other = fr.f.CreateSource, fr.srcEntity
 	}
 	switch policy {
@@ -319,7 +320,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 		// matches is not synced by this flow unless it may be created in the source: it is
 		// linked when a source record matching it appears, so it is not kept as waiting
 		// (a shop's many products that the CRM lacks would be re-read on every run).
-		if side == state.Target {
+		if side == Target {
 			return nil, false, nil
 		}
 		fr.stats.Waiting++
@@ -342,16 +343,16 @@ const unlinkedReason = "unlinked: its partner was deleted (delete: unlink)"
 //
 // The link is removed at once (not with the batch), so that the survivor can be linked or
 // created again in the same batch without the removal undoing the new link.
-func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, survivorID string) error {
+func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide Side, survivorID string) error {
 	fr.stats.Unlinked++
-	fr.change(Change{Action: "unlink", Side: survivorSide, RecordID: survivorID, Reason: "its partner was deleted"})
+	fr.change(Change{Action: "unlink", Side: string(survivorSide), RecordID: survivorID, Reason: "its partner was deleted"})
 	if fr.r.Opts.DryRun {
 		return nil
 	}
 	reason := "its partner was deleted; it is synced again per the flow's create policy (delete: keep)"
 	if fr.f.Delete == mapping.DeleteUnlink {
 		reason = unlinkedReason
-		fr.detached[survivorSide+"\x00"+survivorID] = true
+		fr.detached[Key{survivorSide, survivorID}] = true
 	}
 	return fr.commit(ctx, func(tx state.Tx) error {
 		if err := tx.DeleteLink(fr.f.ID(), l.SourceID); err != nil {
@@ -361,7 +362,7 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 			return nil
 		}
 		// Kept as waiting until it is linked again, even if the run stops before that.
-		return tx.PutWaiting(fr.f.ID(), survivorSide, survivorID, reason)
+		return tx.PutWaiting(fr.f.ID(), string(survivorSide), survivorID, reason)
 	})
 }
 
@@ -369,7 +370,7 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 // pair neither of whose records changed since its link was saved is not planned at all.
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
-	if !p.isNew && !fr.resync && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
+	if !p.isNew && !fr.resync && l.SourceHash == fr.digestOf(p, Source) && l.TargetHash == fr.digestOf(p, Target) {
 		if !fr.readBefore(p) {
 			fr.stats.Unchanged++
 		}

@@ -18,8 +18,8 @@ import (
 // build computes the record to create on the other side from a record of side and, for a
 // source record, the canonical value of each property in target form: the S half of the new
 // link's base (rebase), computed here once.
-func (fr *flowRun) build(side string, rec connector.Record) (map[string]any, map[string][]byte, error) {
-	if side == state.Target {
+func (fr *flowRun) build(side Side, rec connector.Record) (map[string]any, map[string][]byte, error) {
+	if side == Target {
 		data, err := fr.f.BuildSource(rec.Data, fr.refs)
 		return data, nil, err
 	}
@@ -39,7 +39,7 @@ type prebuilt struct {
 }
 
 // prebuild builds a record for its create.
-func (fr *flowRun) prebuild(side string, rec connector.Record) *prebuilt {
+func (fr *flowRun) prebuild(side Side, rec connector.Record) *prebuilt {
 	b := &prebuilt{}
 	if b.data, b.s, b.err = fr.build(side, rec); b.err == nil {
 		b.encoded = mapping.Canonical(b.data)
@@ -53,7 +53,7 @@ func (fr *flowRun) prebuild(side string, rec connector.Record) *prebuilt {
 // their creates on the scan's goroutine, while the batch before is written: nil otherwise.
 // Only a pure flow's records are built there: their mapping reads nothing but the record (no
 // reference to translate through links this run is making).
-func (fr *flowRun) prepareCreates(side string) func([]connector.Record) []*prebuilt {
+func (fr *flowRun) prepareCreates(side Side) func([]connector.Record) []*prebuilt {
 	linked := fr.stats.CreatedTarget + fr.stats.CreatedSource + fr.stats.Merged + fr.stats.Recovered
 	if !fr.pure || fr.check == nil || fr.check.hadLinks || linked > 0 || fr.r.Opts.DryRun {
 		return nil
@@ -71,7 +71,7 @@ func (fr *flowRun) prepareCreates(side string) func([]connector.Record) []*prebu
 // the scan built for them, aligned; nil where it did not). The intent to create is committed
 // first; a run killed after the create and before the link finds the record at its next
 // start (recoverIntents) instead of creating it again.
-func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Record, built []*prebuilt, out *outcome) error {
+func (fr *flowRun) create(ctx context.Context, side Side, recs []connector.Record, built []*prebuilt, out *outcome) error {
 	all := make([]*prebuilt, len(recs))
 	copy(all, built)
 	fr.split(len(recs), func(lo, hi int, _ *digesters) {
@@ -110,24 +110,24 @@ func (fr *flowRun) create(ctx context.Context, side string, recs []connector.Rec
 
 // dryCreate counts a create a dry run plans, and links the record to a placeholder so that
 // records referring to it are planned as the run would do them.
-func (fr *flowRun) dryCreate(side, id string, data map[string]any, reason string) string {
+func (fr *flowRun) dryCreate(side Side, id string, data map[string]any, reason string) string {
 	fr.countCreate(side)
-	fr.dryLinked[side+"\x00"+id] = true
-	if side == state.Source {
+	fr.dryLinked[Key{side, id}] = true
+	if side == Source {
 		fr.dryProcessed[id] = true
 	}
 	placeholder := "(new from " + id + ")"
-	if side == state.Source {
+	if side == Source {
 		fr.refs.remember(fr.f, id, placeholder)
 	} else {
 		fr.refs.remember(fr.f, placeholder, id)
 	}
-	fr.change(Change{Action: "create", Side: other(side), FromID: id, New: string(mapping.Canonical(data)), Reason: reason})
+	fr.change(Change{Action: "create", Side: string(other(side)), FromID: id, New: string(mapping.Canonical(data)), Reason: reason})
 	return placeholder
 }
 
-func (fr *flowRun) countCreate(fromSide string) {
-	if fromSide == state.Source {
+func (fr *flowRun) countCreate(fromSide Side) {
+	if fromSide == Source {
 		fr.stats.CreatedTarget++
 	} else {
 		fr.stats.CreatedSource++
@@ -138,7 +138,7 @@ func (fr *flowRun) countCreate(fromSide string) {
 // for a record that failed. sVals holds what build gave for each record (nil entries allowed),
 // encoded the canonical form of each record of datas (nil: made here). stage leaves the links to be committed later, as stage.go describes; without it they are
 // committed before createNow returns.
-func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, encoded [][]byte, stage bool) ([]string, error) {
+func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, encoded [][]byte, stage bool) ([]string, error) {
 	toSide := other(side)
 	conn, entity := fr.on(toSide)
 	intentIDs := make([]int64, len(datas))
@@ -154,7 +154,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 	}
 	err := fr.commitAhead(ctx, func(tx state.Tx) error {
 		for i := range datas {
-			in := state.Intent{Flow: fr.f.ID(), Side: toSide, FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
+			in := state.Intent{Flow: fr.f.ID(), Side: string(toSide), FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
 			id, err := tx.AddIntent(&in)
 			if err != nil {
 				return err
@@ -198,10 +198,10 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 				continue
 			}
 			src, tgt := from[i], results[i].Record
-			if side == state.Target {
+			if side == Target {
 				src, tgt = results[i].Record, from[i]
 			}
-			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: toSide}
+			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(toSide)}
 			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], d); unbased[i] == nil {
 				made[i] = l
 				if keys := unsynced[i]; len(keys) > 0 {
@@ -240,7 +240,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 		case res.Err != nil:
 			o.reason = fmt.Sprintf("creating %s: %v", entity, res.Err)
 			fr.stats.Failed++
-			fr.failedNow[side+"\x00"+o.id] = true
+			fr.failedNow[Key{side, o.id}] = true
 		case made[i] == nil:
 			o.reason = unbased[i].Error()
 		default:
@@ -273,7 +273,7 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 				continue // its intent stays
 			}
 			if o.link == nil {
-				if err := tx.PutDeadLetter(fr.f.ID(), side, o.id, o.reason); err != nil {
+				if err := tx.PutDeadLetter(fr.f.ID(), string(side), o.id, o.reason); err != nil {
 					return err
 				}
 				continue
@@ -283,15 +283,15 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 			}
 			if o.reason != "" {
 				// Linked, but what flows back did not reach it: retried by the next run.
-				if err := tx.PutDeadLetter(fr.f.ID(), side, o.id, o.reason); err != nil {
+				if err := tx.PutDeadLetter(fr.f.ID(), string(side), o.id, o.reason); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := tx.ClearDeadLetter(fr.f.ID(), side, o.id); err != nil {
+			if err := tx.ClearDeadLetter(fr.f.ID(), string(side), o.id); err != nil {
 				return err
 			}
-			if err := tx.ClearWaiting(fr.f.ID(), side, o.id); err != nil {
+			if err := tx.ClearWaiting(fr.f.ID(), string(side), o.id); err != nil {
 				return err
 			}
 		}
@@ -317,13 +317,13 @@ func (fr *flowRun) createNow(ctx context.Context, side string, from []connector.
 // backProps lists the properties that may flow back to the records created from (of side):
 // those that flow to side. A create sends what flows from side; the others, and those whose
 // value was empty there, the other system may assign (an id, a default, a stamp).
-func (fr *flowRun) backProps(side string) []*mapping.Property {
+func (fr *flowRun) backProps(side Side) []*mapping.Property {
 	var out []*mapping.Property
 	for _, prop := range fr.f.Properties {
 		if len(prop.Elements) > 0 {
 			continue // lists are left to the next merge
 		}
-		if (side == state.Target && prop.ToTargetSide()) || (side == state.Source && prop.ToSourceSide()) {
+		if (side == Target && prop.ToTargetSide()) || (side == Source && prop.ToSourceSide()) {
 			out = append(out, prop)
 		}
 	}
@@ -340,7 +340,7 @@ func (fr *flowRun) backProps(side string) []*mapping.Property {
 // from's records are replaced by what their system holds after the write. For a record whose
 // write failed it returns the keys of the properties that did not reach it (left out of the
 // link's base, so that the next merge writes them) and why, by index.
-func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.Record, results []connector.Result, sVals []map[string][]byte) (map[int][]string, map[int]string, error) {
+func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte) (map[int][]string, map[int]string, error) {
 	props := fr.backProps(side)
 	if len(props) == 0 {
 		return nil, nil, nil
@@ -357,7 +357,7 @@ func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.R
 		for _, prop := range props {
 			var v, now any
 			var err error
-			if side == state.Target {
+			if side == Target {
 				// Created in the source: what flows to the target comes from the new record.
 				if prop.ToSourceSide() && !mapping.Empty(prop.View(from[i].Data)) {
 					continue
@@ -379,7 +379,7 @@ func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.R
 			if desired == nil {
 				desired = mapping.Clone(from[i].Data).(map[string]any)
 			}
-			if side == state.Target {
+			if side == Target {
 				prop.ApplyTarget(desired, v)
 			} else {
 				prop.ApplySource(desired, v)
@@ -413,11 +413,11 @@ func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.R
 			unsynced[i] = keys[j]
 			why[i] = fmt.Sprintf("writing %s %s: %v", entity, recs[j].ID, res.Err)
 			fr.stats.Failed++
-			fr.failedNow[side+"\x00"+from[i].ID] = true
+			fr.failedNow[Key{side, from[i].ID}] = true
 			continue
 		}
 		from[i] = res.Record
-		if side == state.Source {
+		if side == Source {
 			if i < len(sVals) {
 				sVals[i] = nil // the source changed: its values in target form are computed again
 			}
@@ -432,9 +432,9 @@ func (fr *flowRun) flowBack(ctx context.Context, side string, from []connector.R
 // createReferenced creates, for a record that refers to it, the partner of record id (of the
 // source side when fromSource) in a "create: referenced" flow, and returns the new id.
 func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource bool) (string, bool, error) {
-	side := state.Source
+	side := Source
 	if !fromSource {
-		side = state.Target
+		side = Target
 	}
 	conn, entity := fr.on(side)
 	got, err := conn.Get(ctx, entity, []string{id})
@@ -474,9 +474,9 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 	if err != nil || len(intents) == 0 {
 		return err
 	}
-	bySide := map[string][]state.Intent{}
+	bySide := map[Side][]state.Intent{}
 	for _, in := range intents {
-		bySide[in.Side] = append(bySide[in.Side], in)
+		bySide[Side(in.Side)] = append(bySide[Side(in.Side)], in)
 	}
 	for side, ins := range bySide {
 		if kc := fr.keyed(side); kc != nil {
@@ -528,7 +528,7 @@ func (fr *flowRun) recoverIntents(ctx context.Context) error {
 // but only these are held in memory. With a Finder the records with the keys are looked up,
 // and the unlinked records are scanned for content only when the keys leave an intent
 // without its one copy.
-func (fr *flowRun) recoveryCandidates(ctx context.Context, side string, ins []state.Intent, froms []*connector.Record) ([]connector.Record, error) {
+func (fr *flowRun) recoveryCandidates(ctx context.Context, side Side, ins []state.Intent, froms []*connector.Record) ([]connector.Record, error) {
 	fromSide := other(side)
 	keys := make([]map[string]bool, len(fr.f.Merge))
 	for a := range keys {
@@ -551,7 +551,7 @@ func (fr *flowRun) recoveryCandidates(ctx context.Context, side string, ins []st
 	var out []connector.Record
 	seen := map[string]bool{}
 	if len(fr.f.Merge) > 0 && fr.finder(side) != nil {
-		idx, err := fr.findByKeys(ctx, side, keys, func(string, connector.Record) bool { return true })
+		idx, err := fr.findByKeys(ctx, side, keys, func(Side, connector.Record) bool { return true })
 		if err != nil {
 			return nil, err
 		}
@@ -588,7 +588,7 @@ func (fr *flowRun) recoveryCandidates(ctx context.Context, side string, ins []st
 // keysSettle reports whether merge keys alone find each intent's copy among idx's records:
 // each intent has an alternative with exactly one record, and no two intents the same one.
 // Then no search by content is needed.
-func (fr *flowRun) keysSettle(side string, ins []state.Intent, datas []map[string]any, froms []*connector.Record, idx *mergeIndex) bool {
+func (fr *flowRun) keysSettle(side Side, ins []state.Intent, datas []map[string]any, froms []*connector.Record, idx *mergeIndex) bool {
 	taken := map[string]bool{}
 	for i := range ins {
 		hit := ""
@@ -612,7 +612,7 @@ func (fr *flowRun) keysSettle(side string, ins []state.Intent, datas []map[strin
 
 // keyed returns the connection of side when it creates the flow's records there with
 // idempotency keys, else nil.
-func (fr *flowRun) keyed(side string) connector.KeyedCreator {
+func (fr *flowRun) keyed(side Side) connector.KeyedCreator {
 	conn, entity := fr.on(side)
 	if kc := conn.Capabilities().KeyedCreator; kc != nil && kc.Idempotent(entity) {
 		return kc
@@ -639,7 +639,7 @@ func idempotencyKey(in state.Intent) string {
 // which is adopted. Nothing is searched, so a copy that was edited or reformatted since is
 // still the one adopted. It returns the intents whose origin is gone, for dropOrphan: creating
 // again the copy of a deleted record is not wanted.
-func (fr *flowRun) recoverKeyed(ctx context.Context, side string, kc connector.KeyedCreator, ins []state.Intent) ([]state.Intent, error) {
+func (fr *flowRun) recoverKeyed(ctx context.Context, side Side, kc connector.KeyedCreator, ins []state.Intent) ([]state.Intent, error) {
 	conn, entity := fr.on(side)
 	var orphans, todo []state.Intent
 	var froms []connector.Record
@@ -685,7 +685,7 @@ func (fr *flowRun) recoverKeyed(ctx context.Context, side string, kc connector.K
 				if err := tx.DeleteIntent(in.ID); err != nil {
 					return err
 				}
-				return tx.PutDeadLetter(fr.f.ID(), other(side), in.FromID, reason)
+				return tx.PutDeadLetter(fr.f.ID(), string(other(side)), in.FromID, reason)
 			})
 			if err != nil {
 				return nil, err
@@ -705,8 +705,8 @@ func (fr *flowRun) recoverKeyed(ctx context.Context, side string, kc connector.K
 func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates []connector.Record, adopted map[string]bool) error {
 	var data map[string]any
 	json.Unmarshal(in.Data, &data)
-	if fr.f.Delete == mapping.DeletePropagate && fr.writes(in.Side) {
-		conn, entity := fr.on(in.Side)
+	if fr.f.Delete == mapping.DeletePropagate && fr.writes(Side(in.Side)) {
+		conn, entity := fr.on(Side(in.Side))
 		if match := fr.findCopy(in, data, candidates, adopted); match >= 0 {
 			c := candidates[match]
 			adopted[c.ID] = true
@@ -726,7 +726,7 @@ func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates [
 			if err := tx.DeleteIntent(in.ID); err != nil {
 				return err
 			}
-			return tx.PutWaiting(fr.f.ID(), in.Side, c.ID, "created from a record deleted before the copy was linked")
+			return tx.PutWaiting(fr.f.ID(), string(Side(in.Side)), c.ID, "created from a record deleted before the copy was linked")
 		})
 	}
 	return fr.commit(ctx, func(tx state.Tx) error { return tx.DeleteIntent(in.ID) })
@@ -737,13 +737,13 @@ func (fr *flowRun) dropOrphan(ctx context.Context, in state.Intent, candidates [
 // the candidate's index, or -1.
 func (fr *flowRun) findCopy(in state.Intent, data map[string]any, candidates []connector.Record, adopted map[string]bool) int {
 	for _, alt := range fr.f.Merge {
-		key, ok := mergeKey(data, alt, in.Side)
+		key, ok := mergeKey(data, alt, Side(in.Side))
 		if !ok {
 			continue
 		}
 		var hits []int
 		for i, c := range candidates {
-			if k, ok := mergeKey(c.Data, alt, in.Side); ok && k == key && !adopted[c.ID] {
+			if k, ok := mergeKey(c.Data, alt, Side(in.Side)); ok && k == key && !adopted[c.ID] {
 				hits = append(hits, i)
 			}
 		}
@@ -766,7 +766,7 @@ func (fr *flowRun) findCopy(in state.Intent, data map[string]any, candidates []c
 
 // intentSource reads the record an intent's create was made from.
 func (fr *flowRun) intentSource(ctx context.Context, in state.Intent) (connector.Record, bool, error) {
-	conn, entity := fr.on(other(in.Side))
+	conn, entity := fr.on(other(Side(in.Side)))
 	got, err := conn.Get(ctx, entity, []string{in.FromID})
 	if err != nil {
 		return connector.Record{}, false, err
@@ -780,7 +780,7 @@ func (fr *flowRun) intentSource(ctx context.Context, in state.Intent) (connector
 // then allowing for the reformatting systems commonly do (case, number notation). Merge
 // criteria are the reliable way; content is the fallback docs/semantics.md §3.7 allows.
 func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidates []connector.Record, adopted map[string]bool) *connector.Record {
-	fromSide := other(in.Side)
+	fromSide := other(Side(in.Side))
 	for _, alt := range fr.f.Merge {
 		key, ok := mergeKey(from.Data, alt, fromSide)
 		if !ok {
@@ -788,7 +788,7 @@ func (fr *flowRun) findCreated(in state.Intent, from connector.Record, candidate
 		}
 		var hits []int
 		for i := range candidates {
-			if k, ok := mergeKey(candidates[i].Data, alt, in.Side); ok && k == key && !adopted[candidates[i].ID] {
+			if k, ok := mergeKey(candidates[i].Data, alt, Side(in.Side)); ok && k == key && !adopted[candidates[i].ID] {
 				hits = append(hits, i)
 			}
 		}
@@ -875,7 +875,7 @@ func numberLike(v any) bool {
 
 // adopt links the record found for an intent, or drops the intent when none was created.
 func (fr *flowRun) adopt(ctx context.Context, in state.Intent, from connector.Record, found *connector.Record, adopted map[string]bool) error {
-	fromSide := other(in.Side)
+	fromSide := other(Side(in.Side))
 	return fr.commit(ctx, func(tx state.Tx) error {
 		if err := tx.DeleteIntent(in.ID); err != nil {
 			return err
@@ -884,7 +884,7 @@ func (fr *flowRun) adopt(ctx context.Context, in state.Intent, from connector.Re
 			return nil // nothing was created, or what it was created from is gone
 		}
 		src, tgt := from, *found
-		if fromSide == state.Target {
+		if fromSide == Target {
 			src, tgt = *found, from
 		}
 		// The base is what the create sent: either record may have been edited since, and the
@@ -898,7 +898,7 @@ func (fr *flowRun) adopt(ctx context.Context, in state.Intent, from connector.Re
 		if err := tx.PutLink(l); err != nil {
 			return err
 		}
-		return tx.PutWaiting(fr.f.ID(), fromSide, from.ID, "adopted after an interrupted run; merged again")
+		return tx.PutWaiting(fr.f.ID(), string(fromSide), from.ID, "adopted after an interrupted run; merged again")
 	})
 }
 
@@ -910,7 +910,7 @@ func (fr *flowRun) intentBase(in state.Intent) map[string]state.Base {
 	base := map[string]state.Base{}
 	for _, prop := range fr.f.Properties {
 		var v any
-		if in.Side == state.Target {
+		if Side(in.Side) == Target {
 			v = prop.View(data)
 		} else if prop.ToTargetSide() {
 			var err error

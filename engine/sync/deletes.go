@@ -13,11 +13,11 @@ import (
 // gone is a link one of whose records is missing.
 type gone struct {
 	link     *state.Link
-	survivor string // the side whose record still exists, "" when both are gone
+	survivor Side // the side whose record still exists, "" when both are gone
 }
 
 // vanish notes a link whose record on the other side of side a pass did not find.
-func (fr *flowRun) vanish(l *state.Link, survivorSide string) {
+func (fr *flowRun) vanish(l *state.Link, survivorSide Side) {
 	if fr.vanishedSeen == nil {
 		fr.vanishedSeen = map[string]bool{}
 	}
@@ -77,9 +77,9 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 				switch {
 				case hasSrc && hasTgt:
 				case hasSrc:
-					plan = append(plan, gone{l, state.Source})
+					plan = append(plan, gone{l, Source})
 				case hasTgt:
-					plan = append(plan, gone{l, state.Target})
+					plan = append(plan, gone{l, Target})
 				default:
 					plan = append(plan, gone{l, ""})
 				}
@@ -103,8 +103,8 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 		return err
 	}
 	out := &outcome{}
-	survivors := map[string][]string{}
-	doomed := map[string][]*state.Link{} // side → the links whose record there is deleted
+	survivors := map[Side][]string{}
+	doomed := map[Side][]*state.Link{} // side → the links whose record there is deleted
 	for _, g := range plan {
 		// A delete propagates only in a direction the flow syncs: a to-target flow never
 		// deletes in its source.
@@ -114,9 +114,9 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 		}
 		survivorID := ""
 		switch g.survivor {
-		case state.Source:
+		case Source:
 			survivorID = g.link.SourceID
-		case state.Target:
+		case Target:
 			survivorID = g.link.TargetID
 		}
 		if err := fr.dropLink(ctx, g.link, g.survivor, survivorID); err != nil {
@@ -126,7 +126,7 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 			survivors[g.survivor] = append(survivors[g.survivor], survivorID)
 		}
 	}
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		fr.deleteLinked(ctx, side, doomed[side], out)
 	}
 	if err := fr.save(ctx, out); err != nil {
@@ -137,7 +137,7 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	if fr.f.Delete != mapping.DeleteKeep || fr.r.Opts.DryRun {
 		return nil
 	}
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		ids := survivors[side]
 		if len(ids) == 0 {
 			continue
@@ -177,27 +177,27 @@ func (fr *flowRun) breaker(ctx context.Context, plan []gone, total int) error {
 			approved[l.SourceID] = true
 		}
 	}
-	missing := map[string]int{}
+	missing := map[Side]int{}
 	for _, g := range plan {
 		if approved[g.link.SourceID] {
 			continue
 		}
-		for _, side := range []string{state.Source, state.Target} {
+		for _, side := range []Side{Source, Target} {
 			if g.survivor != side {
 				missing[side]++
 			}
 		}
 	}
 	limit := max(1, int(math.Floor(fr.r.Opts.MaxDeleteShare*float64(total))))
-	side := state.Source
-	if missing[state.Target] > missing[state.Source] {
-		side = state.Target
+	side := Source
+	if missing[Target] > missing[Source] {
+		side = Target
 	}
 	if missing[side] <= limit {
 		return nil
 	}
 	sys, entity := fr.f.Dataflow.Source, fr.srcEntity
-	if side == state.Target {
+	if side == Target {
 		sys, entity = fr.f.Dataflow.Target, fr.tgtEntity
 	}
 	what := fmt.Sprintf("%d of %d linked records of %s (%s) are missing, more than the limit of %d (%.0f%%)",
@@ -207,14 +207,14 @@ func (fr *flowRun) breaker(ctx context.Context, plan []gone, total int) error {
 	}
 	p := &state.Pending{Flow: fr.f.ID(), Created: fr.r.Opts.Now().UTC(), Summary: fmt.Sprintf("%s; delete: %s", what, fr.f.Delete)}
 	for _, g := range plan {
-		missingSide := ""
+		missingSide := Side("")
 		switch g.survivor {
-		case state.Source:
-			missingSide = state.Target
-		case state.Target:
-			missingSide = state.Source
+		case Source:
+			missingSide = Target
+		case Target:
+			missingSide = Source
 		}
-		p.Links = append(p.Links, state.PendingLink{SourceID: g.link.SourceID, TargetID: g.link.TargetID, Missing: missingSide})
+		p.Links = append(p.Links, state.PendingLink{SourceID: g.link.SourceID, TargetID: g.link.TargetID, Missing: string(missingSide)})
 	}
 	var id int64
 	if err := fr.commit(ctx, func(tx state.Tx) (err error) {
@@ -254,17 +254,17 @@ func (fr *flowRun) dropApprovals(ctx context.Context) error {
 // deleteLinked deletes the records of side that links point at, in batches, and unlinks
 // those deleted. A record the system does not delete keeps its link: the next run checks it
 // again.
-func (fr *flowRun) deleteLinked(ctx context.Context, side string, links []*state.Link, out *outcome) {
+func (fr *flowRun) deleteLinked(ctx context.Context, side Side, links []*state.Link, out *outcome) {
 	conn, entity := fr.on(side)
 	for start := 0; start < len(links); start += fr.batchSize {
 		chunk := links[start:min(start+fr.batchSize, len(links))]
 		ids := make([]string, len(chunk))
 		for i, l := range chunk {
 			ids[i] = l.TargetID
-			if side == state.Source {
+			if side == Source {
 				ids[i] = l.SourceID
 			}
-			fr.change(Change{Action: "delete", Side: side, RecordID: ids[i]})
+			fr.change(Change{Action: "delete", Side: string(side), RecordID: ids[i]})
 		}
 		errs := make([]error, len(ids))
 		if !fr.r.Opts.DryRun {

@@ -31,33 +31,33 @@ type flowRun struct {
 	// dryProcessed holds, in a dry run (which saves no link), the source ids of the pairs it
 	// planned, so that the target pass does not plan a pair twice.
 	dryProcessed map[string]bool
-	// failedNow holds the records that failed or waited in this run (side + "\x00" + id), so
+	// failedNow holds the records that failed or waited in this run, so
 	// that the other pass does not merge their pairs again; troubled holds the records with a
 	// waiting or dead-letter entry, the only ones whose entries a success must clear. Both grow
 	// with the failures, not with the records.
-	failedNow, troubled map[string]bool
+	failedNow, troubled map[Key]bool
 	// srcPass says what the source pass read, once it is done (see readBefore).
 	srcPass *passInfo
 	// readWhole holds the sides whose pass read every record (no watermark, or a reconcile);
 	// reconcileSet says that the flow's dataflow schedules reconciles (reconcile.go).
-	readWhole    map[string]bool
+	readWhole    map[Side]bool
 	reconcileSet bool
 	// indexes of unlinked records by merge key, built when first needed.
 	srcIndex, tgtIndex *mergeIndex
 	// batchIdx holds, while a batch is linked through Finders, the records of each side with
 	// the batch's merge keys (prepareMatch); noFinder is set once a connection could not
 	// search by the merge criteria, and the full indexes serve for the rest of the flow run.
-	batchIdx map[string]*mergeIndex
+	batchIdx map[Side]*mergeIndex
 	noFinder bool
 	// dryLinked remembers, in a dry run, the records that would have been linked or created.
-	dryLinked map[string]bool
+	dryLinked map[Key]bool
 	// detached holds the records that stay unlinked after their partner was deleted under
-	// delete: unlink (side + "\x00" + id).
-	detached map[string]bool
+	// delete: unlink.
+	detached map[Key]bool
 	// check is the run's delete check (deletecheck.go); scanning is the side whose pass is
 	// scanning, whose records it counts.
 	check    *deleteCheck
-	scanning string
+	scanning Side
 	// digests holds, while a batch from the scan is merged, the digests of its records that
 	// the scan computed (aligned with them; "" or nil where it did not); prebuilt, what the
 	// scan built for their creates (prepareCreates).
@@ -116,9 +116,9 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 		srcEntity: f.Source.Name(), tgtEntity: f.Target.Name(),
 		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
 		runID:        runID,
-		dryProcessed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
-		failedNow: map[string]bool{}, troubled: map[string]bool{},
-		readWhole: map[string]bool{},
+		dryProcessed: map[string]bool{}, dryLinked: map[Key]bool{}, detached: map[Key]bool{},
+		failedNow: map[Key]bool{}, troubled: map[Key]bool{},
+		readWhole: map[Side]bool{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
@@ -137,10 +137,10 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 		fr.batchSize = defaultBatch
 	}
 	if f.Delete == mapping.DeletePropagate {
-		for _, side := range []string{state.Target, state.Source} {
+		for _, side := range []Side{Target, Source} {
 			conn, _ := fr.on(side)
 			sys := f.Dataflow.Target
-			if side == state.Source {
+			if side == Source {
 				sys = f.Dataflow.Source
 			}
 			if fr.writes(side) && !conn.Capabilities().Delete {
@@ -175,9 +175,9 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	for _, w := range waiting {
-		fr.troubled[w.Side+"\x00"+w.RecordID] = true
+		fr.troubled[Key{Side(w.Side), w.RecordID}] = true
 		if w.Reason == unlinkedReason {
-			fr.detached[w.Side+"\x00"+w.RecordID] = true
+			fr.detached[Key{Side(w.Side), w.RecordID}] = true
 		}
 	}
 	dead, err := fr.r.State.DeadLetters(ctx, fr.f.ID())
@@ -185,11 +185,11 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	for _, d := range dead {
-		fr.troubled[d.Side+"\x00"+d.RecordID] = true
+		fr.troubled[Key{Side(d.Side), d.RecordID}] = true
 	}
 	// A side is read when its changes flow somewhere: the source for a flow that writes the
 	// target, the target for one that writes the source.
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		if fr.writes(other(side)) {
 			if err = fr.pass(ctx, side); err != nil {
 				return err
@@ -223,8 +223,8 @@ func (fr *flowRun) run(ctx context.Context) error {
 }
 
 // updatedOf returns the last-modified property of a side's entity, "" when it has none.
-func (fr *flowRun) updatedOf(side string) string {
-	if side == state.Source {
+func (fr *flowRun) updatedOf(side Side) string {
+	if side == Source {
 		return fr.srcUpdated
 	}
 	return fr.tgtUpdated
@@ -232,7 +232,7 @@ func (fr *flowRun) updatedOf(side string) string {
 
 // pass reads one side (what changed since its watermark, then the records that wait or
 // failed before) and merges, links or creates each record.
-func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
+func (fr *flowRun) pass(ctx context.Context, side Side) (err error) {
 	// What the last batch staged is committed whatever happens, even after an interrupt.
 	defer func() {
 		if ferr := fr.flush(context.WithoutCancel(ctx)); err == nil {
@@ -246,7 +246,7 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 	var wm *marks
 	since := ""
 	if updated != "" && !fr.reconciling() {
-		stored, err := fr.r.State.Watermark(ctx, fr.f.ID(), side)
+		stored, err := fr.r.State.Watermark(ctx, fr.f.ID(), string(side))
 		if err != nil {
 			return err
 		}
@@ -371,7 +371,7 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 			return err
 		}
 	}
-	if side == state.Source {
+	if side == Source {
 		fr.srcPass = &passInfo{whole: updated == "" || since == "", since: since}
 	}
 	// Only a scan that read every record it was asked for moves the watermark (an error or
@@ -385,7 +385,7 @@ func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
 }
 
 // retryIDs lists the records of a side that wait or failed.
-func (fr *flowRun) retryIDs(ctx context.Context, side string) ([]string, error) {
+func (fr *flowRun) retryIDs(ctx context.Context, side Side) ([]string, error) {
 	var ids []string
 	seen := map[string]bool{}
 	waiting, err := fr.r.State.Waiting(ctx, fr.f.ID())
@@ -393,7 +393,7 @@ func (fr *flowRun) retryIDs(ctx context.Context, side string) ([]string, error) 
 		return nil, err
 	}
 	for _, w := range waiting {
-		if w.Side == side && !seen[w.RecordID] && w.Reason != unlinkedReason {
+		if w.Side == string(side) && !seen[w.RecordID] && w.Reason != unlinkedReason {
 			seen[w.RecordID] = true
 			ids = append(ids, w.RecordID)
 		}
@@ -403,7 +403,7 @@ func (fr *flowRun) retryIDs(ctx context.Context, side string) ([]string, error) 
 		return nil, err
 	}
 	for _, d := range dead {
-		if d.Side == side && !seen[d.RecordID] {
+		if d.Side == string(side) && !seen[d.RecordID] {
 			seen[d.RecordID] = true
 			ids = append(ids, d.RecordID)
 		}
@@ -412,15 +412,15 @@ func (fr *flowRun) retryIDs(ctx context.Context, side string) ([]string, error) 
 }
 
 // forget drops the waiting and dead-letter entries of a record that no longer exists.
-func (fr *flowRun) forget(ctx context.Context, side, id string) error {
+func (fr *flowRun) forget(ctx context.Context, side Side, id string) error {
 	if fr.r.Opts.DryRun {
 		return nil
 	}
 	return fr.commit(ctx, func(tx state.Tx) error {
-		if err := tx.ClearWaiting(fr.f.ID(), side, id); err != nil {
+		if err := tx.ClearWaiting(fr.f.ID(), string(side), id); err != nil {
 			return err
 		}
-		return tx.ClearDeadLetter(fr.f.ID(), side, id)
+		return tx.ClearDeadLetter(fr.f.ID(), string(side), id)
 	})
 }
 
@@ -464,40 +464,32 @@ type trackedTx struct {
 }
 
 func (t trackedTx) PutDeadLetter(flow, side, recordID, reason string) error {
-	t.fr.troubled[side+"\x00"+recordID] = true
+	t.fr.troubled[Key{Side(side), recordID}] = true
 	return t.Tx.PutDeadLetter(flow, side, recordID, reason)
 }
 
 func (t trackedTx) PutWaiting(flow, side, recordID, reason string) error {
-	t.fr.troubled[side+"\x00"+recordID] = true
+	t.fr.troubled[Key{Side(side), recordID}] = true
 	return t.Tx.PutWaiting(flow, side, recordID, reason)
 }
 
 func (t trackedTx) ClearDeadLetter(flow, side, recordID string) error {
-	if flow == t.fr.f.ID() && !t.fr.troubled[side+"\x00"+recordID] {
+	if flow == t.fr.f.ID() && !t.fr.troubled[Key{Side(side), recordID}] {
 		return nil
 	}
 	return t.Tx.ClearDeadLetter(flow, side, recordID)
 }
 
 func (t trackedTx) ClearWaiting(flow, side, recordID string) error {
-	if flow == t.fr.f.ID() && !t.fr.troubled[side+"\x00"+recordID] {
+	if flow == t.fr.f.ID() && !t.fr.troubled[Key{Side(side), recordID}] {
 		return nil
 	}
 	return t.Tx.ClearWaiting(flow, side, recordID)
 }
 
-// other returns the other side.
-func other(side string) string {
-	if side == state.Source {
-		return state.Target
-	}
-	return state.Source
-}
-
 // on returns the connection and entity of a side.
-func (fr *flowRun) on(side string) (connector.Conn, string) {
-	if side == state.Source {
+func (fr *flowRun) on(side Side) (connector.Conn, string) {
+	if side == Source {
 		return fr.src, fr.srcEntity
 	}
 	return fr.tgt, fr.tgtEntity
@@ -505,10 +497,10 @@ func (fr *flowRun) on(side string) (connector.Conn, string) {
 
 // linksOf returns the flow's links of the records of side with the given ids, by those ids.
 // Links staged and not yet committed (stage.go) are among them.
-func (fr *flowRun) linksOf(ctx context.Context, side string, ids []string) (map[string]*state.Link, error) {
+func (fr *flowRun) linksOf(ctx context.Context, side Side, ids []string) (map[string]*state.Link, error) {
 	var links map[string]*state.Link
 	var err error
-	if side == state.Source {
+	if side == Source {
 		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
 	} else {
 		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
@@ -523,8 +515,8 @@ func (fr *flowRun) linksOf(ctx context.Context, side string, ids []string) (map[
 
 // writes reports whether the flow writes to side: a one-way flow never writes to the side it
 // reads from (no creates, updates or deletes there).
-func (fr *flowRun) writes(side string) bool {
-	if side == state.Source {
+func (fr *flowRun) writes(side Side) bool {
+	if side == Source {
 		return fr.f.Direction != config.SyncToTarget
 	}
 	return fr.f.Direction != config.SyncToSource
@@ -550,11 +542,11 @@ type digesters struct{ src, tgt digester }
 
 // digestOf returns the digest of the record of side in a pair: the one the scan computed when
 // the pair's pass read that record, else computed now.
-func (fr *flowRun) digestOf(p *pair, side string) string {
+func (fr *flowRun) digestOf(p *pair, side Side) string {
 	if side == p.side && p.read != "" {
 		return p.read
 	}
-	if side == state.Source {
+	if side == Source {
 		return fr.srcHash(p.src.Data)
 	}
 	return fr.tgtHash(p.tgt.Data)

@@ -57,8 +57,8 @@ func listKeyOf(li connector.ListIdentifier, ent *mapping.Entity, path string) st
 
 // listKey returns the element property that identifies the elements of a list property on
 // one side, "" when they have none.
-func (pl *planner) listKey(side string, prop *mapping.Property) string {
-	if side == state.Source {
+func (pl *planner) listKey(side Side, prop *mapping.Property) string {
+	if side == Source {
 		return pl.listKeys[prop.Key()].src
 	}
 	return pl.listKeys[prop.Key()].tgt
@@ -73,9 +73,9 @@ type listSide struct {
 	canon []string
 }
 
-func (pl *planner) listOf(side string, prop *mapping.Property, rec map[string]any, vals []any) (listSide, bool) {
+func (pl *planner) listOf(side Side, prop *mapping.Property, rec map[string]any, vals []any) (listSide, bool) {
 	path := prop.Target
-	if side == state.Source {
+	if side == Source {
 		path = prop.Source
 	}
 	raw, _ := mapping.Get(rec, path).([]any)
@@ -97,7 +97,7 @@ func (pl *planner) listOf(side string, prop *mapping.Property, rec map[string]an
 // id (an external id: `{source: line_ref, target: id}`), "" when none does. Values in target
 // form then identify elements whichever side they come from, and whatever the base records.
 func (pl *planner) mappedKey(prop *mapping.Property) string {
-	key := pl.listKey(state.Target, prop)
+	key := pl.listKey(Target, prop)
 	if key == "" {
 		return ""
 	}
@@ -206,8 +206,8 @@ func (pl *planner) mergeElements(srcRec, tgtRec connector.Record, prop *mapping.
 	}
 	sv, _ := S.([]any)
 	tv, _ := T.([]any)
-	src, ok1 := pl.listOf(state.Source, prop, srcRec.Data, sv)
-	tgt, ok2 := pl.listOf(state.Target, prop, tgtRec.Data, tv)
+	src, ok1 := pl.listOf(Source, prop, srcRec.Data, sv)
+	tgt, ok2 := pl.listOf(Target, prop, tgtRec.Data, tv)
 	if !ok1 || !ok2 {
 		return nil, false
 	}
@@ -458,8 +458,8 @@ func (m *listMerge) hints() []elemHint {
 func (pl *planner) elements(prop *mapping.Property, src, tgt map[string]any, S, T any, hints []elemHint) *state.Elements {
 	sv, _ := S.([]any)
 	tv, _ := T.([]any)
-	s, ok1 := pl.listOf(state.Source, prop, src, sv)
-	t, ok2 := pl.listOf(state.Target, prop, tgt, tv)
+	s, ok1 := pl.listOf(Source, prop, src, sv)
+	t, ok2 := pl.listOf(Target, prop, tgt, tv)
 	if !ok1 || !ok2 {
 		return nil
 	}
@@ -545,7 +545,7 @@ func (pl *planner) applyList(m *merged, src, tgt connector.Record, prop *mapping
 		mapping.Set(desiredTgt, prop.Target, arranged(raw, lm.tgtOf))
 		prop.ApplyTarget(desiredTgt, lm.merged)
 		changedTgt = true
-		m.change(Change{Action: "update", Side: state.Target, RecordID: tgt.ID, Property: prop.Target, Old: string(tC), New: string(mc)})
+		m.change(Change{Action: "update", Side: string(Target), RecordID: tgt.ID, Property: prop.Target, Old: string(tC), New: string(mc)})
 	}
 	if !prop.ToSourceSide() {
 		return changedTgt, false, nil
@@ -574,7 +574,7 @@ func (pl *planner) applyList(m *merged, src, tgt connector.Record, prop *mapping
 	}
 	mapping.Set(desiredSrc, prop.Source, arr)
 	prop.ApplySource(desiredSrc, v)
-	m.change(Change{Action: "update", Side: state.Source, RecordID: src.ID, Property: prop.Source,
+	m.change(Change{Action: "update", Side: string(Source), RecordID: src.ID, Property: prop.Source,
 		Old: string(mapping.Canonical(prop.SourceView(src.Data))), New: string(nv)})
 	return changedTgt, true, nil
 }

@@ -155,7 +155,7 @@ func (pl *planner) mergeProperty(m *merged, prop *mapping.Property, src, tgt con
 	if toTarget {
 		prop.ApplyTarget(desiredTgt, S)
 		changedTgt = true
-		m.change(Change{Action: "update", Side: state.Target, RecordID: tgt.ID, Property: prop.Target, Old: string(tC), New: string(sC)})
+		m.change(Change{Action: "update", Side: string(Target), RecordID: tgt.ID, Property: prop.Target, Old: string(tC), New: string(sC)})
 	}
 	if toSource {
 		v, err := prop.SourceValue(desiredTgt, pl.refs)
@@ -168,7 +168,7 @@ func (pl *planner) mergeProperty(m *merged, prop *mapping.Property, src, tgt con
 		}
 		prop.ApplySource(desiredSrc, v)
 		changedSrc = true
-		m.change(Change{Action: "update", Side: state.Source, RecordID: src.ID, Property: prop.Source,
+		m.change(Change{Action: "update", Side: string(Source), RecordID: src.ID, Property: prop.Source,
 			Old: string(old), New: string(mapping.Canonical(v))})
 	}
 	return changedTgt, changedSrc, nil

@@ -32,14 +32,14 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 	}
 	failed := map[*pair]bool{}
 	before := map[*pair]connector.Record{} // source records as they were before the write
-	apply := func(ps []*pair, side string) error {
+	apply := func(ps []*pair, side Side) error {
 		if len(ps) == 0 {
 			return nil
 		}
 		conn, entity := fr.on(side)
 		recs := make([]connector.Record, len(ps))
 		for i, p := range ps {
-			if side == state.Target {
+			if side == Target {
 				recs[i] = connector.Record{ID: p.tgt.ID, Data: p.tgtPatch}
 			} else {
 				recs[i] = connector.Record{ID: p.src.ID, Data: p.srcPatch}
@@ -69,7 +69,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 				fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
 				continue
 			}
-			if side == state.Target {
+			if side == Target {
 				p.tgt = res.Record
 				fr.stats.UpdatedTarget++
 			} else {
@@ -83,14 +83,14 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		}
 		return nil
 	}
-	if err := apply(tgtPairs, state.Target); err != nil {
+	if err := apply(tgtPairs, Target); err != nil {
 		fr.stats.Undone += len(srcPairs) // never attempted
 		return err
 	}
-	if err := apply(srcPairs, state.Source); err != nil {
+	if err := apply(srcPairs, Source); err != nil {
 		return err
 	}
-	if err := apply(fr.followUps(srcPairs, before, failed), state.Target); err != nil {
+	if err := apply(fr.followUps(srcPairs, before, failed), Target); err != nil {
 		return err
 	}
 	for _, p := range pairs {
@@ -106,7 +106,7 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 			// Nothing written: the values merge saw are what the systems hold.
 			fr.plan.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
 			p.link.Base = p.seen
-			p.link.SourceHash, p.link.TargetHash = fr.digestOf(p, state.Source), fr.digestOf(p, state.Target)
+			p.link.SourceHash, p.link.TargetHash = fr.digestOf(p, Source), fr.digestOf(p, Target)
 			p.link.Updated = fr.r.Opts.Now().UTC()
 		} else if err := fr.rebase(p.link, p.src, p.tgt, p.hints); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)
@@ -148,7 +148,7 @@ func (fr *flowRun) followUps(written []*pair, before map[*pair]connector.Record,
 				desired = mapping.Clone(p.tgt.Data).(map[string]any)
 			}
 			prop.ApplyTarget(desired, now)
-			fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target,
+			fr.change(Change{Action: "update", Side: string(Target), RecordID: p.tgt.ID, Property: prop.Target,
 				Old: string(mapping.Canonical(prop.View(p.tgt.Data))), New: string(nowC)})
 		}
 		if desired != nil {
@@ -247,12 +247,12 @@ func (fr *flowRun) save(ctx context.Context, out *outcome) error {
 			}
 		}
 		for _, f := range out.dead {
-			if err := tx.PutDeadLetter(flow, f.side, f.id, f.reason); err != nil {
+			if err := tx.PutDeadLetter(flow, string(f.side), f.id, f.reason); err != nil {
 				return err
 			}
 		}
 		for _, f := range out.waiting {
-			if err := tx.PutWaiting(flow, f.side, f.id, f.reason); err != nil {
+			if err := tx.PutWaiting(flow, string(f.side), f.id, f.reason); err != nil {
 				return err
 			}
 		}

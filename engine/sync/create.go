@@ -135,29 +135,7 @@ func (fr *flowRun) countCreate(fromSide Side) {
 func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, encoded [][]byte, stage bool) ([]string, error) {
 	toSide := other(side)
 	conn, entity := fr.on(toSide)
-	intentIDs := make([]int64, len(datas))
-	keys := make([]string, len(datas))
-	// The canonical form is JSON, written without encoding/json's reflection.
-	if encoded == nil {
-		encoded = make([][]byte, len(datas))
-		fr.split(len(datas), func(lo, hi int, _ *digesters) {
-			for i := lo; i < hi; i++ {
-				encoded[i] = mapping.Canonical(datas[i])
-			}
-		})
-	}
-	err := fr.commitAhead(ctx, func(tx state.Tx) error {
-		for i := range datas {
-			in := state.Intent{Flow: fr.f.ID(), Side: string(toSide), FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
-			id, err := tx.AddIntent(&in)
-			if err != nil {
-				return err
-			}
-			in.ID = id
-			intentIDs[i], keys[i] = id, idempotencyKey(in)
-		}
-		return nil
-	})
+	intentIDs, keys, err := fr.addIntents(ctx, toSide, from, datas, encoded)
 	if err != nil {
 		return nil, err
 	}
@@ -182,45 +160,49 @@ func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Re
 	if err != nil {
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
-	newIDs := make([]string, len(datas))
-	// The links' bases are computed before the transaction, on two goroutines for a pure flow.
-	made := make([]*state.Link, len(results))
-	unbased := make([]error, len(results))
-	fr.split(len(results), func(lo, hi int, d *digesters) {
-		for i := lo; i < hi; i++ {
-			if results[i].Err != nil {
-				continue
-			}
-			src, tgt := from[i], results[i].Record
-			if side == Target {
-				src, tgt = results[i].Record, from[i]
-			}
-			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(toSide)}
-			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], d); unbased[i] == nil {
-				made[i] = l
-				if keys := unsynced[i]; len(keys) > 0 {
-					// What did not reach the origin is left out of the base, and the digests
-					// with it, so that the next merge of the pair writes it.
-					for _, k := range keys {
-						delete(l.Base, k)
-					}
-					l.SourceHash, l.TargetHash = "", ""
-				}
+	made, unbased := fr.linkCreated(side, from, results, sVals, unsynced)
+	c := &createdBatch{side: side, results: results, outcomes: make([]createdOutcome, len(results))}
+	newIDs, links, accepted, undone := fr.sortCreated(c, entity, from, made, unbased)
+	for i, reason := range unsyncedWhy {
+		c.outcomes[i].reason = reason
+	}
+	// Only the intents of the records the connection answered for are settled; the others
+	// stay for the next run to recover.
+	c.settled = intentIDs[:min(len(results), len(intentIDs))]
+	if undone > 0 {
+		c.settled = nil
+		for i, res := range results {
+			if res.Err != errUndone {
+				c.settled = append(c.settled, intentIDs[i])
 			}
 		}
-	})
-	// What the transaction writes per record: its link, or why it failed. Only this is kept
-	// when the links are staged, not the records.
-	type written struct {
-		id     string
-		link   *state.Link
-		reason string
 	}
-	var links []*state.Link
-	outcomes := make([]written, len(results))
-	accepted, undone := 0, 0
-	for i, res := range results {
-		o := &outcomes[i]
+	for _, l := range links {
+		fr.refs.remember(fr.f, l.SourceID, l.TargetID)
+	}
+	var partialErr error
+	if failedCall {
+		partialErr = &undoneError{err: callErr, entity: entity, made: accepted, undone: undone}
+	}
+	link := func(tx state.Tx) error { return c.write(tx, fr.f.ID()) }
+	if stage {
+		fr.stage(link, links)
+		return newIDs, partialErr
+	}
+	if err := fr.commit(ctx, link); err != nil {
+		return nil, err
+	}
+	return newIDs, partialErr
+}
+
+// sortCreated gives each record of c.side a batch of creates was made from its outcome: the
+// link of its copy, or why it failed, or nothing when the connection left its create undone.
+// It returns the new ids ("" where none), the links, and the numbers of records created and
+// left undone.
+func (fr *flowRun) sortCreated(c *createdBatch, entity string, from []connector.Record, made []*state.Link, unbased []error) (newIDs []string, links []*state.Link, accepted, undone int) {
+	newIDs = make([]string, len(from))
+	for i, res := range c.results {
+		o := &c.outcomes[i]
 		o.id = from[i].ID
 		if res.Err == errUndone {
 			undone++
@@ -234,78 +216,131 @@ func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Re
 		case res.Err != nil:
 			o.reason = fmt.Sprintf("creating %s: %v", entity, res.Err)
 			fr.stats.Failed++
-			fr.failedNow[Key{side, o.id}] = true
+			fr.failedNow[Key{c.side, o.id}] = true
 		case made[i] == nil:
 			o.reason = unbased[i].Error()
 		default:
 			o.link = made[i]
 			links = append(links, made[i])
 			newIDs[i] = res.Record.ID
-			fr.countCreate(side)
+			fr.countCreate(c.side)
 		}
 	}
-	for i, reason := range unsyncedWhy {
-		outcomes[i].reason = reason
+	return newIDs, links, accepted, undone
+}
+
+// addIntents commits the intents of the creates of datas on toSide (from: the records they
+// are made from; encoded: the canonical form of each of datas, nil: made here), before the
+// create, and returns their ids and the idempotency keys derived from them.
+func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector.Record, datas []map[string]any, encoded [][]byte) ([]int64, []string, error) {
+	intentIDs := make([]int64, len(datas))
+	keys := make([]string, len(datas))
+	// The canonical form is JSON, written without encoding/json's reflection.
+	if encoded == nil {
+		encoded = make([][]byte, len(datas))
+		fr.split(len(datas), func(lo, hi int, _ *digesters) {
+			for i := lo; i < hi; i++ {
+				encoded[i] = mapping.Canonical(datas[i])
+			}
+		})
 	}
-	// Only the intents of the records the connection answered for are settled; the others
-	// stay for the next run to recover.
-	settled := intentIDs[:min(len(results), len(intentIDs))]
-	if undone > 0 {
-		settled = nil
-		for i, res := range results {
-			if res.Err != errUndone {
-				settled = append(settled, intentIDs[i])
-			}
-		}
-	}
-	link := func(tx state.Tx) error {
-		if err := tx.DeleteIntents(settled); err != nil {
-			return err
-		}
-		for i, o := range outcomes {
-			if results[i].Err == errUndone {
-				continue // its intent stays
-			}
-			if o.link == nil {
-				if err := tx.PutDeadLetter(fr.f.ID(), string(side), o.id, o.reason); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := tx.PutLink(o.link); err != nil {
+	err := fr.commitAhead(ctx, func(tx state.Tx) error {
+		for i := range datas {
+			in := state.Intent{Flow: fr.f.ID(), Side: string(toSide), FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
+			id, err := tx.AddIntent(&in)
+			if err != nil {
 				return err
 			}
-			if o.reason != "" {
-				// Linked, but what flows back did not reach it: retried by the next run.
-				if err := tx.PutDeadLetter(fr.f.ID(), string(side), o.id, o.reason); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := tx.ClearDeadLetter(fr.f.ID(), string(side), o.id); err != nil {
-				return err
-			}
-			if err := tx.ClearWaiting(fr.f.ID(), string(side), o.id); err != nil {
-				return err
-			}
+			in.ID = id
+			intentIDs[i], keys[i] = id, idempotencyKey(in)
 		}
 		return nil
+	})
+	return intentIDs, keys, err
+}
+
+// linkCreated makes the links of the records created from those of side (results, aligned
+// with from), with their bases, on two goroutines for a pure flow; made is nil where a
+// create failed or its base could not be computed (unbased says why). unsynced holds, per
+// record, the properties that did not reach its origin: they are left out of the base, and
+// the digests with them, so that the next merge of the pair writes them.
+func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte, unsynced map[int][]string) (made []*state.Link, unbased []error) {
+	made = make([]*state.Link, len(results))
+	unbased = make([]error, len(results))
+	fr.split(len(results), func(lo, hi int, d *digesters) {
+		for i := lo; i < hi; i++ {
+			if results[i].Err != nil {
+				continue
+			}
+			src, tgt := from[i], results[i].Record
+			if side == Target {
+				src, tgt = results[i].Record, from[i]
+			}
+			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(other(side))}
+			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], d); unbased[i] == nil {
+				made[i] = l
+				if keys := unsynced[i]; len(keys) > 0 {
+					for _, k := range keys {
+						delete(l.Base, k)
+					}
+					l.SourceHash, l.TargetHash = "", ""
+				}
+			}
+		}
+	})
+	return made, unbased
+}
+
+// createdBatch is what the transaction after a batch of creates writes: the intents it
+// settles and, per record of side created from, its link or why it failed. Only this is kept
+// when the links are staged, not the records.
+type createdBatch struct {
+	side     Side
+	results  []connector.Result
+	outcomes []createdOutcome
+	settled  []int64
+}
+
+type createdOutcome struct {
+	id     string
+	link   *state.Link
+	reason string
+}
+
+// write writes the batch's outcome in tx.
+func (c *createdBatch) write(tx state.Tx, flow string) error {
+	side := string(c.side)
+	if err := tx.DeleteIntents(c.settled); err != nil {
+		return err
 	}
-	for _, l := range links {
-		fr.refs.remember(fr.f, l.SourceID, l.TargetID)
+	for i, o := range c.outcomes {
+		if c.results[i].Err == errUndone {
+			continue // its intent stays
+		}
+		if o.link == nil {
+			if err := tx.PutDeadLetter(flow, side, o.id, o.reason); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tx.PutLink(o.link); err != nil {
+			return err
+		}
+		if o.reason != "" {
+			// Linked, but what flows back did not reach it: retried by the next run.
+			if err := tx.PutDeadLetter(flow, side, o.id, o.reason); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tx.ClearDeadLetter(flow, side, o.id); err != nil {
+			return err
+		}
+		if err := tx.ClearWaiting(flow, side, o.id); err != nil {
+			return err
+		}
 	}
-	var partialErr error
-	if failedCall {
-		partialErr = &undoneError{err: callErr, entity: entity, made: accepted, undone: undone}
-	}
-	if stage {
-		fr.stage(link, links)
-		return newIDs, partialErr
-	}
-	if err := fr.commit(ctx, link); err != nil {
-		return nil, err
-	}
-	return newIDs, partialErr
+	return nil
 }
 
 // backProps lists the properties that may flow back to the records created from (of side):

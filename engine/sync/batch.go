@@ -44,7 +44,9 @@ type failure struct {
 	id, reason string
 }
 
-// batch merges, links or creates the records of one side read together.
+// batch merges, links or creates the records of one side read together: it reads what the
+// batch needs (readBatch), sorts its records into pairs to merge and records to create
+// (sortBatch), plans each pair's merge (merge, plan.go), and writes.
 func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -59,13 +61,60 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 	} else {
 		fr.stats.ReadTarget += len(recs)
 	}
+	defer func() { fr.batchIdx = nil }()
+	rd, err := fr.readBatch(ctx, side, recs)
+	if err != nil {
+		return err
+	}
+	out := &outcome{}
+	pairs, creates, built, err := fr.sortBatch(ctx, side, recs, rd, out)
+	if err != nil {
+		return err
+	}
+	for _, p := range pairs {
+		if fr.r.Opts.DryRun {
+			fr.dryProcessed[p.link.SourceID] = true
+		}
+		if err := fr.merge(p); err != nil {
+			fr.fail(out, p.side, idOn(p, p.side), err)
+			p.srcPatch, p.tgtPatch = nil, nil
+			p.link = nil
+		}
+	}
+	if err := fr.write(ctx, pairs, out); err != nil {
+		return err
+	}
+	fr.countDiffered(pairs)
+	if len(creates) > 0 {
+		if err := fr.create(ctx, side, creates, built, out); err != nil {
+			return err
+		}
+	}
+	if fr.r.Opts.Progress != nil {
+		fr.r.Opts.Progress(fr.f.ID(), fr.stats)
+	}
+	return fr.save(ctx, out)
+}
+
+// batchRead is what a batch's records need read before they are merged: their links (by
+// their ids), their partners (by id), and the records a connection refused to read or search
+// for (connector.RecordError), with why: dead letters of the batch; the others go on.
+type batchRead struct {
+	links    map[string]*state.Link
+	partners map[string]connector.Record
+	refused  map[string]error
+}
+
+// readBatch reads the links and partners of a batch of side's records, and readies the
+// search for the partners of those without a link (prepareMatch).
+func (fr *flowRun) readBatch(ctx context.Context, side Side, recs []connector.Record) (*batchRead, error) {
 	ids := make([]string, len(recs))
 	for i, r := range recs {
 		ids[i] = r.ID
 	}
 	links, err := fr.linksOf(ctx, side, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fr.tally(side, recs, links)
 	// The partners of the linked records, read in one call.
@@ -76,7 +125,6 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		}
 	}
 	partners := map[string]connector.Record{}
-	out := &outcome{}
 	// Records that a connection refused to read or search for (connector.RecordError) are
 	// dead letters of this batch, with the reason; the others go on.
 	var refused map[string]error
@@ -84,7 +132,7 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		conn, entity := fr.on(other(side))
 		var bad map[string]error
 		if partners, bad, err = getSome(ctx, conn, entity, partnerIDs); err != nil {
-			return err
+			return nil, err
 		}
 		for _, r := range recs {
 			if l := links[r.ID]; l != nil {
@@ -110,7 +158,7 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 	}
 	unsearched, err := fr.prepareMatch(ctx, side, loose)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for id, why := range unsearched {
 		if refused == nil {
@@ -118,10 +166,15 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		}
 		refused[id] = why
 	}
-	defer func() { fr.batchIdx = nil }()
-	var pairs []*pair
-	var creates []connector.Record
-	var built []*prebuilt // aligned with creates
+	return &batchRead{links: links, partners: partners, refused: refused}, nil
+}
+
+// sortBatch sorts a batch's records: the linked ones whose partner was read pair with it; the
+// unlinked ones are linked by merge criteria (a pair), or are to be created on the other side
+// (creates, with what the scan built for them: built), or wait; the refused are dead letters
+// (in out), and a linked record whose partner is missing is left to the delete pass.
+func (fr *flowRun) sortBatch(ctx context.Context, side Side, recs []connector.Record, rd *batchRead, out *outcome) (pairs []*pair, creates []connector.Record, built []*prebuilt, err error) {
+	// built is aligned with creates.
 	prebuiltAt := func(i int) *prebuilt {
 		if i < len(fr.prebuilt) {
 			return fr.prebuilt[i]
@@ -133,15 +186,15 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		if i < len(fr.digests) {
 			read = fr.digests[i]
 		}
-		if why := refused[rec.ID]; why != nil {
+		if why := rd.refused[rec.ID]; why != nil {
 			fr.fail(out, side, rec.ID, why)
 			continue
 		}
-		l := links[rec.ID]
+		l := rd.links[rec.ID]
 		if l == nil {
 			p, create, err := fr.unlinked(ctx, side, rec, out)
 			if err != nil {
-				return err
+				return nil, nil, nil, err
 			}
 			if p != nil {
 				p.read = read
@@ -155,7 +208,7 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		if fr.done(l) {
 			continue
 		}
-		partner, ok := partners[partnerOf(l, side)]
+		partner, ok := rd.partners[partnerOf(l, side)]
 		if !ok {
 			// The partner is gone, or the system did not return it. Whatever the delete
 			// policy, the delete pass decides at the end of the flow run, once it knows how
@@ -171,29 +224,7 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		}
 		pairs = append(pairs, p)
 	}
-	for _, p := range pairs {
-		if fr.r.Opts.DryRun {
-			fr.dryProcessed[p.link.SourceID] = true
-		}
-		if err := fr.merge(p); err != nil {
-			fr.fail(out, p.side, idOn(p, p.side), err)
-			p.srcPatch, p.tgtPatch = nil, nil
-			p.link = nil
-		}
-	}
-	if err := fr.write(ctx, pairs, out); err != nil {
-		return err
-	}
-	fr.countDiffered(pairs)
-	if len(creates) > 0 {
-		if err := fr.create(ctx, side, creates, built, out); err != nil {
-			return err
-		}
-	}
-	if fr.r.Opts.Progress != nil {
-		fr.r.Opts.Progress(fr.f.ID(), fr.stats)
-	}
-	return fr.save(ctx, out)
+	return pairs, creates, built, nil
 }
 
 // done reports whether this run has merged the pair of link l already: the link was saved by

@@ -32,67 +32,23 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 	}
 	failed := map[*pair]bool{}
 	before := map[*pair]connector.Record{} // source records as they were before the write
-	apply := func(ps []*pair, side Side) error {
-		if len(ps) == 0 {
-			return nil
-		}
-		conn, entity := fr.on(side)
-		recs := make([]connector.Record, len(ps))
-		for i, p := range ps {
-			if side == Target {
-				recs[i] = connector.Record{ID: p.tgt.ID, Data: p.tgtPatch}
-			} else {
-				recs[i] = connector.Record{ID: p.src.ID, Data: p.srcPatch}
-			}
-		}
-		results, err := conn.Update(ctx, entity, recs)
-		results, failedCall := partialResults(results, len(recs), err)
-		if rerr := readBack(ctx, conn, entity, results); rerr != nil {
-			if failedCall {
-				return err
-			}
-			return rerr
-		}
-		made, undone := 0, 0
-		for i, res := range results {
-			p := ps[i]
-			if res.Err == errUndone {
-				undone++
-				fr.stats.Undone++
-				continue
-			}
-			if res.Err == nil {
-				made++
-			}
-			if res.Err != nil {
-				failed[p] = true
-				fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
-				continue
-			}
-			if side == Target {
-				p.tgt = res.Record
-				fr.stats.UpdatedTarget++
-			} else {
-				before[p] = p.src
-				p.src = res.Record
-				fr.stats.UpdatedSource++
-			}
-		}
-		if failedCall {
-			return &undoneError{err: err, entity: entity, made: made, undone: undone}
-		}
-		return nil
-	}
-	if err := apply(tgtPairs, Target); err != nil {
+	if err := fr.update(ctx, Target, tgtPairs, failed, before, out); err != nil {
 		fr.stats.Undone += len(srcPairs) // never attempted
 		return err
 	}
-	if err := apply(srcPairs, Source); err != nil {
+	if err := fr.update(ctx, Source, srcPairs, failed, before, out); err != nil {
 		return err
 	}
-	if err := apply(fr.followUps(srcPairs, before, failed), Target); err != nil {
+	if err := fr.update(ctx, Target, fr.followUps(srcPairs, before, failed), failed, before, out); err != nil {
 		return err
 	}
+	fr.relink(pairs, failed, out)
+	return nil
+}
+
+// relink gives the links of the pairs written (or found in sync) their new bases, for the
+// batch's transaction (out); a pair whose base cannot be computed is a dead letter.
+func (fr *flowRun) relink(pairs []*pair, failed map[*pair]bool, out *outcome) {
 	for _, p := range pairs {
 		if p.link == nil || failed[p] {
 			continue
@@ -115,6 +71,60 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		out.links = append(out.links, p.link)
 		out.resolved = append(out.resolved, p.link)
 		fr.refs.remember(fr.f, p.link.SourceID, p.link.TargetID)
+	}
+}
+
+// update writes the patches of the pairs ps to side, and takes the records as written into
+// them; a record that failed is marked in failed and is a dead letter of out. before keeps the
+// source records as they were before the write, for followUps.
+func (fr *flowRun) update(ctx context.Context, side Side, ps []*pair, failed map[*pair]bool, before map[*pair]connector.Record, out *outcome) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	conn, entity := fr.on(side)
+	recs := make([]connector.Record, len(ps))
+	for i, p := range ps {
+		if side == Target {
+			recs[i] = connector.Record{ID: p.tgt.ID, Data: p.tgtPatch}
+		} else {
+			recs[i] = connector.Record{ID: p.src.ID, Data: p.srcPatch}
+		}
+	}
+	results, err := conn.Update(ctx, entity, recs)
+	results, failedCall := partialResults(results, len(recs), err)
+	if rerr := readBack(ctx, conn, entity, results); rerr != nil {
+		if failedCall {
+			return err
+		}
+		return rerr
+	}
+	made, undone := 0, 0
+	for i, res := range results {
+		p := ps[i]
+		if res.Err == errUndone {
+			undone++
+			fr.stats.Undone++
+			continue
+		}
+		if res.Err == nil {
+			made++
+		}
+		if res.Err != nil {
+			failed[p] = true
+			fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
+			continue
+		}
+		if side == Target {
+			p.tgt = res.Record
+			fr.stats.UpdatedTarget++
+		} else {
+			before[p] = p.src
+			p.src = res.Record
+			fr.stats.UpdatedSource++
+		}
+	}
+	if failedCall {
+		return &undoneError{err: err, entity: entity, made: made, undone: undone}
 	}
 	return nil
 }

@@ -48,52 +48,9 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	if inPlan == nil {
 		inPlan = map[string]bool{}
 	}
-	total := 0
-	if scan {
-		err := fr.r.State.ScanLinks(ctx, fr.f.ID(), func(links []*state.Link) error {
-			total += len(links)
-			srcIDs := make([]string, len(links))
-			tgtIDs := make([]string, len(links))
-			for i, l := range links {
-				srcIDs[i], tgtIDs[i] = l.SourceID, l.TargetID
-			}
-			// A record a system refuses to read (connector.RecordError) is not missing.
-			srcs, srcRefused, err := getSome(ctx, fr.src, fr.srcEntity, srcIDs)
-			if err != nil {
-				return err
-			}
-			tgts, tgtRefused, err := getSome(ctx, fr.tgt, fr.tgtEntity, tgtIDs)
-			if err != nil {
-				return err
-			}
-			for _, l := range links {
-				if inPlan[l.SourceID] {
-					continue
-				}
-				_, hasSrc := srcs[l.SourceID]
-				_, hasTgt := tgts[l.TargetID]
-				hasSrc = hasSrc || srcRefused[l.SourceID] != nil
-				hasTgt = hasTgt || tgtRefused[l.TargetID] != nil
-				switch {
-				case hasSrc && hasTgt:
-				case hasSrc:
-					plan = append(plan, gone{l, Source})
-				case hasTgt:
-					plan = append(plan, gone{l, Target})
-				default:
-					plan = append(plan, gone{l, ""})
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if total, err = fr.r.State.CountLinks(ctx, fr.f.ID()); err != nil {
-			return err
-		}
+	plan, total, err := fr.findGone(ctx, scan, plan, inPlan)
+	if err != nil {
+		return err
 	}
 	fr.vanished, fr.vanishedSeen = nil, nil
 	if len(plan) == 0 {
@@ -137,6 +94,60 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	if fr.f.Delete != mapping.DeleteKeep || fr.r.Opts.DryRun {
 		return nil
 	}
+	return fr.syncSurvivors(ctx, survivors)
+}
+
+// findGone returns plan (the links whose record the passes did not find) with, when scan is
+// set, every other link of the flow whose record is missing on a side (inPlan: the source ids
+// of the links already in plan), and the number of the flow's links.
+func (fr *flowRun) findGone(ctx context.Context, scan bool, plan []gone, inPlan map[string]bool) ([]gone, int, error) {
+	total := 0
+	if scan {
+		err := fr.r.State.ScanLinks(ctx, fr.f.ID(), func(links []*state.Link) error {
+			total += len(links)
+			srcIDs := make([]string, len(links))
+			tgtIDs := make([]string, len(links))
+			for i, l := range links {
+				srcIDs[i], tgtIDs[i] = l.SourceID, l.TargetID
+			}
+			// A record a system refuses to read (connector.RecordError) is not missing.
+			srcs, srcRefused, err := getSome(ctx, fr.src, fr.srcEntity, srcIDs)
+			if err != nil {
+				return err
+			}
+			tgts, tgtRefused, err := getSome(ctx, fr.tgt, fr.tgtEntity, tgtIDs)
+			if err != nil {
+				return err
+			}
+			for _, l := range links {
+				if inPlan[l.SourceID] {
+					continue
+				}
+				_, hasSrc := srcs[l.SourceID]
+				_, hasTgt := tgts[l.TargetID]
+				hasSrc = hasSrc || srcRefused[l.SourceID] != nil
+				hasTgt = hasTgt || tgtRefused[l.TargetID] != nil
+				switch {
+				case hasSrc && hasTgt:
+				case hasSrc:
+					plan = append(plan, gone{l, Source})
+				case hasTgt:
+					plan = append(plan, gone{l, Target})
+				default:
+					plan = append(plan, gone{l, ""})
+				}
+			}
+			return nil
+		})
+		return plan, total, err
+	}
+	total, err := fr.r.State.CountLinks(ctx, fr.f.ID())
+	return plan, total, err
+}
+
+// syncSurvivors merges, links or creates again the records of each side whose partner was
+// deleted under delete: keep (survivors, by side).
+func (fr *flowRun) syncSurvivors(ctx context.Context, survivors map[Side][]string) error {
 	for _, side := range []Side{Source, Target} {
 		ids := survivors[side]
 		if len(ids) == 0 {
@@ -160,6 +171,39 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	return nil
 }
 
+// deleteHold is the circuit breaker's decision on the links whose record went missing: held
+// says that on side, the side with more missing, missing records (leaving out the links of
+// approved changes) are more than limit, the share of the flow's links a run may change.
+type deleteHold struct {
+	side           Side
+	missing, limit int
+	held           bool
+}
+
+// holdDeletes decides the breaker from the vanished links (plan), the flow's number of links
+// (total), Options.MaxDeleteShare (share) and the source ids of the links of approved changes.
+// At least one record may go, whatever the share.
+func holdDeletes(plan []gone, total int, share float64, approved map[string]bool) deleteHold {
+	missing := map[Side]int{}
+	for _, g := range plan {
+		if approved[g.link.SourceID] {
+			continue
+		}
+		for _, side := range []Side{Source, Target} {
+			if g.survivor != side {
+				missing[side]++
+			}
+		}
+	}
+	h := deleteHold{side: Source, limit: max(1, int(math.Floor(share*float64(total))))}
+	if missing[Target] > missing[Source] {
+		h.side = Target
+	}
+	h.missing = missing[h.side]
+	h.held = h.missing > h.limit
+	return h
+}
+
 // breaker refuses a plan in which more than Options.MaxDeleteShare of the flow's total links
 // have their record on one side missing, leaving out the links of an approved pending change:
 // it records the plan as pending and returns an error wrapping ErrBreaker.
@@ -177,31 +221,16 @@ func (fr *flowRun) breaker(ctx context.Context, plan []gone, total int) error {
 			approved[l.SourceID] = true
 		}
 	}
-	missing := map[Side]int{}
-	for _, g := range plan {
-		if approved[g.link.SourceID] {
-			continue
-		}
-		for _, side := range []Side{Source, Target} {
-			if g.survivor != side {
-				missing[side]++
-			}
-		}
-	}
-	limit := max(1, int(math.Floor(fr.r.Opts.MaxDeleteShare*float64(total))))
-	side := Source
-	if missing[Target] > missing[Source] {
-		side = Target
-	}
-	if missing[side] <= limit {
+	hold := holdDeletes(plan, total, fr.r.Opts.MaxDeleteShare, approved)
+	if !hold.held {
 		return nil
 	}
 	sys, entity := fr.f.Dataflow.Source, fr.srcEntity
-	if side == Target {
+	if hold.side == Target {
 		sys, entity = fr.f.Dataflow.Target, fr.tgtEntity
 	}
 	what := fmt.Sprintf("%d of %d linked records of %s (%s) are missing, more than the limit of %d (%.0f%%)",
-		missing[side], total, sys.Name(), entity, limit, fr.r.Opts.MaxDeleteShare*100)
+		hold.missing, total, sys.Name(), entity, hold.limit, fr.r.Opts.MaxDeleteShare*100)
 	if fr.r.Opts.DryRun {
 		return fmt.Errorf("%w: %s; a run would unlink, delete or create nothing, and ask for approval", ErrBreaker, what)
 	}

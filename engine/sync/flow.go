@@ -241,24 +241,11 @@ func (fr *flowRun) pass(ctx context.Context, side Side) (err error) {
 	}()
 	conn, entity := fr.on(side)
 	updated := fr.updatedOf(side)
-	// The read starts now: the next watermark stays before this (less the clock skew), so
-	// that what is written from now on, by the run or anyone, is read next time.
-	var wm *marks
-	since := ""
-	if updated != "" && !fr.reconciling() {
-		stored, err := fr.r.State.Watermark(ctx, fr.f.ID(), string(side))
-		if err != nil {
-			return err
-		}
-		lookback, err := fr.lookbackOf(side)
-		if err != nil {
-			return err
-		}
-		wm = fr.newMarks(side, stored, fr.r.Opts.Now())
-		since = wm.since(lookback)
-		defer fr.reportWarnings(wm)
-	} else if updated != "" {
-		wm = fr.newMarks(side, "", fr.r.Opts.Now())
+	wm, since, err := fr.passMarks(ctx, side)
+	if err != nil {
+		return err
+	}
+	if wm != nil {
 		defer fr.reportWarnings(wm)
 	}
 	fr.readWhole[side] = since == ""
@@ -278,28 +265,7 @@ func (fr *flowRun) pass(ctx context.Context, side Side) (err error) {
 	}
 	fr.scanning = side
 	defer func() { fr.scanning = "" }()
-	// Records are merged and written in batches of Opts.BatchSize, whatever the size of the
-	// connection's pages: a transaction's cost is mostly its commit and the index pages it
-	// dirties, so larger batches cost less per record.
-	var held []connector.Record
-	var heldDigests []string     // aligned with held; "" where the scan gave none
-	var heldPrebuilt []*prebuilt // aligned with held; nil where the scan built none
-	process := func(all bool) error {
-		for len(held) >= fr.batchSize || (all && len(held) > 0) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			n := min(fr.batchSize, len(held))
-			fr.digests, fr.prebuilt = heldDigests[:n], heldPrebuilt[:n]
-			err := fr.batch(ctx, side, held[:n])
-			fr.digests, fr.prebuilt = nil, nil
-			if err != nil {
-				return err
-			}
-			held, heldDigests, heldPrebuilt = held[n:], heldDigests[n:], heldPrebuilt[n:]
-		}
-		return nil
-	}
+	h := &held{}
 	err = scan(ctx, conn, entity, since, fr.prepareCreates(side), func(recs []connector.Record, digests []string, built []*prebuilt) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -313,32 +279,109 @@ func (fr *flowRun) pass(ctx context.Context, side Side) (err error) {
 				wm.see(rec)
 			}
 		}
-		held = append(held, recs...)
-		if digests == nil {
-			digests = make([]string, len(recs))
-		}
-		heldDigests = append(heldDigests, digests...)
-		if built == nil {
-			built = make([]*prebuilt, len(recs))
-		}
-		heldPrebuilt = append(heldPrebuilt, built...)
-		return process(false)
+		h.add(recs, digests, built)
+		return fr.processHeld(ctx, side, h, false)
 	})
 	if err == nil {
-		err = process(true)
+		err = fr.processHeld(ctx, side, h, true)
 	}
-	held, heldDigests, heldPrebuilt = nil, nil, nil
+	h = nil // what the scan handed over is done with: the retries need none of it
 	fr.scanning = ""
 	if err != nil {
 		return err
 	}
-	kept := retry[:0]
-	for _, id := range retry {
-		if pending[id] {
-			kept = append(kept, id)
+	if err := fr.retryPending(ctx, side, retry, pending); err != nil {
+		return err
+	}
+	if side == Source {
+		fr.srcPass = &passInfo{whole: updated == "" || since == "", since: since}
+	}
+	// Only a scan that read every record it was asked for moves the watermark (an error or
+	// an interrupt returned above), and only to a stamp of a record read and processed.
+	if wm != nil {
+		if high := wm.next(); high != "" && !fr.r.Opts.DryRun {
+			return fr.setWatermark(ctx, side, high)
 		}
 	}
-	retry = kept
+	return nil
+}
+
+// held holds the records a scan handed over until they make a batch: records are merged and
+// written in batches of Opts.BatchSize, whatever the size of the connection's pages, since a
+// transaction's cost is mostly its commit and the index pages it dirties, so larger batches
+// cost less per record.
+type held struct {
+	recs     []connector.Record
+	digests  []string    // aligned with recs; "" where the scan gave none
+	prebuilt []*prebuilt // aligned with recs; nil where the scan built none
+}
+
+func (h *held) add(recs []connector.Record, digests []string, built []*prebuilt) {
+	h.recs = append(h.recs, recs...)
+	if digests == nil {
+		digests = make([]string, len(recs))
+	}
+	h.digests = append(h.digests, digests...)
+	if built == nil {
+		built = make([]*prebuilt, len(recs))
+	}
+	h.prebuilt = append(h.prebuilt, built...)
+}
+
+// processHeld merges, links or creates the held records of side in full batches, and with all
+// the last one too.
+func (fr *flowRun) processHeld(ctx context.Context, side Side, h *held, all bool) error {
+	for len(h.recs) >= fr.batchSize || (all && len(h.recs) > 0) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(fr.batchSize, len(h.recs))
+		fr.digests, fr.prebuilt = h.digests[:n], h.prebuilt[:n]
+		err := fr.batch(ctx, side, h.recs[:n])
+		fr.digests, fr.prebuilt = nil, nil
+		if err != nil {
+			return err
+		}
+		h.recs, h.digests, h.prebuilt = h.recs[n:], h.digests[n:], h.prebuilt[n:]
+	}
+	return nil
+}
+
+// passMarks returns the watermark a pass of side follows (nil for an entity without an
+// updated property) and what it reads since ("" for every record: no watermark yet, or a
+// reconcile). The read starts now: the next watermark stays before this (less the clock
+// skew), so that what is written from now on, by the run or anyone, is read next time.
+func (fr *flowRun) passMarks(ctx context.Context, side Side) (*marks, string, error) {
+	if fr.updatedOf(side) == "" {
+		return nil, "", nil
+	}
+	if fr.reconciling() {
+		return fr.newMarks(side, "", fr.r.Opts.Now()), "", nil
+	}
+	stored, err := fr.r.State.Watermark(ctx, fr.f.ID(), string(side))
+	if err != nil {
+		return nil, "", err
+	}
+	lookback, err := fr.lookbackOf(side)
+	if err != nil {
+		return nil, "", err
+	}
+	wm := fr.newMarks(side, stored, fr.r.Opts.Now())
+	return wm, wm.since(lookback), nil
+}
+
+// retryPending reads again, in batches, the records of side that waited or failed before
+// (retry) and that the scan did not read (pending), and merges, links or creates them. A
+// record that is gone is forgotten.
+func (fr *flowRun) retryPending(ctx context.Context, side Side, retry []string, pending map[string]bool) error {
+	conn, entity := fr.on(side)
+	var todo []string
+	for _, id := range retry {
+		if pending[id] {
+			todo = append(todo, id)
+		}
+	}
+	retry = todo
 	for start := 0; start < len(retry); start += fr.batchSize {
 		ids := retry[start:min(start+fr.batchSize, len(retry))]
 		got, refused, err := getSome(ctx, conn, entity, ids)
@@ -369,16 +412,6 @@ func (fr *flowRun) pass(ctx context.Context, side Side) (err error) {
 		}
 		if err := fr.batch(ctx, side, recs); err != nil {
 			return err
-		}
-	}
-	if side == Source {
-		fr.srcPass = &passInfo{whole: updated == "" || since == "", since: since}
-	}
-	// Only a scan that read every record it was asked for moves the watermark (an error or
-	// an interrupt returned above), and only to a stamp of a record read and processed.
-	if wm != nil {
-		if high := wm.next(); high != "" && !fr.r.Opts.DryRun {
-			return fr.setWatermark(ctx, side, high)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ package sync
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -342,5 +343,48 @@ func TestPlanSettles(t *testing.T) {
 	pl.withElements(again.seen, src.Data, tgt.Data, again.hints, base) // as write.go keeps a base nothing was written for
 	if !reflect.DeepEqual(again.seen, base) {
 		t.Errorf("the values seen after the writes differ from the base")
+	}
+}
+
+// The circuit breaker of deletions (docs/semantics.md §3): a run changes at most
+// Options.MaxDeleteShare of a flow's links for records gone on one side (at least one), the
+// links of approved changes left out of the count.
+func TestPlanDeleteBreaker(t *testing.T) {
+	vanished := func(survivors ...Side) []gone {
+		var out []gone
+		for i, s := range survivors {
+			out = append(out, gone{link: &state.Link{SourceID: fmt.Sprint("s", i), TargetID: fmt.Sprint("t", i)}, survivor: s})
+		}
+		return out
+	}
+	many := func(n int, s Side) []Side {
+		out := make([]Side, n)
+		for i := range out {
+			out[i] = s
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		plan     []gone
+		total    int
+		share    float64
+		approved map[string]bool
+		want     deleteHold
+	}{
+		{"one record gone of 100 at 10%", vanished(Source), 100, 0.1, nil, deleteHold{side: Target, missing: 1, limit: 10}},
+		{"ten gone of 100 at 10%: at the limit", vanished(many(10, Source)...), 100, 0.1, nil, deleteHold{side: Target, missing: 10, limit: 10}},
+		{"eleven gone of 100 at 10%: held", vanished(many(11, Source)...), 100, 0.1, nil, deleteHold{side: Target, missing: 11, limit: 10, held: true}},
+		{"source records gone: the side is the source", vanished(many(11, Target)...), 100, 0.1, nil, deleteHold{side: Source, missing: 11, limit: 10, held: true}},
+		{"gone on both sides count for each", vanished(many(11, "")...), 100, 0.1, nil, deleteHold{side: Source, missing: 11, limit: 10, held: true}},
+		{"one may always go", vanished(Source), 3, 0.1, nil, deleteHold{side: Target, missing: 1, limit: 1}},
+		{"two of three at 10%: held", vanished(Source, Source), 3, 0.1, nil, deleteHold{side: Target, missing: 2, limit: 1, held: true}},
+		{"approved links are left out", vanished(many(11, Source)...), 100, 0.1, map[string]bool{"s0": true},
+			deleteHold{side: Target, missing: 10, limit: 10}},
+		{"a share of 1 never holds", vanished(many(5, Source)...), 5, 1, nil, deleteHold{side: Target, missing: 5, limit: 5}},
+	} {
+		if got := holdDeletes(tc.plan, tc.total, tc.share, tc.approved); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }

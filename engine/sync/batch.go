@@ -3,9 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
-	"fmt"
 
-	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/state"
@@ -339,29 +337,12 @@ func (fr *flowRun) unlinked(ctx context.Context, side Side, rec connector.Record
 			return p, false, nil
 		}
 	}
-	policy, other := fr.f.CreateTarget, fr.tgtEntity
-	if side == Target {
-		policy, other = fr.f.CreateSource, fr.srcEntity
-	}
-	switch policy {
-	case config.CreateAlways:
-		return nil, true, nil
-	case config.CreateNever:
-		// A source record waits for its partner (semantics §3.1, docs/semantics.md). A target record that nothing
-		// matches is not synced by this flow unless it may be created in the source: it is
-		// linked when a source record matching it appears, so it is not kept as waiting
-		// (a shop's many products that the CRM lacks would be re-read on every run).
-		if side == Target {
-			return nil, false, nil
-		}
+	create, wait := fr.plan.unmatched(side)
+	if wait != "" {
 		fr.stats.Waiting++
-		reason := fmt.Sprintf("no %s to link with; the flow never creates one", other)
-		if len(fr.f.Merge) > 0 {
-			reason = fmt.Sprintf("no %s matches the merge criteria; the flow never creates one", other)
-		}
-		out.waiting = append(out.waiting, failure{side, rec.ID, reason})
+		out.waiting = append(out.waiting, failure{side, rec.ID, wait})
 	}
-	return nil, false, nil
+	return nil, create, nil
 }
 
 // unlinkedReason marks, among the waiting records, a record whose partner was deleted under

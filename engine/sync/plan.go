@@ -13,6 +13,9 @@ package sync
 // Lists are merged element by element (lists.go).
 
 import (
+	"fmt"
+
+	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/stamp"
@@ -198,6 +201,34 @@ func (pl *planner) direction(prop *mapping.Property, src, tgt connector.Record, 
 	}
 	wins := pl.sourceWins(src, tgt)
 	return wins, !wins, true
+}
+
+// unmatched decides, by the flow's create policy for the other side, what becomes of a record
+// of side that has no link and that no record of the other side matches: it is created there
+// (create), or it waits with the reason wait, or neither (create: referenced creates it when a
+// record refers to it).
+func (pl *planner) unmatched(side Side) (create bool, wait string) {
+	policy, other := pl.f.CreateTarget, pl.f.Target.Name()
+	if side == Target {
+		policy, other = pl.f.CreateSource, pl.f.Source.Name()
+	}
+	switch policy {
+	case config.CreateAlways:
+		return true, ""
+	case config.CreateNever:
+		// A source record waits for its partner (semantics §3.1, docs/semantics.md). A target
+		// record that nothing matches is not synced by this flow unless it may be created in
+		// the source: it is linked when a source record matching it appears, so it is not kept
+		// as waiting (a shop's many products that the CRM lacks would be re-read on every run).
+		if side == Target {
+			return false, ""
+		}
+		if len(pl.f.Merge) > 0 {
+			return false, fmt.Sprintf("no %s matches the merge criteria; the flow never creates one", other)
+		}
+		return false, fmt.Sprintf("no %s to link with; the flow never creates one", other)
+	}
+	return false, ""
 }
 
 // sourceWins applies the conflict policy to a property both sides changed.

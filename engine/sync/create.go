@@ -346,9 +346,9 @@ func (c *createdBatch) write(tx state.Tx, flow string) error {
 // backProps lists the properties that may flow back to the records created from (of side):
 // those that flow to side. A create sends what flows from side; the others, and those whose
 // value was empty there, the other system may assign (an id, a default, a stamp).
-func (fr *flowRun) backProps(side Side) []*mapping.Property {
+func (pl *planner) backProps(side Side) []*mapping.Property {
 	var out []*mapping.Property
-	for _, prop := range fr.f.Properties {
+	for _, prop := range pl.f.Properties {
 		if len(prop.Elements) > 0 {
 			continue // lists are left to the next merge
 		}
@@ -357,6 +357,50 @@ func (fr *flowRun) backProps(side Side) []*mapping.Property {
 		}
 	}
 	return out
+}
+
+// backPatch is what flows back to from, a record of side, from created, the record just
+// created from it on the other side (props: backProps): the patch, and the keys of the
+// properties in it.
+func (pl *planner) backPatch(side Side, props []*mapping.Property, from, created connector.Record) (map[string]any, []string) {
+	var desired map[string]any
+	var changed []string
+	for _, prop := range props {
+		var v, now any
+		var err error
+		if side == Target {
+			// Created in the source: what flows to the target comes from the new record.
+			if prop.ToSourceSide() && !mapping.Empty(prop.View(from.Data)) {
+				continue
+			}
+			v, err = prop.TargetValue(created.Data, pl.refs)
+			now = prop.View(from.Data)
+		} else {
+			if prop.ToTargetSide() && !mapping.Empty(prop.SourceView(from.Data)) {
+				continue
+			}
+			v, err = prop.SourceValue(created.Data, pl.refs)
+			now = prop.SourceView(from.Data)
+		}
+		if err != nil || sameValue(v, now) || (mapping.Empty(v) && mapping.Empty(now)) {
+			// An error is the next merge's to report; an empty value ("" for null) was not
+			// assigned.
+			continue
+		}
+		if desired == nil {
+			desired = mapping.Clone(from.Data).(map[string]any)
+		}
+		if side == Target {
+			prop.ApplyTarget(desired, v)
+		} else {
+			prop.ApplySource(desired, v)
+		}
+		changed = append(changed, prop.Key())
+	}
+	if desired == nil {
+		return nil, nil
+	}
+	return patch(from.Data, desired), changed
 }
 
 // flowBack writes, to the records of side that records were just created from (from, aligned
@@ -370,7 +414,7 @@ func (fr *flowRun) backProps(side Side) []*mapping.Property {
 // write failed it returns the keys of the properties that did not reach it (left out of the
 // link's base, so that the next merge writes them) and why, by index.
 func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte) (map[int][]string, map[int]string, error) {
-	props := fr.backProps(side)
+	props := fr.plan.backProps(side)
 	if len(props) == 0 {
 		return nil, nil, nil
 	}
@@ -381,44 +425,7 @@ func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Rec
 		if res.Err != nil || i >= len(from) {
 			continue
 		}
-		var desired map[string]any
-		var changed []string
-		for _, prop := range props {
-			var v, now any
-			var err error
-			if side == Target {
-				// Created in the source: what flows to the target comes from the new record.
-				if prop.ToSourceSide() && !mapping.Empty(prop.View(from[i].Data)) {
-					continue
-				}
-				v, err = prop.TargetValue(res.Record.Data, fr.refs)
-				now = prop.View(from[i].Data)
-			} else {
-				if prop.ToTargetSide() && !mapping.Empty(prop.SourceView(from[i].Data)) {
-					continue
-				}
-				v, err = prop.SourceValue(res.Record.Data, fr.refs)
-				now = prop.SourceView(from[i].Data)
-			}
-			if err != nil || sameValue(v, now) || (mapping.Empty(v) && mapping.Empty(now)) {
-				// An error is the next merge's to report; an empty value ("" for null) was not
-				// assigned.
-				continue
-			}
-			if desired == nil {
-				desired = mapping.Clone(from[i].Data).(map[string]any)
-			}
-			if side == Target {
-				prop.ApplyTarget(desired, v)
-			} else {
-				prop.ApplySource(desired, v)
-			}
-			changed = append(changed, prop.Key())
-		}
-		if desired == nil {
-			continue
-		}
-		if p := patch(from[i].Data, desired); len(p) > 0 {
+		if p, changed := fr.plan.backPatch(side, props, from[i], res.Record); len(p) > 0 {
 			idx = append(idx, i)
 			recs = append(recs, connector.Record{ID: from[i].ID, Data: p})
 			keys = append(keys, changed)

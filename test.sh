@@ -5,6 +5,9 @@
 #   docutils     python3-docutils (apt): the generated RST must parse without a warning
 #   json-server  testdata/jsonserver, exactly as package-lock.json pins it (npm ci): the Custom
 #                CRM of the end-to-end tests over HTTP
+#   oidc-provider testdata/oauth, as its package-lock.json pins it (npm ci): the OAuth2 provider
+#                of the http connector's oauth2 tests (internal/oauthtest)
+#   PocketBase   testdata/pocketbase, built with go by internal/pocketbasetest (its own go.mod)
 #   chromium     chromium (apt): the status page of dataflow serve, tested in headless Chromium
 #   PostgreSQL   postgresql (apt, 15) and mariadb-server (apt), by scripts/install-test-servers.sh:
 #   MariaDB      the tests start throwaway servers of their own on free 127.0.0.1 ports
@@ -71,18 +74,32 @@ need_jsonserver() {
 	fi
 }
 
+# oidc-provider under node (need_jsonserver installs node), likewise only when the lock changes.
+need_oauth() {
+	local dir=testdata/oauth lock
+	lock=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+	if [[ "$(cat "$dir/node_modules/.lock-sha256" 2>/dev/null)" != "$lock" ]]; then
+		log "npm ci ($dir)"
+		(cd "$dir" && npm ci --no-audit --no-fund)
+		echo "$lock" >"$dir/node_modules/.lock-sha256"
+	fi
+}
+
 need_docutils
 export DATAFLOW_REQUIRE_DOCUTILS=1
 command -v chromium >/dev/null || apt_install chromium
 export DATAFLOW_REQUIRE_CHROMIUM=1
 need_jsonserver
 export DATAFLOW_REQUIRE_JSONSERVER=1
+need_oauth
+export DATAFLOW_REQUIRE_OAUTH=1
 if [[ $(id -u) -eq 0 ]]; then
 	scripts/install-test-servers.sh
 else
 	as_root scripts/install-test-servers.sh
 fi
 export DATAFLOW_REQUIRE_POSTGRES=1 DATAFLOW_REQUIRE_MYSQL=1
+export DATAFLOW_REQUIRE_POCKETBASE=1 # internal/pocketbasetest builds testdata/pocketbase (its own go.mod) with go
 
 if [[ $# -eq 0 ]]; then
 	set -- ./...

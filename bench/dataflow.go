@@ -90,7 +90,9 @@ func dataflowRun(ctx context.Context, td, dataflowFile string, watermark bool, d
 		return nil, err
 	}
 	defer st.Close()
-	runner := &dsync.Runner{Project: proj, Conns: conns, State: st}
+	// The run directories of c to f are copies of a baseline made elsewhere: the link state
+	// names the baseline's files, and a copy is what --allow-new-systems accepts.
+	runner := &dsync.Runner{Project: proj, Conns: conns, State: st, Opts: dsync.Options{AllowNewSystems: true}}
 	return runner.Run(ctx)
 }
 

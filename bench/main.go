@@ -52,6 +52,7 @@ var scenarios = []struct{ letter, name, title string }{
 	{"e", "changed", "1 % changed, watermark"},
 	{"f", "two-way", "two-way, 1 % changed each side"},
 	{"g", "validate", "validate 1,000 flows"},
+	{"h", "pg-full-sync", "full first sync into PostgreSQL"},
 }
 
 // job is what a child process runs.
@@ -66,6 +67,7 @@ type job struct {
 	Expect    int    `json:"expect,omitempty"`
 	Expect2   int    `json:"expect2,omitempty"`
 	Profile   string `json:"profile,omitempty"`
+	DSN       string `json:"dsn,omitempty"` // h: the PostgreSQL database of the run
 }
 
 // result is what a child reports on its standard output.
@@ -108,6 +110,9 @@ func main() {
 		if selected[s.letter] {
 			b.run(s.letter)
 		}
+	}
+	if b.pg != nil {
+		b.pg.remove()
 	}
 	b.print(os.Stdout)
 	if b.failed {
@@ -185,6 +190,8 @@ type bench struct {
 	fullSync                     *row // dataflow's full sync, the reference of e and f
 	failed                       bool
 	started                      time.Time
+	pg                           *pgServer // h's server, once started
+	pgSkip                       string    // why h has no server
 }
 
 func newBench(dir string, n, runs int, profile string) (*bench, error) {
@@ -600,6 +607,8 @@ func (b *bench) run(letter string) {
 		}
 		r.ratio = fmt.Sprintf("%.2f s", r.median())
 		r.target = "well under 1 s"
+	case "h":
+		b.runPostgres(n)
 	}
 }
 
@@ -780,6 +789,25 @@ func runJob(j job) (result, error) {
 				return fmt.Errorf("%d updates to the shop, %d to the ERP, %d failed; want %d and %d", t.UpdatedTarget, t.UpdatedSource, t.Failed, j.Expect, j.Expect2)
 			}
 			return nil
+		})
+	case "pg-full-sync":
+		res.Seconds, err = timed(j.Profile, func() error {
+			rep, err := dataflowPostgresRun(ctx, j.Testdata, j.Dir, j.DSN)
+			if err != nil {
+				return err
+			}
+			if t := totals(rep); t.CreatedTarget != j.N || t.Failed != 0 {
+				return fmt.Errorf("created %d of %d, %d failed", t.CreatedTarget, j.N, t.Failed)
+			}
+			return nil
+		})
+	case "hand-pg-full-sync":
+		res.Seconds, err = timed("", func() error {
+			n, err := handPostgresFullSync(ctx, j.Dir, j.DSN)
+			if err == nil && n != j.N {
+				err = fmt.Errorf("copied %d of %d", n, j.N)
+			}
+			return err
 		})
 	case "hand-full-sync":
 		res.Seconds, err = timed("", func() error {

@@ -23,9 +23,11 @@ type Engine struct {
 	compiler *mapping.Compiler
 }
 
-// Connectors returns the registry of the connectors dataflow ships.
+// Connectors returns the registry of the connectors dataflow ships. Its http driver holds the
+// rate budgets (rate_limit) of the systems it connects to: every connection opened through one
+// registry shares its system's budget, so a process keeps one registry for all its runs.
 func Connectors() *connector.Registry {
-	return connector.NewRegistry(sqlite.Driver{}, httpconn.Driver{}, postgres.Driver{}, mysql.Driver{})
+	return connector.NewRegistry(sqlite.Driver{}, httpconn.NewDriver(), postgres.Driver{}, mysql.Driver{})
 }
 
 // New returns an engine that reads ${VAR}s through env.

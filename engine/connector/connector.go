@@ -165,6 +165,25 @@ type Capabilities struct {
 	// ListIdentifier names the property that identifies list elements; nil: the engine
 	// takes the elements' `id` from the schema, if any.
 	ListIdentifier ListIdentifier
+	// RequestCounter counts the requests sent to the system (a run's summary prints them);
+	// nil: not counted.
+	RequestCounter RequestCounter
+	// OperationLister says which request each write operation of an entity sends (a dry run
+	// lists them); nil: the connection cannot say.
+	OperationLister OperationLister
+}
+
+// RequestCounter is the optional ability of a Conn (Capabilities.RequestCounter) to count the
+// requests it sent to its system: each try of each request, logins included.
+type RequestCounter interface {
+	Requests() int64
+}
+
+// OperationLister is the optional ability of a Conn (Capabilities.OperationLister) to say which
+// request each write operation of an entity sends: "create: POST /items", paths as the system
+// file writes them, nothing secret.
+type OperationLister interface {
+	Operations(entity string) []string
 }
 
 // Opener is the ability of a Driver to open a connection for a run. entities holds the

@@ -30,7 +30,7 @@ const (
 	elementBytes = 16
 	entryBytes   = 32
 
-	scanBytesPerStep    = 4096
+	scanBytesPerStep    = 512
 	scanElementsPerStep = 8
 	// loopBytes is what a loop takes of the machine beyond what it builds: expr-lang's VM keeps
 	// one scope (about 160 bytes, in a slice that grows by doubling) per loop it ran, until the
@@ -81,7 +81,7 @@ func (b *budget) call(n int64) error {
 	return b.charge(n)
 }
 
-// scan counts the work of reading v as steps: a string's 4 KiB, a list's or map's 8 elements
+// scan counts the work of reading v as steps: a string's 512 bytes, a list's or map's 8 elements
 // make a step, so that a loop that reads a long value on every turn (indexOf(s, x) over a
 // 16 MB string, a million times) ends at the budget instead of running for hours.
 func (b *budget) scan(v any) error {

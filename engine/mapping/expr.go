@@ -119,7 +119,7 @@ func sample(p *schema.Property, depth int) any {
 // functions are dataflow's helpers, on top of expr-lang's builtins. Each is typed, so that a
 // wrong argument is a validation error.
 func functions() []expr.Option {
-	return []expr.Option{
+	return append([]expr.Option{
 		expr.Function("amount", func(args ...any) (any, error) {
 			f, ok := toFloat(args[0])
 			if !ok {
@@ -163,7 +163,7 @@ func functions() []expr.Option {
 			}
 			return false, nil
 		}, new(func(any) bool)),
-	}
+	}, QuoteFunctions()...)
 }
 
 func toFloat(v any) (float64, bool) {

@@ -236,13 +236,14 @@ func (s *Service) drop(w http.ResponseWriter, r *http.Request, form bool) {
 		http.Error(w, fmt.Sprintf("flow %q has no dead letter %s:%s", flow, side, id), http.StatusNotFound)
 		return
 	}
-	tx, err := s.store.Begin(r.Context())
+	tx, release, err := s.adminTx(r.Context(), flow)
 	if err == nil {
 		if err = tx.ClearDeadLetter(flow, side, id); err != nil {
 			tx.Rollback()
 		} else {
 			err = tx.Commit()
 		}
+		release()
 	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)

@@ -11,6 +11,8 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/dataflow-sync/dataflow/engine/state"
+	"github.com/dataflow-sync/dataflow/engine/state/pgstate"
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 	"github.com/riverqueue/river"
 )
@@ -49,6 +51,21 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 		s.log.Warn("a queued flow is no longer in the mappings; not run", "flow", args.Flow, "job", jobID)
 		return river.JobCancel(&UnknownFlowError{Flow: args.Flow})
 	}
+	store, ctx, alive, release, err := s.runStore(ctx, fp)
+	if errors.Is(err, pgstate.ErrLeaseHeld) {
+		// A run of the flow (or of one it runs with) is in progress on a worker: this job
+		// would be a second one. The next job of the flow runs when that one is done.
+		s.log.Info("not run: the flow is running elsewhere", "flow", args.Flow, "job", jobID, "detail", err.Error())
+		s.mu.Lock()
+		s.finishing[args.Flow] = true
+		s.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		s.log.Error("not run: its flows cannot be leased", "flow", args.Flow, "job", jobID, "error", err)
+		return nil
+	}
+	defer release()
 	info := &RunInfo{ID: newRunID(), Worker: s.cfg.Worker, Trigger: args.Trigger, Started: s.cfg.Now(), Counts: &dsync.FlowStats{Flow: args.Flow}}
 	log := s.log.With("run", info.ID, "flow", args.Flow)
 	s.mu.Lock()
@@ -56,7 +73,15 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 	s.mu.Unlock()
 	log.Info("run started", "trigger", args.Trigger, "job", jobID, "flows", fp.with)
 
-	rep, err := s.runOnce(ctx, p, fp, log, info)
+	rep, err := s.runOnce(ctx, p, fp, log, info, store, alive)
+	if cause := context.Cause(ctx); errors.Is(cause, pgstate.ErrLeaseLost) {
+		// Stalled past its lease, or taken over: what it did not commit or write before is
+		// left to the worker that runs the flow next.
+		log.Warn("run fenced: its lease was lost; it stopped writing", "cause", cause.Error())
+		if err != nil && !errors.Is(err, pgstate.ErrLeaseLost) {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
+	}
 
 	finished := s.cfg.Now()
 	result := resultOf(rep, err)
@@ -102,10 +127,13 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 	return nil // the run's failures are recorded; River does not retry (see FlowArgs.InsertOpts)
 }
 
-func (s *Service) runOnce(ctx context.Context, p *plan, fp *flowPlan, log *slog.Logger, info *RunInfo) (*dsync.Report, error) {
+func (s *Service) runOnce(ctx context.Context, p *plan, fp *flowPlan, log *slog.Logger, info *RunInfo, store state.Store, ok alive) (*dsync.Report, error) {
 	conns, err := openConnections(ctx, p.project, p.flowsToOpen(fp))
 	if err != nil {
 		return nil, err
+	}
+	if ok != nil {
+		conns = fenceConns(conns, ok)
 	}
 	defer func() {
 		for id, c := range conns {
@@ -114,7 +142,7 @@ func (s *Service) runOnce(ctx context.Context, p *plan, fp *flowPlan, log *slog.
 			}
 		}
 	}()
-	runner := &dsync.Runner{Project: p.project, Conns: conns, State: s.store, Opts: dsync.Options{
+	runner := &dsync.Runner{Project: p.project, Conns: conns, State: store, Opts: dsync.Options{
 		Flows: fp.with,
 		Now:   s.cfg.Now,
 		Progress: func(flow string, st *dsync.FlowStats) {

@@ -27,6 +27,7 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/diag"
 	"github.com/dataflow-sync/dataflow/engine/state"
+	"github.com/dataflow-sync/dataflow/engine/state/pgstate"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
@@ -55,6 +56,9 @@ type Config struct {
 	HookSecret string
 	// Worker names this process in the run records; "" for host:pid.
 	Worker string
+	// Lease is, with the state in PostgreSQL, how long a run holds its flows without renewing
+	// (DefaultLease if 0): how long the flows of a worker that died wait for another.
+	Lease time.Duration
 	// Now gives the time, for tests.
 	Now func() time.Time
 }
@@ -68,6 +72,7 @@ type Service struct {
 	eng    *engine.Engine
 	log    *slog.Logger
 	store  state.Store
+	shared *pgstate.Store // the store, when it is in PostgreSQL and shared by workers
 	queue  *sql.DB
 	river  jobQueue
 	plan   atomic.Pointer[plan]
@@ -154,7 +159,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Every <= 0 {
 		return nil, errors.New("the default interval (--every) must be positive")
 	}
-	if cfg.QueuePath == "" {
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.QueuePath == "" && !pgstate.IsURL(cfg.StatePath) {
 		cfg.QueuePath = queuePathFor(cfg.StatePath)
 	}
 	eng, err := engine.New(cfg.Lookup)
@@ -171,6 +179,13 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.plan.Store(p)
+	if pgstate.IsURL(cfg.StatePath) {
+		if err := s.openShared(ctx); err != nil {
+			return nil, err
+		}
+		s.reg = newMetrics(s)
+		return s, nil
+	}
 	if err := os.MkdirAll(filepath.Dir(cfg.StatePath), 0o755); err != nil {
 		return nil, err
 	}
@@ -257,7 +272,7 @@ func (s *Service) periodicJobs(p *plan) []*river.PeriodicJob {
 			s.mu.Lock()
 			s.next[fp.flow.ID()] = s.cfg.Now().Add(fp.every)
 			s.mu.Unlock()
-			return FlowArgs{Flow: fp.flow.ID(), Trigger: "schedule"}, &river.InsertOpts{Priority: fp.priority}
+			return FlowArgs{Flow: fp.flow.ID(), Trigger: "schedule"}, &river.InsertOpts{Priority: fp.priority, UniqueOpts: s.uniqueOpts(fp)}
 		}, &river.PeriodicJobOpts{RunOnStart: true, ID: fp.flow.ID()}))
 	}
 	return jobs
@@ -270,6 +285,9 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	events, unsubscribe := s.river.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)
 	defer unsubscribe()
 	go s.followJobs(ctx, events)
+	if s.shared != nil {
+		go s.schedule(ctx)
+	}
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("job queue: %w", err)
 	}
@@ -348,6 +366,10 @@ func (s *Service) Reload(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	if s.shared != nil {
+		s.log.Info("mappings reloaded", "flows", len(p.flows))
+		return nil // the schedule loop follows the plan
+	}
 	s.river.PeriodicJobs().Clear()
 	if _, err := s.river.PeriodicJobs().AddManySafely(s.periodicJobs(p)); err != nil {
 		return fmt.Errorf("scheduling the reloaded flows: %w", err)
@@ -364,7 +386,7 @@ func (s *Service) Trigger(ctx context.Context, flow, trigger string) (queued boo
 	if fp == nil {
 		return false, &UnknownFlowError{Flow: flow}
 	}
-	res, err := s.river.Insert(ctx, FlowArgs{Flow: flow, Trigger: trigger}, &river.InsertOpts{Priority: fp.priority})
+	res, err := s.river.Insert(ctx, FlowArgs{Flow: flow, Trigger: trigger}, &river.InsertOpts{Priority: fp.priority, UniqueOpts: s.uniqueOpts(fp)})
 	if err != nil {
 		return false, fmt.Errorf("queueing a run of %s: %w", flow, err)
 	}

@@ -106,7 +106,7 @@ func ReadStatus(ctx context.Context, p *mapping.Project, st state.Store, now tim
 			if !ok {
 				continue
 			}
-			info := &RunInfo{ID: "#" + strconv.FormatInt(r.ID, 10), Started: r.Started, Result: r.Status, Counts: fs}
+			info := &RunInfo{ID: "#" + strconv.FormatInt(r.ID, 10), Worker: r.Worker, Started: r.Started, Result: r.Status, Counts: fs}
 			if !r.Finished.IsZero() {
 				finished := r.Finished
 				info.Finished = &finished
@@ -150,6 +150,10 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 			c := *r
 			c.Seconds = now.Sub(r.Started).Seconds()
 			f.Running = &c
+		}
+		if s.shared != nil {
+			// Workers share the run log, which names each run's worker: it is the history.
+			continue
 		}
 		// This service's own runs carry their worker and trigger; the run log's older runs
 		// (before this service started) follow them.

@@ -137,6 +137,11 @@ var migrations = []migration{
 			location  TEXT NOT NULL -- a path or a URL, never a password
 		) WITHOUT ROWID`,
 	}},
+	// Several processes share a state (dataflow serve workers on PostgreSQL): a run records
+	// the one that made it. A SQLite state has one process at a time, but shows the same.
+	{version: 8, stmts: []string{
+		`ALTER TABLE runs ADD COLUMN worker TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

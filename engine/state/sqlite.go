@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -74,6 +75,7 @@ type SQLite struct {
 	lock   *os.File      // the held flock, nil for ReadOnly
 	writer chan struct{} // holds a token while a Tx is open
 	now    func() time.Time
+	worker atomic.Pointer[string] // recorded in the runs started (SetWorker)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -676,7 +678,7 @@ func (s *SQLite) Runs(ctx context.Context, limit int) ([]Run, error) {
 		limit = -1 // no limit, to SQLite
 	}
 	rows, err := s.db.QueryContext(ctx,
-		"SELECT id, started, finished, status, summary FROM runs ORDER BY id DESC LIMIT ?", limit)
+		"SELECT id, started, finished, status, summary, worker FROM runs ORDER BY id DESC LIMIT ?", limit)
 	if err != nil {
 		return nil, fmt.Errorf("runs: %w", err)
 	}
@@ -688,7 +690,7 @@ func (s *SQLite) Runs(ctx context.Context, limit int) ([]Run, error) {
 			started           string
 			finished, summary sql.NullString
 		)
-		if err := rows.Scan(&r.ID, &started, &finished, &r.Status, &summary); err != nil {
+		if err := rows.Scan(&r.ID, &started, &finished, &r.Status, &summary, &r.Worker); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
 		}
 		if r.Started, err = parseTime(started); err == nil {
@@ -808,7 +810,7 @@ const (
 	sqlPutWaiting = `INSERT INTO waiting (flow, side, record_id, reason, since) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (flow, side, record_id) DO UPDATE SET reason = excluded.reason`
 	sqlClearWaiting = `DELETE FROM waiting WHERE flow = ? AND side = ? AND record_id = ?`
-	sqlStartRun     = `INSERT INTO runs (started, status) VALUES (?, 'running')`
+	sqlStartRun     = `INSERT INTO runs (started, status, worker) VALUES (?, 'running', ?)`
 	sqlFinishRun    = `UPDATE runs SET finished = ?, status = ?, summary = ? WHERE id = ?`
 )
 
@@ -1037,7 +1039,11 @@ func (t *sqliteTx) ClearWaiting(flow, side, recordID string) error {
 func (t *sqliteTx) StartRun() (int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	res, err := t.exec(sqlStartRun, formatTime(t.s.now()))
+	worker := ""
+	if w := t.s.worker.Load(); w != nil {
+		worker = *w
+	}
+	res, err := t.exec(sqlStartRun, formatTime(t.s.now()), worker)
 	if err != nil {
 		return 0, fmt.Errorf("start run: %w", err)
 	}

@@ -157,6 +157,9 @@ type Run struct {
 	Finished time.Time // zero while running or when the run was killed
 	Status   string    // running, ok, failed (records failed), error (the run stopped)
 	Summary  json.RawMessage
+	// Worker names the process that made the run ("" for `dataflow run`): several `dataflow
+	// serve` processes share a PostgreSQL state.
+	Worker string
 }
 
 // ErrLocked is returned by Open for writing when another process holds the state.

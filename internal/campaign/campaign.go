@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/mattn/go-sqlite3" // the state file is read with it
 )
 
@@ -33,6 +34,8 @@ type Config struct {
 	Seed    int64
 	Target  Target    // the target system; nil means a SQLite database
 	Log     io.Writer // progress, one line per kill; nil for none
+	// StateDSN puts the link state in PostgreSQL (an empty database); "" keeps it in state.db.
+	StateDSN string
 }
 
 // Figures are what a campaign measured.
@@ -310,8 +313,16 @@ func (c *campaign) runKilled(ctx context.Context, delay time.Duration) (killed b
 	}
 }
 
+// statePath is the campaign's --state: a file, or the PostgreSQL state's URL.
+func (c *campaign) statePath() string {
+	if c.cfg.StateDSN != "" {
+		return c.cfg.StateDSN
+	}
+	return "state.db"
+}
+
 func (c *campaign) command(ctx context.Context, args ...string) *exec.Cmd {
-	args = append(args, "--state", "state.db", "mappings")
+	args = append(args, "--state", c.statePath(), "mappings")
 	cmd := exec.CommandContext(ctx, c.cfg.Binary, args...)
 	cmd.Dir, cmd.Env = c.cfg.Dir, c.env
 	return cmd
@@ -446,6 +457,14 @@ func (c *campaign) check(ctx context.Context) error {
 				c.fig.Missing++
 			}
 		}
+	}
+	if c.cfg.StateDSN != "" {
+		conn, err := pgx.Connect(ctx, c.cfg.StateDSN)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		return conn.QueryRow(ctx, "SELECT count(*) FROM dataflow_state.intents").Scan(&c.fig.PendingIntents)
 	}
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(c.cfg.Dir, "state.db")+"?mode=ro")
 	if err != nil {

@@ -39,6 +39,28 @@ func TestKillCampaignPostgres(t *testing.T) {
 	}
 }
 
+// The kill -9 campaign with the link state in PostgreSQL (SQLite systems): the state's intents
+// and links survive the kills as in the file, no duplicate, no lost update, no intent left.
+func TestKillCampaignPostgresState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the campaign runs the real binary many times")
+	}
+	db := pgtest.New(t)
+	records, kills := campaignSize(t)
+	cfg := Config{Binary: buildDataflow(t), Dir: t.TempDir(), Records: records, Kills: kills, Seed: 3, StateDSN: db.DSN()}
+	fig, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("figures:\n%s", fig)
+	if !fig.OK() {
+		t.Errorf("an invariant broke:\n%s", fig)
+	}
+	if fig.Kills != kills || fig.Immediate == 0 || fig.Edits == 0 || fig.Records < records {
+		t.Errorf("the campaign did not do what it should:\n%s", fig)
+	}
+}
+
 // The kill -9 campaign with the store in MariaDB: creates read back with LAST_INSERT_ID().
 func TestKillCampaignMySQL(t *testing.T) {
 	if testing.Short() {

@@ -47,10 +47,11 @@ type env struct {
 
 func commands() []*command {
 	return []*command{
-		{name: "validate", summary: "check mapping files against the format, the entity schemas and the expressions", usage: "validate [--format text|json|github] [PATH...]", run: runValidate},
+		{name: "validate", summary: "check mapping files against the format, the entity schemas and the expressions", usage: "validate [--format text|json|github] [--live] [PATH...]", run: runValidate},
+		{name: "discover", summary: "write a system file and entity schemas from a live database's tables", usage: "discover [--tables T,...] [-o DIR] [--force] (--system ID --connector sqlite|postgres|mysql --path FILE|--dsn DSN [--schema NAME] | SYSTEM-FILE)", run: runDiscover},
 		{name: "docs", summary: "write the QA-checklist documents of each dataflow", usage: "docs [-o DIR] [--format rst|md] [--generated STAMP] [PATH...]", run: runDocs},
 		{name: "run", summary: "sync the records of the dataflows, both ways", usage: "run [--flow ID] [--dry-run] [--until-stable] [--every DURATION] [--reconcile] [--resync] [--clock-skew DURATION] [--json] [--state FILE] [--allow-new-state] [--allow-new-systems] [--cpuprofile FILE] [--memprofile FILE] [PATH...]", run: runRun},
-		{name: "serve", summary: "run every flow on its schedule, with a status page, metrics and webhooks", usage: "serve [--listen ADDRESS] [--state FILE] [--every DURATION] [--log-format text|json] [--admin-token-env NAME] [--hook-secret-env NAME] [PATH...]", run: runServe},
+		{name: "serve", summary: "run every flow on its schedule, with a status page, metrics and webhooks", usage: "serve [--listen ADDRESS] [--state FILE|URL] [--every DURATION] [--lease DURATION] [--log-format text|json] [--admin-token-env NAME] [--hook-secret-env NAME] [PATH...]", run: runServe},
 		{name: "test", summary: "run the mapping tests: given records, expected records, both directions", usage: "test [PATH...]", run: runTest},
 		{name: "status", summary: "show what is linked, waiting and failing, and the last run", usage: "status [--waiting] [--state FILE] [PATH...]", run: runStatus},
 		{name: "links", summary: "list the links between records", usage: "links [--flow ID] [--state FILE] [PATH...]", run: runLinks},

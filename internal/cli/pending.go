@@ -3,7 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -75,12 +75,12 @@ func (e *env) decidePending(cmd string, args []string, decide func(tx state.Tx, 
 		fmt.Fprintf(e.stderr, "dataflow %s: %q is not the id of a pending change (a number; dataflow pending lists them)\n", cmd, rest[0])
 		return exitUsage
 	}
-	if _, err := os.Stat(*statePath); err != nil {
+	if msg := missingState(cmd, *statePath); msg != "" {
 		// Opening for writing would create a state file just to hold the decision.
-		fmt.Fprintf(e.stderr, "dataflow %s: no link state at %s; it is created by the first run (dataflow run)\n", cmd, *statePath)
+		io.WriteString(e.stderr, msg)
 		return exitUsage
 	}
-	st, err := state.Open(e.ctx, *statePath, state.ReadWrite)
+	st, err := openStore(e.ctx, *statePath, state.ReadWrite)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dataflow %s: %v\n", cmd, err)
 		return exitUsage

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state/pgstate"
 	"github.com/mattn/go-sqlite3"
 )
 
@@ -23,6 +24,9 @@ type dbFile struct {
 // systems' files, in the order of the project.
 func runDatabases(statePath string, p *mapping.Project) []dbFile {
 	files := []dbFile{{"the link state", statePath}}
+	if pgstate.IsURL(statePath) {
+		files = nil // not a file, and its URL may hold a password
+	}
 	if p == nil {
 		return files
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/engine/state"
+	"github.com/dataflow-sync/dataflow/engine/state/pgstate"
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 	"github.com/dataflow-sync/dataflow/internal/gctune"
 )
@@ -108,7 +110,9 @@ func runRun(e *env, args []string) int {
 		runner.Opts.Progress = progress(e.stderr)
 	}
 	code = exitOK
+	requests := requestCounter(conns)
 	for round := 1; ; round++ {
+		before := requests()
 		rep, err := runner.Run(e.ctx)
 		runner.Opts.Reconcile = false // --reconcile is for the first run only
 		if err != nil {
@@ -120,6 +124,12 @@ func runRun(e *env, args []string) int {
 		if rep != nil {
 			rep.Stopped = rep.Stopped || interrupted
 			e.printReport(rep, *asJSON, *dry, err != nil && !interrupted)
+			if !*asJSON {
+				if *dry {
+					printDryRequests(e.stdout, rep.Changes, res.Project, conns)
+				}
+				printRequests(e.stdout, before, requests())
+			}
 		}
 		if interrupted {
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -199,6 +209,18 @@ func startProfiles(cpuFile, memFile string) (func() error, error) {
 // directory (or on an empty state when there is none yet): even a read-only SQLite connection
 // may create -wal and -shm files beside the state, and a dry run must change no file at all.
 func openState(ctx context.Context, path string, dry bool) (state.Store, func(), error) {
+	if pgstate.IsURL(path) {
+		// A dry run writes nothing, and a database is not copied: it reads the state as it is.
+		mode := state.ReadWrite
+		if dry {
+			mode = state.ReadOnly
+		}
+		st, err := openStore(ctx, path, mode)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
 	if !dry {
 		st, err := state.Open(ctx, path, state.ReadWrite)
 		if err != nil {
@@ -283,6 +305,38 @@ func (e *env) printReport(rep *dsync.Report, asJSON, dry, stopped bool) {
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(e.stderr, "dataflow run: warning: %s\n", diag.Escape(w))
 	}
+}
+
+// requestCounter returns a function that gives the requests each connection that counts them
+// (the http connector) has sent so far, by system id.
+func requestCounter(conns map[string]connector.Conn) func() map[string]int64 {
+	return func() map[string]int64 {
+		out := map[string]int64{}
+		for id, c := range conns {
+			if rc := c.Capabilities().RequestCounter; rc != nil {
+				out[id] = rc.Requests()
+			}
+		}
+		return out
+	}
+}
+
+// printRequests says how many requests a run sent to each system that counts them, retries and
+// logins included: what a rate budget or an API quota is spent on.
+func printRequests(w io.Writer, before, after map[string]int64) {
+	if len(after) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(after))
+	for id := range after {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s %d", diag.Escape(id), after[id]-before[id])
+	}
+	fmt.Fprintf(w, "requests: %s\n", strings.Join(parts, ", "))
 }
 
 // printPlan lists a dry run's changes, property by property. Ids, values and reasons come

@@ -25,7 +25,8 @@ const (
 func runServe(e *env, args []string) int {
 	fs := e.flags("serve")
 	listen := fs.String("listen", defaultListen, "serve the status page, /metrics, /healthz, /readyz and /hooks on `address` (loopback unless told otherwise; \"\" for none)")
-	statePath := fs.String("state", DefaultState, "the link state `file`")
+	statePath := fs.String("state", DefaultState, "the link state `file`, or a postgres:// URL that several dataflow serve processes share")
+	lease := fs.Duration("lease", serve.DefaultLease, "with the state in PostgreSQL: how long a run holds its flows without renewing, the longest the flows of a worker that died wait for another")
 	every := fs.Duration("every", defaultServeEvery, "run the flows whose mappings set no every: at this `interval`")
 	logFormat := fs.String("log-format", "text", "log as `text` or json")
 	adminEnv := fs.String("admin-token-env", defaultAdminTokenEnv, "read the admin token (retry, drop, run now) from this environment `variable`; unset: no admin actions")
@@ -50,7 +51,7 @@ func runServe(e *env, args []string) int {
 	secret, _ := e.lookup(*hookEnv)
 	svc, err := serve.Open(e.ctx, serve.Config{
 		Paths: paths, StatePath: *statePath, Every: *every, Lookup: e.lookup, Logger: logger,
-		AdminToken: token, HookSecret: secret,
+		AdminToken: token, HookSecret: secret, Lease: *lease,
 	})
 	if err != nil {
 		var invalid *serve.InvalidMappingsError

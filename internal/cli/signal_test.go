@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,46 +112,7 @@ func TestRunInterruptedBySIGINTExits130(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"mappings/crm-to-shop.yaml": `dataflow: crm-to-shop
-source: crm
-target: shop
-flows:
-  - id: product-to-item
-    source: Product
-    target: Item
-    sync: to-target
-    create: always
-    merge:
-      - [{source: sku, target: sku}]
-    properties:
-      - {source: sku, target: sku}
-`,
-		"mappings/systems/crm.yaml": `system: crm
-name: CRM
-connector: sqlite
-path: crm.db
-init: crm.sql
-entities:
-  Product: {table: products, id: id, schema: product.json}
-`,
-		"mappings/systems/product.json": `{"type": "object", "properties": {"id": {"type": "integer"}, "sku": {"type": "string"}}}`,
-		"mappings/systems/shop.yaml": `system: shop
-name: Shop
-connector: http
-base_url: http://` + ln.Addr().String() + `
-entities:
-  Item:
-    id: id
-    schema: item.json
-    list: {path: /items, records: items}
-    get: {path: "/items/{id}"}
-    create: {path: /items, body: record, result: ""}
-`,
-		"mappings/systems/item.json": `{"type": "object", "properties": {"id": {"type": "string"}, "sku": {"type": "string"}}}`,
-		"crm.sql":                    "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT); INSERT INTO products (sku) VALUES ('A-1');",
-	})
+	dir := shopProject(t, ln.Addr().String(), "")
 	cmd, exited, stdout, stderr := startDataflow(t, dir, "run")
 	select {
 	case <-asked:
@@ -246,47 +208,7 @@ func TestRunInterruptedDuringARetryAfterEndsPromptly(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"mappings/crm-to-shop.yaml": `dataflow: crm-to-shop
-source: crm
-target: shop
-flows:
-  - id: product-to-item
-    source: Product
-    target: Item
-    sync: to-target
-    create: always
-    merge:
-      - [{source: sku, target: sku}]
-    properties:
-      - {source: sku, target: sku}
-`,
-		"mappings/systems/crm.yaml": `system: crm
-name: CRM
-connector: sqlite
-path: crm.db
-init: crm.sql
-entities:
-  Product: {table: products, id: id, schema: product.json}
-`,
-		"mappings/systems/product.json": `{"type": "object", "properties": {"id": {"type": "integer"}, "sku": {"type": "string"}}}`,
-		"mappings/systems/shop.yaml": `system: shop
-name: Shop
-connector: http
-base_url: http://` + ln.Addr().String() + `
-retry: {max_wait: 10m}
-entities:
-  Item:
-    id: id
-    schema: item.json
-    list: {path: /items, records: items}
-    get: {path: "/items/{id}"}
-    create: {path: /items, body: record, result: ""}
-`,
-		"mappings/systems/item.json": `{"type": "object", "properties": {"id": {"type": "string"}, "sku": {"type": "string"}}}`,
-		"crm.sql":                    "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT); INSERT INTO products (sku) VALUES ('A-1');",
-	})
+	dir := shopProject(t, ln.Addr().String(), "retry: {max_wait: 10m}\n")
 	cmd, exited, stdout, stderr := startDataflow(t, dir, "run")
 	select {
 	case <-asked:
@@ -318,5 +240,88 @@ entities:
 	}
 	if created.Load() != 1 {
 		t.Errorf("the next run created %d records, want 1\nstdout:\n%s", created.Load(), stdout)
+	}
+	if !regexp.MustCompile(`(?m)^requests: shop [1-9]\d*$`).MatchString(stdout.String()) {
+		t.Errorf("the summary does not count the requests sent to the shop:\n%s", stdout)
+	}
+}
+
+// shopProject writes a project that syncs a CRM's one product (SQLite) to the items of a shop
+// served over HTTP at addr, with extra system settings for the shop, and returns its directory.
+func shopProject(t *testing.T, addr, shopSettings string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"mappings/crm-to-shop.yaml": `dataflow: crm-to-shop
+source: crm
+target: shop
+flows:
+  - id: product-to-item
+    source: Product
+    target: Item
+    sync: to-target
+    create: always
+    merge:
+      - [{source: sku, target: sku}]
+    properties:
+      - {source: sku, target: sku}
+`,
+		"mappings/systems/crm.yaml": `system: crm
+name: CRM
+connector: sqlite
+path: crm.db
+init: crm.sql
+entities:
+  Product: {table: products, id: id, schema: product.json}
+`,
+		"mappings/systems/product.json": `{"type": "object", "properties": {"id": {"type": "integer"}, "sku": {"type": "string"}}}`,
+		"mappings/systems/shop.yaml": `system: shop
+name: Shop
+connector: http
+base_url: http://` + addr + `
+` + shopSettings + `entities:
+  Item:
+    id: id
+    schema: item.json
+    list: {path: /items, records: items}
+    get: {path: "/items/{id}"}
+    create: {path: /items, body: record, result: ""}
+`,
+		"mappings/systems/item.json": `{"type": "object", "properties": {"id": {"type": "string"}, "sku": {"type": "string"}}}`,
+		"crm.sql":                    "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT); INSERT INTO products (sku) VALUES ('A-1');",
+	})
+	return dir
+}
+
+// A dry run lists the requests its writes would send to a system that can say so (method and
+// path as the system file writes them), and sends none of them.
+func TestDryRunListsTheRequestsItWouldSend(t *testing.T) {
+	var writes atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			writes.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"items": []}`)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	dir := shopProject(t, ln.Addr().String(), "")
+	// A dry run creates no database: the CRM's is made as a first run would make it.
+	runSQL(t, filepath.Join(dir, "crm.db"), "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT); INSERT INTO products (sku) VALUES ('A-1');")
+	_, exited, stdout, stderr := startDataflow(t, dir, "run", "--dry-run")
+	if code := waitExit(t, exited); code != 0 {
+		t.Fatalf("exit status %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	want := "dry run: the writes would send these requests (paths as the system files write them):\n  shop Item: create: POST /items (1 record)\n"
+	if !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout:\n%s\nwant it to hold:\n%s", stdout, want)
+	}
+	if writes.Load() != 0 {
+		t.Errorf("the dry run sent %d writes", writes.Load())
 	}
 }

@@ -16,11 +16,11 @@ import (
 
 // openStateReadOnly opens the link state for reading, beside a run that may be writing it.
 func (e *env) openStateReadOnly(cmd, path string) (state.Store, bool) {
-	if _, err := os.Stat(path); err != nil {
-		fmt.Fprintf(e.stderr, "dataflow %s: no link state at %s; it is created by the first run (dataflow run)\n", cmd, diag.Escape(path))
+	if msg := missingState(cmd, path); msg != "" {
+		io.WriteString(e.stderr, msg)
 		return nil, false
 	}
-	st, err := state.Open(e.ctx, path, state.ReadOnly)
+	st, err := openStore(e.ctx, path, state.ReadOnly)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dataflow %s: %s\n", cmd, errText(err))
 		return nil, false
@@ -131,6 +131,7 @@ func runStatus(e *env, args []string) int {
 	if code := e.statusWatermarks(st, flows, project); code >= 0 {
 		return code
 	}
+	e.printServers(st, project)
 	runs, err := st.Runs(e.ctx, 1)
 	if err == nil && len(runs) > 0 {
 		r := runs[0]
@@ -266,7 +267,7 @@ func runDeadLetters(e *env, args []string) int {
 			return exitUsage
 		}
 		stateFile := []dbFile{{"the link state", *statePath}}
-		st, err := state.Open(e.ctx, *statePath, state.ReadWrite)
+		st, err := openStore(e.ctx, *statePath, state.ReadWrite)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "dataflow deadletters: %s\n", errText(explainReadOnly(err, stateFile)))
 			return exitUsage

@@ -29,3 +29,17 @@ func TestSummarySaysWhatWasLeftUndone(t *testing.T) {
 		t.Errorf("a run with nothing undone says:\n%s", b.String())
 	}
 }
+
+// The requests line counts what each system that counts requests was sent during the run.
+func TestPrintRequests(t *testing.T) {
+	var b strings.Builder
+	printRequests(&b, map[string]int64{"shop": 10, "crm": 0}, map[string]int64{"shop": 59, "crm": 4})
+	if got, want := b.String(), "requests: crm 4, shop 49\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	b.Reset()
+	printRequests(&b, nil, map[string]int64{})
+	if b.Len() != 0 {
+		t.Errorf("no counting system printed %q", b.String())
+	}
+}

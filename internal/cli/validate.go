@@ -13,6 +13,7 @@ func didYouMean(name string, candidates []string) string { return diag.DidYouMea
 func runValidate(e *env, args []string) int {
 	fs := e.flags("validate")
 	format := fs.String("format", "text", "output `format`: text, json or github (GitHub Actions annotations)")
+	live := fs.Bool("live", false, "also compare each schema file with its table in the live database (columns renamed, dropped or retyped)")
 	paths, code := e.parse(fs, args)
 	if code >= 0 {
 		return code
@@ -23,6 +24,9 @@ func runValidate(e *env, args []string) int {
 	res, ok := e.load(paths)
 	if !ok {
 		return exitUsage
+	}
+	if *live {
+		checkLive(e, res)
 	}
 	if err := diag.WriteFormat(e.stdout, *format, res.Diagnostics, res.Sources); err != nil {
 		fmt.Fprintf(e.stderr, "dataflow validate: %s\n", errText(err))

@@ -134,7 +134,7 @@ func runWatermarks(e *env, args []string) int {
 		return exitUsage
 	}
 	st.Close()
-	ws, err := state.Open(e.ctx, *statePath, state.ReadWrite)
+	ws, err := openStore(e.ctx, *statePath, state.ReadWrite)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "dataflow watermarks: %v\n", err)
 		return exitUsage

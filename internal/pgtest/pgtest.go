@@ -12,6 +12,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -280,4 +281,12 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Launch starts a server outside a test (the benchmark's, bench/); the caller removes it.
+func Launch() (*Server, error) {
+	if !Available() {
+		return nil, errors.New(Install)
+	}
+	return start()
 }

@@ -142,3 +142,75 @@ func TestValidSystemHasNoDiagnostics(t *testing.T) {
 		t.Errorf("diagnostics: %v", ds)
 	}
 }
+
+// TestCheckAuthAndLimits: mistakes in login, check, rate_limit, error, list.expect, count and
+// total_pages are diagnostics at the offending text.
+func TestCheckAuthAndLimits(t *testing.T) {
+	src := `system: bad
+name: Bad
+connector: http
+base_url: https://api.example.com
+auth:
+  login: {path: api/login, token: 'data.(', header: "Bad Header", lifetime: soon}
+  check: {path: me, expect: 'id =='}
+rate_limit: {requests: 20, per: 0s}
+error: 'message +'
+retry: {retry_for: ever}
+entities:
+  A:
+    id: id
+    schema: a.json
+    list:
+      path: /items
+      expect: 'items =='
+      page: {offset: offset, total_pages: totalPages}
+    count: {path: /count, total: "a..b"}
+`
+	sys := loadSystem(t, src, map[string]string{})
+	var got []string
+	for _, e := range sys.Entities {
+		for _, d := range (Driver{}).CheckEntity(e, nil) {
+			got = append(got, d.Severity.String()+" "+d.Error())
+		}
+	}
+	got = dedupe(got)
+	want := []string{
+		`error fake.yaml:6:17: auth.login.path must start with /`,
+		`error fake.yaml:6:41: auth.login.token: expected name`,
+		`error fake.yaml:6:53: auth.login.header: "Bad Header" is not a header name`,
+		`error fake.yaml:6:77: auth.login.lifetime: "soon" is not a duration`,
+		`error fake.yaml:7:17: auth.check.path must start with /`,
+		`error fake.yaml:8:33: rate_limit.per must be more than 0`,
+		`error fake.yaml:9:17: error: unexpected end of the expression`,
+		`error fake.yaml:10:20: retry.retry_for: "ever" is not a duration`,
+		`error fake.yaml:17:23: list.expect: unexpected end of the expression`,
+		`error fake.yaml:18:30: list.page.total_pages goes with page, not with offset`,
+		`error fake.yaml:19:34: count.total: "a..b" is not a dotted path`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestCheckSecretsFromTheEnvironment: an OAuth2 client secret written in the system file is an
+// error, a login whose body takes nothing from the environment a warning.
+func TestCheckSecretsFromTheEnvironment(t *testing.T) {
+	for _, tc := range []struct{ auth, want string }{
+		{`  oauth2: {token_url: https://auth.example.com/token, client_id: dataflow, client_secret: hunter2-secret}`,
+			`error fake.yaml:6:91: auth.oauth2.client_secret must come from the environment`},
+		{`  login: {path: /login, body: {identity: ann, password: hunter2}}`,
+			`warning fake.yaml:6:31: auth.login.body takes no value from the environment: its password sits in the system file`},
+		{`  oauth2: {token_url: "http://auth.example.com/token", client_id: dataflow}`,
+			`error fake.yaml:6:23: auth.oauth2.token_url: "http://auth.example.com/token" uses http:// for auth.example.com: use https://`},
+	} {
+		src := "system: s\nname: S\nconnector: http\nbase_url: https://api.example.com\nauth:\n" + tc.auth + "\nentities:\n  A:\n    id: id\n    schema: a.json\n    list: {path: /a}\n"
+		sys := loadSystem(t, src, map[string]string{})
+		var got []string
+		for _, d := range (Driver{}).CheckEntity(sys.Entities[0], nil) {
+			got = append(got, d.Severity.String()+" "+d.Error())
+		}
+		if strings.Join(got, "\n") != tc.want {
+			t.Errorf("%s:\n%s\nwant\n%s", tc.auth, strings.Join(got, "\n"), tc.want)
+		}
+	}
+}

@@ -39,6 +39,9 @@ type client struct {
 	sem      chan struct{} // one token per request in flight
 	maxBody  int64
 	readOnly bool
+	auth     authenticator // nil: the static credentials of s.header, if any
+	budget   *budget       // the system's rate budget, shared with its other connections
+	sent     atomic.Int64  // requests sent, for the run's summary
 
 	// The clock, the pause between tries and the jitter of backoffs; tests replace them.
 	now    func() time.Time
@@ -46,7 +49,7 @@ type client struct {
 	jitter func(d time.Duration) time.Duration // uniform in [0, d]
 }
 
-func newClient(s *settings, red *redactor, roots *x509.CertPool, readOnly bool) *client {
+func newClient(s *settings, red *redactor, roots *x509.CertPool, readOnly bool, b *budget) *client {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -65,6 +68,7 @@ func newClient(s *settings, red *redactor, roots *x509.CertPool, readOnly bool) 
 		sem:      make(chan struct{}, s.concurrency),
 		maxBody:  maxBody,
 		readOnly: readOnly,
+		budget:   b,
 		now:      time.Now,
 		sleep:    sleep,
 		jitter:   func(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d) + 1)) },
@@ -128,6 +132,11 @@ type call struct {
 	// sets values), deletes, creates with an idempotency key. A create without a key is tried
 	// again only when the server surely did not act on it.
 	repeatable bool
+	// anonymous: sent without the authenticator's credentials (the login request itself).
+	anonymous bool
+	// probe: a request that changes nothing whatever its method (auth.check), sent in a dry
+	// run too.
+	probe bool
 }
 
 // op names the request for messages: the system, entity, method and URL without the query.
@@ -146,9 +155,10 @@ type response struct {
 }
 
 // do sends the request, trying again after failures that may pass (retry.go), and returns
-// the 2xx response or the failure as a *requestError.
+// the 2xx response or the failure as a *requestError. A 401 or 403 to credentials obtained
+// during the run (a login, OAuth2) has them renewed and the request sent again, once.
 func (c *client) do(ctx context.Context, cl *call) (*response, error) {
-	if c.readOnly && cl.method != http.MethodGet {
+	if c.readOnly && cl.method != http.MethodGet && !cl.anonymous && !cl.probe {
 		return nil, fmt.Errorf("%s: a read-only connection (a dry run) does not write", cl.op())
 	}
 	// Requests and the waits between them end at an interrupt, also inside a batch that is
@@ -157,8 +167,16 @@ func (c *client) do(ctx context.Context, cl *call) (*response, error) {
 	defer stop()
 	start := c.now()
 	var waited time.Duration
+	renewed := false
 	for attempt := 1; ; attempt++ {
-		resp, f := c.try(ctx, cl)
+		var cred credential
+		if c.auth != nil && !cl.anonymous {
+			var err error
+			if cred, err = c.auth.current(ctx); err != nil {
+				return nil, fmt.Errorf("%s: %w", cl.op(), err)
+			}
+		}
+		resp, f := c.try(ctx, cl, cred)
 		if f == nil {
 			return resp, nil
 		}
@@ -166,10 +184,21 @@ func (c *client) do(ctx context.Context, cl *call) (*response, error) {
 			return nil, fmt.Errorf("%s: %w", cl.op(), err)
 		}
 		f.op, f.attempts, f.elapsed = cl.op(), attempt, c.now().Sub(start)
-		if !f.retriable || attempt >= c.s.attempts {
+		if (f.status == http.StatusUnauthorized || f.status == http.StatusForbidden) && c.auth != nil && !cl.anonymous && !renewed {
+			renewed = true
+			again, err := c.auth.renew(ctx, cred.gen)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s, and renewing the credentials failed: %w", cl.op(), f.problem, err)
+			}
+			if again {
+				attempt--
+				continue
+			}
+		}
+		if !f.retriable || c.s.retryFor == 0 && attempt >= c.s.attempts || attempt >= maxTries {
 			return nil, f
 		}
-		wait, stop := c.backoff(attempt, f.retryAfter, waited)
+		wait, stop := c.backoff(attempt, f.retryAfter, waited, f.elapsed)
 		if stop != "" {
 			f.note = stop
 			return nil, f
@@ -181,14 +210,22 @@ func (c *client) do(ctx context.Context, cl *call) (*response, error) {
 	}
 }
 
-// try sends the request once.
-func (c *client) try(ctx context.Context, cl *call) (*response, *requestError) {
+// maxTries bounds the tries of a request whose retries are bounded by time (retry.retry_for).
+const maxTries = 10_000
+
+// try sends the request once, with the credentials cred.
+func (c *client) try(ctx context.Context, cl *call, cred credential) (*response, *requestError) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, &requestError{problem: ctx.Err().Error(), cause: ctx.Err()}
 	}
 	defer func() { <-c.sem }()
+	if c.budget != nil {
+		if err := c.budget.wait(ctx, c.now, c.sleep); err != nil {
+			return nil, &requestError{problem: err.Error(), cause: ctx.Err()}
+		}
+	}
 	actx, cancel := context.WithTimeout(ctx, c.s.timeout)
 	defer cancel()
 	var wrote atomic.Bool
@@ -199,11 +236,24 @@ func (c *client) try(ctx context.Context, cl *call) (*response, *requestError) {
 	if cl.body != nil {
 		body = bytes.NewReader(cl.body)
 	}
-	req, err := http.NewRequestWithContext(actx, cl.method, cl.url.String(), body)
+	u := cl.url
+	if len(cred.query) > 0 {
+		withKey := *cl.url
+		q := withKey.Query()
+		for k, vs := range cred.query {
+			q[k] = vs
+		}
+		withKey.RawQuery = q.Encode()
+		u = &withKey
+	}
+	req, err := http.NewRequestWithContext(actx, cl.method, u.String(), body)
 	if err != nil {
-		return nil, &requestError{problem: err.Error()}
+		return nil, &requestError{problem: c.red.text(err.Error())}
 	}
 	for k, vs := range c.s.header {
+		req.Header[k] = vs
+	}
+	for k, vs := range cred.header {
 		req.Header[k] = vs
 	}
 	if req.Header.Get("Accept") == "" {
@@ -215,11 +265,15 @@ func (c *client) try(ctx context.Context, cl *call) (*response, *requestError) {
 	for k, vs := range cl.header {
 		req.Header[k] = vs
 	}
+	c.sent.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportFailure(ctx, actx, err, cl.repeatable || !wrote.Load(), "")
 	}
 	defer resp.Body.Close()
+	if c.budget != nil {
+		c.budget.observe(resp.StatusCode, resp.Header, c.now())
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		// The server answered: it acted on the request, so only a repeatable one is sent again.
@@ -295,7 +349,7 @@ func (c *client) transportFailure(ctx, actx context.Context, err error, canRetry
 
 // statusFailure describes a response with a status other than 2xx.
 func (c *client) statusFailure(cl *call, r *response) *requestError {
-	f := &requestError{status: r.status, problem: statusText(r.status), message: serverMessage(r.body, c.red), retryAfter: -1}
+	f := &requestError{status: r.status, problem: statusText(r.status), message: serverMessage(r.body, c.red, c.s.errorExpr), retryAfter: -1}
 	switch code := r.status; {
 	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooEarly,
 		code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:

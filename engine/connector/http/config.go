@@ -43,6 +43,17 @@ type settings struct {
 	// vars are the system's vars by name, expanded: every expression sees them as vars.<name>.
 	vars map[string]any
 
+	// Credentials obtained during a run (auth.go, oauth.go), at most one of them; and the
+	// request that proves the credentials are someone's (check.go).
+	login    *loginSettings
+	oauth    *oauthSettings
+	queryKey *queryKey
+	check    *checkSettings
+
+	rate      rateSettings  // rate_limit (budget.go); zero: none
+	retryFor  time.Duration // retry.retry_for: retries bounded by time instead of count; 0: off
+	errorExpr *respProgram  // error: the server's message in a failure's body
+
 	timeout     time.Duration
 	attempts    int
 	maxWait     time.Duration
@@ -91,7 +102,39 @@ func readSettings(sys *config.System, ds *diag.Diagnostics) *settings {
 		}
 	}
 	r.retry()
+	r.rateLimit()
+	r.errorExpression()
 	return r.s
+}
+
+// rateLimit reads rate_limit: {requests: 20, per: 2s}.
+func (r *reader) rateLimit() {
+	n := r.sys.Nodes["rate_limit"]
+	if n == nil || n.Kind != config.Map {
+		return
+	}
+	req, ok := intValue(n.Get("requests"), 1, 1_000_000)
+	per := n.Get("per")
+	if !ok || per == nil {
+		return // the format schema reports it
+	}
+	s, _, ok := r.expand(per, "rate_limit.per")
+	if !ok {
+		return
+	}
+	if d, ok := r.duration(per, s, "rate_limit.per", false); ok {
+		r.s.rate = rateSettings{requests: req, per: d}
+	}
+}
+
+// errorExpression reads error: an expression over a failure's body that gives the server's
+// message, for shapes the common ones (retry.go) miss.
+func (r *reader) errorExpression() {
+	st, ok := r.top("error")
+	if !ok {
+		return
+	}
+	r.s.errorExpr = respExpr(r.ds, st.Node, "error", `Write an expression over the error response's body that gives its message, like fault.text or map(problems, .field + ": " + .text).`)
 }
 
 // top returns a top-level scalar setting, expanded; ok is false when it is absent, not a
@@ -180,14 +223,26 @@ func (r *reader) auth() {
 	if n == nil || n.Kind != config.Map {
 		return
 	}
+	var first *config.Node
 	for i, k := range n.Keys {
-		if i > 0 {
-			r.ds.Errorf(k.Range, "auth takes one way to authenticate, not %s and %s", n.Keys[0].Value, k.Value).
-				WithDetail("Keep one of bearer, basic or header; send other credentials with headers.")
+		v := n.Vals[i]
+		if k.Value == "check" {
+			r.readCheck(v)
+			continue
+		}
+		if first != nil {
+			r.ds.Errorf(k.Range, "auth takes one way to authenticate, not %s and %s", first.Value, k.Value).
+				WithDetail("Keep one of bearer, basic, header, query, login or oauth2; send other credentials with headers.")
 			return
 		}
-		v := n.Vals[i]
+		first = k
 		switch k.Value {
+		case "login":
+			r.readLogin(v)
+		case "query":
+			r.readQueryKey(v)
+		case "oauth2":
+			r.readOAuth(v)
 		case "bearer":
 			tok, _, ok := r.expand(v, "auth.bearer")
 			if ok && r.headerValue(v, "auth.bearer", tok) {
@@ -259,12 +314,20 @@ func (r *reader) authSets(canon string) bool {
 	if a == nil || a.Kind != config.Map || len(a.Keys) == 0 {
 		return false
 	}
-	switch a.Keys[0].Value {
-	case "bearer", "basic":
-		return canon == "Authorization"
-	case "header":
-		if name := a.Vals[0].Get("name"); name != nil {
-			return http.CanonicalHeaderKey(name.Value) == canon
+	for i, k := range a.Keys {
+		switch k.Value {
+		case "bearer", "basic", "oauth2":
+			return canon == "Authorization"
+		case "header":
+			if name := a.Vals[i].Get("name"); name != nil {
+				return http.CanonicalHeaderKey(name.Value) == canon
+			}
+		case "login":
+			name := "Authorization"
+			if h := a.Vals[i].Get("header"); h != nil {
+				name = h.Value
+			}
+			return http.CanonicalHeaderKey(name) == canon
 		}
 	}
 	return false
@@ -409,7 +472,7 @@ func (r *reader) retry() {
 			r.s.attempts = i
 		}
 	}
-	for _, k := range []string{"max_wait", "base_delay"} {
+	for _, k := range []string{"max_wait", "base_delay", "retry_for"} {
 		v := n.Get(k)
 		if v == nil || v.Tag != "!!str" {
 			continue
@@ -419,10 +482,13 @@ func (r *reader) retry() {
 			continue
 		}
 		if d, ok := r.duration(v, s, "retry."+k, true); ok {
-			if k == "max_wait" {
+			switch k {
+			case "max_wait":
 				r.s.maxWait = d
-			} else {
+			case "base_delay":
 				r.s.baseDelay = d
+			default:
+				r.s.retryFor = d
 			}
 		}
 	}

@@ -24,6 +24,7 @@ type conn struct {
 	cl       *client
 	red      *redactor
 	entities map[string]*entity
+	checked  authCheck
 }
 
 var (
@@ -39,7 +40,7 @@ func (c *conn) Capabilities() connector.Capabilities {
 	for _, e := range c.entities {
 		del = del || e.delete != nil
 	}
-	return connector.Capabilities{Delete: del, ReturnsStored: true, Finder: c, KeyedCreator: c}
+	return connector.Capabilities{Delete: del, ReturnsStored: true, Finder: c, KeyedCreator: c, RequestCounter: c, OperationLister: c}
 }
 
 // Idempotent implements connector.KeyedCreator: creates honour keys when the entity names the
@@ -59,6 +60,18 @@ func (c *conn) entity(name string) (*entity, error) {
 	e := c.entities[name]
 	if e == nil || e.list == nil {
 		return nil, fmt.Errorf("%s has no entity %s", c.s.system, name)
+	}
+	return e, nil
+}
+
+// checked returns the entity, once auth.check passed (check.go).
+func (c *conn) checkedEntity(ctx context.Context, name string) (*entity, error) {
+	e, err := c.entity(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkAuth(ctx); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -193,7 +206,7 @@ feed:
 // for their values (a 400 for a malformed id) are a *connector.RecordError at their positions,
 // with the records of the other ids.
 func (c *conn) Get(ctx context.Context, name string, ids []string) (map[string]connector.Record, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -407,4 +420,44 @@ func (c *conn) getByList(ctx context.Context, e *entity, ids []string, out map[s
 		return nil
 	}
 	return err
+}
+
+// Requests implements connector.RequestCounter: the requests it sent to its system (each try of
+// each request, logins included), for the per-system counts of the run's summary.
+func (c *conn) Requests() int64 { return c.cl.sent.Load() }
+
+// Operations implements connector.OperationLister: the requests each operation of the entity
+// sends, as "create: POST
+// /v2/products", with the paths as written in the system file ({id} and other expressions
+// unexpanded), so that a dry run can show which requests a run would send. They hold no
+// secret: secrets never reach paths, and credentials sent in the query are not shown.
+func (c *conn) Operations(entity string) []string {
+	e := c.entities[entity]
+	if e == nil {
+		return nil
+	}
+	var out []string
+	add := func(op string, r *request) {
+		if r != nil {
+			out = append(out, op+": "+r.method+" "+r.pathSrc)
+		}
+	}
+	if e.list != nil {
+		add("list", e.list.req)
+	}
+	if e.get != nil {
+		add("get", e.get.req)
+	}
+	if e.find != nil {
+		add("find", e.find.list.req)
+	}
+	if e.count != nil {
+		add("count", e.count.req)
+	}
+	add("create", e.create)
+	for _, r := range e.update {
+		add("update", r)
+	}
+	add("delete", e.delete)
+	return out
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/diag"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
@@ -138,6 +139,8 @@ func options(sc scope, boolean bool) []expr.Option {
 			new(func(map[any]any, map[string]any) map[string]any),
 			new(func(map[any]any, map[any]any) map[string]any)),
 	}
+	// quote, sqlQuote and queryEscape: the literals of filter languages (engine/mapping).
+	opts = append(opts, mapping.QuoteFunctions()...)
 	if boolean {
 		opts = append(opts, expr.AsBool())
 	}

@@ -21,7 +21,7 @@ var _ connector.Finder = (*conn)(nil)
 // the values of those paths only (the engine compares the others), find.batch keys a request,
 // and the requests' records are returned once each, in the order of the keys' requests.
 func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]string) ([]connector.Record, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -110,3 +110,25 @@ func TestCheckFind(t *testing.T) {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestFindFilterQuoted: a filter built with quote keeps a value with a " one literal, and
+// joined with || per term; the URL carries it query-escaped.
+func TestFindFilterQuoted(t *testing.T) {
+	a := newAPI(t, 1)
+	ent := `    list: {path: /items, records: items}
+    find:
+      by: [sku]
+      path: /items
+      query: {filter: 'join(map(terms, "sku=" + quote(#)), " || ")'}
+      batch: 2
+      records: items
+`
+	c, _ := openConn(t, system(a.srv.URL, "", ent), nil)
+	if _, err := c.Find(ctx, "Item", []string{"sku"}, [][]string{{`A"B`}, {`x" || sku != "`}}); err != nil {
+		t.Fatal(err)
+	}
+	h := a.requests("GET /items")
+	if want := `sku="A\"B" || sku="x\" || sku != \""`; len(h) != 1 || h[0].query["filter"][0] != want {
+		t.Errorf("filter %v, want %s", h, want)
+	}
+}

@@ -55,7 +55,7 @@ func FuzzResponse(f *testing.F) {
 			outs = append(outs, red.err(fmt.Errorf("GET /x: %w (%s)", err, excerpt(body, red))).Error())
 		}
 		outs = append(outs, excerpt(body, red))
-		m := serverMessage(body, red)
+		m := serverMessage(body, red, nil)
 		if len(m) > maxMessage+3 {
 			t.Errorf("message of %d bytes", len(m))
 		}

@@ -26,8 +26,15 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/schema"
 )
 
-// Driver is the http connector.
-type Driver struct{}
+// Driver is the http connector. Its rate budgets (rate_limit) are shared by the connections
+// it opens to the same system; a Driver made by NewDriver keeps them for as long as it is
+// used, the zero Driver gives each connection a budget of its own.
+type Driver struct {
+	budgets *budgets
+}
+
+// NewDriver returns a Driver whose connections to one system share its rate budget.
+func NewDriver() Driver { return Driver{budgets: &budgets{}} }
 
 // Name implements connector.Driver.
 func (Driver) Name() string { return "http" }
@@ -106,7 +113,7 @@ func checkFindPaths(e *config.Entity, s *schema.Entity, ds *diag.Diagnostics) {
 
 // Open implements connector.Opener: it reads the settings, compiles every entity's operations
 // and prepares the client. It sends no request.
-func (Driver) Open(ctx context.Context, sys *config.System, _ map[string]*schema.Entity, opts connector.OpenOptions) (connector.Conn, error) {
+func (d Driver) Open(ctx context.Context, sys *config.System, _ map[string]*schema.Entity, opts connector.OpenOptions) (connector.Conn, error) {
 	var ds diag.Diagnostics
 	s := readSettings(sys, &ds)
 	red := newRedactor(s.secrets, s.basic)
@@ -138,7 +145,22 @@ func (Driver) Open(ctx context.Context, sys *config.System, _ map[string]*schema
 				Fix: "Point ca_file at a PEM file of the CA certificates that sign the API's certificate (relative to the current directory)."}
 		}
 	}
-	return &conn{s: s, red: red, entities: entities, cl: newClient(s, red, roots, opts.ReadOnly)}, nil
+	cl := newClient(s, red, roots, opts.ReadOnly, d.budgets.of(s.system, s.rate))
+	switch {
+	case s.login != nil:
+		cl.auth = &login{s: s.login, cl: cl, red: red}
+	case s.oauth != nil:
+		cl.auth = &oauth{s: s.oauth, sys: s.system, red: red, http: cl.http, persist: writeTokenFile}
+	case s.queryKey != nil:
+		cl.auth = s.queryKey
+	}
+	c := &conn{s: s, red: red, entities: entities, cl: cl}
+	for _, e := range entities {
+		if e.count != nil {
+			return countingConn{c}, nil
+		}
+	}
+	return c, nil
 }
 
 // loadRoots returns the system's trusted roots with the certificates of a PEM file added.

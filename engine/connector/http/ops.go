@@ -20,6 +20,7 @@ type request struct {
 	key       string // where it is configured, for messages: "create", "update[1]"
 	method    string
 	path      *template
+	pathSrc   string // the path as written, for showing the request (Operations)
 	query     []param
 	body      *program // nil: no body
 	when      *program // nil: always
@@ -71,7 +72,8 @@ type paging struct {
 	alone     bool   // the cursor request drops the other query parameters
 	size      int    // records per page, 0 when not set
 	sizeParam string
-	maxPages  int // pages read at most before the listing is an error (max_pages)
+	maxPages  int    // pages read at most before the listing is an error (max_pages)
+	total     string // page paging: dotted path of the number of pages (total_pages), "" none
 }
 
 // defaultMaxPages bounds a listing's pages when page.max_pages is not set: generous for any
@@ -82,6 +84,7 @@ type listOp struct {
 	req     *request
 	records string
 	page    paging
+	expect  *respProgram // list.expect: what every page must be; nil: anything
 }
 
 // findOp is how records are found by the values of some of their properties: a listing
@@ -90,6 +93,13 @@ type findOp struct {
 	list  *listOp
 	by    []string // the property paths it searches by
 	batch int      // keys per request
+}
+
+// countOp is a request that counts an entity's records: total is the dotted path of the
+// number in its response.
+type countOp struct {
+	req   *request
+	total string
 }
 
 type getOp struct {
@@ -104,8 +114,9 @@ type entity struct {
 	name         string
 	id, updated  string
 	list         *listOp
-	get          *getOp  // nil: Get reads the list
-	find         *findOp // nil: the connection cannot find records by their values
+	get          *getOp   // nil: Get reads the list
+	find         *findOp  // nil: the connection cannot find records by their values
+	count        *countOp // nil: counted by reading the list
 	create       *request
 	update       []*request
 	delete       *request
@@ -173,6 +184,9 @@ func compileEntity(e *config.Entity, ds *diag.Diagnostics) *entity {
 	}
 	if n := e.Settings["find"]; n != nil && n.Kind == config.Map {
 		ent.find = c.find(n)
+	}
+	if n := e.Settings["count"]; n != nil && n.Kind == config.Map {
+		ent.count = c.count(n)
 	}
 	if n := e.Settings["create"]; n != nil && n.Kind == config.Map {
 		ent.create = c.request(n, "create", createScope, "POST", createMethods, false)
@@ -248,6 +262,7 @@ func (c *compiler) request(n *config.Node, key string, sc scope, method string, 
 	pathNode := n.Get("path")
 	if p, isStr := str(pathNode); isStr {
 		r.path = c.path(pathNode, p, key+".path", sc)
+		r.pathSrc = p
 	}
 	ok = ok && r.path != nil
 	query, qok := c.query(n.Get("query"), key+".query", sc)
@@ -351,6 +366,10 @@ func (c *compiler) listing(n *config.Node, key string, sc scope) *listOp {
 	}
 	page, ok := c.paging(n.Get("page"), key+".page")
 	ok = ok && recordsOK
+	if _, isStr := str(n.Get("expect")); isStr {
+		l.expect = respExpr(c.ds, n.Get("expect"), key+".expect", "")
+		ok = ok && l.expect != nil
+	}
 	if l.req == nil || !ok {
 		return nil
 	}
@@ -370,7 +389,7 @@ func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
 		switch k.Value {
 		case pageCursor, pagePage, pageOffset, pageLink:
 			styles = append(styles, k)
-		case "param", "cursor_alone", "size", "size_param", "max_pages":
+		case "param", "cursor_alone", "size", "size_param", "max_pages", "total_pages":
 		default:
 			return p, false // the format schema reports the unknown key, likely a misspelling
 		}
@@ -416,6 +435,11 @@ func (c *compiler) paging(n *config.Node, key string) (paging, bool) {
 	}
 	only("param", pageCursor)
 	only("cursor_alone", pageCursor)
+	only("total_pages", pagePage)
+	if v, isStr := str(n.Get("total_pages")); isStr {
+		p.total = v
+		ok = c.dotted(n.Get("total_pages"), key+".total_pages", v, false) && ok
+	}
 	switch p.style {
 	case pageCursor:
 		p.cursor, p.param = p.param, ""
@@ -468,6 +492,15 @@ func (c *compiler) find(n *config.Node) *findOp {
 		return nil
 	}
 	return f
+}
+
+func (c *compiler) count(n *config.Node) *countOp {
+	r := c.request(n, "count", scope{names: []string{nameNow}}, "GET", []string{"GET"}, false)
+	total, ok := str(n.Get("total"))
+	if !ok || !c.dotted(n.Get("total"), "count.total", total, false) || r == nil {
+		return nil
+	}
+	return &countOp{req: r, total: total}
 }
 
 func (c *compiler) get(n *config.Node) *getOp {

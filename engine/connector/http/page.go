@@ -25,6 +25,9 @@ func (c *conn) Scan(ctx context.Context, name, since string, fn func([]connector
 	if err != nil {
 		return err
 	}
+	if err := c.checkAuth(ctx); err != nil {
+		return err
+	}
 	if p := e.list.page.style; p == pagePage || p == pageOffset {
 		return c.scanWhole(ctx, e, since, fn)
 	}
@@ -130,6 +133,9 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 		if err != nil {
 			return err
 		}
+		if err := expectPage(cl, l, body, pageNo); err != nil {
+			return err
+		}
 		list, err := records(body, l.records)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cl.op(), err)
@@ -185,6 +191,13 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 		case pagePage, pageOffset:
 			if len(list) == 0 || p.size > 0 && len(list) < p.size {
 				return nil
+			}
+			if p.total != "" {
+				// totalPages: the last page may be full, and asking for the one after it costs a
+				// request (and a budget's slot) for nothing.
+				if n, ok := numberOf(at(body, p.total)); ok && float64(pageNo) >= n {
+					return nil
+				}
 			}
 			if err := pagesEnd(cl, p, pageNo, len(list), ""); err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -21,9 +22,14 @@ import (
 
 const mask = "***"
 
-// redactor replaces secrets in text.
+// redactor replaces secrets in text. Secrets learnt during a run (a login's session token, an
+// OAuth2 access or refresh token) are added with add, so that they are masked like the ones of
+// the system file from then on.
 type redactor struct {
-	r *strings.Replacer // nil when there are no secrets
+	mu      sync.RWMutex
+	r       *strings.Replacer // nil when there are no secrets
+	secrets []string
+	pairs   [][2]string
 }
 
 // minPrefix is the shortest start of a secret that is masked on its own: a server that echoes
@@ -40,6 +46,26 @@ const minEncoded = 8
 // first 10 or more characters, and base64-encoded (standard and URL alphabets, with and without
 // padding, alone or inside the base64 of a longer text).
 func newRedactor(secrets []string, pairs [][2]string) *redactor {
+	return &redactor{r: replacer(secrets, pairs), secrets: secrets, pairs: pairs}
+}
+
+// add masks more secrets from now on.
+func (r *redactor) add(secrets ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.secrets)
+	for _, s := range secrets {
+		if s != "" && !slices.Contains(r.secrets, s) {
+			r.secrets = append(r.secrets, s)
+		}
+	}
+	if len(r.secrets) > n {
+		r.r = replacer(r.secrets, r.pairs)
+	}
+}
+
+// replacer masks the forms of secrets and of basic credentials; nil when there are none.
+func replacer(secrets []string, pairs [][2]string) *strings.Replacer {
 	var forms []string
 	add := func(s string) {
 		if s != "" && !slices.Contains(forms, s) {
@@ -73,7 +99,7 @@ func newRedactor(secrets []string, pairs [][2]string) *redactor {
 		base64Forms(p[0]+":"+p[1], add)
 	}
 	if len(forms) == 0 {
-		return &redactor{}
+		return nil
 	}
 	// Longest first: at a position where two forms start, the longer one is replaced whole.
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
@@ -81,7 +107,7 @@ func newRedactor(secrets []string, pairs [][2]string) *redactor {
 	for _, f := range forms {
 		args = append(args, f, mask)
 	}
-	return &redactor{r: strings.NewReplacer(args...)}
+	return strings.NewReplacer(args...)
 }
 
 // base64Forms adds the base64 forms of s: whole, in both alphabets with and without padding,
@@ -106,10 +132,16 @@ func base64Forms(s string, add func(string)) {
 
 // text returns s with secrets masked.
 func (r *redactor) text(s string) string {
-	if r == nil || r.r == nil {
+	if r == nil {
 		return s
 	}
-	return r.r.Replace(s)
+	r.mu.RLock()
+	rep := r.r
+	r.mu.RUnlock()
+	if rep == nil {
+		return s
+	}
+	return rep.Replace(s)
 }
 
 // err returns err with secrets masked from its message. The result is a *connector.RecordError

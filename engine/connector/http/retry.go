@@ -9,7 +9,9 @@ package httpconn
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,7 +104,24 @@ const maxAlone = 25
 
 // backoff returns the wait before try attempt+1, given the waits so far, or why the retries
 // stop: a Retry-After beyond retry.max_wait, or the budget spent.
-func (c *client) backoff(attempt int, retryAfter, waited time.Duration) (time.Duration, string) {
+func (c *client) backoff(attempt int, retryAfter, waited, elapsed time.Duration) (time.Duration, string) {
+	if c.s.retryFor > 0 {
+		// Bounded by time: tries go on until retry_for has passed since the first.
+		left := c.s.retryFor - elapsed
+		switch {
+		case retryAfter > left:
+			return 0, fmt.Sprintf("the server asks to wait %s, more than the %s left of retry.retry_for %s", roundDuration(retryAfter), roundDuration(max(left, 0)), c.s.retryFor)
+		case left <= 0:
+			return 0, fmt.Sprintf("retry.retry_for %s spent", c.s.retryFor)
+		case retryAfter >= 0:
+			return retryAfter, ""
+		}
+		ceiling := c.s.retryFor
+		if shift := attempt - 1; shift < 40 && c.s.baseDelay <= ceiling>>shift {
+			ceiling = c.s.baseDelay << shift
+		}
+		return min(c.jitter(min(ceiling, maxBackoff)), left), ""
+	}
 	left := c.s.maxWait - waited
 	if retryAfter >= 0 {
 		if retryAfter > left {
@@ -119,6 +138,10 @@ func (c *client) backoff(attempt int, retryAfter, waited time.Duration) (time.Du
 	}
 	return min(c.jitter(ceiling), left), ""
 }
+
+// maxBackoff bounds one wait of retries bounded by retry.retry_for, so that a long retry_for
+// does not make the waits long too.
+const maxBackoff = 30 * time.Second
 
 // maxRetryAfter bounds a Retry-After in seconds before it becomes a duration.
 const maxRetryAfter = 7 * 24 * 3600
@@ -148,13 +171,12 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // maxMessage bounds the server's message in an error.
 const maxMessage = 500
 
-// serverMessage is what the server said about a failure: the body's message, error or detail
-// field (also error.message and errors[0].message), else its text, redacted and then truncated
-// to 500 bytes (so that no part of an echoed secret shows).
-func serverMessage(body []byte, red *redactor) string {
+// serverMessage is what the server said about a failure (errorMessage), else its text,
+// redacted and then truncated to 500 bytes (so that no part of an echoed secret shows).
+func serverMessage(body []byte, red *redactor, custom *respProgram) string {
 	var msg string
 	if v, err := decodeJSON(body); err == nil {
-		msg = messageIn(v)
+		msg = errorMessage(v, custom)
 	}
 	if msg == "" {
 		msg = string(body[:min(len(body), maxRedacted)])
@@ -172,6 +194,50 @@ func serverMessage(body []byte, red *redactor) string {
 	return msg
 }
 
+// errorMessage is the message of an error body with the fields it names: the system's error
+// expression when it gives text (or a list of texts), else the common shapes: a message
+// (message, error, detail, error.message, errors[0].message, error_description, title) and
+// field details, "field: message", from PocketBase's data.<field>.message, a list of errors
+// with a field (errors[].field/path/name/source.pointer and message/detail), RFC 7807's
+// errors[] and invalid-params[], and an object of errors by field ({"errors": {"email":
+// ["is taken"]}}).
+func errorMessage(v any, custom *respProgram) string {
+	if custom != nil {
+		if out, err := custom.run(v); err == nil {
+			if s := textOf(out); s != "" {
+				return s
+			}
+		}
+	}
+	msg := messageIn(v)
+	fields := fieldErrors(v)
+	switch {
+	case len(fields) == 0:
+		return msg
+	case msg == "" || slices.ContainsFunc(fields, func(f string) bool { return f == msg || strings.HasSuffix(f, ": "+msg) }):
+		// The message is one of the fields' (errors[0].message): the fields say it all.
+		return strings.Join(fields, "; ")
+	}
+	return msg + " (" + strings.Join(fields, "; ") + ")"
+}
+
+// textOf is the text of an error expression's result: a string, or strings joined with "; ".
+func textOf(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case []any:
+		var parts []string
+		for _, e := range x {
+			if s := textOf(e); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
+	return ""
+}
+
 func messageIn(v any) string {
 	for _, path := range []string{"message", "error", "detail", "error.message", "errors.0.message", "errors.0", "error_description", "title"} {
 		if s, ok := at(v, path); ok {
@@ -179,6 +245,128 @@ func messageIn(v any) string {
 				return text
 			}
 		}
+	}
+	return ""
+}
+
+// maxFields bounds the field details of one message.
+const maxFields = 10
+
+// fieldErrors lists "field: message" for each field an error body names, in its order (objects
+// by key).
+func fieldErrors(v any) []string {
+	var out []string
+	add := func(field string, msg any) {
+		text := fieldText(msg)
+		if field == "" || text == "" || len(out) >= maxFields {
+			return
+		}
+		out = append(out, field+": "+text)
+	}
+	byField := func(m map[string]any) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			add(k, m[k])
+		}
+	}
+	// PocketBase: {"data": {"company": {"code": "...", "message": "..."}}, "message": ...}
+	if d, ok := at(v, "data"); ok {
+		if m, ok := d.(map[string]any); ok && allFieldErrors(m) {
+			byField(m)
+		}
+	}
+	for _, key := range []string{"errors", "invalid-params", "invalid_params", "error.errors", "error.details", "details", "fieldErrors", "field_errors"} {
+		e, ok := at(v, key)
+		if !ok {
+			continue
+		}
+		switch x := e.(type) {
+		case []any:
+			for _, item := range x {
+				m, ok := item.(map[string]any)
+				if !ok {
+					continue
+				}
+				field := ""
+				for _, k := range []string{"field", "path", "name", "param", "property", "source.pointer", "source.parameter", "loc"} {
+					if f, ok := at(m, k); ok {
+						if field = fieldName(f); field != "" {
+							break
+						}
+					}
+				}
+				for _, k := range []string{"message", "reason", "detail", "msg", "description", "title"} {
+					if msg, ok := m[k]; ok && fieldText(msg) != "" {
+						add(field, msg)
+						break
+					}
+				}
+			}
+		case map[string]any:
+			byField(x)
+		}
+	}
+	return out
+}
+
+// allFieldErrors reports whether every value of m is an error of a field: an object with a
+// message (PocketBase's data), so that a data object of records is not read as errors.
+func allFieldErrors(m map[string]any) bool {
+	if len(m) == 0 {
+		return false
+	}
+	for _, v := range m {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		if _, ok := o["message"].(string); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldName is the text of a field reference: a name, a JSON pointer (/data/attributes/email
+// is email), or a list of path parts (FastAPI's loc: ["body", "email"]).
+func fieldName(v any) string {
+	switch x := v.(type) {
+	case string:
+		if strings.HasPrefix(x, "/") {
+			parts := strings.Split(x, "/")
+			return parts[len(parts)-1]
+		}
+		return x
+	case []any:
+		var parts []string
+		for _, p := range x {
+			if s, err := scalarText(p); err == nil && s != "body" {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, ".")
+	}
+	return ""
+}
+
+// fieldText is the message of a field's error: text, an object's message, or a list of them.
+func fieldText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case map[string]any:
+		for _, k := range []string{"message", "msg", "reason", "detail"} {
+			if s, ok := x[k].(string); ok && strings.TrimSpace(s) != "" {
+				return strings.TrimSpace(s)
+			}
+		}
+	case []any:
+		var parts []string
+		for _, e := range x {
+			if s := fieldText(e); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, ", ")
 	}
 	return ""
 }

@@ -57,6 +57,8 @@ type api struct {
 	delay    time.Duration // every request takes this long (for the concurrency test)
 	// strictCursor refuses a cursor with other parameters, as Squarespace does.
 	strictCursor bool
+	// totalPages, when set, wraps page-style pages as {"items": [...], "totalPages": n}.
+	totalPages int
 
 	inflight, maxInflight atomic.Int64
 }
@@ -316,6 +318,10 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"items": recs(from, size), "pagination": map[string]any{"nextPageCursor": next}})
 	case "page":
 		p, _ := strconv.Atoi(q.Get("_page"))
+		if a.totalPages > 0 {
+			writeJSON(w, 200, map[string]any{"items": recs((max(p, 1)-1)*size, size), "totalPages": a.totalPages})
+			return
+		}
 		writeJSON(w, 200, recs((max(p, 1)-1)*size, size))
 	case "offset":
 		off, _ := strconv.Atoi(q.Get("offset"))
@@ -473,7 +479,10 @@ func openConn(t *testing.T, src string, env map[string]string) (*conn, *fakeCloc
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	hc := c.(*conn)
+	hc, ok := c.(*conn)
+	if !ok {
+		hc = c.(countingConn).conn
+	}
 	clk := &fakeClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
 	hc.cl.now, hc.cl.sleep = clk.now, clk.sleep
 	return hc, clk

@@ -31,7 +31,7 @@ func (c *conn) CreateKeyed(ctx context.Context, name string, data []map[string]a
 }
 
 func (c *conn) create(ctx context.Context, name string, data []map[string]any, keys []string) ([]connector.Result, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -75,11 +75,11 @@ func (c *conn) create(ctx context.Context, name string, data []map[string]any, k
 		return nil
 	})
 	if err != nil {
-		return nil, c.red.err(err)
+		return accepted(results, pending, data, e), c.red.err(err)
 	}
 	got, err := c.readBack(ctx, e, pending, "created")
 	if err != nil {
-		return nil, err
+		return accepted(results, pending, data, e), err
 	}
 	for i, id := range pending {
 		if id == "" {
@@ -149,7 +149,7 @@ func (c *conn) stored(e *entity, r *request, resp *response) (*connector.Record,
 // Update implements connector.Conn: the update requests run in order for each record (those
 // whose `when` holds); the record as stored is the last response's result, else read back.
 func (c *conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -238,11 +238,11 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 		return nil
 	})
 	if err != nil {
-		return nil, c.red.err(err)
+		return accepted(results, pending, recordData(recs), e), c.red.err(err)
 	}
 	got, err := c.readBack(ctx, e, pending, "updated")
 	if err != nil {
-		return nil, err
+		return accepted(results, pending, recordData(recs), e), err
 	}
 	for i, id := range pending {
 		if id == "" {
@@ -255,6 +255,34 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 		}
 	}
 	return results, nil
+}
+
+// accepted returns the results of a write call that failed as a whole, one per record: the
+// records the server accepted before the failure have their Record (with its id: as stored,
+// or what was sent with the id when the record was still to be read back), the others are
+// zero (left undone) or their own refusal, so that the engine counts and links the writes
+// that were made.
+func accepted(results []connector.Result, pending []string, data []map[string]any, e *entity) []connector.Result {
+	for i, id := range pending {
+		if id == "" || results[i].Record.ID != "" || results[i].Err != nil {
+			continue
+		}
+		d := make(map[string]any, len(data[i])+1)
+		for k, v := range data[i] {
+			d[k] = v
+		}
+		d[e.id] = id
+		results[i].Record = connector.Record{ID: id, Data: d}
+	}
+	return results
+}
+
+func recordData(recs []connector.Record) []map[string]any {
+	out := make([]map[string]any, len(recs))
+	for i, r := range recs {
+		out[i] = r.Data
+	}
+	return out
 }
 
 // readBack reads, in one Get, the records of a write whose responses did not hold them: the
@@ -303,7 +331,7 @@ func newKey() (string, error) {
 
 // Delete implements connector.Conn. A record that is already gone (404, 410) counts as deleted.
 func (c *conn) Delete(ctx context.Context, name string, ids []string) ([]error, error) {
-	e, err := c.entity(name)
+	e, err := c.checkedEntity(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -93,24 +93,9 @@ func typeName(p *schema.Property) string {
 // Describe implements connector.Describer: it reads the declared types of the entity's table
 // and of its lists' tables from the database, which it opens read-only.
 func (Driver) Describe(ctx context.Context, e *config.Entity) (*schema.Entity, error) {
-	path := e.System.Settings["path"]
-	fix := "Entities without a schema file are described from the database: create it, point path at it, or give each entity `schema: <file>.json`."
-	if len(path.Missing) > 0 {
-		return nil, &connector.SettingError{Key: "path", Err: fmt.Errorf("the database path needs the environment variable %s, which is not set", path.Missing[0]), Fix: fix}
-	}
-	if path.Value == "" {
-		return nil, &connector.SettingError{Key: "path", Err: errors.New("the database path is empty"), Fix: fix}
-	}
-	if _, err := os.Stat(path.Value); err != nil {
-		where := "relative to the current directory"
-		if filepath.IsAbs(path.Value) {
-			where = "an absolute path"
-		}
-		return nil, &connector.SettingError{Key: "path", Err: fmt.Errorf("database %s does not exist (%s)", path.Value, where), Fix: fix}
-	}
-	db, err := Open(path.Value, true)
+	db, path, err := openToDescribe(e.System)
 	if err != nil {
-		return nil, &connector.SettingError{Key: "path", Err: err, Fix: fix}
+		return nil, err
 	}
 	defer db.Close()
 	table := Table(e)
@@ -129,7 +114,32 @@ func (Driver) Describe(ctx context.Context, e *config.Entity) (*schema.Entity, e
 			Items: schema.PropertyOfColumns(childCols),
 		}
 	}
-	return &schema.Entity{Source: "table " + Quote(table) + " of " + path.Value, Root: root}, nil
+	return &schema.Entity{Source: "table " + Quote(table) + " of " + path, Root: root}, nil
+}
+
+// openToDescribe opens a system's database read-only, for describing its tables; its errors
+// are SettingErrors at `path`.
+func openToDescribe(sys *config.System) (*sql.DB, string, error) {
+	path := sys.Settings["path"]
+	fix := "Entities without a schema file are described from the database: create it, point path at it, or give each entity `schema: <file>.json`."
+	if len(path.Missing) > 0 {
+		return nil, "", &connector.SettingError{Key: "path", Err: fmt.Errorf("the database path needs the environment variable %s, which is not set", path.Missing[0]), Fix: fix}
+	}
+	if path.Value == "" {
+		return nil, "", &connector.SettingError{Key: "path", Err: errors.New("the database path is empty"), Fix: fix}
+	}
+	if _, err := os.Stat(path.Value); err != nil {
+		where := "relative to the current directory"
+		if filepath.IsAbs(path.Value) {
+			where = "an absolute path"
+		}
+		return nil, "", &connector.SettingError{Key: "path", Err: fmt.Errorf("database %s does not exist (%s)", path.Value, where), Fix: fix}
+	}
+	db, err := Open(path.Value, true)
+	if err != nil {
+		return nil, "", &connector.SettingError{Key: "path", Err: err, Fix: fix}
+	}
+	return db, path.Value, nil
 }
 
 // Open opens a database file; readOnly never creates or changes it.

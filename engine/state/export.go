@@ -1,0 +1,52 @@
+package state
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// What another Store (engine/state/pgstate) needs of this package's internals, so that every
+// Store keeps links, bases and JSON the same way and the engine cannot tell them apart.
+
+// EncodeBase returns the stored text of a link's base: the bytes SQLite keeps, which another
+// Store keeps too, so that a state moved between databases reads the same.
+func EncodeBase(b map[string]Base) (string, error) {
+	var c baseCodec
+	return c.encode(b)
+}
+
+// StoredLink marks l as read from a Store, with its base in stored form (rawBase, "" for an
+// empty one): Bases decodes it on first use, and saving the link with its target id unchanged
+// is an update in place (see StoredTarget).
+func StoredLink(l *Link, rawBase []byte) *Link {
+	l.raw, l.storedTarget = rawBase, l.TargetID
+	if len(rawBase) == 0 {
+		l.raw = []byte("{}")
+	}
+	return l
+}
+
+// StoredTarget returns the target id l had when it was read from a Store ("" for a link made
+// in memory): while it is l.TargetID, a Store may rewrite the link's row in place.
+func StoredTarget(l *Link) string { return l.storedTarget }
+
+// JSONText checks a JSON value for storing: nil for none, else its text; invalid JSON is an
+// error, as SQLite refuses it.
+func JSONText(v json.RawMessage) (*string, error) {
+	t, err := jsonText(v)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	s := t.(string)
+	return &s, nil
+}
+
+// CheckSide refuses a side that is neither Source nor Target, with the message SQLite gives.
+func CheckSide(side string) error { return checkSide(side) }
+
+// SetWorker names the process in the runs it starts from now on (Run.Worker): a service sets
+// its worker name, `dataflow run` leaves it "".
+func (s *SQLite) SetWorker(name string) { s.worker.Store(&name) }
+
+// SetClock replaces the store's clock, for tests that compare the times it records.
+func (s *SQLite) SetClock(now func() time.Time) { s.now = now }

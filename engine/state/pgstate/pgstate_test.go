@@ -1,0 +1,191 @@
+package pgstate
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine/state"
+	"github.com/dataflow-sync/dataflow/engine/state/storetest"
+	"github.com/dataflow-sync/dataflow/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// openFresh opens a new database's state for writing, closed when the test ends.
+func openFresh(t *testing.T, opts Options) (*Store, string) {
+	t.Helper()
+	dsn := pgtest.New(t).DSN()
+	st, err := Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, dsn
+}
+
+// TestStoreContract runs the Store contract that the SQLite store passes.
+func TestStoreContract(t *testing.T) {
+	storetest.Run(t, storetest.OpenerFunc(func(t *testing.T) (state.Store, func(state.Mode) (state.Store, error)) {
+		st, dsn := openFresh(t, Options{Mode: state.ReadWrite})
+		return st, func(mode state.Mode) (state.Store, error) {
+			return Open(context.Background(), dsn, Options{Mode: mode})
+		}
+	}))
+}
+
+var ctx = context.Background()
+
+// A worker whose lease expired and was taken over commits nothing, not even a transaction it
+// began before the take-over; the new holder commits.
+func TestLeaseFencesAStalledWorker(t *testing.T) {
+	dsn := pgtest.New(t).DSN()
+	open := func(worker string) *Store {
+		st, err := Open(ctx, dsn, Options{Mode: state.ReadWrite, Shared: true, Worker: worker})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a, b := open("a"), open("b")
+	leaseA, err := a.Acquire(ctx, []string{"f", "ref"}, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Acquire(ctx, []string{"ref"}, time.Minute); !errors.Is(err, ErrLeaseHeld) || err.Error() != "flow ref: the flow is leased to another worker (a)" {
+		t.Fatalf("taking a live lease: %v", err)
+	}
+	stale, err := leaseA.Store().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.SetWatermark("f", state.Source, "from-a"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a stalls past its lease
+	leaseB, err := b.Acquire(ctx, []string{"f", "ref"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := leaseB.Tokens(), map[string]int64{"f": 2, "ref": 2}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tokens after the take-over = %v, want %v", got, want)
+	}
+	err = stale.Commit()
+	if !errors.Is(err, ErrLeaseLost) || err.Error() != "commit the link state of f, ref: nothing was committed: the lease of the flow was taken over by another worker" {
+		t.Fatalf("the stalled worker's commit: %v", err)
+	}
+	if err := leaseA.Renew(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("renewing a lost lease: %v", err)
+	}
+	write := func(l *Lease, value string) error {
+		tx, err := l.Store().Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := tx.SetWatermark("f", state.Source, value); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	if err := write(leaseA, "from-a-again"); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("a later commit of the stalled worker: %v", err)
+	}
+	if err := write(leaseB, "from-b"); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := b.Watermark(ctx, "f", state.Source); w != "from-b" {
+		t.Errorf("watermark = %q, want from-b", w)
+	}
+	// Released, the flow is free at once; a leased run records its worker, flows and tokens.
+	if err := leaseB.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leaseC, err := a.Acquire(ctx, []string{"f"}, time.Minute)
+	if err != nil {
+		t.Fatalf("taking a released lease: %v", err)
+	}
+	tx, err := leaseC.Store().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := tx.StartRun()
+	if err != nil || tx.Commit() != nil {
+		t.Fatal(err)
+	}
+	var worker string
+	var flows []string
+	var tokens []int64
+	if err := a.Pool().QueryRow(ctx, "SELECT worker, flows, tokens FROM dataflow_state.runs WHERE id = $1", id).Scan(&worker, &flows, &tokens); err != nil {
+		t.Fatal(err)
+	}
+	if worker != "a" || !reflect.DeepEqual(flows, []string{"f"}) || !reflect.DeepEqual(tokens, []int64{3}) {
+		t.Errorf("run recorded %q %v %v", worker, flows, tokens)
+	}
+	// A shared store writes through leases only.
+	if _, err := a.Begin(ctx); err == nil {
+		t.Error("a shared store began a transaction without a lease")
+	}
+}
+
+// Workers share the state; a `dataflow run` (exclusive) is kept out while they hold it, and
+// keeps them out while it runs.
+func TestSharedAndExclusive(t *testing.T) {
+	dsn := pgtest.New(t).DSN()
+	w1, err := Open(ctx, dsn, Options{Mode: state.ReadWrite, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := Open(ctx, dsn, Options{Mode: state.ReadWrite, Shared: true})
+	if err != nil {
+		t.Fatalf("a second worker: %v", err)
+	}
+	_, err = Open(ctx, dsn, Options{Mode: state.ReadWrite})
+	if !errors.Is(err, state.ErrLocked) || strings.Contains(err.Error(), pgtest.Password) {
+		t.Fatalf("a run beside workers: %v", err)
+	}
+	if want := "the link state " + Redact(dsn) + " is in use by another run or dataflow serve; wait for it to finish"; err.Error() != want {
+		t.Errorf("error = %q\nwant    %q", err, want)
+	}
+	w1.Close()
+	w2.Close()
+	run, err := Open(ctx, dsn, Options{Mode: state.ReadWrite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Close()
+	if _, err := Open(ctx, dsn, Options{Mode: state.ReadWrite, Shared: true}); !errors.Is(err, state.ErrLocked) {
+		t.Errorf("a worker beside a run: %v", err)
+	}
+}
+
+// No message names the password: not a refused login, not an unreachable server, not a
+// state that no run has written.
+func TestPasswordNeverShown(t *testing.T) {
+	db := pgtest.New(t)
+	wrong := db.Server.DSN("postgres", "s3cret-Pa55", db.Name)
+	_, err := Open(ctx, wrong, Options{Mode: state.ReadWrite})
+	if err == nil || strings.Contains(err.Error(), "s3cret-Pa55") || !strings.Contains(err.Error(), "postgres:xxxxx@") {
+		t.Errorf("a refused login: %v", err)
+	}
+	_, err = Open(ctx, "postgres://u:s3cret-Pa55@127.0.0.1:1/x?connect_timeout=2", Options{Mode: state.ReadOnly})
+	if err == nil || strings.Contains(err.Error(), "s3cret-Pa55") {
+		t.Errorf("an unreachable server: %v", err)
+	}
+	_, err = Open(ctx, db.DSN(), Options{Mode: state.ReadOnly})
+	if !errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), pgtest.Password) {
+		t.Errorf("reading an empty database: %v", err)
+	}
+	if want := "the link state " + Redact(db.DSN()) + " is empty: no run has written it yet"; err.Error() != want {
+		t.Errorf("error = %q\nwant    %q", err, want)
+	}
+	if got := Redact("postgres://u@h/db?password=pw&sslmode=disable"); strings.Contains(got, "pw&") || !strings.Contains(got, "password=xxxxx") {
+		t.Errorf("Redact of a password parameter = %q", got)
+	}
+}

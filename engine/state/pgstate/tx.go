@@ -1,0 +1,446 @@
+package pgstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dataflow-sync/dataflow/engine/state"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// pgTx is a write transaction. Its statements run with the context of Begin, as SQLite's.
+// A failed statement aborts a PostgreSQL transaction, so the checks SQLite makes by a failing
+// statement (a target linked to another source) are made before the statement here, and the
+// Tx stays usable after them.
+type pgTx struct {
+	s      *Store
+	ctx    context.Context
+	tx     pgx.Tx
+	writer chan struct{}
+	fence  *Lease // nil for an exclusive store's Tx
+
+	mu   sync.Mutex
+	done bool
+	// failed is the first statement error: the transaction is aborted, and Commit says why.
+	failed error
+}
+
+var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
+
+func (t *pgTx) exec(query string, args ...any) (pgconn.CommandTag, error) {
+	if t.done {
+		return pgconn.CommandTag{}, errTxDone
+	}
+	tag, err := t.tx.Exec(t.ctx, query, args...)
+	if err != nil && t.failed == nil {
+		t.failed = err
+	}
+	return tag, err
+}
+
+func (t *pgTx) queryRow(query string, args []any, dest ...any) error {
+	if t.done {
+		return errTxDone
+	}
+	err := t.tx.QueryRow(t.ctx, query, args...).Scan(dest...)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) && t.failed == nil {
+		t.failed = err
+	}
+	return err
+}
+
+// nullTime is the value to store for a time, NULL for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// PutLink inserts or replaces the link of l.SourceID. A target already linked to another
+// source record of the flow gives an error wrapping state.ErrTargetLinked; the Tx stays
+// usable.
+func (t *pgTx) PutLink(l *state.Link) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
+		return errors.New("put link: a link needs a flow, a source id and a target id")
+	}
+	base, err := state.EncodeBase(l.Base)
+	if err != nil {
+		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
+	}
+	if state.StoredTarget(l) == l.TargetID {
+		// Saved again with its ids (a merge): rewritten in place.
+		tag, err := t.exec(`UPDATE `+schema+`.links SET base = $1, source_hash = $2, target_hash = $3, updated = $4, linked_in = $5, merged_in = $6, made = $7
+			WHERE flow = $8 AND source_id = $9 AND target_id = $10`,
+			base, l.SourceHash, l.TargetHash, nullTime(l.Updated), l.LinkedIn, l.MergedIn, l.Made, l.Flow, l.SourceID, l.TargetID)
+		if err != nil {
+			return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+	}
+	// One statement: the insert happens unless another source holds the target, whose id it
+	// returns then.
+	var other *string
+	err = t.queryRow(`WITH other AS (
+			SELECT source_id FROM `+schema+`.links WHERE flow = $1 AND target_id = $3 AND source_id <> $2
+		), put AS (
+			INSERT INTO `+schema+`.links (flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS (SELECT 1 FROM other)
+			ON CONFLICT (flow, source_id) DO UPDATE SET target_id = excluded.target_id, base = excluded.base,
+				source_hash = excluded.source_hash, target_hash = excluded.target_hash, updated = excluded.updated,
+				linked_in = excluded.linked_in, merged_in = excluded.merged_in, made = excluded.made
+			RETURNING 1
+		)
+		SELECT (SELECT source_id FROM other LIMIT 1)`,
+		[]any{l.Flow, l.SourceID, l.TargetID, base, l.SourceHash, l.TargetHash, nullTime(l.Updated), l.LinkedIn, l.MergedIn, l.Made}, &other)
+	if err != nil {
+		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
+	}
+	if other != nil {
+		return fmt.Errorf("link flow %q source %q to target %q: the target is already linked to source %q: %w",
+			l.Flow, l.SourceID, l.TargetID, *other, state.ErrTargetLinked)
+	}
+	return nil
+}
+
+// DeleteLink forgets the link of a source record; a missing link is not an error.
+func (t *pgTx) DeleteLink(flow, sourceID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec("DELETE FROM "+schema+".links WHERE flow = $1 AND source_id = $2", flow, sourceID); err != nil {
+		return fmt.Errorf("delete link of flow %q, source %q: %w", flow, sourceID, err)
+	}
+	return nil
+}
+
+// AddIntent records an intent and returns its id, which is never reused.
+func (t *pgTx) AddIntent(in *state.Intent) (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if in == nil || in.Flow == "" {
+		return 0, errors.New("add intent: an intent needs a flow")
+	}
+	if err := state.CheckSide(in.Side); err != nil {
+		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
+	}
+	data, err := state.JSONText(in.Data)
+	if err != nil {
+		return 0, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
+	}
+	created := in.Created
+	if created.IsZero() {
+		created = t.s.now()
+	}
+	var id int64
+	if err := t.queryRow("INSERT INTO "+schema+".intents (flow, side, from_id, data, created) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+		[]any{in.Flow, in.Side, in.FromID, data, created.UTC()}, &id); err != nil {
+		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
+	}
+	return id, nil
+}
+
+// DeleteIntent forgets an intent; a missing one is not an error.
+func (t *pgTx) DeleteIntent(id int64) error {
+	return t.DeleteIntents([]int64{id})
+}
+
+// DeleteIntents deletes intents by id, in one statement.
+func (t *pgTx) DeleteIntents(ids []int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := t.exec("DELETE FROM "+schema+".intents WHERE id = ANY($1)", ids); err != nil {
+		if len(ids) == 1 {
+			return fmt.Errorf("delete intent %d: %w", ids[0], err)
+		}
+		return fmt.Errorf("delete intents: %w", err)
+	}
+	return nil
+}
+
+// SetWatermark sets the watermark of a side of a flow.
+func (t *pgTx) SetWatermark(flow, side, value string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := state.CheckSide(side); err != nil {
+		return fmt.Errorf("set watermark of flow %q: %w", flow, err)
+	}
+	if _, err := t.exec("INSERT INTO "+schema+".watermarks (flow, side, value) VALUES ($1, $2, $3) ON CONFLICT (flow, side) DO UPDATE SET value = excluded.value",
+		flow, side, value); err != nil {
+		return fmt.Errorf("set watermark of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// ClearWatermarks forgets the watermarks of both sides of a flow.
+func (t *pgTx) ClearWatermarks(flow string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec("DELETE FROM "+schema+".watermarks WHERE flow = $1", flow); err != nil {
+		return fmt.Errorf("reset the watermarks of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// SetReconciled records when the flow last read both its sides whole.
+func (t *pgTx) SetReconciled(flow string, at time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if at.IsZero() {
+		return fmt.Errorf("set the last reconcile of flow %q: no time", flow)
+	}
+	if _, err := t.exec("INSERT INTO "+schema+".reconciles (flow, at) VALUES ($1, $2) ON CONFLICT (flow) DO UPDATE SET at = excluded.at", flow, at.UTC()); err != nil {
+		return fmt.Errorf("set the last reconcile of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// SetCounts records the counts of a flow.
+func (t *pgTx) SetCounts(flow string, c state.Counts) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec(`INSERT INTO `+schema+`.counts (flow, source, target, skipped, source_deletions, target_deletions) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (flow) DO UPDATE SET source = excluded.source, target = excluded.target, skipped = excluded.skipped,
+			source_deletions = excluded.source_deletions, target_deletions = excluded.target_deletions`,
+		flow, c.Source, c.Target, c.Skipped, c.SourceDeletions, c.TargetDeletions); err != nil {
+		return fmt.Errorf("set counts of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// ClearCounts forgets the counts of a flow; none recorded is not an error.
+func (t *pgTx) ClearCounts(flow string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec("DELETE FROM "+schema+".counts WHERE flow = $1", flow); err != nil {
+		return fmt.Errorf("clear counts of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// PutDeadLetter records a failure: a new dead letter with one attempt, or one more attempt
+// of a known one, which keeps its first time and takes the latest reason.
+func (t *pgTx) PutDeadLetter(flow, side, recordID, reason string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := state.CheckSide(side); err != nil {
+		return fmt.Errorf("put dead letter of flow %q: %w", flow, err)
+	}
+	now := t.s.now().UTC()
+	if _, err := t.exec(`INSERT INTO `+schema+`.dead_letters (flow, side, record_id, reason, attempts, first, last) VALUES ($1, $2, $3, $4, 1, $5, $5)
+		ON CONFLICT (flow, side, record_id) DO UPDATE SET reason = excluded.reason, attempts = dead_letters.attempts + 1, last = excluded.last`,
+		flow, side, recordID, reason, now); err != nil {
+		return fmt.Errorf("put dead letter of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// ClearDeadLetter forgets a failure; a missing one is not an error.
+func (t *pgTx) ClearDeadLetter(flow, side, recordID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec("DELETE FROM "+schema+".dead_letters WHERE flow = $1 AND side = $2 AND record_id = $3", flow, side, recordID); err != nil {
+		return fmt.Errorf("clear dead letter of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// PutWaiting records that a record waits, since now or since it started waiting.
+func (t *pgTx) PutWaiting(flow, side, recordID, reason string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := state.CheckSide(side); err != nil {
+		return fmt.Errorf("put waiting record of flow %q: %w", flow, err)
+	}
+	if _, err := t.exec(`INSERT INTO `+schema+`.waiting (flow, side, record_id, reason, since) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (flow, side, record_id) DO UPDATE SET reason = excluded.reason`,
+		flow, side, recordID, reason, t.s.now().UTC()); err != nil {
+		return fmt.Errorf("put waiting record of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// ClearWaiting forgets a waiting record; a missing one is not an error.
+func (t *pgTx) ClearWaiting(flow, side, recordID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec("DELETE FROM "+schema+".waiting WHERE flow = $1 AND side = $2 AND record_id = $3", flow, side, recordID); err != nil {
+		return fmt.Errorf("clear waiting record of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// PutPending records a pending change waiting for a decision and returns its id; a change of
+// the same flow still waiting is replaced, an approved one kept.
+func (t *pgTx) PutPending(p *state.Pending) (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p == nil || p.Flow == "" {
+		return 0, errors.New("put pending change: it needs a flow")
+	}
+	links, err := json.Marshal(p.Links)
+	if err != nil {
+		return 0, fmt.Errorf("put pending change of flow %q: %w", p.Flow, err)
+	}
+	if _, err := t.exec("DELETE FROM "+schema+".pending WHERE flow = $1 AND status = $2", p.Flow, state.PendingWaiting); err != nil {
+		return 0, fmt.Errorf("put pending change of flow %q: %w", p.Flow, err)
+	}
+	created := p.Created
+	if created.IsZero() {
+		created = t.s.now()
+	}
+	var id int64
+	if err := t.queryRow("INSERT INTO "+schema+".pending (flow, created, status, summary, links) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+		[]any{p.Flow, created.UTC(), state.PendingWaiting, p.Summary, string(links)}, &id); err != nil {
+		return 0, fmt.Errorf("put pending change of flow %q: %w", p.Flow, err)
+	}
+	return id, nil
+}
+
+// ApprovePending marks a pending change approved: the next run of its flow makes it.
+func (t *pgTx) ApprovePending(id int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tag, err := t.exec("UPDATE "+schema+".pending SET status = $1 WHERE id = $2", state.PendingApproved, id)
+	if err != nil {
+		return fmt.Errorf("approve pending change %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("approve pending change %d: %w", id, state.ErrNoPending)
+	}
+	return nil
+}
+
+// DeletePending forgets a pending change: rejected, or made by a run.
+func (t *pgTx) DeletePending(id int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tag, err := t.exec("DELETE FROM "+schema+".pending WHERE id = $1", id)
+	if err != nil {
+		return fmt.Errorf("delete pending change %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete pending change %d: %w", id, state.ErrNoPending)
+	}
+	return nil
+}
+
+// SetFingerprint records the fingerprint of a flow's property table.
+func (t *pgTx) SetFingerprint(flow, value string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec("INSERT INTO "+schema+".fingerprints (flow, value) VALUES ($1, $2) ON CONFLICT (flow) DO UPDATE SET value = excluded.value", flow, value); err != nil {
+		return fmt.Errorf("set fingerprint of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// PutSystem records the identity of a system. An identity already recorded is not written
+// again: the runs of every flow put their systems, and workers running flows of the same
+// systems side by side would otherwise queue on the row locks (or deadlock, taking the rows
+// of two systems in opposite orders).
+func (t *pgTx) PutSystem(id string, si state.SystemIdentity) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id == "" {
+		return errors.New("put system: it needs an id")
+	}
+	if _, err := t.exec(`INSERT INTO `+schema+`.systems (system, connector, location)
+		SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM `+schema+`.systems WHERE system = $1 AND connector = $2 AND location = $3)
+		ON CONFLICT (system) DO UPDATE SET connector = excluded.connector, location = excluded.location`, id, si.Connector, si.Location); err != nil {
+		return fmt.Errorf("put system %q: %w", id, err)
+	}
+	return nil
+}
+
+// StartRun logs a run with status "running", started now, with the worker (and, for a
+// leased run, its flows and fencing tokens), and returns its id.
+func (t *pgTx) StartRun() (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	flows, tokens := []string{}, []int64{}
+	if t.fence != nil {
+		flows, tokens = t.fence.flows, t.fence.tokens
+	}
+	var id int64
+	if err := t.queryRow("INSERT INTO "+schema+".runs (started, status, worker, flows, tokens) VALUES ($1, 'running', $2, $3, $4) RETURNING id",
+		[]any{t.s.now().UTC(), t.s.opts.Worker, flows, tokens}, &id); err != nil {
+		return 0, fmt.Errorf("start run: %w", err)
+	}
+	return id, nil
+}
+
+// FinishRun records the end of a run, now.
+func (t *pgTx) FinishRun(id int64, status string, summary json.RawMessage) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sum, err := state.JSONText(summary)
+	if err != nil {
+		return fmt.Errorf("finish run %d: summary: %w", id, err)
+	}
+	tag, err := t.exec("UPDATE "+schema+".runs SET finished = $1, status = $2, summary = $3 WHERE id = $4", t.s.now().UTC(), status, sum, id)
+	if err != nil {
+		return fmt.Errorf("finish run %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("finish run %d: there is no such run", id)
+	}
+	return nil
+}
+
+// Commit checks the lease (for a leased run) and commits durably, not interrupted by the end
+// of the Begin context. A failed Commit rolls back.
+func (t *pgTx) Commit() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return errTxDone
+	}
+	defer t.end()
+	ctx := context.WithoutCancel(t.ctx)
+	if t.failed != nil {
+		t.tx.Rollback(ctx)
+		return fmt.Errorf("commit the link state: a statement of the transaction failed: %w", t.failed)
+	}
+	if t.fence != nil {
+		if err := t.fence.check(ctx, t.tx); err != nil {
+			t.tx.Rollback(ctx)
+			return err
+		}
+	}
+	if err := t.tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit the link state: %w", err)
+	}
+	return nil
+}
+
+// Rollback discards the Tx; after Commit or Rollback it does nothing.
+func (t *pgTx) Rollback() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return nil
+	}
+	defer t.end()
+	if err := t.tx.Rollback(context.WithoutCancel(t.ctx)); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		return fmt.Errorf("roll back the link state: %w", err)
+	}
+	return nil
+}
+
+func (t *pgTx) end() {
+	t.done = true
+	<-t.writer
+}

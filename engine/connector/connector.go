@@ -116,11 +116,23 @@ type Conn interface {
 	Update(ctx context.Context, entity string, recs []Record) ([]Result, error)
 	// Delete deletes records by id and returns one error (or nil) per id.
 	Delete(ctx context.Context, entity string, ids []string) ([]error, error)
+	// Capabilities says what the connection can do beyond reading and writing records,
+	// including its optional abilities. It is a method of every Conn, not an optional
+	// interface, so that a wrapper that embeds a Conn forwards it.
+	Capabilities() Capabilities
 	// Close releases the connection.
 	Close() error
 }
 
-// Capabilities say what a connection can do beyond reading and writing records.
+// Capabilities say what a connection can do beyond reading and writing records. The engine
+// reads them once per flow run from Conn.Capabilities, never by asking a Conn for other
+// interfaces: a wrapper that embeds a Conn keeps every capability of the connection it wraps,
+// and one that changes a capability does so in its own Capabilities method, where it shows.
+//
+// The optional abilities are values of their own interface, nil when the connection lacks
+// them. They call the connection they came from: a wrapper that intercepts calls (a test's
+// fault injection, a counter) and keeps an ability must set it to its own implementation, or
+// the ability's calls go around it.
 type Capabilities struct {
 	// Delete: the system deletes records (delete: propagate needs it).
 	Delete bool
@@ -140,20 +152,38 @@ type Capabilities struct {
 	// LargeBatches: writing thousands of records in one call is quick (a local database), so
 	// the engine may use large batches, which cost less per record.
 	LargeBatches bool
+
+	// KeyedCreator creates records with idempotency keys; nil: creates are not repeatable.
+	KeyedCreator KeyedCreator
+	// Finder finds records by property values; nil: the engine indexes the records itself.
+	Finder Finder
+	// Counter counts an entity's records cheaply; nil: the count-based delete check and the
+	// new-state check's count are not available.
+	Counter Counter
+	// DeleteCounter counts deletions as they happen; nil: deletions are not counted.
+	DeleteCounter DeleteCounter
+	// ListIdentifier names the property that identifies list elements; nil: the engine
+	// takes the elements' `id` from the schema, if any.
+	ListIdentifier ListIdentifier
+	// RequestCounter counts the requests sent to the system (a run's summary prints them);
+	// nil: not counted.
+	RequestCounter RequestCounter
+	// OperationLister says which request each write operation of an entity sends (a dry run
+	// lists them); nil: the connection cannot say.
+	OperationLister OperationLister
 }
 
-// Capable is the optional ability of a Conn to say what it can do. A Conn without it is taken
-// to delete and not to return stored records.
-type Capable interface {
-	Capabilities() Capabilities
+// RequestCounter is the optional ability of a Conn (Capabilities.RequestCounter) to count the
+// requests it sent to its system: each try of each request, logins included.
+type RequestCounter interface {
+	Requests() int64
 }
 
-// CapabilitiesOf returns a connection's capabilities.
-func CapabilitiesOf(c Conn) Capabilities {
-	if cp, ok := c.(Capable); ok {
-		return cp.Capabilities()
-	}
-	return Capabilities{Delete: true}
+// OperationLister is the optional ability of a Conn (Capabilities.OperationLister) to say which
+// request each write operation of an entity sends: "create: POST /items", paths as the system
+// file writes them, nothing secret.
+type OperationLister interface {
+	Operations(entity string) []string
 }
 
 // Opener is the ability of a Driver to open a connection for a run. entities holds the
@@ -168,10 +198,10 @@ type OpenOptions struct {
 	ReadOnly bool
 }
 
-// KeyedCreator is the optional ability of a Conn to create records with idempotency keys: a
-// create repeated with a key the system has seen returns the record created the first time
-// instead of creating another. The engine derives each key from the intent it records before
-// the create, so that after a crash (or a lost response) it repeats the create with the same
+// KeyedCreator is the optional ability of a Conn (Capabilities.KeyedCreator) to create records with
+// idempotency keys: a create repeated with a key the system has seen returns the record created the
+// first time instead of creating another. The engine derives each key from the intent it records
+// before the create, so that after a crash (or a lost response) it repeats the create with the same
 // key and adopts the record the system already holds.
 type KeyedCreator interface {
 	// Idempotent reports whether creates of entity honour keys. Create is used for the
@@ -181,9 +211,9 @@ type KeyedCreator interface {
 	CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]Result, error)
 }
 
-// Finder is the optional ability of a Conn to find records by the values of some of their
-// properties, so that linking a batch of records by merge criteria looks up that batch's values
-// instead of holding every unlinked record of the other side in memory.
+// Finder is the optional ability of a Conn (Capabilities.Finder) to find records by the values of
+// some of their properties, so that linking a batch of records by merge criteria looks up that
+// batch's values instead of holding every unlinked record of the other side in memory.
 type Finder interface {
 	// Find returns the entity's records whose values at paths equal one of keys. Each key holds
 	// one value per path in the engine's text form of values: text as it is, numbers in their
@@ -197,18 +227,18 @@ type Finder interface {
 // ErrCannotFind is wrapped by the error of Finder.Find for paths the connection cannot search.
 var ErrCannotFind = errors.New("cannot find records by these properties")
 
-// Counter is the optional ability of a Conn to count an entity's records cheaply (SQL's
-// COUNT(*), an API's total). The engine compares counts between runs to skip reading the
-// partners of every link when no linked record can have been deleted.
+// Counter is the optional ability of a Conn (Capabilities.Counter) to count an entity's records
+// cheaply (SQL's COUNT(*), an API's total). The engine compares counts between runs to skip reading
+// the partners of every link when no linked record can have been deleted.
 type Counter interface {
 	// Count returns the number of the entity's records.
 	Count(ctx context.Context, entity string) (int, error)
 }
 
-// DeleteCounter is the optional ability of a Conn to count the deletions of an entity's
-// records as they happen, whoever deletes them (sqlite: a trigger, with `track_deletes`). A
-// run whose number equals the one stored by the last run knows that no record of the entity
-// was deleted since, without counting the records, whose cost grows with them.
+// DeleteCounter is the optional ability of a Conn (Capabilities.DeleteCounter) to count the
+// deletions of an entity's records as they happen, whoever deletes them (sqlite: a trigger, with
+// `track_deletes`). A run whose number equals the one stored by the last run knows that no record
+// of the entity was deleted since, without counting the records, whose cost grows with them.
 type DeleteCounter interface {
 	// Deletions returns a number that grows with every deletion of one of the entity's
 	// records and never goes back, also when counting stops and starts again; ok is false
@@ -216,10 +246,10 @@ type DeleteCounter interface {
 	Deletions(ctx context.Context, entity string) (n int64, ok bool, err error)
 }
 
-// ListIdentifier is the optional ability of a Conn to say which property identifies the
-// elements of a list property (sqlite: the `id` column of a list's child table), so that a list
-// edited on both sides is merged element by element: an element added, changed or removed on
-// one side is the same element on the other.
+// ListIdentifier is the optional ability of a Conn (Capabilities.ListIdentifier) to say which
+// property identifies the elements of a list property (sqlite: the `id` column of a list's child
+// table), so that a list edited on both sides is merged element by element: an element added,
+// changed or removed on one side is the same element on the other.
 type ListIdentifier interface {
 	// ListID returns the element property that identifies the elements of the entity's list
 	// property at path, "" when they have none.

@@ -228,8 +228,8 @@ func compileFlow(df *Dataflow, f *config.Flow, envs *envCache, ds *diag.Diagnost
 		Direction:    f.Direction(),
 		CreateTarget: f.Create.TargetPolicy(),
 		CreateSource: f.Create.SourcePolicy(),
-		Conflict:     orDefault(f.Conflict, "newest"),
-		Delete:       orDefault(f.Delete, "keep"),
+		Conflict:     ConflictPolicy(orDefault(f.Conflict, string(ConflictNewest))),
+		Delete:       DeletePolicy(orDefault(f.Delete, string(DeleteKeep))),
 		vms:          &sync.Pool{New: func() any { return new(vm.VM) }},
 	}
 	fl.Source = lookupEntity(df.Source, f.Source, "source", ds)

@@ -51,6 +51,25 @@ type Dataflow struct {
 // ID returns the dataflow's id.
 func (d *Dataflow) ID() string { return d.Config.ID.Value }
 
+// ConflictPolicy is a flow's `conflict`: which side's value wins a property both sides changed.
+// Validation admits only the values below; compile gives the default.
+type ConflictPolicy string
+
+const (
+	ConflictNewest ConflictPolicy = "newest" // the record last modified; ties go to the source
+	ConflictSource ConflictPolicy = "source"
+	ConflictTarget ConflictPolicy = "target"
+)
+
+// DeletePolicy is a flow's `delete`: what a linked record's deletion does to its partner.
+type DeletePolicy string
+
+const (
+	DeleteKeep      DeletePolicy = "keep"      // the partner stays and is synced again per `create`
+	DeleteUnlink    DeletePolicy = "unlink"    // the partner stays, unlinked, and is left alone
+	DeletePropagate DeletePolicy = "propagate" // the partner is deleted too (with a breaker)
+)
+
 // Flow is a compiled flow.
 type Flow struct {
 	Config       *config.Flow
@@ -60,8 +79,8 @@ type Flow struct {
 	Direction    string // both, to-target or to-source
 	CreateTarget string // always, never or referenced
 	CreateSource string
-	Conflict     string
-	Delete       string
+	Conflict     ConflictPolicy
+	Delete       DeletePolicy
 	Merge        [][]Pair
 	When         *vm.Program // nil when the flow takes every record
 	Properties   []*Property

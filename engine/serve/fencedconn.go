@@ -28,33 +28,11 @@ func fenceConns(conns map[string]connector.Conn, ok alive) map[string]connector.
 	return out
 }
 
-// fenceConn wraps c. The optional abilities whose absence changes what the engine does
-// (Finder, Counter) are kept exactly; the others have a neutral answer when c lacks them (no
-// capabilities, no list ids, no deletion count, no idempotent creates), which is what the
-// engine assumes without them.
+// fenceConn wraps c. Its capabilities are c's (connector.Capabilities, forwarded as a value),
+// with keyed creates fenced like the other writes; the abilities that only read (Find, Count,
+// Deletions, ListID) go to c as they are.
 func fenceConn(c connector.Conn, ok alive) connector.Conn {
-	base := &fencedConn{Conn: c, ok: ok}
-	f, isFinder := c.(connector.Finder)
-	n, isCounter := c.(connector.Counter)
-	switch {
-	case isFinder && isCounter:
-		return &struct {
-			*fencedConn
-			connector.Finder
-			connector.Counter
-		}{base, f, n}
-	case isFinder:
-		return &struct {
-			*fencedConn
-			connector.Finder
-		}{base, f}
-	case isCounter:
-		return &struct {
-			*fencedConn
-			connector.Counter
-		}{base, n}
-	}
-	return base
+	return &fencedConn{Conn: c, ok: ok}
 }
 
 type fencedConn struct {
@@ -83,39 +61,24 @@ func (c *fencedConn) Delete(ctx context.Context, entity string, ids []string) ([
 	return c.Conn.Delete(ctx, entity, ids)
 }
 
-// Capabilities implements connector.Capable.
+// Capabilities implements connector.Conn: c's, with its keyed creates fenced.
 func (c *fencedConn) Capabilities() connector.Capabilities {
-	return connector.CapabilitiesOf(c.Conn)
+	caps := c.Conn.Capabilities()
+	if caps.KeyedCreator != nil {
+		caps.KeyedCreator = fencedKeyed{caps.KeyedCreator, c.ok}
+	}
+	return caps
 }
 
-// Idempotent and CreateKeyed implement connector.KeyedCreator.
-func (c *fencedConn) Idempotent(entity string) bool {
-	kc, ok := c.Conn.(connector.KeyedCreator)
-	return ok && kc.Idempotent(entity)
+// fencedKeyed is a connection's keyed creates under the fence.
+type fencedKeyed struct {
+	connector.KeyedCreator
+	ok alive
 }
 
-func (c *fencedConn) CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]connector.Result, error) {
-	if err := c.ok(); err != nil {
+func (k fencedKeyed) CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]connector.Result, error) {
+	if err := k.ok(); err != nil {
 		return make([]connector.Result, len(data)), err
 	}
-	if kc, ok := c.Conn.(connector.KeyedCreator); ok {
-		return kc.CreateKeyed(ctx, entity, data, keys)
-	}
-	return c.Conn.Create(ctx, entity, data)
-}
-
-// Deletions implements connector.DeleteCounter.
-func (c *fencedConn) Deletions(ctx context.Context, entity string) (int64, bool, error) {
-	if dc, ok := c.Conn.(connector.DeleteCounter); ok {
-		return dc.Deletions(ctx, entity)
-	}
-	return 0, false, nil
-}
-
-// ListID implements connector.ListIdentifier.
-func (c *fencedConn) ListID(entity, path string) string {
-	if li, ok := c.Conn.(connector.ListIdentifier); ok {
-		return li.ListID(entity, path)
-	}
-	return ""
+	return k.KeyedCreator.CreateKeyed(ctx, entity, data, keys)
 }

@@ -3,12 +3,9 @@ package sync
 import (
 	"context"
 	"errors"
-	"fmt"
 
-	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
-	"github.com/dataflow-sync/dataflow/engine/stamp"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
@@ -16,7 +13,7 @@ import (
 type pair struct {
 	link     *state.Link
 	src, tgt connector.Record
-	side     string // the side whose pass read it, for dead letters
+	side     Side   // the side whose pass read it, for dead letters
 	read     string // the digest of that side's record as read, when the scan computed it
 	// The merge's outcome: patches to write, and the records as they will be.
 	srcPatch, tgtPatch map[string]any
@@ -41,11 +38,14 @@ type outcome struct {
 }
 
 type failure struct {
-	side, id, reason string
+	side       Side
+	id, reason string
 }
 
-// batch merges, links or creates the records of one side read together.
-func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Record) error {
+// batch merges, links or creates the records of one side read together: it reads what the
+// batch needs (readBatch), sorts its records into pairs to merge and records to create
+// (sortBatch), plans each pair's merge (merge, plan.go), and writes.
+func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -54,122 +54,20 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	// connections' waits (a back-off, a Retry-After, a slow answer) end at the interrupt
 	// (connector.Finishing): what they had not done is left to the next run.
 	ctx = connector.Finishing(ctx)
-	if side == state.Source {
+	if side == Source {
 		fr.stats.ReadSource += len(recs)
 	} else {
 		fr.stats.ReadTarget += len(recs)
 	}
-	ids := make([]string, len(recs))
-	for i, r := range recs {
-		ids[i] = r.ID
-	}
-	links, err := fr.linksOf(ctx, side, ids)
-	if err != nil {
-		return err
-	}
-	fr.tally(side, recs, links)
-	// The partners of the linked records, read in one call.
-	var partnerIDs []string
-	for _, r := range recs {
-		if l := links[r.ID]; l != nil {
-			partnerIDs = append(partnerIDs, partnerOf(l, side))
-		}
-	}
-	partners := map[string]connector.Record{}
-	out := &outcome{}
-	// Records that a connection refused to read or search for (connector.RecordError) are
-	// dead letters of this batch, with the reason; the others go on.
-	var refused map[string]error
-	if len(partnerIDs) > 0 {
-		conn, entity := fr.on(other(side))
-		var bad map[string]error
-		if partners, bad, err = getSome(ctx, conn, entity, partnerIDs); err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if l := links[r.ID]; l != nil {
-				if why := bad[partnerOf(l, side)]; why != nil {
-					if refused == nil {
-						refused = map[string]error{}
-					}
-					refused[r.ID] = why
-				}
-			}
-		}
-	}
-	// The records that may be linked by merge criteria: those without a link. (A record whose
-	// partner is gone is the delete pass's, which may link it again under delete: keep.)
-	var loose []connector.Record
-	for _, r := range recs {
-		if refused[r.ID] != nil {
-			continue
-		}
-		if l := links[r.ID]; l == nil {
-			loose = append(loose, r)
-		}
-	}
-	unsearched, err := fr.prepareMatch(ctx, side, loose)
-	if err != nil {
-		return err
-	}
-	for id, why := range unsearched {
-		if refused == nil {
-			refused = map[string]error{}
-		}
-		refused[id] = why
-	}
 	defer func() { fr.batchIdx = nil }()
-	var pairs []*pair
-	var creates []connector.Record
-	var built []*prebuilt // aligned with creates
-	prebuiltAt := func(i int) *prebuilt {
-		if i < len(fr.prebuilt) {
-			return fr.prebuilt[i]
-		}
-		return nil
+	rd, err := fr.readBatch(ctx, side, recs)
+	if err != nil {
+		return err
 	}
-	for i, rec := range recs {
-		read := ""
-		if i < len(fr.digests) {
-			read = fr.digests[i]
-		}
-		if why := refused[rec.ID]; why != nil {
-			fr.fail(out, side, rec.ID, why)
-			continue
-		}
-		l := links[rec.ID]
-		if l == nil {
-			p, create, err := fr.unlinked(ctx, side, rec, out)
-			if err != nil {
-				return err
-			}
-			if p != nil {
-				p.read = read
-				pairs = append(pairs, p)
-			}
-			if create {
-				creates, built = append(creates, rec), append(built, prebuiltAt(i))
-			}
-			continue
-		}
-		if fr.done(l) {
-			continue
-		}
-		partner, ok := partners[partnerOf(l, side)]
-		if !ok {
-			// The partner is gone, or the system did not return it. Whatever the delete
-			// policy, the delete pass decides at the end of the flow run, once it knows how
-			// many went missing: a mass disappearance is a fault (deletes.go).
-			fr.vanish(l, side)
-			continue
-		}
-		p := &pair{link: l, side: side, read: read}
-		if side == state.Source {
-			p.src, p.tgt = rec, partner
-		} else {
-			p.src, p.tgt = partner, rec
-		}
-		pairs = append(pairs, p)
+	out := &outcome{}
+	pairs, creates, built, err := fr.sortBatch(ctx, side, recs, rd, out)
+	if err != nil {
+		return err
 	}
 	for _, p := range pairs {
 		if fr.r.Opts.DryRun {
@@ -196,6 +94,137 @@ func (fr *flowRun) batch(ctx context.Context, side string, recs []connector.Reco
 	return fr.save(ctx, out)
 }
 
+// batchRead is what a batch's records need read before they are merged: their links (by
+// their ids), their partners (by id), and the records a connection refused to read or search
+// for (connector.RecordError), with why: dead letters of the batch; the others go on.
+type batchRead struct {
+	links    map[string]*state.Link
+	partners map[string]connector.Record
+	refused  map[string]error
+}
+
+// readBatch reads the links and partners of a batch of side's records, and readies the
+// search for the partners of those without a link (prepareMatch).
+func (fr *flowRun) readBatch(ctx context.Context, side Side, recs []connector.Record) (*batchRead, error) {
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	links, err := fr.linksOf(ctx, side, ids)
+	if err != nil {
+		return nil, err
+	}
+	fr.tally(side, recs, links)
+	// The partners of the linked records, read in one call.
+	var partnerIDs []string
+	for _, r := range recs {
+		if l := links[r.ID]; l != nil {
+			partnerIDs = append(partnerIDs, partnerOf(l, side))
+		}
+	}
+	partners := map[string]connector.Record{}
+	// Records that a connection refused to read or search for (connector.RecordError) are
+	// dead letters of this batch, with the reason; the others go on.
+	var refused map[string]error
+	if len(partnerIDs) > 0 {
+		conn, entity := fr.on(other(side))
+		var bad map[string]error
+		if partners, bad, err = getSome(ctx, conn, entity, partnerIDs); err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if l := links[r.ID]; l != nil {
+				if why := bad[partnerOf(l, side)]; why != nil {
+					if refused == nil {
+						refused = map[string]error{}
+					}
+					refused[r.ID] = why
+				}
+			}
+		}
+	}
+	// The records that may be linked by merge criteria: those without a link. (A record whose
+	// partner is gone is the delete pass's, which may link it again under delete: keep.)
+	var loose []connector.Record
+	for _, r := range recs {
+		if refused[r.ID] != nil {
+			continue
+		}
+		if l := links[r.ID]; l == nil {
+			loose = append(loose, r)
+		}
+	}
+	unsearched, err := fr.prepareMatch(ctx, side, loose)
+	if err != nil {
+		return nil, err
+	}
+	for id, why := range unsearched {
+		if refused == nil {
+			refused = map[string]error{}
+		}
+		refused[id] = why
+	}
+	return &batchRead{links: links, partners: partners, refused: refused}, nil
+}
+
+// sortBatch sorts a batch's records: the linked ones whose partner was read pair with it; the
+// unlinked ones are linked by merge criteria (a pair), or are to be created on the other side
+// (creates, with what the scan built for them: built), or wait; the refused are dead letters
+// (in out), and a linked record whose partner is missing is left to the delete pass.
+func (fr *flowRun) sortBatch(ctx context.Context, side Side, recs []connector.Record, rd *batchRead, out *outcome) (pairs []*pair, creates []connector.Record, built []*prebuilt, err error) {
+	// built is aligned with creates.
+	prebuiltAt := func(i int) *prebuilt {
+		if i < len(fr.prebuilt) {
+			return fr.prebuilt[i]
+		}
+		return nil
+	}
+	for i, rec := range recs {
+		read := ""
+		if i < len(fr.digests) {
+			read = fr.digests[i]
+		}
+		if why := rd.refused[rec.ID]; why != nil {
+			fr.fail(out, side, rec.ID, why)
+			continue
+		}
+		l := rd.links[rec.ID]
+		if l == nil {
+			p, create, err := fr.unlinked(ctx, side, rec, out)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if p != nil {
+				p.read = read
+				pairs = append(pairs, p)
+			}
+			if create {
+				creates, built = append(creates, rec), append(built, prebuiltAt(i))
+			}
+			continue
+		}
+		if fr.done(l) {
+			continue
+		}
+		partner, ok := rd.partners[partnerOf(l, side)]
+		if !ok {
+			// The partner is gone, or the system did not return it. Whatever the delete
+			// policy, the delete pass decides at the end of the flow run, once it knows how
+			// many went missing: a mass disappearance is a fault (deletes.go).
+			fr.vanish(l, side)
+			continue
+		}
+		p := &pair{link: l, side: side, read: read}
+		if side == Source {
+			p.src, p.tgt = rec, partner
+		} else {
+			p.src, p.tgt = partner, rec
+		}
+		pairs = append(pairs, p)
+	}
+	return pairs, creates, built, nil
+}
+
 // done reports whether this run has merged the pair of link l already: the link was saved by
 // this run, or one of its records failed or waited in this run (or, in a dry run, the pair was
 // planned). A pair that an earlier pass found unchanged is merged again, at the cost of
@@ -204,14 +233,14 @@ func (fr *flowRun) done(l *state.Link) bool {
 	if fr.r.Opts.DryRun {
 		return fr.dryProcessed[l.SourceID]
 	}
-	return l.MergedIn == fr.runID || fr.failedNow[state.Source+"\x00"+l.SourceID] || fr.failedNow[state.Target+"\x00"+l.TargetID]
+	return l.MergedIn == fr.runID || fr.failedNow[Key{Source, l.SourceID}] || fr.failedNow[Key{Target, l.TargetID}]
 }
 
 // readBefore reports whether the source pass of this run has probably read the source record
 // of a pair the target pass merges, so that an unchanged pair is counted once. It errs towards
 // counting: it decides only a statistic, never what is merged.
 func (fr *flowRun) readBefore(p *pair) bool {
-	if p.side != state.Target || fr.srcPass == nil {
+	if p.side != Target || fr.srcPass == nil {
 		return false
 	}
 	if fr.srcPass.whole {
@@ -222,32 +251,32 @@ func (fr *flowRun) readBefore(p *pair) bool {
 	return ok && later
 }
 
-func partnerOf(l *state.Link, side string) string {
-	if side == state.Source {
+func partnerOf(l *state.Link, side Side) string {
+	if side == Source {
 		return l.TargetID
 	}
 	return l.SourceID
 }
 
-func idOn(p *pair, side string) string {
-	if side == state.Source {
+func idOn(p *pair, side Side) string {
+	if side == Source {
 		return p.src.ID
 	}
 	return p.tgt.ID
 }
 
 // fail records a record's failure: a dead letter, or a wait for a reference.
-func (fr *flowRun) fail(out *outcome, side, id string, err error) {
-	fr.failedNow[side+"\x00"+id] = true
+func (fr *flowRun) fail(out *outcome, side Side, id string, err error) {
+	fr.failedNow[Key{side, id}] = true
 	if mapping.IsWaiting(err) {
 		fr.stats.Waiting++
 		out.waiting = append(out.waiting, failure{side, id, err.Error()})
-		fr.change(Change{Action: "wait", Side: side, RecordID: id, Reason: err.Error()})
+		fr.change(Change{Action: "wait", Side: string(side), RecordID: id, Reason: err.Error()})
 		return
 	}
 	fr.stats.Failed++
 	out.dead = append(out.dead, failure{side, id, err.Error()})
-	fr.change(Change{Action: "fail", Side: side, RecordID: id, Reason: err.Error()})
+	fr.change(Change{Action: "fail", Side: string(side), RecordID: id, Reason: err.Error()})
 }
 
 func (fr *flowRun) change(c Change) {
@@ -260,8 +289,8 @@ func (fr *flowRun) change(c Change) {
 // unlinked handles a record without a link: it links it with a record of the other side that
 // matches a merge criterion (returning the pair to merge), or asks for its creation on the
 // other side, or leaves it waiting.
-func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Record, out *outcome) (*pair, bool, error) {
-	if side == state.Source {
+func (fr *flowRun) unlinked(ctx context.Context, side Side, rec connector.Record, out *outcome) (*pair, bool, error) {
+	if side == Source {
 		ok, err := fr.f.Filter(rec.Data)
 		if err != nil {
 			fr.fail(out, side, rec.ID, err)
@@ -271,7 +300,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			return nil, false, nil
 		}
 	}
-	if fr.dryLinked[side+"\x00"+rec.ID] || fr.detached[side+"\x00"+rec.ID] {
+	if fr.dryLinked[Key{side, rec.ID}] || fr.detached[Key{side, rec.ID}] {
 		return nil, false, nil
 	}
 	if len(fr.f.Merge) > 0 {
@@ -284,7 +313,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			if amb.shared != "" {
 				// The record that this one matches also matches others: that record is the
 				// dead letter, retried every run; this one is linked when it is resolved.
-				fr.change(Change{Action: "wait", Side: side, RecordID: rec.ID, Reason: err.Error()})
+				fr.change(Change{Action: "wait", Side: string(side), RecordID: rec.ID, Reason: err.Error()})
 				return nil, false, nil
 			}
 			fr.fail(out, side, rec.ID, err)
@@ -293,7 +322,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 		if match != nil {
 			l := &state.Link{Flow: fr.f.ID(), Base: map[string]state.Base{}, LinkedIn: fr.runID}
 			p := &pair{link: l, side: side, isNew: true}
-			if side == state.Source {
+			if side == Source {
 				p.src, p.tgt = rec, *match
 			} else {
 				p.src, p.tgt = *match, rec
@@ -301,36 +330,19 @@ func (fr *flowRun) unlinked(ctx context.Context, side string, rec connector.Reco
 			l.SourceID, l.TargetID = p.src.ID, p.tgt.ID
 			fr.stats.Merged++
 			if fr.r.Opts.DryRun {
-				fr.dryLinked[state.Source+"\x00"+l.SourceID] = true
-				fr.dryLinked[state.Target+"\x00"+l.TargetID] = true
+				fr.dryLinked[Key{Source, l.SourceID}] = true
+				fr.dryLinked[Key{Target, l.TargetID}] = true
 			}
-			fr.change(Change{Action: "link", Side: side, RecordID: rec.ID, FromID: partnerOf(l, side), Reason: "merge criteria match"})
+			fr.change(Change{Action: "link", Side: string(side), RecordID: rec.ID, FromID: partnerOf(l, side), Reason: "merge criteria match"})
 			return p, false, nil
 		}
 	}
-	policy, other := fr.f.CreateTarget, fr.tgtEntity
-	if side == state.Target {
-		policy, other = fr.f.CreateSource, fr.srcEntity
-	}
-	switch policy {
-	case config.CreateAlways:
-		return nil, true, nil
-	case config.CreateNever:
-		// A source record waits for its partner (semantics §3.1, docs/semantics.md). A target record that nothing
-		// matches is not synced by this flow unless it may be created in the source: it is
-		// linked when a source record matching it appears, so it is not kept as waiting
-		// (a shop's many products that the CRM lacks would be re-read on every run).
-		if side == state.Target {
-			return nil, false, nil
-		}
+	create, wait := fr.plan.unmatched(side)
+	if wait != "" {
 		fr.stats.Waiting++
-		reason := fmt.Sprintf("no %s to link with; the flow never creates one", other)
-		if len(fr.f.Merge) > 0 {
-			reason = fmt.Sprintf("no %s matches the merge criteria; the flow never creates one", other)
-		}
-		out.waiting = append(out.waiting, failure{side, rec.ID, reason})
+		out.waiting = append(out.waiting, failure{side, rec.ID, wait})
 	}
-	return nil, false, nil
+	return nil, create, nil
 }
 
 // unlinkedReason marks, among the waiting records, a record whose partner was deleted under
@@ -343,16 +355,16 @@ const unlinkedReason = "unlinked: its partner was deleted (delete: unlink)"
 //
 // The link is removed at once (not with the batch), so that the survivor can be linked or
 // created again in the same batch without the removal undoing the new link.
-func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, survivorID string) error {
+func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide Side, survivorID string) error {
 	fr.stats.Unlinked++
-	fr.change(Change{Action: "unlink", Side: survivorSide, RecordID: survivorID, Reason: "its partner was deleted"})
+	fr.change(Change{Action: "unlink", Side: string(survivorSide), RecordID: survivorID, Reason: "its partner was deleted"})
 	if fr.r.Opts.DryRun {
 		return nil
 	}
 	reason := "its partner was deleted; it is synced again per the flow's create policy (delete: keep)"
-	if fr.f.Delete == "unlink" {
+	if fr.f.Delete == mapping.DeleteUnlink {
 		reason = unlinkedReason
-		fr.detached[survivorSide+"\x00"+survivorID] = true
+		fr.detached[Key{survivorSide, survivorID}] = true
 	}
 	return fr.commit(ctx, func(tx state.Tx) error {
 		if err := tx.DeleteLink(fr.f.ID(), l.SourceID); err != nil {
@@ -362,14 +374,15 @@ func (fr *flowRun) dropLink(ctx context.Context, l *state.Link, survivorSide, su
 			return nil
 		}
 		// Kept as waiting until it is linked again, even if the run stops before that.
-		return tx.PutWaiting(fr.f.ID(), survivorSide, survivorID, reason)
+		return tx.PutWaiting(fr.f.ID(), string(survivorSide), survivorID, reason)
 	})
 }
 
-// merge decides, property by property, what to write to each side of a pair.
+// merge plans the writes of a pair (planner.merge, plan.go) and counts what it decided. A
+// pair neither of whose records changed since its link was saved is not planned at all.
 func (fr *flowRun) merge(p *pair) error {
 	l := p.link
-	if !p.isNew && !fr.resync && l.SourceHash == fr.digestOf(p, state.Source) && l.TargetHash == fr.digestOf(p, state.Target) {
+	if !p.isNew && !fr.resync && l.SourceHash == fr.digestOf(p, Source) && l.TargetHash == fr.digestOf(p, Target) {
 		if !fr.readBefore(p) {
 			fr.stats.Unchanged++
 		}
@@ -380,156 +393,17 @@ func (fr *flowRun) merge(p *pair) error {
 	if err != nil {
 		return err
 	}
-	desiredTgt := mapping.Clone(p.tgt.Data).(map[string]any)
-	desiredSrc := mapping.Clone(p.src.Data).(map[string]any)
-	changedTgt, changedSrc, conflicts := false, false, 0
-	// Properties that flow to the target are decided first; those that only flow back are
-	// computed from the target as it will be after this merge's writes, so that a value
-	// derived from a target property (availability from quantity) follows that property.
-	ordered := make([]*mapping.Property, 0, len(fr.f.Properties))
-	for _, prop := range fr.f.Properties {
-		if prop.ToTargetSide() {
-			ordered = append(ordered, prop)
-		}
+	m, err := fr.plan.merge(p.src, p.tgt, bases)
+	for _, c := range m.changes {
+		fr.change(c)
 	}
-	for _, prop := range fr.f.Properties {
-		if !prop.ToTargetSide() {
-			ordered = append(ordered, prop)
-		}
+	if err != nil {
+		return err
 	}
-	p.seen = make(map[string]state.Base, len(ordered))
-	for _, prop := range ordered {
-		base, hasBase := bases[prop.Key()]
-		var S any
-		var err error
-		if prop.ToTargetSide() {
-			if S, err = prop.TargetValue(p.src.Data, fr.refs); err != nil {
-				return err
-			}
-		}
-		tgtNow := p.tgt.Data
-		if !prop.ToTargetSide() {
-			tgtNow = desiredTgt
-		}
-		T := prop.View(tgtNow)
-		sC, tC := mapping.Canonical(S), mapping.Canonical(T)
-		seen := state.Base{T: tC}
-		var srcNow []byte // a to-source property's value in the source, against its base
-		if prop.ToTargetSide() {
-			seen.S = sC
-		} else if len(prop.Elements) == 0 {
-			srcNow = mapping.Canonical(prop.SourceView(p.src.Data))
-			seen.S = srcNow
-		}
-		p.seen[prop.Key()] = seen
-		if prop.ToTargetSide() && string(sC) == string(tC) {
-			continue // in sync
-		}
-		first := !hasBase
-		srcChanged := prop.ToTargetSide() && (first || string(sC) != string(base.S))
-		tgtChanged := prop.ToSourceSide() && (first || string(tC) != string(base.T))
-		if !first && len(prop.Elements) > 0 && prop.ToTargetSide() && (srcChanged || tgtChanged) {
-			// A list is merged element by element (lists.go), whichever side changed it.
-			if lm, ok := fr.mergeElements(p, prop, base, S, T, srcChanged, tgtChanged); ok {
-				ct, cs, err := fr.applyList(p, prop, lm, desiredTgt, desiredSrc, tC)
-				if err != nil {
-					return err
-				}
-				changedTgt, changedSrc = changedTgt || ct, changedSrc || cs
-				conflicts += lm.conflicts
-				continue
-			}
-		}
-		toTarget, toSource := false, false
-		switch {
-		case prop.ToTargetSide() && !prop.ToSourceSide() && !first && string(tC) != string(base.T):
-			// The target edited a property that flows to it only: the source's value wins
-			// back (a value the target reformatted on write is its base, not an edit).
-			toTarget = true
-		case srcNow != nil && !tgtChanged && base.S != nil && string(srcNow) != string(base.S):
-			// The same for the source's edit of a property that flows to it only.
-			toSource = true
-		case !srcChanged && !tgtChanged:
-		case srcChanged && !tgtChanged:
-			toTarget = true
-		case tgtChanged && !srcChanged:
-			toSource = true
-		case first && prop.ToTargetSide() && prop.ToSourceSide() && mapping.Empty(T) != mapping.Empty(S):
-			// At first merge a value beats an empty one.
-			toTarget = mapping.Empty(T)
-			toSource = !toTarget
-		default:
-			conflicts++
-			toTarget = fr.sourceWins(p)
-			toSource = !toTarget
-		}
-		if toTarget {
-			prop.ApplyTarget(desiredTgt, S)
-			changedTgt = true
-			fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target, Old: string(tC), New: string(sC)})
-		}
-		if toSource {
-			v, err := prop.SourceValue(desiredTgt, fr.refs)
-			if err != nil {
-				return err
-			}
-			old := mapping.Canonical(prop.SourceView(p.src.Data))
-			if string(old) == string(mapping.Canonical(v)) {
-				continue // the source already holds it
-			}
-			prop.ApplySource(desiredSrc, v)
-			changedSrc = true
-			fr.change(Change{Action: "update", Side: state.Source, RecordID: p.src.ID, Property: prop.Source,
-				Old: string(old), New: string(mapping.Canonical(v))})
-		}
-	}
-	if changedTgt {
-		p.tgtPatch = patch(p.tgt.Data, desiredTgt)
-	}
-	if changedSrc {
-		p.srcPatch = patch(p.src.Data, desiredSrc)
-	}
-	p.conflicts = conflicts
-	fr.stats.Conflicts += conflicts
+	p.srcPatch, p.tgtPatch, p.seen, p.hints, p.conflicts = m.srcPatch, m.tgtPatch, m.seen, m.hints, m.conflicts
+	fr.stats.Conflicts += m.conflicts
 	if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && !p.isNew && !fr.readBefore(p) {
 		fr.stats.Unchanged++
 	}
 	return nil
-}
-
-// sourceWins applies the conflict policy to a property both sides changed.
-func (fr *flowRun) sourceWins(p *pair) bool {
-	switch fr.f.Conflict {
-	case "source":
-		return true
-	case "target":
-		return false
-	}
-	// newest: by the records' last-modified values; ties and unknowns go to the source.
-	if fr.srcUpdated == "" || fr.tgtUpdated == "" {
-		return true
-	}
-	s := mapping.IDString(mapping.Get(p.src.Data, fr.srcUpdated))
-	t := mapping.IDString(mapping.Get(p.tgt.Data, fr.tgtUpdated))
-	later, ok := laterOrSame(s, t)
-	return !ok || later
-}
-
-// patch lists the top-level properties of desired that differ from current.
-func patch(current, desired map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range desired {
-		if string(mapping.Canonical(v)) != string(mapping.Canonical(current[k])) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// laterOrSame reports whether the stamp a is at or after b, by the one comparison of stamps
-// (engine/stamp) that the connectors' since filters use; ok is false when they cannot be
-// compared (either is not a stamp, or one is a time and the other a number).
-func laterOrSame(a, b string) (later, ok bool) {
-	c, err := stamp.Compare(a, b)
-	return c >= 0, err == nil
 }

@@ -127,9 +127,62 @@ func (c *crashConn) Delete(ctx context.Context, entity string, ids []string) ([]
 	return c.Conn.Delete(ctx, entity, ids)
 }
 
+// Capabilities are the connection's, so that the matrix runs production's paths (read-ahead
+// scans, prebuilt creates, large batches, counts), with every call of its optional abilities
+// a crash point too.
+func (c *crashConn) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	if caps.Finder != nil {
+		caps.Finder = crashFinder{c}
+	}
+	if caps.Counter != nil {
+		caps.Counter = crashCounter{c}
+	}
+	if caps.DeleteCounter != nil {
+		caps.DeleteCounter = crashDeleteCounter{c}
+	}
+	return caps
+}
+
+// crashFinder, crashCounter and crashDeleteCounter put a crash point before the calls of the
+// connection's optional abilities.
+type (
+	crashFinder        struct{ c *crashConn }
+	crashCounter       struct{ c *crashConn }
+	crashDeleteCounter struct{ c *crashConn }
+)
+
+func (f crashFinder) Find(ctx context.Context, entity string, paths []string, keys [][]string) ([]connector.Record, error) {
+	if ok, _ := f.c.p.reach(f.c.side+" find", 0); !ok {
+		return nil, errCrashed
+	}
+	return f.c.Conn.Capabilities().Finder.Find(ctx, entity, paths, keys)
+}
+
+func (n crashCounter) Count(ctx context.Context, entity string) (int, error) {
+	if ok, _ := n.c.p.reach(n.c.side+" count", 0); !ok {
+		return 0, errCrashed
+	}
+	return n.c.Conn.Capabilities().Counter.Count(ctx, entity)
+}
+
+func (n crashDeleteCounter) Deletions(ctx context.Context, entity string) (int64, bool, error) {
+	if ok, _ := n.c.p.reach(n.c.side+" deletions", 0); !ok {
+		return 0, false, errCrashed
+	}
+	return n.c.Conn.Capabilities().DeleteCounter.Deletions(ctx, entity)
+}
+
 type crashStore struct {
 	state.Store
 	p *crashPoint
+}
+
+// Overlaps forwards the store's state.Overlapping, so that links are committed on a second
+// goroutine as in production.
+func (s *crashStore) Overlaps() bool {
+	o, ok := s.Store.(state.Overlapping)
+	return ok && o.Overlaps()
 }
 
 func (s *crashStore) Begin(ctx context.Context) (state.Tx, error) {
@@ -355,6 +408,7 @@ type crashScenario struct {
 	prepare func(w *crashWorld)
 	change  func(w *crashWorld)
 	want    []string
+	flat    bool // the flow without its list (a pure flow: the scan builds the creates ahead)
 }
 
 func crashScenarios() []crashScenario {
@@ -376,16 +430,18 @@ func crashScenarios() []crashScenario {
 	plain := []string{"C1|item 1|1", "C2|item 2|2", "C3|item 3|3"}
 	edited := []string{"C1|edited 1|11", "C2|edited 2|12", "C3|edited 3|13"}
 	return []crashScenario{
-		{"create to target", nothing, seedSource, plain},
-		{"create to source", nothing, seedTarget, plain},
+		{"create to target", nothing, seedSource, plain, false},
+		{"create to source", nothing, seedTarget, plain, false},
 		{"update to target", synced, func(w *crashWorld) {
 			w.exec("shop.db", "UPDATE items SET name = 'edited ' || substr(code, 2), qty = qty + 10")
-		}, edited},
+		}, edited, false},
 		{"update to source", synced, func(w *crashWorld) {
 			w.exec("store.db", "UPDATE things SET title = 'edited ' || substr(sku, 2), amount = CAST(amount + 10 AS TEXT)")
-		}, edited},
-		{"delete to target", synced, func(w *crashWorld) { w.exec("shop.db", "DELETE FROM items") }, nil},
-		{"delete to source", synced, func(w *crashWorld) { w.exec("store.db", "DELETE FROM things") }, nil},
+		}, edited, false},
+		{"delete to target", synced, func(w *crashWorld) { w.exec("shop.db", "DELETE FROM items") }, nil, false},
+		{"delete to source", synced, func(w *crashWorld) { w.exec("store.db", "DELETE FROM things") }, nil, false},
+		{"create to target of a pure flow", nothing, seedSource, plain, true},
+		{"create to source of a pure flow", nothing, seedTarget, plain, true},
 	}
 }
 
@@ -418,9 +474,12 @@ func copyDir(t *testing.T, from, to string) {
 }
 
 func TestCrashMatrix(t *testing.T) {
-	proj := modelProject(t, "propagate")
 	root := modelTempDir(t)
 	for si, sc := range crashScenarios() {
+		proj := modelProject(t, "propagate")
+		if sc.flat {
+			proj = modelProject(t, "flat")
+		}
 		t.Run(strings.ReplaceAll(sc.name, " ", "-"), func(t *testing.T) {
 			// The checkpoint: prepared, changed, not yet synced.
 			base := filepath.Join(root, fmt.Sprint(si), "base")
@@ -528,7 +587,7 @@ func TestCrashMatrix(t *testing.T) {
 // recovery.
 func crashBoundaries(scenario string) []string {
 	side := "target"
-	if strings.HasSuffix(scenario, "source") {
+	if strings.Contains(scenario, " to source") {
 		side = "source"
 	}
 	verb := strings.Fields(scenario)[0]

@@ -43,33 +43,32 @@ import (
 // half-way never leaves counts that a later run would trust.
 type deleteCheck struct {
 	stored   state.Counts
-	ok       bool            // counts were stored
-	now      map[string]int  // records per side when the flow run began; absent: not counted
-	links    int             // the flow's links when the run began (for whole reads)
-	hadLinks bool            // the flow had a link when the run began: else nothing to check
-	whole    map[string]bool // the sides the pass reads whole
-	linked   map[string]int  // per side: records read with a link from before the run
-	unlinked map[string]int  // per side: records read without one (u)
-	full     bool            // the check read every link
-	left     bool            // the check left work undone (a failed delete)
+	ok       bool          // counts were stored
+	now      map[Side]int  // records per side when the flow run began; absent: not counted
+	links    int           // the flow's links when the run began (for whole reads)
+	hadLinks bool          // the flow had a link when the run began: else nothing to check
+	whole    map[Side]bool // the sides the pass reads whole
+	linked   map[Side]int  // per side: records read with a link from before the run
+	unlinked map[Side]int  // per side: records read without one (u)
+	full     bool          // the check read every link
+	left     bool          // the check left work undone (a failed delete)
 	// deletions holds, per side whose system counts deletions, its number when the run
 	// began; proven the sides where it equals the stored one (no record deleted since).
-	deletions map[string]int64
-	proven    map[string]bool
+	deletions map[Side]int64
+	proven    map[Side]bool
 }
 
 // counter returns the connection of side when it counts records, else nil.
-func (fr *flowRun) counter(side string) connector.Counter {
+func (fr *flowRun) counter(side Side) connector.Counter {
 	conn, _ := fr.on(side)
-	c, _ := conn.(connector.Counter)
-	return c
+	return conn.Capabilities().Counter
 }
 
 // beginDeleteCheck takes what the delete check compares, before the flow run writes anything,
 // and clears the stored counts.
 func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
-	dc := &deleteCheck{now: map[string]int{}, whole: map[string]bool{}, linked: map[string]int{}, unlinked: map[string]int{},
-		deletions: map[string]int64{}, proven: map[string]bool{}}
+	dc := &deleteCheck{now: map[Side]int{}, whole: map[Side]bool{}, linked: map[Side]int{}, unlinked: map[Side]int{},
+		deletions: map[Side]int64{}, proven: map[Side]bool{}}
 	var err error
 	if dc.stored, dc.ok, err = fr.r.State.Counts(ctx, fr.f.ID()); err != nil {
 		return nil, err
@@ -78,13 +77,13 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 		return nil, err
 	}
 	anyWhole := false
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		if !fr.writes(other(side)) {
 			continue // not read
 		}
 		wm := ""
 		if fr.updatedOf(side) != "" {
-			if wm, err = fr.r.State.Watermark(ctx, fr.f.ID(), side); err != nil {
+			if wm, err = fr.r.State.Watermark(ctx, fr.f.ID(), string(side)); err != nil {
 				return nil, err
 			}
 		}
@@ -96,16 +95,16 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 			return nil, err
 		}
 	}
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		conn, entity := fr.on(side)
-		if dcs, ok := conn.(connector.DeleteCounter); ok {
+		if dcs := conn.Capabilities().DeleteCounter; dcs != nil {
 			n, counting, err := dcs.Deletions(ctx, entity)
 			if err != nil {
 				return nil, err
 			}
 			if counting {
 				dc.deletions[side] = n
-				_, stored := dc.stored.Side(side)
+				_, stored := dc.stored.Side(string(side))
 				dc.proven[side] = dc.ok && stored >= 0 && stored == n
 			}
 		}
@@ -132,7 +131,7 @@ func (fr *flowRun) beginDeleteCheck(ctx context.Context) (*deleteCheck, error) {
 // there can match by merge criteria but those this run created, which are linked, and the side
 // is not searched. (A record someone else creates there while the run goes on is not seen
 // before the next run; with a search, the window is a batch instead of the run.)
-func (fr *flowRun) emptyAtStart(side string) bool {
+func (fr *flowRun) emptyAtStart(side Side) bool {
 	if fr.check == nil {
 		return false
 	}
@@ -141,7 +140,7 @@ func (fr *flowRun) emptyAtStart(side string) bool {
 }
 
 // tally counts the records a pass read (links: their links as the batch found them).
-func (fr *flowRun) tally(side string, recs []connector.Record, links map[string]*state.Link) {
+func (fr *flowRun) tally(side Side, recs []connector.Record, links map[string]*state.Link) {
 	dc := fr.check
 	if dc == nil || fr.scanning != side {
 		return
@@ -153,7 +152,7 @@ func (fr *flowRun) tally(side string, recs []connector.Record, links map[string]
 			dc.unlinked[side]++
 		case fr.runID == 0 || l.LinkedIn != fr.runID:
 			dc.linked[side]++
-		case l.Made == side:
+		case l.Made == string(side):
 			// created by this run, after the counts were taken
 		default:
 			dc.unlinked[side]++ // linked by this run: it had no link when the run began
@@ -166,7 +165,7 @@ func (fr *flowRun) needed(dc *deleteCheck) bool {
 	if !dc.ok || dc.stored.Skipped+1 >= fr.r.Opts.DeleteCheckEvery {
 		return true
 	}
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		if dc.whole[side] {
 			if dc.linked[side] != dc.links {
 				return true
@@ -177,7 +176,7 @@ func (fr *flowRun) needed(dc *deleteCheck) bool {
 			continue
 		}
 		n, counted := dc.now[side]
-		before, _ := dc.stored.Side(side)
+		before, _ := dc.stored.Side(string(side))
 		if !counted || before < 0 || int64(n)-before != int64(dc.unlinked[side]) {
 			return true
 		}
@@ -194,13 +193,13 @@ func (fr *flowRun) endDeleteCheck(ctx context.Context, dc *deleteCheck) error {
 	if !dc.full {
 		c.Skipped = dc.stored.Skipped + 1
 	}
-	created := map[string]int{state.Source: fr.stats.CreatedSource, state.Target: fr.stats.CreatedTarget}
-	for _, side := range []string{state.Source, state.Target} {
+	created := map[Side]int{Source: fr.stats.CreatedSource, Target: fr.stats.CreatedTarget}
+	for _, side := range []Side{Source, Target} {
 		deletions, ok := dc.deletions[side]
 		if !ok {
 			deletions = -1
 		}
-		c.SetSide(side, -1, deletions)
+		c.SetSide(string(side), -1, deletions)
 		counter := fr.counter(side)
 		if counter == nil || dc.proven[side] {
 			continue // a proven side is not counted: its number of deletions is the proof
@@ -220,7 +219,7 @@ func (fr *flowRun) endDeleteCheck(ctx context.Context, dc *deleteCheck) error {
 				return err
 			}
 		}
-		c.SetSide(side, int64(n), deletions)
+		c.SetSide(string(side), int64(n), deletions)
 	}
 	return fr.commit(ctx, func(tx state.Tx) error { return tx.SetCounts(fr.f.ID(), c) })
 }

@@ -6,17 +6,18 @@ import (
 	"math"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
 // gone is a link one of whose records is missing.
 type gone struct {
 	link     *state.Link
-	survivor string // the side whose record still exists, "" when both are gone
+	survivor Side // the side whose record still exists, "" when both are gone
 }
 
 // vanish notes a link whose record on the other side of side a pass did not find.
-func (fr *flowRun) vanish(l *state.Link, survivorSide string) {
+func (fr *flowRun) vanish(l *state.Link, survivorSide Side) {
 	if fr.vanishedSeen == nil {
 		fr.vanishedSeen = map[string]bool{}
 	}
@@ -47,6 +48,59 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	if inPlan == nil {
 		inPlan = map[string]bool{}
 	}
+	plan, total, err := fr.findGone(ctx, scan, plan, inPlan)
+	if err != nil {
+		return err
+	}
+	fr.vanished, fr.vanishedSeen = nil, nil
+	if len(plan) == 0 {
+		return nil
+	}
+	if err := fr.breaker(ctx, plan, total); err != nil {
+		return err
+	}
+	out := &outcome{}
+	survivors := map[Side][]string{}
+	doomed := map[Side][]*state.Link{} // side → the links whose record there is deleted
+	for _, g := range plan {
+		// A delete propagates only in a direction the flow syncs: a to-target flow never
+		// deletes in its source.
+		if fr.f.Delete == mapping.DeletePropagate && g.survivor != "" && fr.writes(g.survivor) {
+			doomed[g.survivor] = append(doomed[g.survivor], g.link)
+			continue
+		}
+		survivorID := ""
+		switch g.survivor {
+		case Source:
+			survivorID = g.link.SourceID
+		case Target:
+			survivorID = g.link.TargetID
+		}
+		if err := fr.dropLink(ctx, g.link, g.survivor, survivorID); err != nil {
+			return err
+		}
+		if g.survivor != "" {
+			survivors[g.survivor] = append(survivors[g.survivor], survivorID)
+		}
+	}
+	for _, side := range []Side{Source, Target} {
+		fr.deleteLinked(ctx, side, doomed[side], out)
+	}
+	if err := fr.save(ctx, out); err != nil {
+		return err
+	}
+	// Survivors of delete: keep are synced again now, not on the next run: a run after which
+	// something is left to do would look settled to --until-stable.
+	if fr.f.Delete != mapping.DeleteKeep || fr.r.Opts.DryRun {
+		return nil
+	}
+	return fr.syncSurvivors(ctx, survivors)
+}
+
+// findGone returns plan (the links whose record the passes did not find) with, when scan is
+// set, every other link of the flow whose record is missing on a side (inPlan: the source ids
+// of the links already in plan), and the number of the flow's links.
+func (fr *flowRun) findGone(ctx context.Context, scan bool, plan []gone, inPlan map[string]bool) ([]gone, int, error) {
 	total := 0
 	if scan {
 		err := fr.r.State.ScanLinks(ctx, fr.f.ID(), func(links []*state.Link) error {
@@ -76,67 +130,25 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 				switch {
 				case hasSrc && hasTgt:
 				case hasSrc:
-					plan = append(plan, gone{l, state.Source})
+					plan = append(plan, gone{l, Source})
 				case hasTgt:
-					plan = append(plan, gone{l, state.Target})
+					plan = append(plan, gone{l, Target})
 				default:
 					plan = append(plan, gone{l, ""})
 				}
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if total, err = fr.r.State.CountLinks(ctx, fr.f.ID()); err != nil {
-			return err
-		}
+		return plan, total, err
 	}
-	fr.vanished, fr.vanishedSeen = nil, nil
-	if len(plan) == 0 {
-		return nil
-	}
-	if err := fr.breaker(ctx, plan, total); err != nil {
-		return err
-	}
-	out := &outcome{}
-	survivors := map[string][]string{}
-	doomed := map[string][]*state.Link{} // side → the links whose record there is deleted
-	for _, g := range plan {
-		// A delete propagates only in a direction the flow syncs: a to-target flow never
-		// deletes in its source.
-		if fr.f.Delete == "propagate" && g.survivor != "" && fr.writes(g.survivor) {
-			doomed[g.survivor] = append(doomed[g.survivor], g.link)
-			continue
-		}
-		survivorID := ""
-		switch g.survivor {
-		case state.Source:
-			survivorID = g.link.SourceID
-		case state.Target:
-			survivorID = g.link.TargetID
-		}
-		if err := fr.dropLink(ctx, g.link, g.survivor, survivorID); err != nil {
-			return err
-		}
-		if g.survivor != "" {
-			survivors[g.survivor] = append(survivors[g.survivor], survivorID)
-		}
-	}
-	for _, side := range []string{state.Source, state.Target} {
-		fr.deleteLinked(ctx, side, doomed[side], out)
-	}
-	if err := fr.save(ctx, out); err != nil {
-		return err
-	}
-	// Survivors of delete: keep are synced again now, not on the next run: a run after which
-	// something is left to do would look settled to --until-stable.
-	if fr.f.Delete != "keep" || fr.r.Opts.DryRun {
-		return nil
-	}
-	for _, side := range []string{state.Source, state.Target} {
+	total, err := fr.r.State.CountLinks(ctx, fr.f.ID())
+	return plan, total, err
+}
+
+// syncSurvivors merges, links or creates again the records of each side whose partner was
+// deleted under delete: keep (survivors, by side).
+func (fr *flowRun) syncSurvivors(ctx context.Context, survivors map[Side][]string) error {
+	for _, side := range []Side{Source, Target} {
 		ids := survivors[side]
 		if len(ids) == 0 {
 			continue
@@ -159,6 +171,39 @@ func (fr *flowRun) deletePass(ctx context.Context, scan bool) error {
 	return nil
 }
 
+// deleteHold is the circuit breaker's decision on the links whose record went missing: held
+// says that on side, the side with more missing, missing records (leaving out the links of
+// approved changes) are more than limit, the share of the flow's links a run may change.
+type deleteHold struct {
+	side           Side
+	missing, limit int
+	held           bool
+}
+
+// holdDeletes decides the breaker from the vanished links (plan), the flow's number of links
+// (total), Options.MaxDeleteShare (share) and the source ids of the links of approved changes.
+// At least one record may go, whatever the share.
+func holdDeletes(plan []gone, total int, share float64, approved map[string]bool) deleteHold {
+	missing := map[Side]int{}
+	for _, g := range plan {
+		if approved[g.link.SourceID] {
+			continue
+		}
+		for _, side := range []Side{Source, Target} {
+			if g.survivor != side {
+				missing[side]++
+			}
+		}
+	}
+	h := deleteHold{side: Source, limit: max(1, int(math.Floor(share*float64(total))))}
+	if missing[Target] > missing[Source] {
+		h.side = Target
+	}
+	h.missing = missing[h.side]
+	h.held = h.missing > h.limit
+	return h
+}
+
 // breaker refuses a plan in which more than Options.MaxDeleteShare of the flow's total links
 // have their record on one side missing, leaving out the links of an approved pending change:
 // it records the plan as pending and returns an error wrapping ErrBreaker.
@@ -176,44 +221,29 @@ func (fr *flowRun) breaker(ctx context.Context, plan []gone, total int) error {
 			approved[l.SourceID] = true
 		}
 	}
-	missing := map[string]int{}
-	for _, g := range plan {
-		if approved[g.link.SourceID] {
-			continue
-		}
-		for _, side := range []string{state.Source, state.Target} {
-			if g.survivor != side {
-				missing[side]++
-			}
-		}
-	}
-	limit := max(1, int(math.Floor(fr.r.Opts.MaxDeleteShare*float64(total))))
-	side := state.Source
-	if missing[state.Target] > missing[state.Source] {
-		side = state.Target
-	}
-	if missing[side] <= limit {
+	hold := holdDeletes(plan, total, fr.r.Opts.MaxDeleteShare, approved)
+	if !hold.held {
 		return nil
 	}
 	sys, entity := fr.f.Dataflow.Source, fr.srcEntity
-	if side == state.Target {
+	if hold.side == Target {
 		sys, entity = fr.f.Dataflow.Target, fr.tgtEntity
 	}
 	what := fmt.Sprintf("%d of %d linked records of %s (%s) are missing, more than the limit of %d (%.0f%%)",
-		missing[side], total, sys.Name(), entity, limit, fr.r.Opts.MaxDeleteShare*100)
+		hold.missing, total, sys.Name(), entity, hold.limit, fr.r.Opts.MaxDeleteShare*100)
 	if fr.r.Opts.DryRun {
 		return fmt.Errorf("%w: %s; a run would unlink, delete or create nothing, and ask for approval", ErrBreaker, what)
 	}
 	p := &state.Pending{Flow: fr.f.ID(), Created: fr.r.Opts.Now().UTC(), Summary: fmt.Sprintf("%s; delete: %s", what, fr.f.Delete)}
 	for _, g := range plan {
-		missingSide := ""
+		missingSide := Side("")
 		switch g.survivor {
-		case state.Source:
-			missingSide = state.Target
-		case state.Target:
-			missingSide = state.Source
+		case Source:
+			missingSide = Target
+		case Target:
+			missingSide = Source
 		}
-		p.Links = append(p.Links, state.PendingLink{SourceID: g.link.SourceID, TargetID: g.link.TargetID, Missing: missingSide})
+		p.Links = append(p.Links, state.PendingLink{SourceID: g.link.SourceID, TargetID: g.link.TargetID, Missing: string(missingSide)})
 	}
 	var id int64
 	if err := fr.commit(ctx, func(tx state.Tx) (err error) {
@@ -253,17 +283,17 @@ func (fr *flowRun) dropApprovals(ctx context.Context) error {
 // deleteLinked deletes the records of side that links point at, in batches, and unlinks
 // those deleted. A record the system does not delete keeps its link: the next run checks it
 // again.
-func (fr *flowRun) deleteLinked(ctx context.Context, side string, links []*state.Link, out *outcome) {
+func (fr *flowRun) deleteLinked(ctx context.Context, side Side, links []*state.Link, out *outcome) {
 	conn, entity := fr.on(side)
 	for start := 0; start < len(links); start += fr.batchSize {
 		chunk := links[start:min(start+fr.batchSize, len(links))]
 		ids := make([]string, len(chunk))
 		for i, l := range chunk {
 			ids[i] = l.TargetID
-			if side == state.Source {
+			if side == Source {
 				ids[i] = l.SourceID
 			}
-			fr.change(Change{Action: "delete", Side: side, RecordID: ids[i]})
+			fr.change(Change{Action: "delete", Side: string(side), RecordID: ids[i]})
 		}
 		errs := make([]error, len(ids))
 		if !fr.r.Opts.DryRun {

@@ -146,12 +146,7 @@ type modelListing struct {
 func (l *modelListing) wrap(r *dsync.Runner) {
 	name := modelSideName(l.side)
 	l.inner = r.Conns[name]
-	c := &modelListConn{Conn: l.inner, l: l}
-	if _, ok := l.inner.(connector.Finder); ok {
-		r.Conns[name] = modelListFinderConn{c}
-	} else {
-		r.Conns[name] = c
-	}
+	r.Conns[name] = &modelListConn{Conn: l.inner, l: l}
 }
 
 func (l *modelListing) judge(*modelWorld, *modelSnap, *dsync.Report, error) (*dsync.Report, bool) {
@@ -232,8 +227,12 @@ type modelListConn struct {
 	l *modelListing
 }
 
+// Capabilities are the side's, but for its scan: paged here, on the run's goroutine (the
+// listing's order follows the run's writes), and a snapshot only when this run says so.
 func (c *modelListConn) Capabilities() connector.Capabilities {
-	return connector.Capabilities{Delete: true, SnapshotScan: c.l.snapshot}
+	caps := c.Conn.Capabilities()
+	caps.SnapshotScan, caps.ConcurrentScan = c.l.snapshot, false
+	return caps
 }
 
 // readAll reads what the listing holds now, in its order.
@@ -321,12 +320,6 @@ func (c *modelListConn) Update(ctx context.Context, entity string, recs []connec
 	return res, err
 }
 
-type modelListFinderConn struct{ *modelListConn }
-
-func (c modelListFinderConn) Find(ctx context.Context, entity string, paths []string, keys [][]string) ([]connector.Record, error) {
-	return c.Conn.(connector.Finder).Find(ctx, entity, paths, keys)
-}
-
 // reorderedRun runs the engine once with one side's listing reordered while paging (or, if
 // the connection declares a snapshot scan, paged from one read), then once more as usual: the
 // records the reordered run skipped must be synced by then (checkRun), those unlinked linked.
@@ -409,12 +402,7 @@ type modelEmptied struct {
 
 func (e *modelEmptied) wrap(r *dsync.Runner) {
 	name := modelSideName(e.side)
-	c := &modelEmptyConn{Conn: r.Conns[name]}
-	if _, ok := r.Conns[name].(connector.Finder); ok {
-		r.Conns[name] = modelEmptyFinderConn{c}
-	} else {
-		r.Conns[name] = c
-	}
+	r.Conns[name] = &modelEmptyConn{Conn: r.Conns[name]}
 	// The model runs without the circuit breaker (a share of 1); this run has one, so that
 	// a listing that lost every linked record trips it.
 	r.Opts.MaxDeleteShare = 0.3
@@ -480,9 +468,21 @@ func (c *modelEmptyConn) Get(context.Context, string, []string) (map[string]conn
 	return map[string]connector.Record{}, nil
 }
 
-type modelEmptyFinderConn struct{ *modelEmptyConn }
+// Capabilities: the side finds nothing either, and says nothing of its counts or deletions
+// (an expired token does not answer those as the system would); what it can do otherwise it
+// keeps, so that the run is production's.
+func (c *modelEmptyConn) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	if caps.Finder != nil {
+		caps.Finder = modelEmptyFinder{}
+	}
+	caps.Counter, caps.DeleteCounter = nil, nil
+	return caps
+}
 
-func (modelEmptyFinderConn) Find(context.Context, string, []string, [][]string) ([]connector.Record, error) {
+type modelEmptyFinder struct{}
+
+func (modelEmptyFinder) Find(context.Context, string, []string, [][]string) ([]connector.Record, error) {
 	return nil, nil
 }
 

@@ -140,7 +140,14 @@ func (c refusingConn) Find(ctx context.Context, entity string, paths []string, k
 	if bad != nil {
 		return nil, &connector.RecordError{Index: bad, Err: errors.New("400 Bad Request: invalid filter")}
 	}
-	return c.Conn.(connector.Finder).Find(ctx, entity, paths, keys)
+	return c.Conn.Capabilities().Finder.Find(ctx, entity, paths, keys)
+}
+
+// Capabilities are the connection's, with its finds going through the refusals.
+func (c refusingConn) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	caps.Finder = c
+	return caps
 }
 
 func (c refusingConn) Get(ctx context.Context, entity string, ids []string) (map[string]connector.Record, error) {

@@ -1159,6 +1159,13 @@ var errE2ELostResponse = errors.New("the response was lost")
 
 func (c *e2eKeyedConn) Idempotent(entity string) bool { return entity == c.entity }
 
+// Capabilities are the connection's, with keyed creates made by this system.
+func (c *e2eKeyedConn) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	caps.KeyedCreator = c
+	return caps
+}
+
 func (c *e2eKeyedConn) CreateKeyed(ctx context.Context, entity string, data []map[string]any, keys []string) ([]connector.Result, error) {
 	if len(keys) != len(data) {
 		c.t.Fatalf("CreateKeyed with %d records and %d keys", len(data), len(keys))
@@ -1274,11 +1281,25 @@ func (c *e2eScanCounter) Scan(ctx context.Context, entity, since string, fn func
 	return c.Conn.Scan(ctx, entity, since, fn)
 }
 
+// Capabilities are the connection's without its Finder: the engine indexes the records.
+func (c *e2eScanCounter) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	caps.Finder = nil
+	return caps
+}
+
 type e2eFinder struct{ *e2eScanCounter }
 
 func (c e2eFinder) Find(ctx context.Context, entity string, paths []string, keys [][]string) ([]connector.Record, error) {
 	*c.finds++
-	return c.Conn.(connector.Finder).Find(ctx, entity, paths, keys)
+	return c.Conn.Capabilities().Finder.Find(ctx, entity, paths, keys)
+}
+
+// Capabilities are the connection's, with its finds counted.
+func (c e2eFinder) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	caps.Finder = c
+	return caps
 }
 
 // Linking by merge criteria through connector.Finder looks up the keys of the records being
@@ -1351,7 +1372,7 @@ func TestE2EMergeFindsByKeys(t *testing.T) {
 }
 
 // e2eCountCalls counts the calls of a connection's Count and the records it is asked for by
-// id; it counts deletions as the connection does (connector.DeleteCounter).
+// id; it counts deletions as the connection does (Capabilities.DeleteCounter, forwarded).
 type e2eCountCalls struct {
 	connector.Conn
 	calls *e2eCalls
@@ -1367,11 +1388,14 @@ func (c e2eCountCalls) Get(ctx context.Context, entity string, ids []string) (ma
 
 func (c e2eCountCalls) Count(ctx context.Context, entity string) (int, error) {
 	c.calls.counts++
-	return c.Conn.(connector.Counter).Count(ctx, entity)
+	return c.Conn.Capabilities().Counter.Count(ctx, entity)
 }
 
-func (c e2eCountCalls) Deletions(ctx context.Context, entity string) (int64, bool, error) {
-	return c.Conn.(connector.DeleteCounter).Deletions(ctx, entity)
+// Capabilities are the connection's, with its counts counted.
+func (c e2eCountCalls) Capabilities() connector.Capabilities {
+	caps := c.Conn.Capabilities()
+	caps.Counter = c
+	return caps
 }
 
 // e2eCountedRun returns a function that runs p's flows with the check of every link on every

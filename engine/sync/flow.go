@@ -31,33 +31,33 @@ type flowRun struct {
 	// dryProcessed holds, in a dry run (which saves no link), the source ids of the pairs it
 	// planned, so that the target pass does not plan a pair twice.
 	dryProcessed map[string]bool
-	// failedNow holds the records that failed or waited in this run (side + "\x00" + id), so
+	// failedNow holds the records that failed or waited in this run, so
 	// that the other pass does not merge their pairs again; troubled holds the records with a
 	// waiting or dead-letter entry, the only ones whose entries a success must clear. Both grow
 	// with the failures, not with the records.
-	failedNow, troubled map[string]bool
+	failedNow, troubled map[Key]bool
 	// srcPass says what the source pass read, once it is done (see readBefore).
 	srcPass *passInfo
 	// readWhole holds the sides whose pass read every record (no watermark, or a reconcile);
 	// reconcileSet says that the flow's dataflow schedules reconciles (reconcile.go).
-	readWhole    map[string]bool
+	readWhole    map[Side]bool
 	reconcileSet bool
 	// indexes of unlinked records by merge key, built when first needed.
 	srcIndex, tgtIndex *mergeIndex
 	// batchIdx holds, while a batch is linked through Finders, the records of each side with
 	// the batch's merge keys (prepareMatch); noFinder is set once a connection could not
 	// search by the merge criteria, and the full indexes serve for the rest of the flow run.
-	batchIdx map[string]*mergeIndex
+	batchIdx map[Side]*mergeIndex
 	noFinder bool
 	// dryLinked remembers, in a dry run, the records that would have been linked or created.
-	dryLinked map[string]bool
+	dryLinked map[Key]bool
 	// detached holds the records that stay unlinked after their partner was deleted under
-	// delete: unlink (side + "\x00" + id).
-	detached map[string]bool
+	// delete: unlink.
+	detached map[Key]bool
 	// check is the run's delete check (deletecheck.go); scanning is the side whose pass is
 	// scanning, whose records it counts.
 	check    *deleteCheck
-	scanning string
+	scanning Side
 	// digests holds, while a batch from the scan is merged, the digests of its records that
 	// the scan computed (aligned with them; "" or nil where it did not); prebuilt, what the
 	// scan built for their creates (prepareCreates).
@@ -77,8 +77,8 @@ type flowRun struct {
 	overlap bool
 	// batchSize is the flow's Options.BatchSize, or its default.
 	batchSize int
-	// listKeys caches, per side and list property, the property that identifies elements.
-	listKeys map[string]string
+	// plan decides the merges of linked pairs (plan.go).
+	plan *planner
 	// vanished holds the links whose record on one side a pass did not find (its partner
 	// was read), by source id, for the delete pass; it grows with the missing records only.
 	vanished     []gone
@@ -86,7 +86,7 @@ type flowRun struct {
 	// heldMarks holds, per side, the watermark a pass would store while vanished links wait
 	// for the delete pass: the records whose partner was missing were read but not merged,
 	// and if the breaker holds the change, the next run must read them again.
-	heldMarks map[string]string
+	heldMarks map[Side]string
 	// resync says that every linked pair is merged in this run, the digests of unchanged
 	// records notwithstanding (resync.go); print is the fingerprint of the property table.
 	resync bool
@@ -120,33 +120,34 @@ func newFlowRun(r *Runner, f *mapping.Flow, rf *refs, rep *Report, runID int64) 
 		srcEntity: f.Source.Name(), tgtEntity: f.Target.Name(),
 		srcUpdated: f.Source.Config.Updated.Value, tgtUpdated: f.Target.Config.Updated.Value,
 		runID:        runID,
-		dryProcessed: map[string]bool{}, dryLinked: map[string]bool{}, detached: map[string]bool{},
-		failedNow: map[string]bool{}, troubled: map[string]bool{}, listKeys: map[string]string{},
-		readWhole: map[string]bool{},
+		dryProcessed: map[string]bool{}, dryLinked: map[Key]bool{}, detached: map[Key]bool{},
+		failedNow: map[Key]bool{}, troubled: map[Key]bool{},
+		readWhole: map[Side]bool{},
 	}
 	if fr.src == nil || fr.tgt == nil {
 		return nil, fmt.Errorf("flow %s: a system is not connected", f.ID())
 	}
 	fr.pure = isPure(f)
+	fr.plan = newPlanner(f, rf, fr.src.Capabilities().ListIdentifier, fr.tgt.Capabilities().ListIdentifier)
 	if o, ok := r.State.(state.Overlapping); ok {
 		fr.overlap = o.Overlaps()
 	}
 	switch {
 	case r.Opts.BatchSize > 0:
 		fr.batchSize = r.Opts.BatchSize
-	case connector.CapabilitiesOf(fr.src).LargeBatches && connector.CapabilitiesOf(fr.tgt).LargeBatches:
+	case fr.src.Capabilities().LargeBatches && fr.tgt.Capabilities().LargeBatches:
 		fr.batchSize = largeBatch
 	default:
 		fr.batchSize = defaultBatch
 	}
-	if f.Delete == "propagate" {
-		for _, side := range []string{state.Target, state.Source} {
+	if f.Delete == mapping.DeletePropagate {
+		for _, side := range []Side{Target, Source} {
 			conn, _ := fr.on(side)
 			sys := f.Dataflow.Target
-			if side == state.Source {
+			if side == Source {
 				sys = f.Dataflow.Source
 			}
-			if fr.writes(side) && !connector.CapabilitiesOf(conn).Delete {
+			if fr.writes(side) && !conn.Capabilities().Delete {
 				return nil, fmt.Errorf("flow %s: delete: propagate, but %s cannot delete records; use delete: keep or unlink", f.ID(), sys.Name())
 			}
 		}
@@ -178,9 +179,9 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	for _, w := range waiting {
-		fr.troubled[w.Side+"\x00"+w.RecordID] = true
+		fr.troubled[Key{Side(w.Side), w.RecordID}] = true
 		if w.Reason == unlinkedReason {
-			fr.detached[w.Side+"\x00"+w.RecordID] = true
+			fr.detached[Key{Side(w.Side), w.RecordID}] = true
 		}
 	}
 	dead, err := fr.r.State.DeadLetters(ctx, fr.f.ID())
@@ -188,11 +189,11 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	for _, d := range dead {
-		fr.troubled[d.Side+"\x00"+d.RecordID] = true
+		fr.troubled[Key{Side(d.Side), d.RecordID}] = true
 	}
 	// A side is read when its changes flow somewhere: the source for a flow that writes the
 	// target, the target for one that writes the source.
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		if fr.writes(other(side)) {
 			if err = fr.pass(ctx, side); err != nil {
 				return err
@@ -216,7 +217,7 @@ func (fr *flowRun) run(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		if high, ok := fr.heldMarks[side]; ok {
 			if err := fr.setWatermark(ctx, side, high); err != nil {
 				return err
@@ -233,212 +234,11 @@ func (fr *flowRun) run(ctx context.Context) error {
 }
 
 // updatedOf returns the last-modified property of a side's entity, "" when it has none.
-func (fr *flowRun) updatedOf(side string) string {
-	if side == state.Source {
+func (fr *flowRun) updatedOf(side Side) string {
+	if side == Source {
 		return fr.srcUpdated
 	}
 	return fr.tgtUpdated
-}
-
-// pass reads one side (what changed since its watermark, then the records that wait or
-// failed before) and merges, links or creates each record.
-func (fr *flowRun) pass(ctx context.Context, side string) (err error) {
-	// What the last batch staged is committed whatever happens, even after an interrupt.
-	defer func() {
-		if ferr := fr.flush(context.WithoutCancel(ctx)); err == nil {
-			err = ferr
-		}
-	}()
-	conn, entity := fr.on(side)
-	updated := fr.updatedOf(side)
-	// The read starts now: the next watermark stays before this (less the clock skew), so
-	// that what is written from now on, by the run or anyone, is read next time.
-	var wm *marks
-	since := ""
-	if updated != "" && !fr.reconciling() {
-		stored, err := fr.r.State.Watermark(ctx, fr.f.ID(), side)
-		if err != nil {
-			return err
-		}
-		lookback, err := fr.lookbackOf(side)
-		if err != nil {
-			return err
-		}
-		wm = fr.newMarks(side, stored, fr.r.Opts.Now())
-		since = wm.since(lookback)
-		defer fr.reportWarnings(wm)
-	} else if updated != "" {
-		wm = fr.newMarks(side, "", fr.r.Opts.Now())
-		defer fr.reportWarnings(wm)
-	}
-	fr.readWhole[side] = since == ""
-	// A scan that is not a snapshot may skip records that the run's own writes to the side
-	// move (paging by updated): the watermark then counts only the batches the scan handed
-	// over before the first such write.
-	written, snapshot := fr.writtenTo(side), snapshots(conn)
-	// Records that wait for a reference, or failed, are read again whatever the watermark,
-	// unless the scan reads them: memory grows with those, not with the records scanned.
-	retry, err := fr.retryIDs(ctx, side)
-	if err != nil {
-		return err
-	}
-	pending := make(map[string]bool, len(retry))
-	for _, id := range retry {
-		pending[id] = true
-	}
-	fr.scanning = side
-	defer func() { fr.scanning = "" }()
-	// Records are merged and written in batches of Opts.BatchSize, whatever the size of the
-	// connection's pages: a transaction's cost is mostly its commit and the index pages it
-	// dirties, so larger batches cost less per record.
-	var held []connector.Record
-	var heldDigests []string     // aligned with held; "" where the scan gave none
-	var heldPrebuilt []*prebuilt // aligned with held; nil where the scan built none
-	process := func(all bool) error {
-		for len(held) >= fr.batchSize || (all && len(held) > 0) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			n := min(fr.batchSize, len(held))
-			fr.digests, fr.prebuilt = heldDigests[:n], heldPrebuilt[:n]
-			err := fr.batch(ctx, side, held[:n])
-			fr.digests, fr.prebuilt = nil, nil
-			if err != nil {
-				return err
-			}
-			held, heldDigests, heldPrebuilt = held[n:], heldDigests[n:], heldPrebuilt[n:]
-		}
-		return nil
-	}
-	err = scan(ctx, conn, entity, since, fr.prepareCreates(side), func(recs []connector.Record, digests []string, built []*prebuilt) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if wm != nil && !snapshot && fr.writtenTo(side) != written {
-			wm.frozen = true
-		}
-		for _, rec := range recs {
-			delete(pending, rec.ID)
-			if wm != nil {
-				wm.see(rec)
-			}
-		}
-		held = append(held, recs...)
-		if digests == nil {
-			digests = make([]string, len(recs))
-		}
-		heldDigests = append(heldDigests, digests...)
-		if built == nil {
-			built = make([]*prebuilt, len(recs))
-		}
-		heldPrebuilt = append(heldPrebuilt, built...)
-		return process(false)
-	})
-	if err == nil {
-		err = process(true)
-	}
-	held, heldDigests, heldPrebuilt = nil, nil, nil
-	fr.scanning = ""
-	if err != nil {
-		return err
-	}
-	kept := retry[:0]
-	for _, id := range retry {
-		if pending[id] {
-			kept = append(kept, id)
-		}
-	}
-	retry = kept
-	for start := 0; start < len(retry); start += fr.batchSize {
-		ids := retry[start:min(start+fr.batchSize, len(retry))]
-		got, refused, err := getSome(ctx, conn, entity, ids)
-		if err != nil {
-			return err
-		}
-		if len(refused) > 0 {
-			out := &outcome{}
-			for _, id := range ids {
-				if why := refused[id]; why != nil {
-					fr.fail(out, side, id, why)
-				}
-			}
-			if err := fr.save(ctx, out); err != nil {
-				return err
-			}
-		}
-		recs := make([]connector.Record, 0, len(got))
-		for _, id := range ids {
-			if refused[id] != nil {
-				continue
-			}
-			if rec, ok := got[id]; ok {
-				recs = append(recs, rec)
-			} else if err := fr.forget(ctx, side, id); err != nil {
-				return err
-			}
-		}
-		if err := fr.batch(ctx, side, recs); err != nil {
-			return err
-		}
-	}
-	if side == state.Source {
-		fr.srcPass = &passInfo{whole: updated == "" || since == "", since: since}
-	}
-	// Only a scan that read every record it was asked for moves the watermark (an error or
-	// an interrupt returned above), and only to a stamp of a record read and processed.
-	if wm != nil {
-		if high := wm.next(); high != "" && !fr.r.Opts.DryRun {
-			if len(fr.vanished) > 0 {
-				if fr.heldMarks == nil {
-					fr.heldMarks = map[string]string{}
-				}
-				fr.heldMarks[side] = high
-				return nil
-			}
-			return fr.setWatermark(ctx, side, high)
-		}
-	}
-	return nil
-}
-
-// retryIDs lists the records of a side that wait or failed.
-func (fr *flowRun) retryIDs(ctx context.Context, side string) ([]string, error) {
-	var ids []string
-	seen := map[string]bool{}
-	waiting, err := fr.r.State.Waiting(ctx, fr.f.ID())
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range waiting {
-		if w.Side == side && !seen[w.RecordID] && w.Reason != unlinkedReason {
-			seen[w.RecordID] = true
-			ids = append(ids, w.RecordID)
-		}
-	}
-	dead, err := fr.r.State.DeadLetters(ctx, fr.f.ID())
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range dead {
-		if d.Side == side && !seen[d.RecordID] {
-			seen[d.RecordID] = true
-			ids = append(ids, d.RecordID)
-		}
-	}
-	return ids, nil
-}
-
-// forget drops the waiting and dead-letter entries of a record that no longer exists.
-func (fr *flowRun) forget(ctx context.Context, side, id string) error {
-	if fr.r.Opts.DryRun {
-		return nil
-	}
-	return fr.commit(ctx, func(tx state.Tx) error {
-		if err := tx.ClearWaiting(fr.f.ID(), side, id); err != nil {
-			return err
-		}
-		return tx.ClearDeadLetter(fr.f.ID(), side, id)
-	})
 }
 
 // commit runs fn in a state transaction, after the links staged (stage.go).
@@ -481,40 +281,32 @@ type trackedTx struct {
 }
 
 func (t trackedTx) PutDeadLetter(flow, side, recordID, reason string) error {
-	t.fr.troubled[side+"\x00"+recordID] = true
+	t.fr.troubled[Key{Side(side), recordID}] = true
 	return t.Tx.PutDeadLetter(flow, side, recordID, reason)
 }
 
 func (t trackedTx) PutWaiting(flow, side, recordID, reason string) error {
-	t.fr.troubled[side+"\x00"+recordID] = true
+	t.fr.troubled[Key{Side(side), recordID}] = true
 	return t.Tx.PutWaiting(flow, side, recordID, reason)
 }
 
 func (t trackedTx) ClearDeadLetter(flow, side, recordID string) error {
-	if flow == t.fr.f.ID() && !t.fr.troubled[side+"\x00"+recordID] {
+	if flow == t.fr.f.ID() && !t.fr.troubled[Key{Side(side), recordID}] {
 		return nil
 	}
 	return t.Tx.ClearDeadLetter(flow, side, recordID)
 }
 
 func (t trackedTx) ClearWaiting(flow, side, recordID string) error {
-	if flow == t.fr.f.ID() && !t.fr.troubled[side+"\x00"+recordID] {
+	if flow == t.fr.f.ID() && !t.fr.troubled[Key{Side(side), recordID}] {
 		return nil
 	}
 	return t.Tx.ClearWaiting(flow, side, recordID)
 }
 
-// other returns the other side.
-func other(side string) string {
-	if side == state.Source {
-		return state.Target
-	}
-	return state.Source
-}
-
 // on returns the connection and entity of a side.
-func (fr *flowRun) on(side string) (connector.Conn, string) {
-	if side == state.Source {
+func (fr *flowRun) on(side Side) (connector.Conn, string) {
+	if side == Source {
 		return fr.src, fr.srcEntity
 	}
 	return fr.tgt, fr.tgtEntity
@@ -522,10 +314,10 @@ func (fr *flowRun) on(side string) (connector.Conn, string) {
 
 // linksOf returns the flow's links of the records of side with the given ids, by those ids.
 // Links staged and not yet committed (stage.go) are among them.
-func (fr *flowRun) linksOf(ctx context.Context, side string, ids []string) (map[string]*state.Link, error) {
+func (fr *flowRun) linksOf(ctx context.Context, side Side, ids []string) (map[string]*state.Link, error) {
 	var links map[string]*state.Link
 	var err error
-	if side == state.Source {
+	if side == Source {
 		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
 	} else {
 		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
@@ -540,8 +332,8 @@ func (fr *flowRun) linksOf(ctx context.Context, side string, ids []string) (map[
 
 // writes reports whether the flow writes to side: a one-way flow never writes to the side it
 // reads from (no creates, updates or deletes there).
-func (fr *flowRun) writes(side string) bool {
-	if side == state.Source {
+func (fr *flowRun) writes(side Side) bool {
+	if side == Source {
 		return fr.f.Direction != config.SyncToTarget
 	}
 	return fr.f.Direction != config.SyncToSource
@@ -567,11 +359,11 @@ type digesters struct{ src, tgt digester }
 
 // digestOf returns the digest of the record of side in a pair: the one the scan computed when
 // the pair's pass read that record, else computed now.
-func (fr *flowRun) digestOf(p *pair, side string) string {
+func (fr *flowRun) digestOf(p *pair, side Side) string {
 	if side == p.side && p.read != "" {
 		return p.read
 	}
-	if side == state.Source {
+	if side == Source {
 		return fr.srcHash(p.src.Data)
 	}
 	return fr.tgtHash(p.tgt.Data)

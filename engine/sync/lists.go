@@ -1,7 +1,7 @@
 package sync
 
 // Lists (`lines` → `lineItems`) are merged element by element. Each element is identified on
-// each side: by its id where the system gives one (connector.ListIdentifier; else an `id`
+// each side: by its id where the system gives one (Capabilities.ListIdentifier; else an `id`
 // property in the element schema), by the target's id when the mapping carries it in an element
 // property (an external id), else by its value or its place among the elements the base holds. The
 // base records, for every element, which source element is synced with which target element
@@ -30,21 +30,13 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
-// listKey returns the element property that identifies the elements of a list property on
-// one side, "" when they have none.
-func (fr *flowRun) listKey(side string, prop *mapping.Property) string {
-	k := side + "\x00" + prop.Key()
-	if id, ok := fr.listKeys[k]; ok {
-		return id
-	}
-	conn, entity := fr.on(side)
-	ent, path := fr.f.Target, prop.Target
-	if side == state.Source {
-		ent, path = fr.f.Source, prop.Source
-	}
+// listKeyOf returns the element property that identifies the elements of the list property
+// at path of entity ent: the one the connection names (li, nil when it names none), else an
+// `id` property in the element schema, else "".
+func listKeyOf(li connector.ListIdentifier, ent *mapping.Entity, path string) string {
 	id := ""
-	if li, ok := conn.(connector.ListIdentifier); ok {
-		id = li.ListID(entity, path)
+	if li != nil && ent != nil {
+		id = li.ListID(ent.Name(), path)
 	}
 	if id == "" && ent != nil && ent.Schema != nil && ent.Schema.Root != nil {
 		p := ent.Schema.Root
@@ -60,8 +52,16 @@ func (fr *flowRun) listKey(side string, prop *mapping.Property) string {
 			id = "id"
 		}
 	}
-	fr.listKeys[k] = id
 	return id
+}
+
+// listKey returns the element property that identifies the elements of a list property on
+// one side, "" when they have none.
+func (pl *planner) listKey(side Side, prop *mapping.Property) string {
+	if side == Source {
+		return pl.listKeys[prop.Key()].src
+	}
+	return pl.listKeys[prop.Key()].tgt
 }
 
 // listSide is a list as one side holds it: the elements as stored, their ids, and their
@@ -73,9 +73,9 @@ type listSide struct {
 	canon []string
 }
 
-func (fr *flowRun) listOf(side string, prop *mapping.Property, rec map[string]any, vals []any) (listSide, bool) {
+func (pl *planner) listOf(side Side, prop *mapping.Property, rec map[string]any, vals []any) (listSide, bool) {
 	path := prop.Target
-	if side == state.Source {
+	if side == Source {
 		path = prop.Source
 	}
 	raw, _ := mapping.Get(rec, path).([]any)
@@ -83,7 +83,7 @@ func (fr *flowRun) listOf(side string, prop *mapping.Property, rec map[string]an
 		return listSide{}, false
 	}
 	ls := listSide{raw: raw, vals: vals, ids: make([]string, len(raw)), canon: make([]string, len(raw))}
-	key := fr.listKey(side, prop)
+	key := pl.listKey(side, prop)
 	for i, e := range raw {
 		if m, ok := e.(map[string]any); ok && key != "" {
 			ls.ids[i] = mapping.IDString(m[key])
@@ -96,8 +96,8 @@ func (fr *flowRun) listOf(side string, prop *mapping.Property, rec map[string]an
 // mappedKey returns the target path of the element property that carries the target's element
 // id (an external id: `{source: line_ref, target: id}`), "" when none does. Values in target
 // form then identify elements whichever side they come from, and whatever the base records.
-func (fr *flowRun) mappedKey(prop *mapping.Property) string {
-	key := fr.listKey(state.Target, prop)
+func (pl *planner) mappedKey(prop *mapping.Property) string {
+	key := pl.listKey(Target, prop)
 	if key == "" {
 		return ""
 	}
@@ -199,20 +199,64 @@ type listMerge struct {
 
 // mergeElements merges a list that changed on one side or both (see the top of this file).
 // ok is false when the list cannot be traced (its values do not line up with the elements).
-func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Base, S, T any, srcChanged, tgtChanged bool) (*listMerge, bool) {
-	var baseS, baseT []any
-	if json.Unmarshal(base.S, &baseS) != nil || json.Unmarshal(base.T, &baseT) != nil {
+func (pl *planner) mergeElements(srcRec, tgtRec connector.Record, prop *mapping.Property, base state.Base, S, T any, srcChanged, tgtChanged bool) (*listMerge, bool) {
+	lt := &listTrace{prop: prop, srcChanged: srcChanged, tgtChanged: tgtChanged,
+		sourceWins: func() bool { return pl.sourceWins(srcRec, tgtRec) }}
+	if json.Unmarshal(base.S, &lt.baseS) != nil || json.Unmarshal(base.T, &lt.baseT) != nil {
 		return nil, false
 	}
-	sv, _ := S.([]any)
-	tv, _ := T.([]any)
-	src, ok1 := fr.listOf(state.Source, prop, p.src.Data, sv)
-	tgt, ok2 := fr.listOf(state.Target, prop, p.tgt.Data, tv)
+	lt.sv, _ = S.([]any)
+	lt.tv, _ = T.([]any)
+	var ok1, ok2 bool
+	lt.src, ok1 = pl.listOf(Source, prop, srcRec.Data, lt.sv)
+	lt.tgt, ok2 = pl.listOf(Target, prop, tgtRec.Data, lt.tv)
 	if !ok1 || !ok2 {
 		return nil, false
 	}
+	lt.trace(base.E, pl.mappedKey(prop))
+	m := &listMerge{srcIDs: lt.src.ids, tgtIDs: lt.tgt.ids}
+	for _, o := range lt.order(lt.fates(m)) {
+		m.merged = append(m.merged, o.val)
+		m.srcOf = append(m.srcOf, o.sc)
+		m.tgtOf = append(m.tgtOf, o.tc)
+	}
+	if m.merged == nil {
+		m.merged = []any{}
+	}
+	return m, true
+}
+
+// listTrace is a list being merged: its base (baseS, baseT, and their canonical forms), its
+// current elements on each side, and the entries that trace each current element to the base
+// element it continues.
+type listTrace struct {
+	prop                   *mapping.Property
+	srcChanged, tgtChanged bool
+	sourceWins             func() bool // the conflict policy, for this pair
+	baseS, baseT           []any
+	baseSC, baseTC         []string
+	sv, tv                 []any
+	src, tgt               listSide
+	entries                []*listEntry
+	bySI, byTI             []*listEntry // the entry of each base element
+	srcEntry, tgtEntry     []*listEntry // the entry of each current element, nil for a new one
+}
+
+// listEntry is one element of a list's base, or one new on both sides: its places in base S
+// and base T (si, ti) and in the current source and target lists (sc, tc), -1 where none.
+type listEntry struct{ si, ti, sc, tc int }
+
+// listOut is an element of the merged list: its value and the current elements it continues.
+type listOut struct {
+	val    any
+	sc, tc int
+}
+
+// trace pairs the base elements (by e, the base's pairs of elements), and traces each current
+// element to its base element by ids, external ids (the target path mk), values or places.
+func (lt *listTrace) trace(e *state.Elements, mk string) {
+	baseS, baseT, sv, tv := lt.baseS, lt.baseT, lt.sv, lt.tv
 	// The base elements, each with its place in base S and base T (-1 where it has none).
-	e := base.E
 	if e == nil || len(e.Pairs) != len(baseS) || (len(e.Source) > 0 && len(e.Source) != len(baseS)) || (len(e.Target) > 0 && len(e.Target) != len(baseT)) {
 		// A base written before elements were identified: paired in order, no ids.
 		e = &state.Elements{Pairs: make([]int, len(baseS))}
@@ -237,138 +281,145 @@ func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Bas
 		}
 		return out
 	}
-	baseSC, baseTC := canon(baseS), canon(baseT)
-	type entry struct{ si, ti, sc, tc int }
-	var entries []*entry
-	bySI := make([]*entry, len(baseS))
-	byTI := make([]*entry, len(baseT))
+	lt.baseSC, lt.baseTC = canon(baseS), canon(baseT)
+	lt.bySI = make([]*listEntry, len(baseS))
+	lt.byTI = make([]*listEntry, len(baseT))
 	for i, j := range e.Pairs {
-		en := &entry{si: i, ti: -1, sc: -1, tc: -1}
-		if j >= 0 && j < len(baseT) && byTI[j] == nil {
+		en := &listEntry{si: i, ti: -1, sc: -1, tc: -1}
+		if j >= 0 && j < len(baseT) && lt.byTI[j] == nil {
 			en.ti = j
-			byTI[j] = en
+			lt.byTI[j] = en
 		}
-		bySI[i] = en
-		entries = append(entries, en)
+		lt.bySI[i] = en
+		lt.entries = append(lt.entries, en)
 	}
 	for j := range baseT {
-		if byTI[j] == nil {
-			en := &entry{si: -1, ti: j, sc: -1, tc: -1}
-			byTI[j] = en
-			entries = append(entries, en)
+		if lt.byTI[j] == nil {
+			en := &listEntry{si: -1, ti: j, sc: -1, tc: -1}
+			lt.byTI[j] = en
+			lt.entries = append(lt.entries, en)
 		}
 	}
-	mk := fr.mappedKey(prop)
-	srcEntry := make([]*entry, len(sv)) // the base element of each current source element
-	for i, j := range identify(src.ids, keysOf(sv, mk), src.canon, baseSIDs, keysOf(baseS, mk), baseSC) {
+	lt.srcEntry = make([]*listEntry, len(sv)) // the base element of each current source element
+	for i, j := range identify(lt.src.ids, keysOf(sv, mk), lt.src.canon, baseSIDs, keysOf(baseS, mk), lt.baseSC) {
 		if j >= 0 {
-			srcEntry[i], bySI[j].sc = bySI[j], i
+			lt.srcEntry[i], lt.bySI[j].sc = lt.bySI[j], i
 		}
 	}
-	tgtEntry := make([]*entry, len(tv))
-	for i, j := range identify(tgt.ids, keysOf(tv, mk), tgt.canon, baseTIDs, keysOf(baseT, mk), baseTC) {
+	lt.tgtEntry = make([]*listEntry, len(tv))
+	for i, j := range identify(lt.tgt.ids, keysOf(tv, mk), lt.tgt.canon, baseTIDs, keysOf(baseT, mk), lt.baseTC) {
 		if j >= 0 {
-			tgtEntry[i], byTI[j].tc = byTI[j], i
+			lt.tgtEntry[i], lt.byTI[j].tc = lt.byTI[j], i
 		}
 	}
 	// Elements new to both sides with the same external id are one element, added twice.
 	tgtKeys := keysOf(tv, mk)
 	for i, k := range keysOf(sv, mk) {
-		if srcEntry[i] != nil || k == "" {
+		if lt.srcEntry[i] != nil || k == "" {
 			continue
 		}
 		for j := range tv {
-			if tgtEntry[j] == nil && tgtKeys[j] == k {
-				en := &entry{si: -1, ti: -1, sc: i, tc: j}
-				srcEntry[i], tgtEntry[j] = en, en
-				entries = append(entries, en)
+			if lt.tgtEntry[j] == nil && tgtKeys[j] == k {
+				en := &listEntry{si: -1, ti: -1, sc: i, tc: j}
+				lt.srcEntry[i], lt.tgtEntry[j] = en, en
+				lt.entries = append(lt.entries, en)
 				break
 			}
 		}
 	}
+}
+
+// fates decides what becomes of each entry: its merged element, or nil when it is removed.
+// Conflicts are counted into m.
+func (lt *listTrace) fates(m *listMerge) map[*listEntry]*listOut {
+	sv, tv, srcChanged, tgtChanged := lt.sv, lt.tv, lt.srcChanged, lt.tgtChanged
+	keep := map[*listEntry]*listOut{}
+	for _, en := range lt.entries {
+		switch {
+		case en.sc >= 0 && en.tc >= 0:
+			keep[en] = &listOut{lt.mergeElement(m, en), en.sc, en.tc}
+		case en.sc >= 0:
+			// Gone from the target (or never there): removed, unless the source changed it.
+			changed := srcChanged && (en.si < 0 || lt.src.canon[en.sc] != lt.baseSC[en.si])
+			switch {
+			case en.ti < 0 || !tgtChanged:
+				keep[en] = &listOut{sv[en.sc], en.sc, -1}
+			case changed:
+				m.conflicts++
+				if lt.sourceWins() {
+					keep[en] = &listOut{sv[en.sc], en.sc, -1}
+				}
+			}
+		case en.tc >= 0:
+			changed := tgtChanged && (en.ti < 0 || lt.tgt.canon[en.tc] != lt.baseTC[en.ti])
+			switch {
+			case en.si < 0 && tgtChanged:
+				keep[en] = &listOut{tv[en.tc], -1, en.tc}
+			case en.si < 0 || !srcChanged:
+				// Not in the source and not changed in the target: the source's list wins.
+				if tgtChanged {
+					keep[en] = &listOut{tv[en.tc], -1, en.tc}
+				}
+			case changed:
+				m.conflicts++
+				if !lt.sourceWins() {
+					keep[en] = &listOut{tv[en.tc], -1, en.tc}
+				}
+			}
+		}
+	}
+	return keep
+}
+
+// mergeElement merges, property by property, an element both sides hold.
+func (lt *listTrace) mergeElement(m *listMerge, en *listEntry) map[string]any {
 	at := func(l []any, i int) any {
 		if i < 0 || i >= len(l) {
 			return nil
 		}
 		return l[i]
 	}
-	m := &listMerge{srcIDs: src.ids, tgtIDs: tgt.ids}
-	type out struct {
-		val    any
-		sc, tc int
-	}
-	// What becomes of each base element (nil: removed), and of each new element.
-	keep := map[*entry]*out{}
-	for _, en := range entries {
+	bs, _ := at(lt.baseS, en.si).(map[string]any)
+	bt, _ := at(lt.baseT, en.ti).(map[string]any)
+	se, _ := lt.sv[en.sc].(map[string]any)
+	te, _ := lt.tv[en.tc].(map[string]any)
+	elem := map[string]any{}
+	for _, ep := range lt.prop.Elements {
+		if !ep.ToTargetSide() {
+			continue
+		}
+		path := ep.Config.Target.Value
+		s, t := mapping.Get(se, path), mapping.Get(te, path)
+		sCh := lt.srcChanged && string(mapping.Canonical(s)) != string(mapping.Canonical(mapping.Get(bs, path)))
+		tCh := lt.tgtChanged && ep.ToSourceSide() && string(mapping.Canonical(t)) != string(mapping.Canonical(mapping.Get(bt, path)))
+		v := s
 		switch {
-		case en.sc >= 0 && en.tc >= 0:
-			bs, _ := at(baseS, en.si).(map[string]any)
-			bt, _ := at(baseT, en.ti).(map[string]any)
-			se, _ := sv[en.sc].(map[string]any)
-			te, _ := tv[en.tc].(map[string]any)
-			elem := map[string]any{}
-			for _, ep := range prop.Elements {
-				if !ep.ToTargetSide() {
-					continue
-				}
-				path := ep.Config.Target.Value
-				s, t := mapping.Get(se, path), mapping.Get(te, path)
-				sCh := srcChanged && string(mapping.Canonical(s)) != string(mapping.Canonical(mapping.Get(bs, path)))
-				tCh := tgtChanged && ep.ToSourceSide() && string(mapping.Canonical(t)) != string(mapping.Canonical(mapping.Get(bt, path)))
-				v := s
-				switch {
-				case tCh && !sCh:
-					v = t
-				case tCh && sCh && string(mapping.Canonical(s)) != string(mapping.Canonical(t)):
-					m.conflicts++
-					if !fr.sourceWins(p) {
-						v = t
-					}
-				}
-				mapping.Set(elem, path, v)
-			}
-			keep[en] = &out{elem, en.sc, en.tc}
-		case en.sc >= 0:
-			// Gone from the target (or never there): removed, unless the source changed it.
-			changed := srcChanged && (en.si < 0 || src.canon[en.sc] != baseSC[en.si])
-			switch {
-			case en.ti < 0 || !tgtChanged:
-				keep[en] = &out{sv[en.sc], en.sc, -1}
-			case changed:
-				m.conflicts++
-				if fr.sourceWins(p) {
-					keep[en] = &out{sv[en.sc], en.sc, -1}
-				}
-			}
-		case en.tc >= 0:
-			changed := tgtChanged && (en.ti < 0 || tgt.canon[en.tc] != baseTC[en.ti])
-			switch {
-			case en.si < 0 && tgtChanged:
-				keep[en] = &out{tv[en.tc], -1, en.tc}
-			case en.si < 0 || !srcChanged:
-				// Not in the source and not changed in the target: the source's list wins.
-				if tgtChanged {
-					keep[en] = &out{tv[en.tc], -1, en.tc}
-				}
-			case changed:
-				m.conflicts++
-				if !fr.sourceWins(p) {
-					keep[en] = &out{tv[en.tc], -1, en.tc}
-				}
+		case tCh && !sCh:
+			v = t
+		case tCh && sCh && string(mapping.Canonical(s)) != string(mapping.Canonical(t)):
+			m.conflicts++
+			if !lt.sourceWins() {
+				v = t
 			}
 		}
+		mapping.Set(elem, path, v)
 	}
-	// The order: the target's when it changed, the source's elements placed after the element
-	// that precedes them in the source; else the source's.
-	var seq []*out
-	placed := map[*out]bool{}
-	if tgtChanged {
+	return elem
+}
+
+// order places the merged elements: the target's order when it changed, the source's elements
+// placed after the element that precedes them in the source; else the source's.
+func (lt *listTrace) order(keep map[*listEntry]*listOut) []*listOut {
+	sv, tv := lt.sv, lt.tv
+	var seq []*listOut
+	placed := map[*listOut]bool{}
+	if lt.tgtChanged {
 		for i := range tv {
-			var o *out
-			if en := tgtEntry[i]; en != nil {
+			var o *listOut
+			if en := lt.tgtEntry[i]; en != nil {
 				o = keep[en]
 			} else {
-				o = &out{tv[i], -1, i} // added in the target
+				o = &listOut{tv[i], -1, i} // added in the target
 			}
 			if o != nil && !placed[o] {
 				seq = append(seq, o)
@@ -376,13 +427,13 @@ func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Bas
 			}
 		}
 	}
-	var prev *out
+	var prev *listOut
 	for i := range sv {
-		var o *out
-		if en := srcEntry[i]; en != nil {
+		var o *listOut
+		if en := lt.srcEntry[i]; en != nil {
 			o = keep[en]
 		} else {
-			o = &out{sv[i], i, -1} // added in the source
+			o = &listOut{sv[i], i, -1} // added in the source
 		}
 		if o == nil {
 			continue
@@ -396,20 +447,12 @@ func (fr *flowRun) mergeElements(p *pair, prop *mapping.Property, base state.Bas
 					}
 				}
 			}
-			seq = append(seq[:pos], append([]*out{o}, seq[pos:]...)...)
+			seq = append(seq[:pos], append([]*listOut{o}, seq[pos:]...)...)
 			placed[o] = true
 		}
 		prev = o
 	}
-	for _, o := range seq {
-		m.merged = append(m.merged, o.val)
-		m.srcOf = append(m.srcOf, o.sc)
-		m.tgtOf = append(m.tgtOf, o.tc)
-	}
-	if m.merged == nil {
-		m.merged = []any{}
-	}
-	return m, true
+	return seq
 }
 
 // arranged is a side's current list with its elements placed as the merge places them (an
@@ -427,134 +470,29 @@ func arranged(raw []any, of []int) []any {
 	return out
 }
 
-// elemHint says that the source element with id s is synced with the target element with id
-// t, or, when t is "", with the target element at place pos.
-type elemHint struct {
-	s, t string
-	pos  int
-}
-
-// hints are what a merge knows of the pairs after its writes: an element continued on the
-// source keeps its id, on the target its id or its place in the merged list.
-func (m *listMerge) hints() []elemHint {
-	var out []elemHint
-	for i := range m.merged {
-		if m.srcOf[i] < 0 {
-			continue
-		}
-		h := elemHint{s: m.srcIDs[m.srcOf[i]], pos: i}
-		if m.tgtOf[i] >= 0 {
-			h.t = m.tgtIDs[m.tgtOf[i]]
-		}
-		if h.s != "" {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-// elements pairs the elements of a list as two records hold it, for the base: by the hints,
-// then by the external id they carry, then by equal values, then in order.
-func (fr *flowRun) elements(prop *mapping.Property, src, tgt map[string]any, S, T any, hints []elemHint) *state.Elements {
-	sv, _ := S.([]any)
-	tv, _ := T.([]any)
-	s, ok1 := fr.listOf(state.Source, prop, src, sv)
-	t, ok2 := fr.listOf(state.Target, prop, tgt, tv)
-	if !ok1 || !ok2 {
-		return nil
-	}
-	e := &state.Elements{Pairs: make([]int, len(sv))}
-	taken := make([]bool, len(tv))
-	srcAt := map[string]int{}
-	for i, id := range s.ids {
-		e.Pairs[i] = -1
-		if id != "" {
-			srcAt[id] = i
-		}
-	}
-	tgtAt := map[string]int{}
-	for j, id := range t.ids {
-		if id != "" {
-			tgtAt[id] = j
-		}
-	}
-	for _, h := range hints {
-		i, ok := srcAt[h.s]
-		if !ok || e.Pairs[i] >= 0 {
-			continue
-		}
-		j, ok := tgtAt[h.t]
-		if h.t == "" {
-			j, ok = h.pos, h.pos < len(tv) && t.ids[h.pos] == ""
-		}
-		if ok && !taken[j] {
-			e.Pairs[i], taken[j] = j, true
-		}
-	}
-	mk := fr.mappedKey(prop)
-	sk, tk := keysOf(sv, mk), keysOf(tv, mk)
-	for _, same := range []func(i, j int) bool{
-		func(i, j int) bool { return sk[i] != "" && sk[i] == tk[j] },
-		func(i, j int) bool { return s.canon[i] == t.canon[j] },
-	} {
-		for i := range sv {
-			for j := 0; j < len(tv) && e.Pairs[i] < 0; j++ {
-				if !taken[j] && same(i, j) {
-					e.Pairs[i], taken[j] = j, true
-				}
-			}
-		}
-	}
-	j := 0
-	for i := range sv {
-		if e.Pairs[i] >= 0 || sk[i] != "" {
-			continue // an element with an external id pairs only with that id
-		}
-		for j < len(tv) && (taken[j] || tk[j] != "") {
-			j++
-		}
-		if j < len(tv) {
-			e.Pairs[i], taken[j] = j, true
-		}
-	}
-	for _, id := range s.ids {
-		if id != "" {
-			e.Source = s.ids
-			break
-		}
-	}
-	for _, id := range t.ids {
-		if id != "" {
-			e.Target = t.ids
-			break
-		}
-	}
-	return e
-}
-
 // applyList writes a merged list into the records being built: the target's when the merge
 // differs from what the target holds (tC), the source's when the merge, taken back to source
 // form, differs from the source's elements. It reports which side changed.
-func (fr *flowRun) applyList(p *pair, prop *mapping.Property, lm *listMerge, desiredTgt, desiredSrc map[string]any, tC []byte) (changedTgt, changedSrc bool, err error) {
-	if p.hints == nil {
-		p.hints = map[string][]elemHint{}
+func (pl *planner) applyList(m *merged, src, tgt connector.Record, prop *mapping.Property, lm *listMerge, desiredTgt, desiredSrc map[string]any, tC []byte) (changedTgt, changedSrc bool, err error) {
+	if m.hints == nil {
+		m.hints = map[string][]elemHint{}
 	}
-	p.hints[prop.Key()] = lm.hints()
+	m.hints[prop.Key()] = lm.hints()
 	if mc := mapping.Canonical(lm.merged); string(mc) != string(tC) {
-		raw, _ := mapping.Get(p.tgt.Data, prop.Target).([]any)
+		raw, _ := mapping.Get(tgt.Data, prop.Target).([]any)
 		mapping.Set(desiredTgt, prop.Target, arranged(raw, lm.tgtOf))
 		prop.ApplyTarget(desiredTgt, lm.merged)
 		changedTgt = true
-		fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target, Old: string(tC), New: string(mc)})
+		m.change(Change{Action: "update", Side: string(Target), RecordID: tgt.ID, Property: prop.Target, Old: string(tC), New: string(mc)})
 	}
 	if !prop.ToSourceSide() {
 		return changedTgt, false, nil
 	}
-	v, err := prop.SourceValue(desiredTgt, fr.refs)
+	v, err := prop.SourceValue(desiredTgt, pl.refs)
 	if err != nil {
 		return false, false, err
 	}
-	raw, _ := mapping.Get(p.src.Data, prop.Source).([]any)
+	raw, _ := mapping.Get(src.Data, prop.Source).([]any)
 	arr := arranged(raw, lm.srcOf)
 	probe := map[string]any{}
 	mapping.Set(probe, prop.Source, arr)
@@ -574,36 +512,7 @@ func (fr *flowRun) applyList(p *pair, prop *mapping.Property, lm *listMerge, des
 	}
 	mapping.Set(desiredSrc, prop.Source, arr)
 	prop.ApplySource(desiredSrc, v)
-	fr.change(Change{Action: "update", Side: state.Source, RecordID: p.src.ID, Property: prop.Source,
-		Old: string(mapping.Canonical(prop.SourceView(p.src.Data))), New: string(nv)})
+	m.change(Change{Action: "update", Side: string(Source), RecordID: src.ID, Property: prop.Source,
+		Old: string(mapping.Canonical(prop.SourceView(src.Data))), New: string(nv)})
 	return changedTgt, true, nil
-}
-
-// withElements completes a base with the pairs of the elements of its lists, as the records
-// src and tgt hold them; hints (per property key) are the pairs a merge knows, old the base
-// before, whose pairs of elements with ids on both sides still hold where those ids do.
-func (fr *flowRun) withElements(base map[string]state.Base, src, tgt map[string]any, hints map[string][]elemHint, old map[string]state.Base) {
-	for _, prop := range fr.f.Properties {
-		if len(prop.Elements) == 0 || !prop.ToTargetSide() {
-			continue
-		}
-		b, ok := base[prop.Key()]
-		if !ok {
-			continue
-		}
-		var S, T []any
-		if json.Unmarshal(b.S, &S) != nil || json.Unmarshal(b.T, &T) != nil {
-			continue
-		}
-		hs := hints[prop.Key()]
-		if e := old[prop.Key()].E; e != nil {
-			for i, j := range e.Pairs {
-				if i < len(e.Source) && j >= 0 && j < len(e.Target) && e.Source[i] != "" && e.Target[j] != "" {
-					hs = append(hs, elemHint{s: e.Source[i], t: e.Target[j]})
-				}
-			}
-		}
-		b.E = fr.elements(prop, src, tgt, S, T, hs)
-		base[prop.Key()] = b
-	}
 }

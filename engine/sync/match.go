@@ -9,7 +9,6 @@ import (
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
-	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
 // mergeIndex finds unlinked records of one side by the values of a merge alternative.
@@ -37,14 +36,14 @@ func (e *ambiguousError) Error() string {
 
 // match finds the unlinked record of the other side that matches rec by the first merge
 // alternative that matches exactly one record.
-func (fr *flowRun) match(ctx context.Context, side string, rec connector.Record) (*connector.Record, error) {
+func (fr *flowRun) match(ctx context.Context, side Side, rec connector.Record) (*connector.Record, error) {
 	otherSide := other(side)
 	idx, err := fr.index(ctx, otherSide)
 	if err != nil {
 		return nil, err
 	}
 	entity := fr.tgtEntity
-	if otherSide == state.Source {
+	if otherSide == Source {
 		entity = fr.srcEntity
 	}
 	for a, alt := range fr.f.Merge {
@@ -65,7 +64,7 @@ func (fr *flowRun) match(ctx context.Context, side string, rec connector.Record)
 			}
 			if rivals := same.byKey[a][key]; len(rivals) > 1 {
 				sameEntity := fr.srcEntity
-				if side == state.Target {
+				if side == Target {
 					sameEntity = fr.tgtEntity
 				}
 				return nil, &ambiguousError{entity: sameEntity, ids: rivals, shared: ids[0]}
@@ -82,11 +81,11 @@ func (fr *flowRun) match(ctx context.Context, side string, rec connector.Record)
 
 // mergeKey is the text of a record's values for one merge alternative; ok is false when one
 // of them is empty (empty values never match).
-func mergeKey(data map[string]any, alt []mapping.Pair, side string) (string, bool) {
+func mergeKey(data map[string]any, alt []mapping.Pair, side Side) (string, bool) {
 	parts := make([]string, len(alt))
 	for i, p := range alt {
 		path := p.Source
-		if side == state.Target {
+		if side == Target {
 			path = p.Target
 		}
 		v := mapping.Get(data, path)
@@ -98,7 +97,7 @@ func mergeKey(data map[string]any, alt []mapping.Pair, side string) (string, boo
 	return strings.Join(parts, "\x00"), true
 }
 
-func (idx *mergeIndex) remove(rec connector.Record, alts [][]mapping.Pair, side string) {
+func (idx *mergeIndex) remove(rec connector.Record, alts [][]mapping.Pair, side Side) {
 	for a, alt := range alts {
 		key, ok := mergeKey(rec.Data, alt, side)
 		if !ok {
@@ -125,11 +124,11 @@ func newMergeIndex(alts int) *mergeIndex {
 
 // candidate reports whether a record of side may be linked by merge criteria: not linked in
 // this run already, and, for a source record, taken by the flow's `when`.
-func (fr *flowRun) candidate(side string, r connector.Record) bool {
-	if fr.dryLinked[side+"\x00"+r.ID] {
+func (fr *flowRun) candidate(side Side, r connector.Record) bool {
+	if fr.dryLinked[Key{side, r.ID}] {
 		return false
 	}
-	if side == state.Source {
+	if side == Source {
 		if ok, err := fr.f.Filter(r.Data); err != nil || !ok {
 			return false
 		}
@@ -140,14 +139,14 @@ func (fr *flowRun) candidate(side string, r connector.Record) bool {
 // index returns the index of the unlinked records of side that match is to search: while a
 // batch is linked through Finders, the records with that batch's merge keys (batchIdx); else
 // every unlinked record of side, read once per flow run.
-func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) {
+func (fr *flowRun) index(ctx context.Context, side Side) (*mergeIndex, error) {
 	if fr.batchIdx != nil {
 		return fr.batchIdx[side], nil
 	}
-	if side == state.Source && fr.srcIndex != nil {
+	if side == Source && fr.srcIndex != nil {
 		return fr.srcIndex, nil
 	}
-	if side == state.Target && fr.tgtIndex != nil {
+	if side == Target && fr.tgtIndex != nil {
 		return fr.tgtIndex, nil
 	}
 	idx := newMergeIndex(len(fr.f.Merge))
@@ -173,8 +172,8 @@ func (fr *flowRun) index(ctx context.Context, side string) (*mergeIndex, error) 
 	return idx, nil
 }
 
-func (fr *flowRun) setIndex(side string, idx *mergeIndex) {
-	if side == state.Source {
+func (fr *flowRun) setIndex(side Side, idx *mergeIndex) {
+	if side == Source {
 		fr.srcIndex = idx
 	} else {
 		fr.tgtIndex = idx
@@ -182,7 +181,7 @@ func (fr *flowRun) setIndex(side string, idx *mergeIndex) {
 }
 
 // scanUnlinked calls fn with every record of side that no link of the flow points at.
-func (fr *flowRun) scanUnlinked(ctx context.Context, side string, fn func(connector.Record)) error {
+func (fr *flowRun) scanUnlinked(ctx context.Context, side Side, fn func(connector.Record)) error {
 	conn, entity := fr.on(side)
 	return conn.Scan(ctx, entity, "", func(recs []connector.Record) error {
 		ids := make([]string, len(recs))
@@ -204,13 +203,12 @@ func (fr *flowRun) scanUnlinked(ctx context.Context, side string, fn func(connec
 
 // finder returns the connection of side when it can find records by property values and the
 // flow has not found it unable to search by its merge criteria, else nil.
-func (fr *flowRun) finder(side string) connector.Finder {
+func (fr *flowRun) finder(side Side) connector.Finder {
 	if fr.noFinder {
 		return nil
 	}
 	conn, _ := fr.on(side)
-	f, _ := conn.(connector.Finder)
-	return f
+	return conn.Capabilities().Finder
 }
 
 // prepareMatch readies the indexes match searches for a batch of side's records, when both
@@ -221,7 +219,7 @@ func (fr *flowRun) finder(side string) connector.Finder {
 //
 // It returns, by id, the records of recs whose keys a Finder refused to search for: whether
 // they match a record is not known, so they are neither linked nor created in this run.
-func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connector.Record) (map[string]error, error) {
+func (fr *flowRun) prepareMatch(ctx context.Context, side Side, recs []connector.Record) (map[string]error, error) {
 	fr.batchIdx = nil
 	if len(fr.f.Merge) == 0 || len(recs) == 0 || fr.finder(side) == nil || fr.finder(other(side)) == nil {
 		return nil, nil
@@ -252,7 +250,7 @@ func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connect
 	if err != nil || same == nil {
 		return nil, err
 	}
-	fr.batchIdx = map[string]*mergeIndex{other(side): others, side: same}
+	fr.batchIdx = map[Side]*mergeIndex{other(side): others, side: same}
 	var refused map[string]error
 	if others.refused == nil && same.refused == nil {
 		return nil, nil
@@ -280,7 +278,7 @@ func (fr *flowRun) prepareMatch(ctx context.Context, side string, recs []connect
 // findUnlinked indexes the unlinked candidates of side that have one of the given merge keys
 // (per alternative), found through the side's Finder. It returns nil, and stops using Finders
 // in this flow run, when the connection cannot search by a merge criterion.
-func (fr *flowRun) findUnlinked(ctx context.Context, side string, keys []map[string]bool) (*mergeIndex, error) {
+func (fr *flowRun) findUnlinked(ctx context.Context, side Side, keys []map[string]bool) (*mergeIndex, error) {
 	return fr.findByKeys(ctx, side, keys, fr.candidate)
 }
 
@@ -288,7 +286,7 @@ func (fr *flowRun) findUnlinked(ctx context.Context, side string, keys []map[str
 // merge keys (per alternative) and that keep accepts, found through the side's Finder. It
 // returns nil when the connection cannot search by a merge criterion (and stops using Finders
 // in this flow run).
-func (fr *flowRun) findByKeys(ctx context.Context, side string, keys []map[string]bool, keep func(string, connector.Record) bool) (*mergeIndex, error) {
+func (fr *flowRun) findByKeys(ctx context.Context, side Side, keys []map[string]bool, keep func(Side, connector.Record) bool) (*mergeIndex, error) {
 	_, entity := fr.on(side)
 	finder := fr.finder(side)
 	idx := newMergeIndex(len(fr.f.Merge))
@@ -302,7 +300,7 @@ func (fr *flowRun) findByKeys(ctx context.Context, side string, keys []map[strin
 		paths := make([]string, len(alt))
 		for i, p := range alt {
 			paths[i] = p.Source
-			if side == state.Target {
+			if side == Target {
 				paths[i] = p.Target
 			}
 		}

@@ -76,7 +76,7 @@ func (r *Runner) checkNewState(ctx context.Context, flows []*mapping.Flow) error
 // holdsRecords reports whether an entity has a record: by its count where the connection
 // counts, else by reading its first page.
 func holdsRecords(ctx context.Context, conn connector.Conn, entity string) (bool, error) {
-	if c, ok := conn.(connector.Counter); ok {
+	if c := conn.Capabilities().Counter; c != nil {
 		n, err := c.Count(ctx, entity)
 		return n > 0, err
 	}

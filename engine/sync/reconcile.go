@@ -71,7 +71,7 @@ func (fr *flowRun) endReconcile(ctx context.Context, started time.Time) error {
 	if fr.r.Opts.DryRun || !fr.reconcileSet && !fr.r.Opts.Reconcile {
 		return nil
 	}
-	for _, side := range []string{state.Source, state.Target} {
+	for _, side := range []Side{Source, Target} {
 		if fr.writes(other(side)) && !fr.readWhole[side] {
 			return nil // read from a watermark
 		}

@@ -64,11 +64,11 @@ func (rf *refs) remember(f *mapping.Flow, sourceID, targetID string) {
 
 // linksOf looks a record's link up, through the flow's run when it has one (which knows the
 // links it has staged), else in the link state.
-func (rf *refs) linksOf(f *mapping.Flow, side, id string) (map[string]*state.Link, error) {
+func (rf *refs) linksOf(f *mapping.Flow, side Side, id string) (map[string]*state.Link, error) {
 	if fr := rf.runs[f]; fr != nil {
 		return fr.linksOf(rf.ctx, side, []string{id})
 	}
-	if side == state.Source {
+	if side == Source {
 		return rf.r.State.LinksBySource(rf.ctx, f.ID(), []string{id})
 	}
 	return rf.r.State.LinksByTarget(rf.ctx, f.ID(), []string{id})
@@ -79,7 +79,7 @@ func (rf *refs) TargetID(f *mapping.Flow, sourceID string) (string, bool, error)
 	if id, ok := rf.toTarget[f][sourceID]; ok {
 		return id, true, nil
 	}
-	links, err := rf.linksOf(f, state.Source, sourceID)
+	links, err := rf.linksOf(f, Source, sourceID)
 	if err != nil {
 		return "", false, err
 	}
@@ -100,7 +100,7 @@ func (rf *refs) SourceID(f *mapping.Flow, targetID string) (string, bool, error)
 	if id, ok := rf.toSource[f][targetID]; ok {
 		return id, true, nil
 	}
-	links, err := rf.linksOf(f, state.Target, targetID)
+	links, err := rf.linksOf(f, Target, targetID)
 	if err != nil {
 		return "", false, err
 	}

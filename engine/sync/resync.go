@@ -78,9 +78,9 @@ func (fr *flowRun) resyncPass(ctx context.Context, hadLinks bool) error {
 		}
 		return fr.commit(ctx, func(tx state.Tx) error { return tx.SetFingerprint(fr.f.ID(), fr.print) })
 	}
-	side := state.Source
-	if !fr.writes(state.Target) {
-		side = state.Target
+	side := Source
+	if !fr.writes(Target) {
+		side = Target
 	}
 	conn, entity := fr.on(side)
 	err := fr.r.State.ScanLinks(ctx, fr.f.ID(), func(links []*state.Link) error {

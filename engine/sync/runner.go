@@ -4,6 +4,16 @@
 // last synced values, writes what changed to the other side, and records links, intents,
 // watermarks, waiting records and dead letters in the link state. It is the generic runner:
 // nothing in it knows a particular system.
+//
+// A flow run (flow.go) reads each side in a pass of batches (pass.go, scan.go, watermark.go). For
+// each batch, batch.go reads the links and partners of its records and links the unlinked ones by
+// merge criteria (match.go); the planner (plan.go, lists.go) decides without I/O each linked
+// pair's merge and what becomes of a record nothing matches; write.go writes the patches and
+// saves the new bases, create.go creates the records that have no partner (stage.go commits their
+// links beside the next batch), and recover.go finishes the creates a killed run left. deletes.go
+// and deletecheck.go find the links whose record is gone, behind the circuit breaker. A
+// connection's abilities come from its Capabilities, never from type assertions, so a wrapped
+// connection keeps them.
 package sync
 
 import (

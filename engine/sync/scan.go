@@ -15,7 +15,7 @@ import (
 // waiting, and the one being read.
 func scan(ctx context.Context, conn connector.Conn, entity, since string, prepare func([]connector.Record) []*prebuilt,
 	fn func(recs []connector.Record, digests []string, prebuilt []*prebuilt) error) error {
-	if !connector.CapabilitiesOf(conn).ConcurrentScan {
+	if !conn.Capabilities().ConcurrentScan {
 		return conn.Scan(ctx, entity, since, func(recs []connector.Record) error { return fn(recs, nil, nil) })
 	}
 	readCtx, stop := context.WithCancel(ctx)

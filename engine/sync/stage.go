@@ -34,12 +34,12 @@ func (s *stagedLinks) writes() []func(tx state.Tx) error {
 }
 
 // overlay adds to links (found by side's ids) the staged links of those ids.
-func (s *stagedLinks) overlay(links map[string]*state.Link, side string, ids []string) {
+func (s *stagedLinks) overlay(links map[string]*state.Link, side Side, ids []string) {
 	if s == nil {
 		return
 	}
 	by := s.bySource
-	if side == state.Target {
+	if side == Target {
 		by = s.byTarget
 	}
 	for _, id := range ids {

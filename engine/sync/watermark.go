@@ -29,9 +29,10 @@ const namedWarnings = 5
 // number) and, for times, not after the read's start less the clock skew (limit); the others
 // are warnings naming their records. The watermark never moves back.
 type marks struct {
-	flow, side, entity, property string
-	stored                       stamp.Stamp // the watermark the pass read from (zero: none)
-	limit                        time.Time
+	flow, entity, property string
+	side                   Side
+	stored                 stamp.Stamp // the watermark the pass read from (zero: none)
+	limit                  time.Time
 	// Per kind (stamp.Time, stamp.Number): how many stamps were read, the latest within the
 	// limit, and the first records (ids) with a stamp of that kind, named if the kind loses.
 	count  [3]int
@@ -46,7 +47,7 @@ type marks struct {
 }
 
 // newMarks starts following the stamps of a pass from the stored watermark.
-func (fr *flowRun) newMarks(side, stored string, readStart time.Time) *marks {
+func (fr *flowRun) newMarks(side Side, stored string, readStart time.Time) *marks {
 	_, entity := fr.on(side)
 	skew := fr.r.Opts.ClockSkew
 	if skew <= 0 {
@@ -165,9 +166,9 @@ func (m *marks) next() string {
 
 // lookbackOf returns the lookback of a side's entity (its system file's `lookback`), 0 when
 // none is set.
-func (fr *flowRun) lookbackOf(side string) (time.Duration, error) {
+func (fr *flowRun) lookbackOf(side Side) (time.Duration, error) {
 	e := fr.f.Source
-	if side == state.Target {
+	if side == Target {
 		e = fr.f.Target
 	}
 	v := e.Config.Lookback
@@ -182,8 +183,8 @@ func (fr *flowRun) lookbackOf(side string) (time.Duration, error) {
 }
 
 // writtenTo counts the run's writes to a side so far.
-func (fr *flowRun) writtenTo(side string) int {
-	if side == state.Source {
+func (fr *flowRun) writtenTo(side Side) int {
+	if side == Source {
 		return fr.stats.UpdatedSource + fr.stats.CreatedSource
 	}
 	return fr.stats.UpdatedTarget + fr.stats.CreatedTarget
@@ -193,7 +194,7 @@ func (fr *flowRun) writtenTo(side string) int {
 // whatever is written meanwhile (a read transaction): then the run's own writes to the side it
 // scans cannot make the scan skip records.
 func snapshots(c connector.Conn) bool {
-	return connector.CapabilitiesOf(c).SnapshotScan
+	return c.Capabilities().SnapshotScan
 }
 
 // stampLayouts are the forms formatLike writes a time in: a watermark shifted by a lookback is
@@ -228,6 +229,6 @@ func (fr *flowRun) reportWarnings(m *marks) {
 }
 
 // setWatermark stores a side's new watermark.
-func (fr *flowRun) setWatermark(ctx context.Context, side, value string) error {
-	return fr.commit(ctx, func(tx state.Tx) error { return tx.SetWatermark(fr.f.ID(), side, value) })
+func (fr *flowRun) setWatermark(ctx context.Context, side Side, value string) error {
+	return fr.commit(ctx, func(tx state.Tx) error { return tx.SetWatermark(fr.f.ID(), string(side), value) })
 }

@@ -32,67 +32,23 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 	}
 	failed := map[*pair]bool{}
 	before := map[*pair]connector.Record{} // source records as they were before the write
-	apply := func(ps []*pair, side string) error {
-		if len(ps) == 0 {
-			return nil
-		}
-		conn, entity := fr.on(side)
-		recs := make([]connector.Record, len(ps))
-		for i, p := range ps {
-			if side == state.Target {
-				recs[i] = connector.Record{ID: p.tgt.ID, Data: p.tgtPatch}
-			} else {
-				recs[i] = connector.Record{ID: p.src.ID, Data: p.srcPatch}
-			}
-		}
-		results, err := conn.Update(ctx, entity, recs)
-		results, failedCall := partialResults(results, len(recs), err)
-		if rerr := readBack(ctx, conn, entity, results); rerr != nil {
-			if failedCall {
-				return err
-			}
-			return rerr
-		}
-		made, undone := 0, 0
-		for i, res := range results {
-			p := ps[i]
-			if res.Err == errUndone {
-				undone++
-				fr.stats.Undone++
-				continue
-			}
-			if res.Err == nil {
-				made++
-			}
-			if res.Err != nil {
-				failed[p] = true
-				fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
-				continue
-			}
-			if side == state.Target {
-				p.tgt = res.Record
-				fr.stats.UpdatedTarget++
-			} else {
-				before[p] = p.src
-				p.src = res.Record
-				fr.stats.UpdatedSource++
-			}
-		}
-		if failedCall {
-			return &undoneError{err: err, entity: entity, made: made, undone: undone}
-		}
-		return nil
-	}
-	if err := apply(tgtPairs, state.Target); err != nil {
+	if err := fr.update(ctx, Target, tgtPairs, failed, before, out); err != nil {
 		fr.stats.Undone += len(srcPairs) // never attempted
 		return err
 	}
-	if err := apply(srcPairs, state.Source); err != nil {
+	if err := fr.update(ctx, Source, srcPairs, failed, before, out); err != nil {
 		return err
 	}
-	if err := apply(fr.followUps(srcPairs, before, failed), state.Target); err != nil {
+	if err := fr.update(ctx, Target, fr.followUps(srcPairs, before, failed), failed, before, out); err != nil {
 		return err
 	}
+	fr.relink(pairs, failed, out)
+	return nil
+}
+
+// relink gives the links of the pairs written (or found in sync) their new bases, for the
+// batch's transaction (out); a pair whose base cannot be computed is a dead letter.
+func (fr *flowRun) relink(pairs []*pair, failed map[*pair]bool, out *outcome) {
 	for _, p := range pairs {
 		if p.link == nil || failed[p] {
 			continue
@@ -104,9 +60,9 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		}
 		if len(p.tgtPatch) == 0 && len(p.srcPatch) == 0 && p.seen != nil {
 			// Nothing written: the values merge saw are what the systems hold.
-			fr.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
+			fr.plan.withElements(p.seen, p.src.Data, p.tgt.Data, p.hints, p.link.Base)
 			p.link.Base = p.seen
-			p.link.SourceHash, p.link.TargetHash = fr.digestOf(p, state.Source), fr.digestOf(p, state.Target)
+			p.link.SourceHash, p.link.TargetHash = fr.digestOf(p, Source), fr.digestOf(p, Target)
 			p.link.Updated = fr.r.Opts.Now().UTC()
 		} else if err := fr.rebase(p.link, p.src, p.tgt, p.hints); err != nil {
 			fr.fail(out, p.side, idOn(p, p.side), err)
@@ -115,6 +71,60 @@ func (fr *flowRun) write(ctx context.Context, pairs []*pair, out *outcome) error
 		out.links = append(out.links, p.link)
 		out.resolved = append(out.resolved, p.link)
 		fr.refs.remember(fr.f, p.link.SourceID, p.link.TargetID)
+	}
+}
+
+// update writes the patches of the pairs ps to side, and takes the records as written into
+// them; a record that failed is marked in failed and is a dead letter of out. before keeps the
+// source records as they were before the write, for followUps.
+func (fr *flowRun) update(ctx context.Context, side Side, ps []*pair, failed map[*pair]bool, before map[*pair]connector.Record, out *outcome) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	conn, entity := fr.on(side)
+	recs := make([]connector.Record, len(ps))
+	for i, p := range ps {
+		if side == Target {
+			recs[i] = connector.Record{ID: p.tgt.ID, Data: p.tgtPatch}
+		} else {
+			recs[i] = connector.Record{ID: p.src.ID, Data: p.srcPatch}
+		}
+	}
+	results, err := conn.Update(ctx, entity, recs)
+	results, failedCall := partialResults(results, len(recs), err)
+	if rerr := readBack(ctx, conn, entity, results); rerr != nil {
+		if failedCall {
+			return err
+		}
+		return rerr
+	}
+	made, undone := 0, 0
+	for i, res := range results {
+		p := ps[i]
+		if res.Err == errUndone {
+			undone++
+			fr.stats.Undone++
+			continue
+		}
+		if res.Err == nil {
+			made++
+		}
+		if res.Err != nil {
+			failed[p] = true
+			fr.fail(out, p.side, idOn(p, p.side), fmt.Errorf("writing %s %s: %w", entity, recs[i].ID, res.Err))
+			continue
+		}
+		if side == Target {
+			p.tgt = res.Record
+			fr.stats.UpdatedTarget++
+		} else {
+			before[p] = p.src
+			p.src = res.Record
+			fr.stats.UpdatedSource++
+		}
+	}
+	if failedCall {
+		return &undoneError{err: err, entity: entity, made: made, undone: undone}
 	}
 	return nil
 }
@@ -148,7 +158,7 @@ func (fr *flowRun) followUps(written []*pair, before map[*pair]connector.Record,
 				desired = mapping.Clone(p.tgt.Data).(map[string]any)
 			}
 			prop.ApplyTarget(desired, now)
-			fr.change(Change{Action: "update", Side: state.Target, RecordID: p.tgt.ID, Property: prop.Target,
+			fr.change(Change{Action: "update", Side: string(Target), RecordID: p.tgt.ID, Property: prop.Target,
 				Old: string(mapping.Canonical(prop.View(p.tgt.Data))), New: string(nowC)})
 		}
 		if desired != nil {
@@ -163,7 +173,7 @@ func (fr *flowRun) followUps(written []*pair, before map[*pair]connector.Record,
 // readBack replaces the results of a write by the records as the system stores them, for a
 // connection that does not return them itself: the bases must be what the system holds.
 func readBack(ctx context.Context, conn connector.Conn, entity string, results []connector.Result) error {
-	if connector.CapabilitiesOf(conn).ReturnsStored {
+	if conn.Capabilities().ReturnsStored {
 		return nil
 	}
 	var ids []string
@@ -204,26 +214,10 @@ func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[st
 // property key, when they are known (sVals, from build; nil computes them), and the digesters
 // of the goroutine it runs on.
 func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte, d *digesters) error {
-	base := make(map[string]state.Base, len(fr.f.Properties))
-	for _, prop := range fr.f.Properties {
-		var b state.Base
-		if s, ok := sVals[prop.Key()]; ok {
-			b.S = s
-		} else if prop.ToTargetSide() {
-			s, err := prop.TargetValue(src.Data, fr.refs)
-			if err != nil {
-				return err
-			}
-			b.S = mapping.Canonical(s)
-		} else if len(prop.Elements) == 0 {
-			// A property that flows to the source only keeps the source's value, so that a
-			// source edit of it is told from the value the source was last given.
-			b.S = mapping.Canonical(prop.SourceView(src.Data))
-		}
-		b.T = mapping.Canonical(prop.View(tgt.Data))
-		base[prop.Key()] = b
+	base, err := fr.plan.baseOf(src, tgt, hints, sVals, l.Base)
+	if err != nil {
+		return err
 	}
-	fr.withElements(base, src.Data, tgt.Data, hints, l.Base)
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
 	l.SourceHash, l.TargetHash = d.src.digest(src.Data), d.tgt.digest(tgt.Data)
@@ -263,12 +257,12 @@ func (fr *flowRun) save(ctx context.Context, out *outcome) error {
 			}
 		}
 		for _, f := range out.dead {
-			if err := tx.PutDeadLetter(flow, f.side, f.id, f.reason); err != nil {
+			if err := tx.PutDeadLetter(flow, string(f.side), f.id, f.reason); err != nil {
 				return err
 			}
 		}
 		for _, f := range out.waiting {
-			if err := tx.PutWaiting(flow, f.side, f.id, f.reason); err != nil {
+			if err := tx.PutWaiting(flow, string(f.side), f.id, f.reason); err != nil {
 				return err
 			}
 		}

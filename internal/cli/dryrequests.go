@@ -12,12 +12,6 @@ import (
 	dsync "github.com/dataflow-sync/dataflow/engine/sync"
 )
 
-// operationLister is the optional ability of a connection (http) to say which request each
-// operation of an entity sends: "create: POST /items", paths as the system file writes them.
-type operationLister interface {
-	Operations(entity string) []string
-}
-
 // printDryRequests lists, after a dry run's plan, the requests a run would send to write it:
 // per system and entity that can say so, each write operation the plan uses, with the number
 // of records. Reads are not listed (a dry run sent them); nothing secret is shown.
@@ -51,10 +45,11 @@ func printDryRequests(w io.Writer, changes []dsync.Change, p *mapping.Project, c
 	}
 	var lines []string
 	for t, recs := range records {
-		ol, ok := conns[t.system].(operationLister)
-		if !ok {
+		c := conns[t.system]
+		if c == nil || c.Capabilities().OperationLister == nil {
 			continue
 		}
+		ol := c.Capabilities().OperationLister
 		for _, o := range ol.Operations(t.entity) {
 			if strings.HasPrefix(o, t.op+": ") {
 				lines = append(lines, fmt.Sprintf("  %s %s: %s (%s)", diag.Escape(t.system), diag.Escape(t.entity),

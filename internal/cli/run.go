@@ -313,7 +313,7 @@ func requestCounter(conns map[string]connector.Conn) func() map[string]int64 {
 	return func() map[string]int64 {
 		out := map[string]int64{}
 		for id, c := range conns {
-			if rc, ok := c.(interface{ Requests() int64 }); ok {
+			if rc := c.Capabilities().RequestCounter; rc != nil {
 				out[id] = rc.Requests()
 			}
 		}

@@ -510,8 +510,8 @@ func TestJSONServerLostAnswersAreNotCreatedTwice(t *testing.T) {
 		if system != "custom-crm" {
 			return c
 		}
-		kc, ok := c.(connector.KeyedCreator)
-		if !ok {
+		kc := c.Capabilities().KeyedCreator
+		if kc == nil {
 			t.Fatal("the http connection does not create with idempotency keys")
 		}
 		lose.Conn, lose.kc = c, kc
@@ -565,8 +565,11 @@ type jsLoseAnswers struct {
 	lost   int
 }
 
+// Capabilities are the connection's, with its keyed creates going through the wrapper.
 func (w *jsLoseAnswers) Capabilities() connector.Capabilities {
-	return connector.CapabilitiesOf(w.Conn)
+	caps := w.Conn.Capabilities()
+	caps.KeyedCreator = w
+	return caps
 }
 func (w *jsLoseAnswers) Idempotent(entity string) bool { return w.kc.Idempotent(entity) }
 

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) connector.Conn) {
 		{"NullStaysNull", nullStaysNull},
 		{"ValueTheColumnCannotHold", cannotHold},
 		{"Count", count},
+		{"CapabilitiesSurviveAWrapper", capabilitiesSurviveAWrapper},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -223,8 +224,8 @@ func find(t *testing.T, c connector.Conn) {
 		sort.Strings(s)
 		return strings.Join(s, " ")
 	}
-	f, ok := c.(connector.Finder)
-	if !ok {
+	f := c.Capabilities().Finder
+	if f == nil {
 		t.Fatal("the connection cannot find")
 	}
 	recs, err := f.Find(ctx, "Product", []string{"name"}, [][]string{{"Tea"}, {"Sugar"}})
@@ -314,7 +315,7 @@ func listsAreChildRows(t *testing.T, c connector.Conn) {
 	if fmt.Sprint(recs[0].Data["lines"].([]any)[0].(map[string]any)["id"]) != fmt.Sprint(tea["id"]) {
 		t.Errorf("TEA's line got a new id: %v, was %v", recs[0].Data["lines"], tea["id"])
 	}
-	if lc, ok := c.(connector.ListIdentifier); !ok || lc.ListID("Order", "lines") != "id" {
+	if lc := c.Capabilities().ListIdentifier; lc == nil || lc.ListID("Order", "lines") != "id" {
 		t.Errorf("lines are not identified by their id column")
 	}
 }
@@ -389,11 +390,33 @@ func cannotHold(t *testing.T, c connector.Conn) {
 
 func count(t *testing.T, c connector.Conn) {
 	create(t, c, "Product", product("Tea", 0.99, 3, "2024-01-01T10:00:00Z"), product("Milk", 1.5, 2, "2024-01-01T11:00:00Z"))
-	cn, ok := c.(connector.Counter)
-	if !ok {
+	cn := c.Capabilities().Counter
+	if cn == nil {
 		t.Fatal("the connection cannot count")
 	}
 	if n, err := cn.Count(ctx, "Product"); err != nil || n != 2 {
 		t.Fatalf("count: %d %v", n, err)
+	}
+}
+
+// capabilitiesSurviveAWrapper: a wrapper that embeds the connection, as a test's fault
+// injection or a metrics wrapper does, keeps every capability the engine uses, the optional
+// abilities included, and they work through it.
+func capabilitiesSurviveAWrapper(t *testing.T, c connector.Conn) {
+	create(t, c, "Product", product("Tea", 0.99, 3, "2024-01-01T10:00:00Z"))
+	wrapped := struct{ connector.Conn }{c}
+	caps := wrapped.Capabilities()
+	if !caps.Delete || !caps.ReturnsStored || !caps.ConcurrentScan || !caps.LargeBatches {
+		t.Errorf("through a wrapper: %+v, want it to delete, return stored records, scan concurrently and take large batches", caps)
+	}
+	if caps.Finder == nil || caps.Counter == nil || caps.DeleteCounter == nil || caps.ListIdentifier == nil {
+		t.Fatalf("through a wrapper: finder %v, counter %v, delete counter %v, list identifier %v; want all", caps.Finder != nil,
+			caps.Counter != nil, caps.DeleteCounter != nil, caps.ListIdentifier != nil)
+	}
+	if n, err := caps.Counter.Count(ctx, "Product"); err != nil || n != 1 {
+		t.Errorf("count through a wrapper: %d %v, want 1", n, err)
+	}
+	if recs, err := caps.Finder.Find(ctx, "Product", []string{"name"}, [][]string{{"Tea"}}); err != nil || len(recs) != 1 {
+		t.Errorf("find through a wrapper: %d records %v, want 1", len(recs), err)
 	}
 }

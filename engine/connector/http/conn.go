@@ -29,18 +29,18 @@ type conn struct {
 
 var (
 	_ connector.Conn         = (*conn)(nil)
-	_ connector.Capable      = (*conn)(nil)
 	_ connector.KeyedCreator = (*conn)(nil)
 )
 
-// Capabilities implements connector.Capable: the connection deletes when an entity configures
-// delete, and its writes return the records as stored (from the response, or read back).
+// Capabilities implements connector.Conn: the connection deletes when an entity configures
+// delete, and its writes return the records as stored (from the response, or read back). It
+// finds records (find.go) and creates with idempotency keys where an entity names the header.
 func (c *conn) Capabilities() connector.Capabilities {
 	del := false
 	for _, e := range c.entities {
 		del = del || e.delete != nil
 	}
-	return connector.Capabilities{Delete: del, ReturnsStored: true}
+	return connector.Capabilities{Delete: del, ReturnsStored: true, Finder: c, KeyedCreator: c, RequestCounter: c, OperationLister: c}
 }
 
 // Idempotent implements connector.KeyedCreator: creates honour keys when the entity names the
@@ -422,13 +422,12 @@ func (c *conn) getByList(ctx context.Context, e *entity, ids []string, out map[s
 	return err
 }
 
-// Requests is the optional ability interface{ Requests() int64 } of a connection: the requests
-// it sent to its system (each try
-// of each request, logins included), for the per-system counts of the run's summary.
+// Requests implements connector.RequestCounter: the requests it sent to its system (each try of
+// each request, logins included), for the per-system counts of the run's summary.
 func (c *conn) Requests() int64 { return c.cl.sent.Load() }
 
-// Operations is the optional ability interface{ Operations(entity string) []string } of a
-// connection: the requests each operation of the entity sends, as "create: POST
+// Operations implements connector.OperationLister: the requests each operation of the entity
+// sends, as "create: POST
 // /v2/products", with the paths as written in the system file ({id} and other expressions
 // unexpanded), so that a dry run can show which requests a run would send. They hold no
 // secret: secrets never reach paths, and credentials sent in the query are not shown.

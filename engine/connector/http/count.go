@@ -12,13 +12,20 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/connector"
 )
 
-// countingConn is a connection with an entity that has count: it is a connector.Counter.
-// Entities without count are counted by reading their list.
+// countingConn is a connection with an entity that has count: its Capabilities have a
+// Counter. Entities without count are counted by reading their list.
 type countingConn struct {
 	*conn
 }
 
 var _ connector.Counter = countingConn{}
+
+// Capabilities are the connection's, with its counts.
+func (c countingConn) Capabilities() connector.Capabilities {
+	caps := c.conn.Capabilities()
+	caps.Counter = c
+	return caps
+}
 
 // Count implements connector.Counter.
 func (c countingConn) Count(ctx context.Context, name string) (int, error) {

@@ -242,9 +242,9 @@ func TestCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer opened.Close()
-	counter, ok := opened.(connector.Counter)
-	if !ok {
-		t.Fatalf("%T is not a Counter", opened)
+	counter := opened.Capabilities().Counter
+	if counter == nil {
+		t.Fatalf("%T has no Counter", opened)
 	}
 	if n, err := counter.Count(ctx, "Item"); err != nil || n != 2417 || queries[0] != "/items?perPage=1" {
 		t.Errorf("count %d, %v, requests %v", n, err, queries)

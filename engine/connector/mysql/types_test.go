@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/internal/mysqltest"
 )
@@ -145,7 +144,7 @@ func TestTrackDeletes(t *testing.T) {
 	db := mysqltest.New(t)
 	db.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)", "INSERT INTO products (name) VALUES ('a'), ('b'), ('c')")
 	c := open(t, db.DSN(), system("Product: {table: products, id: id}")+"track_deletes: true\n")
-	dc := c.(connector.DeleteCounter)
+	dc := c.Capabilities().DeleteCounter
 	ctx := context.Background()
 	n, ok, err := dc.Deletions(ctx, "Product")
 	if err != nil || !ok || n != 1 {
@@ -160,7 +159,7 @@ func TestTrackDeletes(t *testing.T) {
 		t.Fatalf("after 3 deletions: %d %v %v", n, ok, err)
 	}
 	c2 := open(t, db.DSN(), system("Product: {table: products, id: id}"))
-	if _, ok, _ := c2.(connector.DeleteCounter).Deletions(ctx, "Product"); ok {
+	if _, ok, _ := c2.Capabilities().DeleteCounter.Deletions(ctx, "Product"); ok {
 		t.Fatal("counted without track_deletes")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
 )
@@ -92,7 +91,7 @@ func TestTrackDeletes(t *testing.T) {
 	db := pgtest.New(t)
 	db.Exec(t, `CREATE TABLE products (id serial PRIMARY KEY, name text)`, `INSERT INTO products (name) VALUES ('a'), ('b'), ('c')`)
 	c := open(t, db.DSN(), system(`Product: {table: products, id: id}`)+"track_deletes: true\n")
-	dc := c.(connector.DeleteCounter)
+	dc := c.Capabilities().DeleteCounter
 	ctx := context.Background()
 	n, ok, err := dc.Deletions(ctx, "Product")
 	if err != nil || !ok || n != 1 {
@@ -108,7 +107,7 @@ func TestTrackDeletes(t *testing.T) {
 	}
 	// Without track_deletes nothing is counted.
 	c2 := open(t, db.DSN(), system(`Product: {table: products, id: id}`))
-	if _, ok, _ := c2.(connector.DeleteCounter).Deletions(ctx, "Product"); ok {
+	if _, ok, _ := c2.Capabilities().DeleteCounter.Deletions(ctx, "Product"); ok {
 		t.Fatal("counted without track_deletes")
 	}
 }

@@ -44,10 +44,12 @@ func New(d Dialect, db DB, sys *config.System, o Options) *Conn {
 	return &Conn{d: d, db: db, sys: sys, readOnly: o.ReadOnly, trackDeletes: o.TrackDeletes, secret: o.Secret, entities: map[string]*entity{}}
 }
 
-// Capabilities implements connector.Capable: the server deletes, every write reads the record
-// back in its transaction, and a scan holds a connection of its own.
+// Capabilities implements connector.Conn: the server deletes, every write reads the record
+// back in its transaction, and a scan holds a connection of its own. It finds, counts records
+// and deletions (with track_deletes), and identifies list elements by their column id.
 func (c *Conn) Capabilities() connector.Capabilities {
-	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true}
+	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true,
+		Finder: c, Counter: c, DeleteCounter: c, ListIdentifier: c}
 }
 
 // Close implements connector.Conn.

@@ -247,10 +247,12 @@ func initialize(ctx context.Context, path, script string) error {
 }
 
 // conn is the connector.Conn of one database file.
-// Capabilities implements connector.Capable: SQLite deletes, and every write reads the record
-// back in its transaction; a scan reads in one read transaction (a snapshot).
+// Capabilities implements connector.Conn: SQLite deletes, and every write reads the record
+// back in its transaction; a scan reads in one read transaction (a snapshot). It finds, counts
+// records and deletions (with track_deletes), and identifies list elements by their column id.
 func (c *conn) Capabilities() connector.Capabilities {
-	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true, SnapshotScan: true}
+	return connector.Capabilities{Delete: true, ReturnsStored: true, ConcurrentScan: true, LargeBatches: true, SnapshotScan: true,
+		Finder: c, Counter: c, DeleteCounter: c, ListIdentifier: c}
 }
 
 type conn struct {

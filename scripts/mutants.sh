@@ -28,20 +28,20 @@ mutant redact-off engine/connector/http/redact.go \
 	./engine/connector/http/ 'TestSecrets|TestRedact'
 # The circuit breaker holds a side that lost more linked records than the share allows.
 mutant breaker-off engine/sync/deletes.go \
-	's/if missing\[side\] <= limit \{/if true {/' \
-	./engine/sync/ 'TestDivergenceEmptiedSideIsAFault|TestE2E.*Breaker|TestE2EDelete'
+	's/h\.held = h\.missing > h\.limit/h.held = false/' \
+	./engine/sync/ 'TestDivergenceEmptiedSideIsAFault|TestE2E.*Breaker|TestE2EDelete|TestPlanDeleteBreaker'
 # An expression nested past the limit is refused before the parser recurses.
 mutant nesting-limit engine/mapping/nesting.go \
 	's/const MaxExprNesting = 256/const MaxExprNesting = 100000/' \
 	./engine/mapping/ 'TestNestingLimit'
 # Three-way merge: a change made in the target alone reaches the source.
-mutant merge-target-edit engine/sync/batch.go \
-	's/(case tgtChanged && !srcChanged:\n\t+)toSource = true/$1toSource = false/' \
-	./engine/sync/ 'TestE2E'
+mutant merge-target-edit engine/sync/plan.go \
+	's/(case tgtChanged && !srcChanged:\n\t+)return false, true, false/$1return false, false, false/' \
+	./engine/sync/ 'TestPlanMergeRules|TestE2E'
 # Both sides changed: the conflict policy decides (not always the source).
-mutant merge-conflict-policy engine/sync/batch.go \
-	's/toTarget = fr\.sourceWins\(p\)/toTarget = true/' \
-	./engine/sync/ 'TestE2E'
+mutant merge-conflict-policy engine/sync/plan.go \
+	's/wins := pl\.sourceWins\(src, tgt\)/wins := true/' \
+	./engine/sync/ 'TestPlanMergeRules|TestE2E'
 
 want=("$@")
 failed=0

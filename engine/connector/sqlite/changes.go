@@ -1,0 +1,445 @@
+package sqlite
+
+// What a record's data writes (a change of columns and lists), and the creates, updates and
+// deletes that write it.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/diag"
+)
+
+// change is what a record's data writes: columns (indexes in the table's columns) with values
+// to bind, and lists.
+type change struct {
+	cols  []int
+	args  []any
+	lists []listChange
+}
+
+// set adds a column's value.
+func (ch *change) set(col int, v any) {
+	ch.cols, ch.args = append(ch.cols, col), append(ch.args, v)
+}
+
+// value returns the value bound for a column, nil when the change does not write it.
+func (ch change) value(col int) any {
+	for i, c := range ch.cols {
+		if c == col {
+			return ch.args[i]
+		}
+	}
+	return nil
+}
+
+type listChange struct {
+	l     *list
+	items []any
+}
+
+// changeOf checks data's property names and converts its values. skip names columns the
+// caller writes itself; stored is the record as stored, for object patches (nil on create).
+// The columns come in the order of their names, so the same properties give the same
+// statement text (prepared once per connection).
+func (t *table) changeOf(data map[string]any, lists map[string]*list, stored map[string]any, skip ...int) (change, error) {
+	if ch, ok := t.changeByColumn(data, lists, stored, skip); ok {
+		return ch, nil
+	}
+	return t.changeByName(data, lists, stored, skip)
+}
+
+// changeByColumn is changeOf for data without errors, by a lookup per column in the order of
+// the column names: no sort of the record's names per record. ok is false when a property is
+// not a column or a list or a value cannot be written; changeByName then says which, as it
+// always has.
+func (t *table) changeByColumn(data map[string]any, lists map[string]*list, stored map[string]any, skip []int) (ch change, ok bool) {
+	ch.cols, ch.args = make([]int, 0, len(data)+1), make([]any, 0, len(data)+1) // +1: an id or key the caller adds
+	known := 0
+	for _, i := range t.byName {
+		c := &t.cols[i]
+		v, present := data[c.name]
+		if !present {
+			continue
+		}
+		known++
+		if slices.Contains(skip, i) {
+			continue
+		}
+		if p, isObj := v.(map[string]any); isObj && c.kind == jsonObj && stored != nil {
+			v = mergeObject(stored[c.name], p)
+		}
+		x, err := toSQL(c.kind, v)
+		if err != nil {
+			return change{}, false
+		}
+		ch.set(i, x)
+	}
+	for name, l := range lists {
+		v, present := data[name]
+		if !present {
+			continue
+		}
+		known++
+		items, err := listItems(name, v)
+		if err != nil {
+			return change{}, false
+		}
+		ch.lists = append(ch.lists, listChange{l, items})
+	}
+	slices.SortFunc(ch.lists, func(a, b listChange) int { return strings.Compare(a.l.name, b.l.name) })
+	return ch, known == len(data)
+}
+
+// changeByName is changeOf by the record's property names in order, which finds the first
+// error as changeOf reports it.
+func (t *table) changeByName(data map[string]any, lists map[string]*list, stored map[string]any, skip []int) (change, error) {
+	var ch change
+	var unknown []string
+	names := make([]string, 0, len(data))
+	for name := range data {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same properties give the same statement text (prepared once)
+next:
+	for _, name := range names {
+		v := data[name]
+		if i, ok := t.index[name]; ok {
+			for _, s := range skip {
+				if i == s {
+					continue next
+				}
+			}
+			k := t.cols[i].kind
+			if p, ok := v.(map[string]any); ok && k == jsonObj && stored != nil {
+				v = mergeObject(stored[name], p)
+			}
+			x, err := toSQL(k, v)
+			if err != nil {
+				return change{}, fmt.Errorf("property %q: %w", name, err)
+			}
+			ch.set(i, x)
+			continue
+		}
+		if l := lists[name]; l != nil {
+			items, err := listItems(name, v)
+			if err != nil {
+				return change{}, err
+			}
+			ch.lists = append(ch.lists, listChange{l, items})
+			continue
+		}
+		unknown = append(unknown, name)
+	}
+	if len(unknown) > 0 {
+		return change{}, t.unknown(unknown, lists)
+	}
+	return ch, nil
+}
+
+func (t *table) unknown(names []string, lists map[string]*list) error {
+	known := make([]string, 0, len(t.cols)+len(lists))
+	for _, c := range t.cols {
+		known = append(known, c.name)
+	}
+	for n := range lists {
+		known = append(known, n)
+	}
+	if len(names) == 1 {
+		return fmt.Errorf("unknown property %q: not a column of table %s%s", names[0], Quote(t.name), diag.DidYouMean(names[0], known))
+	}
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	return fmt.Errorf("unknown properties %s: not columns of table %s", strings.Join(quoted, ", "), Quote(t.name))
+}
+
+func listItems(name string, v any) ([]any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		return x, nil
+	case []map[string]any:
+		items := make([]any, len(x))
+		for i, m := range x {
+			items[i] = m
+		}
+		return items, nil
+	}
+	return nil, fmt.Errorf("property %q is a list of rows: give an array of objects, not %T", name, v)
+}
+
+// create inserts one record with its lists and returns its id as stored; the batch reads it
+// back (readBack). An error of the record's data, found before anything is written, is an
+// invalidData.
+func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (any, error) {
+	var skip []int
+	if data[e.cols[e.id].name] == nil {
+		skip = append(skip, e.id) // absent or null: SQLite numbers the row, or we make a text id
+	}
+	ch, err := e.changeOf(data, e.listIndex, nil, skip...)
+	if err != nil {
+		return nil, invalidData{err}
+	}
+	if err := ch.checkLists(); err != nil {
+		return nil, invalidData{err}
+	}
+	if len(skip) > 0 && e.textID {
+		ch.set(e.id, newTextID())
+	}
+	id, err := insert(ctx, tx, e.table, e.id, ch)
+	if err != nil {
+		return nil, err
+	}
+	for _, lc := range ch.lists {
+		if err := lc.l.write(ctx, tx, id, lc.items, false); err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
+}
+
+// insert inserts a row and returns its id as stored (the rowid SQLite chose, when the id was
+// left out of an INTEGER PRIMARY KEY). When the id as stored is known without asking (the
+// rowid of an INTEGER PRIMARY KEY, text in a column that keeps text as given) the statement
+// is a plain INSERT; else it asks with RETURNING, which costs SQLite three times as much.
+func insert(ctx context.Context, tx *sql.Tx, t *table, idCol int, ch change) (any, error) {
+	q := t.insertSQL(ch.cols)
+	if idCol == t.alias {
+		res, err := tx.ExecContext(ctx, q, ch.args...)
+		if err != nil {
+			return nil, err
+		}
+		return res.LastInsertId()
+	}
+	if id := ch.value(idCol); isString(id) && t.cols[idCol].keepsText {
+		if _, err := tx.ExecContext(ctx, q, ch.args...); err != nil {
+			return nil, err
+		}
+		return id, nil
+	}
+	q += " RETURNING +" + t.cols[idCol].quoted
+	var id any
+	if err := tx.QueryRowContext(ctx, q, ch.args...).Scan(&id); err != nil {
+		return nil, err
+	}
+	if id == nil {
+		return nil, fmt.Errorf("the new row of table %s has no id: give %q a value", Quote(t.name), t.cols[idCol].name)
+	}
+	return id, nil
+}
+
+// update patches one record: the columns present in its data, object columns merged, lists
+// replaced. cur is the record as stored before the batch, with its id as stored; it returns
+// that id, and the batch reads the record back (readBack).
+func (e *entity) update(ctx context.Context, tx *sql.Tx, r connector.Record, cur connector.Record, id any) (any, error) {
+	if v, ok := r.Data[e.cols[e.id].name]; ok && idString(v) != cur.ID {
+		return nil, invalidData{fmt.Errorf("property %q: cannot change the id of record %s to %s", e.cols[e.id].name, cur.ID, idString(v))}
+	}
+	ch, err := e.changeOf(r.Data, e.listIndex, cur.Data, e.id)
+	if err != nil {
+		return nil, invalidData{err}
+	}
+	if err := ch.checkLists(); err != nil {
+		return nil, invalidData{err}
+	}
+	if err := set(ctx, tx, e.table, ch, " WHERE "+Quote(e.cols[e.id].name)+" = ?", id); err != nil {
+		return nil, err
+	}
+	for _, lc := range ch.lists {
+		if err := lc.l.write(ctx, tx, id, lc.items, true); err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
+}
+
+// insertSQL is the statement that inserts a row of the given columns.
+func (t *table) insertSQL(cols []int) string {
+	if len(cols) == 0 {
+		return "INSERT INTO " + t.quoted + " DEFAULT VALUES"
+	}
+	n := len(t.quoted) + 24 + 5*len(cols)
+	for _, c := range cols {
+		n += len(t.cols[c].quoted)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString("INSERT INTO ")
+	b.WriteString(t.quoted)
+	for i, c := range cols {
+		b.WriteString(cond(i == 0, " (", ", "))
+		b.WriteString(t.cols[c].quoted)
+	}
+	for i := range cols {
+		b.WriteString(cond(i == 0, ") VALUES (?", ", ?"))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// isString reports whether v holds a string (without copying it out of v).
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}
+
+// cond is a if c, else b.
+func cond(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
+}
+
+// set updates the columns of ch in the rows where selects.
+func set(ctx context.Context, tx *sql.Tx, t *table, ch change, where string, args ...any) error {
+	if len(ch.cols) == 0 {
+		return nil
+	}
+	n := len(t.quoted) + 12 + 6*len(ch.cols) + len(where)
+	for _, c := range ch.cols {
+		n += len(t.cols[c].quoted)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString("UPDATE ")
+	b.WriteString(t.quoted)
+	for i, c := range ch.cols {
+		b.WriteString(cond(i == 0, " SET ", ", "))
+		b.WriteString(t.cols[c].quoted)
+		b.WriteString(" = ?")
+	}
+	b.WriteString(where)
+	_, err := tx.ExecContext(ctx, b.String(), append(ch.args, args...)...)
+	return err
+}
+
+// delete deletes one record and its lists' rows.
+func (e *entity) delete(ctx context.Context, tx *sql.Tx, id string) error {
+	var stored any
+	err := tx.QueryRowContext(ctx, "SELECT +"+Quote(e.cols[e.id].name)+" FROM "+Quote(e.table.name)+" WHERE "+Quote(e.cols[e.id].name)+" = ?", id).Scan(&stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return invalidData{fmt.Errorf("record %s does not exist", id)}
+	}
+	if err != nil {
+		return err
+	}
+	for _, l := range e.lists {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+Quote(l.table.name)+" WHERE "+Quote(l.cols[l.key].name)+" = ?", stored); err != nil {
+			return fmt.Errorf("list %s: %w", l.name, err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, "DELETE FROM "+Quote(e.table.name)+" WHERE "+Quote(e.cols[e.id].name)+" = ?", stored)
+	return err
+}
+
+// checkLists checks the shape of the change's lists (see list.check) before anything is written.
+func (ch change) checkLists() error {
+	for _, lc := range ch.lists {
+		if _, _, _, err := lc.l.check(lc.items); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check checks that items are objects whose ids, where given, appear once, and returns them
+// with their ids as text ("" where absent) and the set of ids.
+func (l *list) check(items []any) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
+	objs = make([]map[string]any, len(items))
+	ids = make([]string, len(items))
+	seen = map[string]bool{}
+	for i, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", l.name, i, it)
+		}
+		objs[i] = m
+		if v := m[l.cols[l.id].name]; v != nil {
+			ids[i] = idString(v)
+			if seen[ids[i]] {
+				return nil, nil, nil, fmt.Errorf("%s[%d]: %s %s appears twice in the list", l.name, i, l.cols[l.id].name, ids[i])
+			}
+			seen[ids[i]] = true
+		}
+	}
+	return objs, ids, seen, nil
+}
+
+// write makes the list's rows of one parent what items say: rows whose id is not among the
+// items are deleted (first, so a unique key can move to a new row), items with the id of an
+// existing row update its columns (a patch), other items are inserted. On create (replace
+// false) every item is inserted.
+func (l *list) write(ctx context.Context, tx *sql.Tx, parent any, items []any, replace bool) error {
+	keyCol, idCol := Quote(l.cols[l.key].name), Quote(l.cols[l.id].name)
+	existing := map[string]any{}
+	var order []string
+	if replace {
+		err := func() error {
+			rows, err := tx.QueryContext(ctx, "SELECT +"+idCol+" FROM "+Quote(l.table.name)+" WHERE "+keyCol+" = ? ORDER BY "+idCol, parent)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id any
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				existing[idString(id)] = id
+				order = append(order, idString(id))
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return fmt.Errorf("list %s: %w", l.name, err)
+		}
+	}
+	// Check every item before writing any.
+	objs, ids, seen, err := l.check(items)
+	if err != nil {
+		return err
+	}
+	for _, id := range order {
+		if !seen[id] {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+Quote(l.table.name)+" WHERE "+keyCol+" = ? AND "+idCol+" = ?", parent, existing[id]); err != nil {
+				return fmt.Errorf("list %s: %w", l.name, err)
+			}
+		}
+	}
+	for i, m := range objs {
+		stored, exists := existing[ids[i]]
+		exists = exists && ids[i] != ""
+		skip := []int{l.key}
+		if exists || ids[i] == "" { // the id is the WHERE, or absent: SQLite numbers the row
+			skip = append(skip, l.id)
+		}
+		ch, err := l.changeOf(m, nil, nil, skip...)
+		if err != nil {
+			return fmt.Errorf("%s[%d]: %w", l.name, i, err)
+		}
+		if exists {
+			err = set(ctx, tx, l.table, ch, " WHERE "+keyCol+" = ? AND "+idCol+" = ?", parent, stored)
+		} else {
+			if ids[i] == "" && l.textID {
+				ch.set(l.id, newTextID())
+			}
+			ch.set(l.key, parent)
+			_, err = insert(ctx, tx, l.table, l.id, ch)
+		}
+		if err != nil {
+			return fmt.Errorf("%s[%d]: %w", l.name, i, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,484 @@
+package state
+
+// The SQLite store's write transaction (Tx) and the helpers of its values.
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Begin starts a write transaction with BEGIN IMMEDIATE, so that it holds SQLite's write
+// lock from the start and never fails half-way because another writer got in first. It waits
+// while another Tx of this Store is open (or until ctx ends); every Tx must end with Commit
+// or Rollback. The statements of the Tx run with ctx.
+func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
+	if s.mode != ReadWrite {
+		return nil, fmt.Errorf("the link state %s is open read-only; it cannot be written", s.path)
+	}
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	conn, err := s.db.Conn(ctx)
+	if err == nil {
+		if _, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			conn.Close()
+		}
+	}
+	if err != nil {
+		<-s.writer
+		return nil, fmt.Errorf("begin a link state transaction: %w", err)
+	}
+	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: make(map[string]*sql.Stmt)}, nil
+}
+
+// sqliteTx is a write transaction on one dedicated connection. Its statements are prepared
+// once and reused: a run may put ten thousand links in one Tx.
+type sqliteTx struct {
+	s     *SQLite
+	ctx   context.Context
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+
+	mu   sync.Mutex
+	done bool
+
+	bases baseCodec
+	// none holds the tables and flow sides (table + flow + side) known to have no rows in
+	// this Tx, so that clearing a record there needs no statement: a run clears the dead
+	// letter and the waiting entry of every record it links, and there rarely are any.
+	none map[string]bool
+}
+
+// noneKey is the key of none for a table and a flow's side.
+func noneKey(table, flow, side string) string { return table + "\x00" + flow + "\x00" + side }
+
+// nothingToClear reports whether table has no row of the flow's side in the Tx: once known,
+// without a statement, until a row is put there (see none).
+func (t *sqliteTx) nothingToClear(table, flow, side string) (bool, error) {
+	key := noneKey(table, flow, side)
+	if t.none[key] {
+		return true, nil
+	}
+	if t.done {
+		return false, errTxDone
+	}
+	var any bool
+	err := t.conn.QueryRowContext(t.ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE flow = ? AND side = ?)", flow, side).Scan(&any)
+	if err != nil {
+		return false, err
+	}
+	if !any {
+		if t.none == nil {
+			t.none = make(map[string]bool)
+		}
+		t.none[key] = true
+	}
+	return !any, nil
+}
+
+var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
+
+const (
+	sqlPutLink = `INSERT INTO links (flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (flow, source_id) DO UPDATE SET target_id = excluded.target_id, base = excluded.base,
+			source_hash = excluded.source_hash, target_hash = excluded.target_hash, updated = excluded.updated,
+			linked_in = excluded.linked_in, merged_in = excluded.merged_in, made = excluded.made`
+	sqlUpdateLink = `UPDATE links SET base = ?, source_hash = ?, target_hash = ?, updated = ?, linked_in = ?, merged_in = ?, made = ?
+		WHERE flow = ? AND source_id = ? AND target_id = ?`
+	sqlDeleteLink    = `DELETE FROM links WHERE flow = ? AND source_id = ?`
+	sqlAddIntent     = `INSERT INTO intents (flow, side, from_id, data, created) VALUES (?, ?, ?, ?, ?)`
+	sqlDeleteIntent  = `DELETE FROM intents WHERE id = ?`
+	sqlDeleteIntents = `DELETE FROM intents WHERE id IN (`
+	sqlSetWatermark  = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
+		ON CONFLICT (flow, side) DO UPDATE SET value = excluded.value`
+	sqlSetCounts = `INSERT INTO counts (flow, source, target, skipped, source_deletions, target_deletions) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (flow) DO UPDATE SET source = excluded.source, target = excluded.target, skipped = excluded.skipped,
+			source_deletions = excluded.source_deletions, target_deletions = excluded.target_deletions`
+	sqlClearCounts   = `DELETE FROM counts WHERE flow = ?`
+	sqlPutDeadLetter = `INSERT INTO dead_letters (flow, side, record_id, reason, attempts, first, last)
+		VALUES (?, ?, ?, ?, 1, ?, ?)
+		ON CONFLICT (flow, side, record_id) DO UPDATE SET reason = excluded.reason,
+			attempts = attempts + 1, last = excluded.last`
+	sqlClearDeadLetter = `DELETE FROM dead_letters WHERE flow = ? AND side = ? AND record_id = ?`
+	// A record keeps the time it started waiting; only the reason follows the latest run.
+	sqlPutWaiting = `INSERT INTO waiting (flow, side, record_id, reason, since) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (flow, side, record_id) DO UPDATE SET reason = excluded.reason`
+	sqlClearWaiting = `DELETE FROM waiting WHERE flow = ? AND side = ? AND record_id = ?`
+	sqlStartRun     = `INSERT INTO runs (started, status, worker) VALUES (?, 'running', ?)`
+	sqlFinishRun    = `UPDATE runs SET finished = ?, status = ?, summary = ? WHERE id = ?`
+)
+
+// exec runs a statement of the Tx, preparing it on first use.
+func (t *sqliteTx) exec(query string, args ...any) (sql.Result, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	st, ok := t.stmts[query]
+	if !ok {
+		var err error
+		if st, err = t.conn.PrepareContext(t.ctx, query); err != nil {
+			return nil, err
+		}
+		t.stmts[query] = st
+	}
+	return st.ExecContext(t.ctx, args...)
+}
+
+// PutLink inserts or replaces the link of l.SourceID. A target already linked to another
+// source record of the flow gives an error wrapping ErrTargetLinked; the Tx stays usable.
+func (t *sqliteTx) PutLink(l *Link) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
+		return errors.New("put link: a link needs a flow, a source id and a target id")
+	}
+	base, err := t.bases.encode(l.Base)
+	if err != nil {
+		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
+	}
+	if l.storedTarget == l.TargetID { // TargetID is not empty
+		// A link read from the store, saved again with its ids (a merge): an upsert would
+		// also rewrite the entry of the unchanged target id in its index, nearly doubling the
+		// pages a run that merges writes.
+		res, err := t.exec(sqlUpdateLink, base, l.SourceHash, l.TargetHash, formatTime(l.Updated), l.LinkedIn, l.MergedIn, l.Made,
+			l.Flow, l.SourceID, l.TargetID)
+		if err != nil {
+			return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
+		// Gone or relinked since it was read: insert it as any other.
+	}
+	_, err = t.exec(sqlPutLink, l.Flow, l.SourceID, l.TargetID, base, l.SourceHash, l.TargetHash, formatTime(l.Updated),
+		l.LinkedIn, l.MergedIn, l.Made)
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
+		var other string
+		if t.conn.QueryRowContext(t.ctx, "SELECT source_id FROM links WHERE flow = ? AND target_id = ?",
+			l.Flow, l.TargetID).Scan(&other) == nil {
+			return fmt.Errorf("link flow %q source %q to target %q: the target is already linked to source %q: %w",
+				l.Flow, l.SourceID, l.TargetID, other, ErrTargetLinked)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
+	}
+	return nil
+}
+
+// DeleteLink forgets the link of a source record; a missing link is not an error.
+func (t *sqliteTx) DeleteLink(flow, sourceID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec(sqlDeleteLink, flow, sourceID); err != nil {
+		return fmt.Errorf("delete link of flow %q, source %q: %w", flow, sourceID, err)
+	}
+	return nil
+}
+
+// AddIntent records an intent and returns its id, which is never reused. A zero Created is
+// the time of the call; in.ID is ignored.
+func (t *sqliteTx) AddIntent(in *Intent) (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if in == nil || in.Flow == "" {
+		return 0, errors.New("add intent: an intent needs a flow")
+	}
+	if err := checkSide(in.Side); err != nil {
+		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
+	}
+	data, err := jsonText(in.Data)
+	if err != nil {
+		return 0, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
+	}
+	created := in.Created
+	if created.IsZero() {
+		created = t.s.now()
+	}
+	res, err := t.exec(sqlAddIntent, in.Flow, in.Side, in.FromID, data, formatTime(created))
+	if err != nil {
+		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
+	}
+	return res.LastInsertId()
+}
+
+// DeleteIntent forgets an intent, once its record is linked; a missing one is not an error.
+func (t *sqliteTx) DeleteIntent(id int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec(sqlDeleteIntent, id); err != nil {
+		return fmt.Errorf("delete intent %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteIntents deletes intents by id, maxParams to a statement.
+func (t *sqliteTx) DeleteIntents(ids []int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	args := make([]any, 0, min(len(ids), maxParams))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxParams)]
+		ids = ids[len(chunk):]
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		// Statements of the common sizes (a whole chunk, a batch's tail) are prepared once.
+		if _, err := t.exec(sqlDeleteIntents+"?"+strings.Repeat(", ?", len(chunk)-1)+")", args...); err != nil {
+			return fmt.Errorf("delete intents: %w", err)
+		}
+	}
+	return nil
+}
+
+// SetWatermark sets the watermark of a side of a flow.
+func (t *sqliteTx) SetWatermark(flow, side, value string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := checkSide(side); err != nil {
+		return fmt.Errorf("set watermark of flow %q: %w", flow, err)
+	}
+	if _, err := t.exec(sqlSetWatermark, flow, side, value); err != nil {
+		return fmt.Errorf("set watermark of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// SetCounts records the counts of a flow.
+func (t *sqliteTx) SetCounts(flow string, c Counts) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec(sqlSetCounts, flow, c.Source, c.Target, c.Skipped, c.SourceDeletions, c.TargetDeletions); err != nil {
+		return fmt.Errorf("set counts of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// ClearCounts forgets the counts of a flow; none recorded is not an error.
+func (t *sqliteTx) ClearCounts(flow string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.exec(sqlClearCounts, flow); err != nil {
+		return fmt.Errorf("clear counts of flow %q: %w", flow, err)
+	}
+	return nil
+}
+
+// PutDeadLetter records a failure: a new dead letter with one attempt, or one more attempt
+// of a known one, which keeps its first time and takes the latest reason.
+func (t *sqliteTx) PutDeadLetter(flow, side, recordID, reason string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := checkSide(side); err != nil {
+		return fmt.Errorf("put dead letter of flow %q: %w", flow, err)
+	}
+	now := formatTime(t.s.now())
+	delete(t.none, noneKey("dead_letters", flow, side))
+	if _, err := t.exec(sqlPutDeadLetter, flow, side, recordID, reason, now, now); err != nil {
+		return fmt.Errorf("put dead letter of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// ClearDeadLetter forgets a failure; a missing one is not an error.
+func (t *sqliteTx) ClearDeadLetter(flow, side, recordID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if none, err := t.nothingToClear("dead_letters", flow, side); none || err != nil {
+		if err != nil {
+			return fmt.Errorf("clear dead letter of flow %q, record %q: %w", flow, recordID, err)
+		}
+		return nil
+	}
+	if _, err := t.exec(sqlClearDeadLetter, flow, side, recordID); err != nil {
+		return fmt.Errorf("clear dead letter of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// PutWaiting records that a record waits, since now or since it started waiting.
+func (t *sqliteTx) PutWaiting(flow, side, recordID, reason string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := checkSide(side); err != nil {
+		return fmt.Errorf("put waiting record of flow %q: %w", flow, err)
+	}
+	delete(t.none, noneKey("waiting", flow, side))
+	if _, err := t.exec(sqlPutWaiting, flow, side, recordID, reason, formatTime(t.s.now())); err != nil {
+		return fmt.Errorf("put waiting record of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// ClearWaiting forgets a waiting record; a missing one is not an error.
+func (t *sqliteTx) ClearWaiting(flow, side, recordID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if none, err := t.nothingToClear("waiting", flow, side); none || err != nil {
+		if err != nil {
+			return fmt.Errorf("clear waiting record of flow %q, record %q: %w", flow, recordID, err)
+		}
+		return nil
+	}
+	if _, err := t.exec(sqlClearWaiting, flow, side, recordID); err != nil {
+		return fmt.Errorf("clear waiting record of flow %q, record %q: %w", flow, recordID, err)
+	}
+	return nil
+}
+
+// StartRun logs a run with status "running", started now, and returns its id. A run killed
+// before FinishRun stays "running" with no finish time.
+func (t *sqliteTx) StartRun() (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	worker := ""
+	if w := t.s.worker.Load(); w != nil {
+		worker = *w
+	}
+	res, err := t.exec(sqlStartRun, formatTime(t.s.now()), worker)
+	if err != nil {
+		return 0, fmt.Errorf("start run: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// FinishRun records the end of a run, now.
+func (t *sqliteTx) FinishRun(id int64, status string, summary json.RawMessage) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sum, err := jsonText(summary)
+	if err != nil {
+		return fmt.Errorf("finish run %d: summary: %w", id, err)
+	}
+	res, err := t.exec(sqlFinishRun, formatTime(t.s.now()), status, sum, id)
+	if err != nil {
+		return fmt.Errorf("finish run %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("finish run %d: there is no such run", id)
+	}
+	return nil
+}
+
+// Commit commits durably. It is not interrupted by the end of the Begin context: once a
+// commit starts, the caller must learn whether it happened. A failed Commit rolls back.
+func (t *sqliteTx) Commit() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return errTxDone
+	}
+	_, err := t.conn.ExecContext(context.WithoutCancel(t.ctx), "COMMIT")
+	if err != nil {
+		t.conn.ExecContext(context.WithoutCancel(t.ctx), "ROLLBACK")
+		err = fmt.Errorf("commit the link state: %w", err)
+	}
+	t.end()
+	return err
+}
+
+// Rollback discards the Tx. After Commit or Rollback it does nothing, so that it can be
+// deferred.
+func (t *sqliteTx) Rollback() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return nil
+	}
+	_, err := t.conn.ExecContext(context.WithoutCancel(t.ctx), "ROLLBACK")
+	if err != nil && t.inTx() {
+		err = fmt.Errorf("roll back the link state: %w", err)
+	} else {
+		err = nil // SQLite had already rolled back (after an I/O error, say)
+	}
+	t.end()
+	return err
+}
+
+// inTx reports whether SQLite still has a transaction open on the connection.
+func (t *sqliteTx) inTx() bool {
+	open := false
+	t.conn.Raw(func(dc any) error {
+		if c, ok := dc.(*sqlite3.SQLiteConn); ok {
+			open = !c.AutoCommit()
+		}
+		return nil
+	})
+	return open
+}
+
+// end releases the statements, the connection and the writer token. A connection still in a
+// transaction (a ROLLBACK failed) is discarded rather than handed to the next user.
+func (t *sqliteTx) end() {
+	for _, st := range t.stmts {
+		st.Close()
+	}
+	t.conn.Raw(func(dc any) error {
+		if c, ok := dc.(*sqlite3.SQLiteConn); ok && !c.AutoCommit() {
+			return driver.ErrBadConn
+		}
+		return nil
+	})
+	t.conn.Close()
+	t.done = true
+	<-t.s.writer
+}
+
+func checkSide(side string) error {
+	if side != Source && side != Target {
+		return fmt.Errorf("side is %q; it must be %q or %q", side, Source, Target)
+	}
+	return nil
+}
+
+// jsonText is the text to store for a JSON value, nil (NULL) for none.
+func jsonText(v json.RawMessage) (any, error) {
+	if len(v) == 0 {
+		return nil, nil
+	}
+	if !compactJSON(v) && !json.Valid(v) { // compact JSON, as json.Marshal writes it, is checked faster
+		return nil, errors.New("not valid JSON")
+	}
+	return string(v), nil
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeFormat)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// unique returns ids without repeats, in their first order.
+func unique(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}

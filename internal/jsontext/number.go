@@ -1,6 +1,7 @@
 package jsontext
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/big"
 	"strconv"
@@ -69,4 +70,27 @@ func Normalize(v any) any {
 		}
 	}
 	return v
+}
+
+// Decode decodes one JSON value of a database's JSON column with its numbers exact (Number).
+func Decode(text string) (any, error) {
+	d := json.NewDecoder(strings.NewReader(text))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	return Normalize(v), nil
+}
+
+// Marshal writes v as compact JSON with sorted keys (encoding/json sorts map keys) and without
+// HTML escaping, as databases store a JSON column's text; json.Numbers keep their digits.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	e := json.NewEncoder(&buf)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -65,11 +65,6 @@ func excerpt(body []byte, red *redactor) string {
 	return fmt.Sprintf("the body is %q", s)
 }
 
-// number is a JSON number as the engine holds it, never rounded (jsontext.Number). An id of
-// 10000000000000000001 was read as the float64 1e19, linked as "1e+19", and its updates went
-// to /contacts/1e+19, another record.
-func number(s string) any { return jsontext.Number(s) }
-
 // at returns the value at a dotted path ("pagination.nextPageCursor", "errors.0.message");
 // "" is the value itself. found is false when a step is missing.
 func at(v any, path string) (any, bool) {

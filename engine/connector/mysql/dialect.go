@@ -17,7 +17,6 @@ package mysql
 // Timestamps are written from any ISO 8601 form: one with a zone is converted to UTC.
 
 import (
-	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
@@ -226,7 +225,7 @@ func (*dialect) Decode(c *sqlconn.Column, text string) (any, error) {
 	case sqlconn.Bytes:
 		return strings.NewReplacer("\n", "", "\r", "").Replace(text), nil // TO_BASE64 wraps lines
 	case sqlconn.JSON:
-		return decodeJSON(text)
+		return jsontext.Decode(text)
 	case sqlconn.DateTime:
 		return strings.Replace(text, " ", "T", 1), nil
 	case sqlconn.Instant:
@@ -240,16 +239,6 @@ func (*dialect) Decode(c *sqlconn.Column, text string) (any, error) {
 
 // exact is a DECIMAL's text as the engine holds it: never rounded (jsontext.Number).
 func exact(s string) any { return jsontext.Number(s) }
-
-func decodeJSON(text string) (any, error) {
-	d := json.NewDecoder(strings.NewReader(text))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	return jsontext.Normalize(v), nil
-}
 
 // Encode turns a record value into the text MySQL reads for the column.
 func (*dialect) Encode(c *sqlconn.Column, v any) (*string, error) {
@@ -329,14 +318,10 @@ func text(v any) (string, error) {
 	return "", fmt.Errorf("cannot store a value of type %T", v)
 }
 
+// encodeJSON writes a JSON column's text (jsontext.Marshal).
 func encodeJSON(v any) (string, error) {
-	var buf bytes.Buffer
-	e := json.NewEncoder(&buf)
-	e.SetEscapeHTML(false)
-	if err := e.Encode(v); err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(buf.String(), "\n"), nil
+	b, err := jsontext.Marshal(v)
+	return string(b), err
 }
 
 // Insert inserts a row and returns its id's text: the id given, or LAST_INSERT_ID().

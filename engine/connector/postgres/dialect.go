@@ -20,7 +20,6 @@ package postgres
 // "2024-03-01 13:30:00+01" both write the same instant, and 0.99 writes 0.99 exactly.
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -188,7 +187,7 @@ func (*dialect) Decode(c *sqlconn.Column, text string) (any, error) {
 	case sqlconn.Bytes:
 		return bytesOf(text)
 	case sqlconn.JSON:
-		return decodeJSON(text)
+		return jsontext.Decode(text)
 	case sqlconn.DateTime, sqlconn.Instant:
 		var s string
 		if err := json.Unmarshal([]byte(text), &s); err != nil {
@@ -196,7 +195,7 @@ func (*dialect) Decode(c *sqlconn.Column, text string) (any, error) {
 		}
 		return s, nil
 	case sqlconn.Array:
-		v, err := decodeJSON(text)
+		v, err := jsontext.Decode(text)
 		if err != nil {
 			return nil, err
 		}
@@ -248,17 +247,6 @@ func exact(s string) any {
 		return s
 	}
 	return jsontext.Number(s)
-}
-
-// decodeJSON decodes a JSON value with its numbers exact (see exact).
-func decodeJSON(text string) (any, error) {
-	d := json.NewDecoder(strings.NewReader(text))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, err
-	}
-	return jsontext.Normalize(v), nil
 }
 
 // Encode turns a record value into the text PostgreSQL reads for the column's type.
@@ -326,15 +314,10 @@ func text(v any) (string, error) {
 	return "", fmt.Errorf("cannot store a value of type %T", v)
 }
 
-// encodeJSON writes compact JSON with sorted keys and without HTML escaping.
+// encodeJSON writes a JSON column's text (jsontext.Marshal).
 func encodeJSON(v any) (string, error) {
-	var buf bytes.Buffer
-	e := json.NewEncoder(&buf)
-	e.SetEscapeHTML(false)
-	if err := e.Encode(v); err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(buf.String(), "\n"), nil
+	b, err := jsontext.Marshal(v)
+	return string(b), err
 }
 
 // arrayText writes an array literal: {1,2,NULL}, {"a \"b\"","c"}, {{1,2},{3,4}}.

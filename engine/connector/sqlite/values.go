@@ -113,7 +113,7 @@ func toSQL(k kind, v any) (any, error) {
 		return nil, nil
 	}
 	if k.json() {
-		b, err := encodeJSON(v)
+		b, err := jsontext.Marshal(v)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,7 @@ func toSQL(k kind, v any) (any, error) {
 	case []byte:
 		return v, nil
 	case map[string]any, []any:
-		b, err := encodeJSON(x)
+		b, err := jsontext.Marshal(x)
 		if err != nil {
 			return nil, err
 		}
@@ -271,19 +271,6 @@ func normalize(v any) (any, error) {
 		}
 	}
 	return v, nil
-}
-
-// encodeJSON writes compact JSON with sorted keys (encoding/json sorts map keys) and without
-// HTML escaping, so equal values always give equal text. Floats are written in their shortest
-// exact form.
-func encodeJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	e := json.NewEncoder(&buf)
-	e.SetEscapeHTML(false)
-	if err := e.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // mergeObject applies a nested patch to a stored object: members of patch replace those of

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"encoding/json"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"math"
 	"reflect"
 	"strconv"
@@ -191,7 +192,7 @@ func TestDecodeJSONKeepsNumbersExact(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decodeJSON(%s): %v", in, err)
 		}
-		back, err := encodeJSON(got)
+		back, err := jsontext.Marshal(got)
 		if err != nil {
 			t.Fatal(err)
 		}

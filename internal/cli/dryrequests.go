@@ -46,10 +46,13 @@ func printDryRequests(w io.Writer, changes []dsync.Change, p *mapping.Project, c
 	var lines []string
 	for t, recs := range records {
 		c := conns[t.system]
-		if c == nil || c.Capabilities().OperationLister == nil {
+		if c == nil {
 			continue
 		}
 		ol := c.Capabilities().OperationLister
+		if ol == nil {
+			continue
+		}
 		for _, o := range ol.Operations(t.entity) {
 			if strings.HasPrefix(o, t.op+": ") {
 				lines = append(lines, fmt.Sprintf("  %s %s: %s (%s)", diag.Escape(t.system), diag.Escape(t.entity),

@@ -91,7 +91,7 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 // interrupted.
 func TestRunInterruptedBySIGINTExits130(t *testing.T) {
 	asked := make(chan struct{}, 1)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serveLoopback(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case asked <- struct{}{}:
 		default:
@@ -104,15 +104,9 @@ func TestRunInterruptedBySIGINTExits130(t *testing.T) {
 			return
 		}
 		io.WriteString(w, `{"items": []}`)
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	})
 
-	dir := shopProject(t, ln.Addr().String(), "")
+	dir := shopProject(t, addr, "")
 	cmd, exited, stdout, stderr := startDataflow(t, dir, "run")
 	select {
 	case <-asked:
@@ -182,7 +176,7 @@ func TestRunInterruptedDuringARetryAfterEndsPromptly(t *testing.T) {
 	var limited atomic.Bool
 	limited.Store(true)
 	var created atomic.Int32
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serveLoopback(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method == http.MethodPost {
 			if limited.Load() {
@@ -200,15 +194,9 @@ func TestRunInterruptedDuringARetryAfterEndsPromptly(t *testing.T) {
 			return
 		}
 		io.WriteString(w, `{"items": []}`)
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	})
 
-	dir := shopProject(t, ln.Addr().String(), "retry: {max_wait: 10m}\n")
+	dir := shopProject(t, addr, "retry: {max_wait: 10m}\n")
 	cmd, exited, stdout, stderr := startDataflow(t, dir, "run")
 	select {
 	case <-asked:
@@ -297,20 +285,14 @@ base_url: http://` + addr + `
 // path as the system file writes them), and sends none of them.
 func TestDryRunListsTheRequestsItWouldSend(t *testing.T) {
 	var writes atomic.Int32
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serveLoopback(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			writes.Add(1)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"items": []}`)
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	dir := shopProject(t, ln.Addr().String(), "")
+	})
+	dir := shopProject(t, addr, "")
 	// A dry run creates no database: the CRM's is made as a first run would make it.
 	runSQL(t, filepath.Join(dir, "crm.db"), "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT); INSERT INTO products (sku) VALUES ('A-1');")
 	_, exited, stdout, stderr := startDataflow(t, dir, "run", "--dry-run")
@@ -324,4 +306,18 @@ func TestDryRunListsTheRequestsItWouldSend(t *testing.T) {
 	if writes.Load() != 0 {
 		t.Errorf("the dry run sent %d writes", writes.Load())
 	}
+}
+
+// serveLoopback serves handler on a free 127.0.0.1 port until the test ends, and returns the
+// address.
+func serveLoopback(t *testing.T, handler http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }

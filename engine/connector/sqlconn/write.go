@@ -509,19 +509,26 @@ func (c *Conn) delete(ctx context.Context, tx Tx, e *entity, id string) error {
 
 // check checks that items are objects whose ids, where given, appear once.
 func (l *list) check(items []any) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
+	return CheckItems(l.name, l.Cols[l.id].Name, items, IDString)
+}
+
+// CheckItems checks that the items of the list property name are objects whose ids (at idCol,
+// as text by idText), where given, appear once, and returns them with their ids ("" where
+// absent) and the set of ids. The sqlite connector's lists are checked by it too.
+func CheckItems(name, idCol string, items []any, idText func(any) string) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
 	objs = make([]map[string]any, len(items))
 	ids = make([]string, len(items))
 	seen = map[string]bool{}
 	for i, it := range items {
 		m, ok := it.(map[string]any)
 		if !ok {
-			return nil, nil, nil, fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", l.name, i, it)
+			return nil, nil, nil, fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", name, i, it)
 		}
 		objs[i] = m
-		if v := m[l.Cols[l.id].Name]; v != nil {
-			ids[i] = IDString(v)
+		if v := m[idCol]; v != nil {
+			ids[i] = idText(v)
 			if seen[ids[i]] {
-				return nil, nil, nil, fmt.Errorf("%s[%d]: %s %s appears twice in the list", l.name, i, l.Cols[l.id].Name, ids[i])
+				return nil, nil, nil, fmt.Errorf("%s[%d]: %s %s appears twice in the list", name, i, idCol, ids[i])
 			}
 			seen[ids[i]] = true
 		}

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/dataflow-sync/dataflow/engine/connector/sqlconn"
 	"slices"
 	"sort"
 	"strconv"
@@ -354,26 +355,9 @@ func (ch change) checkLists() error {
 }
 
 // check checks that items are objects whose ids, where given, appear once, and returns them
-// with their ids as text ("" where absent) and the set of ids.
+// with their ids as text ("" where absent) and the set of ids (sqlconn.CheckItems).
 func (l *list) check(items []any) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
-	objs = make([]map[string]any, len(items))
-	ids = make([]string, len(items))
-	seen = map[string]bool{}
-	for i, it := range items {
-		m, ok := it.(map[string]any)
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", l.name, i, it)
-		}
-		objs[i] = m
-		if v := m[l.cols[l.id].name]; v != nil {
-			ids[i] = idString(v)
-			if seen[ids[i]] {
-				return nil, nil, nil, fmt.Errorf("%s[%d]: %s %s appears twice in the list", l.name, i, l.cols[l.id].name, ids[i])
-			}
-			seen[ids[i]] = true
-		}
-	}
-	return objs, ids, seen, nil
+	return sqlconn.CheckItems(l.name, l.cols[l.id].name, items, idString)
 }
 
 // write makes the list's rows of one parent what items say: rows whose id is not among the

@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,6 +37,22 @@ func TestStateInPostgres(t *testing.T) {
 
 	if code, _, stderr := dataflow("status", "--state", dsn); code != 2 || stderr != "dataflow status: the link state "+pgstate.Redact(dsn)+" is empty: no run has written it yet\n" {
 		t.Errorf("status before a run: %d %q", code, stderr)
+	}
+	// A dry run before any run plans against an empty state and creates nothing: the state
+	// is still empty after it. (A dry run does not build the local systems from their
+	// scripts either: the test builds them.)
+	for _, name := range []string{"custom-crm", "squarespace"} {
+		script, err := os.ReadFile(filepath.Join("testdata/local", name+".sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runSQL(t, filepath.Join("testdata/local", name+".db"), string(script))
+	}
+	if code, stdout, stderr := dataflow("run", "--dry-run", "--state", dsn); code != 0 || !strings.Contains(stdout, "product-to-sesamproducts: create in target from 1: ") {
+		t.Errorf("dry run before a run: %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := dataflow("status", "--state", dsn); code != 2 || !strings.HasSuffix(stderr, " is empty: no run has written it yet\n") {
+		t.Errorf("status after the dry run: %d %q", code, stderr)
 	}
 	if code, stdout, stderr := dataflow("run", "--state", dsn); code != 0 {
 		t.Fatalf("run: %d\n%s%s", code, stdout, stderr)

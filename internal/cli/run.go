@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -216,7 +217,13 @@ func openState(ctx context.Context, path string, dry bool) (state.Store, func(),
 			mode = state.ReadOnly
 		}
 		st, err := openStore(ctx, path, mode)
-		if err != nil {
+		switch {
+		case dry && errors.Is(err, fs.ErrNotExist):
+			// No run has written it yet: the dry run plans against an empty state, as it
+			// does where a state file does not exist yet, and creates nothing in the
+			// database.
+			return openDryCopy(ctx, "")
+		case err != nil:
 			return nil, nil, err
 		}
 		return st, func() { st.Close() }, nil
@@ -228,6 +235,12 @@ func openState(ctx context.Context, path string, dry bool) (state.Store, func(),
 		}
 		return st, func() { st.Close() }, nil
 	}
+	return openDryCopy(ctx, path)
+}
+
+// openDryCopy opens a copy of the state file at path in a temporary directory, or an empty
+// state there when path is "" or does not exist; closing it removes the directory.
+func openDryCopy(ctx context.Context, path string) (state.Store, func(), error) {
 	dir, err := os.MkdirTemp("", "dataflow-dry-run-")
 	if err != nil {
 		return nil, nil, err
@@ -235,6 +248,9 @@ func openState(ctx context.Context, path string, dry bool) (state.Store, func(),
 	cleanup := func() { os.RemoveAll(dir) }
 	copyPath := filepath.Join(dir, "state.db")
 	for _, suffix := range []string{"", "-wal"} {
+		if path == "" {
+			break
+		}
 		if err := copyFile(path+suffix, copyPath+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			cleanup()
 			return nil, nil, err

@@ -32,14 +32,17 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dataflow-sync/dataflow/engine/connector/sqlconn"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 type dialect struct {
 	schema string // the system's `schema`: tables named without one are in it
+
+	mu    sync.Mutex
+	plans map[string]insertPlan // by table and id column, read once (see insertPlan)
 }
 
 func (*dialect) Name() string { return "postgres" }
@@ -365,117 +368,6 @@ func arrayText(elem sqlconn.Kind, v any) (string, error) {
 	}
 	b.WriteByte('}')
 	return b.String(), nil
-}
-
-// insertSQL is the statement that inserts a row of the given columns and returns its id.
-func (d *dialect) insertSQL(t *sqlconn.Table, cols []int, id int) string {
-	var q strings.Builder
-	q.WriteString("INSERT INTO " + t.Quoted)
-	if len(cols) == 0 {
-		q.WriteString(" DEFAULT VALUES")
-	} else {
-		names, params := make([]string, len(cols)), make([]string, len(cols))
-		for i, c := range cols {
-			names[i], params[i] = d.Quote(t.Cols[c].Name), d.Param(i+1, &t.Cols[c])
-		}
-		q.WriteString(" (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")")
-	}
-	q.WriteString(" RETURNING " + d.Select(d.Quote(t.Cols[id].Name), &t.Cols[id]))
-	return q.String()
-}
-
-// newID is the id's text of a row RETURNING gave.
-func (d *dialect) newID(t *sqlconn.Table, id int, got *string) (string, error) {
-	if got == nil {
-		return "", fmt.Errorf("the new row of table %s has no id: give %q a value", t.Quoted, t.Cols[id].Name)
-	}
-	val, err := d.Decode(&t.Cols[id], *got)
-	if err != nil {
-		return "", err
-	}
-	return sqlconn.IDString(val), nil
-}
-
-// Insert inserts a row and returns its id's text, with RETURNING.
-func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, cols []int, args []any, id int) (string, error) {
-	rows, err := tx.Query(ctx, d.insertSQL(t, cols, id), args...)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var got *string
-	for rows.Next() {
-		v, err := rows.Values()
-		if err != nil {
-			return "", err
-		}
-		got = v[0]
-	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	return d.newID(t, id, got)
-}
-
-// InsertMany implements sqlconn.BulkInserter: the rows' INSERT ... RETURNING statements go
-// to the server as one pipeline (pgx.Batch), one round trip for them all, their results read in
-// order.
-func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Table, rows []sqlconn.Row, id int) ([]string, error) {
-	ptx, ok := stx.(*tx)
-	if !ok {
-		return nil, fmt.Errorf("postgres: a bulk insert needs a pgx transaction, not %T", stx)
-	}
-	b := &pgx.Batch{}
-	for _, r := range rows {
-		b.Queue(d.insertSQL(t, r.Cols, id), r.Args...)
-	}
-	br := ptx.t.SendBatch(ctx, b)
-	ids := make([]string, len(rows))
-	for i := range rows {
-		var got *string
-		err := func() error {
-			rs, err := br.Query()
-			if err != nil {
-				return err
-			}
-			defer rs.Close()
-			for rs.Next() {
-				if raw := rs.RawValues(); raw[0] != nil {
-					s := string(raw[0])
-					got = &s
-				}
-			}
-			return rs.Err()
-		}()
-		if err == nil {
-			ids[i], err = d.newID(t, id, got)
-		}
-		if err != nil {
-			br.Close()
-			return nil, err
-		}
-	}
-	return ids, br.Close()
-}
-
-// ExecMany implements sqlconn.BulkExecer: the statements go to the server as one pipeline.
-func (d *dialect) ExecMany(ctx context.Context, stx sqlconn.Tx, stmts []sqlconn.Stmt) error {
-	ptx, ok := stx.(*tx)
-	if !ok {
-		return fmt.Errorf("postgres: a bulk write needs a pgx transaction, not %T", stx)
-	}
-	b := &pgx.Batch{}
-	for _, s := range stmts {
-		b.Queue(s.SQL, s.Args...)
-	}
-	br := ptx.t.SendBatch(ctx, b)
-	for range stmts {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	return br.Close()
 }
 
 // RecordError: data exceptions (22: a value the type cannot hold, too long, out of range),

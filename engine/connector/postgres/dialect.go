@@ -440,34 +440,8 @@ func (d *dialect) Deletions(ctx context.Context, db sqlconn.DB, t *sqlconn.Table
 		return 0, false, err
 	}
 	if !ok && install {
-		fn := d.QuoteTable("dataflow_count_deleted")
-		for _, q := range []string{
-			`SELECT pg_advisory_xact_lock(hashtext('dataflow_deletions'))::text`,
-			`CREATE TABLE IF NOT EXISTS ` + d.deletions() + ` (tbl text PRIMARY KEY, deleted bigint NOT NULL)`,
-			`CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (TG_ARGV[0], 1)
-	ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1;
-	RETURN NULL;
-END $$`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return 0, false, err
-			}
-		}
-		if ok, err = present(); err != nil { // another run may have installed it meanwhile
+		if ok, err = d.installDeletions(ctx, tx, t, present); err != nil {
 			return 0, false, err
-		}
-		if !ok {
-			for _, q := range []string{
-				`CREATE TRIGGER dataflow_count_deleted AFTER DELETE ON ` + t.Quoted + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `(` + literal(t.Quoted) + `)`,
-				`INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (` + literal(t.Quoted) + `, 1) ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1`,
-			} {
-				if _, err := tx.Exec(ctx, q); err != nil {
-					return 0, false, err
-				}
-			}
-			ok = true
 		}
 	}
 	if !ok {
@@ -487,6 +461,42 @@ END $$`,
 		}
 	}
 	return n, true, nil
+}
+
+// installDeletions creates the table of deletion counts, its function and the table's trigger,
+// under a lock, unless another run installed them meanwhile (present says).
+func (d *dialect) installDeletions(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, present func() (bool, error)) (bool, error) {
+	fn := d.QuoteTable("dataflow_count_deleted")
+	for _, q := range []string{
+		`SELECT pg_advisory_xact_lock(hashtext('dataflow_deletions'))::text`,
+		`CREATE TABLE IF NOT EXISTS ` + d.deletions() + ` (tbl text PRIMARY KEY, deleted bigint NOT NULL)`,
+		`CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (TG_ARGV[0], 1)
+	ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1;
+	RETURN NULL;
+END $$`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return false, err
+		}
+	}
+	ok, err := present() // another run may have installed it meanwhile
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		for _, q := range []string{
+			`CREATE TRIGGER dataflow_count_deleted AFTER DELETE ON ` + t.Quoted + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `(` + literal(t.Quoted) + `)`,
+			`INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (` + literal(t.Quoted) + `, 1) ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1`,
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return false, err
+			}
+		}
+		ok = true
+	}
+	return ok, nil
 }
 
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

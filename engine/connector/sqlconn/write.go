@@ -43,96 +43,6 @@ func afterWrite(err error) error {
 // writeOne writes record i and returns its id's text ("" for a delete).
 type writeOne func(ctx context.Context, tx Tx, i int) (string, error)
 
-// Create implements connector.Conn.
-//
-// With a dialect that inserts in bulk (BulkInserter), the records without lists are inserted
-// together first, in one round trip per chunk; the others one at a time. When a record fails
-// on the server, the batch is written again with savepoints (see writeTx): the bulk chunks then
-// each under one of their own, a chunk that fails split in halves until the records that fail
-// alone are found, which are left to be written one at a time, each failing with the server's
-// message, and the others still go in bulk.
-func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) ([]connector.Result, error) {
-	var bulk prepare
-	if bi, ok := c.d.(BulkInserter); ok {
-		bulk = func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error {
-			rows, at := c.bulkRows(e, recs)
-			for start := 0; start < len(rows); start += Chunk {
-				end := min(start+Chunk, len(rows))
-				var err error
-				if savepoints {
-					err = c.insertBisect(ctx, tx, bi, e, rows[start:end], at[start:end], ids)
-				} else {
-					err = c.insertBulk(ctx, tx, bi, e, rows[start:end], at[start:end], ids)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-	}
-	return c.write(ctx, name, len(recs), bulk, true, func(e *entity) writeOne {
-		return func(ctx context.Context, tx Tx, i int) (string, error) { return c.create(ctx, tx, e, recs[i]) }
-	})
-}
-
-// bulkRows are the rows of the records that may be inserted in bulk, and the records' indexes:
-// those without an error of their own (found before writing) and without child rows.
-func (c *Conn) bulkRows(e *entity, recs []map[string]any) ([]Row, []int) {
-	var rows []Row
-	var at []int
-	for i, data := range recs {
-		ch, err := c.createChange(e, data)
-		if err != nil || len(ch.lists) > 0 || listsIn(e, data) {
-			continue // one at a time: an error of its own, or child rows
-		}
-		rows, at = append(rows, Row{Cols: ch.cols, Args: ch.args}), append(at, i)
-	}
-	return rows, at
-}
-
-// insertBulk inserts rows, of the records at, in one call and sets the records' ids.
-func (c *Conn) insertBulk(ctx context.Context, tx Tx, bi BulkInserter, e *entity, rows []Row, at []int, ids []string) error {
-	got, err := bi.InsertMany(ctx, tx, e.Table, rows, e.id)
-	if err != nil {
-		return err
-	}
-	for k, id := range got {
-		ids[at[k]] = id
-	}
-	return nil
-}
-
-// insertBisect is insertBulk under a savepoint; when a record's values fail, the chunk is rolled
-// back and each half inserted the same way, in order, so that a record conflicting with an
-// earlier one of the batch is the one that fails, as one at a time. A record that fails alone
-// keeps no id: it is written one at a time after, under a savepoint, with its own error.
-func (c *Conn) insertBisect(ctx context.Context, tx Tx, bi BulkInserter, e *entity, rows []Row, at []int, ids []string) error {
-	if _, err := tx.Exec(ctx, "SAVEPOINT bulk"); err != nil {
-		return err
-	}
-	err := c.insertBulk(ctx, tx, bi, e, rows, at, ids)
-	if err != nil && !c.d.RecordError(err) {
-		return err
-	}
-	if err != nil {
-		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT bulk"); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT bulk"); err != nil {
-		return err
-	}
-	if err == nil || len(rows) == 1 {
-		return nil
-	}
-	mid := len(rows) / 2
-	if err := c.insertBisect(ctx, tx, bi, e, rows[:mid], at[:mid], ids); err != nil {
-		return err
-	}
-	return c.insertBisect(ctx, tx, bi, e, rows[mid:], at[mid:], ids)
-}
-
 // Update implements connector.Conn: a patch per record; object (JSON) columns are merged into
 // the stored object, lists replaced.
 func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
@@ -313,29 +223,38 @@ func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare prepare, r
 		}
 	}
 	if readBack {
-		var chunk []string
-		for i, id := range ids {
-			if id != "" && results[i].Err == nil {
-				chunk = append(chunk, id)
-			}
-		}
-		got, err := c.readIDs(ctx, tx, e, chunk)
-		if err != nil {
+		if err := c.readBack(ctx, tx, e, ids, results); err != nil {
 			return nil, false, err
-		}
-		for i, id := range ids {
-			if id != "" && results[i].Err == nil {
-				results[i].Record = got[id].rec
-				if results[i].Record.ID == "" {
-					results[i].Record.ID = id
-				}
-			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, false, committing{err}
 	}
 	return results, false, nil
+}
+
+// readBack reads the records written (those with an id and no error) into their results, as
+// the database stores them.
+func (c *Conn) readBack(ctx context.Context, tx Tx, e *entity, ids []string, results []connector.Result) error {
+	var chunk []string
+	for i, id := range ids {
+		if id != "" && results[i].Err == nil {
+			chunk = append(chunk, id)
+		}
+	}
+	got, err := c.readIDs(ctx, tx, e, chunk)
+	if err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if id != "" && results[i].Err == nil {
+			results[i].Record = got[id].rec
+			if results[i].Record.ID == "" {
+				results[i].Record.ID = id
+			}
+		}
+	}
+	return nil
 }
 
 // change is what a record's data writes: columns with their bound text, and lists.
@@ -411,82 +330,6 @@ next:
 	return ch, nil
 }
 
-func listItems(name string, v any) ([]any, error) {
-	switch x := v.(type) {
-	case nil:
-		return nil, nil
-	case []any:
-		return x, nil
-	case []map[string]any:
-		items := make([]any, len(x))
-		for i, m := range x {
-			items[i] = m
-		}
-		return items, nil
-	}
-	return nil, fmt.Errorf("property %q is a list of rows: give an array of objects, not %T", name, v)
-}
-
-// newID gives a new record an id when it has none and the server gives none either.
-func (c *Conn) newID(col *Column) (string, bool) {
-	if col.Auto {
-		return "", false
-	}
-	switch col.Kind {
-	case UUID:
-		return newUUID(), true
-	case Text:
-		return newTextID(), true
-	}
-	return "", false
-}
-
-// createChange is what creating a record writes, with the id the connector makes for it when
-// it has none and the database gives none.
-func (c *Conn) createChange(e *entity, data map[string]any) (change, error) {
-	var skip []int
-	if data[e.Cols[e.id].Name] == nil {
-		skip = append(skip, e.id)
-	}
-	ch, err := c.changeOf(e.Table, data, e.listIndex, nil, skip...)
-	if err != nil {
-		return change{}, err
-	}
-	if len(skip) > 0 {
-		if id, ok := c.newID(&e.Cols[e.id]); ok {
-			ch.set(e.id, &id)
-		}
-	}
-	return ch, nil
-}
-
-// listsIn reports whether data gives any of the entity's lists (even an empty one).
-func listsIn(e *entity, data map[string]any) bool {
-	for name := range e.listIndex {
-		if _, ok := data[name]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *Conn) create(ctx context.Context, tx Tx, e *entity, data map[string]any) (string, error) {
-	ch, err := c.createChange(e, data)
-	if err != nil {
-		return "", invalidData{err}
-	}
-	id, err := c.d.Insert(ctx, tx, e.Table, ch.cols, ch.args, e.id)
-	if err != nil {
-		return "", err
-	}
-	for _, lc := range ch.lists {
-		if err := c.writeList(ctx, tx, lc.l, id, lc.items, false); err != nil {
-			return "", afterWrite(err)
-		}
-	}
-	return id, nil
-}
-
 func (c *Conn) update(ctx context.Context, tx Tx, e *entity, r connector.Record, cur stored) (string, error) {
 	if v, ok := r.Data[e.Cols[e.id].Name]; ok && IDString(v) != cur.rec.ID {
 		return "", invalidData{fmt.Errorf("property %q: cannot change the id of record %s to %s", e.Cols[e.id].Name, cur.rec.ID, IDString(v))}
@@ -556,129 +399,6 @@ func (c *Conn) delete(ctx context.Context, tx Tx, e *entity, id string) error {
 		return invalidData{fmt.Errorf("record %s does not exist", id)}
 	}
 	return nil
-}
-
-// check checks that items are objects whose ids, where given, appear once.
-func (l *list) check(items []any) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
-	return CheckItems(l.name, l.Cols[l.id].Name, items, IDString)
-}
-
-// CheckItems checks that the items of the list property name are objects whose ids (at idCol,
-// as text by idText), where given, appear once, and returns them with their ids ("" where
-// absent) and the set of ids. The sqlite connector's lists are checked by it too.
-func CheckItems(name, idCol string, items []any, idText func(any) string) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
-	objs = make([]map[string]any, len(items))
-	ids = make([]string, len(items))
-	seen = map[string]bool{}
-	for i, it := range items {
-		m, ok := it.(map[string]any)
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", name, i, it)
-		}
-		objs[i] = m
-		if v := m[idCol]; v != nil {
-			ids[i] = idText(v)
-			if seen[ids[i]] {
-				return nil, nil, nil, fmt.Errorf("%s[%d]: %s %s appears twice in the list", name, i, idCol, ids[i])
-			}
-			seen[ids[i]] = true
-		}
-	}
-	return objs, ids, seen, nil
-}
-
-// writeList makes the list's rows of one parent what items say: rows whose id is not among the
-// items are deleted first (so a unique key can move to a new row), items with the id of an
-// existing row patch it, others are inserted. On create (replace false) every item is inserted.
-func (c *Conn) writeList(ctx context.Context, tx Tx, l *list, parent string, items []any, replace bool) error {
-	existing := map[string]bool{}
-	var order []string
-	if replace {
-		q := "SELECT " + c.d.Select(c.d.Quote(l.Cols[l.id].Name), &l.Cols[l.id]) + " FROM " + l.Quoted + c.whereEq(l.Table, []int{l.key}, 1)
-		rows, err := tx.Query(ctx, q, parent)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", l.name, err)
-		}
-		for rows.Next() {
-			v, err := rows.Values()
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("list %s: %w", l.name, err)
-			}
-			if v[0] == nil {
-				continue
-			}
-			d, err := c.d.Decode(&l.Cols[l.id], *v[0])
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("list %s: %w", l.name, err)
-			}
-			id := IDString(d)
-			existing[id] = true
-			order = append(order, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("list %s: %w", l.name, err)
-		}
-	}
-	objs, ids, seen, err := l.check(items)
-	if err != nil {
-		return err
-	}
-	for _, id := range order {
-		if !seen[id] {
-			if _, err := tx.Exec(ctx, "DELETE FROM "+l.Quoted+c.whereEq(l.Table, []int{l.key, l.id}, 1), parent, id); err != nil {
-				return fmt.Errorf("list %s: %w", l.name, err)
-			}
-		}
-	}
-	for i, m := range objs {
-		exists := ids[i] != "" && existing[ids[i]]
-		skip := []int{l.key}
-		if exists || ids[i] == "" {
-			skip = append(skip, l.id)
-		}
-		ch, err := c.changeOf(l.Table, m, nil, nil, skip...)
-		if err != nil {
-			return invalidData{fmt.Errorf("%s[%d]: %w", l.name, i, err)}
-		}
-		if exists {
-			err = c.set(ctx, tx, l.Table, ch, []int{l.key, l.id}, []any{parent, ids[i]})
-		} else {
-			if ids[i] == "" {
-				if id, ok := c.newID(&l.Cols[l.id]); ok {
-					ch.set(l.id, &id)
-				}
-			}
-			ch.set(l.key, &parent)
-			_, err = c.d.Insert(ctx, tx, l.Table, ch.cols, ch.args, l.id)
-		}
-		if err != nil {
-			return fmt.Errorf("%s[%d]: %w", l.name, i, err)
-		}
-	}
-	return nil
-}
-
-// mergeObject applies a nested patch to a stored object: members of patch replace those of
-// stored, except that an object member patches a stored object member; arrays are replaced.
-func mergeObject(stored any, patch map[string]any) map[string]any {
-	base, _ := stored.(map[string]any)
-	out := make(map[string]any, len(base)+len(patch))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range patch {
-		if p, ok := v.(map[string]any); ok {
-			if _, ok := out[k].(map[string]any); ok {
-				out[k] = mergeObject(out[k], p)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // committing is the error of a commit: whether the server committed is unknown (the

@@ -1,0 +1,160 @@
+package sqlconn
+
+// Creates: a batch's records inserted in bulk where the dialect can (BulkInserter), the others,
+// and those of a batch in which one failed, one at a time with their lists' rows.
+
+import (
+	"context"
+
+	"github.com/dataflow-sync/dataflow/engine/connector"
+)
+
+// Create implements connector.Conn.
+//
+// With a dialect that inserts in bulk (BulkInserter), the records without lists are inserted
+// together first, in one round trip per chunk; the others one at a time. When a record fails
+// on the server, the batch is written again with savepoints (see writeTx): the bulk chunks then
+// each under one of their own, a chunk that fails split in halves until the records that fail
+// alone are found, which are left to be written one at a time, each failing with the server's
+// message, and the others still go in bulk.
+func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) ([]connector.Result, error) {
+	var bulk prepare
+	if bi, ok := c.d.(BulkInserter); ok {
+		bulk = func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error {
+			rows, at := c.bulkRows(e, recs)
+			for start := 0; start < len(rows); start += Chunk {
+				end := min(start+Chunk, len(rows))
+				var err error
+				if savepoints {
+					err = c.insertBisect(ctx, tx, bi, e, rows[start:end], at[start:end], ids)
+				} else {
+					err = c.insertBulk(ctx, tx, bi, e, rows[start:end], at[start:end], ids)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return c.write(ctx, name, len(recs), bulk, true, func(e *entity) writeOne {
+		return func(ctx context.Context, tx Tx, i int) (string, error) { return c.create(ctx, tx, e, recs[i]) }
+	})
+}
+
+// bulkRows are the rows of the records that may be inserted in bulk, and the records' indexes:
+// those without an error of their own (found before writing) and without child rows.
+func (c *Conn) bulkRows(e *entity, recs []map[string]any) ([]Row, []int) {
+	var rows []Row
+	var at []int
+	for i, data := range recs {
+		ch, err := c.createChange(e, data)
+		if err != nil || len(ch.lists) > 0 || listsIn(e, data) {
+			continue // one at a time: an error of its own, or child rows
+		}
+		rows, at = append(rows, Row{Cols: ch.cols, Args: ch.args}), append(at, i)
+	}
+	return rows, at
+}
+
+// insertBulk inserts rows, of the records at, in one call and sets the records' ids.
+func (c *Conn) insertBulk(ctx context.Context, tx Tx, bi BulkInserter, e *entity, rows []Row, at []int, ids []string) error {
+	got, err := bi.InsertMany(ctx, tx, e.Table, rows, e.id)
+	if err != nil {
+		return err
+	}
+	for k, id := range got {
+		ids[at[k]] = id
+	}
+	return nil
+}
+
+// insertBisect is insertBulk under a savepoint; when a record's values fail, the chunk is rolled
+// back and each half inserted the same way, in order, so that a record conflicting with an
+// earlier one of the batch is the one that fails, as one at a time. A record that fails alone
+// keeps no id: it is written one at a time after, under a savepoint, with its own error.
+func (c *Conn) insertBisect(ctx context.Context, tx Tx, bi BulkInserter, e *entity, rows []Row, at []int, ids []string) error {
+	if _, err := tx.Exec(ctx, "SAVEPOINT bulk"); err != nil {
+		return err
+	}
+	err := c.insertBulk(ctx, tx, bi, e, rows, at, ids)
+	if err != nil && !c.d.RecordError(err) {
+		return err
+	}
+	if err != nil {
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT bulk"); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT bulk"); err != nil {
+		return err
+	}
+	if err == nil || len(rows) == 1 {
+		return nil
+	}
+	mid := len(rows) / 2
+	if err := c.insertBisect(ctx, tx, bi, e, rows[:mid], at[:mid], ids); err != nil {
+		return err
+	}
+	return c.insertBisect(ctx, tx, bi, e, rows[mid:], at[mid:], ids)
+}
+
+// newID gives a new record an id when it has none and the server gives none either.
+func (c *Conn) newID(col *Column) (string, bool) {
+	if col.Auto {
+		return "", false
+	}
+	switch col.Kind {
+	case UUID:
+		return newUUID(), true
+	case Text:
+		return newTextID(), true
+	}
+	return "", false
+}
+
+// createChange is what creating a record writes, with the id the connector makes for it when
+// it has none and the database gives none.
+func (c *Conn) createChange(e *entity, data map[string]any) (change, error) {
+	var skip []int
+	if data[e.Cols[e.id].Name] == nil {
+		skip = append(skip, e.id)
+	}
+	ch, err := c.changeOf(e.Table, data, e.listIndex, nil, skip...)
+	if err != nil {
+		return change{}, err
+	}
+	if len(skip) > 0 {
+		if id, ok := c.newID(&e.Cols[e.id]); ok {
+			ch.set(e.id, &id)
+		}
+	}
+	return ch, nil
+}
+
+// listsIn reports whether data gives any of the entity's lists (even an empty one).
+func listsIn(e *entity, data map[string]any) bool {
+	for name := range e.listIndex {
+		if _, ok := data[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Conn) create(ctx context.Context, tx Tx, e *entity, data map[string]any) (string, error) {
+	ch, err := c.createChange(e, data)
+	if err != nil {
+		return "", invalidData{err}
+	}
+	id, err := c.d.Insert(ctx, tx, e.Table, ch.cols, ch.args, e.id)
+	if err != nil {
+		return "", err
+	}
+	for _, lc := range ch.lists {
+		if err := c.writeList(ctx, tx, lc.l, id, lc.items, false); err != nil {
+			return "", afterWrite(err)
+		}
+	}
+	return id, nil
+}

@@ -133,6 +133,9 @@ type insertPlan struct {
 	sequence string
 	// always: the id is GENERATED ALWAYS, so an insert of fetched ids says OVERRIDING SYSTEM VALUE.
 	always bool
+	// returns: a multi-row insert's RETURNING is the row as stored, matched to the row sent by
+	// its id: the table has no trigger on insert of any kind, and the id column is unique.
+	returns bool
 }
 
 // insertPlanSQL reads an insertPlan: $1 the quoted table, $2 the id column's name.
@@ -142,7 +145,10 @@ const insertPlanSQL = `SELECT (c.relkind = 'r'
 	AND NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type = '3'))::text,
 	CASE WHEN a.attidentity <> '' OR pg_get_expr(ad.adbin, ad.adrelid) = format('nextval(%L::regclass)', pg_get_serial_sequence($1, $2)::regclass)
 		THEN pg_get_serial_sequence($1, $2) ELSE '' END,
-	(a.attidentity = 'a')::text
+	(a.attidentity = 'a')::text,
+	(NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgtype & 4 = 4)
+	AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1
+		AND i.indkey[0] = a.attnum AND i.indpred IS NULL AND i.indexprs IS NULL))::text
 FROM pg_class c
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
@@ -162,6 +168,7 @@ func (d *dialect) insertPlan(ctx context.Context, q sqlconn.Querier, t *sqlconn.
 	}
 	if len(rows) == 1 {
 		p = insertPlan{multi: rows[0][0] == "true", sequence: rows[0][1], always: rows[0][2] == "true"}
+		p.returns = p.multi && rows[0][3] == "true"
 	}
 	d.mu.Lock()
 	if d.plans == nil {
@@ -180,13 +187,24 @@ func (d *dialect) insertPlan(ctx context.Context, q sqlconn.Querier, t *sqlconn.
 // (insertPipeline). PostgreSQL promises no order of RETURNING for a multi-row insert, so it is
 // not used to tell which row got which id.
 func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Table, rows []sqlconn.Row, id int) ([]string, error) {
+	ids, _, err := d.insertMany(ctx, stx, t, rows, id, false)
+	return ids, err
+}
+
+// InsertManyStored implements sqlconn.StoredInserter: InsertMany, and where the table has no
+// trigger on insert and a unique id (insertPlan.returns), the rows RETURNING as stored.
+func (d *dialect) InsertManyStored(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Table, rows []sqlconn.Row, id int) ([]string, [][]*string, error) {
+	return d.insertMany(ctx, stx, t, rows, id, true)
+}
+
+func (d *dialect) insertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Table, rows []sqlconn.Row, id int, stored bool) ([]string, [][]*string, error) {
 	ptx, ok := stx.(*tx)
 	if !ok {
-		return nil, fmt.Errorf("postgres: a bulk insert needs a pgx transaction, not %T", stx)
+		return nil, nil, fmt.Errorf("postgres: a bulk insert needs a pgx transaction, not %T", stx)
 	}
 	plan, err := d.insertPlan(ctx, stx, t, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	given := make([]bool, len(rows))
 	for i, r := range rows {
@@ -196,9 +214,15 @@ func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Tab
 		}
 	}
 	if !plan.multi {
-		return d.insertPipeline(ctx, ptx, t, rows, id)
+		ids, err := d.insertPipeline(ctx, ptx, t, rows, id)
+		return ids, nil, err
 	}
+	stored = stored && plan.returns
 	ids := make([]string, 0, len(rows))
+	var text [][]*string
+	if stored {
+		text = make([][]*string, 0, len(rows))
+	}
 	for start := 0; start < len(rows); {
 		end := start + 1
 		for end < len(rows) && given[end] == given[start] && slices.Equal(rows[end].Cols, rows[start].Cols) {
@@ -208,14 +232,21 @@ func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Tab
 		if !given[start] {
 			seq = plan.sequence
 		}
-		got, err := d.insertRun(ctx, stx, t, rows[start:end], id, seq, plan.always)
+		got, gotText, err := d.insertRun(ctx, stx, t, rows[start:end], id, run{seq: seq, always: plan.always, stored: stored})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		ids = append(ids, got...)
+		ids, text = append(ids, got...), append(text, gotText...)
 		start = end
 	}
-	return ids, nil
+	return ids, text, nil
+}
+
+// run is how insertRun inserts: seq, the sequence that gives the ids (rows that give none);
+// always, the id is GENERATED ALWAYS; stored, the rows are returned as stored.
+type run struct {
+	seq            string
+	always, stored bool
 }
 
 // insertRun inserts rows that write the same columns in one statement: the values of each
@@ -224,7 +255,7 @@ func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Tab
 // The rows give their ids, or (seq set) the statement takes one for each from the sequence.
 // It returns, in the rows' order, each id as the column holds it, and the number of rows
 // inserted, which must be all of them.
-func (d *dialect) insertRun(ctx context.Context, q sqlconn.Querier, t *sqlconn.Table, rows []sqlconn.Row, id int, seq string, always bool) ([]string, error) {
+func (d *dialect) insertRun(ctx context.Context, q sqlconn.Querier, t *sqlconn.Table, rows []sqlconn.Row, id int, how run) ([]string, [][]*string, error) {
 	cols := rows[0].Cols
 	args := make([]any, len(cols), len(cols)+1)
 	for j := range cols {
@@ -236,37 +267,41 @@ func (d *dialect) insertRun(ctx context.Context, q sqlconn.Querier, t *sqlconn.T
 		}
 		args[j] = vals
 	}
-	if seq != "" {
-		args = append(args, seq)
+	if how.seq != "" {
+		args = append(args, how.seq)
 	}
-	rs, err := q.Query(ctx, d.multiInsertSQL(t, cols, id, seq != "", seq != "" && always), args...)
+	rs, err := q.Query(ctx, d.multiInsertSQL(t, cols, id, how), args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rs.Close()
 	ids := make([]string, 0, len(rows))
+	var stored [][]*string
 	inserted := ""
 	for rs.Next() {
 		v, err := rs.Values()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if v[0] != nil {
 			inserted = *v[0]
 		}
 		got, err := d.newID(t, id, v[1])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ids = append(ids, got)
+		if how.stored {
+			stored = append(stored, v[2:])
+		}
 	}
 	if err := rs.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(ids) != len(rows) || inserted != strconv.Itoa(len(rows)) {
-		return nil, fmt.Errorf("an insert of %d rows into table %s inserted %s", len(rows), t.Quoted, inserted)
+		return nil, nil, fmt.Errorf("an insert of %d rows into table %s inserted %s", len(rows), t.Quoted, inserted)
 	}
-	return ids, nil
+	return ids, stored, nil
 }
 
 // multiInsertSQL is insertRun's statement, for rows that give their ids:
@@ -275,11 +310,13 @@ func (d *dialect) insertRun(ctx context.Context, q sqlconn.Querier, t *sqlconn.T
 //	ins AS (INSERT INTO t (a, ...) SELECT c0, ... FROM v ORDER BY n RETURNING 1)
 //	SELECT (SELECT count(*) FROM ins)::text, v.cID::numeric(10,2)::text FROM v ORDER BY v.n
 //
-// For rows whose ids the sequence gives (next), v has a column id, nextval($k::regclass), which
-// the insert writes (OVERRIDING SYSTEM VALUE for an identity GENERATED ALWAYS: override), and
-// the select reads. The id is cast to the column's declared type, modifiers and all, so that it
-// reads as the column stores it (numeric(10,2): 1.50, not 1.5).
-func (d *dialect) multiInsertSQL(t *sqlconn.Table, cols []int, id int, next, override bool) string {
+// For rows whose ids the sequence gives (how.seq), v has a column id, nextval($k::regclass),
+// which the insert writes (OVERRIDING SYSTEM VALUE for an identity GENERATED ALWAYS), and the
+// select reads. The id is cast to the column's declared type, modifiers and all, so that it
+// reads as the column stores it (numeric(10,2): 1.50, not 1.5). For how.stored, the insert
+// RETURNING the id and t's select list, which the select joins to v by the id.
+func (d *dialect) multiInsertSQL(t *sqlconn.Table, cols []int, id int, how run) string {
+	next, override := how.seq != "", how.seq != "" && how.always
 	var names, casts, arrays, aliases []string
 	idAlias := "id"
 	for j, c := range cols {
@@ -302,7 +339,21 @@ func (d *dialect) multiInsertSQL(t *sqlconn.Table, cols []int, id int, next, ove
 	if override {
 		q.WriteString(" OVERRIDING SYSTEM VALUE")
 	}
-	q.WriteString(" SELECT " + strings.Join(values, ", ") + " FROM v ORDER BY n RETURNING 1)\n")
-	q.WriteString("SELECT (SELECT count(*) FROM ins)::text, " + d.Select("v."+idAlias+"::"+t.Cols[id].Declared, &t.Cols[id]) + " FROM v ORDER BY v.n")
+	q.WriteString(" SELECT " + strings.Join(values, ", ") + " FROM v ORDER BY n RETURNING ")
+	if how.stored {
+		q.WriteString(d.Quote(t.Cols[id].Name) + " AS dataflow_key, " + t.Select + ")\n")
+	} else {
+		q.WriteString("1)\n")
+	}
+	q.WriteString("SELECT (SELECT count(*) FROM ins)::text, " + d.Select("v."+idAlias+"::"+t.Cols[id].Declared, &t.Cols[id]))
+	if how.stored {
+		for i := range t.Cols {
+			q.WriteString(", ins." + d.Quote("c"+strconv.Itoa(i)))
+		}
+		q.WriteString(" FROM v JOIN ins ON ins.dataflow_key = v." + idAlias)
+	} else {
+		q.WriteString(" FROM v")
+	}
+	q.WriteString(" ORDER BY v.n")
 	return q.String()
 }

@@ -20,15 +20,16 @@ import (
 func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) ([]connector.Result, error) {
 	var bulk prepare
 	if bi, ok := c.d.(BulkInserter); ok {
-		bulk = func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error {
+		bulk = func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string, results []connector.Result) error {
 			rows, at := c.bulkRows(e, recs)
-			for start := 0; start < len(rows); start += Chunk {
-				end := min(start+Chunk, len(rows))
+			w := bulkWrite{bi: bi, e: e, ids: ids, results: results}
+			for start := 0; start < len(rows); start += BulkChunk {
+				end := min(start+BulkChunk, len(rows))
 				var err error
 				if savepoints {
-					err = c.insertBisect(ctx, tx, bi, e, rows[start:end], at[start:end], ids)
+					err = c.insertBisect(ctx, tx, w, rows[start:end], at[start:end])
 				} else {
-					err = c.insertBulk(ctx, tx, bi, e, rows[start:end], at[start:end], ids)
+					err = c.insertBulk(ctx, tx, w, rows[start:end], at[start:end])
 				}
 				if err != nil {
 					return err
@@ -57,14 +58,46 @@ func (c *Conn) bulkRows(e *entity, recs []map[string]any) ([]Row, []int) {
 	return rows, at
 }
 
-// insertBulk inserts rows, of the records at, in one call and sets the records' ids.
-func (c *Conn) insertBulk(ctx context.Context, tx Tx, bi BulkInserter, e *entity, rows []Row, at []int, ids []string) error {
-	got, err := bi.InsertMany(ctx, tx, e.Table, rows, e.id)
+// bulkWrite is where a batch's bulk inserts go: the entity, and the ids and results of its records.
+type bulkWrite struct {
+	bi      BulkInserter
+	e       *entity
+	ids     []string
+	results []connector.Result
+}
+
+// insertBulk inserts rows, of the records at, in one call and sets the records' ids, and their
+// records as stored where the dialect gives them (StoredInserter; not for an entity with lists,
+// whose read-back reads them).
+func (c *Conn) insertBulk(ctx context.Context, tx Tx, w bulkWrite, rows []Row, at []int) error {
+	si, ok := w.bi.(StoredInserter)
+	if !ok || len(w.e.lists) > 0 {
+		got, err := w.bi.InsertMany(ctx, tx, w.e.Table, rows, w.e.id)
+		if err != nil {
+			return err
+		}
+		for k, id := range got {
+			w.ids[at[k]] = id
+		}
+		return nil
+	}
+	got, stored, err := si.InsertManyStored(ctx, tx, w.e.Table, rows, w.e.id)
 	if err != nil {
 		return err
 	}
+	recs := make([]connector.Record, len(stored))
+	for k, text := range stored {
+		vals, err := c.decodeRow(w.e.Table, text)
+		if err != nil {
+			return err
+		}
+		recs[k] = connector.Record{ID: IDString(vals[w.e.id]), Data: data(w.e.Table, vals, 0)}
+	}
 	for k, id := range got {
-		ids[at[k]] = id
+		w.ids[at[k]] = id
+		if stored != nil {
+			w.results[at[k]].Record = recs[k]
+		}
 	}
 	return nil
 }
@@ -73,11 +106,11 @@ func (c *Conn) insertBulk(ctx context.Context, tx Tx, bi BulkInserter, e *entity
 // back and each half inserted the same way, in order, so that a record conflicting with an
 // earlier one of the batch is the one that fails, as one at a time. A record that fails alone
 // keeps no id: it is written one at a time after, under a savepoint, with its own error.
-func (c *Conn) insertBisect(ctx context.Context, tx Tx, bi BulkInserter, e *entity, rows []Row, at []int, ids []string) error {
+func (c *Conn) insertBisect(ctx context.Context, tx Tx, w bulkWrite, rows []Row, at []int) error {
 	if _, err := tx.Exec(ctx, "SAVEPOINT bulk"); err != nil {
 		return err
 	}
-	err := c.insertBulk(ctx, tx, bi, e, rows, at, ids)
+	err := c.insertBulk(ctx, tx, w, rows, at)
 	if err != nil && !c.d.RecordError(err) {
 		return err
 	}
@@ -93,10 +126,10 @@ func (c *Conn) insertBisect(ctx context.Context, tx Tx, bi BulkInserter, e *enti
 		return nil
 	}
 	mid := len(rows) / 2
-	if err := c.insertBisect(ctx, tx, bi, e, rows[:mid], at[:mid], ids); err != nil {
+	if err := c.insertBisect(ctx, tx, w, rows[:mid], at[:mid]); err != nil {
 		return err
 	}
-	return c.insertBisect(ctx, tx, bi, e, rows[mid:], at[mid:], ids)
+	return c.insertBisect(ctx, tx, w, rows[mid:], at[mid:])
 }
 
 // newID gives a new record an id when it has none and the server gives none either.

@@ -25,20 +25,30 @@ func (c *Conn) rowsOf(ctx context.Context, q Querier, t *Table, clause string, a
 		if err != nil {
 			return err
 		}
-		vals := make([]any, len(text))
-		for i, s := range text {
-			if s == nil {
-				continue
-			}
-			if vals[i], err = c.d.Decode(&t.Cols[i], *s); err != nil {
-				return fmt.Errorf("table %s, column %q: %w", t.Quoted, t.Cols[i].Name, err)
-			}
+		vals, err := c.decodeRow(t, text)
+		if err != nil {
+			return err
 		}
 		if err := fn(vals, text); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
+}
+
+// decodeRow decodes a row of t's select list.
+func (c *Conn) decodeRow(t *Table, text []*string) ([]any, error) {
+	vals := make([]any, len(text))
+	for i, s := range text {
+		if s == nil {
+			continue
+		}
+		var err error
+		if vals[i], err = c.d.Decode(&t.Cols[i], *s); err != nil {
+			return nil, fmt.Errorf("table %s, column %q: %w", t.Quoted, t.Cols[i].Name, err)
+		}
+	}
+	return vals, nil
 }
 
 func data(t *Table, vals []any, extra int) map[string]any {

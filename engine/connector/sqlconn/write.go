@@ -47,7 +47,7 @@ type writeOne func(ctx context.Context, tx Tx, i int) (string, error)
 // the stored object, lists replaced.
 func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
 	var before map[string]stored
-	prepare := func(ctx context.Context, tx Tx, e *entity, savepoints bool, written []string) error {
+	prepare := func(ctx context.Context, tx Tx, e *entity, savepoints bool, written []string, _ []connector.Result) error {
 		ids := make([]string, len(recs))
 		times := make(map[string]int, len(recs))
 		for i, r := range recs {
@@ -132,8 +132,9 @@ func (c *Conn) Delete(ctx context.Context, name string, ids []string) ([]error, 
 
 // prepare runs first in a batch's transaction; savepoints says that the batch is written a
 // record at a time after a record failed. It may write records itself (a create in bulk) and
-// set their ids, which the record-at-a-time writes then skip.
-type prepare func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error
+// set their ids, which the record-at-a-time writes then skip, and their records as stored,
+// which the read-back then skips.
+type prepare func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string, results []connector.Result) error
 
 func (c *Conn) write(ctx context.Context, name string, n int, prepare prepare, readBack bool, one func(*entity) writeOne) ([]connector.Result, error) {
 	if c.readOnly {
@@ -176,7 +177,7 @@ func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare prepare, r
 	results := make([]connector.Result, n)
 	ids := make([]string, n)
 	if prepare != nil {
-		if err := prepare(ctx, tx, e, savepoints, ids); err != nil {
+		if err := prepare(ctx, tx, e, savepoints, ids, results); err != nil {
 			if !savepoints && c.d.RecordError(err) {
 				return nil, true, nil
 			}
@@ -234,20 +235,23 @@ func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare prepare, r
 }
 
 // readBack reads the records written (those with an id and no error) into their results, as
-// the database stores them.
+// the database stores them, except those a bulk insert gave as stored.
 func (c *Conn) readBack(ctx context.Context, tx Tx, e *entity, ids []string, results []connector.Result) error {
 	var chunk []string
 	for i, id := range ids {
-		if id != "" && results[i].Err == nil {
+		if id != "" && results[i].Err == nil && results[i].Record.Data == nil {
 			chunk = append(chunk, id)
 		}
+	}
+	if len(chunk) == 0 {
+		return nil
 	}
 	got, err := c.readIDs(ctx, tx, e, chunk)
 	if err != nil {
 		return err
 	}
 	for i, id := range ids {
-		if id != "" && results[i].Err == nil {
+		if id != "" && results[i].Err == nil && results[i].Record.Data == nil {
 			results[i].Record = got[id].rec
 			if results[i].Record.ID == "" {
 				results[i].Record.ID = id

@@ -226,3 +226,53 @@ func TestCreateBatchIDsAsStored(t *testing.T) {
 		t.Fatalf("numeric ids: %v %v", res, err)
 	}
 }
+
+// A batch of updates is one pipeline per 500 records; one record whose value its column
+// cannot hold is a dead letter with PostgreSQL's message, and the others are updated, still
+// in pipelines (the failing chunk halved until the record is found).
+func TestUpdateBatchWithOneBadRow(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, `CREATE TABLE items (id serial PRIMARY KEY, name text, qty integer)`)
+	tr := &tracer{}
+	c := openTraced(t, db.DSN(), system(`Item: {table: items, id: id}`), tr)
+	created, err := c.Create(context.Background(), "Item", items(1000, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := func(bad int) []connector.Record {
+		recs := make([]connector.Record, len(created))
+		for i, r := range created {
+			recs[i] = connector.Record{ID: r.Record.ID, Data: map[string]any{"qty": int64(i + 5000)}}
+			if i == bad {
+				recs[i].Data["qty"] = "lots"
+			}
+		}
+		return recs
+	}
+	tr.reset()
+	if res, err := c.Update(context.Background(), "Item", patch(-1)); err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	// begin, the read of the records (2 chunks), 2 pipelines, the read-back (2 chunks), commit
+	if rt, _ := tr.reset(); rt > 8 {
+		t.Errorf("1,000 updates took %d round trips, want at most 8", rt)
+	}
+	res, err := c.Update(context.Background(), "Item", patch(433))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt, _ := tr.reset(); rt > 150 {
+		t.Errorf("1,000 updates with a bad one took %d round trips, want at most 150", rt)
+	}
+	if got, want := fmt.Sprint(res[433].Err), `ERROR: invalid input syntax for type integer: "lots" (SQLSTATE 22P02)`; got != want {
+		t.Errorf("record 433: %s, want %s", got, want)
+	}
+	for i, r := range res {
+		if i != 433 && (r.Err != nil || r.Record.Data["qty"] != int64(i+5000)) {
+			t.Fatalf("record %d: %v (%v)", i, r.Record.Data, r.Err)
+		}
+	}
+	if got, err := c.Get(context.Background(), "Item", []string{created[433].Record.ID}); err != nil || got[created[433].Record.ID].Data["qty"] != int64(5433) {
+		t.Errorf("the bad record holds %v (%v), want its qty unchanged (5433)", got, err)
+	}
+}

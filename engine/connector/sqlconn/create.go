@@ -14,9 +14,9 @@ import (
 // With a dialect that inserts in bulk (BulkInserter), the records without lists are inserted
 // together first, in one round trip per chunk; the others one at a time. When a record fails
 // on the server, the batch is written again with savepoints (see writeTx): the bulk chunks then
-// each under one of their own, a chunk that fails split in halves until the records that fail
-// alone are found, which are left to be written one at a time, each failing with the server's
-// message, and the others still go in bulk.
+// each under one of their own, a chunk that fails split in halves (bisect) until the records
+// that fail alone are found, which are left to be written one at a time, each failing with the
+// server's message, and the others still go in bulk.
 func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) ([]connector.Result, error) {
 	var bulk prepare
 	if bi, ok := c.d.(BulkInserter); ok {
@@ -27,7 +27,7 @@ func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) (
 				end := min(start+BulkChunk, len(rows))
 				var err error
 				if savepoints {
-					err = c.insertBisect(ctx, tx, w, rows[start:end], at[start:end])
+					err = c.bisect(ctx, tx, start, end, func(lo, hi int) error { return c.insertBulk(ctx, tx, w, rows[lo:hi], at[lo:hi]) })
 				} else {
 					err = c.insertBulk(ctx, tx, w, rows[start:end], at[start:end])
 				}
@@ -100,36 +100,6 @@ func (c *Conn) insertBulk(ctx context.Context, tx Tx, w bulkWrite, rows []Row, a
 		}
 	}
 	return nil
-}
-
-// insertBisect is insertBulk under a savepoint; when a record's values fail, the chunk is rolled
-// back and each half inserted the same way, in order, so that a record conflicting with an
-// earlier one of the batch is the one that fails, as one at a time. A record that fails alone
-// keeps no id: it is written one at a time after, under a savepoint, with its own error.
-func (c *Conn) insertBisect(ctx context.Context, tx Tx, w bulkWrite, rows []Row, at []int) error {
-	if _, err := tx.Exec(ctx, "SAVEPOINT bulk"); err != nil {
-		return err
-	}
-	err := c.insertBulk(ctx, tx, w, rows, at)
-	if err != nil && !c.d.RecordError(err) {
-		return err
-	}
-	if err != nil {
-		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT bulk"); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT bulk"); err != nil {
-		return err
-	}
-	if err == nil || len(rows) == 1 {
-		return nil
-	}
-	mid := len(rows) / 2
-	if err := c.insertBisect(ctx, tx, w, rows[:mid], at[:mid]); err != nil {
-		return err
-	}
-	return c.insertBisect(ctx, tx, w, rows[mid:], at[mid:])
 }
 
 // newID gives a new record an id when it has none and the server gives none either.

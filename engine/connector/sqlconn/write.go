@@ -59,11 +59,12 @@ func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record)
 			return err
 		}
 		be, ok := c.d.(BulkExecer)
-		if !ok || savepoints {
+		if !ok {
 			return nil
 		}
 		// The patches of records that exist, appear once, change no list and have no error of
-		// their own go together, in one round trip per chunk; the others one at a time.
+		// their own go together, in one round trip per chunk; the others one at a time. With
+		// savepoints, a chunk that fails is halved until the records that fail alone are found.
 		var stmts []Stmt
 		var at []int
 		for i, r := range recs {
@@ -78,20 +79,32 @@ func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record)
 			if err != nil {
 				continue
 			}
-			at = append(at, i)
 			if len(ch.cols) == 0 {
+				written[i] = cur.id
 				continue
 			}
 			q, args := c.setSQL(e.Table, ch, []int{e.id}, []any{cur.id})
-			stmts = append(stmts, Stmt{q, args})
+			stmts, at = append(stmts, Stmt{q, args}), append(at, i)
 		}
-		for start := 0; start < len(stmts); start += Chunk {
-			if err := be.ExecMany(ctx, tx, stmts[start:min(start+Chunk, len(stmts))]); err != nil {
+		exec := func(lo, hi int) error {
+			if err := be.ExecMany(ctx, tx, stmts[lo:hi]); err != nil {
 				return err
 			}
+			for _, i := range at[lo:hi] {
+				written[i] = before[recs[i].ID].id
+			}
+			return nil
 		}
-		for _, i := range at {
-			written[i] = before[recs[i].ID].id
+		for start := 0; start < len(stmts); start += Chunk {
+			end := min(start+Chunk, len(stmts))
+			if savepoints {
+				err = c.bisect(ctx, tx, start, end, exec)
+			} else {
+				err = exec(start, end)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -128,6 +141,37 @@ func (c *Conn) Delete(ctx context.Context, name string, ids []string) ([]error, 
 		errs[i] = r.Err
 	}
 	return errs, nil
+}
+
+// bisect writes the records [lo, hi) of a batch with write, under a savepoint; when a record's
+// values fail (Dialect.RecordError), it rolls back and writes each half the same way, in
+// order (so that of two records that conflict, the later fails, as one at a time), down to
+// single records, whose writes stay rolled back: write did not mark them written, and they are
+// written one at a time after, under savepoints, each failing with the server's message.
+func (c *Conn) bisect(ctx context.Context, tx Tx, lo, hi int, write func(lo, hi int) error) error {
+	if _, err := tx.Exec(ctx, "SAVEPOINT bulk"); err != nil {
+		return err
+	}
+	err := write(lo, hi)
+	if err != nil && !c.d.RecordError(err) {
+		return err
+	}
+	if err != nil {
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT bulk"); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT bulk"); err != nil {
+		return err
+	}
+	if err == nil || hi-lo == 1 {
+		return nil
+	}
+	mid := lo + (hi-lo)/2
+	if err := c.bisect(ctx, tx, lo, mid, write); err != nil {
+		return err
+	}
+	return c.bisect(ctx, tx, mid, hi, write)
 }
 
 // prepare runs first in a batch's transaction; savepoints says that the batch is written a

@@ -85,7 +85,7 @@ func (d *dialect) insertGroup(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Tab
 		}
 	}
 	q, args := d.multiInsert(t, group)
-	n, err := tx.Exec(ctx, q, args...)
+	n, first, err := insertExec(ctx, tx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -98,10 +98,6 @@ func (d *dialect) insertGroup(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Tab
 			ids[idx[i]] = s
 		}
 		return nil
-	}
-	first, err := lastInsertID(ctx, tx)
-	if err != nil {
-		return err
 	}
 	if first == 0 {
 		return fmt.Errorf("the new rows of table %s have no id: give %q a value", t.Quoted, t.Cols[id].Name)

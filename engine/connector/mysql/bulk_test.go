@@ -10,11 +10,13 @@ import (
 	"github.com/dataflow-sync/dataflow/internal/mysqltest"
 )
 
-func inserts(t *testing.T, db *sql.DB) int {
+func inserts(t *testing.T, db *sql.DB) int { return status(t, db, "Com_insert") }
+
+// status is a counter of the server's statements (SHOW GLOBAL STATUS).
+func status(t *testing.T, db *sql.DB, name string) int {
 	t.Helper()
-	var name string
 	var n int
-	if err := db.QueryRow("SHOW GLOBAL STATUS LIKE 'Com_insert'").Scan(&name, &n); err != nil {
+	if err := db.QueryRow("SHOW GLOBAL STATUS LIKE '"+name+"'").Scan(&name, &n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -78,9 +80,9 @@ func TestCreatesBatched(t *testing.T) {
 	before := inserts(t, db)
 	skus, ids := create("a", 600)
 	checkCreated(t, db, skus, ids)
-	// Chunks of 500 records, each with two sets of columns: 4 statements.
-	if n := inserts(t, db) - before; n > 4 {
-		t.Errorf("600 creates took %d INSERT statements, want one per chunk and set of columns (4)", n)
+	// One chunk (of up to 2,000 records) with two sets of columns: 2 statements.
+	if n := inserts(t, db) - before; n > 2 {
+		t.Errorf("600 creates took %d INSERT statements, want one per chunk and set of columns (2)", n)
 	}
 
 	// Another session inserts all the while: ids still match their rows.
@@ -120,5 +122,43 @@ func TestConsecutiveIDs(t *testing.T) {
 		if got := consecutiveIDs(c.mode, c.engine); got != c.want {
 			t.Errorf("consecutiveIDs(%q, %q) = %v, want %v", c.mode, c.engine, got, c.want)
 		}
+	}
+}
+
+// A row inserted on its own (here: each writes columns of its own) takes its id from the
+// server's reply to the INSERT, with no SELECT LAST_INSERT_ID() after it.
+func TestCreateOneAtATimeReadsNoID(t *testing.T) {
+	my := mysqltest.New(t)
+	my.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, sku VARCHAR(40) NOT NULL UNIQUE, c1 TEXT, c2 TEXT, c3 TEXT, c4 TEXT, c5 TEXT)")
+	db, err := sql.Open("mysql", my.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := open(t, my.DSN(), system("Product: {table: products, id: id}"))
+	recs := make([]map[string]any, 5)
+	skus := make([]string, 5)
+	for i := range recs {
+		skus[i] = fmt.Sprintf("sku-%d", i)
+		recs[i] = map[string]any{"sku": skus[i], fmt.Sprintf("c%d", i+1): "x"}
+	}
+	c.Create(context.Background(), "Product", recs[:1]) // the table's columns, once
+	before := status(t, db, "Com_select")
+	res, err := c.Create(context.Background(), "Product", recs[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	selects := status(t, db, "Com_select") - before - 1 // the SHOW STATUS itself
+	ids := []string{}
+	for i, r := range res {
+		if r.Err != nil || r.Record.Data["sku"] != skus[i+1] {
+			t.Fatalf("record %d: %v (%v)", i+1, r.Record, r.Err)
+		}
+		ids = append(ids, r.Record.ID)
+	}
+	checkCreated(t, db, skus[1:], ids)
+	// the table's auto-increment settings and the read-back: 2
+	if selects > 2 {
+		t.Errorf("4 creates of a row each took %d SELECTs, want 2 (no SELECT LAST_INSERT_ID())", selects)
 	}
 }

@@ -325,7 +325,7 @@ func encodeJSON(v any) (string, error) {
 }
 
 // Insert inserts a row and returns its id's text: the id given, or LAST_INSERT_ID().
-func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, cols []int, args []any, id int) (string, error) {
+func (d *dialect) Insert(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Table, cols []int, args []any, id int) (string, error) {
 	names, params := make([]string, len(cols)), make([]string, len(cols))
 	given := ""
 	for i, c := range cols {
@@ -337,34 +337,31 @@ func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, c
 		}
 	}
 	q := "INSERT INTO " + t.Quoted + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
-	if _, err := tx.Exec(ctx, q, args...); err != nil {
+	_, first, err := insertExec(ctx, stx, q, args...)
+	if err != nil {
 		return "", err
 	}
 	if given != "" {
 		return given, nil
 	}
-	rows, err := tx.Query(ctx, "SELECT LAST_INSERT_ID()")
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var got string
-	for rows.Next() {
-		v, err := rows.Values()
-		if err != nil {
-			return "", err
-		}
-		if v[0] != nil {
-			got = *v[0]
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	if got == "" || got == "0" {
+	if first == 0 {
 		return "", fmt.Errorf("the new row of table %s has no id: give %q a value", t.Quoted, t.Cols[id].Name)
 	}
-	return got, nil
+	return strconv.FormatUint(first, 10), nil
+}
+
+// insertExec runs an INSERT and returns the rows inserted and LAST_INSERT_ID(): from the
+// server's reply to it on a transaction of this package (one round trip), else by a query.
+func insertExec(ctx context.Context, stx sqlconn.Tx, q string, args ...any) (int64, uint64, error) {
+	if t, ok := stx.(*tx); ok {
+		return t.execID(ctx, q, args...)
+	}
+	n, err := stx.Exec(ctx, q, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	first, err := lastInsertID(ctx, stx)
+	return n, first, err
 }
 
 // recordErrors are the server's errors of one row's values.

@@ -181,6 +181,22 @@ func (t *tx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return res.RowsAffected()
 }
 
+// execID runs an INSERT and returns the rows it inserted and LAST_INSERT_ID() as the server's
+// reply to it tells (the first id an AUTO_INCREMENT column took, 0 for none), with no query
+// of its own. The driver hands the id over as an int64: its bits are the server's unsigned id.
+func (t *tx) execID(ctx context.Context, q string, args ...any) (int64, uint64, error) {
+	res, err := t.t.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, 0, err
+	}
+	id, err := res.LastInsertId()
+	return n, uint64(id), err
+}
+
 func (t *tx) Commit(context.Context) error   { return t.t.Commit() }
 func (t *tx) Rollback(context.Context) error { return t.t.Rollback() }
 

@@ -32,14 +32,17 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dataflow-sync/dataflow/engine/connector/sqlconn"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 type dialect struct {
 	schema string // the system's `schema`: tables named without one are in it
+
+	mu    sync.Mutex
+	plans map[string]insertPlan // by table and id column, read once (see insertPlan)
 }
 
 func (*dialect) Name() string { return "postgres" }
@@ -367,117 +370,6 @@ func arrayText(elem sqlconn.Kind, v any) (string, error) {
 	return b.String(), nil
 }
 
-// insertSQL is the statement that inserts a row of the given columns and returns its id.
-func (d *dialect) insertSQL(t *sqlconn.Table, cols []int, id int) string {
-	var q strings.Builder
-	q.WriteString("INSERT INTO " + t.Quoted)
-	if len(cols) == 0 {
-		q.WriteString(" DEFAULT VALUES")
-	} else {
-		names, params := make([]string, len(cols)), make([]string, len(cols))
-		for i, c := range cols {
-			names[i], params[i] = d.Quote(t.Cols[c].Name), d.Param(i+1, &t.Cols[c])
-		}
-		q.WriteString(" (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")")
-	}
-	q.WriteString(" RETURNING " + d.Select(d.Quote(t.Cols[id].Name), &t.Cols[id]))
-	return q.String()
-}
-
-// newID is the id's text of a row RETURNING gave.
-func (d *dialect) newID(t *sqlconn.Table, id int, got *string) (string, error) {
-	if got == nil {
-		return "", fmt.Errorf("the new row of table %s has no id: give %q a value", t.Quoted, t.Cols[id].Name)
-	}
-	val, err := d.Decode(&t.Cols[id], *got)
-	if err != nil {
-		return "", err
-	}
-	return sqlconn.IDString(val), nil
-}
-
-// Insert inserts a row and returns its id's text, with RETURNING.
-func (d *dialect) Insert(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, cols []int, args []any, id int) (string, error) {
-	rows, err := tx.Query(ctx, d.insertSQL(t, cols, id), args...)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var got *string
-	for rows.Next() {
-		v, err := rows.Values()
-		if err != nil {
-			return "", err
-		}
-		got = v[0]
-	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	return d.newID(t, id, got)
-}
-
-// InsertMany implements sqlconn.BulkInserter: the rows' INSERT ... RETURNING statements go
-// to the server as one pipeline (pgx.Batch), one round trip for them all, their results read in
-// order.
-func (d *dialect) InsertMany(ctx context.Context, stx sqlconn.Tx, t *sqlconn.Table, rows []sqlconn.Row, id int) ([]string, error) {
-	ptx, ok := stx.(*tx)
-	if !ok {
-		return nil, fmt.Errorf("postgres: a bulk insert needs a pgx transaction, not %T", stx)
-	}
-	b := &pgx.Batch{}
-	for _, r := range rows {
-		b.Queue(d.insertSQL(t, r.Cols, id), r.Args...)
-	}
-	br := ptx.t.SendBatch(ctx, b)
-	ids := make([]string, len(rows))
-	for i := range rows {
-		var got *string
-		err := func() error {
-			rs, err := br.Query()
-			if err != nil {
-				return err
-			}
-			defer rs.Close()
-			for rs.Next() {
-				if raw := rs.RawValues(); raw[0] != nil {
-					s := string(raw[0])
-					got = &s
-				}
-			}
-			return rs.Err()
-		}()
-		if err == nil {
-			ids[i], err = d.newID(t, id, got)
-		}
-		if err != nil {
-			br.Close()
-			return nil, err
-		}
-	}
-	return ids, br.Close()
-}
-
-// ExecMany implements sqlconn.BulkExecer: the statements go to the server as one pipeline.
-func (d *dialect) ExecMany(ctx context.Context, stx sqlconn.Tx, stmts []sqlconn.Stmt) error {
-	ptx, ok := stx.(*tx)
-	if !ok {
-		return fmt.Errorf("postgres: a bulk write needs a pgx transaction, not %T", stx)
-	}
-	b := &pgx.Batch{}
-	for _, s := range stmts {
-		b.Queue(s.SQL, s.Args...)
-	}
-	br := ptx.t.SendBatch(ctx, b)
-	for range stmts {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	return br.Close()
-}
-
 // RecordError: data exceptions (22: a value the type cannot hold, too long, out of range),
 // integrity constraints (23: unique, foreign key, not null, check) and errors raised by
 // triggers (P0001) are the record's.
@@ -548,34 +440,8 @@ func (d *dialect) Deletions(ctx context.Context, db sqlconn.DB, t *sqlconn.Table
 		return 0, false, err
 	}
 	if !ok && install {
-		fn := d.QuoteTable("dataflow_count_deleted")
-		for _, q := range []string{
-			`SELECT pg_advisory_xact_lock(hashtext('dataflow_deletions'))::text`,
-			`CREATE TABLE IF NOT EXISTS ` + d.deletions() + ` (tbl text PRIMARY KEY, deleted bigint NOT NULL)`,
-			`CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (TG_ARGV[0], 1)
-	ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1;
-	RETURN NULL;
-END $$`,
-		} {
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return 0, false, err
-			}
-		}
-		if ok, err = present(); err != nil { // another run may have installed it meanwhile
+		if ok, err = d.installDeletions(ctx, tx, t, present); err != nil {
 			return 0, false, err
-		}
-		if !ok {
-			for _, q := range []string{
-				`CREATE TRIGGER dataflow_count_deleted AFTER DELETE ON ` + t.Quoted + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `(` + literal(t.Quoted) + `)`,
-				`INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (` + literal(t.Quoted) + `, 1) ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1`,
-			} {
-				if _, err := tx.Exec(ctx, q); err != nil {
-					return 0, false, err
-				}
-			}
-			ok = true
 		}
 	}
 	if !ok {
@@ -595,6 +461,42 @@ END $$`,
 		}
 	}
 	return n, true, nil
+}
+
+// installDeletions creates the table of deletion counts, its function and the table's trigger,
+// under a lock, unless another run installed them meanwhile (present says).
+func (d *dialect) installDeletions(ctx context.Context, tx sqlconn.Tx, t *sqlconn.Table, present func() (bool, error)) (bool, error) {
+	fn := d.QuoteTable("dataflow_count_deleted")
+	for _, q := range []string{
+		`SELECT pg_advisory_xact_lock(hashtext('dataflow_deletions'))::text`,
+		`CREATE TABLE IF NOT EXISTS ` + d.deletions() + ` (tbl text PRIMARY KEY, deleted bigint NOT NULL)`,
+		`CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (TG_ARGV[0], 1)
+	ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1;
+	RETURN NULL;
+END $$`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return false, err
+		}
+	}
+	ok, err := present() // another run may have installed it meanwhile
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		for _, q := range []string{
+			`CREATE TRIGGER dataflow_count_deleted AFTER DELETE ON ` + t.Quoted + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `(` + literal(t.Quoted) + `)`,
+			`INSERT INTO ` + d.deletions() + ` (tbl, deleted) VALUES (` + literal(t.Quoted) + `, 1) ON CONFLICT (tbl) DO UPDATE SET deleted = ` + d.deletions() + `.deleted + 1`,
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return false, err
+			}
+		}
+		ok = true
+	}
+	return ok, nil
 }
 
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

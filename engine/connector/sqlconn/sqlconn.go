@@ -26,10 +26,11 @@ import (
 )
 
 // Page is the number of records per Scan callback and per keyset page; Chunk the number of
-// ids per lookup (Get, lists, read-back).
+// ids per lookup (Get, lists, read-back); BulkChunk the number of rows per bulk insert.
 const (
-	Page  = 1000
-	Chunk = 500
+	Page      = 1000
+	Chunk     = 500
+	BulkChunk = 2000
 )
 
 // Column is a column as the server's catalogue describes it.
@@ -187,6 +188,14 @@ type Dialect interface {
 // failure of any row fails the call; the batch is then written a row at a time.
 type BulkInserter interface {
 	InsertMany(ctx context.Context, tx Tx, t *Table, rows []Row, id int) ([]string, error)
+}
+
+// StoredInserter is the optional ability of a BulkInserter to give, with the rows' ids, the
+// rows as they are stored, each in the form of Table.Select (a column's text or nil), so that
+// they need no read-back. stored is nil when the dialect cannot tell (a trigger or a rule
+// may change a row after the insert), and the rows are read back.
+type StoredInserter interface {
+	InsertManyStored(ctx context.Context, tx Tx, t *Table, rows []Row, id int) (ids []string, stored [][]*string, err error)
 }
 
 // BulkExecer is the optional ability of a Dialect to run many statements in one round trip

@@ -43,50 +43,11 @@ func afterWrite(err error) error {
 // writeOne writes record i and returns its id's text ("" for a delete).
 type writeOne func(ctx context.Context, tx Tx, i int) (string, error)
 
-// Create implements connector.Conn.
-//
-// With a dialect that inserts in bulk (BulkInserter), the records without lists are inserted
-// together first, in one round trip per chunk; the others, and every record of a batch in
-// which one failed, one at a time.
-func (c *Conn) Create(ctx context.Context, name string, recs []map[string]any) ([]connector.Result, error) {
-	var bulk prepare
-	if bi, ok := c.d.(BulkInserter); ok {
-		bulk = func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error {
-			if savepoints {
-				return nil
-			}
-			var rows []Row
-			var at []int
-			for i, data := range recs {
-				ch, err := c.createChange(e, data)
-				if err != nil || len(ch.lists) > 0 || listsIn(e, data) {
-					continue // one at a time: an error of its own, or child rows
-				}
-				rows, at = append(rows, Row{Cols: ch.cols, Args: ch.args}), append(at, i)
-			}
-			for start := 0; start < len(rows); start += Chunk {
-				end := min(start+Chunk, len(rows))
-				got, err := bi.InsertMany(ctx, tx, e.Table, rows[start:end], e.id)
-				if err != nil {
-					return err
-				}
-				for k, id := range got {
-					ids[at[start+k]] = id
-				}
-			}
-			return nil
-		}
-	}
-	return c.write(ctx, name, len(recs), bulk, true, func(e *entity) writeOne {
-		return func(ctx context.Context, tx Tx, i int) (string, error) { return c.create(ctx, tx, e, recs[i]) }
-	})
-}
-
 // Update implements connector.Conn: a patch per record; object (JSON) columns are merged into
 // the stored object, lists replaced.
 func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record) ([]connector.Result, error) {
 	var before map[string]stored
-	prepare := func(ctx context.Context, tx Tx, e *entity, savepoints bool, written []string) error {
+	prepare := func(ctx context.Context, tx Tx, e *entity, savepoints bool, written []string, _ []connector.Result) error {
 		ids := make([]string, len(recs))
 		times := make(map[string]int, len(recs))
 		for i, r := range recs {
@@ -98,11 +59,12 @@ func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record)
 			return err
 		}
 		be, ok := c.d.(BulkExecer)
-		if !ok || savepoints {
+		if !ok {
 			return nil
 		}
 		// The patches of records that exist, appear once, change no list and have no error of
-		// their own go together, in one round trip per chunk; the others one at a time.
+		// their own go together, in one round trip per chunk; the others one at a time. With
+		// savepoints, a chunk that fails is halved until the records that fail alone are found.
 		var stmts []Stmt
 		var at []int
 		for i, r := range recs {
@@ -117,20 +79,32 @@ func (c *Conn) Update(ctx context.Context, name string, recs []connector.Record)
 			if err != nil {
 				continue
 			}
-			at = append(at, i)
 			if len(ch.cols) == 0 {
+				written[i] = cur.id
 				continue
 			}
 			q, args := c.setSQL(e.Table, ch, []int{e.id}, []any{cur.id})
-			stmts = append(stmts, Stmt{q, args})
+			stmts, at = append(stmts, Stmt{q, args}), append(at, i)
 		}
-		for start := 0; start < len(stmts); start += Chunk {
-			if err := be.ExecMany(ctx, tx, stmts[start:min(start+Chunk, len(stmts))]); err != nil {
+		exec := func(lo, hi int) error {
+			if err := be.ExecMany(ctx, tx, stmts[lo:hi]); err != nil {
 				return err
 			}
+			for _, i := range at[lo:hi] {
+				written[i] = before[recs[i].ID].id
+			}
+			return nil
 		}
-		for _, i := range at {
-			written[i] = before[recs[i].ID].id
+		for start := 0; start < len(stmts); start += Chunk {
+			end := min(start+Chunk, len(stmts))
+			if savepoints {
+				err = c.bisect(ctx, tx, start, end, exec)
+			} else {
+				err = exec(start, end)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -169,10 +143,42 @@ func (c *Conn) Delete(ctx context.Context, name string, ids []string) ([]error, 
 	return errs, nil
 }
 
+// bisect writes the records [lo, hi) of a batch with write, under a savepoint; when a record's
+// values fail (Dialect.RecordError), it rolls back and writes each half the same way, in
+// order (so that of two records that conflict, the later fails, as one at a time), down to
+// single records, whose writes stay rolled back: write did not mark them written, and they are
+// written one at a time after, under savepoints, each failing with the server's message.
+func (c *Conn) bisect(ctx context.Context, tx Tx, lo, hi int, write func(lo, hi int) error) error {
+	if _, err := tx.Exec(ctx, "SAVEPOINT bulk"); err != nil {
+		return err
+	}
+	err := write(lo, hi)
+	if err != nil && !c.d.RecordError(err) {
+		return err
+	}
+	if err != nil {
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT bulk"); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT bulk"); err != nil {
+		return err
+	}
+	if err == nil || hi-lo == 1 {
+		return nil
+	}
+	mid := lo + (hi-lo)/2
+	if err := c.bisect(ctx, tx, lo, mid, write); err != nil {
+		return err
+	}
+	return c.bisect(ctx, tx, mid, hi, write)
+}
+
 // prepare runs first in a batch's transaction; savepoints says that the batch is written a
 // record at a time after a record failed. It may write records itself (a create in bulk) and
-// set their ids, which the record-at-a-time writes then skip.
-type prepare func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string) error
+// set their ids, which the record-at-a-time writes then skip, and their records as stored,
+// which the read-back then skips.
+type prepare func(ctx context.Context, tx Tx, e *entity, savepoints bool, ids []string, results []connector.Result) error
 
 func (c *Conn) write(ctx context.Context, name string, n int, prepare prepare, readBack bool, one func(*entity) writeOne) ([]connector.Result, error) {
 	if c.readOnly {
@@ -215,7 +221,7 @@ func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare prepare, r
 	results := make([]connector.Result, n)
 	ids := make([]string, n)
 	if prepare != nil {
-		if err := prepare(ctx, tx, e, savepoints, ids); err != nil {
+		if err := prepare(ctx, tx, e, savepoints, ids, results); err != nil {
 			if !savepoints && c.d.RecordError(err) {
 				return nil, true, nil
 			}
@@ -262,29 +268,41 @@ func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare prepare, r
 		}
 	}
 	if readBack {
-		var chunk []string
-		for i, id := range ids {
-			if id != "" && results[i].Err == nil {
-				chunk = append(chunk, id)
-			}
-		}
-		got, err := c.readIDs(ctx, tx, e, chunk)
-		if err != nil {
+		if err := c.readBack(ctx, tx, e, ids, results); err != nil {
 			return nil, false, err
-		}
-		for i, id := range ids {
-			if id != "" && results[i].Err == nil {
-				results[i].Record = got[id].rec
-				if results[i].Record.ID == "" {
-					results[i].Record.ID = id
-				}
-			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, false, committing{err}
 	}
 	return results, false, nil
+}
+
+// readBack reads the records written (those with an id and no error) into their results, as
+// the database stores them, except those a bulk insert gave as stored.
+func (c *Conn) readBack(ctx context.Context, tx Tx, e *entity, ids []string, results []connector.Result) error {
+	var chunk []string
+	for i, id := range ids {
+		if id != "" && results[i].Err == nil && results[i].Record.Data == nil {
+			chunk = append(chunk, id)
+		}
+	}
+	if len(chunk) == 0 {
+		return nil
+	}
+	got, err := c.readIDs(ctx, tx, e, chunk)
+	if err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if id != "" && results[i].Err == nil && results[i].Record.Data == nil {
+			results[i].Record = got[id].rec
+			if results[i].Record.ID == "" {
+				results[i].Record.ID = id
+			}
+		}
+	}
+	return nil
 }
 
 // change is what a record's data writes: columns with their bound text, and lists.
@@ -360,82 +378,6 @@ next:
 	return ch, nil
 }
 
-func listItems(name string, v any) ([]any, error) {
-	switch x := v.(type) {
-	case nil:
-		return nil, nil
-	case []any:
-		return x, nil
-	case []map[string]any:
-		items := make([]any, len(x))
-		for i, m := range x {
-			items[i] = m
-		}
-		return items, nil
-	}
-	return nil, fmt.Errorf("property %q is a list of rows: give an array of objects, not %T", name, v)
-}
-
-// newID gives a new record an id when it has none and the server gives none either.
-func (c *Conn) newID(col *Column) (string, bool) {
-	if col.Auto {
-		return "", false
-	}
-	switch col.Kind {
-	case UUID:
-		return newUUID(), true
-	case Text:
-		return newTextID(), true
-	}
-	return "", false
-}
-
-// createChange is what creating a record writes, with the id the connector makes for it when
-// it has none and the database gives none.
-func (c *Conn) createChange(e *entity, data map[string]any) (change, error) {
-	var skip []int
-	if data[e.Cols[e.id].Name] == nil {
-		skip = append(skip, e.id)
-	}
-	ch, err := c.changeOf(e.Table, data, e.listIndex, nil, skip...)
-	if err != nil {
-		return change{}, err
-	}
-	if len(skip) > 0 {
-		if id, ok := c.newID(&e.Cols[e.id]); ok {
-			ch.set(e.id, &id)
-		}
-	}
-	return ch, nil
-}
-
-// listsIn reports whether data gives any of the entity's lists (even an empty one).
-func listsIn(e *entity, data map[string]any) bool {
-	for name := range e.listIndex {
-		if _, ok := data[name]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *Conn) create(ctx context.Context, tx Tx, e *entity, data map[string]any) (string, error) {
-	ch, err := c.createChange(e, data)
-	if err != nil {
-		return "", invalidData{err}
-	}
-	id, err := c.d.Insert(ctx, tx, e.Table, ch.cols, ch.args, e.id)
-	if err != nil {
-		return "", err
-	}
-	for _, lc := range ch.lists {
-		if err := c.writeList(ctx, tx, lc.l, id, lc.items, false); err != nil {
-			return "", afterWrite(err)
-		}
-	}
-	return id, nil
-}
-
 func (c *Conn) update(ctx context.Context, tx Tx, e *entity, r connector.Record, cur stored) (string, error) {
 	if v, ok := r.Data[e.Cols[e.id].Name]; ok && IDString(v) != cur.rec.ID {
 		return "", invalidData{fmt.Errorf("property %q: cannot change the id of record %s to %s", e.Cols[e.id].Name, cur.rec.ID, IDString(v))}
@@ -505,129 +447,6 @@ func (c *Conn) delete(ctx context.Context, tx Tx, e *entity, id string) error {
 		return invalidData{fmt.Errorf("record %s does not exist", id)}
 	}
 	return nil
-}
-
-// check checks that items are objects whose ids, where given, appear once.
-func (l *list) check(items []any) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
-	return CheckItems(l.name, l.Cols[l.id].Name, items, IDString)
-}
-
-// CheckItems checks that the items of the list property name are objects whose ids (at idCol,
-// as text by idText), where given, appear once, and returns them with their ids ("" where
-// absent) and the set of ids. The sqlite connector's lists are checked by it too.
-func CheckItems(name, idCol string, items []any, idText func(any) string) (objs []map[string]any, ids []string, seen map[string]bool, err error) {
-	objs = make([]map[string]any, len(items))
-	ids = make([]string, len(items))
-	seen = map[string]bool{}
-	for i, it := range items {
-		m, ok := it.(map[string]any)
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("%s[%d]: an element of a list must be an object, not %T", name, i, it)
-		}
-		objs[i] = m
-		if v := m[idCol]; v != nil {
-			ids[i] = idText(v)
-			if seen[ids[i]] {
-				return nil, nil, nil, fmt.Errorf("%s[%d]: %s %s appears twice in the list", name, i, idCol, ids[i])
-			}
-			seen[ids[i]] = true
-		}
-	}
-	return objs, ids, seen, nil
-}
-
-// writeList makes the list's rows of one parent what items say: rows whose id is not among the
-// items are deleted first (so a unique key can move to a new row), items with the id of an
-// existing row patch it, others are inserted. On create (replace false) every item is inserted.
-func (c *Conn) writeList(ctx context.Context, tx Tx, l *list, parent string, items []any, replace bool) error {
-	existing := map[string]bool{}
-	var order []string
-	if replace {
-		q := "SELECT " + c.d.Select(c.d.Quote(l.Cols[l.id].Name), &l.Cols[l.id]) + " FROM " + l.Quoted + c.whereEq(l.Table, []int{l.key}, 1)
-		rows, err := tx.Query(ctx, q, parent)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", l.name, err)
-		}
-		for rows.Next() {
-			v, err := rows.Values()
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("list %s: %w", l.name, err)
-			}
-			if v[0] == nil {
-				continue
-			}
-			d, err := c.d.Decode(&l.Cols[l.id], *v[0])
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("list %s: %w", l.name, err)
-			}
-			id := IDString(d)
-			existing[id] = true
-			order = append(order, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("list %s: %w", l.name, err)
-		}
-	}
-	objs, ids, seen, err := l.check(items)
-	if err != nil {
-		return err
-	}
-	for _, id := range order {
-		if !seen[id] {
-			if _, err := tx.Exec(ctx, "DELETE FROM "+l.Quoted+c.whereEq(l.Table, []int{l.key, l.id}, 1), parent, id); err != nil {
-				return fmt.Errorf("list %s: %w", l.name, err)
-			}
-		}
-	}
-	for i, m := range objs {
-		exists := ids[i] != "" && existing[ids[i]]
-		skip := []int{l.key}
-		if exists || ids[i] == "" {
-			skip = append(skip, l.id)
-		}
-		ch, err := c.changeOf(l.Table, m, nil, nil, skip...)
-		if err != nil {
-			return invalidData{fmt.Errorf("%s[%d]: %w", l.name, i, err)}
-		}
-		if exists {
-			err = c.set(ctx, tx, l.Table, ch, []int{l.key, l.id}, []any{parent, ids[i]})
-		} else {
-			if ids[i] == "" {
-				if id, ok := c.newID(&l.Cols[l.id]); ok {
-					ch.set(l.id, &id)
-				}
-			}
-			ch.set(l.key, &parent)
-			_, err = c.d.Insert(ctx, tx, l.Table, ch.cols, ch.args, l.id)
-		}
-		if err != nil {
-			return fmt.Errorf("%s[%d]: %w", l.name, i, err)
-		}
-	}
-	return nil
-}
-
-// mergeObject applies a nested patch to a stored object: members of patch replace those of
-// stored, except that an object member patches a stored object member; arrays are replaced.
-func mergeObject(stored any, patch map[string]any) map[string]any {
-	base, _ := stored.(map[string]any)
-	out := make(map[string]any, len(base)+len(patch))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range patch {
-		if p, ok := v.(map[string]any); ok {
-			if _, ok := out[k].(map[string]any); ok {
-				out[k] = mergeObject(out[k], p)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // committing is the error of a commit: whether the server committed is unknown (the

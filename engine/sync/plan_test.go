@@ -7,6 +7,7 @@ package sync
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -41,13 +42,13 @@ entities:
   Thing: {table: things, id: id, updated: modified_at, schema: thing.json}
 `,
 	"item.json": `{"type": "object", "properties": {
-  "id": {"type": "integer"}, "code": {"type": "string"}, "name": {"type": ["string", "null"]},
+  "id": {"type": "integer"}, "code": {"type": "string"}, "name": {"type": ["string", "null"]}, "parent": {"type": ["integer", "null"]},
   "qty": {"type": ["integer", "null"]}, "note": {"type": ["string", "null"]},
   "lines": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "integer"}, "sku": {"type": "string"}, "qty": {"type": "integer"}}}},
   "tags": {"type": "array", "items": {"type": "object", "properties": {"tag": {"type": "string"}, "n": {"type": "integer"}}}},
   "updated_at": {"type": ["string", "null"], "format": "date-time"}}}`,
 	"thing.json": `{"type": "object", "properties": {
-  "id": {"type": "string"}, "sku": {"type": "string"}, "title": {"type": ["string", "null"]},
+  "id": {"type": "string"}, "sku": {"type": "string"}, "title": {"type": ["string", "null"]}, "parent": {"type": ["string", "null"]},
   "amount": {"type": ["integer", "null"]}, "note": {"type": ["string", "null"]},
   "lines": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "sku": {"type": "string"}, "qty": {"type": "integer"}}}},
   "tags": {"type": "array", "items": {"type": "object", "properties": {"tag": {"type": "string"}, "n": {"type": "integer"}}}},
@@ -429,6 +430,81 @@ func TestPlanUnmatched(t *testing.T) {
 		pl := newPlanner(flow(tc.create, tc.merge), nil, nil, nil)
 		if create, wait := pl.unmatched(tc.side); create != tc.want || wait != tc.wait {
 			t.Errorf("%s: create %v, wait %q; want %v, %q", tc.name, create, wait, tc.want, tc.wait)
+		}
+	}
+}
+
+// planRefs is the lookup of references of the planner's tests: the links it holds, and the
+// records their flow creates on reference, which it answers as the runner's lookup does.
+type planRefs struct {
+	linked   map[string]string // source id → target id
+	toCreate map[string]bool   // source ids
+}
+
+func (r planRefs) TargetID(f *mapping.Flow, id string) (string, bool, error) {
+	if t, ok := r.linked[id]; ok {
+		return t, true, nil
+	}
+	if r.toCreate[id] {
+		return "", false, &referenceToCreate{flow: f, id: id, side: Source}
+	}
+	return "", false, nil
+}
+
+func (r planRefs) SourceID(f *mapping.Flow, id string) (string, bool, error) {
+	for s, t := range r.linked {
+		if t == id {
+			return s, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// References (docs/semantics.md §3.4): a reference is translated through the links of the
+// flow it names; one not linked makes the record wait; one its flow creates on reference makes
+// the plan of the record that apply is to create it first (refs.withReferences), and nothing
+// else: the planner creates nothing.
+func TestPlanReferences(t *testing.T) {
+	text := strings.ReplaceAll(planFlowYAML, "%CONFLICT%", "newest")
+	text = strings.ReplaceAll(text, "%EXTRA%", "    create: {target: referenced, source: never}\n")
+	text = strings.Replace(text, "      - {source: code, target: sku}\n", "      - {source: code, target: sku}\n      - {source: parent, target: parent, ref: items}\n", 1)
+	f := planFlowWith(t, text)
+	refs := planRefs{linked: map[string]string{"5": "t5"}, toCreate: map[string]bool{"7": true}}
+	pl := newPlanner(f, refs, nil, nil)
+	base := planBase(t, pl, planRecord(t, "1", planSrc0), planRecord(t, "t1", planTgt0))
+	for _, tc := range []struct {
+		name, parent string
+		wantTgt      string
+		wantErr      string
+		wantCreate   string // the id of the record apply is to create first
+	}{
+		{name: "a reference linked: its id is translated", parent: "5", wantTgt: `{"parent":"t5"}`},
+		{name: "a reference not linked: the record waits", parent: "6", wantErr: "refers to 6, which flow items has not linked yet"},
+		{name: "a reference its flow creates on reference: apply is to create it first", parent: "7", wantCreate: "7"},
+		{name: "no reference", parent: "null"},
+	} {
+		src := planRecord(t, "1", edit(t, planSrc0, `{"parent": `+tc.parent+`}`))
+		m, err := pl.merge(src, planRecord(t, "t1", planTgt0), base)
+		var ref *referenceToCreate
+		switch {
+		case tc.wantCreate != "":
+			if !errors.As(err, &ref) || ref.id != tc.wantCreate || ref.side != Source || ref.flow != f {
+				t.Errorf("%s: %v, want the create of source record %s of flow items first", tc.name, err, tc.wantCreate)
+			}
+			if mapping.IsWaiting(err) {
+				t.Errorf("%s: the record waits; want it planned again after the create", tc.name)
+			}
+		case tc.wantErr != "":
+			if err == nil || err.Error() != tc.wantErr || !mapping.IsWaiting(err) {
+				t.Errorf("%s: %v, want the wait %q", tc.name, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if err == nil {
+			if got := canon(m.tgtPatch); got != tc.wantTgt {
+				t.Errorf("%s: target patch %s, want %s", tc.name, got, tc.wantTgt)
+			}
 		}
 	}
 }

@@ -304,7 +304,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side Side, rec connector.Record
 		return nil, false, nil
 	}
 	if len(fr.f.Merge) > 0 {
-		match, err := fr.match(ctx, side, rec)
+		match, err := fr.match(side, rec)
 		if err != nil {
 			var amb *ambiguousError
 			if !errors.As(err, &amb) {

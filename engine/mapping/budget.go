@@ -2,14 +2,10 @@ package mapping
 
 import (
 	"fmt"
-	"math"
-	"reflect"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/vm/runtime"
 )
@@ -117,7 +113,17 @@ const budgetVar = "$budget"
 // budgetFunctions are the functions the rewritten tree calls. Each takes the evaluation's
 // budget first.
 func budgetFunctions() []expr.Option {
-	opts := []expr.Option{
+	opts := append(buildingFunctions(), loopFunctions()...)
+	for name, cost := range builtinCosts {
+		opts = append(opts, expr.Function("$"+name, chargedBuiltin(builtin.Builtins[builtin.Index[name]], cost)))
+	}
+	return opts
+}
+
+// buildingFunctions charge what an operator builds: a budget, a concatenation, a range, a
+// conversion, a repetition.
+func buildingFunctions() []expr.Option {
+	return []expr.Option{
 		expr.Function("$budget_new", func(...any) (any, error) { return &budget{}, nil }),
 		// $add is expr's + for a node that may be a string concatenation: its size is charged
 		// before it is built.
@@ -150,6 +156,28 @@ func budgetFunctions() []expr.Option {
 			}
 			return runtime.MakeRange(lo, hi), nil
 		}),
+		expr.Function("$int", func(args ...any) (any, error) { return toInt(args[1]) }),
+		expr.Function("$float", func(args ...any) (any, error) { return toFloat64(args[1]) }),
+		expr.Function("$repeat", func(args ...any) (any, error) {
+			b := args[0].(*budget)
+			s, n := args[1].(string), runtime.ToInt(args[2])
+			if n < 0 {
+				return nil, &EvalError{Msg: fmt.Sprintf("repeat: the count %d is negative", n)}
+			}
+			if n > 0 && len(s) > MaxEvalBytes/n {
+				return nil, errTooLarge
+			}
+			if err := b.call(int64(len(s)) * int64(n)); err != nil {
+				return nil, err
+			}
+			return strings.Repeat(s, n), nil
+		}),
+	}
+}
+
+// loopFunctions charge the turns of loops and the values read and built inside them.
+func loopFunctions() []expr.Option {
+	return []expr.Option{
 		// $step is one turn of a loop, $step_keep one that adds an element to what the loop
 		// builds (map, filter, groupBy, sortBy). Both give the turn's value.
 		expr.Function("$step", func(args ...any) (any, error) {
@@ -177,56 +205,41 @@ func budgetFunctions() []expr.Option {
 		expr.Function("$charge", func(args ...any) (any, error) {
 			return args[1], args[0].(*budget).call(shallowSize(args[1]))
 		}),
-		expr.Function("$int", func(args ...any) (any, error) { return toInt(args[1]) }),
-		expr.Function("$float", func(args ...any) (any, error) { return toFloat64(args[1]) }),
-		expr.Function("$repeat", func(args ...any) (any, error) {
-			b := args[0].(*budget)
-			s, n := args[1].(string), runtime.ToInt(args[2])
-			if n < 0 {
-				return nil, &EvalError{Msg: fmt.Sprintf("repeat: the count %d is negative", n)}
-			}
-			if n > 0 && len(s) > MaxEvalBytes/n {
-				return nil, errTooLarge
-			}
-			if err := b.call(int64(len(s)) * int64(n)); err != nil {
-				return nil, err
-			}
-			return strings.Repeat(s, n), nil
-		}),
 	}
-	for name, cost := range builtinCosts {
-		f := builtin.Builtins[builtin.Index[name]]
-		opts = append(opts, expr.Function("$"+name, func(args ...any) (any, error) {
-			b, args := args[0].(*budget), args[1:]
-			if err := b.step(); err != nil {
+}
+
+// chargedBuiltin is builtin f charged by its cost: a step, the reading of its arguments, and
+// the size of what it builds, before or after the call.
+func chargedBuiltin(f *builtin.Function, cost builtinCost) func(args ...any) (any, error) {
+	return func(args ...any) (any, error) {
+		b, args := args[0].(*budget), args[1:]
+		if err := b.step(); err != nil {
+			return nil, err
+		}
+		for _, a := range args {
+			if err := b.scan(a); err != nil {
 				return nil, err
 			}
-			for _, a := range args {
-				if err := b.scan(a); err != nil {
-					return nil, err
-				}
-			}
-			if cost.before != nil {
-				n, err := cost.before(args)
-				if err != nil {
-					return nil, err
-				}
-				if err := b.charge(n); err != nil {
-					return nil, err
-				}
-			}
-			out, err := callBuiltin(f, args)
-			if err != nil || !cost.after {
-				return out, err
-			}
-			n, err := deepSize(out)
+		}
+		if cost.before != nil {
+			n, err := cost.before(args)
 			if err != nil {
 				return nil, err
 			}
-			return out, b.charge(n)
-		}))
+			if err := b.charge(n); err != nil {
+				return nil, err
+			}
+		}
+		out, err := callBuiltin(f, args)
+		if err != nil || !cost.after {
+			return out, err
+		}
+		n, err := deepSize(out)
+		if err != nil {
+			return nil, err
+		}
+		return out, b.charge(n)
 	}
-	return opts
 }
 
 // callBuiltin calls expr-lang's implementation of a builtin.
@@ -349,389 +362,4 @@ func joinCost(args []any) (int64, error) {
 		}
 	}
 	return n, nil
-}
-
-// length is the number of elements of a list or entries of a map, 0 for anything else.
-func length(v any) int {
-	switch x := v.(type) {
-	case []any:
-		return len(x)
-	case map[string]any:
-		return len(x)
-	case nil, string, bool, int, int64, float64:
-		return 0
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Slice, reflect.Array, reflect.Map:
-		return rv.Len()
-	}
-	return 0
-}
-
-// shallowSize is what building v itself took, its elements aside.
-func shallowSize(v any) int64 {
-	switch x := v.(type) {
-	case string:
-		return int64(len(x))
-	case map[string]any:
-		return int64(len(x)) * entryBytes
-	}
-	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Map {
-		return int64(rv.Len()) * entryBytes
-	}
-	return int64(length(v)) * elementBytes
-}
-
-// deepSize is what building v and everything in it takes: for a value just built (fromJSON's),
-// whose parts are not shared. It stops at the budget.
-func deepSize(v any) (int64, error) {
-	w := sizer{limit: MaxEvalBytes}
-	w.deep(v, 0)
-	return w.n, w.err
-}
-
-// textSize is the length of v's text (string's or toJSON's, indent for toJSON's indentation),
-// computed before the text is made. Parts of v may be shared (a list of the same long string
-// many times), so the walk stops as soon as the text would be too large: it takes at most
-// MaxEvalBytes steps.
-func textSize(v any, indent bool) (int64, error) {
-	w := sizer{limit: MaxEvalBytes, indent: indent}
-	w.text(v, 0)
-	return w.n, w.err
-}
-
-// leaves counts the values flatten gives for v, up to limit.
-func leaves(v any, depth int, limit int64) (int64, error) {
-	w := sizer{limit: limit}
-	w.leaves(v, depth)
-	return w.n, w.err
-}
-
-type sizer struct {
-	n, limit int64
-	indent   bool
-	err      error
-}
-
-func (w *sizer) over(depth int) bool {
-	switch {
-	case w.err != nil:
-		return true
-	case depth > maxValueDepth:
-		w.err = errTooDeep
-	case w.n > w.limit:
-		w.err = errTooLarge
-	}
-	return w.err != nil
-}
-
-func (w *sizer) text(v any, depth int) {
-	if w.over(depth) {
-		return
-	}
-	sep := int64(1)
-	if w.indent {
-		sep += 2*int64(depth+1) + 1 // the newline, the indentation, the space after a colon
-	}
-	switch x := v.(type) {
-	case nil, bool, int, int64, float64:
-		w.n += 24
-	case string:
-		w.n += int64(len(x)) + 2
-	case []any:
-		w.n += 2
-		for _, e := range x {
-			w.n += sep
-			if w.text(e, depth+1); w.err != nil {
-				return
-			}
-		}
-	case map[string]any:
-		w.n += 2
-		for k, e := range x {
-			w.n += sep + int64(len(k)) + 3
-			if w.text(e, depth+1); w.err != nil {
-				return
-			}
-		}
-	default:
-		rv := reflect.ValueOf(v)
-		switch rv.Kind() {
-		case reflect.Slice, reflect.Array:
-			w.n += 2
-			for i := 0; i < rv.Len(); i++ {
-				w.n += sep
-				if w.text(rv.Index(i).Interface(), depth+1); w.err != nil {
-					return
-				}
-			}
-		case reflect.Map:
-			w.n += 2
-			it := rv.MapRange()
-			for it.Next() {
-				w.n += sep + 3
-				w.text(it.Key().Interface(), depth+1)
-				if w.text(it.Value().Interface(), depth+1); w.err != nil {
-					return
-				}
-			}
-		default:
-			w.n += 64 // a time, a duration: short text
-		}
-	}
-	w.over(depth)
-}
-
-func (w *sizer) deep(v any, depth int) {
-	if w.over(depth) {
-		return
-	}
-	switch x := v.(type) {
-	case string:
-		w.n += int64(len(x))
-	case []any:
-		w.n += int64(len(x)) * elementBytes
-		for _, e := range x {
-			if w.deep(e, depth+1); w.err != nil {
-				return
-			}
-		}
-	case map[string]any:
-		for k, e := range x {
-			w.n += entryBytes + int64(len(k))
-			if w.deep(e, depth+1); w.err != nil {
-				return
-			}
-		}
-	default:
-		w.n += shallowSize(v)
-	}
-	w.over(depth)
-}
-
-func (w *sizer) leaves(v any, depth int) {
-	if w.over(depth) {
-		return
-	}
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			if w.leaves(e, depth+1); w.err != nil {
-				return
-			}
-		}
-		return
-	default:
-		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array {
-			for i := 0; i < rv.Len(); i++ {
-				if w.leaves(rv.Index(i).Interface(), depth+1); w.err != nil {
-					return
-				}
-			}
-			return
-		}
-	}
-	w.n++
-	w.over(depth)
-}
-
-// budgetPatcher rewrites a checked tree so that everything that builds a value or turns a loop
-// is charged to the evaluation's budget ($budget): string +, ranges, the builtins that build,
-// literals, method calls, the turns of loops. It records whether it rewrote anything: a tree
-// that builds nothing needs no budget.
-type budgetPatcher struct {
-	patched bool
-	inLoop  map[ast.Node]bool // the nodes inside a loop's predicate, where reading is charged
-}
-
-func (p *budgetPatcher) call(at ast.Node, name string, args ...ast.Node) ast.Node {
-	p.patched = true
-	callee := &ast.IdentifierNode{Value: name}
-	b := &ast.IdentifierNode{Value: budgetVar}
-	callee.SetLocation(at.Location())
-	b.SetLocation(at.Location())
-	n := &ast.CallNode{Callee: callee, Arguments: append([]ast.Node{b}, args...)}
-	n.SetLocation(at.Location())
-	return n
-}
-
-// scanningOperators read their operands whole.
-var scanningOperators = map[string]bool{
-	"==": true, "!=": true, "<": true, ">": true, "<=": true, ">=": true, "in": true,
-	"contains": true, "startsWith": true, "endsWith": true, "matches": true,
-}
-
-// scan wraps a value read inside a loop in $scan, unless it is short by its nature: a number,
-// a boolean, a short literal.
-func (p *budgetPatcher) scan(n ast.Node) ast.Node {
-	switch x := n.(type) {
-	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NilNode:
-		return n
-	case *ast.StringNode:
-		if len(x.Value) < scanBytesPerStep {
-			return n
-		}
-	}
-	if t := n.Type(); t != nil {
-		switch t.Kind() {
-		case reflect.Int, reflect.Int64, reflect.Float64, reflect.Bool:
-			return n
-		}
-	}
-	return p.call(n, "$scan", n)
-}
-
-func (p *budgetPatcher) Visit(node *ast.Node) {
-	switch n := (*node).(type) {
-	case *ast.BinaryNode:
-		if p.inLoop[n] && scanningOperators[n.Operator] {
-			n.Left, n.Right = p.scan(n.Left), p.scan(n.Right)
-		}
-		switch n.Operator {
-		case "+":
-			if t := n.Type(); t == nil || t.Kind() == reflect.String || t.Kind() == reflect.Interface {
-				*node = p.call(n, "$add", n.Left, n.Right)
-			}
-		case "..":
-			*node = p.call(n, "$range", n.Left, n.Right)
-		}
-	case *ast.BuiltinNode:
-		if keep, ok := closureBuiltins[n.Name]; ok {
-			step := "$step"
-			if keep {
-				step = "$step_keep"
-			}
-			if len(n.Arguments) > 0 {
-				n.Arguments[0] = p.call(n.Arguments[0], "$loop", n.Arguments[0])
-			}
-			for _, a := range n.Arguments {
-				if pr, ok := a.(*ast.PredicateNode); ok {
-					pr.Node = p.call(pr.Node, step, pr.Node)
-				}
-			}
-			if n.Map != nil {
-				n.Map = p.call(n.Map, "$step_keep", n.Map)
-			}
-			return
-		}
-		switch n.Name {
-		case "int", "float": // dataflow's conversions, whose errors name the value
-			*node = p.call(n, "$"+n.Name, n.Arguments...)
-			return
-		}
-		if _, ok := builtinCosts[n.Name]; ok {
-			*node = p.call(n, "$"+n.Name, n.Arguments...)
-			return
-		}
-		if p.inLoop[n] {
-			for i, a := range n.Arguments {
-				n.Arguments[i] = p.scan(a)
-			}
-		}
-	case *ast.CallNode:
-		if id, ok := n.Callee.(*ast.IdentifierNode); ok {
-			switch id.Value {
-			case "repeat":
-				*node = p.call(n, "$repeat", n.Arguments...)
-				return
-			case "amount", "decimal", "blank":
-				return // dataflow's own: short results
-			}
-		}
-		*node = p.call(n, "$charge", n)
-	case *ast.ArrayNode, *ast.MapNode:
-		*node = p.call(n, "$charge", n)
-	}
-}
-
-// budgeted rewrites a checked tree to charge the evaluation's budget (see budgetPatcher) and
-// reports whether it did; the tree must then be checked again.
-func budgeted(root *ast.Node) bool {
-	p := &budgetPatcher{inLoop: map[ast.Node]bool{}}
-	ast.Find(*root, func(n ast.Node) bool {
-		switch x := n.(type) {
-		case *ast.PredicateNode:
-			ast.Find(x.Node, func(in ast.Node) bool { p.inLoop[in] = true; return false })
-		case *ast.BuiltinNode:
-			if x.Map != nil {
-				ast.Find(x.Map, func(in ast.Node) bool { p.inLoop[in] = true; return false })
-			}
-		}
-		return false
-	})
-	ast.Walk(root, p)
-	if !p.patched {
-		return false
-	}
-	decl := &ast.VariableDeclaratorNode{
-		Name:  budgetVar,
-		Value: &ast.CallNode{Callee: &ast.IdentifierNode{Value: "$budget_new"}},
-		Expr:  *root,
-	}
-	decl.SetLocation((*root).Location())
-	*root = decl
-	return true
-}
-
-// checkResult checks the value an evaluation gives before it goes into a record: every number
-// in it is finite (x / 0 gives +Inf, which no property can hold), and it is not larger or more
-// deeply nested than the budget allows, so that what the engine does with it is bounded too.
-func checkResult(v any) error {
-	w := sizer{limit: MaxEvalBytes / elementBytes}
-	path, err := w.result(v, 0)
-	if nf, ok := err.(notFinite); ok {
-		if path == "" {
-			return &EvalError{Msg: fmt.Sprintf("the result is %s", nf.Error())}
-		}
-		return &EvalError{Msg: fmt.Sprintf("the result holds %v at %s, %s", float64(nf), path, nf.reason())}
-	}
-	return err
-}
-
-// notFinite is a number no property can hold.
-type notFinite float64
-
-func (n notFinite) Error() string { return fmt.Sprintf("%v, %s", float64(n), n.reason()) }
-
-func (n notFinite) reason() string {
-	if math.IsNaN(float64(n)) {
-		return "not a number (is 0 divided by 0?)"
-	}
-	return "not a finite number (is something divided by 0?)"
-}
-
-// result walks a result for checkResult and gives the path to a number that is not finite.
-func (w *sizer) result(v any, depth int) (string, error) {
-	w.n++
-	if w.over(depth) {
-		return "", w.err
-	}
-	switch x := v.(type) {
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return "", notFinite(x)
-		}
-	case float32:
-		return w.result(float64(x), depth)
-	case []any:
-		for i, e := range x {
-			if path, err := w.result(e, depth+1); err != nil {
-				return "[" + strconv.Itoa(i) + "]" + path, err
-			}
-		}
-	case []float64:
-		for i, e := range x {
-			if path, err := w.result(e, depth+1); err != nil {
-				return "[" + strconv.Itoa(i) + "]" + path, err
-			}
-		}
-	case map[string]any:
-		for k, e := range x {
-			if path, err := w.result(e, depth+1); err != nil {
-				return "." + k + path, err
-			}
-		}
-	}
-	return "", nil
 }

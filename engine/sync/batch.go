@@ -304,7 +304,7 @@ func (fr *flowRun) unlinked(ctx context.Context, side Side, rec connector.Record
 		return nil, false, nil
 	}
 	if len(fr.f.Merge) > 0 {
-		match, err := fr.match(ctx, side, rec)
+		match, err := fr.match(side, rec)
 		if err != nil {
 			var amb *ambiguousError
 			if !errors.As(err, &amb) {
@@ -393,7 +393,13 @@ func (fr *flowRun) merge(p *pair) error {
 	if err != nil {
 		return err
 	}
-	m, err := fr.plan.merge(p.src, p.tgt, bases)
+	// A pair that refers to records their flows create on reference is planned again once
+	// apply has created them (refs.withReferences), in the context of the flow's batches.
+	var m *merged
+	err = fr.refs.withReferences(fr.refs.ctx, func() (err error) {
+		m, err = fr.plan.merge(p.src, p.tgt, bases)
+		return err
+	})
 	for _, c := range m.changes {
 		fr.change(c)
 	}

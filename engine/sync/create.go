@@ -71,7 +71,7 @@ func (fr *flowRun) create(ctx context.Context, side Side, recs []connector.Recor
 	fr.split(len(recs), func(lo, hi int, _ *digesters) {
 		for i := lo; i < hi; i++ {
 			if all[i] == nil {
-				all[i] = fr.prebuild(side, recs[i])
+				all[i] = fr.prebuildReferences(ctx, side, recs[i])
 			}
 		}
 	})
@@ -465,8 +465,23 @@ func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Rec
 	return unsynced, why, nil
 }
 
+// prebuildReferences builds a record for its create as prebuild does, after creating the
+// records it refers to that their flows create on reference (refs.withReferences). A pure
+// flow refers to none: its records may be built on two goroutines.
+func (fr *flowRun) prebuildReferences(ctx context.Context, side Side, rec connector.Record) *prebuilt {
+	var b *prebuilt
+	err := fr.refs.withReferences(ctx, func() error {
+		b = fr.prebuild(side, rec)
+		return b.err
+	})
+	b.err = err
+	return b
+}
+
 // createReferenced creates, for a record that refers to it, the partner of record id (of the
-// source side when fromSource) in a "create: referenced" flow, and returns the new id.
+// source side when fromSource) in a "create: referenced" flow, and returns the new id. It is
+// apply's part of a reference to create (refs.withReferences): the records the new one refers
+// to in turn are created first.
 func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource bool) (string, bool, error) {
 	side := Source
 	if !fromSource {
@@ -486,7 +501,12 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 			return "", false, nil
 		}
 	}
-	data, s, err := fr.build(side, rec)
+	var data map[string]any
+	var s map[string][]byte
+	err = fr.refs.withReferences(ctx, func() (err error) {
+		data, s, err = fr.build(side, rec)
+		return err
+	})
 	if err != nil {
 		return "", false, err
 	}

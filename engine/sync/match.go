@@ -34,49 +34,88 @@ func (e *ambiguousError) Error() string {
 	return fmt.Sprintf("matches %d %s records by the merge criteria (%s); make the criteria stricter or the records distinct", len(e.ids), e.entity, strings.Join(e.ids, ", "))
 }
 
-// match finds the unlinked record of the other side that matches rec by the first merge
-// alternative that matches exactly one record.
-func (fr *flowRun) match(ctx context.Context, side Side, rec connector.Record) (*connector.Record, error) {
-	otherSide := other(side)
-	idx, err := fr.index(ctx, otherSide)
-	if err != nil {
+// match links rec, a record of side without a link, with the record of the other side that
+// the planner chose among the candidates the batch's read brought (prepareMatch), and takes
+// both out of the candidates of the records after it: nil when none matches.
+func (fr *flowRun) match(side Side, rec connector.Record) (*connector.Record, error) {
+	return fr.plan.linkTaking(side, rec, fr.candidates(other(side)), fr.candidates(side))
+}
+
+// linkTaking decides the link of rec (link) and takes the two records it links out of the
+// candidates, so that no record after it in the run is linked with either: nil when none
+// matches.
+func (pl *planner) linkTaking(side Side, rec connector.Record, others, same *mergeIndex) (*connector.Record, error) {
+	id, err := pl.link(side, rec, others, same)
+	if err != nil || id == "" {
 		return nil, err
 	}
-	entity := fr.tgtEntity
-	if otherSide == Source {
-		entity = fr.srcEntity
+	found := others.recs[id]
+	others.remove(found, pl.f.Merge, other(side))
+	same.remove(rec, pl.f.Merge, side)
+	return &found, nil
+}
+
+// link decides which record of the other side a record of side without a link is linked with
+// (its id, "" for none), among the unlinked candidates of the other side (others) and of its
+// own (same, the rivals): the first merge alternative whose values match exactly one record,
+// provided no other record of side matches that one too (docs/semantics.md §3.1). Several
+// matches are an *ambiguousError: of this record (it fails), or, when the ambiguity is that
+// of its match (shared), of that record (this one waits for it to be resolved). It reads
+// nothing: same may be nil when no alternative matches exactly one record.
+func (pl *planner) link(side Side, rec connector.Record, others, same *mergeIndex) (string, error) {
+	if others == nil {
+		return "", fmt.Errorf("the unlinked %s records were not read before the plan", pl.entity(other(side)))
 	}
-	for a, alt := range fr.f.Merge {
+	for a, alt := range pl.f.Merge {
 		key, ok := mergeKey(rec.Data, alt, side)
 		if !ok {
 			continue
 		}
-		ids := idx.byKey[a][key]
+		ids := others.byKey[a][key]
 		switch len(ids) {
 		case 0:
 			continue
 		case 1:
 			// A link needs a match that is unique from both sides: a record that several
 			// records of this side match is ambiguous for each of them.
-			same, err := fr.index(ctx, side)
-			if err != nil {
-				return nil, err
+			if same == nil {
+				return "", fmt.Errorf("the unlinked %s records were not read before the plan", pl.entity(side))
 			}
 			if rivals := same.byKey[a][key]; len(rivals) > 1 {
-				sameEntity := fr.srcEntity
-				if side == Target {
-					sameEntity = fr.tgtEntity
-				}
-				return nil, &ambiguousError{entity: sameEntity, ids: rivals, shared: ids[0]}
+				return "", &ambiguousError{entity: pl.entity(side), ids: rivals, shared: ids[0]}
 			}
-			found := idx.recs[ids[0]]
-			idx.remove(found, fr.f.Merge, otherSide)
-			same.remove(rec, fr.f.Merge, side)
-			return &found, nil
+			return ids[0], nil
 		}
-		return nil, &ambiguousError{entity: entity, ids: ids}
+		return "", &ambiguousError{entity: pl.entity(other(side)), ids: ids}
 	}
-	return nil, nil
+	return "", nil
+}
+
+// needsRivals reports whether linking recs (records of side without a link) needs the
+// candidates of side too: whether one of them matches exactly one of others by the first
+// alternative it matches any by (see link).
+func (pl *planner) needsRivals(side Side, recs []connector.Record, others *mergeIndex) bool {
+	for _, rec := range recs {
+		for a, alt := range pl.f.Merge {
+			if key, ok := mergeKey(rec.Data, alt, side); ok {
+				if n := len(others.byKey[a][key]); n > 0 {
+					if n == 1 {
+						return true
+					}
+					break
+				}
+			}
+		}
+	}
+	return false
+}
+
+// entity is the name of side's entity.
+func (pl *planner) entity(side Side) string {
+	if side == Source {
+		return pl.f.Source.Name()
+	}
+	return pl.f.Target.Name()
 }
 
 // mergeKey is the text of a record's values for one merge alternative; ok is false when one
@@ -114,6 +153,16 @@ func (idx *mergeIndex) remove(rec connector.Record, alts [][]mapping.Pair, side 
 	delete(idx.recs, rec.ID)
 }
 
+// add indexes r, a record of side, by its values for each merge alternative.
+func (idx *mergeIndex) add(r connector.Record, alts [][]mapping.Pair, side Side) {
+	idx.recs[r.ID] = r
+	for a, alt := range alts {
+		if key, ok := mergeKey(r.Data, alt, side); ok {
+			idx.byKey[a][key] = append(idx.byKey[a][key], r.ID)
+		}
+	}
+}
+
 func newMergeIndex(alts int) *mergeIndex {
 	idx := &mergeIndex{byKey: make([]map[string][]string, alts), recs: map[string]connector.Record{}}
 	for i := range idx.byKey {
@@ -136,9 +185,21 @@ func (fr *flowRun) candidate(side Side, r connector.Record) bool {
 	return true
 }
 
-// index returns the index of the unlinked records of side that match is to search: while a
-// batch is linked through Finders, the records with that batch's merge keys (batchIdx); else
-// every unlinked record of side, read once per flow run.
+// candidates returns the index of the unlinked records of side that match searches, as the
+// batch's read left it: while a batch is linked through Finders, the records with that
+// batch's merge keys (batchIdx); else every unlinked record of side, nil until it is read.
+func (fr *flowRun) candidates(side Side) *mergeIndex {
+	if fr.batchIdx != nil {
+		return fr.batchIdx[side]
+	}
+	if side == Source {
+		return fr.srcIndex
+	}
+	return fr.tgtIndex
+}
+
+// index returns the index of every unlinked record of side, read once per flow run (or the
+// batch's, while a batch is linked through Finders).
 func (fr *flowRun) index(ctx context.Context, side Side) (*mergeIndex, error) {
 	if fr.batchIdx != nil {
 		return fr.batchIdx[side], nil
@@ -155,14 +216,8 @@ func (fr *flowRun) index(ctx context.Context, side Side) (*mergeIndex, error) {
 		return idx, nil
 	}
 	err := fr.scanUnlinked(ctx, side, func(r connector.Record) {
-		if !fr.candidate(side, r) {
-			return
-		}
-		idx.recs[r.ID] = r
-		for a, alt := range fr.f.Merge {
-			if key, ok := mergeKey(r.Data, alt, side); ok {
-				idx.byKey[a][key] = append(idx.byKey[a][key], r.ID)
-			}
+		if fr.candidate(side, r) {
+			idx.add(r, fr.f.Merge, side)
 		}
 	})
 	if err != nil {
@@ -211,19 +266,67 @@ func (fr *flowRun) finder(side Side) connector.Finder {
 	return conn.Capabilities().Finder
 }
 
-// prepareMatch readies the indexes match searches for a batch of side's records, when both
-// connections are Finders: the records of the other side with the batch's merge keys, and the
-// records of this side that share a key with exactly one of those (the rivals that make a
-// match ambiguous). Memory and lookups grow with the batch, not with the systems. Without
-// Finders, match uses the indexes of every unlinked record, built once per flow run.
+// prepareMatch reads the candidates that match searches for a batch of side's records
+// without a link (recs): the read stage of linking, so that deciding a link (planner.link)
+// reads nothing. When both connections are Finders: the records of the other side with the
+// batch's merge keys, and the records of this side that share a key with exactly one of those
+// (the rivals that make a match ambiguous); memory and lookups grow with the batch, not with
+// the systems. Without Finders, every unlinked record of the other side, and of this side when
+// a record of the batch has exactly one match, read once per flow run (scanFor).
 //
 // It returns, by id, the records of recs whose keys a Finder refused to search for: whether
 // they match a record is not known, so they are neither linked nor created in this run.
 func (fr *flowRun) prepareMatch(ctx context.Context, side Side, recs []connector.Record) (map[string]error, error) {
 	fr.batchIdx = nil
-	if len(fr.f.Merge) == 0 || len(recs) == 0 || fr.finder(side) == nil || fr.finder(other(side)) == nil {
+	if len(fr.f.Merge) == 0 || len(recs) == 0 {
 		return nil, nil
 	}
+	if fr.finder(side) == nil || fr.finder(other(side)) == nil {
+		return nil, fr.scanFor(ctx, side, recs)
+	}
+	refused, err := fr.findFor(ctx, side, recs)
+	if err == nil && fr.batchIdx == nil {
+		err = fr.scanFor(ctx, side, recs) // a connection cannot search by the merge criteria
+	}
+	return refused, err
+}
+
+// scanFor reads, when the batch's records need them, the indexes of every unlinked record of
+// each side: of the other side when one of recs may be linked by merge criteria (unlinked
+// would ask match), of side when one of those matches exactly one record (the rivals).
+func (fr *flowRun) scanFor(ctx context.Context, side Side, recs []connector.Record) error {
+	var linkable []connector.Record
+	for _, r := range recs {
+		if fr.mayMatch(side, r) {
+			linkable = append(linkable, r)
+		}
+	}
+	if len(linkable) == 0 {
+		return nil
+	}
+	others, err := fr.index(ctx, other(side))
+	if err != nil || !fr.plan.needsRivals(side, linkable, others) {
+		return err
+	}
+	_, err = fr.index(ctx, side)
+	return err
+}
+
+// mayMatch reports whether unlinked looks for the partner of rec, a record of side without a
+// link, by merge criteria: the flow takes it (an error is unlinked's to report) and this run
+// has not linked or detached it.
+func (fr *flowRun) mayMatch(side Side, rec connector.Record) bool {
+	if side == Source {
+		if ok, err := fr.f.Filter(rec.Data); err != nil || !ok {
+			return false
+		}
+	}
+	return !fr.dryLinked[Key{side, rec.ID}] && !fr.detached[Key{side, rec.ID}]
+}
+
+// findFor reads the candidates of a batch through the connections' Finders (see
+// prepareMatch); batchIdx stays nil when a connection cannot search by the merge criteria.
+func (fr *flowRun) findFor(ctx context.Context, side Side, recs []connector.Record) (map[string]error, error) {
 	keys := make([]map[string]bool, len(fr.f.Merge))
 	for a, alt := range fr.f.Merge {
 		keys[a] = map[string]bool{}

@@ -28,8 +28,10 @@ import (
 // lookup that translates references between flows. It is safe for use by several goroutines.
 type planner struct {
 	f *mapping.Flow
-	// refs translates the ids of referenced records through their flows' links. The runner's
-	// lookup may create a referenced record (create: referenced); the planner asks, nothing more.
+	// refs translates the ids of referenced records through their flows' links. It only reads:
+	// for a record its flow creates on reference (create: referenced) it answers
+	// *referenceToCreate, which the plan passes on for apply to create the record and plan
+	// again (refs.withReferences).
 	refs                   mapping.Refs
 	srcUpdated, tgtUpdated string // "" when the entity has none
 	// listKeys holds, per list property (by key), the element property that identifies its

@@ -2,14 +2,17 @@ package sync
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
-// refs translates ids through the links of referenced flows, which ran earlier in the run.
-// A reference to a record that a "create: referenced" flow has not created yet creates it.
+// refs translates ids through the links of referenced flows, which ran earlier in the run. It
+// reads links and nothing else: a reference to a record that a "create: referenced" flow has
+// not created yet is answered with a *referenceToCreate, for apply to create (withReferences).
 type refs struct {
 	r    *Runner
 	ctx  context.Context
@@ -87,10 +90,8 @@ func (rf *refs) TargetID(f *mapping.Flow, sourceID string) (string, bool, error)
 		rf.remember(f, l.SourceID, l.TargetID)
 		return l.TargetID, true, nil
 	}
-	if f.CreateTarget == config.CreateReferenced && f.Direction != config.SyncToSource {
-		if fr := rf.runs[f]; fr != nil {
-			return fr.createReferenced(rf.ctx, sourceID, true)
-		}
+	if f.CreateTarget == config.CreateReferenced && f.Direction != config.SyncToSource && rf.runs[f] != nil {
+		return "", false, &referenceToCreate{flow: f, id: sourceID, side: Source}
 	}
 	return "", false, nil
 }
@@ -108,10 +109,74 @@ func (rf *refs) SourceID(f *mapping.Flow, targetID string) (string, bool, error)
 		rf.remember(f, l.SourceID, l.TargetID)
 		return l.SourceID, true, nil
 	}
-	if f.CreateSource == config.CreateReferenced && f.Direction != config.SyncToTarget {
-		if fr := rf.runs[f]; fr != nil {
-			return fr.createReferenced(rf.ctx, targetID, false)
-		}
+	if f.CreateSource == config.CreateReferenced && f.Direction != config.SyncToTarget && rf.runs[f] != nil {
+		return "", false, &referenceToCreate{flow: f, id: targetID, side: Target}
 	}
 	return "", false, nil
+}
+
+// referenceToCreate is the answer of a lookup for a record that its flow creates on reference
+// (create: referenced) and has not created yet: record id of side, whose partner the flow is
+// to create. What refers to it cannot be planned until apply has created and linked it
+// (withReferences); the planner reports it as it reports a reference not linked yet, and
+// decides nothing else for that record.
+type referenceToCreate struct {
+	flow *mapping.Flow
+	id   string
+	side Side
+	// failed is why the create that apply tried failed: the error of the record that refers to
+	// it, in the words of the property that refers (the error chain the planner wrapped).
+	failed error
+}
+
+func (e *referenceToCreate) Error() string {
+	if e.failed != nil {
+		return e.failed.Error()
+	}
+	return fmt.Sprintf("refers to %s, which flow %s creates on reference", e.id, e.flow.ID())
+}
+
+func (e *referenceToCreate) Unwrap() error { return e.failed }
+
+// withReferences runs plan, the planning of one record, and while it answers that the record
+// refers to records their flows create on reference (*referenceToCreate), creates them, one at
+// a time and before the record's own write, and plans the record again. A referenced record
+// that is not created (it is gone, or its flow's when does not take it) leaves the record
+// waiting, as a reference not linked yet does; a create that fails fails the record with the
+// create's error.
+func (rf *refs) withReferences(ctx context.Context, plan func() error) error {
+	var tried map[referenceKey]bool
+	for {
+		err := plan()
+		var ref *referenceToCreate
+		if !errors.As(err, &ref) || ref.failed != nil {
+			return err
+		}
+		key := referenceKey{ref.flow, Key{ref.side, ref.id}}
+		if tried[key] {
+			// Created, yet not found again (a dry run's placeholder the cache let go):
+			// the record waits for the next run rather than loop.
+			return &mapping.WaitingError{Flow: ref.flow.ID(), ID: ref.id}
+		}
+		if tried == nil {
+			tried = map[referenceKey]bool{}
+		}
+		tried[key] = true
+		_, ok, cerr := rf.runs[ref.flow].createReferenced(ctx, ref.id, ref.side == Source)
+		if mapping.IsWaiting(cerr) {
+			return cerr // the new record refers to one not linked yet: both wait for it
+		}
+		if cerr != nil {
+			ref.failed = cerr
+			return err
+		}
+		if !ok {
+			return &mapping.WaitingError{Flow: ref.flow.ID(), ID: ref.id}
+		}
+	}
+}
+
+type referenceKey struct {
+	flow *mapping.Flow
+	rec  Key
 }

@@ -19,8 +19,8 @@ import (
 )
 
 // loadProject loads a dataflow file with the systems of the benchmark; watermark false uses
-// the source system without last-modified properties.
-func loadProject(ctx context.Context, td, dataflowFile string, watermark bool, erpDB, shopDB string) (*mapping.Project, error) {
+// the source system without last-modified properties, shopSystem is the target's system file.
+func loadProject(ctx context.Context, td, dataflowFile string, watermark bool, erpDB, shopDB, shopSystem string) (*mapping.Project, error) {
 	env := map[string]string{"BENCH_ERP_DB": erpDB, "BENCH_SHOP_DB": shopDB}
 	eng, err := engine.New(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -30,7 +30,7 @@ func loadProject(ctx context.Context, td, dataflowFile string, watermark bool, e
 	if !watermark {
 		erp = filepath.Join(td, "no-watermark", "erp.yaml")
 	}
-	res, err := eng.Load(ctx, []string{erp, filepath.Join(td, "systems", "shop.yaml"), dataflowFile})
+	res, err := eng.Load(ctx, []string{erp, shopSystem, dataflowFile})
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +75,13 @@ func closeConns(conns map[string]connector.Conn) {
 // dataflowRun is one `dataflow run` over the run directory: load, open, run, close, with the
 // garbage collector set as `dataflow run` sets it.
 func dataflowRun(ctx context.Context, td, dataflowFile string, watermark bool, dir string) (*dsync.Report, error) {
+	return dataflowRunInto(ctx, td, dataflowFile, watermark, dir, filepath.Join(td, "systems", "shop.yaml"))
+}
+
+// dataflowRunInto is dataflowRun into the target of another system file (int-ids/shop.yaml).
+func dataflowRunInto(ctx context.Context, td, dataflowFile string, watermark bool, dir, shopSystem string) (*dsync.Report, error) {
 	gctune.ForRun()
-	proj, err := loadProject(ctx, td, dataflowFile, watermark, filepath.Join(dir, "erp.db"), filepath.Join(dir, "shop.db"))
+	proj, err := loadProject(ctx, td, dataflowFile, watermark, filepath.Join(dir, "erp.db"), filepath.Join(dir, "shop.db"), shopSystem)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,10 @@ func digest(b []byte) string {
 }
 
 // hash is a digest of the source row's content.
-func (p *srcProduct) hash(buf []byte) string {
+func (p *srcProduct) hash(buf []byte) string { return digest(p.content(buf)) }
+
+// content is the source row's values, in buf, as its digests cover them.
+func (p *srcProduct) content(buf []byte) []byte {
 	b := buf[:0]
 	b = append(append(b, p.sku...), 0)
 	b = append(append(b, p.name...), 0)
@@ -108,12 +111,14 @@ func (p *srcProduct) hash(buf []byte) string {
 	b = strconv.AppendFloat(append(b, 0), p.cost, 'g', -1, 64)
 	b = appendNullFloat(b, p.weight)
 	b = strconv.AppendBool(b, p.active)
-	b = append(b, p.updated...)
-	return digest(b)
+	return append(b, p.updated...)
 }
 
 // hash is a digest of the target row's content.
-func (t *tgtItem) hash(buf []byte) string {
+func (t *tgtItem) hash(buf []byte) string { return digest(t.content(buf)) }
+
+// content is the target row's values but its id, in buf, as its digests cover them.
+func (t *tgtItem) content(buf []byte) []byte {
 	b := buf[:0]
 	b = append(append(b, t.sku...), 0)
 	b = append(append(b, t.title...), 0)
@@ -126,8 +131,7 @@ func (t *tgtItem) hash(buf []byte) string {
 	b = strconv.AppendBool(b, t.visible)
 	b = append(append(b, t.price...), 0)
 	b = strconv.AppendFloat(b, t.margin, 'g', -1, 64)
-	b = append(b, t.handle...)
-	return digest(b)
+	return append(b, t.handle...)
 }
 
 // appendBase writes the link's base: per property, the value computed from the source and the

@@ -41,11 +41,13 @@ const (
 	progDataflow = "dataflow"
 	progGo       = "go"
 	progBloblang = "bloblang"
+	progPlain    = "plain" // the plain loop of issue 19 (plain.go)
 )
 
 // scenarios in the order they run, with their letter in issue 6.
 var scenarios = []struct{ letter, name, title string }{
 	{"a", "full-sync", "full first sync, one-way"},
+	{"i", "int-full-sync", "full first sync into integer ids"},
 	{"b", "mapping", "mapping alone"},
 	{"c", "nochange-watermark", "nothing changed, watermark"},
 	{"d", "nochange", "nothing changed, no watermark"},
@@ -67,7 +69,8 @@ type job struct {
 	Expect    int    `json:"expect,omitempty"`
 	Expect2   int    `json:"expect2,omitempty"`
 	Profile   string `json:"profile,omitempty"`
-	DSN       string `json:"dsn,omitempty"` // h: the PostgreSQL database of the run
+	DSN       string `json:"dsn,omitempty"`     // h: the PostgreSQL database of the run
+	IntIDs    bool   `json:"int_ids,omitempty"` // i: the target whose ids SQLite assigns
 }
 
 // result is what a child reports on its standard output.
@@ -161,6 +164,7 @@ type row struct {
 	rssKiB                    []int64
 	note, errs                string
 	ratio, target             string
+	linkBytes, rowBytes       float64 // a first sync's storage per record (measureSizes)
 }
 
 func (r *row) median() float64 {
@@ -188,6 +192,7 @@ type bench struct {
 	rows                         []*row
 	baselines                    map[string]string
 	fullSync                     *row // dataflow's full sync, the reference of e and f
+	handFullSync                 *row // a's hand-written loop, today's reference of i too
 	failed                       bool
 	started                      time.Time
 	pg                           *pgServer // h's server, once started
@@ -334,6 +339,11 @@ func (b *bench) source(n int) string {
 
 // fresh prepares a run directory for a first sync: a copy of the source, an empty shop.
 func (b *bench) fresh(name string, n int) (string, error) {
+	return b.freshInto(name, n, "testdata/shop.sql")
+}
+
+// freshInto is fresh with the empty shop made by another script (int-ids/shop.sql).
+func (b *bench) freshInto(name string, n int, shopSQL string) (string, error) {
 	d := filepath.Join(b.work, name)
 	if err := os.RemoveAll(d); err != nil {
 		return "", err
@@ -344,7 +354,7 @@ func (b *bench) fresh(name string, n int) (string, error) {
 	if err := copyFile(b.source(n), filepath.Join(d, "erp.db")); err != nil {
 		return "", err
 	}
-	script, err := testdata.ReadFile("testdata/shop.sql")
+	script, err := testdata.ReadFile(shopSQL)
 	if err != nil {
 		return "", err
 	}
@@ -447,6 +457,44 @@ func (b *bench) adopt(kind string, n int, d string) {
 	}
 }
 
+// measureSizes checks that a first sync left n rows in the target, and sets its storage per
+// record on its row: the link state's bytes per link (every page in use of the link
+// database: dataflow's state.db, the loop's link file) and the target's own row bytes (the
+// pages of the items table's b-tree, without its indexes). See dbsize.go. A target without n
+// rows fails the row, as a wrong created count does.
+func (b *bench) measureSizes(r *row, dir, links string, n int) bool {
+	shop, err := measureDB(filepath.Join(dir, "shop.db"))
+	if err != nil {
+		b.fail(r, err)
+		return false
+	}
+	state, err := measureDB(filepath.Join(dir, links))
+	if err != nil {
+		b.fail(r, err)
+		return false
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "shop.db")+"?mode=ro")
+	if err != nil {
+		b.fail(r, err)
+		return false
+	}
+	defer db.Close()
+	var rows int
+	if err := db.QueryRow("SELECT count(*) FROM items").Scan(&rows); err != nil {
+		b.fail(r, err)
+		return false
+	}
+	if rows != n {
+		b.fail(r, fmt.Errorf("the target holds %d items after the run, want %d", rows, n))
+		return false
+	}
+	r.linkBytes = float64(state.used) / float64(n)
+	r.rowBytes = float64(shop.btrees["items"]) / float64(n)
+	r.note = fmt.Sprintf("link state %.0f B/link = %.2f× the target's row (%.0f B/record; its indexes %.0f B/record more)",
+		r.linkBytes, r.linkBytes/r.rowBytes, r.rowBytes, float64(shop.indexBytes("items"))/float64(n))
+	return true
+}
+
 func (b *bench) fail(r *row, err error) {
 	logf("%s: %v", r.scenario, err)
 	r.errs = err.Error()
@@ -467,18 +515,22 @@ func (b *bench) run(letter string) {
 	case "a":
 		df := b.newRow("a", progDataflow, ns, float64(n))
 		hand := b.newRow("a", progGo, ns, float64(n))
+		plain := b.newRow("a", progPlain, ns, float64(n))
 		for i := 0; i < b.runs; i++ {
-			for _, r := range []*row{df, hand} {
-				kind, base := "full-sync", "oneway"
-				if r == hand {
-					kind, base = "hand-full-sync", "hand"
+			for _, r := range []*row{df, hand, plain} {
+				kind, base, links := "full-sync", "oneway", "state.db"
+				switch r {
+				case hand:
+					kind, base, links = "hand-full-sync", "hand", "hand-links.db"
+				case plain:
+					kind, base, links = "plain-full-sync", "", plainLinksFile
 				}
 				d, err := b.fresh(fmt.Sprintf("run-a-%s-%d", r.program, i), n)
 				if err != nil {
 					b.fail(r, err)
 					continue
 				}
-				if b.measure(r, job{Kind: kind, Program: r.program, N: n, Dir: d}, i) {
+				if b.measure(r, job{Kind: kind, Program: r.program, N: n, Dir: d}, i) && b.measureSizes(r, d, links, n) && base != "" {
 					b.adopt(base, n, d)
 				} else {
 					os.RemoveAll(d)
@@ -486,8 +538,36 @@ func (b *bench) run(letter string) {
 			}
 		}
 		b.fullSync = df
-		df.ratio = ratioText(hand.median()/df.median(), "go")
-		df.target, hand.ratio = "≥ 0.70× go", "reference"
+		b.handFullSync = hand
+		df.ratio = ratioText(hand.median()/df.median(), "go") + ", " + ratioText(plain.median()/df.median(), "plain")
+		df.target, hand.ratio = "≥ 0.70× go, ≥ 0.70× plain", "reference"
+		plain.ratio = "reference (" + ratioText(hand.median()/plain.median(), "go") + ")"
+	case "i":
+		df := b.newRow("i", progDataflow, ns, float64(n))
+		plain := b.newRow("i", progPlain, ns, float64(n))
+		for i := 0; i < b.runs; i++ {
+			for _, r := range []*row{df, plain} {
+				kind, links := "full-sync", "state.db"
+				if r == plain {
+					kind, links = "plain-full-sync", plainLinksFile
+				}
+				d, err := b.freshInto(fmt.Sprintf("run-i-%s-%d", r.program, i), n, "testdata/int-ids/shop.sql")
+				if err != nil {
+					b.fail(r, err)
+					continue
+				}
+				if b.measure(r, job{Kind: kind, Program: r.program, N: n, Dir: d, IntIDs: true}, i) {
+					b.measureSizes(r, d, links, n)
+				}
+				os.RemoveAll(d)
+			}
+		}
+		df.ratio = ratioText(plain.median()/df.median(), "plain")
+		if b.handFullSync != nil {
+			// Today's reference has text ids only: a's, where it ran in this invocation.
+			df.ratio += ", " + ratioText(b.handFullSync.median()/df.median(), "a's go")
+		}
+		df.target, plain.ratio = "≥ 0.70× plain", "reference"
 	case "b":
 		src := b.source(n)
 		rows := map[string]*row{}
@@ -614,17 +694,22 @@ func (b *bench) run(letter string) {
 
 // print writes the table of medians.
 func (b *bench) print(w io.Writer) {
-	header := []string{"scenario", "program", "N", "records/s", "median s", "peak RSS MiB", "ratio", "target"}
+	header := []string{"scenario", "program", "N", "records/s", "median s", "peak RSS MiB", "link B/rec", "row B/rec", "ratio", "target"}
+	const firstNumber, lastNumber = 3, 7 // the right-aligned columns
 	table := [][]string{header}
 	for _, r := range b.rows {
-		cells := []string{r.letter + " " + r.scenario, r.program, r.n, "-", "-", "-", r.ratio, r.target}
+		cells := []string{r.letter + " " + r.scenario, r.program, r.n, "-", "-", "-", "", "", r.ratio, r.target}
 		if m := r.median(); m > 0 {
 			cells[3] = fmt.Sprintf("%.0f", r.records/m)
 			cells[4] = fmt.Sprintf("%.3f", m)
 			cells[5] = fmt.Sprintf("%.0f", r.peakMiB())
 		}
+		if r.linkBytes > 0 {
+			cells[6] = fmt.Sprintf("%.0f", r.linkBytes)
+			cells[7] = fmt.Sprintf("%.0f", r.rowBytes)
+		}
 		if r.errs != "" {
-			cells[6] = "error: " + firstLine(r.errs)
+			cells[8] = "error: " + firstLine(r.errs)
 		}
 		table = append(table, cells)
 	}
@@ -641,7 +726,7 @@ func (b *bench) print(w io.Writer) {
 		line.WriteString("|")
 		for i, c := range cells {
 			pad := widths[i] - len([]rune(c))
-			if i >= 3 && i <= 5 {
+			if i >= firstNumber && i <= lastNumber {
 				fmt.Fprintf(&line, " %s%s |", strings.Repeat(" ", pad), c)
 			} else {
 				fmt.Fprintf(&line, " %s%s |", c, strings.Repeat(" ", pad))
@@ -652,7 +737,7 @@ func (b *bench) print(w io.Writer) {
 			line.Reset()
 			line.WriteString("|")
 			for i, wd := range widths {
-				if i >= 3 && i <= 5 {
+				if i >= firstNumber && i <= lastNumber {
 					line.WriteString(strings.Repeat("-", wd+1) + ":|")
 				} else {
 					line.WriteString(strings.Repeat("-", wd+2) + "|")
@@ -733,8 +818,12 @@ func runJob(j job) (result, error) {
 	twoWay := filepath.Join(j.Testdata, "flows", "two-way.yaml")
 	switch j.Kind {
 	case "full-sync":
+		shop := filepath.Join(j.Testdata, "systems", "shop.yaml")
+		if j.IntIDs {
+			shop = filepath.Join(j.Testdata, "int-ids", "shop.yaml")
+		}
 		res.Seconds, err = timed(j.Profile, func() error {
-			rep, err := dataflowRun(ctx, j.Testdata, oneWay, true, j.Dir)
+			rep, err := dataflowRunInto(ctx, j.Testdata, oneWay, true, j.Dir, shop)
 			if err != nil {
 				return err
 			}
@@ -812,6 +901,14 @@ func runJob(j job) (result, error) {
 	case "hand-full-sync":
 		res.Seconds, err = timed("", func() error {
 			n, err := handFullSync(ctx, j.Dir)
+			if err == nil && n != j.N {
+				err = fmt.Errorf("copied %d of %d", n, j.N)
+			}
+			return err
+		})
+	case "plain-full-sync":
+		res.Seconds, err = timed("", func() error {
+			n, err := plainFullSync(ctx, j.Dir, j.IntIDs)
 			if err == nil && n != j.N {
 				err = fmt.Errorf("copied %d of %d", n, j.N)
 			}

@@ -76,7 +76,7 @@ func toFloat(v any) float64 {
 // mappingPoolRecords reads the first products of the cached source through the connector,
 // read-only (the cached file is not touched).
 func mappingPoolRecords(ctx context.Context, td, source string) ([]map[string]any, *mapping.Flow, error) {
-	proj, err := loadProject(ctx, td, filepath.Join(td, "flows", "one-way.yaml"), true, source, filepath.Join(filepath.Dir(source), "unused-shop.db"))
+	proj, err := loadProject(ctx, td, filepath.Join(td, "flows", "one-way.yaml"), true, source, filepath.Join(filepath.Dir(source), "unused-shop.db"), filepath.Join(td, "systems", "shop.yaml"))
 	if err != nil {
 		return nil, nil, err
 	}

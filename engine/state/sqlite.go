@@ -74,6 +74,10 @@ type SQLite struct {
 	writer chan struct{} // holds a token while a Tx is open
 	now    func() time.Time
 	worker atomic.Pointer[string] // recorded in the runs started (SetWorker)
+	// dict is the copy of the numbered flows and property keys (see dictionary); dictMu
+	// serialises its replacements.
+	dict   atomic.Pointer[dictionary]
+	dictMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,11 +125,15 @@ func openReadOnly(ctx context.Context, path string) (*SQLite, error) {
 				path, info.version, schemaVersion)
 		}
 	}
+	var dict *dictionary
+	if err == nil {
+		dict, err = loadDictionary(ctx, db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return newSQLite(path, ReadOnly, db, nil), nil
+	return newSQLite(path, ReadOnly, db, nil, dict), nil
 }
 
 func openReadWrite(ctx context.Context, path string) (*SQLite, error) {
@@ -174,11 +182,16 @@ func openLocked(ctx context.Context, path string, lock *os.File) (*SQLite, error
 	if err != nil {
 		return nil, err
 	}
-	if err := setUp(ctx, db, info.version); err != nil {
+	err = setUp(ctx, db, info.version)
+	var dict *dictionary
+	if err == nil {
+		dict, err = loadDictionary(ctx, db)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open the link state %s: %w", path, err)
 	}
-	return newSQLite(path, ReadWrite, db, lock), nil
+	return newSQLite(path, ReadWrite, db, lock, dict), nil
 }
 
 // inspectFile looks at an existing file through a read-only connection, and refuses it if it
@@ -225,8 +238,10 @@ func setUp(ctx context.Context, db *sql.DB, version int) error {
 	return err
 }
 
-func newSQLite(path string, mode Mode, db *sql.DB, lock *os.File) *SQLite {
-	return &SQLite{path: path, mode: mode, db: db, lock: lock, writer: make(chan struct{}, 1), now: time.Now}
+func newSQLite(path string, mode Mode, db *sql.DB, lock *os.File, dict *dictionary) *SQLite {
+	s := &SQLite{path: path, mode: mode, db: db, lock: lock, writer: make(chan struct{}, 1), now: time.Now}
+	s.dict.Store(dict)
+	return s
 }
 
 // openDB opens a pool on path; mode is SQLite's URI mode: ro, or rw (which does not create).

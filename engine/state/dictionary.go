@@ -72,7 +72,7 @@ func loadDictionary(ctx context.Context, q querier) (*dictionary, error) {
 				rows.Close()
 				return nil, fmt.Errorf("read the table %s: %w", table, err)
 			}
-			if id < 0 || id > 1<<24 {
+			if id < 1 || id > 1<<24 {
 				rows.Close()
 				return nil, fmt.Errorf("read the table %s: the number %d of %q is out of range", table, id, name)
 			}

@@ -70,6 +70,7 @@ type binaryCodec struct {
 	entries []keyedBase
 	unknown []string
 	float   []byte
+	slots   []keyedBase // by key number, for sort
 }
 
 // encode returns the binary form of b, with key the number of a property key. ok is false
@@ -95,7 +96,7 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 		slices.Sort(c.unknown)
 		return nil, c.unknown, true
 	}
-	slices.SortFunc(c.entries, func(a, b keyedBase) int { return cmp.Compare(a.key, b.key) })
+	c.sort(highest)
 	out = append(c.buf[:0], binaryBase)
 	out = binary.AppendUvarint(out, uint64(highest))
 	out = binary.AppendUvarint(out, uint64(len(c.entries)))
@@ -138,6 +139,29 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 	}
 	c.buf = out
 	return out, nil, true
+}
+
+// sort puts the entries in the order of their keys: by their place in a slice of the key
+// numbers when they are about as many as the numbers (a flow's keys are numbered in a row),
+// which costs no comparisons.
+func (c *binaryCodec) sort(highest int64) {
+	if n := len(c.entries); highest > int64(4*n+16) {
+		slices.SortFunc(c.entries, func(a, b keyedBase) int { return cmp.Compare(a.key, b.key) })
+		return
+	}
+	if int64(len(c.slots)) <= highest {
+		c.slots = make([]keyedBase, highest+1)
+	}
+	for _, e := range c.entries {
+		c.slots[e.key] = e
+	}
+	c.entries = c.entries[:0]
+	for i := range c.slots[:highest+1] {
+		if c.slots[i].key != 0 {
+			c.entries = append(c.entries, c.slots[i])
+			c.slots[i] = keyedBase{}
+		}
+	}
 }
 
 // kindOf is the kind a compact JSON value is stored as.

@@ -53,6 +53,15 @@ const (
 	maxParams = 500
 	// scanBatch is the page size of ScanLinks: memory stays flat however many links a flow has.
 	scanBatch = 1000
+	// writerCacheKiB is the page cache of the connection that writes (SQLite's default is
+	// 2 MB on every connection). A first sync inserts target ids in random order into their
+	// index, and an index that does not fit in the cache is read back page by page from the
+	// file on every insert: at 1M links the index of target ids takes about 26 MB (26 bytes a
+	// link, TestLinkBytes), and the rows are inserted where the source ids go, a few pages at
+	// a time. 32 MiB holds the index of a million links and those pages; SQLite fills the
+	// cache as pages are used, so a smaller state costs less, and reads keep the default on
+	// their own connections, so that the process stays within its budget (150 MiB at 1M).
+	writerCacheKiB = 32 << 10
 	// timeFormat is RFC 3339 in UTC with a fixed nine-digit fraction, so that times also sort
 	// correctly as text (RFC3339Nano drops trailing zeros, and "05Z" sorts after "05.5Z").
 	timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
@@ -78,6 +87,10 @@ type SQLite struct {
 	// serialises its replacements.
 	dict   atomic.Pointer[dictionary]
 	dictMu sync.Mutex
+	// wconn is the connection of the Txs, kept between them with its page cache (see
+	// writerCacheKiB); nil until the first Begin, or after a Tx left it unusable. Whoever
+	// holds the writer token owns it.
+	wconn *sql.Conn
 
 	closeOnce sync.Once
 	closeErr  error
@@ -407,6 +420,15 @@ func (e *lockedError) Unwrap() error { return ErrLocked }
 // run could start while this one still writes.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
+		select {
+		case s.writer <- struct{}{}: // no Tx is open
+			if s.wconn != nil {
+				s.wconn.Close()
+				s.wconn = nil
+			}
+			<-s.writer
+		default:
+		}
 		s.closeErr = s.db.Close()
 		if s.lock != nil {
 			if err := unlockFile(s.lock); s.closeErr == nil {

@@ -1006,3 +1006,26 @@ func TestSavingALinkReadBefore(t *testing.T) {
 		t.Errorf("after relinking s1 to t9: %v, %v", got, err)
 	}
 }
+
+// The connection of the Txs has the page cache a first sync needs, kept between Txs; reads keep
+// SQLite's default on theirs.
+func TestWriterPageCache(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	putLinks(t, s, "f", 0, 10)
+	first := s.wconn
+	putLinks(t, s, "f", 10, 20)
+	if s.wconn == nil || s.wconn != first {
+		t.Fatalf("the Txs had connections %p and %p, want one kept", first, s.wconn)
+	}
+	var writer, reader int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&writer); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&reader); err != nil {
+		t.Fatal(err)
+	}
+	if writer != -writerCacheKiB || reader != -2000 {
+		t.Errorf("cache_size of the writer %d, of a reader %d; want %d and -2000", writer, reader, -writerCacheKiB)
+	}
+}

@@ -29,10 +29,11 @@ func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	conn, err := s.db.Conn(ctx)
+	conn, err := s.writerConn(ctx)
 	if err == nil {
 		if _, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			conn.Close()
+			s.wconn = nil
 		}
 	}
 	if err != nil {
@@ -40,6 +41,24 @@ func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
 		return nil, fmt.Errorf("begin a link state transaction: %w", err)
 	}
 	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: make(map[string]*sql.Stmt), dict: s.dict.Load()}, nil
+}
+
+// writerConn returns the connection of the Txs, opened with its page cache on first use. The
+// caller holds the writer token.
+func (s *SQLite) writerConn(ctx context.Context) (*sql.Conn, error) {
+	if s.wconn != nil {
+		return s.wconn, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s.wconn = conn
+	return conn, nil
 }
 
 // sqliteTx is a write transaction on one dedicated connection. Its statements are prepared
@@ -476,17 +495,25 @@ func (t *sqliteTx) inTx() bool {
 	return open
 }
 
-// end releases the statements, the connection and the writer token. A connection still in a
-// transaction (a ROLLBACK failed) is discarded rather than handed to the next user.
+// end releases the statements and the writer token; the connection stays the store's, for
+// the next Tx. A connection still in a transaction (a ROLLBACK failed) is discarded rather
+// than handed to the next Tx.
 func (t *sqliteTx) end() {
 	t.closeStatements()
-	t.conn.Raw(func(dc any) error {
+	if t.s == nil { // a migration's: the caller owns the connection
+		t.done = true
+		return
+	}
+	bad := t.conn.Raw(func(dc any) error {
 		if c, ok := dc.(*sqlite3.SQLiteConn); ok && !c.AutoCommit() {
 			return driver.ErrBadConn
 		}
 		return nil
 	})
-	t.conn.Close()
+	if bad != nil {
+		t.conn.Close()
+		t.s.wconn = nil
+	}
 	t.done = true
 	<-t.s.writer
 }

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/dataflow-sync/dataflow/internal/jsontext"
-	"reflect"
 	"slices"
 	"unicode/utf8"
 )
@@ -106,9 +105,9 @@ func plainBase(v Base) bool {
 	if len(v.S) > 0 && !compactJSON(v.S) || len(v.T) > 0 && !compactJSON(v.T) {
 		return false
 	}
-	rest := v
-	rest.S, rest.T = nil, nil
-	return reflect.ValueOf(&rest).Elem().IsZero()
+	// Every member of a Base but S and T (TestPlainBaseKnowsEveryMember): a look through
+	// reflect took a tenth of a PutLink.
+	return v.E == nil
 }
 
 // encodeBaseJSON is the encoding of a base by encoding/json.

@@ -179,3 +179,10 @@ func BenchmarkBaseDecode(b *testing.B) {
 		}
 	}
 }
+
+// plainBase looks at every member of a Base: one added must be added there.
+func TestPlainBaseKnowsEveryMember(t *testing.T) {
+	if n := reflect.TypeOf(Base{}).NumField(); n != 3 {
+		t.Errorf("Base has %d members; plainBase knows of S, T and E", n)
+	}
+}

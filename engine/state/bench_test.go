@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -102,4 +103,36 @@ func BenchmarkCreateCommits(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkPutProductLinks writes 10,000 links shaped like the benchmark's products (see
+// benchProductLink) in one Tx, built before the clock runs: the store's own cost of a batch.
+func BenchmarkPutProductLinks(b *testing.B) {
+	const n = 10000
+	s, _ := newStore(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	links := make([]*Link, n)
+	round := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for j := range links {
+			links[j] = benchProductLink(rng, round*n+j+1)
+		}
+		round++
+		b.StartTimer()
+		tx, err := s.Begin(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range links {
+			if err := tx.PutLink(l); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "links/s")
 }

@@ -13,17 +13,12 @@ type FlowLister interface {
 	Flows(ctx context.Context) ([]string, error)
 }
 
-// Flows lists the flows that have links, waiting records or dead letters, sorted. The flows
-// of the links are found by a skip-scan of the links' primary key (flow, source_id), one
-// index seek per flow, not a read of every link.
+// Flows lists the flows that have links, waiting records or dead letters, sorted. A flow has
+// links when the links' primary key (flow, source_id) has an entry of its number: one index
+// seek per numbered flow, not a read of every link.
 func (s *SQLite) Flows(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		WITH RECURSIVE f(flow) AS (
-			SELECT min(flow) FROM links
-			UNION ALL
-			SELECT (SELECT min(flow) FROM links WHERE flow > f.flow) FROM f WHERE f.flow IS NOT NULL
-		)
-		SELECT flow FROM f WHERE flow IS NOT NULL
+		SELECT name FROM flows WHERE EXISTS (SELECT 1 FROM link_rows WHERE flow = flows.id)
 		UNION SELECT flow FROM waiting
 		UNION SELECT flow FROM dead_letters`)
 	if err != nil {

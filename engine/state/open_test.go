@@ -609,8 +609,8 @@ func TestKilledWriter(t *testing.T) {
 
 const (
 	killCommitted = 100
-	// More than SQLite's page cache holds, so that uncommitted pages spill into the WAL
-	// before the kill: recovery must ignore them.
+	// With their padding, more than the writer's page cache holds, so that uncommitted pages
+	// spill into the WAL before the kill: recovery must ignore them.
 	killUncommitted = 4000
 )
 
@@ -644,7 +644,8 @@ func killChild(path string) {
 	if tx, err = s.Begin(ctx); err != nil {
 		fail(err)
 	}
-	pad := strings.Repeat("x", 1000)
+	// Half as much again as the writer's page cache holds, over the uncommitted links.
+	pad := strings.Repeat("x", writerCacheKiB<<10*3/2/killUncommitted)
 	for i := killCommitted; i < killCommitted+killUncommitted; i++ {
 		l := testLink("f", i)
 		l.SourceHash = pad

@@ -53,6 +53,15 @@ const (
 	maxParams = 500
 	// scanBatch is the page size of ScanLinks: memory stays flat however many links a flow has.
 	scanBatch = 1000
+	// writerCacheKiB is the page cache of the connection that writes (SQLite's default is
+	// 2 MB on every connection). A first sync inserts target ids in random order into their
+	// index, and an index that does not fit in the cache is read back page by page from the
+	// file on every insert: at 1M links the index of target ids takes about 26 MB (26 bytes a
+	// link, TestLinkBytes), and the rows are inserted where the source ids go, a few pages at
+	// a time. 32 MiB holds the index of a million links and those pages; SQLite fills the
+	// cache as pages are used, so a smaller state costs less, and reads keep the default on
+	// their own connections, so that the process stays within its budget (150 MiB at 1M).
+	writerCacheKiB = 32 << 10
 	// timeFormat is RFC 3339 in UTC with a fixed nine-digit fraction, so that times also sort
 	// correctly as text (RFC3339Nano drops trailing zeros, and "05Z" sorts after "05.5Z").
 	timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
@@ -74,6 +83,14 @@ type SQLite struct {
 	writer chan struct{} // holds a token while a Tx is open
 	now    func() time.Time
 	worker atomic.Pointer[string] // recorded in the runs started (SetWorker)
+	// dict is the copy of the numbered flows and property keys (see dictionary); dictMu
+	// serialises its replacements.
+	dict   atomic.Pointer[dictionary]
+	dictMu sync.Mutex
+	// wconn is the connection of the Txs, kept between them with its page cache (see
+	// writerCacheKiB); nil until the first Begin, or after a Tx left it unusable. Whoever
+	// holds the writer token owns it.
+	wconn *sql.Conn
 
 	closeOnce sync.Once
 	closeErr  error
@@ -121,11 +138,15 @@ func openReadOnly(ctx context.Context, path string) (*SQLite, error) {
 				path, info.version, schemaVersion)
 		}
 	}
+	var dict *dictionary
+	if err == nil {
+		dict, err = loadDictionary(ctx, db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return newSQLite(path, ReadOnly, db, nil), nil
+	return newSQLite(path, ReadOnly, db, nil, dict), nil
 }
 
 func openReadWrite(ctx context.Context, path string) (*SQLite, error) {
@@ -174,11 +195,16 @@ func openLocked(ctx context.Context, path string, lock *os.File) (*SQLite, error
 	if err != nil {
 		return nil, err
 	}
-	if err := setUp(ctx, db, info.version); err != nil {
+	err = setUp(ctx, db, info.version)
+	var dict *dictionary
+	if err == nil {
+		dict, err = loadDictionary(ctx, db)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open the link state %s: %w", path, err)
 	}
-	return newSQLite(path, ReadWrite, db, lock), nil
+	return newSQLite(path, ReadWrite, db, lock, dict), nil
 }
 
 // inspectFile looks at an existing file through a read-only connection, and refuses it if it
@@ -225,8 +251,10 @@ func setUp(ctx context.Context, db *sql.DB, version int) error {
 	return err
 }
 
-func newSQLite(path string, mode Mode, db *sql.DB, lock *os.File) *SQLite {
-	return &SQLite{path: path, mode: mode, db: db, lock: lock, writer: make(chan struct{}, 1), now: time.Now}
+func newSQLite(path string, mode Mode, db *sql.DB, lock *os.File, dict *dictionary) *SQLite {
+	s := &SQLite{path: path, mode: mode, db: db, lock: lock, writer: make(chan struct{}, 1), now: time.Now}
+	s.dict.Store(dict)
+	return s
 }
 
 // openDB opens a pool on path; mode is SQLite's URI mode: ro, or rw (which does not create).
@@ -392,6 +420,15 @@ func (e *lockedError) Unwrap() error { return ErrLocked }
 // run could start while this one still writes.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
+		select {
+		case s.writer <- struct{}{}: // no Tx is open
+			if s.wconn != nil {
+				s.wconn.Close()
+				s.wconn = nil
+			}
+			<-s.writer
+		default:
+		}
 		s.closeErr = s.db.Close()
 		if s.lock != nil {
 			if err := unlockFile(s.lock); s.closeErr == nil {

@@ -12,8 +12,12 @@ import (
 	"strings"
 )
 
-// linkColumns are the columns scanLink reads, in order.
-const linkColumns = "flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made"
+// linkColumns are the columns eachLink reads, in order.
+const linkColumns = "source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made"
+
+// ofFlow selects the rows of the flow named by the first parameter (none for a flow that has
+// no number).
+const ofFlow = "flow = (SELECT id FROM flows WHERE name = ?)"
 
 // LinksBySource returns the links of flow whose source ids are among ids, by source id.
 func (s *SQLite) LinksBySource(ctx context.Context, flow string, ids []string) (map[string]*Link, error) {
@@ -34,7 +38,7 @@ func (s *SQLite) linksBy(ctx context.Context, column, flow string, ids []string)
 		return found, nil
 	}
 	query := func(n int) string {
-		return "SELECT " + linkColumns + " FROM links WHERE flow = ? AND " + column +
+		return "SELECT " + linkColumns + " FROM link_rows WHERE " + ofFlow + " AND " + column +
 			" IN (?" + strings.Repeat(", ?", n-1) + ")"
 	}
 	var q interface {
@@ -54,13 +58,17 @@ func (s *SQLite) linksBy(ctx context.Context, column, flow string, ids []string)
 		ids = ids[len(chunk):]
 		args = append(args[:0], flow)
 		for _, id := range chunk {
-			args = append(args, id)
+			if column == "target_id" {
+				args = append(args, packID(id))
+			} else {
+				args = append(args, id)
+			}
 		}
 		rows, err := q.QueryContext(ctx, query(len(chunk)), args...)
 		if err != nil {
 			return nil, fmt.Errorf("links of flow %q: %w", flow, err)
 		}
-		err = eachLink(rows, func(l *Link) {
+		err = s.eachLink(ctx, flow, rows, func(l *Link) {
 			if column == "source_id" {
 				found[l.SourceID] = l
 			} else {
@@ -79,8 +87,8 @@ func (s *SQLite) linksBy(ctx context.Context, column, flow string, ids []string)
 // runs, so fn may use the Store and commit Txs.
 func (s *SQLite) ScanLinks(ctx context.Context, flow string, fn func([]*Link) error) error {
 	const (
-		first = "SELECT " + linkColumns + " FROM links WHERE flow = ? AND source_id >= ? ORDER BY source_id LIMIT ?"
-		next  = "SELECT " + linkColumns + " FROM links WHERE flow = ? AND source_id > ? ORDER BY source_id LIMIT ?"
+		first = "SELECT " + linkColumns + " FROM link_rows WHERE " + ofFlow + " AND source_id >= ? ORDER BY source_id LIMIT ?"
+		next  = "SELECT " + linkColumns + " FROM link_rows WHERE " + ofFlow + " AND source_id > ? ORDER BY source_id LIMIT ?"
 	)
 	query, after := first, ""
 	for {
@@ -89,7 +97,7 @@ func (s *SQLite) ScanLinks(ctx context.Context, flow string, fn func([]*Link) er
 			return fmt.Errorf("links of flow %q: %w", flow, err)
 		}
 		batch := make([]*Link, 0, scanBatch)
-		if err := eachLink(rows, func(l *Link) { batch = append(batch, l) }); err != nil {
+		if err := s.eachLink(ctx, flow, rows, func(l *Link) { batch = append(batch, l) }); err != nil {
 			return fmt.Errorf("links of flow %q: %w", flow, err)
 		}
 		if len(batch) == 0 {
@@ -105,29 +113,62 @@ func (s *SQLite) ScanLinks(ctx context.Context, flow string, fn func([]*Link) er
 	}
 }
 
-// eachLink scans rows of linkColumns and closes them.
-func eachLink(rows *sql.Rows, fn func(*Link)) error {
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			l       Link
-			base    []byte // a copy, which the base's values are slices of
-			updated string
-		)
-		if err := rows.Scan(&l.Flow, &l.SourceID, &l.TargetID, &base, &l.SourceHash, &l.TargetHash, &updated, &l.LinkedIn, &l.MergedIn, &l.Made); err != nil {
-			return err
+// eachLink scans rows of linkColumns of flow, closes them, and calls fn with each link.
+func (s *SQLite) eachLink(ctx context.Context, flow string, rows *sql.Rows, fn func(*Link)) error {
+	var (
+		links   []*Link
+		highest int64 // the highest key number of the bases read
+	)
+	err := func() error {
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				l                             = Link{Flow: flow}
+				base                          []byte // a copy, which the base's values are slices of
+				target, sh, th, updated, made any
+			)
+			if err := rows.Scan(&l.SourceID, &target, &base, &sh, &th, &updated, &l.LinkedIn, &l.MergedIn, &made); err != nil {
+				return err
+			}
+			var err error
+			if l.TargetID, err = unpackDigest(target); err != nil {
+				return fmt.Errorf("link of source %q: %w", l.SourceID, err)
+			}
+			l.raw, l.storedTarget = base, l.TargetID
+			if len(base) == 0 {
+				l.raw = []byte("{}")
+			}
+			highest = max(highest, highestKey(base))
+			if l.SourceHash, err = unpackDigest(sh); err == nil {
+				if l.TargetHash, err = unpackDigest(th); err == nil {
+					if l.Updated, err = unpackTime(updated); err == nil {
+						l.Made, err = unpackMade(made)
+					}
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("link of source %q: %w", l.SourceID, err)
+			}
+			links = append(links, &l)
 		}
-		l.raw, l.storedTarget = base, l.TargetID
-		if len(base) == 0 {
-			l.raw = []byte("{}")
-		}
-		var err error
-		if l.Updated, err = parseTime(updated); err != nil {
-			return fmt.Errorf("link of source %q: %w", l.SourceID, err)
-		}
-		fn(&l)
+		return rows.Err()
+	}()
+	if err != nil || len(links) == 0 {
+		return err
 	}
-	return rows.Err()
+	// The bases decode on first use (Link.Bases), with the keys as numbered now: they cover
+	// every number of the bases read.
+	names, err := s.namesCovering(ctx, highest)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if len(l.raw) > 0 && l.raw[0] == binaryBase {
+			l.keys = names
+		}
+		fn(l)
+	}
+	return nil
 }
 
 // CountLinks counts the flow's links ("" for all flows).
@@ -135,9 +176,9 @@ func (s *SQLite) CountLinks(ctx context.Context, flow string) (int, error) {
 	var n int
 	var err error
 	if flow == "" {
-		err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM links").Scan(&n)
+		err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM link_rows").Scan(&n)
 	} else {
-		err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM links WHERE flow = ?", flow).Scan(&n)
+		err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM link_rows WHERE "+ofFlow, flow).Scan(&n)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("count links: %w", err)
@@ -152,7 +193,7 @@ func (s *SQLite) Overlaps() bool { return s.mode == ReadWrite }
 // HasLinks reports whether the flow has a link.
 func (s *SQLite) HasLinks(ctx context.Context, flow string) (bool, error) {
 	var one int
-	err := s.db.QueryRowContext(ctx, "SELECT 1 FROM links WHERE flow = ? LIMIT 1", flow).Scan(&one)
+	err := s.db.QueryRowContext(ctx, "SELECT 1 FROM link_rows WHERE "+ofFlow+" LIMIT 1", flow).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

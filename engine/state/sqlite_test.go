@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,16 +124,31 @@ func TestLinkRoundTrip(t *testing.T) {
 		}
 	}
 
-	// The base is stored as compact JSON with sorted keys, HTML characters as they were, a
-	// value the same on both sides once.
-	var base string
-	if err := s.db.QueryRow("SELECT base FROM links WHERE flow = 'contacts' AND source_id = 's000001'").Scan(&base); err != nil {
+	// The base is stored in binary form (linkcodec.go): its keys numbered in the order of their
+	// names when they were first stored, a value the same on both sides once, strings without
+	// their quotes, HTML characters as they were.
+	var base []byte
+	if err := s.db.QueryRow("SELECT base FROM link_rows WHERE source_id = 's000001'").Scan(&base); err != nil {
 		t.Fatal(err)
 	}
-	const wantBase = `{"amount":{"s":10,"t":"10.00"},"name":{"b":"Name 1"},` +
-		`"owner":{"s":{"id":42,"email":"a<b>&c@example.com"}},"tags":{"b":["a","b"]}}`
-	if base != wantBase {
-		t.Errorf("stored base:\n got %s\nwant %s", base, wantBase)
+	owner := `{"id":42,"email":"a<b>&c@example.com"}`
+	wantBase := []byte{binaryBase, 4, 4, // the highest key number, the number of properties
+		layoutST<<3 | rawValue, stringValue, 2, '1', '0', 5, '1', '0', '.', '0', '0', // amount: 10, "10.00"
+		layoutB<<3 | stringValue, 6, 'N', 'a', 'm', 'e', ' ', '1', // name: "Name 1" on both sides
+		layoutS<<3 | rawValue, byte(len(owner))} // owner, on the source side
+	wantBase = append(append(wantBase, owner...), layoutB<<3|rawValue, 9)
+	wantBase = append(wantBase, `["a","b"]`...) // tags
+	if !bytes.Equal(base, wantBase) {
+		t.Errorf("stored base:\n got %q\nwant %q", base, wantBase)
+	}
+	// The view links shows the rows as schema 8 stored them, but for the base.
+	var flow, source, target, sourceHash, updated, made string
+	if err := s.db.QueryRow("SELECT flow, source_id, target_id, source_hash, updated, made FROM links WHERE flow = 'contacts' AND source_id = 's000001'").Scan(
+		&flow, &source, &target, &sourceHash, &updated, &made); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join([]string{flow, source, target, sourceHash, updated, made}, " "); got != "contacts s000001 t000001 sh1 2024-03-01T12:30:46.123Z target" {
+		t.Errorf("the view links shows %s", got)
 	}
 
 	// A nil base reads back as an empty map the engine can fill.
@@ -892,26 +909,38 @@ func TestCorruptBaseFailsItsLinkOnly(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	write(t, s, func(tx Tx) error {
-		for _, l := range []*Link{{Flow: "f", SourceID: "good", TargetID: "t1"}, {Flow: "f", SourceID: "bad", TargetID: "t2"}} {
+		for _, l := range []*Link{{Flow: "f", SourceID: "good", TargetID: "t1"}, {Flow: "f", SourceID: "bad", TargetID: "t2"},
+			{Flow: "f", SourceID: "other", TargetID: "t3", Base: map[string]Base{"p": {S: json.RawMessage(`1`)}}}} {
 			if err := tx.PutLink(l); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if _, err := s.db.ExecContext(ctx, `UPDATE links SET base = '{"p":{"s":' WHERE source_id = 'bad'`); err != nil {
-		t.Fatal(err)
-	}
-	links, err := s.LinksBySource(ctx, "f", []string{"good", "bad"})
-	if err != nil || len(links) != 2 {
-		t.Fatalf("LinksBySource = %v, %v; want both links", links, err)
-	}
-	if b, err := links["good"].Bases(); err != nil || len(b) != 0 {
-		t.Errorf("good base: %v, %v", b, err)
-	}
-	_, err = links["bad"].Bases()
-	if want := `link of source "bad": base: unexpected end of JSON input`; err == nil || err.Error() != want {
-		t.Errorf("bad base: %v, want %s", err, want)
+	for _, tc := range []struct{ base, want string }{
+		{`'{"p":{"s":'`, `link of source "bad": base: unexpected end of JSON input`}, // JSON text, as schema 8 stored it
+		// Binary: the key p is number 1 (the link "other").
+		{`X'01010121'`, `link of source "bad": base: the stored base is truncated`},
+		{`X'01010100'`, ``}, // p: Base{}
+		{`X'010101002101'`, `link of source "bad": base: 2 bytes after the last property`},
+		{`X'01090140'`, `link of source "bad": base: the key number 2 is not in the state's table of keys`},
+		{`X'0101010F'`, `link of source "bad": base: unknown kind of value 7`},
+		{`X'01010138'`, `link of source "bad": base: unknown layout 7`},
+	} {
+		if _, err := s.db.ExecContext(ctx, `UPDATE link_rows SET base = `+tc.base+` WHERE source_id = 'bad'`); err != nil {
+			t.Fatal(err)
+		}
+		links, err := s.LinksBySource(ctx, "f", []string{"good", "bad"})
+		if err != nil || len(links) != 2 {
+			t.Fatalf("LinksBySource = %v, %v; want both links", links, err)
+		}
+		if b, err := links["good"].Bases(); err != nil || len(b) != 0 {
+			t.Errorf("good base: %v, %v", b, err)
+		}
+		_, err = links["bad"].Bases()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+			t.Errorf("base %s: %v, want %s", tc.base, err, tc.want)
+		}
 	}
 }
 
@@ -975,5 +1004,28 @@ func TestSavingALinkReadBefore(t *testing.T) {
 	write(t, s, func(tx Tx) error { return tx.PutLink(read["s1"]) })
 	if got, err := s.LinksByTarget(ctx, "f", []string{"t1", "t9"}); err != nil || got["t1"] != nil || got["t9"] == nil || got["t9"].SourceID != "s1" {
 		t.Errorf("after relinking s1 to t9: %v, %v", got, err)
+	}
+}
+
+// The connection of the Txs has the page cache a first sync needs, kept between Txs; reads keep
+// SQLite's default on theirs.
+func TestWriterPageCache(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	putLinks(t, s, "f", 0, 10)
+	first := s.wconn
+	putLinks(t, s, "f", 10, 20)
+	if s.wconn == nil || s.wconn != first {
+		t.Fatalf("the Txs had connections %p and %p, want one kept", first, s.wconn)
+	}
+	var writer, reader int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&writer); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&reader); err != nil {
+		t.Fatal(err)
+	}
+	if writer != -writerCacheKiB || reader != -2000 {
+		t.Errorf("cache_size of the writer %d, of a reader %d; want %d and -2000", writer, reader, -writerCacheKiB)
 	}
 }

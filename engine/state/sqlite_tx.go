@@ -29,17 +29,36 @@ func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	conn, err := s.db.Conn(ctx)
+	conn, err := s.writerConn(ctx)
 	if err == nil {
 		if _, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			conn.Close()
+			s.wconn = nil
 		}
 	}
 	if err != nil {
 		<-s.writer
 		return nil, fmt.Errorf("begin a link state transaction: %w", err)
 	}
-	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: make(map[string]*sql.Stmt)}, nil
+	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: make(map[string]*sql.Stmt), dict: s.dict.Load()}, nil
+}
+
+// writerConn returns the connection of the Txs, opened with its page cache on first use. The
+// caller holds the writer token.
+func (s *SQLite) writerConn(ctx context.Context) (*sql.Conn, error) {
+	if s.wconn != nil {
+		return s.wconn, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s.wconn = conn
+	return conn, nil
 }
 
 // sqliteTx is a write transaction on one dedicated connection. Its statements are prepared
@@ -53,7 +72,13 @@ type sqliteTx struct {
 	mu   sync.Mutex
 	done bool
 
-	bases baseCodec
+	bases  baseCodec   // the JSON form, for a base binaryCodec cannot hold
+	binary binaryCodec // the binary form
+	digest [2][16]byte // the stored digests of a link
+	// dict is the store's copy of the numbered names when the Tx began; newFlows and newKeys
+	// are the names the Tx numbered, which the store learns when the Tx commits.
+	dict              *dictionary
+	newFlows, newKeys map[string]int64
 	// none holds the tables and flow sides (table + flow + side) known to have no rows in
 	// this Tx, so that clearing a record there needs no statement: a run clears the dead
 	// letter and the waiting entry of every record it links, and there rarely are any.
@@ -90,14 +115,14 @@ func (t *sqliteTx) nothingToClear(table, flow, side string) (bool, error) {
 var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
 
 const (
-	sqlPutLink = `INSERT INTO links (flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made)
+	sqlPutLink = `INSERT INTO link_rows (flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (flow, source_id) DO UPDATE SET target_id = excluded.target_id, base = excluded.base,
 			source_hash = excluded.source_hash, target_hash = excluded.target_hash, updated = excluded.updated,
 			linked_in = excluded.linked_in, merged_in = excluded.merged_in, made = excluded.made`
-	sqlUpdateLink = `UPDATE links SET base = ?, source_hash = ?, target_hash = ?, updated = ?, linked_in = ?, merged_in = ?, made = ?
+	sqlUpdateLink = `UPDATE link_rows SET base = ?, source_hash = ?, target_hash = ?, updated = ?, linked_in = ?, merged_in = ?, made = ?
 		WHERE flow = ? AND source_id = ? AND target_id = ?`
-	sqlDeleteLink    = `DELETE FROM links WHERE flow = ? AND source_id = ?`
+	sqlDeleteLink    = `DELETE FROM link_rows WHERE flow = (SELECT id FROM flows WHERE name = ?) AND source_id = ?`
 	sqlAddIntent     = `INSERT INTO intents (flow, side, from_id, data, created) VALUES (?, ?, ?, ?, ?)`
 	sqlDeleteIntent  = `DELETE FROM intents WHERE id = ?`
 	sqlDeleteIntents = `DELETE FROM intents WHERE id IN (`
@@ -144,16 +169,64 @@ func (t *sqliteTx) PutLink(l *Link) error {
 	if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
 		return errors.New("put link: a link needs a flow, a source id and a target id")
 	}
-	base, err := t.bases.encode(l.Base)
-	if err != nil {
-		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
+	if t.done {
+		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, errTxDone)
 	}
+	return t.put(l, "", "")
+}
+
+// encodeBase returns the stored form of a base: binary, or JSON text for a base that has
+// more than plain values. The keys it has no number for yet are numbered in the order of their
+// names, so that a state written twice the same way has the same numbers.
+func (t *sqliteTx) encodeBase(b map[string]Base) (any, error) {
+	out, unknown, ok := t.binary.encode(b, t.knownKey)
+	if len(unknown) > 0 {
+		for _, k := range unknown {
+			if _, err := t.keyNumber(k); err != nil {
+				return nil, err
+			}
+		}
+		out, _, ok = t.binary.encode(b, t.knownKey)
+	}
+	if !ok {
+		return t.bases.encode(b)
+	}
+	return out, nil
+}
+
+// emptyBase is the stored form of a base without properties (not NULL: a nil []byte is).
+var emptyBase = []byte{}
+
+// put writes the row of a link. rawBase and rawTime, when not "", are stored as the link's
+// base and time, as they are: the text of schema 8 that did not decode.
+func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
+	flow, err := t.flowNumber(l.Flow)
+	if err != nil {
+		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
+	}
+	var base any = emptyBase
+	switch {
+	case rawBase != "":
+		base = rawBase
+	case len(l.Base) > 0:
+		var err error
+		if base, err = t.encodeBase(l.Base); err != nil {
+			return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
+		}
+	}
+	var updated any
+	if rawTime != "" {
+		updated = rawTime
+	} else {
+		updated = packTime(l.Updated)
+	}
+	target := packID(l.TargetID)
+	sh, th, made := packDigest(t.digest[0][:], l.SourceHash), packDigest(t.digest[1][:], l.TargetHash), packMade(l.Made)
 	if l.storedTarget == l.TargetID { // TargetID is not empty
 		// A link read from the store, saved again with its ids (a merge): an upsert would
 		// also rewrite the entry of the unchanged target id in its index, nearly doubling the
 		// pages a run that merges writes.
-		res, err := t.exec(sqlUpdateLink, base, l.SourceHash, l.TargetHash, formatTime(l.Updated), l.LinkedIn, l.MergedIn, l.Made,
-			l.Flow, l.SourceID, l.TargetID)
+		res, err := t.exec(sqlUpdateLink, base, sh, th, updated, l.LinkedIn, l.MergedIn, made, flow, l.SourceID, target)
 		if err != nil {
 			return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
 		}
@@ -162,13 +235,12 @@ func (t *sqliteTx) PutLink(l *Link) error {
 		}
 		// Gone or relinked since it was read: insert it as any other.
 	}
-	_, err = t.exec(sqlPutLink, l.Flow, l.SourceID, l.TargetID, base, l.SourceHash, l.TargetHash, formatTime(l.Updated),
-		l.LinkedIn, l.MergedIn, l.Made)
+	_, err = t.exec(sqlPutLink, flow, l.SourceID, target, base, sh, th, updated, l.LinkedIn, l.MergedIn, made)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		var other string
-		if t.conn.QueryRowContext(t.ctx, "SELECT source_id FROM links WHERE flow = ? AND target_id = ?",
-			l.Flow, l.TargetID).Scan(&other) == nil {
+		if t.conn.QueryRowContext(t.ctx, "SELECT source_id FROM link_rows WHERE flow = ? AND target_id = ?",
+			flow, target).Scan(&other) == nil {
 			return fmt.Errorf("link flow %q source %q to target %q: the target is already linked to source %q: %w",
 				l.Flow, l.SourceID, l.TargetID, other, ErrTargetLinked)
 		}
@@ -386,6 +458,8 @@ func (t *sqliteTx) Commit() error {
 	if err != nil {
 		t.conn.ExecContext(context.WithoutCancel(t.ctx), "ROLLBACK")
 		err = fmt.Errorf("commit the link state: %w", err)
+	} else {
+		t.s.learn(t.newFlows, t.newKeys)
 	}
 	t.end()
 	return err
@@ -421,21 +495,33 @@ func (t *sqliteTx) inTx() bool {
 	return open
 }
 
-// end releases the statements, the connection and the writer token. A connection still in a
-// transaction (a ROLLBACK failed) is discarded rather than handed to the next user.
+// end releases the statements and the writer token; the connection stays the store's, for
+// the next Tx. A connection still in a transaction (a ROLLBACK failed) is discarded rather
+// than handed to the next Tx.
 func (t *sqliteTx) end() {
-	for _, st := range t.stmts {
-		st.Close()
+	t.closeStatements()
+	if t.s == nil { // a migration's: the caller owns the connection
+		t.done = true
+		return
 	}
-	t.conn.Raw(func(dc any) error {
+	bad := t.conn.Raw(func(dc any) error {
 		if c, ok := dc.(*sqlite3.SQLiteConn); ok && !c.AutoCommit() {
 			return driver.ErrBadConn
 		}
 		return nil
 	})
-	t.conn.Close()
+	if bad != nil {
+		t.conn.Close()
+		t.s.wconn = nil
+	}
 	t.done = true
 	<-t.s.writer
+}
+
+func (t *sqliteTx) closeStatements() {
+	for _, st := range t.stmts {
+		st.Close()
+	}
 }
 
 func checkSide(side string) error {

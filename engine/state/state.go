@@ -43,8 +43,10 @@ type Link struct {
 	LinkedIn int64
 	MergedIn int64
 	Made     string
-	// raw is the base as stored, for a link read from a Store: Bases decodes it on first use.
-	raw []byte
+	// raw is the base as stored, for a link read from a Store: Bases decodes it on first use,
+	// a binary one with keys, the property keys by number as the Store had them.
+	raw  []byte
+	keys keyNames
 	// storedTarget is the target id of the link as read from a Store ("" for a link made in
 	// memory). While it is TargetID, saving the link rewrites its row in place and leaves the
 	// index of target ids alone.
@@ -56,12 +58,20 @@ type Link struct {
 // of the records that changed only. It is not safe for concurrent use on one Link.
 func (l *Link) Bases() (map[string]Base, error) {
 	if l.raw != nil {
-		var codec baseCodec
-		base, err := codec.decode(l.raw)
+		var (
+			base map[string]Base
+			err  error
+		)
+		if l.raw[0] == binaryBase {
+			base, err = decodeBinary(l.raw, l.keys)
+		} else {
+			var codec baseCodec
+			base, err = codec.decode(l.raw)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("link of source %q: %w", l.SourceID, err)
 		}
-		l.Base, l.raw = base, nil
+		l.Base, l.raw, l.keys = base, nil, nil
 	}
 	if l.Base == nil {
 		l.Base = map[string]Base{}

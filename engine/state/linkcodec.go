@@ -1,0 +1,457 @@
+package state
+
+// The compact form of a link row (schema 9). A link of a first sync is written once and read
+// by every later run, and a run holds the pages of the link state it touches in its cache, so
+// every byte of a row counts a million times:
+//
+//   - the base is binary, its property keys numbered in base_keys (a key is 20 to 40 bytes of
+//     text in every row otherwise), its values compact JSON as the engine gave them, a string
+//     without its quotes;
+//   - a digest of 32 lower-case hex digits, as the engine makes them, is its 16 bytes;
+//   - the time is an integer of nanoseconds, the side made a small integer.
+//
+// Whatever does not fit these forms is stored as schema 8 stored it (the base as JSON text,
+// a digest or a time as text, the side made as text), so that any Link reads back exactly.
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// binaryBase is the first byte of a base in binary form; a base as JSON text starts with '{'.
+//
+//	base  = 0x01 uvarint(highest key number) uvarint(count) entry*
+//	entry = byte(step<<6 | layout<<3 | kind of the first value) [uvarint(step)] [byte(kind of T)] value*
+//	value = uvarint(length) bytes for the kinds rawValue and stringValue, 8 bytes for floatValue
+//
+// Entries are in the order of their key numbers; step is the number's difference with the
+// previous one's (the first one's with 0), 1 to 3 in the entry's first byte (as 0 to 2), or 3
+// there and the difference in a uvarint. A base whose keys are numbered in a row, as a flow's
+// are, spends one byte on an entry beside its values.
+const binaryBase = 0x01
+
+// Layouts of an entry: which of S and T it holds.
+const (
+	layoutNone = iota // Base{}
+	layoutS           // S only
+	layoutT           // T only
+	layoutST          // S and T, different
+	layoutB           // S and T, the same bytes: stored once
+)
+
+// Kinds of a value.
+const (
+	rawValue    = iota // compact JSON as it is
+	stringValue        // a JSON string without backslashes: its content, the quotes added back
+	trueValue
+	falseValue
+	nullValue
+	floatValue // a number that encoding/json writes from its float64 as it is: the 8 bytes
+)
+
+// keyedBase is one property of a base with the number of its key.
+type keyedBase struct {
+	key int64
+	b   Base
+}
+
+// binaryCodec encodes bases in binary form with reused buffers; one per writer.
+type binaryCodec struct {
+	buf     []byte
+	entries []keyedBase
+	unknown []string
+	float   []byte
+	slots   []keyedBase // by key number, for sort
+}
+
+// encode returns the binary form of b, with key the number of a property key. ok is false
+// when b has a property that is not plain (see plainBase), which is stored as JSON text.
+// unknown lists the keys that have no number, sorted, when there are such (and out is nil):
+// the caller numbers them and calls again. The bytes are valid until the next call.
+func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) (out []byte, unknown []string, ok bool) {
+	c.entries, c.unknown = c.entries[:0], c.unknown[:0]
+	var highest int64
+	for k, v := range b {
+		if !plainBase(v) {
+			return nil, nil, false
+		}
+		n, known := key(k)
+		if !known {
+			c.unknown = append(c.unknown, k)
+			continue
+		}
+		highest = max(highest, n)
+		c.entries = append(c.entries, keyedBase{n, v})
+	}
+	if len(c.unknown) > 0 {
+		slices.Sort(c.unknown)
+		return nil, c.unknown, true
+	}
+	c.sort(highest)
+	out = append(c.buf[:0], binaryBase)
+	out = binary.AppendUvarint(out, uint64(highest))
+	out = binary.AppendUvarint(out, uint64(len(c.entries)))
+	var previous int64
+	for _, e := range c.entries {
+		step := e.key - previous
+		previous = e.key
+		head := byte(3 << 6)
+		if step >= 1 && step <= 3 {
+			head = byte(step-1) << 6
+		}
+		s, t := e.b.S, e.b.T
+		var layout byte
+		switch {
+		case len(s) == 0 && len(t) == 0:
+			layout = layoutNone
+		case len(t) == 0:
+			layout = layoutS
+		case len(s) == 0:
+			layout, s = layoutT, t
+		case bytes.Equal(s, t):
+			layout = layoutB
+		default:
+			layout = layoutST
+		}
+		var kind byte
+		if layout != layoutNone {
+			kind = c.kindOf(s)
+		}
+		out = append(out, head|layout<<3|kind)
+		if head == 3<<6 {
+			out = binary.AppendUvarint(out, uint64(step))
+		}
+		if layout == layoutST {
+			kindT := c.kindOf(t)
+			out = c.appendValue(c.appendValue(append(out, kindT), s, kind), t, kindT)
+		} else if layout != layoutNone {
+			out = c.appendValue(out, s, kind)
+		}
+	}
+	c.buf = out
+	return out, nil, true
+}
+
+// sort puts the entries in the order of their keys: by their place in a slice of the key
+// numbers when they are about as many as the numbers (a flow's keys are numbered in a row),
+// which costs no comparisons.
+func (c *binaryCodec) sort(highest int64) {
+	if n := len(c.entries); highest > int64(4*n+16) {
+		slices.SortFunc(c.entries, func(a, b keyedBase) int { return cmp.Compare(a.key, b.key) })
+		return
+	}
+	if int64(len(c.slots)) <= highest {
+		c.slots = make([]keyedBase, highest+1)
+	}
+	for _, e := range c.entries {
+		c.slots[e.key] = e
+	}
+	c.entries = c.entries[:0]
+	for i := range c.slots[:highest+1] {
+		if c.slots[i].key != 0 {
+			c.entries = append(c.entries, c.slots[i])
+			c.slots[i] = keyedBase{}
+		}
+	}
+}
+
+// kindOf is the kind a compact JSON value is stored as.
+func (c *binaryCodec) kindOf(v []byte) byte {
+	switch {
+	case v[0] == '"':
+		if bytes.IndexByte(v, '\\') < 0 {
+			return stringValue
+		}
+	case string(v) == "true":
+		return trueValue
+	case string(v) == "false":
+		return falseValue
+	case string(v) == "null":
+		return nullValue
+	case len(v) > 9 && (v[0] == '-' || isDigit(v[0])):
+		// Longer than its 8 bytes, and given back exactly: a float64 that encoding/json wrote.
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+			c.float = appendJSONFloat(c.float[:0], f)
+			if bytes.Equal(c.float, v) {
+				return floatValue
+			}
+		}
+	}
+	return rawValue
+}
+
+func (c *binaryCodec) appendValue(out, v []byte, kind byte) []byte {
+	switch kind {
+	case stringValue:
+		v = v[1 : len(v)-1]
+	case rawValue:
+	case floatValue:
+		f, _ := strconv.ParseFloat(string(v), 64) // checked by kindOf
+		return binary.LittleEndian.AppendUint64(out, math.Float64bits(f))
+	default:
+		return out
+	}
+	return append(binary.AppendUvarint(out, uint64(len(v))), v...)
+}
+
+// appendJSONFloat appends a float64 as encoding/json writes it.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 is written e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// highestKey returns the highest key number a base in binary form uses, 0 for another form.
+func highestKey(raw []byte) int64 {
+	if len(raw) == 0 || raw[0] != binaryBase {
+		return 0
+	}
+	n, w := binary.Uvarint(raw[1:])
+	if w <= 0 || n > math.MaxInt64 {
+		return 0
+	}
+	return int64(n)
+}
+
+var errShortBase = errors.New("base: the stored base is truncated")
+
+// decodeBinary decodes a base in binary form, with names the keys by number. The values are
+// slices of one new buffer.
+func decodeBinary(raw []byte, names keyNames) (map[string]Base, error) {
+	p := 1
+	uvarint := func() (uint64, bool) {
+		n, w := binary.Uvarint(raw[min(p, len(raw)):])
+		if w <= 0 {
+			return 0, false
+		}
+		p += w
+		return n, true
+	}
+	if _, ok := uvarint(); !ok {
+		return nil, errShortBase
+	}
+	count, ok := uvarint()
+	if !ok || count > uint64(len(raw)) {
+		return nil, errShortBase
+	}
+	m := make(map[string]Base, count)
+	// The values with their quotes, literals and floats back take at most this many bytes.
+	buf := make([]byte, 0, len(raw)+int(count)*24)
+	value := func(kind byte) (json.RawMessage, error) {
+		start := len(buf)
+		switch kind {
+		case trueValue:
+			buf = append(buf, "true"...)
+		case falseValue:
+			buf = append(buf, "false"...)
+		case nullValue:
+			buf = append(buf, "null"...)
+		case floatValue:
+			if len(raw)-p < 8 {
+				return nil, errShortBase
+			}
+			f := math.Float64frombits(binary.LittleEndian.Uint64(raw[p:]))
+			p += 8
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("base: a number is stored as %v", f)
+			}
+			buf = appendJSONFloat(buf, f)
+		case rawValue, stringValue:
+			n, ok := uvarint()
+			if !ok || n == 0 && kind == rawValue || n > uint64(len(raw)-p) {
+				return nil, errShortBase
+			}
+			v := raw[p : p+int(n)]
+			p += int(n)
+			if kind == stringValue {
+				buf = append(append(append(buf, '"'), v...), '"')
+			} else {
+				buf = append(buf, v...)
+			}
+		default:
+			return nil, fmt.Errorf("base: unknown kind of value %d", kind)
+		}
+		return buf[start:len(buf):len(buf)], nil
+	}
+	var key uint64
+	for i := uint64(0); i < count; i++ {
+		if p >= len(raw) {
+			return nil, errShortBase
+		}
+		head := raw[p]
+		p++
+		step := uint64(head>>6) + 1
+		if step == 4 {
+			var ok bool
+			if step, ok = uvarint(); !ok {
+				return nil, errShortBase
+			}
+		}
+		key += step
+		if key >= uint64(len(names)) || !names[key].set {
+			return nil, fmt.Errorf("base: the key number %d is not in the state's table of keys", key)
+		}
+		var (
+			b   Base
+			err error
+		)
+		switch layout, kind := head>>3&7, head&7; layout {
+		case layoutNone:
+		case layoutS:
+			b.S, err = value(kind)
+		case layoutT:
+			b.T, err = value(kind)
+		case layoutB:
+			b.S, err = value(kind)
+			b.T = b.S
+		case layoutST:
+			if p >= len(raw) {
+				return nil, errShortBase
+			}
+			kindT := raw[p]
+			p++
+			if b.S, err = value(kind); err == nil {
+				b.T, err = value(kindT)
+			}
+		default:
+			err = fmt.Errorf("base: unknown layout %d", layout)
+		}
+		if err != nil {
+			return nil, err
+		}
+		m[names[key].name] = b
+	}
+	if p != len(raw) {
+		return nil, fmt.Errorf("base: %d bytes after the last property", len(raw)-p)
+	}
+	return m, nil
+}
+
+// packID returns the stored form of a target id: the bytes of an even number of lower-case
+// hex digits, as systems make ids (24 digits in Squarespace and MongoDB), the text of anything
+// else. The index of target ids is only looked up, never read in order, so ids may be blobs.
+func packID(s string) any {
+	if len(s) < 2 || len(s)%2 != 0 || !lowerHex(s) {
+		return s
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return s
+	}
+	return b
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// packDigest returns the stored form of a digest: the 16 bytes of 32 lower-case hex digits
+// (written into buf), the text of anything else.
+func packDigest(buf []byte, s string) any {
+	if len(s) != 32 || !lowerHex(s) {
+		return s
+	}
+	b, err := hex.AppendDecode(buf[:0], []byte(s))
+	if err != nil {
+		return s
+	}
+	return b
+}
+
+// unpackDigest is the digest (or the target id) of its stored form.
+func unpackDigest(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case []byte:
+		return hex.EncodeToString(v), nil
+	}
+	return "", fmt.Errorf("a digest is stored as %T", v)
+}
+
+// The range of times stored as nanoseconds since 1970: about the years 1678 to 2262.
+var (
+	minNanos = time.Unix(0, math.MinInt64).Add(time.Second)
+	maxNanos = time.Unix(0, math.MaxInt64).Add(-time.Second)
+)
+
+// packTime is the stored form of a time: nil for none, its nanoseconds since 1970 (UTC),
+// else its text.
+func packTime(t time.Time) any {
+	switch {
+	case t.IsZero():
+		return nil
+	case t.Before(minNanos) || t.After(maxNanos):
+		return formatTime(t)
+	}
+	return t.UnixNano()
+}
+
+func unpackTime(v any) (time.Time, error) {
+	switch v := v.(type) {
+	case nil:
+		return time.Time{}, nil
+	case int64:
+		return time.Unix(0, v).UTC(), nil
+	case string:
+		return parseTime(v)
+	}
+	return time.Time{}, fmt.Errorf("a time is stored as %T", v)
+}
+
+// packMade is the stored form of Link.Made: 0 for "", 1 for Source, 2 for Target, else the
+// text.
+func packMade(s string) any {
+	switch s {
+	case "":
+		return int64(0)
+	case Source:
+		return int64(1)
+	case Target:
+		return int64(2)
+	}
+	return s
+}
+
+func unpackMade(v any) (string, error) {
+	switch v := v.(type) {
+	case int64:
+		switch v {
+		case 0:
+			return "", nil
+		case 1:
+			return Source, nil
+		case 2:
+			return Target, nil
+		}
+	case string:
+		return v, nil
+	}
+	return "", fmt.Errorf("the side made is stored as %v", v)
+}

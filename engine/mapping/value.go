@@ -19,6 +19,11 @@ import (
 // Get returns the value at a dotted path. A path through a list maps every element: the result
 // is the list of the elements' values.
 func Get(rec map[string]any, path string) any {
+	if !strings.Contains(path, ".") {
+		// Most paths name a property of the record itself (an updated stamp, a merge key):
+		// no segments to split, nothing allocated.
+		return rec[path]
+	}
 	return get(rec, strings.Split(path, "."))
 }
 

@@ -65,7 +65,7 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		return err
 	}
 	out := &outcome{}
-	pairs, creates, built, err := fr.sortBatch(ctx, side, recs, rd, out)
+	pairs, creates, err := fr.sortBatch(ctx, side, recs, rd, out)
 	if err != nil {
 		return err
 	}
@@ -83,8 +83,8 @@ func (fr *flowRun) batch(ctx context.Context, side Side, recs []connector.Record
 		return err
 	}
 	fr.countDiffered(pairs)
-	if len(creates) > 0 {
-		if err := fr.create(ctx, side, creates, built, out); err != nil {
+	if len(creates.recs) > 0 {
+		if err := fr.create(ctx, side, creates, out); err != nil {
 			return err
 		}
 	}
@@ -169,10 +169,10 @@ func (fr *flowRun) readBatch(ctx context.Context, side Side, recs []connector.Re
 
 // sortBatch sorts a batch's records: the linked ones whose partner was read pair with it; the
 // unlinked ones are linked by merge criteria (a pair), or are to be created on the other side
-// (creates, with what the scan built for them: built), or wait; the refused are dead letters
+// (creates, with what the scan built and digested for them), or wait; the refused are dead letters
 // (in out), and a linked record whose partner is missing is left to the delete pass.
-func (fr *flowRun) sortBatch(ctx context.Context, side Side, recs []connector.Record, rd *batchRead, out *outcome) (pairs []*pair, creates []connector.Record, built []*prebuilt, err error) {
-	// built is aligned with creates.
+func (fr *flowRun) sortBatch(ctx context.Context, side Side, recs []connector.Record, rd *batchRead, out *outcome) (pairs []*pair, creates *creations, err error) {
+	creates = &creations{}
 	prebuiltAt := func(i int) *prebuilt {
 		if i < len(fr.prebuilt) {
 			return fr.prebuilt[i]
@@ -192,14 +192,14 @@ func (fr *flowRun) sortBatch(ctx context.Context, side Side, recs []connector.Re
 		if l == nil {
 			p, create, err := fr.unlinked(ctx, side, rec, out)
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, err
 			}
 			if p != nil {
 				p.read = read
 				pairs = append(pairs, p)
 			}
 			if create {
-				creates, built = append(creates, rec), append(built, prebuiltAt(i))
+				creates.add(rec, prebuiltAt(i), read)
 			}
 			continue
 		}
@@ -222,7 +222,7 @@ func (fr *flowRun) sortBatch(ctx context.Context, side Side, recs []connector.Re
 		}
 		pairs = append(pairs, p)
 	}
-	return pairs, creates, built, nil
+	return pairs, creates, nil
 }
 
 // done reports whether this run has merged the pair of link l already: the link was saved by

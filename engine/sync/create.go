@@ -18,8 +18,13 @@ func (fr *flowRun) build(side Side, rec connector.Record) (map[string]any, map[s
 		return data, nil, err
 	}
 	s := make(map[string][]byte, len(fr.f.Properties))
+	// The values share one buffer, each capped so that no append reaches the next: one
+	// allocation or two per record rather than one per property.
+	buf := make([]byte, 0, 24*len(fr.f.Properties))
 	data, err := fr.f.BuildTargetFunc(rec.Data, fr.refs, func(p *mapping.Property, v any) {
-		s[p.Key()] = mapping.Canonical(v)
+		start := len(buf)
+		buf = mapping.AppendCanonical(buf, v)
+		s[p.Key()] = buf[start:len(buf):len(buf)]
 	})
 	return data, s, err
 }
@@ -61,13 +66,40 @@ func (fr *flowRun) prepareCreates(side Side) func([]connector.Record) []*prebuil
 	}
 }
 
-// create creates, on the other side, the records of side that have no partner (built: what
-// the scan built for them, aligned; nil where it did not). The intent to create is committed
-// first; a run killed after the create and before the link finds the record at its next
-// start (recoverIntents) instead of creating it again.
-func (fr *flowRun) create(ctx context.Context, side Side, recs []connector.Record, built []*prebuilt, out *outcome) error {
+// creations are the records of a batch to be created on the other side: with what the scan
+// built for each (nil where it did not) and its digest as read ("" where the scan gave none),
+// aligned with recs.
+type creations struct {
+	recs    []connector.Record
+	built   []*prebuilt
+	digests []string
+}
+
+func (c *creations) add(rec connector.Record, built *prebuilt, digest string) {
+	c.recs = append(c.recs, rec)
+	c.built = append(c.built, built)
+	c.digests = append(c.digests, digest)
+}
+
+// toCreate is a batch of creates: the records they are made from, the records to create
+// (datas), what build gave for each (sVals, nil entries allowed), the canonical form of each
+// of datas (encoded; nil: made here), and the digest of each of from as read (digests; nil or
+// "" where unknown: computed when the link is made). All are aligned with from.
+type toCreate struct {
+	from    []connector.Record
+	datas   []map[string]any
+	sVals   []map[string][]byte
+	encoded [][]byte
+	digests []string
+}
+
+// create creates, on the other side, the records of side that have no partner. The intent to
+// create is committed first; a run killed after the create and before the link finds the
+// record at its next start (recoverIntents) instead of creating it again.
+func (fr *flowRun) create(ctx context.Context, side Side, c *creations, out *outcome) error {
+	recs := c.recs
 	all := make([]*prebuilt, len(recs))
-	copy(all, built)
+	copy(all, c.built)
 	fr.split(len(recs), func(lo, hi int, _ *digesters) {
 		for i := lo; i < hi; i++ {
 			if all[i] == nil {
@@ -75,30 +107,28 @@ func (fr *flowRun) create(ctx context.Context, side Side, recs []connector.Recor
 			}
 		}
 	})
-	var from []connector.Record
-	var datas []map[string]any
-	var sVals []map[string][]byte
-	var encoded [][]byte
+	tc := &toCreate{}
 	for i, rec := range recs {
 		if all[i].err != nil {
 			fr.fail(out, side, rec.ID, all[i].err)
 			continue
 		}
-		from = append(from, rec)
-		datas = append(datas, all[i].data)
-		sVals = append(sVals, all[i].s)
-		encoded = append(encoded, all[i].encoded)
+		tc.from = append(tc.from, rec)
+		tc.datas = append(tc.datas, all[i].data)
+		tc.sVals = append(tc.sVals, all[i].s)
+		tc.encoded = append(tc.encoded, all[i].encoded)
+		tc.digests = append(tc.digests, c.digests[i])
 	}
-	if len(datas) == 0 {
+	if len(tc.datas) == 0 {
 		return nil
 	}
 	if fr.r.Opts.DryRun {
-		for i, rec := range from {
-			fr.dryCreate(side, rec.ID, datas[i], "")
+		for i, rec := range tc.from {
+			fr.dryCreate(side, rec.ID, tc.datas[i], "")
 		}
 		return nil
 	}
-	_, err := fr.createNow(ctx, side, from, datas, sVals, encoded, true)
+	_, err := fr.createMany(ctx, side, tc, true)
 	return err
 }
 
@@ -130,12 +160,21 @@ func (fr *flowRun) countCreate(fromSide Side) {
 
 // createNow records intents, creates the records, and links them. It returns the new ids, ""
 // for a record that failed. sVals holds what build gave for each record (nil entries allowed),
-// encoded the canonical form of each record of datas (nil: made here). stage leaves the links to be committed later, as stage.go describes; without it they are
-// committed before createNow returns.
+// encoded the canonical form of each record of datas (nil: made here). stage leaves the links
+// to be committed later, as stage.go describes; without it they are committed before createNow
+// returns.
 func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, encoded [][]byte, stage bool) ([]string, error) {
+	return fr.createMany(ctx, side, &toCreate{from: from, datas: datas, sVals: sVals, encoded: encoded}, stage)
+}
+
+// createMany is createNow of a batch that may know the digests of its records as read.
+func (fr *flowRun) createMany(ctx context.Context, side Side, tc *toCreate, stage bool) ([]string, error) {
+	from, datas, sVals := tc.from, tc.datas, tc.sVals
 	toSide := other(side)
 	conn, entity := fr.on(toSide)
-	intentIDs, keys, err := fr.addIntents(ctx, toSide, from, datas, encoded)
+	digests := make([]string, len(from)) // flowBack forgets those of the records it writes
+	copy(digests, tc.digests)
+	intentIDs, keys, err := fr.addIntents(ctx, toSide, from, datas, tc.encoded)
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +195,11 @@ func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Re
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
 	from = append([]connector.Record(nil), from...) // flowBack replaces the records it writes
-	unsynced, unsyncedWhy, err := fr.flowBack(ctx, side, from, results, sVals)
+	unsynced, unsyncedWhy, err := fr.flowBack(ctx, side, from, results, sVals, digests)
 	if err != nil {
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
-	made, unbased := fr.linkCreated(side, from, results, sVals, unsynced)
+	made, unbased := fr.linkCreated(side, from, results, sVals, digests, unsynced)
 	c := &createdBatch{side: side, results: results, outcomes: make([]createdOutcome, len(results))}
 	newIDs, links, accepted, undone := fr.sortCreated(c, entity, from, made, unbased)
 	for i, reason := range unsyncedWhy {
@@ -260,11 +299,12 @@ func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector
 }
 
 // linkCreated makes the links of the records created from those of side (results, aligned
-// with from), with their bases, on two goroutines for a pure flow; made is nil where a
+// with from; digests: those of from as read, "" where unknown), with their bases, on two
+// goroutines for a pure flow; made is nil where a
 // create failed or its base could not be computed (unbased says why). unsynced holds, per
 // record, the properties that did not reach its origin: they are left out of the base, and
 // the digests with them, so that the next merge of the pair writes them.
-func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte, unsynced map[int][]string) (made []*state.Link, unbased []error) {
+func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
 	made = make([]*state.Link, len(results))
 	unbased = make([]error, len(results))
 	fr.split(len(results), func(lo, hi int, d *digesters) {
@@ -273,11 +313,13 @@ func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []con
 				continue
 			}
 			src, tgt := from[i], results[i].Record
+			hashes := [2]string{digests[i], ""}
 			if side == Target {
 				src, tgt = results[i].Record, from[i]
+				hashes = [2]string{"", digests[i]}
 			}
 			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(other(side))}
-			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], d); unbased[i] == nil {
+			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], hashes, d); unbased[i] == nil {
 				made[i] = l
 				if keys := unsynced[i]; len(keys) > 0 {
 					for _, k := range keys {
@@ -412,8 +454,9 @@ func (pl *planner) backPatch(side Side, props []*mapping.Property, from, created
 //
 // from's records are replaced by what their system holds after the write. For a record whose
 // write failed it returns the keys of the properties that did not reach it (left out of the
-// link's base, so that the next merge writes them) and why, by index.
-func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte) (map[int][]string, map[int]string, error) {
+// link's base, so that the next merge writes them) and why, by index. The digests of the
+// records it replaces (aligned with from) are forgotten: they are of the records as read.
+func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte, digests []string) (map[int][]string, map[int]string, error) {
 	props := fr.plan.backProps(side)
 	if len(props) == 0 {
 		return nil, nil, nil
@@ -453,6 +496,7 @@ func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Rec
 			continue
 		}
 		from[i] = res.Record
+		digests[i] = ""
 		if side == Source {
 			if i < len(sVals) {
 				sVals[i] = nil // the source changed: its values in target form are computed again

@@ -207,20 +207,27 @@ func readBack(ctx context.Context, conn connector.Conn, entity string, results [
 // rebase sets a link's base to the values the two records hold now; hints are the pairs of
 // list elements a merge made (nil after a create).
 func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint) error {
-	return fr.rebaseWith(l, src, tgt, hints, nil, &fr.dig)
+	return fr.rebaseWith(l, src, tgt, hints, nil, [2]string{}, &fr.dig)
 }
 
 // rebaseWith is rebase with the canonical values in target form of src's properties, by
-// property key, when they are known (sVals, from build; nil computes them), and the digesters
-// of the goroutine it runs on.
-func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte, d *digesters) error {
+// property key, when they are known (sVals, from build; nil computes them), the digests of src
+// and tgt when they are known (hashes; "" computes them), and the digesters of the goroutine
+// it runs on.
+func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte, hashes [2]string, d *digesters) error {
 	base, err := fr.plan.baseOf(src, tgt, hints, sVals, l.Base)
 	if err != nil {
 		return err
 	}
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
-	l.SourceHash, l.TargetHash = d.src.digest(src.Data), d.tgt.digest(tgt.Data)
+	l.SourceHash, l.TargetHash = hashes[0], hashes[1]
+	if l.SourceHash == "" {
+		l.SourceHash = d.src.digest(src.Data)
+	}
+	if l.TargetHash == "" {
+		l.TargetHash = d.tgt.digest(tgt.Data)
+	}
 	l.Updated = fr.r.Opts.Now().UTC()
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -605,14 +604,7 @@ func sameElements(a, b []byte) bool {
 // merge settles with both records in sync, whatever the edits. DATAFLOW_PLAN_SEEDS=N runs N
 // seeds (default 3000).
 func TestPlanSettlesAtRandom(t *testing.T) {
-	seeds := 3000
-	if s := os.Getenv("DATAFLOW_PLAN_SEEDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("DATAFLOW_PLAN_SEEDS=%q: want a number of seeds", s)
-		}
-		seeds = n
-	}
+	seeds := planSeeds(t, 3000)
 	flows := map[string]*mapping.Flow{}
 	for _, c := range []string{"newest", "source", "target"} {
 		flows[c] = planFlow(t, c)
@@ -637,38 +629,7 @@ func TestPlanSettlesAtRandom(t *testing.T) {
 				data["note"] = []any{"n", "m", nil}[rng.Intn(3)]
 			}
 			data[stampKey] = stamp()
-			for _, list := range []string{"lines", "tags"} {
-				if rng.Intn(2) == 0 {
-					continue
-				}
-				elems, _ := data[list].([]any)
-				var next []any
-				for _, e := range elems {
-					m := mapping.Clone(e).(map[string]any)
-					switch rng.Intn(4) {
-					case 0:
-						continue // removed
-					case 1:
-						if list == "lines" {
-							m["qty"] = int64(rng.Intn(5))
-						} else {
-							m["n"] = int64(rng.Intn(5))
-						}
-					}
-					next = append(next, m)
-				}
-				if rng.Intn(2) == 0 {
-					if list == "lines" {
-						next = append(next, map[string]any{"id": newID(), "sku": fmt.Sprint("N", rng.Intn(3)), "qty": int64(rng.Intn(5))})
-					} else {
-						next = append(next, map[string]any{"tag": fmt.Sprint("z", rng.Intn(3)), "n": int64(rng.Intn(5))})
-					}
-				}
-				if next == nil {
-					next = []any{}
-				}
-				data[list] = next
-			}
+			randomListEdits(rng, data, newID)
 		}
 		srcIDs, tgtIDs := int64(100), 100
 		if rng.Intn(4) > 0 {
@@ -719,5 +680,42 @@ func TestPlanSettlesAtRandom(t *testing.T) {
 				return
 			}
 		}
+	}
+}
+
+// randomListEdits edits a record's lists at random: elements removed, changed and added (a
+// line with an id from newID, as its system gives it).
+func randomListEdits(rng *rand.Rand, data map[string]any, newID func() any) {
+	for _, list := range []string{"lines", "tags"} {
+		if rng.Intn(2) == 0 {
+			continue
+		}
+		elems, _ := data[list].([]any)
+		var next []any
+		for _, e := range elems {
+			m := mapping.Clone(e).(map[string]any)
+			switch rng.Intn(4) {
+			case 0:
+				continue // removed
+			case 1:
+				if list == "lines" {
+					m["qty"] = int64(rng.Intn(5))
+				} else {
+					m["n"] = int64(rng.Intn(5))
+				}
+			}
+			next = append(next, m)
+		}
+		if rng.Intn(2) == 0 {
+			if list == "lines" {
+				next = append(next, map[string]any{"id": newID(), "sku": fmt.Sprint("N", rng.Intn(3)), "qty": int64(rng.Intn(5))})
+			} else {
+				next = append(next, map[string]any{"tag": fmt.Sprint("z", rng.Intn(3)), "n": int64(rng.Intn(5))})
+			}
+		}
+		if next == nil {
+			next = []any{}
+		}
+		data[list] = next
 	}
 }

@@ -7,14 +7,12 @@ package sync
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -434,152 +432,6 @@ func TestPlanUnmatched(t *testing.T) {
 	}
 }
 
-// Linking by merge criteria (docs/semantics.md §3.1) as a table: the records of a batch
-// without a link, in order, and the unlinked candidates the read brought of each side; per
-// record, the record it is linked with, or why it is not. A record linked leaves the
-// candidates of the records after it, as match takes it out.
-func TestPlanLink(t *testing.T) {
-	text := strings.ReplaceAll(planFlowYAML, "%CONFLICT%", "newest")
-	text = strings.Replace(text, "      - [{source: code, target: sku}]\n",
-		"      - [{source: code, target: sku}]\n      - [{source: name, target: title}]\n", 1)
-	pl := newPlanner(planFlowWith(t, text), nil, nil, nil)
-	src := func(id, code, name string) connector.Record {
-		return planRecord(t, id, fmt.Sprintf(`{"id": %s, "code": %q, "name": %q}`, id, code, name))
-	}
-	tgt := func(id, sku, title string) connector.Record {
-		return planRecord(t, id, fmt.Sprintf(`{"id": %q, "sku": %q, "title": %q}`, id, sku, title))
-	}
-	index := func(side Side, recs ...connector.Record) *mergeIndex {
-		idx := newMergeIndex(len(pl.f.Merge))
-		for _, r := range recs {
-			idx.add(r, pl.f.Merge, side)
-		}
-		return idx
-	}
-	type want struct{ id, err string }
-	for _, tc := range []struct {
-		name    string
-		batch   []connector.Record // source records without a link
-		targets []connector.Record // the unlinked target candidates
-		sources []connector.Record // the unlinked source candidates (the batch among them)
-		want    []want
-	}{
-		{name: "one match", batch: []connector.Record{src("1", "C1", "Tea")},
-			targets: []connector.Record{tgt("t1", "C1", "Black tea"), tgt("t2", "C2", "Tea")},
-			want:    []want{{id: "t1"}}},
-		{name: "none: the create policy decides", batch: []connector.Record{src("1", "C9", "Mate")},
-			targets: []connector.Record{tgt("t1", "C1", "Tea")}, want: []want{{}}},
-		{name: "no candidates at all", batch: []connector.Record{src("1", "C1", "Tea")}, want: []want{{}}},
-		{name: "the second alternative matches when the first matches none", batch: []connector.Record{src("1", "C9", "Tea")},
-			targets: []connector.Record{tgt("t1", "C1", "Tea")}, want: []want{{id: "t1"}}},
-		{name: "an empty value never matches", batch: []connector.Record{src("1", "", "Tea")},
-			targets: []connector.Record{tgt("t1", "", "Coffee")}, want: []want{{}}},
-		{name: "two matches: the record is ambiguous (a dead letter)", batch: []connector.Record{src("1", "C1", "Tea")},
-			targets: []connector.Record{tgt("t1", "C1", "A"), tgt("t2", "C1", "B")},
-			want:    []want{{err: "matches 2 Thing records by the merge criteria (t1, t2); make the criteria stricter or the records distinct"}}},
-		{name: "the first alternative's ambiguity stops the search", batch: []connector.Record{src("1", "C1", "Tea")},
-			targets: []connector.Record{tgt("t1", "C1", "A"), tgt("t2", "C1", "B"), tgt("t3", "C3", "Tea")},
-			want:    []want{{err: "matches 2 Thing records by the merge criteria (t1, t2); make the criteria stricter or the records distinct"}}},
-		{name: "two records match one: its ambiguity (this one waits)", batch: []connector.Record{src("1", "C1", "Tea")},
-			targets: []connector.Record{tgt("t1", "C1", "A")}, sources: []connector.Record{src("1", "C1", "Tea"), src("2", "C1", "Mate")},
-			want: []want{{err: "matches record t1, which 2 Item records match by the merge criteria (1, 2); make the criteria stricter or the records distinct"}}},
-		{name: "a match already linked to another record of the batch is not linked again",
-			batch:   []connector.Record{src("1", "C1", "Tea"), src("2", "C2", "Tea")},
-			targets: []connector.Record{tgt("t1", "C1", "Tea")},
-			want:    []want{{id: "t1"}, {}}},
-	} {
-		others, same := index(Target, tc.targets...), index(Source, tc.sources...)
-		for i, rec := range tc.batch {
-			found, err := pl.linkTaking(Source, rec, others, same)
-			var got want
-			if found != nil {
-				got.id = found.ID
-			}
-			if err != nil {
-				got.err = err.Error()
-			}
-			if got != tc.want[i] {
-				t.Errorf("%s: record %s: linked with %q, error %q; want %q, %q", tc.name, rec.ID, got.id, got.err, tc.want[i].id, tc.want[i].err)
-			}
-		}
-	}
-}
-
-// planRefs is the lookup of references of the planner's tests: the links it holds, and the
-// records their flow creates on reference, which it answers as the runner's lookup does.
-type planRefs struct {
-	linked   map[string]string // source id → target id
-	toCreate map[string]bool   // source ids
-}
-
-func (r planRefs) TargetID(f *mapping.Flow, id string) (string, bool, error) {
-	if t, ok := r.linked[id]; ok {
-		return t, true, nil
-	}
-	if r.toCreate[id] {
-		return "", false, &referenceToCreate{flow: f, id: id, side: Source}
-	}
-	return "", false, nil
-}
-
-func (r planRefs) SourceID(f *mapping.Flow, id string) (string, bool, error) {
-	for s, t := range r.linked {
-		if t == id {
-			return s, true, nil
-		}
-	}
-	return "", false, nil
-}
-
-// References (docs/semantics.md §3.4): a reference is translated through the links of the
-// flow it names; one not linked makes the record wait; one its flow creates on reference makes
-// the plan of the record that apply is to create it first (refs.withReferences), and nothing
-// else: the planner creates nothing.
-func TestPlanReferences(t *testing.T) {
-	text := strings.ReplaceAll(planFlowYAML, "%CONFLICT%", "newest")
-	text = strings.ReplaceAll(text, "%EXTRA%", "    create: {target: referenced, source: never}\n")
-	text = strings.Replace(text, "      - {source: code, target: sku}\n", "      - {source: code, target: sku}\n      - {source: parent, target: parent, ref: items}\n", 1)
-	f := planFlowWith(t, text)
-	refs := planRefs{linked: map[string]string{"5": "t5"}, toCreate: map[string]bool{"7": true}}
-	pl := newPlanner(f, refs, nil, nil)
-	base := planBase(t, pl, planRecord(t, "1", planSrc0), planRecord(t, "t1", planTgt0))
-	for _, tc := range []struct {
-		name, parent string
-		wantTgt      string
-		wantErr      string
-		wantCreate   string // the id of the record apply is to create first
-	}{
-		{name: "a reference linked: its id is translated", parent: "5", wantTgt: `{"parent":"t5"}`},
-		{name: "a reference not linked: the record waits", parent: "6", wantErr: "refers to 6, which flow items has not linked yet"},
-		{name: "a reference its flow creates on reference: apply is to create it first", parent: "7", wantCreate: "7"},
-		{name: "no reference", parent: "null"},
-	} {
-		src := planRecord(t, "1", edit(t, planSrc0, `{"parent": `+tc.parent+`}`))
-		m, err := pl.merge(src, planRecord(t, "t1", planTgt0), base)
-		var ref *referenceToCreate
-		switch {
-		case tc.wantCreate != "":
-			if !errors.As(err, &ref) || ref.id != tc.wantCreate || ref.side != Source || ref.flow != f {
-				t.Errorf("%s: %v, want the create of source record %s of flow items first", tc.name, err, tc.wantCreate)
-			}
-			if mapping.IsWaiting(err) {
-				t.Errorf("%s: the record waits; want it planned again after the create", tc.name)
-			}
-		case tc.wantErr != "":
-			if err == nil || err.Error() != tc.wantErr || !mapping.IsWaiting(err) {
-				t.Errorf("%s: %v, want the wait %q", tc.name, err, tc.wantErr)
-			}
-		case err != nil:
-			t.Errorf("%s: %v", tc.name, err)
-		}
-		if err == nil {
-			if got := canon(m.tgtPatch); got != tc.wantTgt {
-				t.Errorf("%s: target patch %s, want %s", tc.name, got, tc.wantTgt)
-			}
-		}
-	}
-}
-
 // sameElements compares two canonical values; lists as sets of elements, since a side keeps an
 // order of its own (child rows by id), which the merge does not take for a change.
 func sameElements(a, b []byte) bool {
@@ -605,14 +457,7 @@ func sameElements(a, b []byte) bool {
 // merge settles with both records in sync, whatever the edits. DATAFLOW_PLAN_SEEDS=N runs N
 // seeds (default 3000).
 func TestPlanSettlesAtRandom(t *testing.T) {
-	seeds := 3000
-	if s := os.Getenv("DATAFLOW_PLAN_SEEDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("DATAFLOW_PLAN_SEEDS=%q: want a number of seeds", s)
-		}
-		seeds = n
-	}
+	seeds := planSeeds(t, 3000)
 	flows := map[string]*mapping.Flow{}
 	for _, c := range []string{"newest", "source", "target"} {
 		flows[c] = planFlow(t, c)
@@ -637,38 +482,7 @@ func TestPlanSettlesAtRandom(t *testing.T) {
 				data["note"] = []any{"n", "m", nil}[rng.Intn(3)]
 			}
 			data[stampKey] = stamp()
-			for _, list := range []string{"lines", "tags"} {
-				if rng.Intn(2) == 0 {
-					continue
-				}
-				elems, _ := data[list].([]any)
-				var next []any
-				for _, e := range elems {
-					m := mapping.Clone(e).(map[string]any)
-					switch rng.Intn(4) {
-					case 0:
-						continue // removed
-					case 1:
-						if list == "lines" {
-							m["qty"] = int64(rng.Intn(5))
-						} else {
-							m["n"] = int64(rng.Intn(5))
-						}
-					}
-					next = append(next, m)
-				}
-				if rng.Intn(2) == 0 {
-					if list == "lines" {
-						next = append(next, map[string]any{"id": newID(), "sku": fmt.Sprint("N", rng.Intn(3)), "qty": int64(rng.Intn(5))})
-					} else {
-						next = append(next, map[string]any{"tag": fmt.Sprint("z", rng.Intn(3)), "n": int64(rng.Intn(5))})
-					}
-				}
-				if next == nil {
-					next = []any{}
-				}
-				data[list] = next
-			}
+			randomListEdits(rng, data, newID)
 		}
 		srcIDs, tgtIDs := int64(100), 100
 		if rng.Intn(4) > 0 {
@@ -719,5 +533,42 @@ func TestPlanSettlesAtRandom(t *testing.T) {
 				return
 			}
 		}
+	}
+}
+
+// randomListEdits edits a record's lists at random: elements removed, changed and added (a
+// line with an id from newID, as its system gives it).
+func randomListEdits(rng *rand.Rand, data map[string]any, newID func() any) {
+	for _, list := range []string{"lines", "tags"} {
+		if rng.Intn(2) == 0 {
+			continue
+		}
+		elems, _ := data[list].([]any)
+		var next []any
+		for _, e := range elems {
+			m := mapping.Clone(e).(map[string]any)
+			switch rng.Intn(4) {
+			case 0:
+				continue // removed
+			case 1:
+				if list == "lines" {
+					m["qty"] = int64(rng.Intn(5))
+				} else {
+					m["n"] = int64(rng.Intn(5))
+				}
+			}
+			next = append(next, m)
+		}
+		if rng.Intn(2) == 0 {
+			if list == "lines" {
+				next = append(next, map[string]any{"id": newID(), "sku": fmt.Sprint("N", rng.Intn(3)), "qty": int64(rng.Intn(5))})
+			} else {
+				next = append(next, map[string]any{"tag": fmt.Sprint("z", rng.Intn(3)), "n": int64(rng.Intn(5))})
+			}
+		}
+		if next == nil {
+			next = []any{}
+		}
+		data[list] = next
 	}
 }

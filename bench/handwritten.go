@@ -18,6 +18,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const handTxRows = 10000
@@ -177,9 +178,19 @@ func appendBase(b []byte, t *tgtItem) []byte {
 	return append(b, '}')
 }
 
+// newTextID makes an id as the shop's system makes them (engine/connector/sqlite's text ids,
+// and Squarespace's, which are MongoDB ObjectIds): 24 hex digits that lead with the time, 12
+// digits of milliseconds, then 12 random. Both programs' inserts into the indexes of target
+// ids then append, as they would against the real system: a reference with purely random ids
+// would pay a random index page per record that dataflow's run does not.
 func newTextID() string {
 	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
 		panic(err)
 	}
 	return hex.EncodeToString(b[:])

@@ -9,10 +9,10 @@ package main
 //
 // Two targets. With integer ids (scenario i, int-ids/shop.sql) SQLite assigns the id and the
 // link table is keyed by the source id alone: a one-way job finds a link by the source record
-// it reads. With the shop's random text ids (scenario a, shop.sql) the program makes the id as
-// the shop's system does (24 hex digits, Squarespace's shape), and the link table keeps a
-// unique index on the target id: the reverse index that dataflow keeps too, and that costs a
-// random insert per record into an index that outgrows the page cache.
+// it reads. With the shop's text ids (scenario a, shop.sql) the program makes the id as the
+// shop's system does (24 hex digits that lead with the time, Squarespace's ObjectId shape; see
+// newTextID), and the link table keeps a unique index on the target id: the reverse index that
+// dataflow keeps too.
 
 import (
 	"context"

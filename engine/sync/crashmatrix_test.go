@@ -239,18 +239,59 @@ func (tx *crashTx) Commit() error {
 	return tx.Tx.Commit()
 }
 
-// crashWorld is one case's systems and link state, in files of its own directory.
-type crashWorld struct {
-	t     *testing.T
-	dir   string
-	proj  *mapping.Project
-	flow  *mapping.Flow
-	clock time.Time
+// crashStates keep the link states of the matrix's worlds: a SQLite file in the world's
+// directory (sqliteCrashStates), or a database of a PostgreSQL server (pgCrashStates, in
+// crashmatrix_pg_test.go), so that the same matrix proves the recovery over either store.
+type crashStates interface {
+	// open opens the world's link state as a new process would, made at the first ReadWrite.
+	open(ctx context.Context, w *crashWorld, mode state.Mode) (state.Store, error)
+	// copy makes to's link state a copy of from's (closed): a case starts at the checkpoint.
+	copy(t *testing.T, from, to *crashWorld)
+	// remove deletes the world's link state.
+	remove(t *testing.T, w *crashWorld)
 }
 
-func newCrashWorld(t *testing.T, proj *mapping.Project, dir string) *crashWorld {
-	return &crashWorld{t: t, dir: dir, proj: proj, flow: proj.Dataflows[0].Flows[0],
+// sqliteCrashStates keep each world's link state in its directory's state.db, which copyDir
+// copies and os.RemoveAll removes with the systems' files.
+type sqliteCrashStates struct{}
+
+func (sqliteCrashStates) open(ctx context.Context, w *crashWorld, mode state.Mode) (state.Store, error) {
+	return state.Open(ctx, filepath.Join(w.dir, "state.db"), mode)
+}
+
+func (sqliteCrashStates) copy(*testing.T, *crashWorld, *crashWorld) {}
+
+func (sqliteCrashStates) remove(*testing.T, *crashWorld) {}
+
+// crashWorld is one case's systems, in files of its own directory, and its link state.
+type crashWorld struct {
+	t      *testing.T
+	dir    string
+	states crashStates
+	proj   *mapping.Project
+	flow   *mapping.Flow
+	clock  time.Time
+}
+
+func newCrashWorld(t *testing.T, states crashStates, proj *mapping.Project, dir string) *crashWorld {
+	return &crashWorld{t: t, dir: dir, states: states, proj: proj, flow: proj.Dataflows[0].Flows[0],
 		clock: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// copyTo makes the world at dir a copy of w (files and link state) at w's clock.
+func (w *crashWorld) copyTo(dir string) *crashWorld {
+	w.t.Helper()
+	cw := newCrashWorld(w.t, w.states, w.proj, dir)
+	copyDir(w.t, w.dir, dir)
+	w.states.copy(w.t, w, cw)
+	cw.clock = w.clock
+	return cw
+}
+
+// remove deletes the world's files and link state.
+func (w *crashWorld) remove() {
+	w.states.remove(w.t, w)
+	os.RemoveAll(w.dir)
 }
 
 // tick moves both systems' clocks (their triggers stamp writes with it) a second on.
@@ -340,7 +381,7 @@ func (w *crashWorld) run(plan crashPlan) ([]string, string, *dsync.Report, error
 		}
 		conns[sys.Config.ID.Value] = &crashConn{Conn: c, p: p, side: side}
 	}
-	st, err := state.Open(ctx, filepath.Join(w.dir, "state.db"), state.ReadWrite)
+	st, err := w.states.open(ctx, w, state.ReadWrite)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -373,7 +414,7 @@ func (w *crashWorld) check(want []string) error {
 			problems = append(problems, fmt.Sprintf("%s holds %q, want %q", db, got, want))
 		}
 	}
-	st, err := state.Open(ctx, filepath.Join(w.dir, "state.db"), state.ReadOnly)
+	st, err := w.states.open(ctx, w, state.ReadOnly)
 	if err != nil {
 		return err
 	}
@@ -474,8 +515,15 @@ func copyDir(t *testing.T, from, to string) {
 }
 
 func TestCrashMatrix(t *testing.T) {
+	runCrashMatrix(t, sqliteCrashStates{}, crashScenarios(), false)
+}
+
+// runCrashMatrix runs the scenarios' matrices with the link states kept by states.
+// firstKillsOnly kills the first run at every crash point but does not kill the recovery
+// runs (a subset for a slower store).
+func runCrashMatrix(t *testing.T, states crashStates, scenarios []crashScenario, firstKillsOnly bool) {
 	root := modelTempDir(t)
-	for si, sc := range crashScenarios() {
+	for si, sc := range scenarios {
 		proj := modelProject(t, "propagate")
 		if sc.flat {
 			proj = modelProject(t, "flat")
@@ -486,20 +534,18 @@ func TestCrashMatrix(t *testing.T) {
 			if err := os.MkdirAll(base, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			w := newCrashWorld(t, proj, base)
+			w := newCrashWorld(t, states, proj, base)
+			defer w.remove()
 			w.run(crashPlan{At: 0}) // creates the databases and the link state, killed at once
 			sc.prepare(w)
 			sc.change(w)
-			clock := w.clock
 			// A probe run on a copy lists the calls the run makes.
-			probe := newCrashWorld(t, proj, base+"-probe")
-			copyDir(t, base, probe.dir)
-			probe.clock = clock
+			probe := w.copyTo(base + "-probe")
 			calls, _, _, err := probe.run(noCrash)
 			if err != nil {
 				t.Fatal(err)
 			}
-			os.RemoveAll(probe.dir)
+			probe.remove()
 
 			seen := map[string]bool{}
 			cases := 0
@@ -508,11 +554,8 @@ func TestCrashMatrix(t *testing.T) {
 			// returns the calls of the run after the first kill, when second is noCrash.
 			try := func(first, second crashPlan) []string {
 				cases++
-				dir := filepath.Join(root, fmt.Sprint(si), fmt.Sprint(cases))
-				copyDir(t, base, dir)
-				defer os.RemoveAll(dir)
-				cw := newCrashWorld(t, proj, dir)
-				cw.clock = clock
+				cw := w.copyTo(filepath.Join(root, fmt.Sprint(si), fmt.Sprint(cases)))
+				defer cw.remove()
 				_, label, _, _ := cw.run(first)
 				calls, dead2, _, _ := cw.run(second)
 				if dead2 != "" {
@@ -551,6 +594,9 @@ func TestCrashMatrix(t *testing.T) {
 					}
 					// The recovery run killed at each of its writes and commits.
 					for rat, rcall := range recovery {
+						if firstKillsOnly {
+							break
+						}
 						if writes(rcall) {
 							try(first, crashPlan{At: rat, Applied: -1})
 							if !strings.HasPrefix(rcall, "commit") {
@@ -567,6 +613,9 @@ func TestCrashMatrix(t *testing.T) {
 			sort.Strings(labels)
 			t.Logf("%d cases over %d calls (%s); distinct crash points: %d", cases, len(calls), strings.Join(calls, ", "), len(labels))
 			for _, want := range crashBoundaries(sc.name) {
+				if firstKillsOnly && strings.HasPrefix(want, "→ recovery killed at ") {
+					continue
+				}
 				found := false
 				for _, l := range labels {
 					if strings.Contains(l, want) {

@@ -229,13 +229,18 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 // Overlaps implements state.Overlapping: reads take connections of their own from the pool.
 func (s *Store) Overlaps() bool { return s.opts.Mode == state.ReadWrite }
 
-// Close closes the pool, then the lock's session, which releases the lock: never the other
-// way round, or another run could start while this one still writes.
+// Close closes the pool, then releases the lock: never the other way round, or another run
+// could start while this one still writes. The lock is released by a statement before its
+// session is closed: a session that ends releases its locks only when the server has noticed
+// the closed connection, a moment later, and a run started at once would be refused.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.pool.Close()
 		if s.lock != nil {
-			s.closeErr = s.lock.Close(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, unlockErr := s.lock.Exec(ctx, "SELECT pg_advisory_unlock_all()")
+			s.closeErr = errors.Join(unlockErr, s.lock.Close(ctx))
 		}
 	})
 	return s.closeErr

@@ -81,6 +81,10 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 		if err != nil && !errors.Is(err, pgstate.ErrLeaseLost) {
 			err = fmt.Errorf("%w (%v)", err, cause)
 		}
+	} else if errors.Is(err, pgstate.ErrLeaseLost) {
+		// The database's fence refused a commit before the lease's watchdog noticed the loss
+		// (a worker woken from a stall commits at once): fenced all the same, and said so.
+		log.Warn("run fenced: its lease was lost; it stopped writing", "cause", err.Error())
 	}
 
 	finished := s.cfg.Now()

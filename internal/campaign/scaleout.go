@@ -45,9 +45,16 @@ type ScaleConfig struct {
 
 // ScaleFigures are what a scale-out campaign found.
 type ScaleFigures struct {
-	Kills, Stops   int
-	StoppedMidRun  bool // the SIGSTOP landed while the worker ran a flow
-	Edits, Creates int
+	Kills, Stops int
+	// StoppedMidRun says the SIGSTOP landed while the worker ran a flow: a run of its log
+	// started before the stop and had not finished by then (judged after the campaign from
+	// the lines' own times, not from the log as read at the stop, which a pipe may delay).
+	StoppedMidRun bool
+	// UnfencedStalledRuns are the runs that spanned the stall and ended with an error, but
+	// not with a "run fenced" line: a run woken after its lease was lost either had committed
+	// everything before the stall (it finishes without error) or is refused and says so.
+	UnfencedStalledRuns []string
+	Edits, Creates      int
 	// LockedEdits are the edit turns a SQLite system refused as locked (by the stopped
 	// worker's write transaction): not made, so not expected either.
 	LockedEdits    int
@@ -69,7 +76,8 @@ type ScaleFigures struct {
 // OK reports whether the campaign found nothing wrong.
 func (f *ScaleFigures) OK() bool {
 	return f.Duplicates == 0 && f.Missing == 0 && f.LostUpdates == 0 && f.PendingIntents == 0 &&
-		len(f.Overlaps) == 0 && len(f.MetricMismatches) == 0 && f.FinalWrites == 0
+		len(f.Overlaps) == 0 && len(f.MetricMismatches) == 0 && f.FinalWrites == 0 &&
+		len(f.UnfencedStalledRuns) == 0
 }
 
 func (f *ScaleFigures) String() string {
@@ -112,7 +120,9 @@ type scaleCampaign struct {
 	fig     *ScaleFigures
 	workers []*worker
 	logs    []*lockedBuffer // every process's log, in start order
-	names   map[string]bool // the worker names of processes never killed (host:pid)
+	// stoppedAt is when worker 1 was SIGSTOPped (zero: never).
+	stoppedAt time.Time
+	names     map[string]bool // the worker names of processes never killed (host:pid)
 }
 
 // ScaleOut runs a scale-out campaign.
@@ -141,6 +151,9 @@ func ScaleOut(ctx context.Context, cfg ScaleConfig) (*ScaleFigures, error) {
 	if c.cfg.Workers > 1 {
 		log := c.workers[1].log.String()
 		c.fig.FencedRuns = strings.Count(log, `"msg":"run fenced`)
+		if !c.stoppedAt.IsZero() {
+			c.fig.StoppedMidRun, c.fig.UnfencedStalledRuns = stalledRuns(log, c.stoppedAt)
+		}
 	}
 	if err := c.checkMetrics(ctx); err != nil {
 		return nil, err
@@ -332,11 +345,11 @@ func (c *scaleCampaign) chaos(ctx context.Context) error {
 		// progress), long enough for its lease to expire and the flow to go to another worker
 		// (whose own leadership of the queue, if it had it, must expire too).
 		if c.cfg.Workers > 1 && c.fig.Stops == 0 && now.After(stopAt) && (midRun(c.workers[1].log.String()) || now.After(end.Add(-c.cfg.Duration/3))) {
-			c.fig.StoppedMidRun = midRun(c.workers[1].log.String())
 			c.workers[1].cmd.Process.Signal(syscall.SIGSTOP)
+			c.stoppedAt = time.Now()
 			c.fig.Stops++
 			resumeAt = now.Add(5 * c.cfg.Lease)
-			fmt.Fprintf(c.cfg.Log, "%5.1fs: stopped worker 1 (mid-run: %v)\n", time.Since(start).Seconds(), c.fig.StoppedMidRun)
+			fmt.Fprintf(c.cfg.Log, "%5.1fs: stopped worker 1 (mid-run by its log as read: %v)\n", time.Since(start).Seconds(), midRun(c.workers[1].log.String()))
 		}
 		if !resumeAt.IsZero() && now.After(resumeAt) {
 			c.workers[1].cmd.Process.Signal(syscall.SIGCONT)
@@ -359,6 +372,47 @@ func isLocked(err error) bool {
 }
 
 // midRun reports whether a worker's log shows a run in progress.
+// stalledRuns reads a worker's JSON log after the campaign: whether a run was in progress at
+// stopped (started before it, not finished before it), and which of those runs ended with an
+// error without a "run fenced" line.
+func stalledRuns(log string, stopped time.Time) (midRun bool, unfenced []string) {
+	type line struct {
+		Time  time.Time `json:"time"`
+		Msg   string    `json:"msg"`
+		Run   string    `json:"run"`
+		Error string    `json:"error"`
+	}
+	started := map[string]time.Time{}
+	finished := map[string]line{}
+	fenced := map[string]bool{}
+	for _, text := range strings.Split(log, "\n") {
+		var l line
+		if json.Unmarshal([]byte(text), &l) != nil || l.Run == "" {
+			continue
+		}
+		switch {
+		case l.Msg == "run started":
+			started[l.Run] = l.Time
+		case l.Msg == "run finished":
+			finished[l.Run] = l
+		case strings.HasPrefix(l.Msg, "run fenced"):
+			fenced[l.Run] = true
+		}
+	}
+	for run, at := range started {
+		end, ok := finished[run]
+		if at.After(stopped) || ok && end.Time.Before(stopped) {
+			continue
+		}
+		midRun = true
+		if ok && end.Error != "" && !fenced[run] {
+			unfenced = append(unfenced, run+": "+end.Error)
+		}
+	}
+	sort.Strings(unfenced)
+	return midRun, unfenced
+}
+
 func midRun(log string) bool {
 	return strings.Count(log, `"msg":"run started"`) > strings.Count(log, `"msg":"run finished"`)
 }

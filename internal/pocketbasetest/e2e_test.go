@@ -239,9 +239,15 @@ func TestPocketBaseTwoWay(t *testing.T) {
 	if s.CreatedTarget != 2000 || len(p.pb.Records("contacts")) != 2000 {
 		t.Fatalf("created %d, PocketBase holds %d", s.CreatedTarget, len(p.pb.Records("contacts")))
 	}
-	pbRecs := p.pb.Records("contacts")
-	for _, r := range pbRecs[:10] {
-		p.pb.Must("PATCH", "/api/collections/contacts/records/"+r["id"].(string), map[string]any{"name": "Edited in PocketBase"}, nil)
+	// Ten records edited in PocketBase, none of them one the CRM edits too (the CRM's ids
+	// 1991 to 2000, contacts c1990 to c1999): PocketBase lists its records in an order of its
+	// own, and a contact edited on both sides is a conflict, not an update each way.
+	edited := 0
+	for _, r := range p.pb.Records("contacts") {
+		if email, _ := r["email"].(string); edited < 10 && email < "c1990@example.com" {
+			p.pb.Must("PATCH", "/api/collections/contacts/records/"+r["id"].(string), map[string]any{"name": "Edited in PocketBase"}, nil)
+			edited++
+		}
 	}
 	for i := range 5 {
 		p.pb.Must("POST", "/api/collections/contacts/records", map[string]any{"email": fmt.Sprintf("pb%d@example.com", i), "name": "Made in PocketBase"}, nil)

@@ -148,15 +148,7 @@ func (c *converter) convert(y *yaml.Node, depth int) *Node {
 		return &Node{Kind: Null, file: c.file}
 	}
 	c.nodes++
-	if c.nodes > maxNodes {
-		c.tooBig = true
-		c.diags.Errorf(c.file.rangeOf(y), "the file expands to more than %d values", maxNodes).
-			WithDetail("Aliases that refer to large anchors multiply; write the values out or split the file.")
-		return &Node{Kind: Null, file: c.file}
-	}
-	if depth > maxDepth {
-		c.tooBig = true
-		c.diags.Errorf(c.file.rangeOf(y), "the file nests deeper than %d levels", maxDepth)
+	if c.overLimits(y, depth) {
 		return &Node{Kind: Null, file: c.file}
 	}
 	switch y.Kind {
@@ -166,86 +158,124 @@ func (c *converter) convert(y *yaml.Node, depth int) *Node {
 		}
 		return c.convert(y.Content[0], depth)
 	case yaml.AliasNode:
-		if c.expanding[y.Alias] {
-			c.diags.Errorf(c.file.rangeOf(y), "alias *%s refers to itself", y.Value)
-			return &Node{Kind: Null, file: c.file, Range: c.file.rangeOf(y)}
-		}
-		// An alias shares the anchored value, positions included: an error inside it points
-		// at the anchor, where the text is.
-		if n, ok := c.memo[y.Alias]; ok {
-			c.nodes += n.size
-			if c.nodes > maxNodes {
-				return c.convert(y, depth) // reports the overflow
-			}
-			return n
-		}
-		c.expanding[y.Alias] = true
-		n := c.convert(y.Alias, depth)
-		delete(c.expanding, y.Alias)
-		c.memo[y.Alias] = n
-		return n
+		return c.convertAlias(y, depth)
 	case yaml.MappingNode:
-		n := &Node{Kind: Map, file: c.file, Range: c.file.rangeOf(y)}
-		seen := map[string]*Node{}
-		add := func(k, v *Node, merged bool) {
-			if c.tooBig {
-				return // the values past the limit are placeholders, not the file's text
-			}
-			if first, dup := seen[k.Value]; dup {
-				if merged {
-					return // keys written in the mapping override merged ones
-				}
-				c.diags.Errorf(k.Range, "duplicate key %q", k.Value).
-					WithDetail("The key is first defined at %s; remove one of them.", first.Range)
-				return
-			}
-			seen[k.Value] = k
-			n.Keys = append(n.Keys, k)
-			n.Vals = append(n.Vals, v)
-		}
-		var merges []*Node
-		for i := 0; i+1 < len(y.Content); i += 2 {
-			ky, vy := y.Content[i], y.Content[i+1]
-			if ky.Kind == yaml.ScalarNode && ky.Tag == "!!merge" {
-				merges = append(merges, c.convert(vy, depth+1))
-				continue
-			}
-			k := c.convert(ky, depth+1)
-			if k.Kind != Scalar && k.Kind != Null {
-				c.diags.Errorf(k.Range, "a key must be a plain name, not %s", k.Describe())
-				continue
-			}
-			add(k, c.convert(vy, depth+1), false)
-		}
-		for _, m := range merges {
-			srcs := []*Node{m}
-			if m.Kind == List {
-				srcs = m.Items
-			}
-			for _, s := range srcs {
-				if s.Kind != Map {
-					c.diags.Errorf(s.Range, "a merge key (<<) needs a mapping, not %s", s.Describe())
-					continue
-				}
-				for i, k := range s.Keys {
-					add(k, s.Vals[i], true)
-				}
-			}
-		}
-		n.size = 1
-		for i := range n.Keys {
-			n.size += 1 + n.Vals[i].size
-		}
-		return n
+		return c.convertMap(y, depth)
 	case yaml.SequenceNode:
-		n := &Node{Kind: List, file: c.file, Range: c.file.rangeOf(y), size: 1}
-		for _, it := range y.Content {
-			item := c.convert(it, depth+1)
-			n.Items = append(n.Items, item)
-			n.size += item.size
+		return c.convertList(y, depth)
+	}
+	return c.convertScalar(y)
+}
+
+// overLimits reports (and remembers in tooBig) a file that has grown past maxNodes values
+// or maxDepth levels with y.
+func (c *converter) overLimits(y *yaml.Node, depth int) bool {
+	if c.nodes > maxNodes {
+		c.tooBig = true
+		c.diags.Errorf(c.file.rangeOf(y), "the file expands to more than %d values", maxNodes).
+			WithDetail("Aliases that refer to large anchors multiply; write the values out or split the file.")
+		return true
+	}
+	if depth > maxDepth {
+		c.tooBig = true
+		c.diags.Errorf(c.file.rangeOf(y), "the file nests deeper than %d levels", maxDepth)
+		return true
+	}
+	return false
+}
+
+func (c *converter) convertAlias(y *yaml.Node, depth int) *Node {
+	if c.expanding[y.Alias] {
+		c.diags.Errorf(c.file.rangeOf(y), "alias *%s refers to itself", y.Value)
+		return &Node{Kind: Null, file: c.file, Range: c.file.rangeOf(y)}
+	}
+	// An alias shares the anchored value, positions included: an error inside it points
+	// at the anchor, where the text is.
+	if n, ok := c.memo[y.Alias]; ok {
+		c.nodes += n.size
+		if c.nodes > maxNodes {
+			return c.convert(y, depth) // reports the overflow
 		}
 		return n
 	}
+	c.expanding[y.Alias] = true
+	n := c.convert(y.Alias, depth)
+	delete(c.expanding, y.Alias)
+	c.memo[y.Alias] = n
+	return n
+}
+
+func (c *converter) convertMap(y *yaml.Node, depth int) *Node {
+	n := &Node{Kind: Map, file: c.file, Range: c.file.rangeOf(y)}
+	seen := map[string]*Node{}
+	add := func(k, v *Node, merged bool) {
+		if c.tooBig {
+			return // the values past the limit are placeholders, not the file's text
+		}
+		if first, dup := seen[k.Value]; dup {
+			if merged {
+				return // keys written in the mapping override merged ones
+			}
+			c.diags.Errorf(k.Range, "duplicate key %q", k.Value).
+				WithDetail("The key is first defined at %s; remove one of them.", first.Range)
+			return
+		}
+		seen[k.Value] = k
+		n.Keys = append(n.Keys, k)
+		n.Vals = append(n.Vals, v)
+	}
+	var merges []*Node
+	for i := 0; i+1 < len(y.Content); i += 2 {
+		ky, vy := y.Content[i], y.Content[i+1]
+		if ky.Kind == yaml.ScalarNode && ky.Tag == "!!merge" {
+			merges = append(merges, c.convert(vy, depth+1))
+			continue
+		}
+		k := c.convert(ky, depth+1)
+		if k.Kind != Scalar && k.Kind != Null {
+			c.diags.Errorf(k.Range, "a key must be a plain name, not %s", k.Describe())
+			continue
+		}
+		add(k, c.convert(vy, depth+1), false)
+	}
+	c.merge(merges, add)
+	n.size = 1
+	for i := range n.Keys {
+		n.size += 1 + n.Vals[i].size
+	}
+	return n
+}
+
+// merge adds the keys of the merge keys' (<<) mappings, after the mapping's own.
+func (c *converter) merge(merges []*Node, add func(k, v *Node, merged bool)) {
+	for _, m := range merges {
+		srcs := []*Node{m}
+		if m.Kind == List {
+			srcs = m.Items
+		}
+		for _, s := range srcs {
+			if s.Kind != Map {
+				c.diags.Errorf(s.Range, "a merge key (<<) needs a mapping, not %s", s.Describe())
+				continue
+			}
+			for i, k := range s.Keys {
+				add(k, s.Vals[i], true)
+			}
+		}
+	}
+}
+
+func (c *converter) convertList(y *yaml.Node, depth int) *Node {
+	n := &Node{Kind: List, file: c.file, Range: c.file.rangeOf(y), size: 1}
+	for _, it := range y.Content {
+		item := c.convert(it, depth+1)
+		n.Items = append(n.Items, item)
+		n.size += item.size
+	}
+	return n
+}
+
+func (c *converter) convertScalar(y *yaml.Node) *Node {
 	n := &Node{Kind: Scalar, Tag: y.ShortTag(), Value: y.Value, style: y.Style, file: c.file, size: 1}
 	if n.Tag == "!!null" {
 		n.Kind = Null

@@ -291,104 +291,19 @@ func Coerce(v any, t string) (any, error) {
 	v = normalize(v)
 	// A path through a list gives a list of values; each is converted.
 	if list, ok := v.([]any); ok && t != schema.Array && t != schema.Object {
-		out := make([]any, len(list))
-		for i, e := range list {
-			c, err := Coerce(e, t)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = c
-		}
-		return out, nil
+		return coerceEach(list, t)
 	}
-	switch t {
 	// A value already of the type is returned as the interface it came in: boxing it again
 	// would allocate.
+	switch t {
 	case schema.String:
-		switch x := v.(type) {
-		case string:
-			return v, nil
-		case bool:
-			return strconv.FormatBool(x), nil
-		case int64:
-			return strconv.FormatInt(x, 10), nil
-		case float64:
-			return formatNumber(x), nil
-		case json.Number:
-			return string(x), nil
-		}
+		return coerceString(v)
 	case schema.Integer:
-		switch x := v.(type) {
-		case int64:
-			return v, nil
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-				return int64(x), nil
-			}
-			if x == math.Trunc(x) {
-				return nil, fmt.Errorf("%s cannot be held exactly as an integer", formatNumber(x))
-			}
-			return nil, fmt.Errorf("%s is not an integer", formatNumber(x))
-		case json.Number:
-			return exactInteger(x)
-		case bool:
-			if x {
-				return int64(1), nil
-			}
-			return int64(0), nil
-		case string:
-			s := strings.TrimSpace(x)
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return i, nil
-			}
-			if isJSONNumber(s) {
-				if v, err := exactInteger(json.Number(s)); err == nil {
-					return v, nil
-				}
-			}
-			return nil, fmt.Errorf("%q is not an integer", x)
-		}
+		return coerceInteger(v)
 	case schema.Number:
-		switch x := v.(type) {
-		case int64, float64, json.Number:
-			return v, nil
-		case bool:
-			if x {
-				return int64(1), nil
-			}
-			return int64(0), nil
-		case string:
-			s := strings.TrimSpace(x)
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return i, nil
-			}
-			if !isJSONNumber(s) {
-				return nil, fmt.Errorf("%q is not a number", x)
-			}
-			// A text a float64 does not hold exactly stays exact.
-			return normalize(json.Number(s)), nil
-		}
+		return coerceNumber(v)
 	case schema.Boolean:
-		switch x := v.(type) {
-		case bool:
-			return v, nil
-		case int64:
-			if x == 0 || x == 1 {
-				return x == 1, nil
-			}
-		case float64:
-			if x == 0 || x == 1 {
-				return x == 1, nil
-			}
-		case string:
-			switch strings.ToLower(strings.TrimSpace(x)) {
-			case "true", "1", "yes", "y", "t":
-				return true, nil
-			case "false", "0", "no", "n", "f", "":
-				return false, nil
-			}
-		}
-		return nil, fmt.Errorf("%s is not a boolean", Canonical(v))
+		return coerceBoolean(v)
 	case schema.Object:
 		if x, ok := v.(map[string]any); ok {
 			return x, nil
@@ -400,7 +315,121 @@ func Coerce(v any, t string) (any, error) {
 	default:
 		return v, nil
 	}
-	return nil, fmt.Errorf("%s cannot be %s", Canonical(v), article(t))
+	return nil, cannotBe(v, t)
+}
+
+// coerceEach converts each value of list to t.
+func coerceEach(list []any, t string) (any, error) {
+	out := make([]any, len(list))
+	for i, e := range list {
+		c, err := Coerce(e, t)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+func coerceString(v any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case float64:
+		return formatNumber(x), nil
+	case json.Number:
+		return string(x), nil
+	}
+	return nil, cannotBe(v, schema.String)
+}
+
+func coerceInteger(v any) (any, error) {
+	switch x := v.(type) {
+	case int64:
+		return v, nil
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x), nil
+		}
+		if x == math.Trunc(x) {
+			return nil, fmt.Errorf("%s cannot be held exactly as an integer", formatNumber(x))
+		}
+		return nil, fmt.Errorf("%s is not an integer", formatNumber(x))
+	case json.Number:
+		return exactInteger(x)
+	case bool:
+		if x {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case string:
+		s := strings.TrimSpace(x)
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return i, nil
+		}
+		if isJSONNumber(s) {
+			if v, err := exactInteger(json.Number(s)); err == nil {
+				return v, nil
+			}
+		}
+		return nil, fmt.Errorf("%q is not an integer", x)
+	}
+	return nil, cannotBe(v, schema.Integer)
+}
+
+func coerceNumber(v any) (any, error) {
+	switch x := v.(type) {
+	case int64, float64, json.Number:
+		return v, nil
+	case bool:
+		if x {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case string:
+		s := strings.TrimSpace(x)
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return i, nil
+		}
+		if !isJSONNumber(s) {
+			return nil, fmt.Errorf("%q is not a number", x)
+		}
+		// A text a float64 does not hold exactly stays exact.
+		return normalize(json.Number(s)), nil
+	}
+	return nil, cannotBe(v, schema.Number)
+}
+
+func coerceBoolean(v any) (any, error) {
+	switch x := v.(type) {
+	case bool:
+		return v, nil
+	case int64:
+		if x == 0 || x == 1 {
+			return x == 1, nil
+		}
+	case float64:
+		if x == 0 || x == 1 {
+			return x == 1, nil
+		}
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true", "1", "yes", "y", "t":
+			return true, nil
+		case "false", "0", "no", "n", "f", "":
+			return false, nil
+		}
+	}
+	return nil, fmt.Errorf("%s is not a boolean", Canonical(v))
+}
+
+// cannotBe is the error of a value that has no form of type t.
+func cannotBe(v any, t string) error {
+	return fmt.Errorf("%s cannot be %s", Canonical(v), article(t))
 }
 
 // normalize maps the Go types expressions and drivers produce onto the record value types.

@@ -237,72 +237,28 @@ var errShortBase = errors.New("base: the stored base is truncated")
 // decodeBinary decodes a base in binary form, with names the keys by number. The values are
 // slices of one new buffer.
 func decodeBinary(raw []byte, names keyNames) (map[string]Base, error) {
-	p := 1
-	uvarint := func() (uint64, bool) {
-		n, w := binary.Uvarint(raw[min(p, len(raw)):])
-		if w <= 0 {
-			return 0, false
-		}
-		p += w
-		return n, true
-	}
-	if _, ok := uvarint(); !ok {
+	d := binaryDecoder{raw: raw, p: 1}
+	if _, ok := d.uvarint(); !ok {
 		return nil, errShortBase
 	}
-	count, ok := uvarint()
+	count, ok := d.uvarint()
 	if !ok || count > uint64(len(raw)) {
 		return nil, errShortBase
 	}
 	m := make(map[string]Base, count)
 	// The values with their quotes, literals and floats back take at most this many bytes.
-	buf := make([]byte, 0, len(raw)+int(count)*24)
-	value := func(kind byte) (json.RawMessage, error) {
-		start := len(buf)
-		switch kind {
-		case trueValue:
-			buf = append(buf, "true"...)
-		case falseValue:
-			buf = append(buf, "false"...)
-		case nullValue:
-			buf = append(buf, "null"...)
-		case floatValue:
-			if len(raw)-p < 8 {
-				return nil, errShortBase
-			}
-			f := math.Float64frombits(binary.LittleEndian.Uint64(raw[p:]))
-			p += 8
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return nil, fmt.Errorf("base: a number is stored as %v", f)
-			}
-			buf = appendJSONFloat(buf, f)
-		case rawValue, stringValue:
-			n, ok := uvarint()
-			if !ok || n == 0 && kind == rawValue || n > uint64(len(raw)-p) {
-				return nil, errShortBase
-			}
-			v := raw[p : p+int(n)]
-			p += int(n)
-			if kind == stringValue {
-				buf = append(append(append(buf, '"'), v...), '"')
-			} else {
-				buf = append(buf, v...)
-			}
-		default:
-			return nil, fmt.Errorf("base: unknown kind of value %d", kind)
-		}
-		return buf[start:len(buf):len(buf)], nil
-	}
+	d.buf = make([]byte, 0, len(raw)+int(count)*24)
 	var key uint64
 	for i := uint64(0); i < count; i++ {
-		if p >= len(raw) {
+		if d.p >= len(raw) {
 			return nil, errShortBase
 		}
-		head := raw[p]
-		p++
+		head := raw[d.p]
+		d.p++
 		step := uint64(head>>6) + 1
 		if step == 4 {
 			var ok bool
-			if step, ok = uvarint(); !ok {
+			if step, ok = d.uvarint(); !ok {
 				return nil, errShortBase
 			}
 		}
@@ -310,40 +266,102 @@ func decodeBinary(raw []byte, names keyNames) (map[string]Base, error) {
 		if key >= uint64(len(names)) || !names[key].set {
 			return nil, fmt.Errorf("base: the key number %d is not in the state's table of keys", key)
 		}
-		var (
-			b   Base
-			err error
-		)
-		switch layout, kind := head>>3&7, head&7; layout {
-		case layoutNone:
-		case layoutS:
-			b.S, err = value(kind)
-		case layoutT:
-			b.T, err = value(kind)
-		case layoutB:
-			b.S, err = value(kind)
-			b.T = b.S
-		case layoutST:
-			if p >= len(raw) {
-				return nil, errShortBase
-			}
-			kindT := raw[p]
-			p++
-			if b.S, err = value(kind); err == nil {
-				b.T, err = value(kindT)
-			}
-		default:
-			err = fmt.Errorf("base: unknown layout %d", layout)
-		}
+		b, err := d.property(head)
 		if err != nil {
 			return nil, err
 		}
 		m[names[key].name] = b
 	}
-	if p != len(raw) {
-		return nil, fmt.Errorf("base: %d bytes after the last property", len(raw)-p)
+	if d.p != len(raw) {
+		return nil, fmt.Errorf("base: %d bytes after the last property", len(raw)-d.p)
 	}
 	return m, nil
+}
+
+// binaryDecoder reads a base in binary form: raw from p on, the values written back as JSON
+// into buf.
+type binaryDecoder struct {
+	raw []byte
+	p   int
+	buf []byte
+}
+
+func (d *binaryDecoder) uvarint() (uint64, bool) {
+	n, w := binary.Uvarint(d.raw[min(d.p, len(d.raw)):])
+	if w <= 0 {
+		return 0, false
+	}
+	d.p += w
+	return n, true
+}
+
+// property reads the values of a property whose entry's head byte is head, as its layout
+// says: none, the source's, the target's, one for both, or both.
+func (d *binaryDecoder) property(head byte) (Base, error) {
+	var (
+		b   Base
+		err error
+	)
+	switch layout, kind := head>>3&7, head&7; layout {
+	case layoutNone:
+	case layoutS:
+		b.S, err = d.value(kind)
+	case layoutT:
+		b.T, err = d.value(kind)
+	case layoutB:
+		b.S, err = d.value(kind)
+		b.T = b.S
+	case layoutST:
+		if d.p >= len(d.raw) {
+			return Base{}, errShortBase
+		}
+		kindT := d.raw[d.p]
+		d.p++
+		if b.S, err = d.value(kind); err == nil {
+			b.T, err = d.value(kindT)
+		}
+	default:
+		err = fmt.Errorf("base: unknown layout %d", layout)
+	}
+	return b, err
+}
+
+// value reads a value of the given kind and gives it as JSON, a slice of buf.
+func (d *binaryDecoder) value(kind byte) (json.RawMessage, error) {
+	start := len(d.buf)
+	switch kind {
+	case trueValue:
+		d.buf = append(d.buf, "true"...)
+	case falseValue:
+		d.buf = append(d.buf, "false"...)
+	case nullValue:
+		d.buf = append(d.buf, "null"...)
+	case floatValue:
+		if len(d.raw)-d.p < 8 {
+			return nil, errShortBase
+		}
+		f := math.Float64frombits(binary.LittleEndian.Uint64(d.raw[d.p:]))
+		d.p += 8
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("base: a number is stored as %v", f)
+		}
+		d.buf = appendJSONFloat(d.buf, f)
+	case rawValue, stringValue:
+		n, ok := d.uvarint()
+		if !ok || n == 0 && kind == rawValue || n > uint64(len(d.raw)-d.p) {
+			return nil, errShortBase
+		}
+		v := d.raw[d.p : d.p+int(n)]
+		d.p += int(n)
+		if kind == stringValue {
+			d.buf = append(append(append(d.buf, '"'), v...), '"')
+		} else {
+			d.buf = append(d.buf, v...)
+		}
+	default:
+		return nil, fmt.Errorf("base: unknown kind of value %d", kind)
+	}
+	return d.buf[start:len(d.buf):len(d.buf)], nil
 }
 
 // packID returns the stored form of a target id: the bytes of an even number of lower-case

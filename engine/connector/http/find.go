@@ -36,14 +36,38 @@ func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]s
 			return nil, fmt.Errorf("%s: find searches by %s, not by %s: %w", c.what(e), strings.Join(f.by, ", "), strings.Join(paths, ", "), connector.ErrCannotFind)
 		}
 	}
-	// The keys' values of find.by, each combination once, with the positions of the keys that
-	// have it.
+	tuples, keysOf, err := c.keyTuples(e, keys, len(paths), pos)
+	if err != nil {
+		return nil, err
+	}
+	found, refused, err := c.searchBatches(ctx, e, tuples, batchesOf(len(tuples), f.batch))
+	if err != nil {
+		return nil, c.red.err(err)
+	}
+	out := uniqueRecords(found)
+	if len(refused) > 0 {
+		// The records of the keys the server refused go to the dead letters; the others are
+		// found.
+		at := map[int]error{}
+		for ti, err := range refused {
+			for _, ki := range keysOf[ti] {
+				at[ki] = err
+			}
+		}
+		return out, c.red.err(recordError(at))
+	}
+	return out, nil
+}
+
+// keyTuples is the keys' values at the positions pos (those of find.by), each combination
+// once, with the indexes of the keys that have it.
+func (c *conn) keyTuples(e *entity, keys [][]string, paths int, pos []int) ([][]any, [][]int, error) {
 	var tuples [][]any
 	var keysOf [][]int
 	seen := map[string]int{}
 	for ki, k := range keys {
-		if len(k) != len(paths) {
-			return nil, fmt.Errorf("%s: a key of %d values for %d paths", c.what(e), len(k), len(paths))
+		if len(k) != paths {
+			return nil, nil, fmt.Errorf("%s: a key of %d values for %d paths", c.what(e), len(k), paths)
 		}
 		t := make([]any, len(pos))
 		parts := make([]string, len(pos))
@@ -59,33 +83,38 @@ func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]s
 		tuples = append(tuples, t)
 		keysOf = append(keysOf, []int{ki})
 	}
+	return tuples, keysOf, nil
+}
+
+// batchesOf is the indexes of n tuples in requests of size each (the last one shorter).
+func batchesOf(n, size int) [][]int {
 	var chunks [][]int // the tuples of each request, by index
-	for start := 0; start < len(tuples); start += f.batch {
+	for start := 0; start < n; start += size {
 		var chunk []int
-		for ti := start; ti < min(start+f.batch, len(tuples)); ti++ {
+		for ti := start; ti < min(start+size, n); ti++ {
 			chunk = append(chunk, ti)
 		}
 		chunks = append(chunks, chunk)
 	}
+	return chunks
+}
+
+// searchBatches runs the requests of chunks at once: the records each found, and the tuples
+// whose request the server refused with why (tuple → error).
+func (c *conn) searchBatches(ctx context.Context, e *entity, tuples [][]any, chunks [][]int) ([][]connector.Record, map[int]error, error) {
 	found := make([][]connector.Record, len(chunks))
 	refused := map[int]error{} // tuple → why the server refused the request that searched for it
 	var mu sync.Mutex
-	err = c.each(ctx, len(chunks), func(ctx context.Context, i int) error {
+	err := c.each(ctx, len(chunks), func(ctx context.Context, i int) error {
 		recs, err := c.findTuples(ctx, e, tuples, chunks[i])
 		if refusedValues(err) && len(chunks[i]) > 1 && len(chunks[i]) <= maxAlone {
-			// Each key alone, to find the one the server refuses.
-			recs, err = nil, nil
-			for _, ti := range chunks[i] {
-				r, err := c.findTuples(ctx, e, tuples, []int{ti})
-				switch {
-				case refusedValues(err):
-					mu.Lock()
-					refused[ti] = err
-					mu.Unlock()
-				case err != nil:
-					return err
-				}
-				recs = append(recs, r...)
+			recs, err = c.findAlone(ctx, e, tuples, chunks[i], func(ti int, err error) {
+				mu.Lock()
+				refused[ti] = err
+				mu.Unlock()
+			})
+			if err != nil {
+				return err
 			}
 		} else if refusedValues(err) {
 			mu.Lock()
@@ -100,9 +129,28 @@ func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]s
 		mu.Unlock()
 		return err
 	})
-	if err != nil {
-		return nil, c.red.err(err)
+	return found, refused, err
+}
+
+// findAlone searches for each of the chunk's tuples alone, to find the ones the server
+// refuses (each given to refuse) among those it answers.
+func (c *conn) findAlone(ctx context.Context, e *entity, tuples [][]any, chunk []int, refuse func(ti int, err error)) ([]connector.Record, error) {
+	var recs []connector.Record
+	for _, ti := range chunk {
+		r, err := c.findTuples(ctx, e, tuples, []int{ti})
+		switch {
+		case refusedValues(err):
+			refuse(ti, err)
+		case err != nil:
+			return nil, err
+		}
+		recs = append(recs, r...)
 	}
+	return recs, nil
+}
+
+// uniqueRecords is the records found, in order, each id once.
+func uniqueRecords(found [][]connector.Record) []connector.Record {
 	var out []connector.Record
 	ids := map[string]bool{}
 	for _, recs := range found {
@@ -113,18 +161,7 @@ func (c *conn) Find(ctx context.Context, name string, paths []string, keys [][]s
 			}
 		}
 	}
-	if len(refused) > 0 {
-		// The records of the keys the server refused go to the dead letters; the others are
-		// found.
-		at := map[int]error{}
-		for ti, err := range refused {
-			for _, ki := range keysOf[ti] {
-				at[ki] = err
-			}
-		}
-		return out, c.red.err(recordError(at))
-	}
-	return out, nil
+	return out
 }
 
 // findTuples reads the records of the tuples at the given indexes with one find request.

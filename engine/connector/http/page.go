@@ -91,36 +91,7 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 	if err != nil {
 		return err
 	}
-	base := cl.url.Query() // the list's own parameters
-	p := l.page
-	setParams := func(pageParam string, value string, keepBase bool) {
-		q := url.Values{}
-		if keepBase {
-			for k, v := range base {
-				q[k] = v
-			}
-		}
-		if p.sizeParam != "" {
-			q.Set(p.sizeParam, strconv.Itoa(p.size))
-		}
-		if pageParam != "" {
-			q.Set(pageParam, value)
-		}
-		cl.url.RawQuery = q.Encode()
-	}
-	number := 0 // page number or offset
-	switch p.style {
-	case pagePage:
-		number = 1
-		setParams(p.param, "1", true)
-	case pageOffset:
-		setParams(p.param, "0", true)
-	default:
-		setParams("", "", true)
-	}
-	seen := map[string]bool{}
-	var prevFirst string
-	prevLen := -1
+	pg := newPager(c, cl, l.page)
 	for pageNo := 1; ; pageNo++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s: %w", cl.op(), err)
@@ -140,97 +111,193 @@ func (c *conn) pages(ctx context.Context, e *entity, l *listOp, vars map[string]
 		if err != nil {
 			return fmt.Errorf("%s: %w", cl.op(), err)
 		}
-		recs := make([]connector.Record, 0, len(list))
-		first := ""
-		for i, m := range list {
-			rec, err := e.record(m)
-			if err != nil {
-				return fmt.Errorf("%s: record %d of page %d: %w", cl.op(), i+1, pageNo, err)
-			}
-			if i == 0 {
-				first = rec.ID
-			}
-			if since != "" && e.updated != "" {
-				if v, ok := at(m, e.updated); ok && v != nil && !laterOrEqual(idText(v), since) {
-					continue
-				}
-			}
-			recs = append(recs, rec)
+		recs, first, err := pageRecords(cl, e, list, pageNo, since)
+		if err != nil {
+			return err
 		}
-		if (p.style == pagePage || p.style == pageOffset) && len(list) > 0 && first == prevFirst && len(list) == prevLen {
-			return fmt.Errorf("%s: page %d repeats page %d; does the server read the %q parameter?", cl.op(), pageNo, pageNo-1, p.param)
+		if err := pg.repeated(pageNo, first, len(list)); err != nil {
+			return err
 		}
-		prevFirst, prevLen = first, len(list)
 		if len(recs) > 0 {
 			if err := fn(recs); err != nil {
 				return err
 			}
 		}
-		switch p.style {
-		case pageCursor:
-			v, _ := at(body, p.cursor)
-			switch v.(type) {
-			case map[string]any, []any:
-				return fmt.Errorf("%s: the cursor at %q is %s, not text", cl.op(), p.cursor, resultKind(v))
-			}
-			next := ""
-			if v != nil {
-				next = idText(v)
-			}
-			if next == "" {
-				return nil
-			}
-			if seen[next] {
-				return fmt.Errorf("%s: the server sent cursor %q again; paging stopped so as not to loop", cl.op(), next)
-			}
-			if err := pagesEnd(cl, p, pageNo, len(list), fmt.Sprintf(" (cursor %q)", next)); err != nil {
-				return err
-			}
-			seen[next] = true
-			setParams(p.param, next, !p.alone)
-		case pagePage, pageOffset:
-			if len(list) == 0 || p.size > 0 && len(list) < p.size {
-				return nil
-			}
-			if p.total != "" {
-				// totalPages: the last page may be full, and asking for the one after it costs a
-				// request (and a budget's slot) for nothing.
-				if n, ok := numberOf(at(body, p.total)); ok && float64(pageNo) >= n {
-					return nil
-				}
-			}
-			if err := pagesEnd(cl, p, pageNo, len(list), ""); err != nil {
-				return err
-			}
-			if p.style == pagePage {
-				number++
-			} else {
-				number += len(list)
-			}
-			setParams(p.param, strconv.Itoa(number), true)
-		case pageLink:
-			next, err := nextLink(resp)
-			if err != nil || next == nil {
-				if err != nil {
-					return fmt.Errorf("%s: %w", cl.op(), err)
-				}
-				return nil
-			}
-			if !strings.EqualFold(next.Host, c.s.base.Host) || next.Scheme != c.s.base.Scheme {
-				return fmt.Errorf("%s: refused the Link header's next page on another host (%s); pages are read only from %s", cl.op(), origin(next), origin(c.s.base))
-			}
-			if seen[next.String()] {
-				return fmt.Errorf("%s: the Link header points at a page already read; paging stopped so as not to loop", cl.op())
-			}
-			if err := pagesEnd(cl, p, pageNo, len(list), " (Link header)"); err != nil {
-				return err
-			}
-			seen[next.String()] = true
-			cl.url = next
-		default:
-			return nil
+		more, err := pg.next(resp, body, pageNo, len(list))
+		if err != nil || !more {
+			return err
 		}
 	}
+}
+
+// pager is a listing's paging between its requests: the call whose query (or, for the Link
+// header, whole URL) each next page rewrites, and what the pages read so far tell of a server
+// that does not page.
+type pager struct {
+	c         *conn
+	cl        *call
+	base      url.Values // the list's own parameters
+	p         paging
+	number    int             // page number or offset
+	seen      map[string]bool // cursors and Link URLs already followed
+	prevFirst string          // the first record's id on the previous page
+	prevLen   int
+}
+
+// newPager sets the first page's query on cl.
+func newPager(c *conn, cl *call, p paging) *pager {
+	pg := &pager{c: c, cl: cl, base: cl.url.Query(), p: p, seen: map[string]bool{}, prevLen: -1}
+	switch p.style {
+	case pagePage:
+		pg.number = 1
+		pg.setParams(p.param, "1", true)
+	case pageOffset:
+		pg.setParams(p.param, "0", true)
+	default:
+		pg.setParams("", "", true)
+	}
+	return pg
+}
+
+// setParams sets the call's query to the page size, pageParam's value and, with keepBase, the
+// list's own parameters.
+func (pg *pager) setParams(pageParam string, value string, keepBase bool) {
+	q := url.Values{}
+	if keepBase {
+		for k, v := range pg.base {
+			q[k] = v
+		}
+	}
+	if pg.p.sizeParam != "" {
+		q.Set(pg.p.sizeParam, strconv.Itoa(pg.p.size))
+	}
+	if pageParam != "" {
+		q.Set(pageParam, value)
+	}
+	pg.cl.url.RawQuery = q.Encode()
+}
+
+// pageRecords is the records of page pageNo's list, without those updated before since, and
+// the id of the list's first record (whether or not it is left out).
+func pageRecords(cl *call, e *entity, list []map[string]any, pageNo int, since string) ([]connector.Record, string, error) {
+	recs := make([]connector.Record, 0, len(list))
+	first := ""
+	for i, m := range list {
+		rec, err := e.record(m)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: record %d of page %d: %w", cl.op(), i+1, pageNo, err)
+		}
+		if i == 0 {
+			first = rec.ID
+		}
+		if since != "" && e.updated != "" {
+			if v, ok := at(m, e.updated); ok && v != nil && !laterOrEqual(idText(v), since) {
+				continue
+			}
+		}
+		recs = append(recs, rec)
+	}
+	return recs, first, nil
+}
+
+// repeated is the error of a page by number or offset that is the previous page again (the
+// same first record and length): a server that ignores the page parameter.
+func (pg *pager) repeated(pageNo int, first string, n int) error {
+	if (pg.p.style == pagePage || pg.p.style == pageOffset) && n > 0 && first == pg.prevFirst && n == pg.prevLen {
+		return fmt.Errorf("%s: page %d repeats page %d; does the server read the %q parameter?", pg.cl.op(), pageNo, pageNo-1, pg.p.param)
+	}
+	pg.prevFirst, pg.prevLen = first, n
+	return nil
+}
+
+// next sets the call to the page after page pageNo (of n records), or says there is none.
+func (pg *pager) next(resp *response, body any, pageNo, n int) (bool, error) {
+	switch pg.p.style {
+	case pageCursor:
+		return pg.followCursor(body, pageNo, n)
+	case pagePage, pageOffset:
+		return pg.followNumber(body, pageNo, n)
+	case pageLink:
+		return pg.followLink(resp, pageNo, n)
+	default:
+		return false, nil
+	}
+}
+
+// followCursor sends back the body's cursor; none (or an empty one) is the last page.
+func (pg *pager) followCursor(body any, pageNo, n int) (bool, error) {
+	cl, p := pg.cl, pg.p
+	v, _ := at(body, p.cursor)
+	switch v.(type) {
+	case map[string]any, []any:
+		return false, fmt.Errorf("%s: the cursor at %q is %s, not text", cl.op(), p.cursor, resultKind(v))
+	}
+	next := ""
+	if v != nil {
+		next = idText(v)
+	}
+	if next == "" {
+		return false, nil
+	}
+	if pg.seen[next] {
+		return false, fmt.Errorf("%s: the server sent cursor %q again; paging stopped so as not to loop", cl.op(), next)
+	}
+	if err := pagesEnd(cl, p, pageNo, n, fmt.Sprintf(" (cursor %q)", next)); err != nil {
+		return false, err
+	}
+	pg.seen[next] = true
+	pg.setParams(p.param, next, !p.alone)
+	return true, nil
+}
+
+// followNumber asks for the next page number or offset; a short or empty page, or the
+// totalPages-th, is the last.
+func (pg *pager) followNumber(body any, pageNo, n int) (bool, error) {
+	p := pg.p
+	if n == 0 || p.size > 0 && n < p.size {
+		return false, nil
+	}
+	if p.total != "" {
+		// totalPages: the last page may be full, and asking for the one after it costs a
+		// request (and a budget's slot) for nothing.
+		if total, ok := numberOf(at(body, p.total)); ok && float64(pageNo) >= total {
+			return false, nil
+		}
+	}
+	if err := pagesEnd(pg.cl, p, pageNo, n, ""); err != nil {
+		return false, err
+	}
+	if p.style == pagePage {
+		pg.number++
+	} else {
+		pg.number += n
+	}
+	pg.setParams(p.param, strconv.Itoa(pg.number), true)
+	return true, nil
+}
+
+// followLink follows the Link header's rel="next", on the API's own host only.
+func (pg *pager) followLink(resp *response, pageNo, n int) (bool, error) {
+	cl, base := pg.cl, pg.c.s.base
+	next, err := nextLink(resp)
+	if err != nil || next == nil {
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", cl.op(), err)
+		}
+		return false, nil
+	}
+	if !strings.EqualFold(next.Host, base.Host) || next.Scheme != base.Scheme {
+		return false, fmt.Errorf("%s: refused the Link header's next page on another host (%s); pages are read only from %s", cl.op(), origin(next), origin(base))
+	}
+	if pg.seen[next.String()] {
+		return false, fmt.Errorf("%s: the Link header points at a page already read; paging stopped so as not to loop", cl.op())
+	}
+	if err := pagesEnd(cl, pg.p, pageNo, n, " (Link header)"); err != nil {
+		return false, err
+	}
+	pg.seen[next.String()] = true
+	cl.url = next
+	return true, nil
 }
 
 // pagesEnd is the error of a listing that must stop although the server gives a next page:

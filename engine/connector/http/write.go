@@ -156,86 +156,19 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 	if len(e.update) == 0 {
 		return nil, fmt.Errorf("%s: the entity has no update in the system file", c.what(e))
 	}
-	var current map[string]connector.Record
 	results := make([]connector.Result, len(recs))
-	refused := map[int]bool{}
-	if e.needsCurrent {
-		ids := make([]string, len(recs))
-		for i, r := range recs {
-			ids[i] = r.ID
-		}
-		current, err = c.get(ctx, e, ids)
-		if re, ok := err.(*connector.RecordError); ok {
-			// The server refused to read some of the records: those fail, the others go on.
-			for _, i := range re.Index {
-				refused[i] = true
-				results[i].Err = c.red.err(fmt.Errorf("%s: reading the stored record %s for update: %w", c.what(e), recs[i].ID, re.Err))
-			}
-		} else if err != nil {
-			return nil, c.red.err(fmt.Errorf("%s: reading the stored records for update: %w", c.what(e), err))
-		}
+	current, refused, err := c.currentForUpdate(ctx, e, recs, results)
+	if err != nil {
+		return nil, err
 	}
 	pending := make([]string, len(recs)) // ids of updated records to read back
 	err = c.each(ctx, len(recs), func(ctx context.Context, i int) error {
 		if refused[i] {
 			return nil
 		}
-		rec := recs[i]
-		vars := c.vars()
-		vars[nameID], vars[nameRecord], vars[nameCurrent] = rec.ID, rec.Data, nil
-		cur, found := current[rec.ID]
-		if e.needsCurrent {
-			if !found {
-				results[i].Err = fmt.Errorf("%s: record %s no longer exists", c.what(e), rec.ID)
-				return nil
-			}
-			vars[nameCurrent] = cur.Data
-		}
-		var last *request
-		var lastResp *response
-		for _, r := range e.update {
-			if r.when != nil {
-				ok, err := r.when.run(vars)
-				if err != nil {
-					results[i].Err = c.red.err(fmt.Errorf("%s: %s.when: %w", c.what(e), r.key, err))
-					return nil
-				}
-				if ok != true {
-					continue
-				}
-			}
-			cl, err := c.build(e, r, vars)
-			if err != nil {
-				results[i].Err = c.red.err(err)
-				return nil
-			}
-			if err := keyed(cl, r); err != nil {
-				return err
-			}
-			resp, err := c.cl.do(ctx, cl)
-			if err != nil {
-				if perRecord(err) {
-					results[i].Err = c.red.err(err)
-					return nil
-				}
-				return err
-			}
-			last, lastResp = r, resp
-		}
-		switch {
-		case last == nil && found:
-			results[i].Record = cur // nothing to send: the record is as stored
-		case last != nil && last.hasResult && len(lastResp.body) > 0:
-			stored, _, err := c.stored(e, last, lastResp)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", c.what(e), rec.ID, err)
-			}
-			stored.ID = rec.ID
-			results[i].Record = *stored
-		default:
-			pending[i] = rec.ID
-		}
-		return nil
+		var err error
+		pending[i], err = c.updateRecord(ctx, e, recs[i], current, &results[i])
+		return err
 	})
 	if err != nil {
 		return accepted(results, pending, recordData(recs), e), c.red.err(err)
@@ -255,6 +188,101 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 		}
 	}
 	return results, nil
+}
+
+// currentForUpdate reads the stored records when the entity's update needs them (current).
+// A record the server refused to read is refused, its result failed; the others go on.
+func (c *conn) currentForUpdate(ctx context.Context, e *entity, recs []connector.Record, results []connector.Result) (map[string]connector.Record, map[int]bool, error) {
+	refused := map[int]bool{}
+	if !e.needsCurrent {
+		return nil, refused, nil
+	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	current, err := c.get(ctx, e, ids)
+	if re, ok := err.(*connector.RecordError); ok {
+		// The server refused to read some of the records: those fail, the others go on.
+		for _, i := range re.Index {
+			refused[i] = true
+			results[i].Err = c.red.err(fmt.Errorf("%s: reading the stored record %s for update: %w", c.what(e), recs[i].ID, re.Err))
+		}
+	} else if err != nil {
+		return nil, nil, c.red.err(fmt.Errorf("%s: reading the stored records for update: %w", c.what(e), err))
+	}
+	return current, refused, nil
+}
+
+// updateRecord sends rec's update requests and sets res to the record as stored, or gives
+// rec's id when the record is to be read back. A failure of rec alone is res.Err; an error
+// stops the whole update.
+func (c *conn) updateRecord(ctx context.Context, e *entity, rec connector.Record, current map[string]connector.Record, res *connector.Result) (string, error) {
+	vars := c.vars()
+	vars[nameID], vars[nameRecord], vars[nameCurrent] = rec.ID, rec.Data, nil
+	cur, found := current[rec.ID]
+	if e.needsCurrent {
+		if !found {
+			res.Err = fmt.Errorf("%s: record %s no longer exists", c.what(e), rec.ID)
+			return "", nil
+		}
+		vars[nameCurrent] = cur.Data
+	}
+	last, lastResp, recErr, err := c.sendUpdates(ctx, e, vars)
+	if err != nil {
+		return "", err
+	}
+	if recErr != nil {
+		res.Err = recErr
+		return "", nil
+	}
+	switch {
+	case last == nil && found:
+		res.Record = cur // nothing to send: the record is as stored
+	case last != nil && last.hasResult && len(lastResp.body) > 0:
+		stored, _, err := c.stored(e, last, lastResp)
+		if err != nil {
+			return "", fmt.Errorf("%s %s: %w", c.what(e), rec.ID, err)
+		}
+		stored.ID = rec.ID
+		res.Record = *stored
+	default:
+		return rec.ID, nil
+	}
+	return "", nil
+}
+
+// sendUpdates sends, in order, the entity's update requests whose when holds, and gives the
+// last one sent and its response (nil when none was). A failure of this record alone is
+// recErr; err stops the whole update.
+func (c *conn) sendUpdates(ctx context.Context, e *entity, vars map[string]any) (last *request, lastResp *response, recErr, err error) {
+	for _, r := range e.update {
+		if r.when != nil {
+			ok, err := r.when.run(vars)
+			if err != nil {
+				return nil, nil, c.red.err(fmt.Errorf("%s: %s.when: %w", c.what(e), r.key, err)), nil
+			}
+			if ok != true {
+				continue
+			}
+		}
+		cl, err := c.build(e, r, vars)
+		if err != nil {
+			return nil, nil, c.red.err(err), nil
+		}
+		if err := keyed(cl, r); err != nil {
+			return nil, nil, nil, err
+		}
+		resp, err := c.cl.do(ctx, cl)
+		if err != nil {
+			if perRecord(err) {
+				return nil, nil, c.red.err(err), nil
+			}
+			return nil, nil, nil, err
+		}
+		last, lastResp = r, resp
+	}
+	return last, lastResp, nil, nil
 }
 
 // accepted returns the results of a write call that failed as a whole, one per record: the

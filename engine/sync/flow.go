@@ -99,7 +99,7 @@ type flowRun struct {
 // saved no more and took half as much memory again.
 const (
 	defaultBatch = 500
-	largeBatch   = 1000
+	largeBatch   = 2000
 )
 
 // passInfo is what a side's pass read: every record (whole), or those last modified at or

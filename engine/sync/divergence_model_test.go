@@ -1,6 +1,6 @@
 package sync_test
 
-// Steps of the randomized model test (model_test.go) for the silent divergences of issue 14
+// Steps of the randomized model test (model*_test.go) for the silent divergences of issue 14
 // that come from what a system's listing does, not from what users edit:
 //
 //   - a run whose listing of one side is reordered while it pages: the wrapper pages by

@@ -1,6 +1,6 @@
 package sync_test
 
-// Helpers of the end-to-end tests (e2e_test.go, northwind_test.go): a project of
+// Helpers of the end-to-end tests (e2e*_test.go, northwind_test.go): a project of
 // testdata/sync loaded through engine.New + Load with its databases in a temporary directory,
 // runs of sync.Runner wired the way `dataflow run` wires it, and SQL and link-state queries
 // for the assertions. Everything here is named e2e… (or runOnce) so that other tests of the

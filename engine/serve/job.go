@@ -74,17 +74,13 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 	log.Info("run started", "trigger", args.Trigger, "job", jobID, "flows", fp.with)
 
 	rep, err := s.runOnce(ctx, p, fp, log, info, store, alive)
-	if cause := context.Cause(ctx); errors.Is(cause, pgstate.ErrLeaseLost) {
+	if cause, fenced := fenceOf(context.Cause(ctx), err); fenced {
 		// Stalled past its lease, or taken over: what it did not commit or write before is
 		// left to the worker that runs the flow next.
 		log.Warn("run fenced: its lease was lost; it stopped writing", "cause", cause.Error())
 		if err != nil && !errors.Is(err, pgstate.ErrLeaseLost) {
 			err = fmt.Errorf("%w (%v)", err, cause)
 		}
-	} else if errors.Is(err, pgstate.ErrLeaseLost) {
-		// The database's fence refused a commit before the lease's watchdog noticed the loss
-		// (a worker woken from a stall commits at once): fenced all the same, and said so.
-		log.Warn("run fenced: its lease was lost; it stopped writing", "cause", err.Error())
 	}
 
 	finished := s.cfg.Now()
@@ -129,6 +125,19 @@ func (s *Service) runFlow(ctx context.Context, args FlowArgs, jobID int64) error
 		log.Info("run finished", attrs...)
 	}
 	return nil // the run's failures are recorded; River does not retry (see FlowArgs.InsertOpts)
+}
+
+// fenceOf says whether a run was fenced, and why: the lease's watchdog cancelled its context
+// (cause), or the database's fence refused a commit before the watchdog noticed the loss (a
+// worker woken from a stall commits at once), which only the run's error tells.
+func fenceOf(cause, runErr error) (error, bool) {
+	switch {
+	case errors.Is(cause, pgstate.ErrLeaseLost):
+		return cause, true
+	case errors.Is(runErr, pgstate.ErrLeaseLost):
+		return runErr, true
+	}
+	return nil, false
 }
 
 func (s *Service) runOnce(ctx context.Context, p *plan, fp *flowPlan, log *slog.Logger, info *RunInfo, store state.Store, ok alive) (*dsync.Report, error) {

@@ -54,11 +54,7 @@ func (d *dialect) Tables(ctx context.Context, q sqlconn.Querier) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, len(rows))
-	for i, r := range rows {
-		names[i] = r[0]
-	}
-	return names, nil
+	return sqlconn.Names(rows), nil
 }
 
 // Keys implements sqlconn.Cataloguer; a referenced table of another database is named
@@ -69,28 +65,9 @@ func (d *dialect) Keys(ctx context.Context, q sqlconn.Querier, table string) ([]
 	if err != nil {
 		return nil, nil, err
 	}
-	var pk []string
-	for _, r := range pkRows {
-		pk = append(pk, r[0])
-	}
 	fkRows, err := sqlconn.Texts(ctx, q, foreignKeysSQL, schemaName, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("foreign keys: %w", err)
 	}
-	var fks []connector.ForeignKey
-	last := ""
-	for _, r := range fkRows {
-		if r[0] != last || len(fks) == 0 {
-			ref := r[2]
-			if r[1] != r[5] {
-				ref = r[1] + "." + r[2]
-			}
-			fks = append(fks, connector.ForeignKey{Ref: ref})
-			last = r[0]
-		}
-		fk := &fks[len(fks)-1]
-		fk.Columns = append(fk.Columns, r[3])
-		fk.RefColumns = append(fk.RefColumns, r[4])
-	}
-	return pk, fks, nil
+	return sqlconn.Names(pkRows), sqlconn.ForeignKeys(fkRows), nil
 }

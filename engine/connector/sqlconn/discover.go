@@ -80,3 +80,35 @@ func Texts(ctx context.Context, q Querier, sql string, args ...any) ([][]string,
 	}
 	return out, rows.Err()
 }
+
+// Names is the first column of a catalogue's rows: table or column names, in their order.
+func Names(rows [][]string) []string {
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		names[i] = r[0]
+	}
+	return names
+}
+
+// ForeignKeys groups the rows of a catalogue's query of foreign keys, one row per column in
+// key order: constraint name, referenced table's schema (or database), referenced table,
+// column, referenced column, and the schema (or database) that tables are named without. A
+// referenced table outside it is named schema.table.
+func ForeignKeys(rows [][]string) []connector.ForeignKey {
+	var fks []connector.ForeignKey
+	last := ""
+	for _, r := range rows {
+		if r[0] != last || len(fks) == 0 {
+			ref := r[2]
+			if r[1] != r[5] {
+				ref = r[1] + "." + r[2]
+			}
+			fks = append(fks, connector.ForeignKey{Ref: ref})
+			last = r[0]
+		}
+		fk := &fks[len(fks)-1]
+		fk.Columns = append(fk.Columns, r[3])
+		fk.RefColumns = append(fk.RefColumns, r[4])
+	}
+	return fks
+}

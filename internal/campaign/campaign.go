@@ -176,7 +176,7 @@ func (c *campaign) setup(ctx context.Context) error {
 	}
 	c.stops = append(c.stops, c.cfg.Target.Stop)
 	c.env = append(os.Environ(), env...)
-	if c.source, err = openSQLiteSide(ctx, filepath.Join(dir, "shop.db"), shopSQL, shopColumns); err != nil {
+	if c.source, err = openSQLiteSide(ctx, filepath.Join(dir, "shop.db"), shopSQL, shopColumns, editBusyTimeout); err != nil {
 		return err
 	}
 	c.stops = append(c.stops, c.source.Close)

@@ -184,6 +184,13 @@ func (c *scaleCampaign) close() {
 }
 
 // The scale-out campaign's dataflow k: items of shop k to things of store k, every second.
+// scaleEditBusyTimeout is how long the scale-out's editor waits for a SQLite system's lock. A
+// worker stopped (SIGSTOP) inside a write transaction holds it for the whole stall, and the
+// loop that edits also kills worker 0 every KillEvery: an edit that waited out the kill
+// campaigns' 10 s would hold the kills up (7 instead of 10 in 40 s in one CI run). The edit
+// is given up and counted as locked instead (LockedEdits).
+const scaleEditBusyTimeout = 500 * time.Millisecond
+
 const scaleDataflowYAML = `dataflow: campaign-%[1]d
 source: shop-%[1]d
 target: store-%[1]d
@@ -222,11 +229,11 @@ func (c *scaleCampaign) setup(ctx context.Context) error {
 		return err
 	}
 	for k := 0; k < c.cfg.Dataflows; k++ {
-		src, err := openSQLiteSide(ctx, filepath.Join(dir, fmt.Sprintf("shop-%d.db", k)), shopSQL, shopColumns)
+		src, err := openSQLiteSide(ctx, filepath.Join(dir, fmt.Sprintf("shop-%d.db", k)), shopSQL, shopColumns, scaleEditBusyTimeout)
 		if err != nil {
 			return err
 		}
-		dst, err := openSQLiteSide(ctx, filepath.Join(dir, fmt.Sprintf("store-%d.db", k)), storeSQL, storeColumns)
+		dst, err := openSQLiteSide(ctx, filepath.Join(dir, fmt.Sprintf("store-%d.db", k)), storeSQL, storeColumns, scaleEditBusyTimeout)
 		if err != nil {
 			src.Close()
 			return err

@@ -43,10 +43,7 @@ func TestScaleOut(t *testing.T) {
 	if !fig.StoppedMidRun {
 		t.Logf("the SIGSTOP landed between runs: the fence of a run woken after its lease was lost is not exercised this time")
 	}
-	// A kill every 4 s makes about seconds/4; the chaos loop that kills also edits, and an
-	// edit of a SQLite system that the stopped worker holds locked waits out its busy timeout
-	// (10 s) before it is given up, so a campaign may make fewer (7 in 40 s in one CI run).
-	if fig.Kills < seconds/8 || fig.Stops != 1 || fig.Edits == 0 || fig.Creates == 0 || len(fig.RunsByWorker) < 3 {
+	if fig.Kills < seconds/5 || fig.Stops != 1 || fig.Edits == 0 || fig.Creates == 0 || len(fig.RunsByWorker) < 3 {
 		t.Errorf("the campaign did not do what it should:\n%s", fig)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // columns names an Item's fields in one system's table.
@@ -16,6 +17,10 @@ var (
 	storeColumns = columns{"things", "sku", "title", "amount", "cost"}
 )
 
+// editBusyTimeout is how long an edit of the kill campaigns waits for a run's lock: the runs'
+// transactions are short, and a killed run's lock is gone with its process.
+const editBusyTimeout = 10 * time.Second
+
 // sqliteSide edits and reads a system's SQLite database directly, as its users' programs do.
 type sqliteSide struct {
 	db   *sql.DB
@@ -23,9 +28,10 @@ type sqliteSide struct {
 }
 
 // openSQLiteSide opens path, creating it from script when missing (as the engine's `init` does).
-func openSQLiteSide(ctx context.Context, path, script string, cols columns) (*sqliteSide, error) {
+// An edit waits up to busy for a lock that a run holds.
+func openSQLiteSide(ctx context.Context, path, script string, cols columns, busy time.Duration) (*sqliteSide, error) {
 	_, statErr := os.Stat(path)
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_journal_mode=WAL")
+	db, err := sql.Open("sqlite3", fmt.Sprintf("file:%s?_busy_timeout=%d&_journal_mode=WAL", path, busy.Milliseconds()))
 	if err != nil {
 		return nil, err
 	}
@@ -98,5 +104,5 @@ func (SQLiteTarget) Stop() error { return nil }
 
 // Side opens the store's database.
 func (SQLiteTarget) Side(ctx context.Context, dir string) (Side, error) {
-	return openSQLiteSide(ctx, filepath.Join(dir, "store.db"), storeSQL, storeColumns)
+	return openSQLiteSide(ctx, filepath.Join(dir, "store.db"), storeSQL, storeColumns, editBusyTimeout)
 }

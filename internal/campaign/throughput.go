@@ -187,7 +187,7 @@ func throughputSetup(ctx context.Context, cfg ThroughputConfig) error {
 	for k := 0; k < cfg.Dataflows; k++ {
 		for _, name := range []string{"bshop", "bstore"} {
 			script := files[fmt.Sprintf("%s-%d.sql", name, k)]
-			side, err := openSQLiteSide(ctx, filepath.Join(cfg.Dir, fmt.Sprintf("%s-%d.db", name, k)), script, columns{})
+			side, err := openSQLiteSide(ctx, filepath.Join(cfg.Dir, fmt.Sprintf("%s-%d.db", name, k)), script, columns{}, editBusyTimeout)
 			if err != nil {
 				return err
 			}

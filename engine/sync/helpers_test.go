@@ -350,6 +350,22 @@ func (p *e2eProject) store(fn func(st state.Store) error) {
 	}
 }
 
+// linkRows is every link of a flow, by source id, with its digests and the run that last
+// merged it.
+func (p *e2eProject) linkRows(flow string) map[string]string {
+	p.t.Helper()
+	out := map[string]string{}
+	p.store(func(st state.Store) error {
+		return st.ScanLinks(context.Background(), flow, func(ls []*state.Link) error {
+			for _, l := range ls {
+				out[l.SourceID] = fmt.Sprintf("%s %s %s merged in %d", l.TargetID, l.SourceHash, l.TargetHash, l.MergedIn)
+			}
+			return nil
+		})
+	})
+	return out
+}
+
 // links counts a flow's links.
 func (p *e2eProject) links(flow string) int {
 	p.t.Helper()

@@ -12,19 +12,19 @@ import (
 // build computes the record to create on the other side from a record of side and, for a
 // source record, the canonical value of each property in target form: the S half of the new
 // link's base (rebase), computed here once.
-func (fr *flowRun) build(side Side, rec connector.Record) (map[string]any, map[string][]byte, error) {
+func (fr *flowRun) build(side Side, rec connector.Record) (map[string]any, propValues, error) {
 	if side == Target {
 		data, err := fr.f.BuildSource(rec.Data, fr.refs)
 		return data, nil, err
 	}
-	s := make(map[string][]byte, len(fr.f.Properties))
+	s := make(propValues, len(fr.f.Properties))
 	// The values share one buffer, each capped so that no append reaches the next: one
 	// allocation or two per record rather than one per property.
 	buf := make([]byte, 0, 24*len(fr.f.Properties))
 	data, err := fr.f.BuildTargetFunc(rec.Data, fr.refs, func(p *mapping.Property, v any) {
 		start := len(buf)
 		buf = mapping.AppendCanonical(buf, v)
-		s[p.Key()] = buf[start:len(buf):len(buf)]
+		s[fr.plan.pos[p]] = buf[start:len(buf):len(buf)]
 	})
 	return data, s, err
 }
@@ -32,7 +32,7 @@ func (fr *flowRun) build(side Side, rec connector.Record) (map[string]any, map[s
 // prebuilt is a record built for its create, with the canonical form its intent records.
 type prebuilt struct {
 	data    map[string]any
-	s       map[string][]byte
+	s       propValues
 	err     error
 	encoded []byte
 }
@@ -88,7 +88,7 @@ func (c *creations) add(rec connector.Record, built *prebuilt, digest string) {
 type toCreate struct {
 	from    []connector.Record
 	datas   []map[string]any
-	sVals   []map[string][]byte
+	sVals   []propValues
 	encoded [][]byte
 	digests []string
 }
@@ -163,7 +163,7 @@ func (fr *flowRun) countCreate(fromSide Side) {
 // encoded the canonical form of each record of datas (nil: made here). stage leaves the links
 // to be committed later, as stage.go describes; without it they are committed before createNow
 // returns.
-func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Record, datas []map[string]any, sVals []map[string][]byte, encoded [][]byte, stage bool) ([]string, error) {
+func (fr *flowRun) createNow(ctx context.Context, side Side, from []connector.Record, datas []map[string]any, sVals []propValues, encoded [][]byte, stage bool) ([]string, error) {
 	return fr.createMany(ctx, side, &toCreate{from: from, datas: datas, sVals: sVals, encoded: encoded}, stage)
 }
 
@@ -304,7 +304,7 @@ func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector
 // create failed or its base could not be computed (unbased says why). unsynced holds, per
 // record, the properties that did not reach its origin: they are left out of the base, and
 // the digests with them, so that the next merge of the pair writes them.
-func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
+func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []connector.Result, sVals []propValues, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
 	made = make([]*state.Link, len(results))
 	unbased = make([]error, len(results))
 	fr.split(len(results), func(lo, hi int, d *digesters) {
@@ -456,7 +456,7 @@ func (pl *planner) backPatch(side Side, props []*mapping.Property, from, created
 // write failed it returns the keys of the properties that did not reach it (left out of the
 // link's base, so that the next merge writes them) and why, by index. The digests of the
 // records it replaces (aligned with from) are forgotten: they are of the records as read.
-func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Record, results []connector.Result, sVals []map[string][]byte, digests []string) (map[int][]string, map[int]string, error) {
+func (fr *flowRun) flowBack(ctx context.Context, side Side, from []connector.Record, results []connector.Result, sVals []propValues, digests []string) (map[int][]string, map[int]string, error) {
 	props := fr.plan.backProps(side)
 	if len(props) == 0 {
 		return nil, nil, nil
@@ -546,7 +546,7 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 		}
 	}
 	var data map[string]any
-	var s map[string][]byte
+	var s propValues
 	err = fr.refs.withReferences(ctx, func() (err error) {
 		data, s, err = fr.build(side, rec)
 		return err
@@ -557,7 +557,7 @@ func (fr *flowRun) createReferenced(ctx context.Context, id string, fromSource b
 	if fr.r.Opts.DryRun {
 		return fr.dryCreate(side, id, data, "referenced"), true, nil
 	}
-	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, []map[string][]byte{s}, nil, false)
+	ids, err := fr.createNow(ctx, side, []connector.Record{rec}, []map[string]any{data}, []propValues{s}, nil, false)
 	if err != nil || ids[0] == "" {
 		return "", false, err
 	}

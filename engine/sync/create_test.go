@@ -1,8 +1,10 @@
 package sync
 
 import (
+	"reflect"
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
 )
 
@@ -11,7 +13,7 @@ import (
 // costs a few allocations beyond its mapping, not one per property.
 func TestBuildSharesOneBuffer(t *testing.T) {
 	f := planFlow(t, "newest")
-	fr := &flowRun{f: f}
+	fr := &flowRun{f: f, plan: newPlanner(f, nil, nil, nil)}
 	rec := planRecord(t, "1", `{"code": "A-1", "name": "Kettle", "qty": 3, "note": "blue",
 		"lines": [{"sku": "x", "qty": 1}], "tags": [{"tag": "t", "n": 2}]}`)
 	data, s, err := fr.build(Source, rec)
@@ -21,12 +23,12 @@ func TestBuildSharesOneBuffer(t *testing.T) {
 	if len(data) == 0 || len(s) != len(f.Properties) {
 		t.Fatalf("built %v with %d values, want one per property (%d)", data, len(s), len(f.Properties))
 	}
-	for _, p := range f.Properties {
+	for i, p := range f.Properties {
 		v, err := p.TargetValue(rec.Data, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := s[p.Key()]
+		got := s[i]
 		if want := string(mapping.Canonical(v)); string(got) != want {
 			t.Errorf("%s: %s, want %s", p.Key(), got, want)
 		}
@@ -46,5 +48,55 @@ func TestBuildSharesOneBuffer(t *testing.T) {
 	})
 	if extra := built - mapOnly; extra > 4 {
 		t.Errorf("build allocates %.0f times beyond the mapping for %d properties, want at most 4", extra, len(f.Properties))
+	}
+}
+
+// The base of a created record's link takes build's S values, and a T value equal to its S
+// value is that value: the base is the one computed from the records alone, at a few
+// allocations per link rather than one per property.
+func TestBaseOfSharesBuiltValues(t *testing.T) {
+	f := planFlow(t, "newest")
+	fr := &flowRun{f: f, plan: newPlanner(f, nil, nil, nil)}
+	src := planRecord(t, "1", `{"code": "A-1", "name": "Kettle", "qty": 3, "note": "blue",
+		"lines": [{"sku": "x", "qty": 1}], "tags": [{"tag": "t", "n": 2}]}`)
+	data, s, err := fr.build(Source, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := connector.Record{ID: "T1", Data: data}
+	want, err := fr.plan.baseOf(src, tgt, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fr.plan.baseOf(src, tgt, nil, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("base with build's values:\n%v\nwant the base of the records:\n%v", got, want)
+	}
+	for k, b := range got {
+		if len(b.T) > 0 && string(b.T) == string(b.S) && &b.T[0] != &b.S[0] {
+			t.Errorf("%s: T %s is a copy of the equal S value", k, b.T)
+		}
+	}
+	// The properties that are not lists (whose bases hold their elements' pairing too).
+	scalars := *f
+	scalars.Properties = nil
+	var values propValues
+	for i, p := range f.Properties {
+		if len(p.Elements) == 0 {
+			scalars.Properties = append(scalars.Properties, p)
+			values = append(values, s[i])
+		}
+	}
+	pl := newPlanner(&scalars, nil, nil, nil)
+	allocs := testing.AllocsPerRun(50, func() {
+		if _, err := pl.baseOf(src, tgt, nil, values, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 3 {
+		t.Errorf("baseOf allocates %.0f times for %d properties, want at most 3 (the base, its buffer)", allocs, len(scalars.Properties))
 	}
 }

@@ -37,14 +37,25 @@ type planner struct {
 	// listKeys holds, per list property (by key), the element property that identifies its
 	// elements on each side, "" where they have none.
 	listKeys map[string]listKeys
+	// pos numbers the flow's properties by their place in f.Properties, for propValues.
+	pos map[*mapping.Property]int
 }
+
+// propValues holds a value per property of a flow, by the property's place in its
+// Properties (planner.pos): the canonical values in target form of a record's properties that
+// build computes for a create's link base, nil where unknown. A slice, not a map by property
+// key, since a first sync makes one per record.
+type propValues [][]byte
 
 type listKeys struct{ src, tgt string }
 
 // newPlanner returns the planner of flow f. srcLists and tgtLists are the connections' list
 // identifiers (nil when they have none): the element ids are resolved here, once.
 func newPlanner(f *mapping.Flow, refs mapping.Refs, srcLists, tgtLists connector.ListIdentifier) *planner {
-	pl := &planner{f: f, refs: refs, listKeys: map[string]listKeys{}}
+	pl := &planner{f: f, refs: refs, listKeys: map[string]listKeys{}, pos: make(map[*mapping.Property]int, len(f.Properties))}
+	for i, prop := range f.Properties {
+		pl.pos[prop] = i
+	}
 	if f.Source != nil && f.Source.Config != nil {
 		pl.srcUpdated = f.Source.Config.Updated.Value
 	}
@@ -256,12 +267,16 @@ func (pl *planner) sourceWins(src, tgt connector.Record) bool {
 // after a create), sVals the canonical values in target form of src's properties by key when
 // they are known (nil computes them), old the base before (its pairs of elements with ids
 // still hold where those ids do).
-func (pl *planner) baseOf(src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte, old map[string]state.Base) (map[string]state.Base, error) {
+func (pl *planner) baseOf(src, tgt connector.Record, hints map[string][]elemHint, sVals propValues, old map[string]state.Base) (map[string]state.Base, error) {
 	base := make(map[string]state.Base, len(pl.f.Properties))
-	for _, prop := range pl.f.Properties {
+	// The T values share one buffer, as build's S values do, and a T value equal to its S
+	// value (as most are after a create) is that value: a few allocations per link, not one
+	// per property.
+	buf := make([]byte, 0, 16*len(pl.f.Properties))
+	for i, prop := range pl.f.Properties {
 		var b state.Base
-		if s, ok := sVals[prop.Key()]; ok {
-			b.S = s
+		if i < len(sVals) && sVals[i] != nil {
+			b.S = sVals[i]
 		} else if prop.ToTargetSide() {
 			s, err := prop.TargetValue(src.Data, pl.refs)
 			if err != nil {
@@ -273,7 +288,13 @@ func (pl *planner) baseOf(src, tgt connector.Record, hints map[string][]elemHint
 			// source edit of it is told from the value the source was last given.
 			b.S = mapping.Canonical(prop.SourceView(src.Data))
 		}
-		b.T = mapping.Canonical(prop.View(tgt.Data))
+		start := len(buf)
+		buf = mapping.AppendCanonical(buf, prop.View(tgt.Data))
+		if t := buf[start:]; string(t) == string(b.S) {
+			b.T, buf = b.S, buf[:start]
+		} else {
+			b.T = t[:len(t):len(t)]
+		}
 		base[prop.Key()] = b
 	}
 	pl.withElements(base, src.Data, tgt.Data, hints, old)

@@ -214,7 +214,7 @@ func (fr *flowRun) rebase(l *state.Link, src, tgt connector.Record, hints map[st
 // property key, when they are known (sVals, from build; nil computes them), the digests of src
 // and tgt when they are known (hashes; "" computes them), and the digesters of the goroutine
 // it runs on.
-func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals map[string][]byte, hashes [2]string, d *digesters) error {
+func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints map[string][]elemHint, sVals propValues, hashes [2]string, d *digesters) error {
 	base, err := fr.plan.baseOf(src, tgt, hints, sVals, l.Base)
 	if err != nil {
 		return err

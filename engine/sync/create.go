@@ -199,8 +199,8 @@ func (fr *flowRun) createMany(ctx context.Context, side Side, tc *toCreate, stag
 	if err != nil {
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
-	made, unbased := fr.linkCreated(side, from, results, sVals, digests, unsynced)
-	c := &createdBatch{side: side, results: results, outcomes: make([]createdOutcome, len(results))}
+	c := &createdBatch{fr: fr, side: side, results: results, outcomes: make([]createdOutcome, len(results))}
+	made, unbased := fr.linkCreated(c, stage, from, sVals, digests, unsynced)
 	newIDs, links, accepted, undone := fr.sortCreated(c, entity, from, made, unbased)
 	for i, reason := range unsyncedWhy {
 		c.outcomes[i].reason = reason
@@ -225,7 +225,7 @@ func (fr *flowRun) createMany(ctx context.Context, side Side, tc *toCreate, stag
 	}
 	link := func(tx state.Tx) error { return c.write(tx, fr.f.ID()) }
 	if stage {
-		fr.stage(link, links)
+		fr.stage(link, links, c)
 		return newIDs, partialErr
 	}
 	if err := fr.commit(ctx, link); err != nil {
@@ -298,18 +298,41 @@ func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector
 	return intentIDs, keys, err
 }
 
-// linkCreated makes the links of the records created from those of side (results, aligned
+// linkCreated makes the links of the records created from those of c.side (c.results, aligned
 // with from; digests: those of from as read, "" where unknown), with their bases, on two
-// goroutines for a pure flow; made is nil where a
-// create failed or its base could not be computed (unbased says why). unsynced holds, per
-// record, the properties that did not reach its origin: they are left out of the base, and
-// the digests with them, so that the next merge of the pair writes them.
-func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []connector.Result, sVals []propValues, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
+// goroutines for a pure flow; made is nil where a create failed or its base could not be
+// computed (unbased says why). unsynced holds, per record, the properties that did not reach
+// its origin: they are left out of the base, and the digests with them, so that the next
+// merge of the pair writes them.
+//
+// When the links are staged for a commit on another goroutine (stage, with an overlapping link
+// state), a pure flow's links whose bases cannot fail (build gave every value in target form)
+// get their bases and digests there (deferBase), not on the flow run's goroutine, which then
+// goes on to the next batch's creates.
+func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Record, sVals []propValues, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
+	side, results := c.side, c.results
 	made = make([]*state.Link, len(results))
 	unbased = make([]error, len(results))
+	if stage && fr.overlap && fr.pure {
+		for i, res := range results {
+			if res.Err != nil || len(unsynced[i]) > 0 || !fr.plan.complete(sVals[i]) {
+				continue
+			}
+			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(other(side))}
+			src, tgt := from[i], res.Record
+			hashes := [2]string{digests[i], ""}
+			if side == Target {
+				src, tgt = res.Record, from[i]
+				hashes = [2]string{"", digests[i]}
+			}
+			l.SourceID, l.TargetID = src.ID, tgt.ID
+			c.deferred = append(c.deferred, deferredBase{link: l, src: src, tgt: tgt, sVals: sVals[i], hashes: hashes})
+			made[i] = l
+		}
+	}
 	fr.split(len(results), func(lo, hi int, d *digesters) {
 		for i := lo; i < hi; i++ {
-			if results[i].Err != nil {
+			if results[i].Err != nil || made[i] != nil {
 				continue
 			}
 			src, tgt := from[i], results[i].Record
@@ -337,10 +360,34 @@ func (fr *flowRun) linkCreated(side Side, from []connector.Record, results []con
 // settles and, per record of side created from, its link or why it failed. Only this is kept
 // when the links are staged, not the records.
 type createdBatch struct {
+	fr       *flowRun
 	side     Side
 	results  []connector.Result
 	outcomes []createdOutcome
 	settled  []int64
+	deferred []deferredBase // links whose bases are computed when they are written
+}
+
+// deferredBase is a created record's link whose base and digests are computed when the link
+// is written (createdBatch.finish), from the records and the values build gave (sVals,
+// complete: the base cannot fail), off the flow run's goroutine.
+type deferredBase struct {
+	link     *state.Link
+	src, tgt connector.Record
+	sVals    propValues
+	hashes   [2]string
+}
+
+// finish computes the bases and digests of the batch's deferred links, once, with d, the
+// digesters of the goroutine it runs on.
+func (c *createdBatch) finish(d *digesters) error {
+	for _, db := range c.deferred {
+		if err := c.fr.rebaseWith(db.link, db.src, db.tgt, nil, db.sVals, db.hashes, d); err != nil {
+			return fmt.Errorf("link of %s: %w", db.src.ID, err) // cannot happen: sVals is complete
+		}
+	}
+	c.deferred = nil
+	return nil
 }
 
 type createdOutcome struct {
@@ -351,6 +398,12 @@ type createdOutcome struct {
 
 // write writes the batch's outcome in tx.
 func (c *createdBatch) write(tx state.Tx, flow string) error {
+	if len(c.deferred) > 0 {
+		var d digesters // of the goroutine that commits
+		if err := c.finish(&d); err != nil {
+			return err
+		}
+	}
 	side := string(c.side)
 	if err := tx.DeleteIntents(c.settled); err != nil {
 		return err

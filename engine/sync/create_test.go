@@ -3,9 +3,11 @@ package sync
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
+	"github.com/dataflow-sync/dataflow/engine/state"
 )
 
 // build computes a created record's per-property canonical values (the S half of its link's
@@ -98,5 +100,48 @@ func TestBaseOfSharesBuiltValues(t *testing.T) {
 	})
 	if allocs > 3 {
 		t.Errorf("baseOf allocates %.0f times for %d properties, want at most 3 (the base, its buffer)", allocs, len(scalars.Properties))
+	}
+}
+
+// A created record's link whose base is left to the goroutine that commits it (deferredBase)
+// has its base and digests when a later batch of the run finds it among the staged links, as
+// a record handed out twice by a listing that the run's writes reorder is; and the commit
+// does not compute them again.
+func TestDeferredBaseIsDoneWhenTheLinkIsLookedUp(t *testing.T) {
+	f := planFlow(t, "newest")
+	fr := &flowRun{r: &Runner{Opts: Options{Now: time.Now}}, f: f, plan: newPlanner(f, nil, nil, nil)}
+	src := planRecord(t, "1", `{"code": "A-1", "name": "Kettle", "qty": 3, "note": "blue",
+		"lines": [{"sku": "x", "qty": 1}], "tags": [{"tag": "t", "n": 2}]}`)
+	data, s, err := fr.build(Source, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fr.plan.complete(s) {
+		t.Fatalf("build's values %q are not complete", s)
+	}
+	tgt := connector.Record{ID: "T1", Data: data}
+	want, err := fr.plan.baseOf(src, tgt, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &state.Link{Flow: f.ID(), SourceID: src.ID, TargetID: tgt.ID}
+	c := &createdBatch{fr: fr, side: Source, deferred: []deferredBase{{link: l, src: src, tgt: tgt, sVals: s, hashes: [2]string{"s-digest", ""}}}}
+	fr.stage(func(tx state.Tx) error { return c.write(tx, f.ID()) }, []*state.Link{l}, c)
+	links := map[string]*state.Link{}
+	if err := fr.staged.overlay(links, Target, []string{"T1"}); err != nil {
+		t.Fatal(err)
+	}
+	got := links["T1"]
+	if got != l {
+		t.Fatalf("the staged link of T1 is %+v, want %+v", got, l)
+	}
+	if !reflect.DeepEqual(got.Base, want) {
+		t.Errorf("base of the staged link:\n%v\nwant\n%v", got.Base, want)
+	}
+	if got.SourceHash != "s-digest" || got.TargetHash != fr.tgtHash(data) {
+		t.Errorf("digests %q, %q; want the source's as read and %q", got.SourceHash, got.TargetHash, fr.tgtHash(data))
+	}
+	if len(c.deferred) != 0 {
+		t.Errorf("%d bases still deferred after the lookup: the commit would compute them again", len(c.deferred))
 	}
 }

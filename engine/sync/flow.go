@@ -318,6 +318,13 @@ func (fr *flowRun) on(side Side) (connector.Conn, string) {
 // linksOf returns the flow's links of the records of side with the given ids, by those ids.
 // Links staged and not yet committed (stage.go) are among them.
 func (fr *flowRun) linksOf(ctx context.Context, side Side, ids []string) (map[string]*state.Link, error) {
+	// The links being committed on another goroutine may be getting their bases there
+	// (deferredBase): a batch that needs one waits for that commit, and reads it from the store.
+	if fr.linking.holds(side, ids) {
+		if err := fr.join(); err != nil {
+			return nil, err
+		}
+	}
 	var links map[string]*state.Link
 	var err error
 	if side == Source {
@@ -328,8 +335,9 @@ func (fr *flowRun) linksOf(ctx context.Context, side Side, ids []string) (map[st
 	if err != nil {
 		return nil, err
 	}
-	fr.linking.overlay(links, side, ids)
-	fr.staged.overlay(links, side, ids)
+	if err := fr.staged.overlay(links, side, ids); err != nil {
+		return nil, err
+	}
 	return links, nil
 }
 

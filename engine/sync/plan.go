@@ -47,6 +47,20 @@ type planner struct {
 // key, since a first sync makes one per record.
 type propValues [][]byte
 
+// complete reports whether s holds a value for every property that flows to the target: the
+// base of a link made with s reads only the records (baseOf cannot fail).
+func (pl *planner) complete(s propValues) bool {
+	if len(s) != len(pl.f.Properties) {
+		return false
+	}
+	for i, prop := range pl.f.Properties {
+		if prop.ToTargetSide() && s[i] == nil {
+			return false
+		}
+	}
+	return true
+}
+
 type listKeys struct{ src, tgt string }
 
 // newPlanner returns the planner of flow f. srcLists and tgtLists are the connections' list

@@ -24,6 +24,7 @@ import (
 type stagedLinks struct {
 	fns                []func(tx state.Tx) error
 	bySource, byTarget map[string]*state.Link
+	batches            []*createdBatch // whose links may wait for their bases (deferredBase)
 }
 
 func (s *stagedLinks) writes() []func(tx state.Tx) error {
@@ -33,10 +34,16 @@ func (s *stagedLinks) writes() []func(tx state.Tx) error {
 	return s.fns
 }
 
-// overlay adds to links (found by side's ids) the staged links of those ids.
-func (s *stagedLinks) overlay(links map[string]*state.Link, side Side, ids []string) {
-	if s == nil {
-		return
+// overlay adds to links (found by side's ids) the staged links of those ids, with their bases.
+func (s *stagedLinks) overlay(links map[string]*state.Link, side Side, ids []string) error {
+	if !s.holds(side, ids) {
+		return nil
+	}
+	for _, c := range s.batches {
+		var d digesters // finish may run while another goroutine commits with its own
+		if err := c.finish(&d); err != nil {
+			return err
+		}
 	}
 	by := s.bySource
 	if side == Target {
@@ -47,14 +54,34 @@ func (s *stagedLinks) overlay(links map[string]*state.Link, side Side, ids []str
 			links[id] = l
 		}
 	}
+	return nil
 }
 
-// stage keeps a batch's link writes, and its links, for a later commit.
-func (fr *flowRun) stage(fn func(tx state.Tx) error, links []*state.Link) {
+// holds reports whether any of side's ids has a staged link.
+func (s *stagedLinks) holds(side Side, ids []string) bool {
+	if s == nil {
+		return false
+	}
+	by := s.bySource
+	if side == Target {
+		by = s.byTarget
+	}
+	for _, id := range ids {
+		if _, ok := by[id]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// stage keeps a batch's link writes, its links and the batch (whose links may wait for their
+// bases), for a later commit.
+func (fr *flowRun) stage(fn func(tx state.Tx) error, links []*state.Link, c *createdBatch) {
 	if fr.staged == nil {
-		fr.staged = &stagedLinks{bySource: map[string]*state.Link{}, byTarget: map[string]*state.Link{}}
+		fr.staged = &stagedLinks{bySource: make(map[string]*state.Link, len(links)), byTarget: make(map[string]*state.Link, len(links))}
 	}
 	fr.staged.fns = append(fr.staged.fns, fn)
+	fr.staged.batches = append(fr.staged.batches, c)
 	for _, l := range links {
 		fr.staged.bySource[l.SourceID] = l
 		fr.staged.byTarget[l.TargetID] = l

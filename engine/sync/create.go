@@ -314,6 +314,7 @@ func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Rec
 	made = make([]*state.Link, len(results))
 	unbased = make([]error, len(results))
 	if stage && fr.overlap && fr.pure {
+		c.deferred = make([]deferredBase, 0, len(results))
 		for i, res := range results {
 			if res.Err != nil || len(unsynced[i]) > 0 || !fr.plan.complete(sVals[i]) {
 				continue

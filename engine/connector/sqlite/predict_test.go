@@ -316,3 +316,22 @@ func TestTriggerEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderPageCache checks that the connections Scan and Get read with have the page cache
+// of readerCache, the writer SQLite's default: a Scan in updated order reads a table's pages
+// again and again with the default one.
+func TestReaderPageCache(t *testing.T) {
+	c, _ := openPredict(t)
+	for _, tc := range []struct {
+		db   *sql.DB
+		want int64
+	}{{c.r, -65536}, {c.w, -2000}} {
+		var size int64
+		if err := tc.db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&size); err != nil {
+			t.Fatal(err)
+		}
+		if size != tc.want {
+			t.Errorf("cache_size %d, want %d", size, tc.want)
+		}
+	}
+}

@@ -118,20 +118,50 @@ func storedValue(a affinity, v any) (stored any, ok bool) {
 	return nil, false
 }
 
-// mayBeNumber reports whether SQLite might read s as a number (sqlite3AtoF): after leading
-// white space, a digit, a sign or a decimal point.
+// mayBeNumber reports whether SQLite may read s as a number, as a column of numeric affinity
+// stores it (applyNumericAffinity): when its text up to a NUL byte, if any, is a number as
+// sqlite3AtoF reads one, in white space: [+-]digits[.digits][e[+-]digits], or .digits. Other
+// text (a date, "19.90 EUR", "0x10", "1e") stays text.
 func mayBeNumber(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case ' ', '\t', '\n', '\v', '\f', '\r':
-			continue
-		case '+', '-', '.':
-			return true
-		default:
-			return c >= '0' && c <= '9'
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	p := 0
+	space := func() {
+		for p < len(s) && (s[p] == ' ' || s[p] >= '\t' && s[p] <= '\r') {
+			p++
 		}
 	}
-	return false
+	digits := func() int {
+		start := p
+		for p < len(s) && s[p] >= '0' && s[p] <= '9' {
+			p++
+		}
+		return p - start
+	}
+	space()
+	if p < len(s) && (s[p] == '+' || s[p] == '-') {
+		p++
+	}
+	n := digits()
+	if p < len(s) && s[p] == '.' {
+		p++
+		n += digits()
+	}
+	if n == 0 {
+		return false
+	}
+	if p < len(s) && (s[p] == 'e' || s[p] == 'E') {
+		p++
+		if p < len(s) && (s[p] == '+' || s[p] == '-') {
+			p++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	space()
+	return p == len(s)
 }
 
 // plainInteger parses an integer written as SQLite reads it exactly: an optional minus, no

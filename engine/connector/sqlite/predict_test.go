@@ -91,7 +91,8 @@ var predictValues = []any{
 	1.5, 2.0, math.Copysign(0, -1), 0.1, 1e20, 9.223372036854775807e18, -9.223372036854775808e18, 123456789.125, 1e-300,
 	"42", "042", " 42 ", "4.5", "1e3", "-7", "-0", "+7", "abc", "", "12.0", "0x10", ".5", "5.",
 	"9223372036854775807", "9223372036854775808", "123456789012345678", "-123456789012345678", "1234567890123456789",
-	"\t3", "Inf", "NaN", "nº 7",
+	"\t3", "Inf", "NaN", "nº 7", "2024-11-01T00:00:00Z", "19.90 EUR", "1e", "1e5x", " .5e-3 ", "5\x00", "7\x00x", "x\x007",
+	"\v8\f", "1.5e+3", "+", "-.", "--1", "1..2",
 	true, false, nil,
 	map[string]any{"a": int64(1), "b": []any{1.5, "x", nil}}, []any{int64(1), int64(2)},
 }
@@ -332,6 +333,18 @@ func TestReaderPageCache(t *testing.T) {
 		}
 		if size != tc.want {
 			t.Errorf("cache_size %d, want %d", size, tc.want)
+		}
+	}
+}
+
+func TestMayBeNumber(t *testing.T) {
+	for s, want := range map[string]bool{
+		"42": true, " 42 ": true, "-4.5": true, "+.5": true, "5.": true, "1e3": true, "1E-3": true, "\t\v\f\r\n7\n": true,
+		"7\x00x": true, "": false, " ": false, ".": false, "+": false, "1e": false, "1e+": false, "0x10": false,
+		"2024-11-01": false, "19.90 EUR": false, "Inf": false, "NaN": false, "x\x007": false, "1 2": false,
+	} {
+		if got := mayBeNumber(s); got != want {
+			t.Errorf("mayBeNumber(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

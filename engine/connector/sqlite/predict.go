@@ -15,6 +15,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -224,14 +225,18 @@ func (t *table) readShape(ctx context.Context, tx *sql.Tx) (*rowShape, error) {
 	if kind != "table" || strict != 0 || n != 1 {
 		return s, nil // a view, a virtual table, a STRICT table, a temporary table of the same name
 	}
-	var encoding, def string
+	var encoding string
+	var def sql.NullString
 	if err := tx.QueryRowContext(ctx, "PRAGMA encoding").Scan(&encoding); err != nil {
 		return nil, err
 	}
-	if err := tx.QueryRowContext(ctx, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE", t.name).Scan(&def); err != nil {
+	switch err := tx.QueryRowContext(ctx, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE", t.name).Scan(&def); {
+	case errors.Is(err, sql.ErrNoRows):
+		return s, nil // not a table of the main schema
+	case err != nil:
 		return nil, err
 	}
-	if encoding != "UTF-8" || strings.Contains(strings.ToUpper(def), "CONFLICT") {
+	if encoding != "UTF-8" || !def.Valid || strings.Contains(strings.ToUpper(def.String), "CONFLICT") {
 		return s, nil
 	}
 	insertTriggers, err := t.insertTriggers(ctx, tx)
@@ -609,7 +614,7 @@ func (p *prediction) readAsked(ctx context.Context, tx *sql.Tx, e *entity, at []
 		}
 		return rows.Err()
 	}
-	if byRowid && hi-lo < int64(2*len(at)+chunkSize) {
+	if byRowid && uint64(hi)-uint64(lo) < uint64(2*len(at)+chunkSize) { // hi >= lo: no overflow
 		return read(" WHERE "+p.shape.rowid+" BETWEEN ? AND ?", lo, hi)
 	}
 	where := " WHERE " + cond(byRowid, p.shape.rowid, e.cols[e.id].quoted) + " IN ("

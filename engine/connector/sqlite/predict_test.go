@@ -348,3 +348,20 @@ func TestMayBeNumber(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateReadsAskedFarRowids creates rows whose rowids are far apart (given ids at both
+// ends of the integers): the values read back (a CURRENT_TIMESTAMP default) are read by rowid,
+// not over the range between them, and are the rows' own.
+func TestCreateReadsAskedFarRowids(t *testing.T) {
+	c, _ := openPredict(t)
+	data := []map[string]any{{"id": int64(math.MinInt64 + 1), "t": "a"}, {"id": int64(math.MaxInt64), "t": "b"}, {"id": int64(5), "t": "c"}, {"t": "d"}}
+	recs := written(t)(c.Create(ctx, "Thing", data))
+	for i, r := range recs {
+		if r.Data["d_now"] == nil || r.Data["t"] != data[i]["t"] {
+			t.Errorf("record %d: %v", i, r.Data)
+		}
+		if g := get(t, c, "Thing", r.ID); !reflect.DeepEqual(g, r) {
+			t.Errorf("record %d: created %v, read %v", i, r, g)
+		}
+	}
+}

@@ -5,8 +5,8 @@ package sqlite
 // database can change a row on its way in, the row as stored is what was bound, converted as
 // the column's affinity stores it, and the defaults of the columns left out: the connector
 // predicts it and asks SQLite only for what it cannot know (a default such as
-// strftime('now'), a number given to a TEXT column), with a narrow read of those columns by
-// rowid. The prediction goes through fromSQL like a read, so a Result's record is what a Scan
+// strftime('now'), a float given to a TEXT column, which SQLite formats its own way), with a
+// narrow read of those columns by rowid. The prediction goes through fromSQL like a read, so a Result's record is what a Scan
 // or a Get of the row returns. Anything that could make the row differ makes the batch read
 // its rows back whole, as before: a trigger on inserts, a conflict clause in the table (ON
 // CONFLICT REPLACE puts a default in place of a NULL, or deletes another row), a STRICT or
@@ -193,7 +193,10 @@ type rowShape struct {
 	dflt    []any  // per column, the value stored when an insert leaves it out
 	asked   []int  // columns whose value, when left out, is not known: read back
 	rowid   string // a name of the rowid ("rowid", "_rowid_" or "oid"), "" for none
-	pk      int    // the column that is the primary key, -1 for none or several
+	// withRowid is true for a table with a rowid (not WITHOUT ROWID), whose rows'
+	// last_insert_rowid is theirs.
+	withRowid bool
+	pk        int // the column that is the primary key, -1 for none or several
 }
 
 // shape returns the table's rowShape in tx, read again when the schema has changed.
@@ -214,6 +217,8 @@ func (t *table) shape(ctx context.Context, tx *sql.Tx) (*rowShape, error) {
 	return s, nil
 }
 
+// readShape reads the table's rowShape: whether its rows can be predicted (see the top of
+// this file), its columns' affinities and defaults.
 func (t *table) readShape(ctx context.Context, tx *sql.Tx) (*rowShape, error) {
 	s := &rowShape{pk: -1}
 	var kind string
@@ -260,9 +265,10 @@ func (t *table) readShape(ctx context.Context, tx *sql.Tx) (*rowShape, error) {
 		}
 		names, dflts, pks = append(names, name), append(dflts, dflt), append(pks, pk)
 	}
-	if err := rows.Close(); err != nil {
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	rows.Close() // before the defaults are evaluated
 	if len(names) != len(t.cols) {
 		return s, nil
 	}
@@ -297,7 +303,8 @@ func (t *table) readShape(ctx context.Context, tx *sql.Tx) (*rowShape, error) {
 			s.asked = append(s.asked, i)
 		}
 	}
-	if withoutRowid == 0 {
+	s.withRowid = withoutRowid == 0
+	if s.withRowid {
 		for _, name := range []string{"rowid", "_rowid_", "oid"} {
 			if !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) }) {
 				s.rowid = name
@@ -498,8 +505,8 @@ func (e *entity) predictIn(ctx context.Context, tx *sql.Tx, n int) (*prediction,
 // and its rowid (noRowid when the insert did not give it).
 func (p *prediction) row(i int, t *table, idCol int, ch change, id any, rowid int64) {
 	s := p.shape
-	if s.rowid == "" {
-		rowid = noRowid // WITHOUT ROWID: last_insert_rowid is another table's
+	if !s.withRowid {
+		rowid = noRowid // last_insert_rowid is another table's
 	}
 	raw := p.raw[i*p.ncol : (i+1)*p.ncol]
 	copy(raw, s.dflt)
@@ -532,7 +539,7 @@ func (p *prediction) row(i int, t *table, idCol int, ch change, id any, rowid in
 // be found by neither is read back whole (readBack).
 func (p *prediction) finish(ctx context.Context, tx *sql.Tx, e *entity, results []connector.Result, ids []any) error {
 	var at []int // the rows that ask
-	byRowid := true
+	byRowid := p.shape.rowid != ""
 	for i, id := range ids {
 		if id != nil && results[i].Err == nil && p.asks[i] {
 			at = append(at, i)

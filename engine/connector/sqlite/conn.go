@@ -36,12 +36,6 @@ const (
 	// stmtCache is the number of prepared statements each connection keeps: a write prepares
 	// the same few statements for every record (20% of a Create without it).
 	stmtCache = "64"
-	// readerCache is the page cache of each reader connection, in KiB (SQLite's default is
-	// 2,000): a Scan in the order of the updated column walks its index and visits the
-	// table's pages in another order, each page once per row on it, and with the default
-	// cache most visits read the page again (a Scan of 100,000 items 30% dearer in CPU).
-	// SQLite allocates it as pages are read.
-	readerCache = "-65536"
 )
 
 // Open implements connector.Opener. It opens the database in the system's `path` read-write
@@ -168,7 +162,7 @@ func dsn(path string, params url.Values) string {
 func open(ctx context.Context, path, mode string, readOnly bool) (*conn, error) {
 	r, err := sql.Open("sqlite3", dsn(path, url.Values{
 		"mode": {"rw"}, "_busy_timeout": {busyTimeout}, "_query_only": {"1"},
-		"_stmt_cache_size": {stmtCache}, "_cache_size": {readerCache},
+		"_stmt_cache_size": {stmtCache},
 	}))
 	if err != nil {
 		return nil, err

@@ -318,25 +318,6 @@ func TestTriggerEvent(t *testing.T) {
 	}
 }
 
-// TestReaderPageCache checks that the connections Scan and Get read with have the page cache
-// of readerCache, the writer SQLite's default: a Scan in updated order reads a table's pages
-// again and again with the default one.
-func TestReaderPageCache(t *testing.T) {
-	c, _ := openPredict(t)
-	for _, tc := range []struct {
-		db   *sql.DB
-		want int64
-	}{{c.r, -65536}, {c.w, -2000}} {
-		var size int64
-		if err := tc.db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&size); err != nil {
-			t.Fatal(err)
-		}
-		if size != tc.want {
-			t.Errorf("cache_size %d, want %d", size, tc.want)
-		}
-	}
-}
-
 func TestMayBeNumber(t *testing.T) {
 	for s, want := range map[string]bool{
 		"42": true, " 42 ": true, "-4.5": true, "+.5": true, "5.": true, "1e3": true, "1E-3": true, "\t\v\f\r\n7\n": true,

@@ -16,10 +16,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -85,7 +85,7 @@ func storedValue(a affinity, v any) (stored any, ok bool) {
 	case int64:
 		switch a {
 		case affText:
-			return fmt.Sprint(x), true
+			return strconv.FormatInt(x, 10), true
 		case affReal:
 			return float64(x), true // stored as an integer, read as REAL
 		}

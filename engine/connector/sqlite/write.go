@@ -31,7 +31,8 @@ func (e invalidData) Unwrap() error { return e.err }
 type writeOne func(ctx context.Context, tx *sql.Tx, i int) (any, error)
 
 // Create implements connector.Conn: one transaction, a statement per record and per list row,
-// the created records read back together.
+// the created records as stored predicted from what was written (prediction), else read back
+// together.
 func (c *conn) Create(ctx context.Context, name string, data []map[string]any) ([]connector.Result, error) {
 	var p *prediction // nil: read the rows back whole
 	prepare := func(tx *sql.Tx, e *entity) (err error) {

@@ -139,13 +139,41 @@ func BenchmarkCreateItemsCancellable(b *testing.B) {
 }
 
 func benchmarkCreateItems(b *testing.B, ctx context.Context) {
-	benchCreate(b, ctx, generateProducts(b, 0), "Item", func(next int) map[string]any {
-		return map[string]any{
-			"sku": fmt.Sprintf("SKU-%08d", next), "title": fmt.Sprintf("Product nº %d", next),
-			"description": "A product of the benchmark with a longer text", "category": "Category 7",
-			"brand": "Brand 12", "barcode": fmt.Sprintf("40%011d", next), "stock": "42",
-			"weight_kg": 1.25, "visible": true, "price": "19.90 EUR", "margin": 7.5,
-			"handle": fmt.Sprintf("brand-12-sku-%08d", next),
-		}
-	})
+	benchCreate(b, ctx, generateProducts(b, 0), "Item", itemRecord)
+}
+
+// itemRecord is the nth item a benchmark creates.
+func itemRecord(next int) map[string]any {
+	return map[string]any{
+		"sku": fmt.Sprintf("SKU-%08d", next), "title": fmt.Sprintf("Product nº %d", next),
+		"description": "A product of the benchmark with a longer text", "category": "Category 7",
+		"brand": "Brand 12", "barcode": fmt.Sprintf("40%011d", next), "stock": "42",
+		"weight_kg": 1.25, "visible": true, "price": "19.90 EUR", "margin": 7.5,
+		"handle": fmt.Sprintf("brand-12-sku-%08d", next),
+	}
+}
+
+// BenchmarkCreateItemsIntID is BenchmarkCreateItems into the items of scenario i
+// (bench/testdata/int-ids/shop.sql): an INTEGER PRIMARY KEY that SQLite numbers.
+func BenchmarkCreateItemsIntID(b *testing.B) {
+	script, err := os.ReadFile(filepath.Join(root, "bench", "testdata", "int-ids", "shop.sql"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "shop.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = db.Exec(string(script))
+	db.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sys := loadSystem(b, "system: shop\nname: Shop\nconnector: sqlite\npath: ${DB}\nentities:\n  Item: {table: items, id: id, updated: modified_at}\n", map[string]string{"DB": path})
+	s, err := Driver{}.Describe(ctx, sys.Entities[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCreate(b, ctx, mustOpen(b, sys, map[string]*schema.Entity{"Item": s}), "Item", itemRecord)
 }

@@ -180,9 +180,9 @@ func listItems(name string, v any) ([]any, error) {
 }
 
 // create inserts one record with its lists and returns its id as stored; the batch reads it
-// back (readBack). An error of the record's data, found before anything is written, is an
-// invalidData.
-func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (any, error) {
+// back (readBack), or p (when not nil) records it as row i of the batch (see prediction). An
+// error of the record's data, found before anything is written, is an invalidData.
+func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any, p *prediction, i int) (any, error) {
 	var skip []int
 	if data[e.cols[e.id].name] == nil {
 		skip = append(skip, e.id) // absent or null: SQLite numbers the row, or we make a text id
@@ -197,9 +197,12 @@ func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (a
 	if len(skip) > 0 && e.textID {
 		ch.set(e.id, newTextID())
 	}
-	id, err := insert(ctx, tx, e.table, e.id, ch)
+	id, rowid, err := insert(ctx, tx, e.table, e.id, ch)
 	if err != nil {
 		return nil, err
+	}
+	if p != nil {
+		p.row(i, e.table, e.id, ch, id, rowid)
 	}
 	for _, lc := range ch.lists {
 		if err := lc.l.write(ctx, tx, id, lc.items, false); err != nil {
@@ -210,33 +213,36 @@ func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any) (a
 }
 
 // insert inserts a row and returns its id as stored (the rowid SQLite chose, when the id was
-// left out of an INTEGER PRIMARY KEY). When the id as stored is known without asking (the
-// rowid of an INTEGER PRIMARY KEY, text in a column that keeps text as given) the statement
-// is a plain INSERT; else it asks with RETURNING, which costs SQLite three times as much.
-func insert(ctx context.Context, tx *sql.Tx, t *table, idCol int, ch change) (any, error) {
+// left out of an INTEGER PRIMARY KEY) and the last_insert_rowid after it (noRowid when the
+// statement does not give it). When the id as stored is known without asking (the rowid of an
+// INTEGER PRIMARY KEY, text in a column that keeps text as given) the statement is a plain
+// INSERT; else it asks with RETURNING, which costs SQLite three times as much.
+func insert(ctx context.Context, tx *sql.Tx, t *table, idCol int, ch change) (id any, rowid int64, err error) {
 	q := t.insertSQL(ch.cols)
 	if idCol == t.alias {
 		res, err := tx.ExecContext(ctx, q, ch.args...)
 		if err != nil {
-			return nil, err
+			return nil, noRowid, err
 		}
-		return res.LastInsertId()
+		rowid, err := res.LastInsertId()
+		return rowid, rowid, err
 	}
 	if id := ch.value(idCol); isString(id) && t.cols[idCol].keepsText {
-		if _, err := tx.ExecContext(ctx, q, ch.args...); err != nil {
-			return nil, err
+		res, err := tx.ExecContext(ctx, q, ch.args...)
+		if err != nil {
+			return nil, noRowid, err
 		}
-		return id, nil
+		rowid, err := res.LastInsertId()
+		return id, rowid, err
 	}
 	q += " RETURNING +" + t.cols[idCol].quoted
-	var id any
 	if err := tx.QueryRowContext(ctx, q, ch.args...).Scan(&id); err != nil {
-		return nil, err
+		return nil, noRowid, err
 	}
 	if id == nil {
-		return nil, fmt.Errorf("the new row of table %s has no id: give %q a value", Quote(t.name), t.cols[idCol].name)
+		return nil, noRowid, fmt.Errorf("the new row of table %s has no id: give %q a value", Quote(t.name), t.cols[idCol].name)
 	}
-	return id, nil
+	return id, noRowid, nil
 }
 
 // update patches one record: the columns present in its data, object columns merged, lists
@@ -419,7 +425,7 @@ func (l *list) write(ctx context.Context, tx *sql.Tx, parent any, items []any, r
 				ch.set(l.id, newTextID())
 			}
 			ch.set(l.key, parent)
-			_, err = insert(ctx, tx, l.table, l.id, ch)
+			_, _, err = insert(ctx, tx, l.table, l.id, ch)
 		}
 		if err != nil {
 			return fmt.Errorf("%s[%d]: %w", l.name, i, err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/diag"
@@ -27,6 +28,8 @@ type table struct {
 	selcol string // the select list: +"a", +"b" (unary + drops the declared type, so the
 	// driver returns what SQLite stores instead of guessing time.Time for DATETIME text)
 	alias int // the column that is an alias of the rowid (INTEGER PRIMARY KEY), -1 for none
+	// shapes is what the table does to an inserted row, as last read (see rowShape).
+	shapes atomic.Pointer[rowShape]
 }
 
 type column struct {

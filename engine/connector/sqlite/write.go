@@ -31,11 +31,28 @@ func (e invalidData) Unwrap() error { return e.err }
 type writeOne func(ctx context.Context, tx *sql.Tx, i int) (any, error)
 
 // Create implements connector.Conn: one transaction, a statement per record and per list row,
-// the created records read back together.
+// the created records as stored predicted from what was written (prediction), else read back
+// together.
 func (c *conn) Create(ctx context.Context, name string, data []map[string]any) ([]connector.Result, error) {
-	return c.write(ctx, name, len(data), nil, true, func(e *entity) writeOne {
-		return func(ctx context.Context, tx *sql.Tx, i int) (any, error) { return e.create(ctx, tx, data[i]) }
+	var p *prediction // nil: read the rows back whole
+	prepare := func(tx *sql.Tx, e *entity) (err error) {
+		p, err = e.predictIn(ctx, tx, len(data))
+		return err
+	}
+	back := func(e *entity, ctx context.Context, tx *sql.Tx, results []connector.Result, ids []any) error {
+		if p == nil {
+			return e.readBack(ctx, tx, results, ids)
+		}
+		return p.finish(ctx, tx, e, results, ids)
+	}
+	return c.write(ctx, name, len(data), prepare, back, func(e *entity) writeOne {
+		return func(ctx context.Context, tx *sql.Tx, i int) (any, error) { return e.create(ctx, tx, data[i], p, i) }
 	})
+}
+
+// readBackAll is a write's readBack that reads every record written back (readBack).
+func readBackAll(e *entity, ctx context.Context, tx *sql.Tx, results []connector.Result, ids []any) error {
+	return e.readBack(ctx, tx, results, ids)
 }
 
 // Update implements connector.Conn: a patch per record, in one transaction; the records are
@@ -51,7 +68,7 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 		before, err = e.readIDs(ctx, tx, ids)
 		return err
 	}
-	return c.write(ctx, name, len(recs), prepare, true, func(e *entity) writeOne {
+	return c.write(ctx, name, len(recs), prepare, readBackAll, func(e *entity) writeOne {
 		seen := make(map[string]bool, len(recs))
 		return func(ctx context.Context, tx *sql.Tx, i int) (any, error) {
 			r := recs[i]
@@ -76,7 +93,7 @@ func (c *conn) Update(ctx context.Context, name string, recs []connector.Record)
 
 // Delete implements connector.Conn: each record with its lists' rows, in one transaction.
 func (c *conn) Delete(ctx context.Context, name string, ids []string) ([]error, error) {
-	res, err := c.write(ctx, name, len(ids), nil, false, func(e *entity) writeOne {
+	res, err := c.write(ctx, name, len(ids), nil, nil, func(e *entity) writeOne {
 		return func(ctx context.Context, tx *sql.Tx, i int) (any, error) { return nil, e.delete(ctx, tx, ids[i]) }
 	})
 	if err != nil {
@@ -108,7 +125,7 @@ type stored struct {
 // can be cancelled on a goroutine of its own, which made a Create 40% dearer in CPU (a run
 // of the command line has such a context). The transaction is begun with ctx, so that
 // database/sql rolls it back as soon as ctx is cancelled.
-func (c *conn) write(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack bool, one func(*entity) writeOne) ([]connector.Result, error) {
+func (c *conn) write(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack readBackFunc, one func(*entity) writeOne) ([]connector.Result, error) {
 	results, err := c.writeTx(ctx, name, n, prepare, readBack, one)
 	if err != nil && ctx.Err() != nil {
 		// The transaction rolled back under a statement (sql.ErrTxDone): the cause is ctx's.
@@ -117,7 +134,10 @@ func (c *conn) write(ctx context.Context, name string, n int, prepare func(*sql.
 	return results, err
 }
 
-func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack bool, one func(*entity) writeOne) ([]connector.Result, error) {
+// readBackFunc sets the Results' records of a batch's records written (those with an id).
+type readBackFunc func(e *entity, ctx context.Context, tx *sql.Tx, results []connector.Result, ids []any) error
+
+func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack readBackFunc, one func(*entity) writeOne) ([]connector.Result, error) {
 	if c.w == nil {
 		return nil, errors.New("the connection is read-only")
 	}
@@ -157,8 +177,8 @@ func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sq
 	if _, err := tx.ExecContext(ctx, "RELEASE batch"); err != nil {
 		return nil, err
 	}
-	if readBack {
-		if err := e.readBack(ctx, tx, results, ids); err != nil {
+	if readBack != nil {
+		if err := readBack(e, ctx, tx, results, ids); err != nil {
 			return nil, err
 		}
 	}

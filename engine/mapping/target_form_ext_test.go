@@ -91,6 +91,9 @@ func checkEngineForms(t *testing.T, f *mapping.Flow, src map[string]any, refs ma
 // slice of the values'), where engine/sync's way took six: the values' buffer, the record's
 // form and the values' map of four.
 func TestBuildTargetFormsAllocates(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's pools drop buffers")
+	}
 	products, _ := benchFlows(t)
 	rec := benchProduct(7)
 	engine := testing.AllocsPerRun(200, func() { engineForms(products, rec, nil) })
@@ -98,5 +101,31 @@ func TestBuildTargetFormsAllocates(t *testing.T) {
 	t.Logf("allocations a record: BuildTargetForms %v, engine/sync's way %v", forms, engine)
 	if forms > engine-4 {
 		t.Errorf("BuildTargetForms allocates %v times a record, engine/sync's way %v", forms, engine)
+	}
+}
+
+// TestBuildTargetFormsConcurrent: engine/sync builds a flow's records on two goroutines at once;
+// each gets its own forms (run with -race).
+func TestBuildTargetFormsConcurrent(t *testing.T) {
+	products, _ := benchFlows(t)
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			for i := range 300 {
+				rec := benchProduct(g*1000 + i)
+				_, _, want, _ := engineForms(products, rec, nil)
+				_, _, got, err := products.BuildTargetForms(rec, nil)
+				if err != nil || !bytes.Equal(got, want) {
+					done <- fmt.Errorf("record %d: %s (%v), want %s", g*1000+i, got, err, want)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

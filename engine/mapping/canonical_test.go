@@ -190,3 +190,12 @@ func FuzzCanonicalAsBefore(f *testing.F) {
 		checkAsBefore(t, g.object(0), &rc, nil)
 	})
 }
+
+// TestCanonicalStringAllocates: a text's canonical form, longer than the buffer a number takes,
+// is one allocation.
+func TestCanonicalStringAllocates(t *testing.T) {
+	s := any("Espresso beans from Nordic Roast, item 12 of the catalogue.")
+	if n := testing.AllocsPerRun(100, func() { Canonical(s) }); n != 1 {
+		t.Errorf("Canonical of a text of %d bytes allocates %v times", len(s.(string)), n)
+	}
+}

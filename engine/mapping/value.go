@@ -125,6 +125,8 @@ func Clone(v any) any {
 func Canonical(v any) []byte {
 	n := 32
 	switch x := v.(type) {
+	case string:
+		n = len(x) + 2 // quoted, one allocation unless it needs escapes
 	case map[string]any:
 		n = 32 * len(x) // most records' properties take less: one allocation
 	case []any:

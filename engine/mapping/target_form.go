@@ -86,8 +86,9 @@ func newTargetForm(props []*Property) *targetForm {
 // property's value in target form, values[i] for f.Properties[i] (nil for a property that does
 // not flow to the target), and that of the record built, as Canonical(data) gives it. Each
 // value is encoded once: when every property that flows to the target sets a key of its own
-// (no dotted path, no list), the record's form is put together from the values'. The forms
-// share one allocation and must not be modified. On an error, only the error is given.
+// (no dotted path, no list), the record's form is put together from the values', in the same
+// allocation; else it is Canonical(data). The forms must not be modified. On an error, only the
+// error is given. Like BuildTarget, it may be called from several goroutines at once.
 func (f *Flow) BuildTargetForms(src map[string]any, refs Refs) (data map[string]any, values [][]byte, canon []byte, err error) {
 	t := f.targetForm()
 	data = make(map[string]any, len(f.Properties))

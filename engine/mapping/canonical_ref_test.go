@@ -7,8 +7,10 @@ package mapping
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 func refCanonical(v any) []byte { return refAppendCanonical(nil, v) }
@@ -24,9 +26,9 @@ func refAppendCanonical(dst []byte, v any) []byte {
 	case int64:
 		return strconv.AppendInt(dst, x, 10)
 	case float64:
-		return appendNumber(dst, x)
+		return refAppendNumber(dst, x)
 	case json.Number:
-		return appendJSONNumber(dst, x)
+		return refAppendJSONNumber(dst, x)
 	case string:
 		return appendString(dst, x)
 	case []any:
@@ -60,4 +62,31 @@ func refAppendCanonical(dst []byte, v any) []byte {
 		enc, _ = json.Marshal(fmt.Sprint(v))
 	}
 	return append(dst, enc...)
+}
+
+func refAppendNumber(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.AppendInt(dst, int64(f), 10)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+func refAppendJSONNumber(dst []byte, n json.Number) []byte {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return strconv.AppendInt(dst, i, 10)
+	}
+	if f, ok := exactFloat(n); ok {
+		return refAppendNumber(dst, f)
+	}
+	r, ok := ratOf(n)
+	if !ok {
+		return appendString(dst, string(n))
+	}
+	if r.IsInt() {
+		return r.Num().Append(dst, 10)
+	}
+	return append(dst, strings.ToLower(string(n))...)
 }

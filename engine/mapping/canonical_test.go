@@ -199,3 +199,30 @@ func TestCanonicalStringAllocates(t *testing.T) {
 		t.Errorf("Canonical of a text of %d bytes allocates %v times", len(s.(string)), n)
 	}
 }
+
+// TestCanonicalNumbersAsBefore: numbers are written as strconv's shortest form wrote them, for
+// every number of up to two decimals around where the short cut for them begins and ends, for
+// their neighbours a unit in the last place away, and for random doubles.
+func TestCanonicalNumbersAsBefore(t *testing.T) {
+	check := func(f float64) {
+		t.Helper()
+		for _, v := range []float64{f, -f, math.Nextafter(f, math.Inf(1)), math.Nextafter(f, math.Inf(-1))} {
+			if got, want := Canonical(v), refCanonical(v); !bytes.Equal(got, want) {
+				t.Fatalf("Canonical(%v) = %s, was %s", v, got, want)
+			}
+		}
+	}
+	for c := int64(0); c < 100000; c++ {
+		check(float64(c) / 100)
+		check(float64(c) * 0.01)
+		check(float64(99900000+c) / 100) // up to and past a million
+	}
+	for _, f := range []float64{0.005, 0.0099999, 0.01, 0.015, 999999.99, 999999.995, 1e6, 1e6 + 0.01, 0.1 + 0.2, 8.9 - 4.15, 1.005, 2.675, 4.35, 0.07} {
+		check(f)
+	}
+	rnd := rand.New(rand.NewPCG(9, 10))
+	for range 100000 {
+		check(math.Float64frombits(rnd.Uint64()))
+		check(rnd.Float64() * math.Pow(10, float64(rnd.IntN(12)-4)))
+	}
+}

@@ -327,7 +327,38 @@ func appendNumber(dst []byte, f float64) []byte {
 	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
 		return strconv.AppendInt(dst, int64(f), 10)
 	}
+	if out, ok := appendCents(dst, f); ok {
+		return out
+	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+// appendCents appends f as strconv's shortest form ('g', -1) writes it when f is a number of
+// one or two decimals (a price, a weight) from 0.01 up to a million, which it writes without
+// an exponent: the integer part, a point, the decimals without a trailing zero. Such an f is
+// the double nearest to cents/100 for the integer cents = round(f*100), and no other number of
+// two decimals is that near (doubles below a million are far closer than 0.01 to each other),
+// so those digits are the shortest that give f back. Other numbers are left to strconv (ok
+// false).
+func appendCents(dst []byte, f float64) ([]byte, bool) {
+	a := math.Abs(f)
+	if !(a >= 0.01 && a < 1e6) {
+		return dst, false
+	}
+	cents := math.Round(a * 100)
+	if cents/100 != a { // not a number of two decimals (the division is correctly rounded)
+		return dst, false
+	}
+	c := int64(cents)
+	if f < 0 {
+		dst = append(dst, '-')
+	}
+	dst = strconv.AppendInt(dst, c/100, 10)
+	dst = append(dst, '.', byte('0'+c/10%10))
+	if c%10 != 0 {
+		dst = append(dst, byte('0'+c%10))
+	}
+	return dst, true
 }
 
 // appendJSONNumber appends a JSON number's canonical form: an integer's or a float's when one

@@ -11,6 +11,7 @@ package mapping_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -107,7 +108,7 @@ flows:
 }
 
 // benchFlows compiles the benchmark's flows.
-func benchFlows(b *testing.B) (products, orders *mapping.Flow) {
+func benchFlows(b testing.TB) (products, orders *mapping.Flow) {
 	b.Helper()
 	dir := b.TempDir()
 	for name, text := range benchFiles {
@@ -177,6 +178,47 @@ func BenchmarkBuildTarget(b *testing.B) {
 	for b.Loop() {
 		for _, r := range recs {
 			if _, err := products.BuildTarget(r, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportRecords(b, len(recs))
+}
+
+// BenchmarkPrebuild is a first sync's work per product on the scan's goroutine as engine/sync
+// did it (create.go's build and prebuild): BuildTargetFunc with each value's canonical form
+// appended to a buffer, then the canonical form of the record built.
+func BenchmarkPrebuild(b *testing.B) {
+	products, _ := benchFlows(b)
+	recs := make([]map[string]any, benchRecords)
+	for i := range recs {
+		recs[i] = benchProduct(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, r := range recs {
+			if _, _, _, err := engineForms(products, r, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportRecords(b, len(recs))
+}
+
+// BenchmarkBuildTargetForms is BenchmarkPrebuild's work by BuildTargetForms: each value
+// encoded once, the record's form put together from the values'.
+func BenchmarkBuildTargetForms(b *testing.B) {
+	products, _ := benchFlows(b)
+	recs := make([]map[string]any, benchRecords)
+	for i := range recs {
+		recs[i] = benchProduct(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, r := range recs {
+			if _, _, _, err := products.BuildTargetForms(r, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -296,6 +338,28 @@ func BenchmarkRecordDigest(b *testing.B) {
 	for b.Loop() {
 		for _, r := range recs {
 			sha256.Sum256(mapping.Canonical(r))
+		}
+	}
+	reportRecords(b, len(recs))
+}
+
+// BenchmarkDigester is a record's digest as engine/sync's digester computes it: the canonical
+// form by a RecordCanon into a buffer reused record after record, its SHA-256, 16 bytes of it
+// in hex.
+func BenchmarkDigester(b *testing.B) {
+	recs := make([]map[string]any, benchRecords)
+	for i := range recs {
+		recs[i] = benchProduct(i)
+	}
+	var canon mapping.RecordCanon
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, r := range recs {
+			buf = canon.Append(buf[:0], r)
+			sum := sha256.Sum256(buf)
+			hex.EncodeToString(sum[:16])
 		}
 	}
 	reportRecords(b, len(recs))

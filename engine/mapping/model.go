@@ -90,6 +90,8 @@ type Flow struct {
 	// vms holds expression machines for reuse by the flow's expressions (a machine is reusable
 	// between programs; one per goroutine at a time). Nil outside Compile: each run makes one.
 	vms *sync.Pool
+	// form is the plan of BuildTargetForms, made on its first call.
+	form lazyTargetForm
 }
 
 // ID returns the flow's id.

@@ -125,6 +125,8 @@ func Clone(v any) any {
 func Canonical(v any) []byte {
 	n := 32
 	switch x := v.(type) {
+	case string:
+		n = len(x) + 2 // quoted, one allocation unless it needs escapes
 	case map[string]any:
 		n = 32 * len(x) // most records' properties take less: one allocation
 	case []any:
@@ -161,13 +163,7 @@ func AppendCanonical(dst []byte, v any) []byte {
 		}
 		return append(dst, ']')
 	case map[string]any:
-		var buf [16]string // the keys of a record of up to 16 properties stay on the stack
-		keys := buf[:0]
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		return appendObject(dst, keys, x)
+		return appendMap(dst, x)
 	}
 	enc, err := json.Marshal(v)
 	if err != nil {
@@ -176,23 +172,134 @@ func AppendCanonical(dst []byte, v any) []byte {
 	return append(dst, enc...)
 }
 
+// stackEntries is the size of the objects appendMap sorts on the stack: a record's properties.
+const stackEntries = 32
+
+// appendMap appends an object's canonical form, its keys sorted. An object of up to
+// stackEntries keys is read once into arrays on the stack (no key slice, no lookup per key)
+// and sorted as a permutation of their indices, each packed with the key's first seven bytes
+// into one integer: the sort moves no pointers (no write barriers while the collector runs)
+// and compares whole keys only when their first seven bytes are the same.
+func appendMap(dst []byte, m map[string]any) []byte {
+	if len(m) > stackEntries {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return appendObject(dst, keys, m)
+	}
+	var keys [stackEntries]string
+	var vals [stackEntries]any
+	var order [stackEntries]uint64 // keyPrefix<<8 | index
+	n := 0
+	for k, v := range m {
+		if n == stackEntries { // only if the map grew while it was read
+			break
+		}
+		keys[n], vals[n] = k, v
+		order[n] = keyPrefix(k)<<8 | uint64(n)
+		n++
+	}
+	// Insertion sort: records have few properties.
+	for i := 1; i < n; i++ {
+		o := order[i]
+		j := i
+		for ; j > 0 && keyBefore(o, order[j-1], &keys); j-- {
+			order[j] = order[j-1]
+		}
+		order[j] = o
+	}
+	dst = append(dst, '{')
+	for i, o := range order[:n] {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, keys[uint8(o)])
+		dst = append(dst, ':')
+		dst = AppendCanonical(dst, vals[uint8(o)])
+	}
+	return append(dst, '}')
+}
+
+// keyBefore reports whether the key of o sorts before that of p (as strings compare,
+// bytewise), o and p being appendMap's packed prefixes and indices.
+func keyBefore(o, p uint64, keys *[stackEntries]string) bool {
+	if o>>8 != p>>8 {
+		return o < p
+	}
+	return keys[uint8(o)] < keys[uint8(p)]
+}
+
+// keyPrefix is the first seven bytes of s, big-endian, zeros past its end: a smaller prefix
+// is a smaller key; equal prefixes say nothing (the keys may differ later, or one may end in
+// zero bytes where the other ends).
+func keyPrefix(s string) uint64 {
+	var p uint64
+	for i := range 7 {
+		p <<= 8
+		if i < len(s) {
+			p |= uint64(s[i])
+		}
+	}
+	return p
+}
+
 // RecordCanon appends the canonical form of records that share their properties, as the
-// records of one entity do: a record's keys are sorted only when they differ from the last
-// record's. The form is Canonical's. A RecordCanon is not safe for concurrent use.
+// records of one entity do: a record's keys are sorted, and written as JSON, only when they
+// differ from the last record's. The form is Canonical's. A RecordCanon is not safe for
+// concurrent use.
 type RecordCanon struct {
 	keys []string // the last record's keys, sorted
+	// heads holds each key as the object's text has it before the value, `"key":` (after a
+	// comma but for the first), the text of key i ending at ends[i].
+	heads []byte
+	ends  []int
 }
 
 // Append appends rec's canonical form to dst.
 func (c *RecordCanon) Append(dst []byte, rec map[string]any) []byte {
-	if !c.same(rec) {
-		c.keys = c.keys[:0]
-		for k := range rec {
-			c.keys = append(c.keys, k)
+	if len(rec) == len(c.keys) {
+		// As many keys as the last record's, each of them present: the same keys. Each is
+		// looked up once, for its value.
+		if out, ok := c.append(dst, rec); ok {
+			return out
 		}
-		slices.Sort(c.keys)
 	}
-	return appendObject(dst, c.keys, rec)
+	c.keys = c.keys[:0]
+	for k := range rec {
+		c.keys = append(c.keys, k)
+	}
+	slices.Sort(c.keys)
+	c.heads, c.ends = c.heads[:0], c.ends[:0]
+	for i, k := range c.keys {
+		if i > 0 {
+			c.heads = append(c.heads, ',')
+		}
+		c.heads = appendString(c.heads, k)
+		c.heads = append(c.heads, ':')
+		c.ends = append(c.ends, len(c.heads))
+	}
+	out, _ := c.append(dst, rec)
+	return out
+}
+
+// append appends rec's canonical form with the last record's keys, or gives dst as it was and
+// false when rec lacks one of them.
+func (c *RecordCanon) append(dst []byte, rec map[string]any) ([]byte, bool) {
+	start := len(dst)
+	dst = append(dst, '{')
+	from := 0
+	for i, k := range c.keys {
+		v, ok := rec[k]
+		if !ok {
+			return dst[:start], false
+		}
+		dst = append(dst, c.heads[from:c.ends[i]]...)
+		from = c.ends[i]
+		dst = AppendCanonical(dst, v)
+	}
+	return append(dst, '}'), true
 }
 
 // appendObject appends the canonical form of m, its keys in the order of keys (sorted).
@@ -209,19 +316,6 @@ func appendObject(dst []byte, keys []string, m map[string]any) []byte {
 	return append(dst, '}')
 }
 
-// same reports whether rec has exactly the keys of the last record: as many, all present.
-func (c *RecordCanon) same(rec map[string]any) bool {
-	if len(rec) != len(c.keys) {
-		return false
-	}
-	for _, k := range c.keys {
-		if _, ok := rec[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // appendString appends s as a JSON string exactly as json.Marshal writes it (HTML-safe): what
 // Canonical has always written (through json.Marshal), without its allocations.
 func appendString(dst []byte, s string) []byte { return jsontext.AppendString(dst, s, true) }
@@ -233,7 +327,38 @@ func appendNumber(dst []byte, f float64) []byte {
 	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
 		return strconv.AppendInt(dst, int64(f), 10)
 	}
+	if out, ok := appendCents(dst, f); ok {
+		return out
+	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+// appendCents appends f as strconv's shortest form ('g', -1) writes it when f is a number of
+// one or two decimals (a price, a weight) from 0.01 up to a million, which it writes without
+// an exponent: the integer part, a point, the decimals without a trailing zero. Such an f is
+// the double nearest to cents/100 for the integer cents = round(f*100), and no other number of
+// two decimals is that near (doubles below a million are far closer than 0.01 to each other),
+// so those digits are the shortest that give f back. Other numbers are left to strconv (ok
+// false).
+func appendCents(dst []byte, f float64) ([]byte, bool) {
+	a := math.Abs(f)
+	if !(a >= 0.01 && a < 1e6) {
+		return dst, false
+	}
+	cents := math.Round(a * 100)
+	if cents/100 != a { // not a number of two decimals (the division is correctly rounded)
+		return dst, false
+	}
+	c := int64(cents)
+	if f < 0 {
+		dst = append(dst, '-')
+	}
+	dst = strconv.AppendInt(dst, c/100, 10)
+	dst = append(dst, '.', byte('0'+c/10%10))
+	if c%10 != 0 {
+		dst = append(dst, byte('0'+c%10))
+	}
+	return dst, true
 }
 
 // appendJSONNumber appends a JSON number's canonical form: an integer's or a float's when one

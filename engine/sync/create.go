@@ -13,20 +13,26 @@ import (
 // source record, the canonical value of each property in target form: the S half of the new
 // link's base (rebase), computed here once.
 func (fr *flowRun) build(side Side, rec connector.Record) (map[string]any, propValues, error) {
+	data, s, _, err := fr.buildForms(side, rec)
+	return data, s, err
+}
+
+// buildForms is build that also gives the canonical form of the record built, which its
+// create's intent records: for a source record, put together from its values' forms
+// (mapping.Flow.BuildTargetForms), each value encoded once.
+func (fr *flowRun) buildForms(side Side, rec connector.Record) (map[string]any, propValues, []byte, error) {
 	if side == Target {
 		data, err := fr.f.BuildSource(rec.Data, fr.refs)
-		return data, nil, err
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return data, nil, mapping.Canonical(data), nil
 	}
-	s := make(propValues, len(fr.f.Properties))
-	// The values share one buffer, each capped so that no append reaches the next: one
-	// allocation or two per record rather than one per property.
-	buf := make([]byte, 0, 24*len(fr.f.Properties))
-	data, err := fr.f.BuildTargetFunc(rec.Data, fr.refs, func(p *mapping.Property, v any) {
-		start := len(buf)
-		buf = mapping.AppendCanonical(buf, v)
-		s[fr.plan.pos[p]] = buf[start:len(buf):len(buf)]
-	})
-	return data, s, err
+	data, s, canon, err := fr.f.BuildTargetForms(rec.Data, fr.refs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return data, s, canon, nil
 }
 
 // prebuilt is a record built for its create, with the canonical form its intent records.
@@ -40,9 +46,7 @@ type prebuilt struct {
 // prebuild builds a record for its create.
 func (fr *flowRun) prebuild(side Side, rec connector.Record) *prebuilt {
 	b := &prebuilt{}
-	if b.data, b.s, b.err = fr.build(side, rec); b.err == nil {
-		b.encoded = mapping.Canonical(b.data)
-	}
+	b.data, b.s, b.encoded, b.err = fr.buildForms(side, rec)
 	return b
 }
 

@@ -83,8 +83,7 @@ func TestBaseOfSharesBuiltValues(t *testing.T) {
 		}
 	}
 	// The properties that are not lists (whose bases hold their elements' pairing too).
-	scalars := *f
-	scalars.Properties = nil
+	scalars := &mapping.Flow{}
 	var values propValues
 	for i, p := range f.Properties {
 		if len(p.Elements) == 0 {
@@ -92,7 +91,7 @@ func TestBaseOfSharesBuiltValues(t *testing.T) {
 			values = append(values, s[i])
 		}
 	}
-	pl := newPlanner(&scalars, nil, nil, nil)
+	pl := newPlanner(scalars, nil, nil, nil)
 	allocs := testing.AllocsPerRun(50, func() {
 		if _, err := pl.baseOf(src, tgt, nil, values, nil); err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -135,4 +136,72 @@ func BenchmarkPutProductLinks(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "links/s")
+}
+
+// BenchmarkAddIntent records 500 intents in a Tx one by one and commits: the Tx a run makes
+// before it creates a batch of records.
+func BenchmarkAddIntent(b *testing.B) {
+	const batch = 500
+	s, _ := newStore(b)
+	data := json.RawMessage(`{"brand":"Nordic Roast","price":"50.90","sku":"P0000042","stock":"42","title":"Espresso Roast 250 g"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		write(b, s, func(tx Tx) error {
+			for i := range batch {
+				if _, err := tx.AddIntent(&Intent{Flow: "f", Side: Target, FromID: strconv.Itoa(i), Data: data}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "intents/s")
+}
+
+// BenchmarkEncodeBinaryBase encodes the bases of 1,000 links shaped like the benchmark's
+// products, their keys numbered: the encoding of a base on the path of PutLink.
+func BenchmarkEncodeBinaryBase(b *testing.B) {
+	s, _ := newStore(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	links := make([]*Link, 1000)
+	for i := range links {
+		links[i] = benchProductLink(rng, i+1)
+	}
+	tx, err := s.Begin(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	st := tx.(*sqliteTx)
+	if _, err := st.encodeBase(links[0].Base); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, l := range links {
+			if _, err := st.encodeBase(l.Base); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(links)*b.N)/b.Elapsed().Seconds(), "bases/s")
+}
+
+// BenchmarkEncodeBase encodes the bases of 1,000 product links as JSON text (EncodeBase), the
+// form the PostgreSQL store keeps.
+func BenchmarkEncodeBase(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	links := make([]*Link, 1000)
+	for i := range links {
+		links[i] = benchProductLink(rng, i+1)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, l := range links {
+			if _, err := EncodeBase(l.Base); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(links)*b.N)/b.Elapsed().Seconds(), "bases/s")
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -200,33 +201,15 @@ var emptyBase = []byte{}
 // put writes the row of a link. rawBase and rawTime, when not "", are stored as the link's
 // base and time, as they are: the text of schema 8 that did not decode.
 func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
-	flow, err := t.flowNumber(l.Flow)
+	v, err := t.values(l, rawBase, rawTime, nil)
 	if err != nil {
-		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
+		return err
 	}
-	var base any = emptyBase
-	switch {
-	case rawBase != "":
-		base = rawBase
-	case len(l.Base) > 0:
-		var err error
-		if base, err = t.encodeBase(l.Base); err != nil {
-			return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
-		}
-	}
-	var updated any
-	if rawTime != "" {
-		updated = rawTime
-	} else {
-		updated = packTime(l.Updated)
-	}
-	target := packID(l.TargetID)
-	sh, th, made := packDigest(t.digest[0][:], l.SourceHash), packDigest(t.digest[1][:], l.TargetHash), packMade(l.Made)
 	if l.storedTarget == l.TargetID { // TargetID is not empty
 		// A link read from the store, saved again with its ids (a merge): an upsert would
 		// also rewrite the entry of the unchanged target id in its index, nearly doubling the
 		// pages a run that merges writes.
-		res, err := t.exec(sqlUpdateLink, base, sh, th, updated, l.LinkedIn, l.MergedIn, made, flow, l.SourceID, target)
+		res, err := t.exec(sqlUpdateLink, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made, v.flow, l.SourceID, v.target)
 		if err != nil {
 			return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
 		}
@@ -235,12 +218,12 @@ func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
 		}
 		// Gone or relinked since it was read: insert it as any other.
 	}
-	_, err = t.exec(sqlPutLink, flow, l.SourceID, target, base, sh, th, updated, l.LinkedIn, l.MergedIn, made)
+	_, err = t.exec(sqlPutLink, v.flow, l.SourceID, v.target, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		var other string
 		if t.conn.QueryRowContext(t.ctx, "SELECT source_id FROM link_rows WHERE flow = ? AND target_id = ?",
-			flow, target).Scan(&other) == nil {
+			v.flow, v.target).Scan(&other) == nil {
 			return fmt.Errorf("link flow %q source %q to target %q: the target is already linked to source %q: %w",
 				l.Flow, l.SourceID, l.TargetID, other, ErrTargetLinked)
 		}
@@ -249,6 +232,143 @@ func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
 		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
 	}
 	return nil
+}
+
+// linkValues are the stored forms of a link's columns.
+type linkValues struct {
+	flow                                int64
+	base, target, sh, th, updated, made any
+}
+
+// values returns the stored forms of a link's columns (see put for rawBase and rawTime).
+// With keep nil, the bytes of the base and the digests are the Tx's buffers, valid until the
+// next call; else they are copied to the end of *keep, for a statement of several links.
+func (t *sqliteTx) values(l *Link, rawBase, rawTime string, keep *[]byte) (linkValues, error) {
+	flow, err := t.flowNumber(l.Flow)
+	if err != nil {
+		return linkValues{}, fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
+	}
+	v := linkValues{flow: flow, base: emptyBase}
+	switch {
+	case rawBase != "":
+		v.base = rawBase
+	case len(l.Base) > 0:
+		var err error
+		if v.base, err = t.encodeBase(l.Base); err != nil {
+			return linkValues{}, fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
+		}
+	}
+	if rawTime != "" {
+		v.updated = rawTime
+	} else {
+		v.updated = packTime(l.Updated)
+	}
+	v.target = packID(l.TargetID)
+	v.sh, v.th, v.made = packDigest(t.digest[0][:], l.SourceHash), packDigest(t.digest[1][:], l.TargetHash), packMade(l.Made)
+	if keep != nil {
+		v.base, v.sh, v.th = keepBytes(keep, v.base), keepBytes(keep, v.sh), keepBytes(keep, v.th)
+	}
+	return v, nil
+}
+
+// keepBytes copies v to the end of *keep when it is a []byte (but emptyBase) and returns the
+// copy. The copies made before stay valid when *keep grows: append moves the bytes to a new
+// array and leaves the old one, which they hold, as it was.
+func keepBytes(keep *[]byte, v any) any {
+	b, ok := v.([]byte)
+	if !ok || len(b) == 0 {
+		return v
+	}
+	start := len(*keep)
+	*keep = append(*keep, b...)
+	return (*keep)[start:len(*keep):len(*keep)]
+}
+
+// linkValueCount is the number of values of a link row in sqlPutLink.
+const linkValueCount = 10
+
+// sqlPutLinks is sqlPutLink for n links.
+func sqlPutLinks(n int) string {
+	head, tail, _ := strings.Cut(sqlPutLink, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	return head + row + strings.Repeat(", "+row, n-1) + tail
+}
+
+// PutLinks puts links as PutLink puts each, in order: the links that are inserted (all of a
+// first sync) maxParams values to a statement. A statement that a constraint refuses (a
+// target linked to another source) is undone by SQLite and its links are put one by one,
+// which gives PutLink's error for the link refused.
+func (t *sqliteTx) PutLinks(links []*Link) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var (
+		pending []*Link
+		args    []any
+		keep    []byte
+	)
+	// flush writes the pending links.
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		batch, values := pending, args
+		// Once written, their buffers take the next links.
+		defer func() { pending, args, keep = pending[:0], args[:0], keep[:0] }()
+		if len(batch) == 1 {
+			return t.put(batch[0], "", "")
+		}
+		_, err := t.exec(sqlPutLinks(len(batch)), values...)
+		var se sqlite3.Error
+		if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+			for _, l := range batch {
+				if err := t.put(l, "", ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err != nil {
+			l := batch[0]
+			return fmt.Errorf("put links of flow %q, sources %q to %q: %w", l.Flow, l.SourceID, batch[len(batch)-1].SourceID, err)
+		}
+		return nil
+	}
+	for _, l := range links {
+		if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
+			if err := flush(); err != nil {
+				return err
+			}
+			return errors.New("put link: a link needs a flow, a source id and a target id")
+		}
+		if t.done {
+			return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, errTxDone)
+		}
+		if l.storedTarget == l.TargetID {
+			// A merge's link is updated in place (see put), in its turn.
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := t.put(l, "", ""); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := t.values(l, "", "", &keep)
+		if err != nil {
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			return err
+		}
+		pending = append(pending, l)
+		args = append(args, v.flow, l.SourceID, v.target, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made)
+		if len(args)+linkValueCount > maxParams {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 // DeleteLink forgets the link of a source record; a missing link is not an error.
@@ -266,25 +386,115 @@ func (t *sqliteTx) DeleteLink(flow, sourceID string) error {
 func (t *sqliteTx) AddIntent(in *Intent) (int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if in == nil || in.Flow == "" {
+	if in == nil {
 		return 0, errors.New("add intent: an intent needs a flow")
 	}
-	if err := checkSide(in.Side); err != nil {
-		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
-	}
-	data, err := jsonText(in.Data)
+	row, err := t.intentValues(in, nil)
 	if err != nil {
-		return 0, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
+		return 0, err
 	}
-	created := in.Created
-	if created.IsZero() {
-		created = t.s.now()
-	}
-	res, err := t.exec(sqlAddIntent, in.Flow, in.Side, in.FromID, data, formatTime(created))
+	res, err := t.exec(sqlAddIntent, row[1:]...)
 	if err != nil {
 		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
 	}
 	return res.LastInsertId()
+}
+
+// intentColumns is the number of values of an intent row in sqlAddIntents.
+const intentColumns = 6
+
+// sqlAddIntents inserts n intents with their ids.
+func sqlAddIntents(n int) string {
+	const row = "(?, ?, ?, ?, ?, ?)"
+	return "INSERT INTO intents (id, flow, side, from_id, data, created) VALUES " + row + strings.Repeat(", "+row, n-1)
+}
+
+// sqlLastIntentID is the highest intent id ever handed out, as AUTOINCREMENT knows it.
+const sqlLastIntentID = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'intents'), 0),
+	coalesce((SELECT max(id) FROM intents), 0))`
+
+// intentValues checks an intent and returns the values of its row, its id (0) first; a zero
+// Created is the time of the call, formatted once per call of AddIntents (times).
+func (t *sqliteTx) intentValues(in *Intent, times *intentTimes) ([]any, error) {
+	if in.Flow == "" {
+		return nil, errors.New("add intent: an intent needs a flow")
+	}
+	if err := checkSide(in.Side); err != nil {
+		return nil, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
+	}
+	data, err := jsonText(in.Data)
+	if err != nil {
+		return nil, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
+	}
+	if times == nil {
+		times = &intentTimes{}
+	}
+	return []any{int64(0), in.Flow, in.Side, in.FromID, data, times.format(in.Created, t.s.now)}, nil
+}
+
+// intentTimes formats the times of intents, each distinct one once: the intents of a batch
+// are created at one time.
+type intentTimes struct {
+	now       string
+	last      time.Time
+	formatted string
+}
+
+func (c *intentTimes) format(created time.Time, now func() time.Time) string {
+	if created.IsZero() {
+		if c.now == "" {
+			c.now = formatTime(now())
+		}
+		return c.now
+	}
+	if c.formatted == "" || !created.Equal(c.last) { // stored in UTC: the same instant is the same text
+		c.last, c.formatted = created, formatTime(created)
+	}
+	return c.formatted
+}
+
+// AddIntents records intents as AddIntent records each and returns their ids in order. The
+// ids are those AUTOINCREMENT would give, read once and set in the rows, which are inserted
+// maxParams values to a statement. Every intent is checked before any is written.
+func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(ins) == 0 {
+		return []int64{}, nil
+	}
+	args := make([]any, 0, len(ins)*intentColumns)
+	var times intentTimes
+	for i := range ins {
+		row, err := t.intentValues(&ins[i], &times)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, row...)
+	}
+	if t.done {
+		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, errTxDone)
+	}
+	var last int64
+	if err := t.conn.QueryRowContext(t.ctx, sqlLastIntentID).Scan(&last); err != nil {
+		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, err)
+	}
+	if last > math.MaxInt64-int64(len(ins)) {
+		return nil, fmt.Errorf("add intents of flow %q: the intent ids are used up", ins[0].Flow)
+	}
+	ids := make([]int64, len(ins))
+	for i := range ids {
+		ids[i] = last + 1 + int64(i)
+		args[i*intentColumns] = ids[i]
+	}
+	const perStatement = maxParams / intentColumns
+	for from := 0; from < len(ins); from += perStatement {
+		n := min(perStatement, len(ins)-from)
+		// Statements of the common sizes (a whole chunk, a batch's tail) are prepared once.
+		if _, err := t.exec(sqlAddIntents(n), args[from*intentColumns:(from+n)*intentColumns]...); err != nil {
+			return nil, fmt.Errorf("add intents of flow %q: %w", ins[from].Flow, err)
+		}
+	}
+	return ids, nil
 }
 
 // DeleteIntent forgets an intent, once its record is linked; a missing one is not an error.

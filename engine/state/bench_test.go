@@ -15,6 +15,7 @@ func BenchmarkPutLink(b *testing.B) {
 	const n = 10000
 	s, _ := newStore(b)
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		tx, err := s.Begin(context.Background())
 		if err != nil {
@@ -33,6 +34,7 @@ func BenchmarkPutLink(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "links/s")
+	cpu.report(b, n, "link")
 }
 
 // BenchmarkLinksBySource looks up 1,000 links of 100,000, as a run does per page of records.
@@ -67,6 +69,7 @@ func BenchmarkCreateCommits(b *testing.B) {
 	s, _ := newStore(b)
 	data := json.RawMessage(`{"brand":"Nordic Roast","price":"50.90","sku":"P0000042","stock":"42","title":"Espresso Roast 250 g"}`)
 	round := 0
+	cpu := startCPU()
 	for b.Loop() {
 		round++
 		for start := 0; start < n; start += batch {
@@ -104,6 +107,7 @@ func BenchmarkCreateCommits(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+	cpu.report(b, n, "record")
 }
 
 // BenchmarkPutProductLinks writes 10,000 links shaped like the benchmark's products (see
@@ -115,12 +119,15 @@ func BenchmarkPutProductLinks(b *testing.B) {
 	links := make([]*Link, n)
 	round := 0
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		b.StopTimer()
+		cpu.stop()
 		for j := range links {
 			links[j] = benchProductLink(rng, round*n+j+1)
 		}
 		round++
+		cpu.start()
 		b.StartTimer()
 		tx, err := s.Begin(context.Background())
 		if err != nil {
@@ -136,6 +143,7 @@ func BenchmarkPutProductLinks(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "links/s")
+	cpu.report(b, n, "link")
 }
 
 // BenchmarkAddIntent records 500 intents in a Tx one by one and commits: the Tx a run makes
@@ -145,6 +153,7 @@ func BenchmarkAddIntent(b *testing.B) {
 	s, _ := newStore(b)
 	data := json.RawMessage(`{"brand":"Nordic Roast","price":"50.90","sku":"P0000042","stock":"42","title":"Espresso Roast 250 g"}`)
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		write(b, s, func(tx Tx) error {
 			for i := range batch {
@@ -156,6 +165,7 @@ func BenchmarkAddIntent(b *testing.B) {
 		})
 	}
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "intents/s")
+	cpu.report(b, batch, "intent")
 }
 
 // BenchmarkEncodeBinaryBase encodes the bases of 1,000 links shaped like the benchmark's
@@ -177,6 +187,7 @@ func BenchmarkEncodeBinaryBase(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		for _, l := range links {
 			if _, err := st.encodeBase(l.Base); err != nil {
@@ -185,6 +196,7 @@ func BenchmarkEncodeBinaryBase(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(links)*b.N)/b.Elapsed().Seconds(), "bases/s")
+	cpu.report(b, len(links), "base")
 }
 
 // BenchmarkEncodeBase encodes the bases of 1,000 product links as JSON text (EncodeBase), the
@@ -196,6 +208,7 @@ func BenchmarkEncodeBase(b *testing.B) {
 		links[i] = benchProductLink(rng, i+1)
 	}
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
 		for _, l := range links {
 			if _, err := EncodeBase(l.Base); err != nil {
@@ -204,4 +217,133 @@ func BenchmarkEncodeBase(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(links)*b.N)/b.Elapsed().Seconds(), "bases/s")
+	cpu.report(b, len(links), "base")
+}
+
+// BenchmarkPutLinks is BenchmarkPutLink with the links put by PutLinks, 1,000 at a time.
+func BenchmarkPutLinks(b *testing.B) {
+	const n, batch = 10000, 1000
+	s, _ := newStore(b)
+	links := make([]*Link, 0, batch)
+	b.ReportAllocs()
+	cpu := startCPU()
+	for i := 0; i < b.N; i++ {
+		tx, err := s.Begin(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < n; j++ {
+			l := testLink("f", j)
+			l.SourceID = fmt.Sprintf("r%d-s%06d", i, j)
+			l.TargetID = fmt.Sprintf("r%d-t%06d", i, j)
+			if links = append(links, l); len(links) == batch {
+				if err := tx.PutLinks(links); err != nil {
+					b.Fatal(err)
+				}
+				links = links[:0]
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "links/s")
+	cpu.report(b, n, "link")
+}
+
+// BenchmarkPutProductLinksBatched is BenchmarkPutProductLinks with one PutLinks.
+func BenchmarkPutProductLinksBatched(b *testing.B) {
+	const n = 10000
+	s, _ := newStore(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	links := make([]*Link, n)
+	round := 0
+	b.ReportAllocs()
+	cpu := startCPU()
+	for b.Loop() {
+		b.StopTimer()
+		cpu.stop()
+		for j := range links {
+			links[j] = benchProductLink(rng, round*n+j+1)
+		}
+		round++
+		cpu.start()
+		b.StartTimer()
+		write(b, s, func(tx Tx) error { return tx.PutLinks(links) })
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "links/s")
+	cpu.report(b, n, "link")
+}
+
+// BenchmarkAddIntents is BenchmarkAddIntent with one AddIntents.
+func BenchmarkAddIntents(b *testing.B) {
+	const batch = 500
+	s, _ := newStore(b)
+	data := json.RawMessage(`{"brand":"Nordic Roast","price":"50.90","sku":"P0000042","stock":"42","title":"Espresso Roast 250 g"}`)
+	ins := make([]Intent, batch)
+	b.ReportAllocs()
+	cpu := startCPU()
+	for b.Loop() {
+		for i := range ins {
+			ins[i] = Intent{Flow: "f", Side: Target, FromID: strconv.Itoa(i), Data: data}
+		}
+		write(b, s, func(tx Tx) error {
+			_, err := tx.AddIntents(ins)
+			return err
+		})
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "intents/s")
+	cpu.report(b, batch, "intent")
+}
+
+// BenchmarkCreateCommitsBatched is BenchmarkCreateCommits with the intents and the links of
+// a batch written by AddIntents and PutLinks.
+func BenchmarkCreateCommitsBatched(b *testing.B) {
+	const n, batch = 10000, 500
+	s, _ := newStore(b)
+	data := json.RawMessage(`{"brand":"Nordic Roast","price":"50.90","sku":"P0000042","stock":"42","title":"Espresso Roast 250 g"}`)
+	round := 0
+	ins := make([]Intent, batch)
+	links := make([]*Link, batch)
+	b.ReportAllocs()
+	cpu := startCPU()
+	for b.Loop() {
+		round++
+		for start := 0; start < n; start += batch {
+			for i := range ins {
+				ins[i] = Intent{Flow: "f", Side: Target, FromID: strconv.Itoa(start + i), Data: data}
+			}
+			var ids []int64
+			write(b, s, func(tx Tx) error {
+				var err error
+				ids, err = tx.AddIntents(ins)
+				return err
+			})
+			write(b, s, func(tx Tx) error {
+				if err := tx.DeleteIntents(ids); err != nil {
+					return err
+				}
+				for i := range links {
+					l := testLink("f", start+i)
+					l.SourceID = fmt.Sprintf("r%d-s%06d", round, start+i)
+					l.TargetID = fmt.Sprintf("r%d-t%06d", round, start+i)
+					links[i] = l
+				}
+				if err := tx.PutLinks(links); err != nil {
+					return err
+				}
+				for _, l := range links {
+					if err := tx.ClearDeadLetter("f", Source, l.SourceID); err != nil {
+						return err
+					}
+					if err := tx.ClearWaiting("f", Source, l.SourceID); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+	cpu.report(b, n, "record")
 }

@@ -160,7 +160,6 @@ func (c *refBinaryCodec) appendValue(out, v []byte, kind byte) []byte {
 	return append(binary.AppendUvarint(out, uint64(len(v))), v...)
 }
 
-
 // refBaseCodec encodes and decodes bases, reusing its buffers; one per Tx or per read.
 type refBaseCodec struct {
 	buf  []byte
@@ -222,7 +221,6 @@ func refPlainBase(v Base) bool {
 	// reflect took a tenth of a PutLink.
 	return v.E == nil
 }
-
 
 // refCompactJSON reports whether b is one valid JSON value without whitespace outside strings:
 // what encoding/json's compaction (of a json.RawMessage) leaves as it is.
@@ -331,4 +329,3 @@ func refSkipValue(s []byte, p, depth int) (int, bool) {
 	}
 	return p, false
 }
-

@@ -33,15 +33,30 @@ func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
 	conn, err := s.writerConn(ctx)
 	if err == nil {
 		if _, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			conn.Close()
-			s.wconn = nil
+			s.dropWriterConn()
 		}
 	}
 	if err != nil {
 		<-s.writer
 		return nil, fmt.Errorf("begin a link state transaction: %w", err)
 	}
-	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: make(map[string]*sql.Stmt), dict: s.dict.Load()}, nil
+	if s.wstmts == nil {
+		s.wstmts = make(map[string]*sql.Stmt)
+	}
+	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: s.wstmts, dict: s.dict.Load()}, nil
+}
+
+// dropWriterConn closes the connection of the Txs and its statements. The caller holds the
+// writer token.
+func (s *SQLite) dropWriterConn() {
+	for _, st := range s.wstmts {
+		st.Close()
+	}
+	s.wstmts = nil
+	if s.wconn != nil {
+		s.wconn.Close()
+		s.wconn = nil
+	}
 }
 
 // writerConn returns the connection of the Txs, opened with its page cache on first use. The
@@ -284,6 +299,20 @@ func keepBytes(keep *[]byte, v any) any {
 	return (*keep)[start:len(*keep):len(*keep)]
 }
 
+// piece returns the number of rows of the next statement of a write of n rows, at most per a
+// statement: per while there are as many, then the powers of two below, so that the texts of
+// the statements, and the statements the store keeps prepared, are a few whatever n is.
+func piece(n, per int) int {
+	if n >= per {
+		return per
+	}
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
+}
+
 // linkValueCount is the number of values of a link row in sqlPutLink.
 const linkValueCount = 10
 
@@ -314,22 +343,16 @@ func (t *sqliteTx) PutLinks(links []*Link) error {
 		batch, values := pending, args
 		// Once written, their buffers take the next links.
 		defer func() { pending, args, keep = pending[:0], args[:0], keep[:0] }()
-		if len(batch) == 1 {
-			return t.put(batch[0], "", "")
-		}
-		_, err := t.exec(sqlPutLinks(len(batch)), values...)
-		var se sqlite3.Error
-		if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
-			for _, l := range batch {
-				if err := t.put(l, "", ""); err != nil {
+		for len(batch) > 0 {
+			n := piece(len(batch), linksPerStatement)
+			if n == 1 {
+				if err := t.put(batch[0], "", ""); err != nil {
 					return err
 				}
+			} else if err := t.putRows(batch[:n], values[:n*linkValueCount]); err != nil {
+				return err
 			}
-			return nil
-		}
-		if err != nil {
-			l := batch[0]
-			return fmt.Errorf("put links of flow %q, sources %q to %q: %w", l.Flow, l.SourceID, batch[len(batch)-1].SourceID, err)
+			batch, values = batch[n:], values[n*linkValueCount:]
 		}
 		return nil
 	}
@@ -362,7 +385,7 @@ func (t *sqliteTx) PutLinks(links []*Link) error {
 		}
 		pending = append(pending, l)
 		args = append(args, v.flow, l.SourceID, v.target, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made)
-		if len(args)+linkValueCount > maxParams {
+		if len(pending) >= linksPerStatement {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -486,10 +509,8 @@ func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
 		ids[i] = last + 1 + int64(i)
 		args[i*intentColumns] = ids[i]
 	}
-	const perStatement = maxParams / intentColumns
-	for from := 0; from < len(ins); from += perStatement {
-		n := min(perStatement, len(ins)-from)
-		// Statements of the common sizes (a whole chunk, a batch's tail) are prepared once.
+	for from, n := 0, 0; from < len(ins); from += n {
+		n = piece(len(ins)-from, maxParams/intentColumns)
 		if _, err := t.exec(sqlAddIntents(n), args[from*intentColumns:(from+n)*intentColumns]...); err != nil {
 			return nil, fmt.Errorf("add intents of flow %q: %w", ins[from].Flow, err)
 		}
@@ -507,19 +528,18 @@ func (t *sqliteTx) DeleteIntent(id int64) error {
 	return nil
 }
 
-// DeleteIntents deletes intents by id, maxParams to a statement.
+// DeleteIntents deletes intents by id, maxParams to a statement (see piece).
 func (t *sqliteTx) DeleteIntents(ids []int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	args := make([]any, 0, min(len(ids), maxParams))
 	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), maxParams)]
+		chunk := ids[:piece(len(ids), maxParams)]
 		ids = ids[len(chunk):]
 		args = args[:0]
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		// Statements of the common sizes (a whole chunk, a batch's tail) are prepared once.
 		if _, err := t.exec(sqlDeleteIntents+"?"+strings.Repeat(", ?", len(chunk)-1)+")", args...); err != nil {
 			return fmt.Errorf("delete intents: %w", err)
 		}
@@ -705,12 +725,12 @@ func (t *sqliteTx) inTx() bool {
 	return open
 }
 
-// end releases the statements and the writer token; the connection stays the store's, for
+// end releases the writer token; the connection stays the store's, with its statements, for
 // the next Tx. A connection still in a transaction (a ROLLBACK failed) is discarded rather
 // than handed to the next Tx.
 func (t *sqliteTx) end() {
-	t.closeStatements()
 	if t.s == nil { // a migration's: the caller owns the connection
+		t.closeStatements()
 		t.done = true
 		return
 	}
@@ -721,12 +741,18 @@ func (t *sqliteTx) end() {
 		return nil
 	})
 	if bad != nil {
-		t.conn.Close()
-		t.s.wconn = nil
+		t.s.dropWriterConn()
+	} else if len(t.stmts) > maxKeptStatements {
+		t.closeStatements()
+		t.s.wstmts = nil
 	}
 	t.done = true
 	<-t.s.writer
 }
+
+// maxKeptStatements bounds the statements kept with the connection of the Txs: more would
+// be statements of texts made for one Tx (none are today), which are closed then.
+const maxKeptStatements = 100
 
 func (t *sqliteTx) closeStatements() {
 	for _, st := range t.stmts {
@@ -777,4 +803,27 @@ func unique(ids []string) []string {
 		}
 	}
 	return out
+}
+
+// linksPerStatement is the most links a statement of PutLinks writes.
+const linksPerStatement = maxParams / linkValueCount
+
+// putRows writes the rows of links (values, in order) in one statement. When a constraint
+// refuses one, SQLite undoes the statement, and the links are put one by one: PutLink's error
+// for the link refused, after the links before it.
+func (t *sqliteTx) putRows(links []*Link, values []any) error {
+	_, err := t.exec(sqlPutLinks(len(links)), values...)
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+		for _, l := range links {
+			if err := t.put(l, "", ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("put links of flow %q, sources %q to %q: %w", links[0].Flow, links[0].SourceID, links[len(links)-1].SourceID, err)
+	}
+	return nil
 }

@@ -313,6 +313,22 @@ func piece(n, per int) int {
 	return p
 }
 
+// pieceTexts returns the text of the statement of each piece of a write of at most per rows
+// a statement, by its number of rows: made once, not per statement.
+func pieceTexts(per int, text func(n int) string) map[int]string {
+	m := map[int]string{per: text(per)}
+	for n := 1; n < per; n *= 2 {
+		m[n] = text(n)
+	}
+	return m
+}
+
+var (
+	putLinksTexts      = pieceTexts(linksPerStatement, sqlPutLinks)
+	addIntentsTexts    = pieceTexts(maxParams/intentColumns, sqlAddIntents)
+	deleteIntentsTexts = pieceTexts(maxParams, func(n int) string { return sqlDeleteIntents + "?" + strings.Repeat(", ?", n-1) + ")" })
+)
+
 // linkValueCount is the number of values of a link row in sqlPutLink.
 const linkValueCount = 10
 
@@ -511,7 +527,7 @@ func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
 	}
 	for from, n := 0, 0; from < len(ins); from += n {
 		n = piece(len(ins)-from, maxParams/intentColumns)
-		if _, err := t.exec(sqlAddIntents(n), args[from*intentColumns:(from+n)*intentColumns]...); err != nil {
+		if _, err := t.exec(addIntentsTexts[n], args[from*intentColumns:(from+n)*intentColumns]...); err != nil {
 			return nil, fmt.Errorf("add intents of flow %q: %w", ins[from].Flow, err)
 		}
 	}
@@ -540,7 +556,7 @@ func (t *sqliteTx) DeleteIntents(ids []int64) error {
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		if _, err := t.exec(sqlDeleteIntents+"?"+strings.Repeat(", ?", len(chunk)-1)+")", args...); err != nil {
+		if _, err := t.exec(deleteIntentsTexts[len(chunk)], args...); err != nil {
 			return fmt.Errorf("delete intents: %w", err)
 		}
 	}
@@ -812,7 +828,7 @@ const linksPerStatement = maxParams / linkValueCount
 // refuses one, SQLite undoes the statement, and the links are put one by one: PutLink's error
 // for the link refused, after the links before it.
 func (t *sqliteTx) putRows(links []*Link, values []any) error {
-	_, err := t.exec(sqlPutLinks(len(links)), values...)
+	_, err := t.exec(putLinksTexts[len(links)], values...)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
 		for _, l := range links {

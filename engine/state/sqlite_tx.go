@@ -428,7 +428,7 @@ func (t *sqliteTx) AddIntent(in *Intent) (int64, error) {
 	if in == nil {
 		return 0, errors.New("add intent: an intent needs a flow")
 	}
-	row, err := t.intentValues(in, nil)
+	row, err := t.appendIntent(make([]any, 0, intentColumns), in, &intentValues{})
 	if err != nil {
 		return 0, err
 	}
@@ -452,9 +452,9 @@ func sqlAddIntents(n int) string {
 const sqlLastIntentID = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'intents'), 0),
 	coalesce((SELECT max(id) FROM intents), 0))`
 
-// intentValues checks an intent and returns the values of its row, its id (0) first; a zero
-// Created is the time of the call, formatted once per call of AddIntents (times).
-func (t *sqliteTx) intentValues(in *Intent, times *intentTimes) ([]any, error) {
+// appendIntent checks an intent and appends the values of its row to args, its id (0) first.
+// The values the intents of a batch share (their flow, side and time) are boxed once, in c.
+func (t *sqliteTx) appendIntent(args []any, in *Intent, c *intentValues) ([]any, error) {
 	if in.Flow == "" {
 		return nil, errors.New("add intent: an intent needs a flow")
 	}
@@ -465,31 +465,40 @@ func (t *sqliteTx) intentValues(in *Intent, times *intentTimes) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
 	}
-	if times == nil {
-		times = &intentTimes{}
+	if c.flow == nil || c.flowName != in.Flow {
+		c.flowName, c.flow = in.Flow, in.Flow
 	}
-	return []any{int64(0), in.Flow, in.Side, in.FromID, data, times.format(in.Created, t.s.now)}, nil
+	side := sourceValue
+	if in.Side == Target {
+		side = targetValue
+	}
+	return append(args, int64(0), c.flow, side, in.FromID, data, c.created(in.Created, t.s.now)), nil
 }
 
-// intentTimes formats the times of intents, each distinct one once: the intents of a batch
-// are created at one time.
-type intentTimes struct {
-	now       string
-	last      time.Time
-	formatted string
+// The sides as values of a statement, boxed once.
+var sourceValue, targetValue any = Source, Target
+
+// intentValues are the values the intents of a batch share, each distinct one boxed (and a
+// time formatted) once: the intents of a batch are of a flow and created at one time.
+type intentValues struct {
+	flowName string
+	flow     any
+	now      any
+	last     time.Time
+	at       any
 }
 
-func (c *intentTimes) format(created time.Time, now func() time.Time) string {
+func (c *intentValues) created(created time.Time, now func() time.Time) any {
 	if created.IsZero() {
-		if c.now == "" {
+		if c.now == nil {
 			c.now = formatTime(now())
 		}
 		return c.now
 	}
-	if c.formatted == "" || !created.Equal(c.last) { // stored in UTC: the same instant is the same text
-		c.last, c.formatted = created, formatTime(created)
+	if c.at == nil || !created.Equal(c.last) { // stored in UTC: the same instant is the same text
+		c.last, c.at = created, formatTime(created)
 	}
-	return c.formatted
+	return c.at
 }
 
 // AddIntents records intents as AddIntent records each and returns their ids in order. The
@@ -502,13 +511,12 @@ func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
 		return []int64{}, nil
 	}
 	args := make([]any, 0, len(ins)*intentColumns)
-	var times intentTimes
+	var shared intentValues
 	for i := range ins {
-		row, err := t.intentValues(&ins[i], &times)
-		if err != nil {
+		var err error
+		if args, err = t.appendIntent(args, &ins[i], &shared); err != nil {
 			return nil, err
 		}
-		args = append(args, row...)
 	}
 	if t.done {
 		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, errTxDone)

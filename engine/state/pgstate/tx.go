@@ -162,10 +162,8 @@ func (t *pgTx) PutLinks(links []*state.Link) error {
 		case 1:
 			return t.put(batch.links[0], batch.base[0])
 		}
-		if t.done {
-			return errTxDone
-		}
-		if t.failed == nil {
+		// A Tx that is done or failed gives PutLink's error, from the first link.
+		if !t.done && t.failed == nil {
 			inserted, err := t.insertLinks(&batch)
 			if err != nil || inserted {
 				return err

@@ -169,3 +169,35 @@ func TestEncodersMatchReferenceOnProducts(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEncodersMatchReference: for any values, the encoders (one codec for every input, as a
+// Tx keeps it) write what the reference writes.
+func FuzzEncodersMatchReference(f *testing.F) {
+	var (
+		bin  binaryCodec
+		text baseCodec
+		n    numbering
+	)
+	f.Add("name", []byte(`"x"`), []byte(`"y"`), "other", []byte(`23.450000000000003`))
+	f.Add("a<b", []byte(`{"a":1}`), []byte(nil), "\u2028", []byte(`[`))
+	f.Add("n", []byte(`-0`), []byte(`1e-7`), "m", []byte(`"a\u00e9\"b"`))
+	f.Add("n", []byte(`truex`), []byte(`nul`), "name", []byte("\"\x01\""))
+	f.Fuzz(func(t *testing.T, k1 string, s1, t1 []byte, k2 string, s2 []byte) {
+		b := map[string]Base{k1: {S: s1, T: t1}, k2: {S: s2}}
+		var refBin refBinaryCodec
+		want, unknown, wantOK := refBin.encode(b, n.known)
+		if len(unknown) > 0 {
+			n.add(slices.Clone(unknown))
+			want, _, wantOK = refBin.encode(b, n.known)
+		}
+		got, _, ok := bin.encode(b, n.known)
+		if ok != wantOK || !bytes.Equal(got, want) {
+			t.Fatalf("binary of %v = %x, %v; want %x, %v", b, got, ok, want, wantOK)
+		}
+		var ref refBaseCodec
+		wantText, wantErr := ref.encode(b)
+		if gotText, err := text.encode(b); gotText != wantText || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("text of %v = %s, %v; want %s, %v", b, gotText, err, wantText, wantErr)
+		}
+	})
+}

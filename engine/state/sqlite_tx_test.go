@@ -349,15 +349,15 @@ func TestTxStatementsKept(t *testing.T) {
 				}
 				return tx.DeleteIntents(ids)
 			})
-			st := s.wstmts[sqlPutLinks(linksPerStatement)]
-			if n < linksPerStatement {
+			st := s.wstmts[addIntentsTexts[maxParams/intentColumns]]
+			if n < maxParams/intentColumns {
 				continue
 			}
 			if first == nil {
 				first = st
 			}
 			if st == nil || st != first {
-				t.Fatalf("round %d, %d links: the statement of a full PutLinks was prepared again", round, n)
+				t.Fatalf("round %d, %d intents: the statement of a full AddIntents was prepared again", round, n)
 			}
 		}
 	}

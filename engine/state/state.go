@@ -219,10 +219,10 @@ type Overlapping interface {
 // Tx is a write transaction: everything in it is committed durably together, or not at all.
 type Tx interface {
 	PutLink(l *Link) error
-	// PutLinks puts links in order, as PutLink puts each, in fewer statements: at the first
-	// link PutLink would refuse, it returns PutLink's error for that link, with the links
-	// before it put and none after it (a target already linked gives the error wrapping
-	// ErrTargetLinked, and the Tx stays usable).
+	// PutLinks puts links in order, as PutLink puts each, in one call (PostgreSQL's in one
+	// statement): at the first link PutLink would refuse, it returns PutLink's error for that
+	// link, with the links before it put and none after it (a target already linked gives
+	// the error wrapping ErrTargetLinked, and the Tx stays usable).
 	PutLinks(links []*Link) error
 	DeleteLink(flow, sourceID string) error
 	AddIntent(in *Intent) (int64, error)

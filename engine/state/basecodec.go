@@ -50,8 +50,12 @@ func (sb storedBase) unfold() Base {
 
 // baseCodec encodes and decodes bases, reusing its buffers; one per Tx or per read.
 type baseCodec struct {
-	buf  []byte
-	keys []string
+	buf []byte
+	// keys are the keys of the last base encoded, sorted: the bases of a flow's links have the
+	// same keys, so the next one is looked up key by key in this order, without sorting; values
+	// are its values in that order.
+	keys   []string
+	values []Base
 	// names interns the keys read, so that the links of a flow share their key strings.
 	names map[string]string
 }
@@ -61,14 +65,22 @@ func (c *baseCodec) encode(b map[string]Base) (string, error) {
 	if len(b) == 0 {
 		return "{}", nil
 	}
-	c.keys = c.keys[:0]
-	for k, v := range b {
+	if !c.sameKeys(b) {
+		c.keys = c.keys[:0]
+		for k := range b {
+			c.keys = append(c.keys, k)
+		}
+		slices.Sort(c.keys)
+		c.values = c.values[:0]
+		for _, k := range c.keys {
+			c.values = append(c.values, b[k])
+		}
+	}
+	for _, v := range c.values {
 		if !plainBase(v) {
 			return encodeBaseJSON(b)
 		}
-		c.keys = append(c.keys, k)
 	}
-	slices.Sort(c.keys)
 	out := append(c.buf[:0], '{')
 	for i, k := range c.keys {
 		if i > 0 {
@@ -77,7 +89,7 @@ func (c *baseCodec) encode(b map[string]Base) (string, error) {
 		out = appendKey(out, k)
 		out = append(out, ':', '{')
 		// The members of storedBase in its order, as encoding/json writes them.
-		sb := stored(b[k])
+		sb := stored(c.values[i])
 		first := true
 		for _, m := range [...]struct {
 			name string
@@ -99,10 +111,31 @@ func (c *baseCodec) encode(b map[string]Base) (string, error) {
 	return string(out), nil
 }
 
+// sameKeys reports whether b has the keys of the last base encoded, and then puts its values
+// in values, in their order.
+func (c *baseCodec) sameKeys(b map[string]Base) bool {
+	if len(b) != len(c.keys) {
+		return false
+	}
+	c.values = c.values[:0]
+	for _, k := range c.keys {
+		v, ok := b[k]
+		if !ok {
+			return false
+		}
+		c.values = append(c.values, v)
+	}
+	return true // as many keys, all of keys: the same keys
+}
+
 // plainBase reports whether a Base holds nothing but S and T, each absent or valid compact
 // JSON, which is written as it is.
 func plainBase(v Base) bool {
-	if len(v.S) > 0 && !compactJSON(v.S) || len(v.T) > 0 && !compactJSON(v.T) {
+	if len(v.S) > 0 && !compactJSON(v.S) {
+		return false
+	}
+	// T is mostly S again: checked once.
+	if len(v.T) > 0 && !bytes.Equal(v.T, v.S) && !compactJSON(v.T) {
 		return false
 	}
 	// Every member of a Base but S and T (TestPlainBaseKnowsEveryMember): a look through
@@ -283,38 +316,8 @@ func skipValue(s []byte, p, depth int) (int, bool) {
 	}
 	switch c := s[p]; {
 	case c == '"':
-		p++
-		for p < len(s) {
-			switch c := s[p]; {
-			case c == '"':
-				return p + 1, true
-			case c == '\\':
-				if p+1 >= len(s) {
-					return p, false
-				}
-				switch s[p+1] {
-				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-					p += 2
-				case 'u':
-					if p+6 > len(s) {
-						return p, false
-					}
-					for _, h := range s[p+2 : p+6] {
-						if !isHex(h) {
-							return p, false
-						}
-					}
-					p += 6
-				default:
-					return p, false
-				}
-			case c < 0x20:
-				return p, false
-			default:
-				p++
-			}
-		}
-		return p, false
+		end, _, ok := skipString(s, p)
+		return end, ok
 	case c == '{':
 		p++
 		if p < len(s) && s[p] == '}' {
@@ -370,6 +373,44 @@ func skipValue(s []byte, p, depth int) (int, bool) {
 		return end, ok
 	}
 	return p, false
+}
+
+// skipString checks the JSON string starting at s[p] (a quote) as skipValue does and returns
+// the index after it, and whether it has an escape.
+func skipString(s []byte, p int) (end int, escaped, ok bool) {
+	p++
+	for p < len(s) {
+		switch c := s[p]; {
+		case c == '"':
+			return p + 1, escaped, true
+		case c == '\\':
+			escaped = true
+			if p+1 >= len(s) {
+				return p, escaped, false
+			}
+			switch s[p+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p += 2
+			case 'u':
+				if p+6 > len(s) {
+					return p, escaped, false
+				}
+				for _, h := range s[p+2 : p+6] {
+					if !isHex(h) {
+						return p, escaped, false
+					}
+				}
+				p += 6
+			default:
+				return p, escaped, false
+			}
+		case c < 0x20:
+			return p, escaped, false
+		default:
+			p++
+		}
+	}
+	return p, escaped, false
 }
 
 func literal(s []byte, p int, lit string) (int, bool) {

@@ -15,6 +15,13 @@ func EncodeBase(b map[string]Base) (string, error) {
 	return c.encode(b)
 }
 
+// BaseEncoder encodes bases as EncodeBase does, reusing its buffers between calls: one per
+// Tx, not for concurrent use.
+type BaseEncoder struct{ c baseCodec }
+
+// Encode returns the stored text of a link's base (see EncodeBase).
+func (e *BaseEncoder) Encode(b map[string]Base) (string, error) { return e.c.encode(b) }
+
 // StoredLink marks l as read from a Store, with its base in stored form (rawBase, "" for an
 // empty one): Bases decodes it on first use, and saving the link with its target id unchanged
 // is an update in place (see StoredTarget).

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 )
 
 // binaryBase is the first byte of a base in binary form; a base as JSON text starts with '{'.
@@ -58,10 +60,11 @@ const (
 	floatValue // a number that encoding/json writes from its float64 as it is: the 8 bytes
 )
 
-// keyedBase is one property of a base with the number of its key.
+// keyedBase is one property of a base with its key and the key's number.
 type keyedBase struct {
-	key int64
-	b   Base
+	name string
+	key  int64
+	b    Base
 }
 
 // binaryCodec encodes bases in binary form with reused buffers; one per writer.
@@ -71,32 +74,45 @@ type binaryCodec struct {
 	unknown []string
 	float   []byte
 	slots   []keyedBase // by key number, for sort
+	// order is the keys of the last base encoded, with their numbers, in the order of the
+	// numbers: the bases of a flow's links have the same keys, so the next base is looked up
+	// key by key in this order, and needs neither numbering nor sorting. A key's number never
+	// changes, so the order stays true as long as the codec is given the same numbering.
+	order []keyedBase
 }
 
 // encode returns the binary form of b, with key the number of a property key. ok is false
 // when b has a property that is not plain (see plainBase), which is stored as JSON text.
 // unknown lists the keys that have no number, sorted, when there are such (and out is nil):
-// the caller numbers them and calls again. The bytes are valid until the next call.
+// the caller numbers them and calls again. The bytes are valid until the next call. A codec
+// must be given the same numbering on every call (see order).
 func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) (out []byte, unknown []string, ok bool) {
-	c.entries, c.unknown = c.entries[:0], c.unknown[:0]
+	if !c.inOrder(b) {
+		c.entries, c.unknown = c.entries[:0], c.unknown[:0]
+		var highest int64
+		for k, v := range b {
+			if !plainBase(v) {
+				return nil, nil, false
+			}
+			n, known := key(k)
+			if !known {
+				c.unknown = append(c.unknown, k)
+				continue
+			}
+			highest = max(highest, n)
+			c.entries = append(c.entries, keyedBase{k, n, v})
+		}
+		if len(c.unknown) > 0 {
+			slices.Sort(c.unknown)
+			return nil, c.unknown, true
+		}
+		c.sort(highest)
+		c.order = append(c.order[:0], c.entries...)
+	}
 	var highest int64
-	for k, v := range b {
-		if !plainBase(v) {
-			return nil, nil, false
-		}
-		n, known := key(k)
-		if !known {
-			c.unknown = append(c.unknown, k)
-			continue
-		}
-		highest = max(highest, n)
-		c.entries = append(c.entries, keyedBase{n, v})
+	if len(c.entries) > 0 {
+		highest = c.entries[len(c.entries)-1].key
 	}
-	if len(c.unknown) > 0 {
-		slices.Sort(c.unknown)
-		return nil, c.unknown, true
-	}
-	c.sort(highest)
 	out = append(c.buf[:0], binaryBase)
 	out = binary.AppendUvarint(out, uint64(highest))
 	out = binary.AppendUvarint(out, uint64(len(c.entries)))
@@ -122,23 +138,54 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 		default:
 			layout = layoutST
 		}
-		var kind byte
+		if e.b.E != nil {
+			return nil, nil, false // not plain
+		}
+		var (
+			kind, kindT byte
+			f, fT       float64
+		)
 		if layout != layoutNone {
-			kind = c.kindOf(s)
+			// Checked as plainBase checks, once for a value stored once.
+			if kind, f, ok = c.classify(s); !ok {
+				return nil, nil, false
+			}
+		}
+		if layout == layoutST {
+			if kindT, fT, ok = c.classify(t); !ok {
+				return nil, nil, false
+			}
 		}
 		out = append(out, head|layout<<3|kind)
 		if head == 3<<6 {
 			out = binary.AppendUvarint(out, uint64(step))
 		}
 		if layout == layoutST {
-			kindT := c.kindOf(t)
-			out = c.appendValue(c.appendValue(append(out, kindT), s, kind), t, kindT)
+			out = appendValue(appendValue(append(out, kindT), s, kind, f), t, kindT, fT)
 		} else if layout != layoutNone {
-			out = c.appendValue(out, s, kind)
+			out = appendValue(out, s, kind, f)
 		}
 	}
 	c.buf = out
 	return out, nil, true
+}
+
+// inOrder reports whether b has the keys of order, and then puts its properties in entries in
+// that order.
+func (c *binaryCodec) inOrder(b map[string]Base) bool {
+	if len(b) == 0 || len(b) != len(c.order) {
+		return false
+	}
+	c.entries = c.entries[:0]
+	for _, e := range c.order {
+		v, ok := b[e.name]
+		if !ok {
+			return false
+		}
+		e.b = v
+		c.entries = append(c.entries, e)
+	}
+	return true // as many keys, all of order's: the same keys
 }
 
 // sort puts the entries in the order of their keys: by their place in a slice of the key
@@ -164,38 +211,52 @@ func (c *binaryCodec) sort(highest int64) {
 	}
 }
 
-// kindOf is the kind a compact JSON value is stored as.
-func (c *binaryCodec) kindOf(v []byte) byte {
+// classify checks that v is valid compact JSON, as compactJSON does, and returns the kind it
+// is stored as, with its number for a floatValue: one pass over a string, the commonest value.
+func (c *binaryCodec) classify(v []byte) (kind byte, f float64, ok bool) {
 	switch {
+	case len(v) == 0:
+		return 0, 0, false
 	case v[0] == '"':
-		if bytes.IndexByte(v, '\\') < 0 {
-			return stringValue
+		end, escaped, ok := skipString(v, 0)
+		if !ok || end != len(v) {
+			return 0, 0, false
 		}
+		if escaped {
+			return rawValue, 0, true
+		}
+		return stringValue, 0, true
 	case string(v) == "true":
-		return trueValue
+		return trueValue, 0, true
 	case string(v) == "false":
-		return falseValue
+		return falseValue, 0, true
 	case string(v) == "null":
-		return nullValue
-	case len(v) > 9 && (v[0] == '-' || isDigit(v[0])):
+		return nullValue, 0, true
+	case v[0] == '-' || isDigit(v[0]):
+		if end, _, ok := jsontext.SkipNumber(v, 0); !ok || end != len(v) {
+			return 0, 0, false
+		}
 		// Longer than its 8 bytes, and given back exactly: a float64 that encoding/json wrote.
-		if f, err := strconv.ParseFloat(string(v), 64); err == nil {
-			c.float = appendJSONFloat(c.float[:0], f)
-			if bytes.Equal(c.float, v) {
-				return floatValue
+		if len(v) > 9 {
+			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+				c.float = appendJSONFloat(c.float[:0], f)
+				if bytes.Equal(c.float, v) {
+					return floatValue, f, true
+				}
 			}
 		}
+		return rawValue, 0, true
 	}
-	return rawValue
+	return rawValue, 0, compactJSON(v)
 }
 
-func (c *binaryCodec) appendValue(out, v []byte, kind byte) []byte {
+// appendValue appends a value of a kind (its number f for a floatValue).
+func appendValue(out, v []byte, kind byte, f float64) []byte {
 	switch kind {
 	case stringValue:
 		v = v[1 : len(v)-1]
 	case rawValue:
 	case floatValue:
-		f, _ := strconv.ParseFloat(string(v), 64) // checked by kindOf
 		return binary.LittleEndian.AppendUint64(out, math.Float64bits(f))
 	default:
 		return out

@@ -91,6 +91,10 @@ type SQLite struct {
 	// writerCacheKiB); nil until the first Begin, or after a Tx left it unusable. Whoever
 	// holds the writer token owns it.
 	wconn *sql.Conn
+	// wstmts are the statements prepared on wconn, kept with it: a run makes two Txs per batch
+	// of records, and preparing a statement of many rows costs about as much as running it.
+	// The statements are of a few texts (see piece), so the map stays small.
+	wstmts map[string]*sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -422,10 +426,7 @@ func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
 		select {
 		case s.writer <- struct{}{}: // no Tx is open
-			if s.wconn != nil {
-				s.wconn.Close()
-				s.wconn = nil
-			}
+			s.dropWriterConn()
 			<-s.writer
 		default:
 		}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -320,5 +321,50 @@ func TestWriterPageCache(t *testing.T) {
 	}
 	if writer != -writerCacheKiB || reader != -2000 {
 		t.Errorf("cache_size of the writer %d, of a reader %d; want %d and -2000", writer, reader, -writerCacheKiB)
+	}
+}
+
+// The statements of the Txs are prepared once for the store, not once per Tx, and are a few
+// whatever the sizes of the batches written (see piece).
+func TestTxStatementsKept(t *testing.T) {
+	s, _ := newStore(t)
+	var first *sql.Stmt
+	for round := range 3 {
+		for n := 1; n <= 130; n += 7 {
+			write(t, s, func(tx Tx) error {
+				links := make([]*Link, n)
+				ins := make([]Intent, n)
+				for i := range links {
+					links[i] = testLink("f", i)
+					links[i].SourceID = fmt.Sprintf("r%d-%d-%d", round, n, i)
+					links[i].TargetID = links[i].SourceID
+					ins[i] = Intent{Flow: "f", Side: Target, FromID: links[i].SourceID}
+				}
+				if err := tx.PutLinks(links); err != nil {
+					return err
+				}
+				ids, err := tx.AddIntents(ins)
+				if err != nil {
+					return err
+				}
+				return tx.DeleteIntents(ids)
+			})
+			st := s.wstmts[addIntentsTexts[maxParams/intentColumns]]
+			if n < maxParams/intentColumns {
+				continue
+			}
+			if first == nil {
+				first = st
+			}
+			if st == nil || st != first {
+				t.Fatalf("round %d, %d intents: the statement of a full AddIntents was prepared again", round, n)
+			}
+		}
+	}
+	if len(s.wstmts) > 30 {
+		t.Errorf("%d statements kept, want at most 30", len(s.wstmts))
+	}
+	if n, _ := s.CountLinks(context.Background(), "f"); n != 3*(1+8+15+22+29+36+43+50+57+64+71+78+85+92+99+106+113+120+127) {
+		t.Errorf("%d links", n)
 	}
 }

@@ -219,8 +219,17 @@ type Overlapping interface {
 // Tx is a write transaction: everything in it is committed durably together, or not at all.
 type Tx interface {
 	PutLink(l *Link) error
+	// PutLinks puts links in order, as PutLink puts each, in one call (PostgreSQL's in one
+	// statement): at the first link PutLink would refuse, it returns PutLink's error for that
+	// link, with the links before it put and none after it (a target already linked gives
+	// the error wrapping ErrTargetLinked, and the Tx stays usable).
+	PutLinks(links []*Link) error
 	DeleteLink(flow, sourceID string) error
 	AddIntent(in *Intent) (int64, error)
+	// AddIntents records intents in order and returns their ids in order, as AddIntent
+	// records each, in fewer statements. An intent AddIntent would refuse gives AddIntent's
+	// error for it, and none of the intents is recorded.
+	AddIntents(ins []Intent) ([]int64, error)
 	DeleteIntent(id int64) error
 	// DeleteIntents deletes the intents of a batch together.
 	DeleteIntents(ids []int64) error

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ type pgTx struct {
 	done bool
 	// failed is the first statement error: the transaction is aborted, and Commit says why.
 	failed error
+	// bases encodes the bases of the links put, with its buffers kept between them.
+	bases state.BaseEncoder
 }
 
 var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
@@ -70,12 +73,19 @@ func (t *pgTx) PutLink(l *state.Link) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
-		return errors.New("put link: a link needs a flow, a source id and a target id")
+		return errLinkIDs
 	}
-	base, err := state.EncodeBase(l.Base)
+	base, err := t.bases.Encode(l.Base)
 	if err != nil {
 		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
 	}
+	return t.put(l, base)
+}
+
+var errLinkIDs = errors.New("put link: a link needs a flow, a source id and a target id")
+
+// put writes a link whose base is encoded.
+func (t *pgTx) put(l *state.Link, base string) error {
 	if state.StoredTarget(l) == l.TargetID {
 		// Saved again with its ids (a merge): rewritten in place.
 		tag, err := t.exec(`UPDATE `+schema+`.links SET base = $1, source_hash = $2, target_hash = $3, updated = $4, linked_in = $5, merged_in = $6, made = $7
@@ -91,7 +101,7 @@ func (t *pgTx) PutLink(l *state.Link) error {
 	// One statement: the insert happens unless another source holds the target, whose id it
 	// returns then.
 	var other *string
-	err = t.queryRow(`WITH other AS (
+	err := t.queryRow(`WITH other AS (
 			SELECT source_id FROM `+schema+`.links WHERE flow = $1 AND target_id = $3 AND source_id <> $2
 		), put AS (
 			INSERT INTO `+schema+`.links (flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made)
@@ -113,6 +123,112 @@ func (t *pgTx) PutLink(l *state.Link) error {
 	return nil
 }
 
+// sqlInsertLinks inserts the links of arrays of their columns.
+const sqlInsertLinks = `INSERT INTO ` + schema + `.links (flow, source_id, target_id, base, source_hash, target_hash, updated, linked_in, merged_in, made)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[], $9::bigint[], $10::text[])`
+
+// linkBatch holds the links of a PutLinks to insert, by column.
+type linkBatch struct {
+	links                                              []*state.Link
+	flow, source, target, base, sourceHash, targetHash []string
+	updated                                            []*time.Time
+	linkedIn, mergedIn                                 []int64
+	made                                               []string
+}
+
+func (c *linkBatch) add(l *state.Link, base string) {
+	c.links = append(c.links, l)
+	c.flow, c.source, c.target = append(c.flow, l.Flow), append(c.source, l.SourceID), append(c.target, l.TargetID)
+	c.base, c.sourceHash, c.targetHash = append(c.base, base), append(c.sourceHash, l.SourceHash), append(c.targetHash, l.TargetHash)
+	c.updated, c.linkedIn, c.mergedIn = append(c.updated, nullTime(l.Updated)), append(c.linkedIn, l.LinkedIn), append(c.mergedIn, l.MergedIn)
+	c.made = append(c.made, l.Made)
+}
+
+// PutLinks puts links as PutLink puts each, in order. The links to insert (all of a first
+// sync) go in one statement, under a savepoint: a failed statement would abort the
+// transaction, so one that fails (a source linked already, a target linked to another source,
+// a link twice) is undone to the savepoint, and its links are put one by one, as PutLink puts
+// them, which refuses a target linked to another source without failing a statement.
+func (t *pgTx) PutLinks(links []*state.Link) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var pending linkBatch
+	flush := func() error {
+		batch := pending
+		pending = linkBatch{}
+		switch len(batch.links) {
+		case 0:
+			return nil
+		case 1:
+			return t.put(batch.links[0], batch.base[0])
+		}
+		// A Tx that is done or failed gives PutLink's error, from the first link.
+		if !t.done && t.failed == nil {
+			inserted, err := t.insertLinks(&batch)
+			if err != nil || inserted {
+				return err
+			}
+		}
+		for i, l := range batch.links {
+			if err := t.put(l, batch.base[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, l := range links {
+		if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
+			if err := flush(); err != nil {
+				return err
+			}
+			return errLinkIDs
+		}
+		base, err := t.bases.Encode(l.Base)
+		if err != nil {
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
+		}
+		if state.StoredTarget(l) == l.TargetID {
+			// A merge's link is updated in place (see put), in its turn.
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := t.put(l, base); err != nil {
+				return err
+			}
+			continue
+		}
+		pending.add(l, base)
+	}
+	return flush()
+}
+
+// insertLinks inserts the links of c in one statement under a savepoint; inserted is false
+// when the statement failed and was undone.
+func (t *pgTx) insertLinks(c *linkBatch) (inserted bool, err error) {
+	fail := func(err error) (bool, error) {
+		if t.failed == nil {
+			t.failed = err
+		}
+		return false, fmt.Errorf("put links of flow %q: %w", c.flow[0], err)
+	}
+	if _, err := t.tx.Exec(t.ctx, "SAVEPOINT put_links"); err != nil {
+		return fail(err)
+	}
+	_, ierr := t.tx.Exec(t.ctx, sqlInsertLinks, c.flow, c.source, c.target, c.base, c.sourceHash, c.targetHash, c.updated, c.linkedIn, c.mergedIn, c.made)
+	if ierr != nil {
+		if _, err := t.tx.Exec(t.ctx, "ROLLBACK TO SAVEPOINT put_links"); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := t.tx.Exec(t.ctx, "RELEASE SAVEPOINT put_links"); err != nil {
+		return fail(err)
+	}
+	return ierr == nil, nil
+}
+
 // DeleteLink forgets the link of a source record; a missing link is not an error.
 func (t *pgTx) DeleteLink(flow, sourceID string) error {
 	t.mu.Lock()
@@ -127,26 +243,81 @@ func (t *pgTx) DeleteLink(flow, sourceID string) error {
 func (t *pgTx) AddIntent(in *state.Intent) (int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if in == nil || in.Flow == "" {
+	if in == nil {
 		return 0, errors.New("add intent: an intent needs a flow")
 	}
-	if err := state.CheckSide(in.Side); err != nil {
+	data, created, err := t.intentValues(in)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	if err := t.queryRow("INSERT INTO "+schema+".intents (flow, side, from_id, data, created) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+		[]any{in.Flow, in.Side, in.FromID, data, created}, &id); err != nil {
 		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
+	}
+	return id, nil
+}
+
+// intentValues checks an intent and returns its data and time as stored.
+func (t *pgTx) intentValues(in *state.Intent) (*string, time.Time, error) {
+	if in.Flow == "" {
+		return nil, time.Time{}, errors.New("add intent: an intent needs a flow")
+	}
+	if err := state.CheckSide(in.Side); err != nil {
+		return nil, time.Time{}, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
 	}
 	data, err := state.JSONText(in.Data)
 	if err != nil {
-		return 0, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
+		return nil, time.Time{}, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
 	}
 	created := in.Created
 	if created.IsZero() {
 		created = t.s.now()
 	}
-	var id int64
-	if err := t.queryRow("INSERT INTO "+schema+".intents (flow, side, from_id, data, created) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-		[]any{in.Flow, in.Side, in.FromID, data, created.UTC()}, &id); err != nil {
-		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
+	return data, created.UTC(), nil
+}
+
+// AddIntents records intents as AddIntent records each and returns their ids in order: the
+// ids are taken from the identity's sequence in one statement and set in the rows, inserted
+// in another. Every intent is checked before any is written.
+func (t *pgTx) AddIntents(ins []state.Intent) ([]int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(ins) == 0 {
+		return []int64{}, nil
 	}
-	return id, nil
+	var (
+		flows, sides, froms = make([]string, len(ins)), make([]string, len(ins)), make([]string, len(ins))
+		datas               = make([]*string, len(ins))
+		created             = make([]time.Time, len(ins))
+	)
+	for i := range ins {
+		in := &ins[i]
+		var err error
+		if datas[i], created[i], err = t.intentValues(in); err != nil {
+			return nil, err
+		}
+		flows[i], sides[i], froms[i] = in.Flow, in.Side, in.FromID
+	}
+	if t.done {
+		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, errTxDone)
+	}
+	var ids []int64
+	if err := t.queryRow("SELECT array_agg(nextval(pg_get_serial_sequence('"+schema+".intents', 'id'))) FROM generate_series(1, $1)",
+		[]any{len(ins)}, &ids); err != nil {
+		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, err)
+	}
+	if len(ids) != len(ins) {
+		return nil, fmt.Errorf("add intents of flow %q: %d ids for %d intents", ins[0].Flow, len(ids), len(ins))
+	}
+	// The order of the sequence, whatever the order in which the query called it.
+	slices.Sort(ids)
+	if _, err := t.exec("INSERT INTO "+schema+".intents (id, flow, side, from_id, data, created) OVERRIDING SYSTEM VALUE "+
+		"SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])",
+		ids, flows, sides, froms, datas, created); err != nil {
+		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, err)
+	}
+	return ids, nil
 }
 
 // DeleteIntent forgets an intent; a missing one is not an error.

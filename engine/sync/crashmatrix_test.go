@@ -212,6 +212,18 @@ func (tx *crashTx) AddIntent(in *state.Intent) (int64, error) {
 	return tx.Tx.AddIntent(in)
 }
 
+func (tx *crashTx) AddIntents(ins []state.Intent) ([]int64, error) {
+	tx.note("intent")
+	return tx.Tx.AddIntents(ins)
+}
+
+func (tx *crashTx) PutLinks(links []*state.Link) error {
+	if len(links) > 0 {
+		tx.note("link")
+	}
+	return tx.Tx.PutLinks(links)
+}
+
 func (tx *crashTx) DeleteIntent(id int64) error {
 	tx.note("intent done")
 	return tx.Tx.DeleteIntent(id)

@@ -287,15 +287,19 @@ func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector
 			}
 		})
 	}
+	created := fr.r.Opts.Now().UTC() // one time for the batch: the store formats it once
+	ins := make([]state.Intent, len(datas))
+	for i := range datas {
+		ins[i] = state.Intent{Flow: fr.f.ID(), Side: string(toSide), FromID: from[i].ID, Data: encoded[i], Created: created}
+	}
 	err := fr.commitAhead(ctx, func(tx state.Tx) error {
-		for i := range datas {
-			in := state.Intent{Flow: fr.f.ID(), Side: string(toSide), FromID: from[i].ID, Data: encoded[i], Created: fr.r.Opts.Now().UTC()}
-			id, err := tx.AddIntent(&in)
-			if err != nil {
-				return err
-			}
-			in.ID = id
-			intentIDs[i], keys[i] = id, idempotencyKey(in)
+		ids, err := tx.AddIntents(ins)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			ins[i].ID = id
+			intentIDs[i], keys[i] = id, idempotencyKey(ins[i])
 		}
 		return nil
 	})
@@ -413,6 +417,15 @@ func (c *createdBatch) write(tx state.Tx, flow string) error {
 	if err := tx.DeleteIntents(c.settled); err != nil {
 		return err
 	}
+	links := make([]*state.Link, 0, len(c.outcomes))
+	for i, o := range c.outcomes {
+		if c.results[i].Err != errUndone && o.link != nil {
+			links = append(links, o.link)
+		}
+	}
+	if err := tx.PutLinks(links); err != nil {
+		return err
+	}
 	for i, o := range c.outcomes {
 		if c.results[i].Err == errUndone {
 			continue // its intent stays
@@ -422,9 +435,6 @@ func (c *createdBatch) write(tx state.Tx, flow string) error {
 				return err
 			}
 			continue
-		}
-		if err := tx.PutLink(o.link); err != nil {
-			return err
 		}
 		if o.reason != "" {
 			// Linked, but what flows back did not reach it: retried by the next run.

@@ -249,9 +249,9 @@ func (fr *flowRun) save(ctx context.Context, out *outcome) error {
 		}
 		for _, l := range out.links {
 			l.MergedIn = fr.runID
-			if err := tx.PutLink(l); err != nil {
-				return err
-			}
+		}
+		if err := tx.PutLinks(out.links); err != nil {
+			return err
 		}
 		for _, l := range out.resolved {
 			for _, rec := range [][2]string{{state.Source, l.SourceID}, {state.Target, l.TargetID}} {

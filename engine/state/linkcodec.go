@@ -451,14 +451,31 @@ func lowerHex(s string) bool {
 // packDigest returns the stored form of a digest: the 16 bytes of 32 lower-case hex digits
 // (written into buf), the text of anything else.
 func packDigest(buf []byte, s string) any {
-	if len(s) != 32 || !lowerHex(s) {
+	if len(s) != 32 || len(buf) < 16 {
 		return s
 	}
-	b, err := hex.AppendDecode(buf[:0], []byte(s))
-	if err != nil {
-		return s
+	// Decoded here rather than by encoding/hex, which would want the text as bytes (a copy)
+	// and a check of its case first: one pass, no allocation beyond the slice's box.
+	b := buf[:16]
+	for i := range b {
+		hi, lo := lowerNibble(s[2*i]), lowerNibble(s[2*i+1])
+		if hi > 15 || lo > 15 {
+			return s
+		}
+		b[i] = hi<<4 | lo
 	}
 	return b
+}
+
+// lowerNibble is the value of a lower-case hex digit, 255 for any other byte.
+func lowerNibble(c byte) byte {
+	switch {
+	case isDigit(c):
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 255
 }
 
 // unpackDigest is the digest (or the target id) of its stored form.

@@ -164,10 +164,16 @@ func FuzzBinaryBaseDecode(f *testing.F) {
 }
 
 func TestPackedFields(t *testing.T) {
-	for _, s := range []string{"", "0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcde", "zz"} {
+	for _, s := range []string{"", "0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcde", "zz",
+		"0123456789abcdef0123456789abcdeg", "0123456789abcdef0123456789abcde/", "f0e1d2c3b4a5968778695a4b3c2d1e0f"} {
 		var buf [16]byte
-		if got, err := unpackDigest(packDigest(buf[:], s)); err != nil || got != s {
+		packed := packDigest(buf[:], s)
+		if got, err := unpackDigest(packed); err != nil || got != s {
 			t.Errorf("digest %q comes back as %q, %v", s, got, err)
+		}
+		b, isBytes := packed.([]byte)
+		if compact := len(s) == 32 && lowerHex(s); isBytes != compact || isBytes && len(b) != 16 {
+			t.Errorf("digest %q is stored as %T %v, want 16 bytes only for 32 lower-case hex digits", s, packed, packed)
 		}
 	}
 	for _, s := range []string{"a", "ab", "0a1b", "000000000000000000000000", "5f3c2a1b9e8d7c6b5a493827", "A0", "abc", "s1", "-1"} {

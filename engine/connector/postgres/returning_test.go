@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
+	"github.com/dataflow-sync/dataflow/engine/connector/sqlconn"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
 )
 
@@ -236,5 +237,26 @@ func TestMatchStored(t *testing.T) {
 	}
 	if rows, ok := matchStored(got, []string{"b", "c", "a"}, 1); !ok || &rows[0][0] != &got[0][0] {
 		t.Errorf("rows in order: %v %v", rows, ok)
+	}
+}
+
+// A timestamp's to_json text decodes to the string it quotes, an escaped one too.
+func TestDecodeTimestampText(t *testing.T) {
+	d := &dialect{}
+	for text, want := range map[string]string{
+		`"2024-03-01T12:30:00.5"`:     "2024-03-01T12:30:00.5",
+		`"2024-03-01T12:30:00+00:00"`: "2024-03-01T12:30:00+00:00",
+		`"infinity"`:                  "infinity",
+		`"x\u0041\"y"`:                `xA"y`,
+	} {
+		for _, k := range []sqlconn.Kind{sqlconn.DateTime, sqlconn.Instant} {
+			got, err := d.Decode(&sqlconn.Column{Kind: k}, text)
+			if err != nil || got != want {
+				t.Errorf("Decode(%s) = %#v, %v; want %q", text, got, err, want)
+			}
+		}
+	}
+	if _, err := d.Decode(&sqlconn.Column{Kind: sqlconn.Instant}, `"unterminated\"`); err == nil {
+		t.Error("an unterminated string decoded")
 	}
 }

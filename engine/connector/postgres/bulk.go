@@ -73,7 +73,7 @@ func (d *dialect) insertPipeline(ctx context.Context, ptx *tx, t *sqlconn.Table,
 	for _, r := range rows {
 		b.Queue(d.insertSQL(t, r.Cols, id), r.Args...)
 	}
-	br := ptx.t.SendBatch(ctx, b)
+	br := ptx.batch(ctx, b)
 	ids := make([]string, len(rows))
 	for i := range rows {
 		var got *string
@@ -112,7 +112,7 @@ func (d *dialect) ExecMany(ctx context.Context, stx sqlconn.Tx, stmts []sqlconn.
 	for _, s := range stmts {
 		b.Queue(s.SQL, s.Args...)
 	}
-	br := ptx.t.SendBatch(ctx, b)
+	br := ptx.batch(ctx, b)
 	for range stmts {
 		if _, err := br.Exec(); err != nil {
 			br.Close()

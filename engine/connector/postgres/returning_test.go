@@ -12,6 +12,8 @@ import (
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/connector/sqlconn"
 	"github.com/dataflow-sync/dataflow/internal/pgtest"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // givenDDL has a column of every type the connector reads, and three tables whose ids the
@@ -85,8 +87,9 @@ func TestCreateBatchOfGivenIDsReturnsRowsAsStored(t *testing.T) {
 	if len(inserts) != 1 || !strings.HasPrefix(inserts[0], `INSERT INTO "typed" (`) || strings.Contains(inserts[0], "MATERIALIZED") || !strings.Contains(inserts[0], " RETURNING ") {
 		t.Errorf("the batch was inserted by %q; want one INSERT INTO \"typed\" ... RETURNING", inserts)
 	}
-	if rt, st := tr.reset(); rt > 4 || st > 4 {
-		t.Errorf("300 creates took %d round trips, %d statements; want at most 4 of each (begin, plan, insert, commit)", rt, st)
+	// the insert plan; the BEGIN and the insert, in one pipeline; the commit
+	if rt, st := tr.reset(); rt != 3 || st != 4 {
+		t.Errorf("300 creates took %d round trips, %d statements; want 3 round trips of 4 statements (plan; begin and insert; commit)", rt, st)
 	}
 	ids := make([]string, len(res))
 	for i, r := range res {
@@ -258,5 +261,95 @@ func TestDecodeTimestampText(t *testing.T) {
 	}
 	if _, err := d.Decode(&sqlconn.Column{Kind: sqlconn.Instant}, `"unterminated\"`); err == nil {
 		t.Error("an unterminated string decoded")
+	}
+}
+
+// A transaction's BEGIN goes with its first statement, whatever that is (a query, a statement,
+// a pipeline), and the transaction is what it was: read-only and repeatable read for reads,
+// rolled back when not committed; one that sent nothing commits, and once ended it is closed.
+func TestTransactionBeginsWithItsFirstStatement(t *testing.T) {
+	server := pgtest.New(t)
+	server.Exec(t, `CREATE TABLE renamed (id text PRIMARY KEY, name text, qty integer)`,
+		`CREATE FUNCTION rename() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.id := 'R-' || NEW.name; RETURN NEW; END $$`,
+		`CREATE TRIGGER rename BEFORE INSERT ON renamed FOR EACH ROW EXECUTE FUNCTION rename()`)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, server.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	d := &db{pool}
+	dl := &dialect{}
+	read, err := d.Begin(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := sqlconn.Texts(ctx, read, `SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')`)
+	if err != nil || fmt.Sprint(got) != "[[repeatable read on]]" {
+		t.Errorf("a read's transaction: %v %v", got, err)
+	}
+	if _, err := read.Exec(ctx, `INSERT INTO renamed (id, name) VALUES ('x', 'x')`); err == nil || !strings.Contains(err.Error(), "(SQLSTATE 25006)") {
+		t.Errorf("a write in a read's transaction: %v", err)
+	}
+	read.Rollback(ctx)
+	write, err := d.Begin(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := write.Exec(ctx, `INSERT INTO renamed (id, name) VALUES ('x', 'x')`); n != 1 || err != nil {
+		t.Fatalf("insert: %d %v", n, err)
+	}
+	if err := write.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := write.Commit(ctx); err != pgx.ErrTxClosed {
+		t.Errorf("a commit after the rollback: %v", err)
+	}
+	empty, err := d.Begin(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := empty.Commit(ctx); err != nil {
+		t.Errorf("a commit of nothing: %v", err)
+	}
+	if err := empty.Rollback(ctx); err != pgx.ErrTxClosed {
+		t.Errorf("a rollback after the commit: %v", err)
+	}
+	failed, err := d.Begin(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := failed.Exec(ctx, `INSERT INTO renamed (id, name, qty) VALUES ('x', 'x', $1::text::integer)`, "many"); err == nil || !dl.RecordError(err) {
+		t.Fatalf("a bad insert: %v", err)
+	}
+	if err := failed.Commit(ctx); err != pgx.ErrTxCommitRollback {
+		t.Errorf("the commit of a failed transaction: %v", err)
+	}
+
+	// The table's inserts are a pipeline (a BEFORE trigger rewrites ids); the second batch's,
+	// its insert plan known, is the transaction's first statement.
+	tr := &tracer{}
+	c := openTraced(t, server.DSN(), system(`Renamed: {table: renamed, id: id}`), tr)
+	for batch := range 2 {
+		recs := items(3, nil)
+		for i := range recs {
+			recs[i]["name"] = fmt.Sprintf("b%d-%d", batch, i)
+		}
+		tr.reset()
+		res, err := c.Create(ctx, "Renamed", recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if want := fmt.Sprintf("R-b%d-%d", batch, i); r.Err != nil || r.Record.ID != want || r.Record.Data["qty"] != int64(i) {
+				t.Errorf("batch %d record %d: %v (%v), want id %s", batch, i, r.Record, r.Err, want)
+			}
+		}
+		if rt, _ := tr.reset(); batch == 1 && rt != 3 {
+			t.Errorf("the second batch took %d round trips, want 3 (begin and the inserts, the read-back, commit)", rt)
+		}
+	}
+	if n, err := c.(connector.Counter).Count(ctx, "Renamed"); err != nil || n != 6 {
+		t.Errorf("%d rows (%v), want 6", n, err)
 	}
 }

@@ -455,14 +455,16 @@ func (d *dialect) returningInsertSQL(t *sqlconn.Table, cols []int) string {
 
 // readBySentSQL reads rows as stored, $1 their ids as sent, in that order: a lookup by the
 // id's unique index for each (the LATERAL subquery with its LIMIT is never made a join, which
-// the planner might make a scan of the whole table).
+// the planner might make a scan of the whole table). Each id is cast to the column's declared
+// type, modifiers and all, so that it is the id as stored (a numeric(10,2) id sent as 7.005
+// is 7.01).
 //
 //	SELECT s.* FROM unnest($1::text[]) WITH ORDINALITY AS dataflow_sent(id, n)
-//	CROSS JOIN LATERAL (SELECT <t's select list> FROM t WHERE "id" = dataflow_sent.id::T LIMIT 1) s
+//	CROSS JOIN LATERAL (SELECT <t's select list> FROM t WHERE "id" = dataflow_sent.id::numeric(10,2) LIMIT 1) s
 //	ORDER BY dataflow_sent.n
 func (d *dialect) readBySentSQL(t *sqlconn.Table, id int) string {
 	return "SELECT s.* FROM unnest($1::text[]) WITH ORDINALITY AS dataflow_sent(id, n)\nCROSS JOIN LATERAL (SELECT " + t.Select +
-		" FROM " + t.Quoted + " WHERE " + d.Quote(t.Cols[id].Name) + " = dataflow_sent.id::" + t.Cols[id].Type + " LIMIT 1) s\nORDER BY dataflow_sent.n"
+		" FROM " + t.Quoted + " WHERE " + d.Quote(t.Cols[id].Name) + " = dataflow_sent.id::" + t.Cols[id].Declared + " LIMIT 1) s\nORDER BY dataflow_sent.n"
 }
 
 // valueRows are the rows of a query, each column's text or nil.

@@ -136,7 +136,8 @@ func TestCreateBatchOfGivenIDsReturnsRowsAsStored(t *testing.T) {
 		}
 	}
 
-	// Ids stored otherwise than sent: every record gets the row stored for it.
+	// Ids stored otherwise than sent: every record gets the row stored for it, and its id as
+	// stored.
 	for _, tc := range []struct {
 		entity string
 		id     func(i int) any
@@ -145,6 +146,8 @@ func TestCreateBatchOfGivenIDsReturnsRowsAsStored(t *testing.T) {
 		{"ByUUID", func(i int) any { return fmt.Sprintf("A0EEBC99-9C0B-4EF8-BB6D-%012X", 0xABC000+i) },
 			func(i int) string { return fmt.Sprintf("a0eebc99-9c0b-4ef8-bb6d-%012x", 0xabc000+i) }},
 		{"ByAmount", func(i int) any { return 0.5 + float64(i) }, func(i int) string { return fmt.Sprint(0.5 + float64(i)) }},
+		// rounded to the column's scale: 7.005 is stored, and found again, as 7.01
+		{"ByAmount", func(i int) any { return json.Number(fmt.Sprintf("%d.005", i)) }, func(i int) string { return fmt.Sprintf("%d.01", i) }},
 	} {
 		recs := make([]map[string]any, 200)
 		for i := range recs {

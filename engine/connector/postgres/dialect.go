@@ -192,6 +192,9 @@ func (*dialect) Decode(c *sqlconn.Column, text string) (any, error) {
 	case sqlconn.JSON:
 		return jsontext.Decode(text)
 	case sqlconn.DateTime, sqlconn.Instant:
+		if n := len(text); n >= 2 && text[0] == '"' && text[n-1] == '"' && !strings.ContainsAny(text[1:n-1], `"\`) {
+			return text[1 : n-1], nil // to_json's string of a timestamp never has an escape to undo
+		}
 		var s string
 		if err := json.Unmarshal([]byte(text), &s); err != nil {
 			return nil, err

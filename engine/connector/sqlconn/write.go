@@ -330,7 +330,7 @@ func (ch *change) set(col int, v *string) {
 // (the same properties give the same statement). skip names columns the caller writes itself;
 // cur is the record as stored, for object patches (nil on create).
 func (c *Conn) changeOf(t *Table, data map[string]any, lists map[string]*list, cur map[string]any, skip ...int) (change, error) {
-	var ch change
+	ch := change{cols: make([]int, 0, len(data)+1), args: make([]any, 0, len(data)+1)} // not grown a value at a time; +1: an id made for a create
 	var unknownNames []string
 	names := make([]string, 0, len(data))
 	for name := range data {

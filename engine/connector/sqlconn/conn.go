@@ -213,13 +213,10 @@ func IDString(v any) string {
 	return fmt.Sprint(v)
 }
 
-// newTextID is a random id of 24 hex digits for a record created without an id in a text id
-// column that has no default (as the sqlite connector makes).
-func newTextID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// newTextID is the id of a record created without one in a text id column that has no
+// default, as the sqlite connector makes it (connector.NewTextID: led by the time, so that the
+// inserts of a run append to the table's id index and to the link state's).
+func newTextID() string { return connector.NewTextID(time.Now()) }
 
 // newUUID is a random (version 4) UUID for a UUID id column without a default.
 func newUUID() string {

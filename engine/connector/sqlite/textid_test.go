@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 )
 
@@ -70,7 +71,7 @@ func TestTextIDsSortByCreation(t *testing.T) {
 		}
 	}
 	at := time.Date(2026, 12, 6, 23, 0, 0, 123e6, time.UTC)
-	if id := newTextIDAt(at); id[:12] != "01a24d95e9fb" {
+	if id := connector.NewTextID(at); id[:12] != "01a24d95e9fb" {
 		t.Errorf("the id made at %s leads with %s, want its milliseconds 01a24d95e9fb", at, id[:12])
 	}
 }

@@ -18,19 +18,18 @@ package sqlite
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dataflow-sync/dataflow/internal/jsontext"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/schema"
+	"github.com/dataflow-sync/dataflow/internal/jsontext"
 )
 
 // kind is what a column's values mean beyond their storage class.
@@ -320,24 +319,6 @@ func idString(v any) string {
 	return fmt.Sprint(v)
 }
 
-// newTextID returns an id of 24 hex digits, the shape of Squarespace's ids, for a record
-// created without an id in a table whose id column holds text (newTextIDAt of now).
-func newTextID() string { return newTextIDAt(time.Now()) }
-
-// newTextIDAt returns an id whose first 12 digits are the time t in milliseconds and the last
-// 12 random, as a MongoDB ObjectId or a ULID leads with its time: the ids a run makes sort by
-// when they were made, so that their inserts into the table's id index (and the link state's
-// index of target ids) append to its last pages instead of writing a random page each. A first
-// sync of 200,000 records rewrote most of both indexes in every batch's commit.
-func newTextIDAt(t time.Time) string {
-	var b [12]byte
-	ms := uint64(t.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	if _, err := rand.Read(b[6:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return hex.EncodeToString(b[:])
-}
+// newTextID is the id of a record created without one in a text id column
+// (connector.NewTextID: led by the time, so that the inserts of a run append to the indexes).
+func newTextID() string { return connector.NewTextID(time.Now()) }

@@ -75,8 +75,18 @@ fi
 printf '#!/bin/sh\nexit 101\n' >"$sid_root/usr/sbin/policy-rc.d"
 chmod +x "$sid_root/usr/sbin/policy-rc.d"
 say "apt-get install mysql-server-core in $sid_root"
-chroot "$sid_root" apt-get update -qq || oracle_failed "apt-get update in the chroot failed"
-chroot "$sid_root" apt-get install -y -qq --no-install-recommends mysql-server-core </dev/null ||
-	oracle_failed "apt-get install mysql-server-core in the chroot failed"
+# debootstrap has fetched the package lists; a chroot made earlier gets them again. Not
+# checking Valid-Until: the mirror may serve a sid whose Release file this machine's clock
+# holds expired (seen here: "is expired (invalid since 30d)"), which apt would refuse.
+if [[ -z $(find "$sid_root/var/lib/apt/lists" -maxdepth 1 -name '*_Packages*' -print -quit 2>/dev/null) ]]; then
+	chroot "$sid_root" apt-get -o Acquire::Check-Valid-Until=false update -qq || oracle_failed "apt-get update in the chroot failed"
+fi
+log=$(mktemp)
+if ! chroot "$sid_root" apt-get install -y -qq -o Acquire::Check-Valid-Until=false --no-install-recommends mysql-server-core </dev/null >"$log" 2>&1; then
+	tail -n 20 "$log" >&2
+	rm -f "$log"
+	oracle_failed "apt-get install mysql-server-core in the chroot failed (its last lines are above)"
+fi
+rm -f "$log"
 [[ -x $sid_root/usr/sbin/mysqld ]] || oracle_failed "no /usr/sbin/mysqld after installing mysql-server-core"
 say "Oracle MySQL $(chroot "$sid_root" /usr/sbin/mysqld --version | sed 's/^.*Ver //') installed in $sid_root in $((SECONDS - started)) s"

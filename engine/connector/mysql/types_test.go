@@ -146,6 +146,14 @@ func testDescribe(t *testing.T, f mysqltest.Flavour) {
 			t.Errorf("%s: %+v, want %+v", name, got, w)
 		}
 	}
+	// The description is the type as declared, the same from MariaDB (which writes int(11)
+	// and LONGTEXT for JSON in information_schema) and Oracle MySQL (int, json).
+	for name, w := range map[string]string{"id": "bigint", "big": "bigint unsigned", "small": "smallint", "active": "tinyint(1)",
+		"flags": "tinyint", "doc": "json", "price": "decimal(10,2)", "code": "varchar(3)"} {
+		if p := s.Root.Properties[name]; p != nil && p.Description != "column "+name+" "+w {
+			t.Errorf("%s: description %q, want %q", name, p.Description, "column "+name+" "+w)
+		}
+	}
 	_ = schema.String
 }
 

@@ -170,3 +170,41 @@ func sqlOpen(t *testing.T, dsn string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// The server kills the connector's connection mid-statement (an administrator's KILL, a
+// failover): the transaction is gone, so it runs again on a new connection, and the records are
+// written once. Both servers close the killed session's connection (the driver reads an
+// unexpected EOF).
+func TestKilledConnectionIsRetried(t *testing.T) { mysqltest.Each(t, testKilledConnectionIsRetried) }
+
+func testKilledConnectionIsRetried(t *testing.T, f mysqltest.Flavour) {
+	db := mysqltest.NewOf(t, f)
+	db.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)", "CREATE TABLE attempts (n INT) ENGINE=MyISAM", "INSERT INTO attempts VALUES (0)",
+		"CREATE TRIGGER slow_once BEFORE INSERT ON products FOR EACH ROW BEGIN UPDATE attempts SET n = n + 1; IF (SELECT n FROM attempts) = 1 THEN DO SLEEP(20); END IF; END")
+	admin := sqlOpen(t, db.DSN())
+	c := open(t, db.DSN(), system("Product: {table: products, id: id}"))
+	killed := make(chan error, 1)
+	go func() {
+		for range 200 {
+			var id int64
+			err := admin.QueryRow("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND (INFO LIKE 'INSERT INTO `products`%' OR INFO LIKE 'DO SLEEP(%') LIMIT 1").Scan(&id)
+			if err == nil {
+				_, err = admin.Exec(fmt.Sprintf("KILL %d", id))
+				killed <- err
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		killed <- fmt.Errorf("the INSERT never showed in the process list")
+	}()
+	res, err := c.Create(context.Background(), "Product", []map[string]any{{"name": "a"}, {"name": "b"}})
+	if kerr := <-killed; kerr != nil {
+		t.Fatal(kerr)
+	}
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("create: %v %v", err, res)
+	}
+	if recs := scanAll(t, c, "Product", ""); len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+}

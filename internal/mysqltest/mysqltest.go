@@ -81,15 +81,24 @@ func (f Flavour) missing() (why, require string) {
 		}
 		return "", "DATAFLOW_REQUIRE_MYSQL"
 	case OracleMySQL:
-		if _, err := os.Stat(filepath.Join(OracleMySQLRoot, Mysqld)); err != nil {
-			return InstallOracle, "DATAFLOW_REQUIRE_ORACLE_MYSQL"
-		}
-		if os.Geteuid() != 0 {
-			return "Oracle MySQL runs in the chroot " + OracleMySQLRoot + ", which needs root: run the tests as root", "DATAFLOW_REQUIRE_ORACLE_MYSQL"
-		}
-		return "", "DATAFLOW_REQUIRE_ORACLE_MYSQL"
+		return oracleMissing(OracleMySQLRoot, os.Geteuid()), "DATAFLOW_REQUIRE_ORACLE_MYSQL"
 	}
 	return fmt.Sprintf("mysqltest: no flavour %q", string(f)), ""
+}
+
+// oracleMissing is why Oracle MySQL cannot be started from the chroot root by user euid, ""
+// when it can.
+func oracleMissing(root string, euid int) string {
+	if _, err := os.Stat(filepath.Join(root, Mysqld)); err != nil {
+		if root != OracleMySQLRoot {
+			return strings.ReplaceAll(InstallOracle, OracleMySQLRoot, root)
+		}
+		return InstallOracle
+	}
+	if euid != 0 {
+		return "Oracle MySQL runs in the chroot " + root + ", which needs root: run the tests as root"
+	}
+	return ""
 }
 
 // Server is a running mariadbd or mysqld.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -95,4 +96,20 @@ func TestTwoServersAtOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Without the chroot, or as another user than root, the Oracle MySQL tests say why they skip.
+func TestOracleMissingSaysWhy(t *testing.T) {
+	root := t.TempDir()
+	if got, want := oracleMissing(root, 0), "Oracle MySQL is not installed: run scripts/install-test-servers.sh as root (it installs Debian sid's mysql-server-core in a chroot at "+root+")"; got != want {
+		t.Errorf("no chroot: %q\nwant %q", got, want)
+	}
+	os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755)
+	os.WriteFile(filepath.Join(root, Mysqld), []byte("#!/bin/sh\n"), 0o755)
+	if got, want := oracleMissing(root, 1000), "Oracle MySQL runs in the chroot "+root+", which needs root: run the tests as root"; got != want {
+		t.Errorf("not root: %q\nwant %q", got, want)
+	}
+	if got := oracleMissing(root, 0); got != "" {
+		t.Errorf("installed, as root: %q", got)
+	}
 }

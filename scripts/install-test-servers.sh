@@ -25,7 +25,11 @@ need_oracle=
 [[ ${DATAFLOW_SKIP_ORACLE_MYSQL:-} == 1 || -x $sid_root/usr/sbin/mysqld ]] || need_oracle=1
 [[ -n $need_oracle ]] && ! command -v debootstrap >/dev/null && need+=(debootstrap)
 if ((${#need[@]} == 0)) && [[ -z $need_oracle ]]; then
-	say "postgresql, mariadb-server and Oracle MySQL ($sid_root) are installed"
+	if [[ ${DATAFLOW_SKIP_ORACLE_MYSQL:-} == 1 ]]; then
+		say "postgresql and mariadb-server are installed; Oracle MySQL is left out (DATAFLOW_SKIP_ORACLE_MYSQL=1)"
+	else
+		say "postgresql, mariadb-server and Oracle MySQL ($sid_root) are installed"
+	fi
 	exit 0
 fi
 if [[ $(id -u) != 0 ]]; then

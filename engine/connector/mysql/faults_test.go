@@ -215,3 +215,27 @@ func testKilledConnectionIsRetried(t *testing.T, f mysqltest.Flavour) {
 		t.Fatalf("%d records, want 2", len(recs))
 	}
 }
+
+// Oracle MySQL's users authenticate with caching_sha2_password: the first login of a user
+// (and every one after FLUSH PRIVILEGES empties the server's cache) is a full authentication,
+// which over TCP without TLS sends the password encrypted with the server's RSA key; the driver
+// asks the server for that key, so a plain user:password@tcp(...) DSN connects.
+func TestCachingSha2FullAuthentication(t *testing.T) {
+	db := mysqltest.NewOf(t, mysqltest.OracleMySQL) // MariaDB has no caching_sha2_password
+	db.Exec(t, "CREATE TABLE products (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)", "INSERT INTO products (name) VALUES ('a')",
+		"CREATE USER 'sha2'@'127.0.0.1' IDENTIFIED WITH caching_sha2_password BY '"+canary+"'",
+		"GRANT SELECT ON "+db.Name+".* TO 'sha2'@'127.0.0.1'", "FLUSH PRIVILEGES")
+	var plugin string
+	if err := sqlOpen(t, db.DSN()).QueryRow("SELECT plugin FROM mysql.user WHERE user = 'sha2'").Scan(&plugin); err != nil || plugin != "caching_sha2_password" {
+		t.Fatalf("plugin %q (%v)", plugin, err)
+	}
+	c := open(t, db.Server.DSN("sha2", canary, db.Name), system("Product: {table: products, id: id}"))
+	if recs := scanAll(t, c, "Product", ""); len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	err := openErr(t, db.Server.DSN("sha2", canary+"x", db.Name))
+	want := fmt.Sprintf("cannot connect to MySQL at 127.0.0.1:%d (database %s, user sha2): Error 1045 (28000): Access denied for user 'sha2'@'127.0.0.1' (using password: YES)", db.Server.Port, db.Name)
+	if err.Error() != want {
+		t.Errorf("wrong password: %v\nwant %s", err, want)
+	}
+}

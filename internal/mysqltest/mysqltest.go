@@ -152,8 +152,12 @@ func start(f Flavour) (*Server, error) {
 	if f == OracleMySQL {
 		s.root = OracleMySQLRoot
 	}
-	// Oracle MySQL's files are in its chroot: /tmp there is the chroot's.
-	dir, err := os.MkdirTemp(filepath.Join(s.root, os.TempDir()), "mysqltest-")
+	// Oracle MySQL's files are in its chroot's /tmp (not $TMPDIR, which the chroot may lack).
+	parent := ""
+	if s.root != "" {
+		parent = filepath.Join(s.root, "tmp")
+	}
+	dir, err := os.MkdirTemp(parent, "mysqltest-")
 	if err != nil {
 		return nil, err
 	}

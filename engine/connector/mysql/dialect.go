@@ -420,7 +420,10 @@ func (*dialect) Retry(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
-		case 1213, 1205, 1053, 1927, 1040:
+		// deadlock, lock wait timeout, server shutdown, connection killed (MariaDB), too many
+		// connections, and disconnected for inactivity (Oracle MySQL 8.0.24+ says so before it
+		// closes a session idle past wait_timeout; MariaDB just closes it, a bad connection)
+		case 1213, 1205, 1053, 1927, 1040, 4031:
 			return true
 		}
 		return false

@@ -62,11 +62,13 @@ func TestKillCampaignPostgresState(t *testing.T) {
 }
 
 // The kill -9 campaign with the store in MariaDB: creates read back with LAST_INSERT_ID().
-func TestKillCampaignMySQL(t *testing.T) {
+func TestKillCampaignMySQL(t *testing.T) { mysqltest.Each(t, testKillCampaignMySQL) }
+
+func testKillCampaignMySQL(t *testing.T, f mysqltest.Flavour) {
 	if testing.Short() {
 		t.Skip("the campaign runs the real binary many times")
 	}
-	db := mysqltest.New(t)
+	db := mysqltest.NewOf(t, f)
 	records, kills := campaignSize(t)
 	cfg := Config{Binary: buildDataflow(t), Dir: t.TempDir(), Records: records, Kills: kills, Seed: 1, Target: MySQLTarget{DSN: db.DSN()}}
 	fig, err := Run(context.Background(), cfg)

@@ -84,9 +84,11 @@ func TestPostgres(t *testing.T) {
 const mysqlDDL = "CREATE TABLE products (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL, price DECIMAL(10,2), qty INT, " +
 	"active BOOL, updated_at TIMESTAMP(6) NULL, note TEXT, INDEX (updated_at, id))"
 
-func TestMySQL(t *testing.T) {
+func TestMySQL(t *testing.T) { mysqltest.Each(t, testMySQL) }
+
+func testMySQL(t *testing.T, f mysqltest.Flavour) {
 	Run(t, func(t *testing.T) connector.Conn {
-		db := mysqltest.New(t)
+		db := mysqltest.NewOf(t, f)
 		db.Exec(t, mysqlDDL,
 			"CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, customer TEXT, updated_at DATETIME)",
 			"CREATE TABLE order_lines (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT, sku TEXT, qty INT, FOREIGN KEY (order_id) REFERENCES orders (id))")

@@ -107,8 +107,10 @@ const mysqlDiscoverDDL = "CREATE TABLE customer (customer_id int AUTO_INCREMENT 
 	"CREATE TABLE invoice_line (invoice_id bigint NOT NULL, line int NOT NULL, qty int, PRIMARY KEY (invoice_id, line)," +
 	" FOREIGN KEY (invoice_id) REFERENCES invoice (invoice_id)) ENGINE=InnoDB"
 
-func TestDiscoverMySQL(t *testing.T) {
-	my := mysqltest.New(t)
+func TestDiscoverMySQL(t *testing.T) { mysqltest.Each(t, testDiscoverMySQL) }
+
+func testDiscoverMySQL(t *testing.T, f mysqltest.Flavour) {
+	my := mysqltest.NewOf(t, f)
 	for _, stmt := range strings.Split(mysqlDiscoverDDL, ";\n") {
 		my.Exec(t, stmt)
 	}

@@ -146,8 +146,10 @@ func TestTwoWaySyncPostgresSQLite(t *testing.T) {
 	})
 }
 
-func TestTwoWaySyncMySQLSQLite(t *testing.T) {
-	my := mysqltest.New(t)
+func TestTwoWaySyncMySQLSQLite(t *testing.T) { mysqltest.Each(t, testTwoWaySyncMySQLSQLite) }
+
+func testTwoWaySyncMySQLSQLite(t *testing.T, f mysqltest.Flavour) {
+	my := mysqltest.NewOf(t, f)
 	twoWay(t, crmServer{
 		connector: "mysql", dsn: my.DSN(),
 		exec: my.Exec,

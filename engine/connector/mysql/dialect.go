@@ -111,7 +111,7 @@ func (d *dialect) Columns(ctx context.Context, q sqlconn.Querier, table string) 
 			}
 			return *v[i]
 		}
-		c := sqlconn.Column{Name: s(0), Declared: s(2), NotNull: s(3) == "NO", PK: s(4) == "PRI",
+		c := sqlconn.Column{Name: s(0), Declared: declared(strings.ToLower(s(1)), s(2)), NotNull: s(3) == "NO", PK: s(4) == "PRI",
 			Auto: strings.Contains(strings.ToLower(s(5)), "auto_increment") || s(6) == "1"}
 		c.Kind = kindOf(strings.ToLower(s(1)), strings.ToLower(s(2)))
 		if c.Kind == sqlconn.Text {
@@ -140,13 +140,34 @@ func (d *dialect) Columns(ctx context.Context, q sqlconn.Querier, table string) 
 			}
 			for i := range cols {
 				if cols[i].Kind == sqlconn.Text && strings.EqualFold(strings.ReplaceAll(*v[0], " ", ""), "json_valid("+d.Quote(cols[i].Name)+")") {
-					cols[i].Kind = sqlconn.JSON
+					cols[i].Kind, cols[i].Declared = sqlconn.JSON, "json" // as it was declared, and as MySQL says
 				}
 			}
 		}
 		rows.Close()
 	}
 	return cols, nil
+}
+
+// declared is a column's type as discover describes it: COLUMN_TYPE without an integer's
+// display width, which MariaDB writes (int(11), bigint(20) unsigned) and Oracle MySQL 8.0.19+
+// no longer does (int, bigint unsigned), so that a table's schema file is the same from
+// either. TINYINT(1) keeps its width: it is what makes the column a boolean (both write it).
+func declared(dataType, columnType string) string {
+	switch dataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
+	default:
+		return columnType
+	}
+	rest, ok := strings.CutPrefix(columnType, dataType+"(")
+	if !ok || dataType == "tinyint" && strings.HasPrefix(rest, "1)") {
+		return columnType
+	}
+	end := strings.IndexByte(rest, ')')
+	if end < 0 {
+		return columnType
+	}
+	return dataType + rest[end+1:]
 }
 
 // enumValues reads enum('a','b”c') into its values.
@@ -399,7 +420,10 @@ func (*dialect) Retry(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {
-		case 1213, 1205, 1053, 1927, 1040:
+		// deadlock, lock wait timeout, server shutdown, connection killed (MariaDB), too many
+		// connections, and disconnected for inactivity (Oracle MySQL 8.0.24+ says so before it
+		// closes a session idle past wait_timeout; MariaDB just closes it, a bad connection)
+		case 1213, 1205, 1053, 1927, 1040, 4031:
 			return true
 		}
 		return false

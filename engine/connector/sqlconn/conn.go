@@ -173,7 +173,9 @@ func (c *Conn) ListID(entity, path string) string {
 }
 
 // retry runs fn again, after a pause that doubles, while it fails in a way Dialect.Retry
-// allows (a serialization failure, a deadlock, a connection lost): up to 5 times in all.
+// allows (a serialization failure, a deadlock, a connection lost): up to 8 times in all, the
+// pauses adding up to 7.1 s, so that a server that restarts (Oracle MySQL 9.7 takes 1 to 3 s)
+// is waited for; 5 attempts waited 1.5 s.
 func (c *Conn) retry(ctx context.Context, fn func() error) error {
 	wait := 100 * time.Millisecond
 	// The pauses end at an interrupt, also inside a batch that is being finished.
@@ -181,7 +183,7 @@ func (c *Conn) retry(ctx context.Context, fn func() error) error {
 	defer stop()
 	for attempt := 1; ; attempt++ {
 		err := fn()
-		if err == nil || attempt == 5 || !c.d.Retry(err) || waits.Err() != nil {
+		if err == nil || attempt == 8 || !c.d.Retry(err) || waits.Err() != nil {
 			return err
 		}
 		select {

@@ -37,6 +37,15 @@ func StoredLink(l *Link, rawBase []byte) *Link {
 // in memory): while it is l.TargetID, a Store may rewrite the link's row in place.
 func StoredTarget(l *Link) string { return l.storedTarget }
 
+// BaseOf returns the base of a link made in memory as a map: Base, or the list SetBaseList
+// gave.
+func BaseOf(l *Link) map[string]Base {
+	if l.list != nil {
+		return l.list.bases()
+	}
+	return l.Base
+}
+
 // JSONText checks a JSON value for storing: nil for none, else its text; invalid JSON is an
 // error, as SQLite refuses it.
 func JSONText(v json.RawMessage) (*string, error) {

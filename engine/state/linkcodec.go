@@ -79,6 +79,70 @@ type binaryCodec struct {
 	// key by key in this order, and needs neither numbering nor sorting. A key's number never
 	// changes, so the order stays true as long as the codec is given the same numbering.
 	order []keyedBase
+	// listKeys are the keys of the last base list encoded (encodeList), and perm, for each
+	// entry of order, the index of its value in such a list; listOrder is the order perm was
+	// made for.
+	listKeys  []string
+	perm      []int
+	listOrder []keyedBase
+}
+
+// encodeList is encode of a base as a list (Link.SetBaseList): values[i] is the base of
+// keys[i]. When the last base encoded had these keys (the codec's order), its values are
+// taken in the order of the keys' numbers without a map; ok is false when they are not
+// known so, or when the base is not plain: encode the map then.
+func (c *binaryCodec) encodeList(keys []string, values []Base) (out []byte, ok bool) {
+	if len(keys) == 0 || len(keys) != len(values) || len(keys) != len(c.order) {
+		return nil, false
+	}
+	if !c.permFor(keys) {
+		return nil, false
+	}
+	c.entries = c.entries[:0]
+	for j, e := range c.order {
+		e.b = values[c.perm[j]]
+		c.entries = append(c.entries, e)
+	}
+	return c.write()
+}
+
+// permFor makes perm for keys and the codec's order, unless it is made for them already; it
+// is false when keys are not order's keys.
+func (c *binaryCodec) permFor(keys []string) bool {
+	// The same keys (the slice a flow's links share) and the same order as last time.
+	if len(c.listKeys) == len(keys) && &c.listKeys[0] == &keys[0] && sameNames(c.listOrder, c.order) {
+		return true
+	}
+	at := make(map[string]int, len(keys))
+	for i, k := range keys {
+		at[k] = i
+	}
+	if len(at) != len(keys) {
+		return false // a key twice
+	}
+	c.perm = c.perm[:0]
+	for _, e := range c.order {
+		i, ok := at[e.name]
+		if !ok {
+			return false
+		}
+		c.perm = append(c.perm, i)
+	}
+	c.listKeys, c.listOrder = keys, append(c.listOrder[:0], c.order...)
+	return true
+}
+
+// sameNames reports whether two orders have the same keys with the same numbers.
+func sameNames(a, b []keyedBase) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].name != b[i].name || a[i].key != b[i].key {
+			return false
+		}
+	}
+	return true
 }
 
 // encode returns the binary form of b, with key the number of a property key. ok is false
@@ -109,6 +173,13 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 		c.sort(highest)
 		c.order = append(c.order[:0], c.entries...)
 	}
+	out, ok = c.write()
+	return out, nil, ok
+}
+
+// write encodes c.entries, in the order of their key numbers; ok is false when a value is not
+// plain.
+func (c *binaryCodec) write() (out []byte, ok bool) {
 	var highest int64
 	if len(c.entries) > 0 {
 		highest = c.entries[len(c.entries)-1].key
@@ -139,7 +210,7 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 			layout = layoutST
 		}
 		if e.b.E != nil {
-			return nil, nil, false // not plain
+			return nil, false // not plain
 		}
 		var (
 			kind, kindT byte
@@ -148,12 +219,12 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 		if layout != layoutNone {
 			// Checked as plainBase checks, once for a value stored once.
 			if kind, f, ok = c.classify(s); !ok {
-				return nil, nil, false
+				return nil, false
 			}
 		}
 		if layout == layoutST {
 			if kindT, fT, ok = c.classify(t); !ok {
-				return nil, nil, false
+				return nil, false
 			}
 		}
 		out = append(out, head|layout<<3|kind)
@@ -167,7 +238,7 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 		}
 	}
 	c.buf = out
-	return out, nil, true
+	return out, true
 }
 
 // inOrder reports whether b has the keys of order, and then puts its properties in entries in

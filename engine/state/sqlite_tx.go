@@ -210,6 +210,15 @@ func (t *sqliteTx) encodeBase(b map[string]Base) (any, error) {
 	return out, nil
 }
 
+// encodeBaseList is encodeBase of a base set by SetBaseList: in the binary form without a map
+// when the codec knows the order of its keys (binaryCodec.encodeList), else as the map.
+func (t *sqliteTx) encodeBaseList(b *baseList) (any, error) {
+	if out, ok := t.binary.encodeList(b.keys, b.values); ok {
+		return out, nil
+	}
+	return t.encodeBase(b.bases())
+}
+
 // emptyBase is the stored form of a base without properties (not NULL: a nil []byte is).
 var emptyBase = []byte{}
 
@@ -266,6 +275,11 @@ func (t *sqliteTx) values(l *Link, rawBase, rawTime string) (linkValues, error) 
 	switch {
 	case rawBase != "":
 		v.base = rawBase
+	case l.list != nil && len(l.list.keys) > 0:
+		var err error
+		if v.base, err = t.encodeBaseList(l.list); err != nil {
+			return linkValues{}, fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
+		}
 	case len(l.Base) > 0:
 		var err error
 		if v.base, err = t.encodeBase(l.Base); err != nil {

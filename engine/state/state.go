@@ -47,6 +47,8 @@ type Link struct {
 	// a binary one with keys, the property keys by number as the Store had them.
 	raw  []byte
 	keys keyNames
+	// list is the base as SetBaseList gave it, for a Store to encode without a map.
+	list *baseList
 	// storedTarget is the target id of the link as read from a Store ("" for a link made in
 	// memory). While it is TargetID, saving the link rewrites its row in place and leaves the
 	// index of target ids alone.
@@ -57,6 +59,9 @@ type Link struct {
 // this decodes it on first use: a run compares the records' digests first and needs the base
 // of the records that changed only. It is not safe for concurrent use on one Link.
 func (l *Link) Bases() (map[string]Base, error) {
+	if l.list != nil {
+		l.Base, l.list = l.list.bases(), nil
+	}
 	if l.raw != nil {
 		var (
 			base map[string]Base
@@ -77,6 +82,28 @@ func (l *Link) Bases() (map[string]Base, error) {
 		l.Base = map[string]Base{}
 	}
 	return l.Base, nil
+}
+
+// SetBaseList sets the link's base: values[i] is the base of the property keys[i]. A Store
+// encodes it as it is, without the map Base would be (a first sync makes one per record);
+// Bases gives it as a map. keys may be shared by many links, and neither slice may change.
+func (l *Link) SetBaseList(keys []string, values []Base) {
+	l.Base, l.raw, l.keys = nil, nil, nil
+	l.list = &baseList{keys: keys, values: values}
+}
+
+// baseList is a base set by SetBaseList.
+type baseList struct {
+	keys   []string
+	values []Base
+}
+
+func (b *baseList) bases() map[string]Base {
+	m := make(map[string]Base, len(b.keys))
+	for i, k := range b.keys {
+		m[k] = b.values[i]
+	}
+	return m
 }
 
 // Base is the last synced value of one property.

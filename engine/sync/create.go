@@ -390,10 +390,23 @@ type deferredBase struct {
 // finish computes the bases and digests of the batch's deferred links, once, with d, the
 // digesters of the goroutine it runs on.
 func (c *createdBatch) finish(d *digesters) error {
+	fr := c.fr
 	for _, db := range c.deferred {
-		if err := c.fr.rebaseWith(db.link, db.src, db.tgt, nil, db.sVals, db.hashes, d); err != nil {
+		// A list, not a map: the flow is pure, so its properties have no elements.
+		base, err := fr.plan.baseList(db.src, db.tgt, db.sVals)
+		if err != nil {
 			return fmt.Errorf("link of %s: %w", db.src.ID, err) // cannot happen: sVals is complete
 		}
+		l := db.link
+		l.SetBaseList(fr.plan.keys, base)
+		l.SourceHash, l.TargetHash = db.hashes[0], db.hashes[1]
+		if l.SourceHash == "" {
+			l.SourceHash = d.src.digest(db.src.Data)
+		}
+		if l.TargetHash == "" {
+			l.TargetHash = d.tgt.digest(db.tgt.Data)
+		}
+		l.Updated = fr.r.Opts.Now().UTC()
 	}
 	c.deferred = nil
 	return nil

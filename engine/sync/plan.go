@@ -37,8 +37,10 @@ type planner struct {
 	// listKeys holds, per list property (by key), the element property that identifies its
 	// elements on each side, "" where they have none.
 	listKeys map[string]listKeys
-	// pos numbers the flow's properties by their place in f.Properties, for propValues.
-	pos map[*mapping.Property]int
+	// pos numbers the flow's properties by their place in f.Properties, for propValues, and
+	// keys are their keys in that order (for state.Link.SetBaseList: one slice for every link).
+	pos  map[*mapping.Property]int
+	keys []string
 }
 
 // propValues holds a value per property of a flow, by the property's place in its
@@ -69,6 +71,7 @@ func newPlanner(f *mapping.Flow, refs mapping.Refs, srcLists, tgtLists connector
 	pl := &planner{f: f, refs: refs, listKeys: map[string]listKeys{}, pos: make(map[*mapping.Property]int, len(f.Properties))}
 	for i, prop := range f.Properties {
 		pl.pos[prop] = i
+		pl.keys = append(pl.keys, prop.Key())
 	}
 	if f.Source != nil && f.Source.Config != nil {
 		pl.srcUpdated = f.Source.Config.Updated.Value
@@ -288,31 +291,56 @@ func (pl *planner) baseOf(src, tgt connector.Record, hints map[string][]elemHint
 	// per property.
 	buf := make([]byte, 0, 16*len(pl.f.Properties))
 	for i, prop := range pl.f.Properties {
-		var b state.Base
-		if i < len(sVals) && sVals[i] != nil {
-			b.S = sVals[i]
-		} else if prop.ToTargetSide() {
-			s, err := prop.TargetValue(src.Data, pl.refs)
-			if err != nil {
-				return nil, err
-			}
-			b.S = mapping.Canonical(s)
-		} else if len(prop.Elements) == 0 {
-			// A property that flows to the source only keeps the source's value, so that a
-			// source edit of it is told from the value the source was last given.
-			b.S = mapping.Canonical(prop.SourceView(src.Data))
-		}
-		start := len(buf)
-		buf = mapping.AppendCanonical(buf, prop.View(tgt.Data))
-		if t := buf[start:]; string(t) == string(b.S) {
-			b.T, buf = b.S, buf[:start]
-		} else {
-			b.T = t[:len(t):len(t)]
+		b, err := pl.baseValue(i, prop, src, tgt, sVals, &buf)
+		if err != nil {
+			return nil, err
 		}
 		base[prop.Key()] = b
 	}
 	pl.withElements(base, src.Data, tgt.Data, hints, old)
 	return base, nil
+}
+
+// baseList is baseOf of a flow without lists, as a list by property position (for
+// state.Link.SetBaseList, with pl.keys): no map per link.
+func (pl *planner) baseList(src, tgt connector.Record, sVals propValues) ([]state.Base, error) {
+	base := make([]state.Base, len(pl.f.Properties))
+	buf := make([]byte, 0, 16*len(pl.f.Properties))
+	for i, prop := range pl.f.Properties {
+		b, err := pl.baseValue(i, prop, src, tgt, sVals, &buf)
+		if err != nil {
+			return nil, err
+		}
+		base[i] = b
+	}
+	return base, nil
+}
+
+// baseValue is the base of property i (prop) of a pair: S from sVals when it holds it, T in
+// buf (see baseOf).
+func (pl *planner) baseValue(i int, prop *mapping.Property, src, tgt connector.Record, sVals propValues, buf *[]byte) (state.Base, error) {
+	var b state.Base
+	if i < len(sVals) && sVals[i] != nil {
+		b.S = sVals[i]
+	} else if prop.ToTargetSide() {
+		s, err := prop.TargetValue(src.Data, pl.refs)
+		if err != nil {
+			return state.Base{}, err
+		}
+		b.S = mapping.Canonical(s)
+	} else if len(prop.Elements) == 0 {
+		// A property that flows to the source only keeps the source's value, so that a
+		// source edit of it is told from the value the source was last given.
+		b.S = mapping.Canonical(prop.SourceView(src.Data))
+	}
+	start := len(*buf)
+	*buf = mapping.AppendCanonical(*buf, prop.View(tgt.Data))
+	if t := (*buf)[start:]; string(t) == string(b.S) {
+		b.T, *buf = b.S, (*buf)[:start]
+	} else {
+		b.T = t[:len(t):len(t)]
+	}
+	return b, nil
 }
 
 // patch lists the top-level properties of desired that differ from current.

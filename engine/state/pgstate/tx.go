@@ -75,7 +75,7 @@ func (t *pgTx) PutLink(l *state.Link) error {
 	if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
 		return errLinkIDs
 	}
-	base, err := t.bases.Encode(l.Base)
+	base, err := t.bases.Encode(state.BaseOf(l))
 	if err != nil {
 		return fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
 	}
@@ -183,7 +183,7 @@ func (t *pgTx) PutLinks(links []*state.Link) error {
 			}
 			return errLinkIDs
 		}
-		base, err := t.bases.Encode(l.Base)
+		base, err := t.bases.Encode(state.BaseOf(l))
 		if err != nil {
 			if ferr := flush(); ferr != nil {
 				return ferr

@@ -45,10 +45,7 @@ func (s *stagedLinks) overlay(links map[string]*state.Link, side Side, ids []str
 			return err
 		}
 	}
-	by := s.bySource
-	if side == Target {
-		by = s.byTarget
-	}
+	by := s.by(side)
 	for _, id := range ids {
 		if l, ok := by[id]; ok {
 			links[id] = l
@@ -57,15 +54,20 @@ func (s *stagedLinks) overlay(links map[string]*state.Link, side Side, ids []str
 	return nil
 }
 
+// by returns the staged links by side's ids.
+func (s *stagedLinks) by(side Side) map[string]*state.Link {
+	if side == Target {
+		return s.byTarget
+	}
+	return s.bySource
+}
+
 // holds reports whether any of side's ids has a staged link.
 func (s *stagedLinks) holds(side Side, ids []string) bool {
 	if s == nil {
 		return false
 	}
-	by := s.bySource
-	if side == Target {
-		by = s.byTarget
-	}
+	by := s.by(side)
 	for _, id := range ids {
 		if _, ok := by[id]; ok {
 			return true

@@ -48,7 +48,7 @@ func TestBuildSharesOneBuffer(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if extra := built - mapOnly; extra > 4 {
+	if extra := built - mapOnly; extra > 4 && !raceEnabled {
 		t.Errorf("build allocates %.0f times beyond the mapping for %d properties, want at most 4", extra, len(f.Properties))
 	}
 }
@@ -97,7 +97,7 @@ func TestBaseOfSharesBuiltValues(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 3 {
+	if allocs > 3 && !raceEnabled {
 		t.Errorf("baseOf allocates %.0f times for %d properties, want at most 3 (the base, its buffer)", allocs, len(scalars.Properties))
 	}
 }

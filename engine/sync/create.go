@@ -28,11 +28,7 @@ func (fr *flowRun) buildForms(side Side, rec connector.Record) (map[string]any, 
 		}
 		return data, nil, mapping.Canonical(data), nil
 	}
-	data, s, canon, err := fr.f.BuildTargetForms(rec.Data, fr.refs)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return data, s, canon, nil
+	return fr.f.BuildTargetForms(rec.Data, fr.refs) // only the error, on an error
 }
 
 // prebuilt is a record built for its create, with the canonical form its intent records.
@@ -327,13 +323,8 @@ func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Rec
 			if res.Err != nil || len(unsynced[i]) > 0 || !fr.plan.complete(sVals[i]) {
 				continue
 			}
-			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(other(side))}
-			src, tgt := from[i], res.Record
-			hashes := [2]string{digests[i], ""}
-			if side == Target {
-				src, tgt = res.Record, from[i]
-				hashes = [2]string{"", digests[i]}
-			}
+			l := fr.createdLink(side)
+			src, tgt, hashes := createdPair(side, from[i], res.Record, digests[i])
 			l.SourceID, l.TargetID = src.ID, tgt.ID
 			c.deferred = append(c.deferred, deferredBase{link: l, src: src, tgt: tgt, sVals: sVals[i], hashes: hashes})
 			made[i] = l
@@ -344,13 +335,8 @@ func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Rec
 			if results[i].Err != nil || made[i] != nil {
 				continue
 			}
-			src, tgt := from[i], results[i].Record
-			hashes := [2]string{digests[i], ""}
-			if side == Target {
-				src, tgt = results[i].Record, from[i]
-				hashes = [2]string{"", digests[i]}
-			}
-			l := &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(other(side))}
+			src, tgt, hashes := createdPair(side, from[i], results[i].Record, digests[i])
+			l := fr.createdLink(side)
 			if unbased[i] = fr.rebaseWith(l, src, tgt, nil, sVals[i], hashes, d); unbased[i] == nil {
 				made[i] = l
 				if keys := unsynced[i]; len(keys) > 0 {
@@ -363,6 +349,20 @@ func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Rec
 		}
 	})
 	return made, unbased
+}
+
+// createdPair orients a record of side and the record created from it as a link's source and
+// target, with the digest of the one read (digest, "" when unknown) in its place in hashes.
+func createdPair(side Side, from, created connector.Record, digest string) (src, tgt connector.Record, hashes [2]string) {
+	if side == Target {
+		return created, from, [2]string{"", digest}
+	}
+	return from, created, [2]string{digest, ""}
+}
+
+// createdLink is the link of a record created from one of side, made and merged by this run.
+func (fr *flowRun) createdLink(side Side) *state.Link {
+	return &state.Link{Flow: fr.f.ID(), LinkedIn: fr.runID, MergedIn: fr.runID, Made: string(other(side))}
 }
 
 // createdBatch is what the transaction after a batch of creates writes: the intents it
@@ -397,16 +397,8 @@ func (c *createdBatch) finish(d *digesters) error {
 		if err != nil {
 			return fmt.Errorf("link of %s: %w", db.src.ID, err) // cannot happen: sVals is complete
 		}
-		l := db.link
-		l.SetBaseList(fr.plan.keys, base)
-		l.SourceHash, l.TargetHash = db.hashes[0], db.hashes[1]
-		if l.SourceHash == "" {
-			l.SourceHash = d.src.digest(db.src.Data)
-		}
-		if l.TargetHash == "" {
-			l.TargetHash = d.tgt.digest(db.tgt.Data)
-		}
-		l.Updated = fr.r.Opts.Now().UTC()
+		db.link.SetBaseList(fr.plan.keys, base)
+		fr.stamp(db.link, db.src, db.tgt, db.hashes, d)
 	}
 	c.deferred = nil
 	return nil

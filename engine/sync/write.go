@@ -221,6 +221,12 @@ func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints ma
 	}
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
+	fr.stamp(l, src, tgt, hashes, d)
+	return nil
+}
+
+// stamp sets a rebased link's digests (hashes where known, else computed with d) and time.
+func (fr *flowRun) stamp(l *state.Link, src, tgt connector.Record, hashes [2]string, d *digesters) {
 	l.SourceHash, l.TargetHash = hashes[0], hashes[1]
 	if l.SourceHash == "" {
 		l.SourceHash = d.src.digest(src.Data)
@@ -229,7 +235,6 @@ func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints ma
 		l.TargetHash = d.tgt.digest(tgt.Data)
 	}
 	l.Updated = fr.r.Opts.Now().UTC()
-	return nil
 }
 
 // save records a batch's links, failures and waits in one transaction.

@@ -46,7 +46,12 @@ func TestBaseListStoredAsTheMap(t *testing.T) {
 		o.SetBaseList(otherKeys, other)
 		n := &Link{Flow: "f", SourceID: "not-plain", TargetID: "t-not-plain", Updated: t0}
 		n.SetBaseList(keys, listed)
-		batch = append(batch, o, n)
+		// A base of as many other keys between two lists of the same keys: the codec's order
+		// changes, and the list's positions with it.
+		m := &Link{Flow: "f", SourceID: "other-map", TargetID: "t-other-map", Updated: t0, Base: map[string]Base{"a→a": {S: raw(`1`)}, "b→b": {S: raw(`2`)}, "c→c": {S: raw(`3`)}}}
+		a := &Link{Flow: "f", SourceID: "list-after", TargetID: "t-list-after", Updated: t0}
+		a.SetBaseList(keys, values("list-after"))
+		batch = append(batch, o, n, m, a)
 		for _, l := range batch {
 			links[l.SourceID] = l
 		}
@@ -60,7 +65,7 @@ func TestBaseListStoredAsTheMap(t *testing.T) {
 		return b
 	}
 	// The map's form, written alone in a store of its own with the same key numbers.
-	for _, id := range []string{"list-first", "list", "list-again"} {
+	for _, id := range []string{"list-first", "list", "list-again", "list-after"} {
 		m, _ := newStore(t)
 		var want []byte
 		write(t, m, func(tx Tx) error {

@@ -79,12 +79,13 @@ type binaryCodec struct {
 	// key by key in this order, and needs neither numbering nor sorting. A key's number never
 	// changes, so the order stays true as long as the codec is given the same numbering.
 	order []keyedBase
-	// listKeys are the keys of the last base list encoded (encodeList), and perm, for each
-	// entry of order, the index of its value in such a list; listOrder is the order perm was
-	// made for.
+	// orders counts the orders made; listKeys are the keys of the last base list encoded
+	// (encodeList), and perm, for each entry of order number permOrder, the index of its value
+	// in such a list.
+	orders    int
 	listKeys  []string
 	perm      []int
-	listOrder []keyedBase
+	permOrder int
 }
 
 // encodeList is encode of a base as a list (Link.SetBaseList): values[i] is the base of
@@ -110,7 +111,7 @@ func (c *binaryCodec) encodeList(keys []string, values []Base) (out []byte, ok b
 // is false when keys are not order's keys.
 func (c *binaryCodec) permFor(keys []string) bool {
 	// The same keys (the slice a flow's links share) and the same order as last time.
-	if len(c.listKeys) == len(keys) && &c.listKeys[0] == &keys[0] && sameNames(c.listOrder, c.order) {
+	if len(c.listKeys) == len(keys) && &c.listKeys[0] == &keys[0] && c.permOrder == c.orders {
 		return true
 	}
 	at := make(map[string]int, len(keys))
@@ -128,20 +129,7 @@ func (c *binaryCodec) permFor(keys []string) bool {
 		}
 		c.perm = append(c.perm, i)
 	}
-	c.listKeys, c.listOrder = keys, append(c.listOrder[:0], c.order...)
-	return true
-}
-
-// sameNames reports whether two orders have the same keys with the same numbers.
-func sameNames(a, b []keyedBase) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].name != b[i].name || a[i].key != b[i].key {
-			return false
-		}
-	}
+	c.listKeys, c.permOrder = keys, c.orders
 	return true
 }
 
@@ -172,6 +160,7 @@ func (c *binaryCodec) encode(b map[string]Base, key func(string) (int64, bool)) 
 		}
 		c.sort(highest)
 		c.order = append(c.order[:0], c.entries...)
+		c.orders++
 	}
 	out, ok = c.write()
 	return out, nil, ok

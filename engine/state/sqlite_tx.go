@@ -182,6 +182,11 @@ func (t *sqliteTx) exec(query string, args ...any) (sql.Result, error) {
 func (t *sqliteTx) PutLink(l *Link) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.putChecked(l)
+}
+
+// putChecked is PutLink with the Tx's lock held.
+func (t *sqliteTx) putChecked(l *Link) error {
 	if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
 		return errors.New("put link: a link needs a flow, a source id and a target id")
 	}
@@ -276,15 +281,12 @@ func (t *sqliteTx) values(l *Link, rawBase, rawTime string) (linkValues, error) 
 	case rawBase != "":
 		v.base = rawBase
 	case l.list != nil && len(l.list.keys) > 0:
-		var err error
-		if v.base, err = t.encodeBaseList(l.list); err != nil {
-			return linkValues{}, fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
-		}
+		v.base, err = t.encodeBaseList(l.list)
 	case len(l.Base) > 0:
-		var err error
-		if v.base, err = t.encodeBase(l.Base); err != nil {
-			return linkValues{}, fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
-		}
+		v.base, err = t.encodeBase(l.Base)
+	}
+	if err != nil {
+		return linkValues{}, fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
 	}
 	if rawTime != "" {
 		v.updated = rawTime
@@ -335,13 +337,7 @@ func (t *sqliteTx) PutLinks(links []*Link) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, l := range links {
-		if l == nil || l.Flow == "" || l.SourceID == "" || l.TargetID == "" {
-			return errors.New("put link: a link needs a flow, a source id and a target id")
-		}
-		if t.done {
-			return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, errTxDone)
-		}
-		if err := t.put(l, "", ""); err != nil {
+		if err := t.putChecked(l); err != nil {
 			return err
 		}
 	}

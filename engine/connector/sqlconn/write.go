@@ -343,16 +343,22 @@ func (c *Conn) columnChange(t *Table, data map[string]any, cur map[string]any, s
 		if slices.Contains(skip, i) {
 			continue
 		}
-		if p, ok := v.(map[string]any); ok && col.Kind == JSON && cur != nil {
-			v = mergeObject(cur[col.Name], p)
-		}
-		s, err := c.d.Encode(col, v)
+		s, err := c.encode(col, v, cur)
 		if err != nil {
 			return change{}, false
 		}
 		ch.set(i, s)
 	}
 	return ch, found == len(data)
+}
+
+// encode is the value v of column col as the statement sends it; an object given to a JSON
+// column is merged into cur's (cur: the record as stored, nil on create).
+func (c *Conn) encode(col *Column, v any, cur map[string]any) (*string, error) {
+	if p, ok := v.(map[string]any); ok && col.Kind == JSON && cur != nil {
+		v = mergeObject(cur[col.Name], p)
+	}
+	return c.d.Encode(col, v)
 }
 
 // changeOf checks data's property names and encodes its values, in the order of the table's
@@ -380,11 +386,7 @@ next:
 					continue next
 				}
 			}
-			col := &t.Cols[i]
-			if p, ok := v.(map[string]any); ok && col.Kind == JSON && cur != nil {
-				v = mergeObject(cur[name], p)
-			}
-			s, err := c.d.Encode(col, v)
+			s, err := c.encode(&t.Cols[i], v, cur)
 			if err != nil {
 				return change{}, fmt.Errorf("property %q: %w", name, err)
 			}

@@ -250,7 +250,7 @@ func newBench(dir string, n, runs int, profile string) (*bench, error) {
 }
 
 // spawn runs a job in a child process and returns its result and peak RSS.
-func (b *bench) spawn(j job) (result, int64, error) {
+func (b *bench) spawn(j job) (result, int64, float64, error) {
 	j.Testdata = b.td
 	spec, _ := json.Marshal(j)
 	cmd := exec.Command(b.self, "-child", string(spec))
@@ -259,22 +259,24 @@ func (b *bench) spawn(j job) (result, int64, error) {
 	cmd.Stderr = os.Stderr
 	err := cmd.Run()
 	var rss int64
+	var cpu float64
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			rss = int64(ru.Maxrss) // KiB on Linux
 		}
+		cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	}
 	var res result
 	if jerr := json.Unmarshal(bytes.TrimSpace(lastLine(out.Bytes())), &res); jerr != nil {
 		if err == nil {
 			err = fmt.Errorf("the child reported no result: %v", jerr)
 		}
-		return res, rss, fmt.Errorf("%s %s: %w", j.Kind, j.Program, err)
+		return res, rss, cpu, fmt.Errorf("%s %s: %w", j.Kind, j.Program, err)
 	}
 	if res.Error != "" {
-		return res, rss, fmt.Errorf("%s %s: %s", j.Kind, j.Program, res.Error)
+		return res, rss, cpu, fmt.Errorf("%s %s: %s", j.Kind, j.Program, res.Error)
 	}
-	return res, rss, err
+	return res, rss, cpu, err
 }
 
 func lastLine(b []byte) []byte {
@@ -293,7 +295,7 @@ func (b *bench) measure(r *row, j job, i int) bool {
 	// Whatever earlier runs left for the kernel to write back would be written while this
 	// run waits on its own fsyncs: every measured run starts with none.
 	syscall.Sync()
-	res, rss, err := b.spawn(j)
+	res, rss, cpu, err := b.spawn(j)
 	if err != nil {
 		logf("%s %s N=%s run %d: %v", r.scenario, r.program, r.n, i+1, err)
 		r.errs = err.Error()
@@ -305,7 +307,9 @@ func (b *bench) measure(r *row, j job, i int) bool {
 	if res.Note != "" {
 		r.note = res.Note
 	}
-	logf("%s %s N=%s run %d/%d: %.3f s, %.0f MiB%s", r.scenario, r.program, r.n, i+1, b.runs, res.Seconds, float64(rss)/1024, prefixed("; ", res.Note))
+	// The CPU is the child's, user and system, from its start to its exit: the timed part and
+	// what the child does around it (opening the databases it is given, loading the flows).
+	logf("%s %s N=%s run %d/%d: %.3f s, %.0f MiB, %.2f s CPU%s", r.scenario, r.program, r.n, i+1, b.runs, res.Seconds, float64(rss)/1024, cpu, prefixed("; ", res.Note))
 	return true
 }
 
@@ -434,7 +438,7 @@ func (b *bench) baseline(kind string, n int) (string, error) {
 		j.Kind = "two-way-setup"
 	}
 	logf("making the %s baseline of N=%d", kind, n)
-	res, rss, err := b.spawn(j)
+	res, rss, _, err := b.spawn(j)
 	if err != nil {
 		return "", fmt.Errorf("the %s baseline: %w", kind, err)
 	}

@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
@@ -174,12 +175,22 @@ func (fr *flowRun) createMany(ctx context.Context, side Side, tc *toCreate, stag
 	conn, entity := fr.on(toSide)
 	digests := make([]string, len(from)) // flowBack forgets those of the records it writes
 	copy(digests, tc.digests)
-	intentIDs, keys, err := fr.addIntents(ctx, toSide, from, datas, tc.encoded)
+	intents, err := fr.addIntents(ctx, toSide, from, datas, tc.encoded)
 	if err != nil {
 		return nil, err
 	}
+	intentIDs := make([]int64, len(intents))
+	for i := range intents {
+		intentIDs[i] = intents[i].ID
+	}
 	var results []connector.Result
 	if kc := fr.keyed(toSide); kc != nil {
+		// The keys are derived from the intents only for a system that honours them: a
+		// digest per record is no small part of a create into one that does not.
+		keys := make([]string, len(intents))
+		for i := range intents {
+			keys[i] = idempotencyKey(intents[i])
+		}
 		results, err = kc.CreateKeyed(ctx, entity, datas, keys)
 	} else {
 		results, err = conn.Create(ctx, entity, datas)
@@ -270,10 +281,9 @@ func (fr *flowRun) sortCreated(c *createdBatch, entity string, from []connector.
 
 // addIntents commits the intents of the creates of datas on toSide (from: the records they
 // are made from; encoded: the canonical form of each of datas, nil: made here), before the
-// create, and returns their ids and the idempotency keys derived from them.
-func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector.Record, datas []map[string]any, encoded [][]byte) ([]int64, []string, error) {
-	intentIDs := make([]int64, len(datas))
-	keys := make([]string, len(datas))
+// create, and returns them with their ids (idempotencyKey derives a create's key from its
+// intent).
+func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector.Record, datas []map[string]any, encoded [][]byte) ([]state.Intent, error) {
 	// The canonical form is JSON, written without encoding/json's reflection.
 	if encoded == nil {
 		encoded = make([][]byte, len(datas))
@@ -295,11 +305,13 @@ func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector
 		}
 		for i, id := range ids {
 			ins[i].ID = id
-			intentIDs[i], keys[i] = id, idempotencyKey(ins[i])
 		}
 		return nil
 	})
-	return intentIDs, keys, err
+	if err != nil {
+		return nil, err
+	}
+	return ins, nil
 }
 
 // linkCreated makes the links of the records created from those of c.side (c.results, aligned
@@ -311,8 +323,8 @@ func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector
 //
 // When the links are staged for a commit on another goroutine (stage, with an overlapping link
 // state), a pure flow's links whose bases cannot fail (build gave every value in target form)
-// get their bases and digests there (deferBase), not on the flow run's goroutine, which then
-// goes on to the next batch's creates.
+// get their bases and digests on a goroutine of their own (deferredBase), not on the flow
+// run's goroutine, which then goes on to the next batch's creates.
 func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Record, sVals []propValues, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
 	side, results := c.side, c.results
 	made = make([]*state.Link, len(results))
@@ -374,12 +386,15 @@ type createdBatch struct {
 	results  []connector.Result
 	outcomes []createdOutcome
 	settled  []int64
-	deferred []deferredBase // links whose bases are computed when they are written
+	deferred []deferredBase // links whose bases are computed on a goroutine of their own
+	based    chan struct{}  // closed when they are (nil: none are deferred)
+	basedErr error
+	linkedAt time.Time // the links' time, taken on the flow run's goroutine (Options.Now)
 }
 
-// deferredBase is a created record's link whose base and digests are computed when the link
-// is written (createdBatch.finish), from the records and the values build gave (sVals,
-// complete: the base cannot fail), off the flow run's goroutine.
+// deferredBase is a created record's link whose base and digests are computed off the flow
+// run's goroutine (createdBatch.startBases), from the records and the values build gave
+// (sVals, complete: the base cannot fail).
 type deferredBase struct {
 	link     *state.Link
 	src, tgt connector.Record
@@ -387,8 +402,40 @@ type deferredBase struct {
 	hashes   [2]string
 }
 
-// finish computes the bases and digests of the batch's deferred links, once, with d, the
-// digesters of the goroutine it runs on.
+// startBases computes the bases and digests of the batch's deferred links on a goroutine of
+// its own, with its own digesters, while the flow run's goroutine creates the next batch and
+// another commits the links before: the three share the two cores better than when the
+// commit computed them (its transaction is what the next batch's intents wait for). Whatever
+// reads the links first waits for them (awaitBases): the commit, or a lookup of the staged
+// links (stagedLinks.overlay). Nothing else touches the deferred links' bases or digests
+// meanwhile, and the records they are computed from are not written after their create. A
+// pass ends after them (flowRun.basing), whether its batches were committed or not.
+func (c *createdBatch) startBases() {
+	if len(c.deferred) == 0 {
+		return
+	}
+	c.based = make(chan struct{})
+	c.linkedAt = c.fr.r.Opts.Now().UTC()
+	c.fr.basing.Add(1)
+	go func() {
+		defer c.fr.basing.Done()
+		defer close(c.based)
+		var d digesters
+		c.basedErr = c.finish(&d)
+	}()
+}
+
+// awaitBases waits for the bases startBases computes, and returns its error.
+func (c *createdBatch) awaitBases() error {
+	if c.based == nil {
+		return nil
+	}
+	<-c.based
+	return c.basedErr
+}
+
+// finish computes the bases and digests of the batch's deferred links, with d, the digesters
+// of the goroutine it runs on.
 func (c *createdBatch) finish(d *digesters) error {
 	fr := c.fr
 	for _, db := range c.deferred {
@@ -398,9 +445,8 @@ func (c *createdBatch) finish(d *digesters) error {
 			return fmt.Errorf("link of %s: %w", db.src.ID, err) // cannot happen: sVals is complete
 		}
 		db.link.SetBaseList(fr.plan.keys, base)
-		fr.stamp(db.link, db.src, db.tgt, db.hashes, d)
+		fr.stamp(db.link, db.src, db.tgt, db.hashes, d, c.linkedAt)
 	}
-	c.deferred = nil
 	return nil
 }
 
@@ -412,11 +458,8 @@ type createdOutcome struct {
 
 // write writes the batch's outcome in tx.
 func (c *createdBatch) write(tx state.Tx, flow string) error {
-	if len(c.deferred) > 0 {
-		var d digesters // of the goroutine that commits
-		if err := c.finish(&d); err != nil {
-			return err
-		}
+	if err := c.awaitBases(); err != nil {
+		return err
 	}
 	side := string(c.side)
 	if err := tx.DeleteIntents(c.settled); err != nil {

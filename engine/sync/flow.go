@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	gosync "sync"
 
 	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -71,7 +72,9 @@ type flowRun struct {
 	// staged holds the links of the last batch of creates until a transaction commits them;
 	// linking, those being committed on another goroutine, whose error linked gives (stage.go).
 	staged, linking *stagedLinks
-	linked          chan error
+	// basing counts the goroutines computing staged links' bases (createdBatch.startBases).
+	basing gosync.WaitGroup
+	linked chan error
 	// overlap says that the link state may be read, and written on another goroutine, while
 	// a transaction is open (state.Overlapping).
 	overlap bool
@@ -318,7 +321,7 @@ func (fr *flowRun) on(side Side) (connector.Conn, string) {
 // linksOf returns the flow's links of the records of side with the given ids, by those ids.
 // Links staged and not yet committed (stage.go) are among them.
 func (fr *flowRun) linksOf(ctx context.Context, side Side, ids []string) (map[string]*state.Link, error) {
-	// The links being committed on another goroutine may be getting their bases there
+	// The links being committed on another goroutine may still be getting their bases
 	// (deferredBase): a batch that needs one waits for that commit, and reads it from the store.
 	if fr.linking.holds(side, ids) {
 		if err := fr.join(); err != nil {
@@ -362,7 +365,9 @@ type digester struct {
 func (d *digester) digest(data map[string]any) string {
 	d.buf = d.canon.Append(d.buf[:0], data)
 	sum := sha256.Sum256(d.buf)
-	return hex.EncodeToString(sum[:16])
+	var h [32]byte // the string is the only allocation
+	hex.Encode(h[:], sum[:16])
+	return string(h[:])
 }
 
 // digesters digest the records of each side, for one goroutine.

@@ -19,6 +19,7 @@ func (fr *flowRun) pass(ctx context.Context, side Side) (err error) {
 		if ferr := fr.flush(context.WithoutCancel(ctx)); err == nil {
 			err = ferr
 		}
+		fr.basing.Wait() // the bases of batches left staged by an error, too
 	}()
 	conn, entity := fr.on(side)
 	updated := fr.updatedOf(side)

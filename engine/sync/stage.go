@@ -40,8 +40,7 @@ func (s *stagedLinks) overlay(links map[string]*state.Link, side Side, ids []str
 		return nil
 	}
 	for _, c := range s.batches {
-		var d digesters // finish may run while another goroutine commits with its own
-		if err := c.finish(&d); err != nil {
+		if err := c.awaitBases(); err != nil {
 			return err
 		}
 	}
@@ -77,8 +76,9 @@ func (s *stagedLinks) holds(side Side, ids []string) bool {
 }
 
 // stage keeps a batch's link writes, its links and the batch (whose links may wait for their
-// bases), for a later commit.
+// bases, which it starts computing), for a later commit.
 func (fr *flowRun) stage(fn func(tx state.Tx) error, links []*state.Link, c *createdBatch) {
+	c.startBases()
 	if fr.staged == nil {
 		fr.staged = &stagedLinks{bySource: make(map[string]*state.Link, len(links)), byTarget: make(map[string]*state.Link, len(links))}
 	}

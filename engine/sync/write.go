@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/mapping"
@@ -221,12 +222,12 @@ func (fr *flowRun) rebaseWith(l *state.Link, src, tgt connector.Record, hints ma
 	}
 	l.Base = base
 	l.SourceID, l.TargetID = src.ID, tgt.ID
-	fr.stamp(l, src, tgt, hashes, d)
+	fr.stamp(l, src, tgt, hashes, d, fr.r.Opts.Now().UTC())
 	return nil
 }
 
-// stamp sets a rebased link's digests (hashes where known, else computed with d) and time.
-func (fr *flowRun) stamp(l *state.Link, src, tgt connector.Record, hashes [2]string, d *digesters) {
+// stamp sets a rebased link's digests (hashes where known, else computed with d) and its time.
+func (fr *flowRun) stamp(l *state.Link, src, tgt connector.Record, hashes [2]string, d *digesters, at time.Time) {
 	l.SourceHash, l.TargetHash = hashes[0], hashes[1]
 	if l.SourceHash == "" {
 		l.SourceHash = d.src.digest(src.Data)
@@ -234,7 +235,7 @@ func (fr *flowRun) stamp(l *state.Link, src, tgt connector.Record, hashes [2]str
 	if l.TargetHash == "" {
 		l.TargetHash = d.tgt.digest(tgt.Data)
 	}
-	l.Updated = fr.r.Opts.Now().UTC()
+	l.Updated = at
 }
 
 // save records a batch's links, failures and waits in one transaction.

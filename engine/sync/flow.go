@@ -74,7 +74,10 @@ type flowRun struct {
 	staged, linking *stagedLinks
 	// basing counts the goroutines computing staged links' bases (createdBatch.startBases).
 	basing gosync.WaitGroup
-	linked chan error
+	// linkedNow filters the ids this run linked, for a flow that had no link when the run
+	// began (nil otherwise): the only ones the link state can hold (linkfilter.go).
+	linkedNow *linkFilters
+	linked    chan error
 	// overlap says that the link state may be read, and written on another goroutine, while
 	// a transaction is open (state.Overlapping).
 	overlap bool
@@ -172,6 +175,9 @@ func (fr *flowRun) run(ctx context.Context) error {
 		return err
 	}
 	fr.check = dc
+	if !dc.hadLinks {
+		fr.linkedNow = newLinkFilters() // before the run writes any link of the flow
+	}
 	if err := fr.beginResync(ctx); err != nil {
 		return err
 	}
@@ -286,6 +292,30 @@ type trackedTx struct {
 	fr *flowRun
 }
 
+// PutLink and PutLinks note the links' ids in the filter of a fresh flow's links (linkfilter.go)
+// before they are written: a write that fails leaves a false positive, never a link unnoted.
+func (t trackedTx) PutLink(l *state.Link) error {
+	t.noteLinked([]*state.Link{l})
+	return t.Tx.PutLink(l)
+}
+
+func (t trackedTx) PutLinks(links []*state.Link) error {
+	t.noteLinked(links)
+	return t.Tx.PutLinks(links)
+}
+
+func (t trackedTx) noteLinked(links []*state.Link) {
+	if t.fr.linkedNow == nil {
+		return
+	}
+	for _, l := range links {
+		if l.Flow == t.fr.f.ID() {
+			t.fr.linkedNow.source.add(l.SourceID)
+			t.fr.linkedNow.target.add(l.TargetID)
+		}
+	}
+}
+
 func (t trackedTx) PutDeadLetter(flow, side, recordID, reason string) error {
 	t.fr.troubled[Key{Side(side), recordID}] = true
 	return t.Tx.PutDeadLetter(flow, side, recordID, reason)
@@ -328,12 +358,18 @@ func (fr *flowRun) linksOf(ctx context.Context, side Side, ids []string) (map[st
 			return nil, err
 		}
 	}
-	var links map[string]*state.Link
+	query := ids
+	if fr.linkedNow != nil {
+		query = fr.linkedNow.maybeLinked(side, ids)
+	}
+	links := map[string]*state.Link{}
 	var err error
-	if side == Source {
-		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), ids)
-	} else {
-		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), ids)
+	switch {
+	case len(query) == 0:
+	case side == Source:
+		links, err = fr.r.State.LinksBySource(ctx, fr.f.ID(), query)
+	default:
+		links, err = fr.r.State.LinksByTarget(ctx, fr.f.ID(), query)
 	}
 	if err != nil {
 		return nil, err

@@ -183,20 +183,35 @@ func listItems(name string, v any) ([]any, error) {
 // back (readBack), or p (when not nil) records it as row i of the batch (see prediction). An
 // error of the record's data, found before anything is written, is an invalidData.
 func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any, p *prediction, i int) (any, error) {
+	ch, err := e.createChange(data)
+	if err != nil {
+		return nil, err
+	}
+	return e.insertChange(ctx, tx, ch, p, i)
+}
+
+// createChange is what creating a record writes, with the text id the connector makes for it
+// when it has none; an error of the record's data is an invalidData.
+func (e *entity) createChange(data map[string]any) (change, error) {
 	var skip []int
 	if data[e.cols[e.id].name] == nil {
 		skip = append(skip, e.id) // absent or null: SQLite numbers the row, or we make a text id
 	}
 	ch, err := e.changeOf(data, e.listIndex, nil, skip...)
 	if err != nil {
-		return nil, invalidData{err}
+		return change{}, invalidData{err}
 	}
 	if err := ch.checkLists(); err != nil {
-		return nil, invalidData{err}
+		return change{}, invalidData{err}
 	}
 	if len(skip) > 0 && e.textID {
 		ch.set(e.id, newTextID())
 	}
+	return ch, nil
+}
+
+// insertChange inserts the row and the lists of a record's change (see create).
+func (e *entity) insertChange(ctx context.Context, tx *sql.Tx, ch change, p *prediction, i int) (any, error) {
 	id, rowid, err := insert(ctx, tx, e.table, e.id, ch)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 type rowShape struct {
 	version int64
 	predict bool // rows are predicted; else they are read back whole
+	bulk    bool // rows may be inserted many to a statement (see bulk.go): not AUTOINCREMENT
 	aff     []affinity
 	dflt    []any  // per column, the value stored when an insert leaves it out
 	asked   []int  // columns whose value, when left out, is not known: read back
@@ -153,6 +154,7 @@ func (t *table) readShape(ctx context.Context, tx *sql.Tx) (*rowShape, error) {
 	}
 	s.pk = max(pk, -1)
 	s.predict = true
+	s.bulk = !slices.Contains(sqlTokens(def.String), "AUTOINCREMENT")
 	return s, nil
 }
 

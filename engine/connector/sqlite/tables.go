@@ -30,6 +30,10 @@ type table struct {
 	alias int // the column that is an alias of the rowid (INTEGER PRIMARY KEY), -1 for none
 	// shapes is what the table does to an inserted row, as last read (see rowShape).
 	shapes atomic.Pointer[rowShape]
+	// noBulk is set once SQLite numbered the rows of a bulk insert otherwise than expected:
+	// the table's creates insert a record at a time from then on (see bulk.go).
+	noBulk atomic.Bool
+	bulkSQLCache
 }
 
 type column struct {

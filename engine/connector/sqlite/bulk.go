@@ -60,6 +60,7 @@ type bulkInsert struct {
 	sc  *sql.Conn
 	p   *prediction
 	run insertRun
+	buf *changeBuf // the room of the changes of the records not yet inserted
 
 	maxRowid   int64 // the largest rowid of the table, when known
 	rowidKnown bool
@@ -76,7 +77,10 @@ var errMisnumbered = errors.New("rows numbered otherwise than expected")
 // SQLite (or was numbered otherwise than expected): the batch is then rolled back and written
 // again a record at a time (writeEach), as when a record fails in writeAll.
 func (e *entity) insertAll(ctx context.Context, sc *sql.Conn, tx *sql.Tx, data []map[string]any, p *prediction, results []connector.Result, ids []any) (failed bool, err error) {
-	b := &bulkInsert{e: e, sc: sc, p: p, last: make([]driver.Value, 2)}
+	room := min(len(data), scanBatch)
+	b := &bulkInsert{e: e, sc: sc, p: p, last: make([]driver.Value, 2),
+		run: insertRun{at: make([]int, 0, room), chs: make([]change, 0, room)}}
+	b.buf = newChangeBuf(room, len(e.cols)+1)
 	rctx := context.WithoutCancel(ctx) // see write
 	outcome := func(err error) (failed bool, stop error) {
 		switch {
@@ -94,7 +98,7 @@ func (e *entity) insertAll(ctx context.Context, sc *sql.Conn, tx *sql.Tx, data [
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		ch, err := e.createChange(data[i])
+		ch, err := e.createChange(b.buf, data[i])
 		if err != nil {
 			var invalid invalidData
 			errors.As(err, &invalid)
@@ -106,6 +110,7 @@ func (e *entity) insertAll(ctx context.Context, sc *sql.Conn, tx *sql.Tx, data [
 				if failed, err := outcome(b.flush(ctx, rctx, tx, ids)); failed || err != nil {
 					return failed, err
 				}
+				ch = b.buf.moved(ch) // its room was freed with the run's
 			}
 			b.run.at, b.run.chs = append(b.run.at, i), append(b.run.chs, ch)
 			if len(b.run.at) == scanBatch {
@@ -157,6 +162,10 @@ func (b *bulkInsert) flush(ctx, rctx context.Context, tx *sql.Tx, ids []any) err
 	if len(run.at) == 0 {
 		return nil
 	}
+	// The run's changes are inserted (or the batch fails) when flush returns, and the change
+	// of a record inserted alone, taken before, is inserted before the next is taken: the
+	// room of every change is free again.
+	defer b.buf.reset()
 	e, s := b.e, b.p.shape
 	if s.withRowid && !b.rowidKnown {
 		var m int64

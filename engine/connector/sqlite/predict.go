@@ -339,7 +339,21 @@ func (e *entity) predictIn(ctx context.Context, tx *sql.Tx, n int) (*prediction,
 		return nil, err
 	}
 	nc := len(e.cols)
+	if p, _ := e.predictions.Get().(*prediction); p != nil && cap(p.raw) >= n*nc && cap(p.asks) >= n {
+		p.shape, p.ncol = s, nc
+		p.raw, p.asks, p.rowid = p.raw[:n*nc], p.asks[:n], p.rowid[:n]
+		clear(p.asks)
+		clear(p.ask)
+		return p, nil
+	}
 	return &prediction{shape: s, ncol: nc, raw: make([]any, n*nc), asks: make([]bool, n), rowid: make([]int64, n), ask: make([]bool, nc)}, nil
+}
+
+// release gives a prediction's room back to the entity's next Create, once its Results are
+// made: the values of the records are the engine's, not to be kept alive by it.
+func (e *entity) release(p *prediction) {
+	clear(p.raw)
+	e.predictions.Put(p)
 }
 
 // row records row i as inserted: the change bound, its id as stored (the id column's value)

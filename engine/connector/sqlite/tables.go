@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -48,9 +49,11 @@ type entity struct {
 	name string
 	*table
 	id, updated int  // column indexes; updated is -1 when the entity has none
+	skipID      []int // []int{id}: the columns a create without an id leaves to SQLite or makes
 	textID      bool // new records without an id get a generated one
 	lists       []*list
 	listIndex   map[string]*list
+	predictions sync.Pool // *prediction: the room of a Create's, reused by the next
 }
 
 // list is a child table presented as a list property.
@@ -84,6 +87,7 @@ func (c *conn) entity(ctx context.Context, name string) (*entity, error) {
 	if e.id, err = t.column(ce.ID.Value, "id"); err != nil {
 		return nil, fmt.Errorf("entity %s: %w", name, err)
 	}
+	e.skipID = []int{e.id}
 	if ce.Updated.Value != "" {
 		if e.updated, err = t.column(ce.Updated.Value, "updated"); err != nil {
 			return nil, fmt.Errorf("entity %s: %w", name, err)

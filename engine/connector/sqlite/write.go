@@ -35,8 +35,15 @@ type writeOne func(ctx context.Context, tx *sql.Tx, i int) (any, error)
 // together.
 func (c *conn) Create(ctx context.Context, name string, data []map[string]any) ([]connector.Result, error) {
 	var p *prediction // nil: read the rows back whole
+	var pe *entity    // p's
+	defer func() {
+		if p != nil {
+			pe.release(p)
+		}
+	}()
 	prepare := func(tx *sql.Tx, e *entity) (err error) {
 		p, err = e.predictIn(ctx, tx, len(data))
+		pe = e
 		return err
 	}
 	back := func(e *entity, ctx context.Context, tx *sql.Tx, results []connector.Result, ids []any) error {

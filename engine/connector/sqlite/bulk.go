@@ -137,12 +137,44 @@ func (e *entity) insertAll(ctx context.Context, sc *sql.Conn, tx *sql.Tx, data [
 	return outcome(b.flush(ctx, rctx, tx, ids))
 }
 
+// go-sqlite3 copies a statement's text and blobs into a buffer the statement keeps while it
+// is cached: a statement binds at most maxBulkBytes of them (rows of more are inserted one at
+// a time), so that the cached statements of bulk inserts hold little memory.
+const maxBulkBytes = 256 << 10
+
+// bytesFit is how many of the first changes' rows bind at most maxBulkBytes of text and blobs
+// (at least one).
+func bytesFit(chs []change) int {
+	total := 0
+	for k, ch := range chs {
+		total += ch.bytes()
+		if total > maxBulkBytes {
+			return max(k, 1)
+		}
+	}
+	return len(chs)
+}
+
+// bytes is the size of a change's text and blobs.
+func (ch change) bytes() int {
+	n := 0
+	for _, v := range ch.args {
+		switch x := v.(type) {
+		case string:
+			n += len(x)
+		case []byte:
+			n += len(x)
+		}
+	}
+	return n
+}
+
 // fits reports whether a record's change can be inserted in bulk: its id is known without
 // RETURNING, and SQLite numbers its rowid (see the top of this file).
 func (b *bulkInsert) fits(ch change) bool {
 	e, s := b.e, b.p.shape
-	if !s.bulk || e.table.noBulk.Load() || len(ch.cols) == 0 {
-		return false // no rows of DEFAULT VALUES in one statement
+	if !s.bulk || e.table.noBulk.Load() || len(ch.cols) == 0 || ch.bytes() > maxBulkBytes {
+		return false // no rows of DEFAULT VALUES in one statement; a row too large alone
 	}
 	if !s.withRowid {
 		return isString(ch.value(e.id)) && e.cols[e.id].keepsText
@@ -195,8 +227,9 @@ func (b *bulkInsert) flush(ctx, rctx context.Context, tx *sql.Tx, ids []any) err
 				return sql.ErrTxDone
 			}
 			k := perStmt
-			if left := len(run.at) - start; left < k {
-				k = 1 << (63 - bits.LeadingZeros64(uint64(left))) // the largest power of two in left
+			fit := bytesFit(run.chs[start:min(start+k, len(run.chs))])
+			if fit < k {
+				k = 1 << (63 - bits.LeadingZeros64(uint64(fit))) // the largest power of two in fit
 			}
 			if err := b.insertRows(rctx, c, cols, run.at[start:start+k], run.chs[start:start+k], ids); err != nil {
 				return err

@@ -324,3 +324,40 @@ func TestCreateInBulkCancelled(t *testing.T) {
 		t.Fatalf("ids %s ... %s", res[0].Record.ID, res[499].Record.ID)
 	}
 }
+
+// Rows of much text go fewer to a statement, and a row of more than a statement binds alone.
+func TestCreateInBulkLargeRows(t *testing.T) {
+	big := func(n int) change { return change{cols: []int{1, 2}, args: []any{strings.Repeat("x", n), []byte("yz")}} }
+	cases := []struct {
+		chs  []change
+		want int
+	}{
+		{[]change{big(10), big(10), big(10)}, 3},
+		{[]change{big(100 << 10), big(100 << 10), big(100 << 10), big(10)}, 2},
+		{[]change{big(300 << 10), big(10)}, 1},
+		{[]change{big(maxBulkBytes - 2), big(0)}, 1},
+		{[]change{big(maxBulkBytes - 4), big(0)}, 2},
+	}
+	for i, c := range cases {
+		if got := bytesFit(c.chs); got != c.want {
+			t.Errorf("case %d: %d rows fit, want %d", i, got, c.want)
+		}
+	}
+	c, _ := openBulk(t)
+	var data []map[string]any
+	for i := range 12 {
+		n := 100 << 10
+		if i == 5 {
+			n = 300 << 10
+		}
+		data = append(data, map[string]any{"sku": fmt.Sprintf("S%d", i), "a": strings.Repeat(fmt.Sprint(i%10), n)})
+	}
+	if failed, ids, _ := insertAllOf(t, c, "Item", data); failed || ids[0] != int64(42) || ids[11] != int64(53) {
+		t.Fatalf("failed %v, ids %v", failed, ids)
+	}
+	res, err := c.Create(ctx, "Item", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, c, "Item", res)
+}

@@ -68,6 +68,31 @@ type bulkInsert struct {
 	last       []driver.Value      // reused: last_insert_rowid(), changes()
 }
 
+// newBulkInsert returns the state of a batch's bulk inserts with room for runs of n records,
+// the room of the entity's last batch when it has as much: a batch's buffers are the
+// connector's own (the Results' records are made of none of them).
+func (e *entity) newBulkInsert(sc *sql.Conn, p *prediction, n int) *bulkInsert {
+	b, _ := e.bulks.Get().(*bulkInsert)
+	if b == nil || cap(b.run.at) < n || len(b.buf.allCols) < n*(len(e.cols)+1) {
+		b = &bulkInsert{last: make([]driver.Value, 2),
+			run: insertRun{at: make([]int, 0, n), chs: make([]change, 0, n)},
+			buf: newChangeBuf(n, len(e.cols)+1)}
+	}
+	b.e, b.sc, b.p = e, sc, p
+	b.maxRowid, b.rowidKnown = 0, false
+	b.buf.reset()
+	return b
+}
+
+// release drops what the state refers to of the batch (the engine's values, the connection),
+// so that a kept state keeps none of it alive.
+func (b *bulkInsert) release() {
+	clear(b.run.chs[:cap(b.run.chs)])
+	b.run.at, b.run.chs = b.run.at[:0], b.run.chs[:0]
+	clear(b.buf.allArgs)
+	b.e, b.sc, b.p = nil, nil, nil
+}
+
 // errMisnumbered is the failure of a statement whose rows SQLite did not number as expected:
 // the batch is written again a record at a time.
 var errMisnumbered = errors.New("rows numbered otherwise than expected")
@@ -77,10 +102,9 @@ var errMisnumbered = errors.New("rows numbered otherwise than expected")
 // SQLite (or was numbered otherwise than expected): the batch is then rolled back and written
 // again a record at a time (writeEach), as when a record fails in writeAll.
 func (e *entity) insertAll(ctx context.Context, sc *sql.Conn, tx *sql.Tx, data []map[string]any, p *prediction, results []connector.Result, ids []any) (failed bool, err error) {
-	room := min(len(data), scanBatch)
-	b := &bulkInsert{e: e, sc: sc, p: p, last: make([]driver.Value, 2),
-		run: insertRun{at: make([]int, 0, room), chs: make([]change, 0, room)}}
-	b.buf = newChangeBuf(room, len(e.cols)+1)
+	b := e.newBulkInsert(sc, p, min(len(data), scanBatch))
+	defer e.bulks.Put(b)
+	defer b.release()
 	rctx := context.WithoutCancel(ctx) // see write
 	outcome := func(err error) (failed bool, stop error) {
 		switch {

@@ -54,6 +54,7 @@ type entity struct {
 	lists       []*list
 	listIndex   map[string]*list
 	predictions sync.Pool // *prediction: the room of a Create's, reused by the next
+	bulks       sync.Pool // *bulkInsert: likewise
 }
 
 // list is a child table presented as a list property.

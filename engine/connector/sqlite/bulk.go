@@ -93,9 +93,10 @@ func (b *bulkInsert) release() {
 	b.e, b.sc, b.p = nil, nil, nil
 }
 
-// errMisnumbered is the failure of a statement whose rows SQLite did not number as expected:
-// the batch is written again a record at a time.
-var errMisnumbered = errors.New("rows numbered otherwise than expected")
+// errNoBulk is the failure of a statement whose rows SQLite did not number as expected, or of
+// a connection that is not go-sqlite3's: the batch is written again a record at a time, and
+// the table's next batches too.
+var errNoBulk = errors.New("the rows cannot be inserted in bulk")
 
 // insertAll is writeAll for a Create batch whose rows are predicted: runs of records in bulk
 // (see the top of this file), the others one at a time. failed is true when a row failed in
@@ -110,7 +111,7 @@ func (e *entity) insertAll(ctx context.Context, sc *sql.Conn, tx *sql.Tx, data [
 		switch {
 		case err == nil:
 			return false, nil
-		case errors.Is(err, errMisnumbered):
+		case errors.Is(err, errNoBulk):
 			e.table.noBulk.Store(true) // the table numbers rows in a way of its own
 			return true, nil
 		case fatal(err):
@@ -234,7 +235,7 @@ func (b *bulkInsert) flush(ctx, rctx context.Context, tx *sql.Tx, ids []any) err
 	return b.sc.Raw(func(dc any) error {
 		c, ok := dc.(bulkConn)
 		if !ok {
-			return fmt.Errorf("the sqlite connection is a %T", dc)
+			return fmt.Errorf("%w: the sqlite connection is a %T", errNoBulk, dc)
 		}
 		// Every statement runs while the transaction is open: a cancelled ctx rolls it back
 		// (database/sql does, once it holds the connection, which this function holds), and
@@ -305,12 +306,12 @@ func (b *bulkInsert) insertRows(rctx context.Context, c bulkConn, cols []int, at
 	last, _ := b.last[0].(int64)
 	changes, _ := b.last[1].(int64)
 	if changes != int64(len(at)) {
-		return errMisnumbered
+		return errNoBulk
 	}
 	first := int64(noRowid)
 	if s.withRowid {
 		if b.maxRowid > math.MaxInt64-int64(len(at)) || last != b.maxRowid+int64(len(at)) {
-			return errMisnumbered
+			return errNoBulk
 		}
 		first = b.maxRowid + 1
 		b.maxRowid = last

@@ -51,18 +51,60 @@ type listChange struct {
 // The columns come in the order of their names, so the same properties give the same
 // statement text (prepared once per connection).
 func (t *table) changeOf(data map[string]any, lists map[string]*list, stored map[string]any, skip ...int) (change, error) {
-	if ch, ok := t.changeByColumn(data, lists, stored, skip); ok {
+	return t.changeIn(nil, data, lists, stored, skip)
+}
+
+// changeIn is changeOf whose change takes its room from buf (nil: its own).
+func (t *table) changeIn(buf *changeBuf, data map[string]any, lists map[string]*list, stored map[string]any, skip []int) (change, error) {
+	if ch, ok := t.changeByColumn(buf, data, lists, stored, skip); ok {
 		return ch, nil
 	}
 	return t.changeByName(data, lists, stored, skip)
+}
+
+// changeBuf is room for the columns and values of many changes, allocated once: the changes
+// of a Create batch live until their rows are inserted, and its buffer is reused after.
+type changeBuf struct {
+	cols, allCols []int
+	args, allArgs []any
+}
+
+// newChangeBuf returns room for n changes of up to per columns each (an id added).
+func newChangeBuf(n, per int) *changeBuf {
+	b := &changeBuf{allCols: make([]int, n*per), allArgs: make([]any, n*per)}
+	b.reset()
+	return b
+}
+
+// take returns empty slices with room for n columns and values, from the buffer while it has
+// room.
+func (b *changeBuf) take(n int) ([]int, []any) {
+	if b == nil || len(b.cols) < n {
+		return make([]int, 0, n), make([]any, 0, n)
+	}
+	cols, args := b.cols[:0:n], b.args[:0:n]
+	b.cols, b.args = b.cols[n:], b.args[n:]
+	return cols, args
+}
+
+// moved is ch in room taken from the buffer (after a reset that freed ch's).
+func (b *changeBuf) moved(ch change) change {
+	cols, args := b.take(cap(ch.cols))
+	ch.cols, ch.args = append(cols, ch.cols...), append(args, ch.args...)
+	return ch
+}
+
+// reset makes the whole buffer free again: no change taken from it is used after.
+func (b *changeBuf) reset() {
+	b.cols, b.args = b.allCols, b.allArgs
 }
 
 // changeByColumn is changeOf for data without errors, by a lookup per column in the order of
 // the column names: no sort of the record's names per record. ok is false when a property is
 // not a column or a list or a value cannot be written; changeByName then says which, as it
 // always has.
-func (t *table) changeByColumn(data map[string]any, lists map[string]*list, stored map[string]any, skip []int) (ch change, ok bool) {
-	ch.cols, ch.args = make([]int, 0, len(data)+1), make([]any, 0, len(data)+1) // +1: an id or key the caller adds
+func (t *table) changeByColumn(buf *changeBuf, data map[string]any, lists map[string]*list, stored map[string]any, skip []int) (ch change, ok bool) {
+	ch.cols, ch.args = buf.take(len(data) + 1) // +1: an id or key the caller adds
 	known := 0
 	for _, i := range t.byName {
 		c := &t.cols[i]
@@ -183,20 +225,36 @@ func listItems(name string, v any) ([]any, error) {
 // back (readBack), or p (when not nil) records it as row i of the batch (see prediction). An
 // error of the record's data, found before anything is written, is an invalidData.
 func (e *entity) create(ctx context.Context, tx *sql.Tx, data map[string]any, p *prediction, i int) (any, error) {
+	ch, err := e.createChange(nil, data)
+	if err != nil {
+		return nil, err
+	}
+	return e.insertChange(ctx, tx, ch, p, i)
+}
+
+// createChange is what creating a record writes, with the text id the connector makes for it
+// when it has none, in buf (nil: room of its own); an error of the record's data is an
+// invalidData.
+func (e *entity) createChange(buf *changeBuf, data map[string]any) (change, error) {
 	var skip []int
 	if data[e.cols[e.id].name] == nil {
-		skip = append(skip, e.id) // absent or null: SQLite numbers the row, or we make a text id
+		skip = e.skipID // absent or null: SQLite numbers the row, or we make a text id
 	}
-	ch, err := e.changeOf(data, e.listIndex, nil, skip...)
+	ch, err := e.changeIn(buf, data, e.listIndex, nil, skip)
 	if err != nil {
-		return nil, invalidData{err}
+		return change{}, invalidData{err}
 	}
 	if err := ch.checkLists(); err != nil {
-		return nil, invalidData{err}
+		return change{}, invalidData{err}
 	}
 	if len(skip) > 0 && e.textID {
 		ch.set(e.id, newTextID())
 	}
+	return ch, nil
+}
+
+// insertChange inserts the row and the lists of a record's change (see create).
+func (e *entity) insertChange(ctx context.Context, tx *sql.Tx, ch change, p *prediction, i int) (any, error) {
 	id, rowid, err := insert(ctx, tx, e.table, e.id, ch)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 type rowShape struct {
 	version int64
 	predict bool // rows are predicted; else they are read back whole
+	bulk    bool // rows may be inserted many to a statement (see bulk.go): not AUTOINCREMENT
 	aff     []affinity
 	dflt    []any  // per column, the value stored when an insert leaves it out
 	asked   []int  // columns whose value, when left out, is not known: read back
@@ -153,6 +154,7 @@ func (t *table) readShape(ctx context.Context, tx *sql.Tx) (*rowShape, error) {
 	}
 	s.pk = max(pk, -1)
 	s.predict = true
+	s.bulk = !slices.Contains(sqlTokens(def.String), "AUTOINCREMENT")
 	return s, nil
 }
 
@@ -337,7 +339,21 @@ func (e *entity) predictIn(ctx context.Context, tx *sql.Tx, n int) (*prediction,
 		return nil, err
 	}
 	nc := len(e.cols)
+	if p, _ := e.predictions.Get().(*prediction); p != nil && cap(p.raw) >= n*nc && cap(p.asks) >= n {
+		p.shape, p.ncol = s, nc
+		p.raw, p.asks, p.rowid = p.raw[:n*nc], p.asks[:n], p.rowid[:n]
+		clear(p.asks)
+		clear(p.ask)
+		return p, nil
+	}
 	return &prediction{shape: s, ncol: nc, raw: make([]any, n*nc), asks: make([]bool, n), rowid: make([]int64, n), ask: make([]bool, nc)}, nil
+}
+
+// release gives a prediction's room back to the entity's next Create, once its Results are
+// made: the values of the records are the engine's, not to be kept alive by it.
+func (e *entity) release(p *prediction) {
+	clear(p.raw)
+	e.predictions.Put(p)
 }
 
 // row records row i as inserted: the change bound, its id as stored (the id column's value)
@@ -417,17 +433,36 @@ func (p *prediction) readAsked(ctx context.Context, tx *sql.Tx, e *entity, at []
 			sel += ", +" + e.cols[c].quoted
 		}
 	}
-	rowOf := make(map[any]int, len(at))
-	keys := make([]any, len(at))
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-	for k, i := range at {
-		if byRowid {
-			keys[k] = p.rowid[i]
+	if byRowid {
+		for _, i := range at {
 			lo, hi = min(lo, p.rowid[i]), max(hi, p.rowid[i])
-		} else {
-			keys[k] = idString(p.raw[i*p.ncol+e.id])
 		}
-		rowOf[keys[k]] = i
+	}
+	// In one range (the usual case), a row is found by its rowid's place in the range, else
+	// by its key in a map.
+	ranged := byRowid && uint64(hi)-uint64(lo) < uint64(2*len(at)+chunkSize) // hi >= lo: no overflow
+	var inRange []int32 // the row of each rowid of the range, -1 for none
+	var rowOf map[any]int
+	var keys []any
+	if ranged {
+		inRange = make([]int32, hi-lo+1)
+		for k := range inRange {
+			inRange[k] = -1
+		}
+		for _, i := range at {
+			inRange[p.rowid[i]-lo] = int32(i)
+		}
+	} else {
+		rowOf, keys = make(map[any]int, len(at)), make([]any, len(at))
+		for k, i := range at {
+			if byRowid {
+				keys[k] = p.rowid[i]
+			} else {
+				keys[k] = idString(p.raw[i*p.ncol+e.id])
+			}
+			rowOf[keys[k]] = i
+		}
 	}
 	vals := make([]any, 1+len(cols))
 	ptrs := make([]any, len(vals))
@@ -444,13 +479,22 @@ func (p *prediction) readAsked(ctx context.Context, tx *sql.Tx, e *entity, at []
 			if err := rows.Scan(ptrs...); err != nil {
 				return err
 			}
-			key := vals[0]
-			if !byRowid {
-				key = idString(key)
-			}
-			i, ok := rowOf[key]
-			if !ok {
-				continue // a row of the range that the batch did not write
+			var i int
+			if ranged {
+				r, _ := vals[0].(int64)
+				if r < lo || r > hi || inRange[r-lo] < 0 {
+					continue // a row of the range that the batch did not write
+				}
+				i = int(inRange[r-lo])
+			} else {
+				key := vals[0]
+				if !byRowid {
+					key = idString(key)
+				}
+				var ok bool
+				if i, ok = rowOf[key]; !ok {
+					continue
+				}
 			}
 			raw := p.raw[i*p.ncol : (i+1)*p.ncol]
 			for k, c := range cols {
@@ -460,7 +504,7 @@ func (p *prediction) readAsked(ctx context.Context, tx *sql.Tx, e *entity, at []
 		}
 		return rows.Err()
 	}
-	if byRowid && uint64(hi)-uint64(lo) < uint64(2*len(at)+chunkSize) { // hi >= lo: no overflow
+	if ranged {
 		return read(" WHERE "+p.shape.rowid+" BETWEEN ? AND ?", lo, hi)
 	}
 	where := " WHERE " + cond(byRowid, p.shape.rowid, e.cols[e.id].quoted) + " IN ("

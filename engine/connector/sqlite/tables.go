@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -30,6 +31,10 @@ type table struct {
 	alias int // the column that is an alias of the rowid (INTEGER PRIMARY KEY), -1 for none
 	// shapes is what the table does to an inserted row, as last read (see rowShape).
 	shapes atomic.Pointer[rowShape]
+	// noBulk is set once SQLite numbered the rows of a bulk insert otherwise than expected:
+	// the table's creates insert a record at a time from then on (see bulk.go).
+	noBulk atomic.Bool
+	bulkSQLCache
 }
 
 type column struct {
@@ -44,9 +49,12 @@ type entity struct {
 	name string
 	*table
 	id, updated int  // column indexes; updated is -1 when the entity has none
+	skipID      []int // []int{id}: the columns a create without an id leaves to SQLite or makes
 	textID      bool // new records without an id get a generated one
 	lists       []*list
 	listIndex   map[string]*list
+	predictions sync.Pool // *prediction: the room of a Create's, reused by the next
+	bulks       sync.Pool // *bulkInsert: likewise
 }
 
 // list is a child table presented as a list property.
@@ -80,6 +88,7 @@ func (c *conn) entity(ctx context.Context, name string) (*entity, error) {
 	if e.id, err = t.column(ce.ID.Value, "id"); err != nil {
 		return nil, fmt.Errorf("entity %s: %w", name, err)
 	}
+	e.skipID = []int{e.id}
 	if ce.Updated.Value != "" {
 		if e.updated, err = t.column(ce.Updated.Value, "updated"); err != nil {
 			return nil, fmt.Errorf("entity %s: %w", name, err)

@@ -35,8 +35,15 @@ type writeOne func(ctx context.Context, tx *sql.Tx, i int) (any, error)
 // together.
 func (c *conn) Create(ctx context.Context, name string, data []map[string]any) ([]connector.Result, error) {
 	var p *prediction // nil: read the rows back whole
+	var pe *entity    // p's
+	defer func() {
+		if p != nil {
+			pe.release(p)
+		}
+	}()
 	prepare := func(tx *sql.Tx, e *entity) (err error) {
 		p, err = e.predictIn(ctx, tx, len(data))
+		pe = e
 		return err
 	}
 	back := func(e *entity, ctx context.Context, tx *sql.Tx, results []connector.Result, ids []any) error {
@@ -45,10 +52,21 @@ func (c *conn) Create(ctx context.Context, name string, data []map[string]any) (
 		}
 		return p.finish(ctx, tx, e, results, ids)
 	}
-	return c.write(ctx, name, len(data), prepare, back, func(e *entity) writeOne {
+	one := func(e *entity) writeOne {
 		return func(ctx context.Context, tx *sql.Tx, i int) (any, error) { return e.create(ctx, tx, data[i], p, i) }
-	})
+	}
+	first := func(ctx context.Context, sc *sql.Conn, tx *sql.Tx, e *entity, results []connector.Result, ids []any) (bool, error) {
+		if p == nil {
+			return writeAll(ctx, tx, len(data), one(e), results, ids)
+		}
+		return e.insertAll(ctx, sc, tx, data, p, results, ids)
+	}
+	return c.writeFirst(ctx, name, len(data), prepare, back, one, first)
 }
+
+// firstPass writes a batch's records without savepoints (as writeAll does), on the
+// transaction's connection sc.
+type firstPass func(ctx context.Context, sc *sql.Conn, tx *sql.Tx, e *entity, results []connector.Result, ids []any) (failed bool, err error)
 
 // readBackAll is a write's readBack that reads every record written back (readBack).
 func readBackAll(e *entity, ctx context.Context, tx *sql.Tx, results []connector.Result, ids []any) error {
@@ -126,7 +144,12 @@ type stored struct {
 // of the command line has such a context). The transaction is begun with ctx, so that
 // database/sql rolls it back as soon as ctx is cancelled.
 func (c *conn) write(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack readBackFunc, one func(*entity) writeOne) ([]connector.Result, error) {
-	results, err := c.writeTx(ctx, name, n, prepare, readBack, one)
+	return c.writeFirst(ctx, name, n, prepare, readBack, one, nil)
+}
+
+// writeFirst is write whose records are written first by first (writeAll when nil).
+func (c *conn) writeFirst(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack readBackFunc, one func(*entity) writeOne, first firstPass) ([]connector.Result, error) {
+	results, err := c.writeTx(ctx, name, n, prepare, readBack, one, first)
 	if err != nil && ctx.Err() != nil {
 		// The transaction rolled back under a statement (sql.ErrTxDone): the cause is ctx's.
 		return nil, ctx.Err()
@@ -137,7 +160,7 @@ func (c *conn) write(ctx context.Context, name string, n int, prepare func(*sql.
 // readBackFunc sets the Results' records of a batch's records written (those with an id).
 type readBackFunc func(e *entity, ctx context.Context, tx *sql.Tx, results []connector.Result, ids []any) error
 
-func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack readBackFunc, one func(*entity) writeOne) ([]connector.Result, error) {
+func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sql.Tx, *entity) error, readBack readBackFunc, one func(*entity) writeOne, first firstPass) ([]connector.Result, error) {
 	if c.w == nil {
 		return nil, errors.New("the connection is read-only")
 	}
@@ -145,7 +168,12 @@ func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sq
 	if err != nil {
 		return nil, err
 	}
-	tx, err := c.w.BeginTx(ctx, nil)
+	sc, err := c.w.Conn(ctx) // the transaction's connection, for a first pass on the driver's
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	tx, err := sc.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +188,12 @@ func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sq
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT batch"); err != nil {
 		return nil, err
 	}
-	failed, err := writeAll(ctx, tx, n, one(e), results, ids)
+	var failed bool
+	if first != nil {
+		failed, err = first(ctx, sc, tx, e, results, ids)
+	} else {
+		failed, err = writeAll(ctx, tx, n, one(e), results, ids)
+	}
 	if err != nil {
 		return nil, err
 	}

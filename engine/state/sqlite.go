@@ -93,7 +93,7 @@ type SQLite struct {
 	wconn *sql.Conn
 	// wstmts are the statements prepared on wconn, kept with it: a run makes two Txs per batch
 	// of records, and preparing a statement of many rows costs about as much as running it.
-	// The statements are of a few texts (see piece), so the map stays small.
+	// The statements are of a few texts, so the map stays small.
 	wstmts map[string]*sql.Stmt
 
 	closeOnce sync.Once

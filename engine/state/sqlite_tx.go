@@ -9,8 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,6 +90,7 @@ type sqliteTx struct {
 	bases  baseCodec   // the JSON form, for a base binaryCodec cannot hold
 	binary binaryCodec // the binary form
 	digest [2][16]byte // the stored digests of a link
+	intents intentEncoder // the row of AddIntents, and of a partial DeleteIntents
 	// dict is the store's copy of the numbered names when the Tx began; newFlows and newKeys
 	// are the names the Tx numbered, which the store learns when the Tx commits.
 	dict              *dictionary
@@ -139,9 +139,6 @@ const (
 	sqlUpdateLink = `UPDATE link_rows SET base = ?, source_hash = ?, target_hash = ?, updated = ?, linked_in = ?, merged_in = ?, made = ?
 		WHERE flow = ? AND source_id = ? AND target_id = ?`
 	sqlDeleteLink    = `DELETE FROM link_rows WHERE flow = (SELECT id FROM flows WHERE name = ?) AND source_id = ?`
-	sqlAddIntent     = `INSERT INTO intents (flow, side, from_id, data, created) VALUES (?, ?, ?, ?, ?)`
-	sqlDeleteIntent  = `DELETE FROM intents WHERE id = ?`
-	sqlDeleteIntents = `DELETE FROM intents WHERE id IN (`
 	sqlSetWatermark  = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
 		ON CONFLICT (flow, side) DO UPDATE SET value = excluded.value`
 	sqlSetCounts = `INSERT INTO counts (flow, source, target, skipped, source_deletions, target_deletions) VALUES (?, ?, ?, ?, ?, ?)
@@ -298,35 +295,6 @@ func (t *sqliteTx) values(l *Link, rawBase, rawTime string) (linkValues, error) 
 	return v, nil
 }
 
-// piece returns the number of rows of the next statement of a write of n rows, at most per a
-// statement: per while there are as many, then the powers of two below, so that the texts of
-// the statements, and the statements the store keeps prepared, are a few whatever n is.
-func piece(n, per int) int {
-	if n >= per {
-		return per
-	}
-	p := 1
-	for p*2 <= n {
-		p *= 2
-	}
-	return p
-}
-
-// pieceTexts returns the text of the statement of each piece of a write of at most per rows
-// a statement, by its number of rows: made once, not per statement.
-func pieceTexts(per int, text func(n int) string) map[int]string {
-	m := map[int]string{per: text(per)}
-	for n := 1; n < per; n *= 2 {
-		m[n] = text(n)
-	}
-	return m
-}
-
-var (
-	addIntentsTexts    = pieceTexts(maxParams/intentColumns, sqlAddIntents)
-	deleteIntentsTexts = pieceTexts(maxParams, func(n int) string { return sqlDeleteIntents + "?" + strings.Repeat(", ?", n-1) + ")" })
-)
-
 // PutLinks puts links as PutLink puts each, in order, up to the first link PutLink refuses,
 // whose error it returns. Each link is one execution of the statement the store keeps
 // prepared: a statement of several links (a multi-row INSERT, with or without its upsert)
@@ -357,152 +325,186 @@ func (t *sqliteTx) DeleteLink(flow, sourceID string) error {
 // AddIntent records an intent and returns its id, which is never reused. A zero Created is
 // the time of the call; in.ID is ignored.
 func (t *sqliteTx) AddIntent(in *Intent) (int64, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if in == nil {
 		return 0, errors.New("add intent: an intent needs a flow")
 	}
-	row, err := t.appendIntent(make([]any, 0, intentColumns), in, &intentValues{})
+	ids, err := t.AddIntents([]Intent{*in})
 	if err != nil {
 		return 0, err
 	}
-	res, err := t.exec(sqlAddIntent, row[1:]...)
-	if err != nil {
-		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
-	}
-	return res.LastInsertId()
+	return ids[0], nil
 }
 
-// intentColumns is the number of values of an intent row in sqlAddIntents.
-const intentColumns = 6
+const (
+	// sqlAddIntents records a row of intents (?3) of a flow (?2), ?1 of them: its ids follow
+	// the highest ever handed out, as AUTOINCREMENT knows it, and the row is keyed by its last.
+	sqlAddIntents = `INSERT INTO intent_batches (last_id, count, flow, items)
+		VALUES (max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'intent_batches'), 0),
+			coalesce((SELECT max(last_id) FROM intent_batches), 0)) + ?1, ?1, ?2, ?3)`
+	sqlDeleteIntentRow = `DELETE FROM intent_batches WHERE last_id = ?`
+	// sqlDeleteWholeRow deletes the row of exactly the ids last_id-count+1 .. last_id.
+	sqlDeleteWholeRow = `DELETE FROM intent_batches WHERE last_id = ? AND count = ?`
+	sqlIntentRowOf    = `SELECT last_id, count, flow, items FROM intent_batches WHERE last_id >= ? ORDER BY last_id LIMIT 1`
+	sqlSetIntentRow   = `UPDATE intent_batches SET items = ? WHERE last_id = ?`
+)
 
-// sqlAddIntents inserts n intents with their ids.
-func sqlAddIntents(n int) string {
-	const row = "(?, ?, ?, ?, ?, ?)"
-	return "INSERT INTO intents (id, flow, side, from_id, data, created) VALUES " + row + strings.Repeat(", "+row, n-1)
-}
-
-// sqlLastIntentID is the highest intent id ever handed out, as AUTOINCREMENT knows it.
-const sqlLastIntentID = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'intents'), 0),
-	coalesce((SELECT max(id) FROM intents), 0))`
-
-// appendIntent checks an intent and appends the values of its row to args, its id (0) first.
-// The values the intents of a batch share (their flow, side and time) are boxed once, in c.
-func (t *sqliteTx) appendIntent(args []any, in *Intent, c *intentValues) ([]any, error) {
-	if in.Flow == "" {
-		return nil, errors.New("add intent: an intent needs a flow")
-	}
-	if err := checkSide(in.Side); err != nil {
-		return nil, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
-	}
-	data, err := jsonText(in.Data)
-	if err != nil {
-		return nil, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
-	}
-	if c.flow == nil || c.flowName != in.Flow {
-		c.flowName, c.flow = in.Flow, in.Flow
-	}
-	side := sourceValue
-	if in.Side == Target {
-		side = targetValue
-	}
-	return append(args, int64(0), c.flow, side, in.FromID, data, c.created(in.Created, t.s.now)), nil
-}
-
-// The sides as values of a statement, boxed once.
-var sourceValue, targetValue any = Source, Target
-
-// intentValues are the values the intents of a batch share, each distinct one boxed (and a
-// time formatted) once: the intents of a batch are of a flow and created at one time.
-type intentValues struct {
-	flowName string
-	flow     any
-	now      any
-	last     time.Time
-	at       any
-}
-
-func (c *intentValues) created(created time.Time, now func() time.Time) any {
-	if created.IsZero() {
-		if c.now == nil {
-			c.now = formatTime(now())
-		}
-		return c.now
-	}
-	if c.at == nil || !created.Equal(c.last) { // stored in UTC: the same instant is the same text
-		c.last, c.at = created, formatTime(created)
-	}
-	return c.at
-}
-
-// AddIntents records intents as AddIntent records each and returns their ids in order. The
-// ids are those AUTOINCREMENT would give, read once and set in the rows, which are inserted
-// maxParams values to a statement. Every intent is checked before any is written.
+// AddIntents records intents as AddIntent records each and returns their ids in order: the
+// intents of a flow, one after another, are one row (see intentbatch.go), so a batch of a
+// run is one statement. Every intent is checked before any is written.
 func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(ins) == 0 {
 		return []int64{}, nil
 	}
-	args := make([]any, 0, len(ins)*intentColumns)
-	var shared intentValues
 	for i := range ins {
-		var err error
-		if args, err = t.appendIntent(args, &ins[i], &shared); err != nil {
+		if err := checkIntent(&ins[i]); err != nil {
 			return nil, err
 		}
 	}
 	if t.done {
 		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, errTxDone)
 	}
-	var last int64
-	if err := t.conn.QueryRowContext(t.ctx, sqlLastIntentID).Scan(&last); err != nil {
-		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, err)
-	}
-	if last > math.MaxInt64-int64(len(ins)) {
-		return nil, fmt.Errorf("add intents of flow %q: the intent ids are used up", ins[0].Flow)
-	}
 	ids := make([]int64, len(ins))
-	for i := range ids {
-		ids[i] = last + 1 + int64(i)
-		args[i*intentColumns] = ids[i]
-	}
-	for from, n := 0, 0; from < len(ins); from += n {
-		n = piece(len(ins)-from, maxParams/intentColumns)
-		if _, err := t.exec(addIntentsTexts[n], args[from*intentColumns:(from+n)*intentColumns]...); err != nil {
+	now := sync.OnceValue(t.now) // one time for the intents of a call that have none
+	for from := 0; from < len(ins); {
+		to := from + 1
+		for to < len(ins) && ins[to].Flow == ins[from].Flow {
+			to++
+		}
+		e := &t.intents
+		e.reset()
+		for i := from; i < to; i++ {
+			e.add(&ins[i], int64(i-from), now)
+		}
+		res, err := t.exec(sqlAddIntents, int64(to-from), ins[from].Flow, e.buf)
+		var se sqlite3.Error
+		if errors.As(err, &se) && se.Code == sqlite3.ErrMismatch { // past the largest integer
+			err = errors.New("the intent ids are used up")
+		}
+		if err != nil {
 			return nil, fmt.Errorf("add intents of flow %q: %w", ins[from].Flow, err)
 		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("add intents of flow %q: %w", ins[from].Flow, err)
+		}
+		for i := from; i < to; i++ {
+			ids[i] = last - int64(to-1-i)
+		}
+		from = to
 	}
 	return ids, nil
+}
+
+// now is the store's clock (a migration's Tx has no store).
+func (t *sqliteTx) now() time.Time {
+	if t.s == nil {
+		return time.Now()
+	}
+	return t.s.now()
 }
 
 // DeleteIntent forgets an intent, once its record is linked; a missing one is not an error.
 func (t *sqliteTx) DeleteIntent(id int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, err := t.exec(sqlDeleteIntent, id); err != nil {
+	if err := t.deleteIntents([]int64{id}); err != nil {
 		return fmt.Errorf("delete intent %d: %w", id, err)
 	}
 	return nil
 }
 
-// DeleteIntents deletes intents by id, maxParams to a statement (see piece).
+// DeleteIntents deletes intents by id; missing ones are not an error. The ids of a whole row,
+// in order (a batch whose creates all settled), take one statement; others take a look at each
+// row they are of, which is deleted when none of its intents is left and rewritten without them
+// else, so that the others stay for the recovery of a killed run.
 func (t *sqliteTx) DeleteIntents(ids []int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	args := make([]any, 0, min(len(ids), maxParams))
-	for len(ids) > 0 {
-		chunk := ids[:piece(len(ids), maxParams)]
-		ids = ids[len(chunk):]
-		args = args[:0]
-		for _, id := range chunk {
-			args = append(args, id)
+	if err := t.deleteIntents(ids); err != nil {
+		return fmt.Errorf("delete intents: %w", err)
+	}
+	return nil
+}
+
+func (t *sqliteTx) deleteIntents(ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if t.done {
+		return errTxDone
+	}
+	if consecutive(ids) {
+		res, err := t.exec(sqlDeleteWholeRow, ids[len(ids)-1], int64(len(ids)))
+		if err != nil {
+			return err
 		}
-		if _, err := t.exec(deleteIntentsTexts[len(chunk)], args...); err != nil {
-			return fmt.Errorf("delete intents: %w", err)
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	for len(sorted) > 0 {
+		var (
+			last, count int64
+			flow        string
+			items       []byte
+		)
+		err := t.conn.QueryRowContext(t.ctx, sqlIntentRowOf, sorted[0]).Scan(&last, &count, &flow, &items)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // none of the ids left is recorded
+		}
+		if err != nil {
+			return err
+		}
+		first := last - count + 1
+		n := 0 // the ids of the row, from sorted[0]
+		for n < len(sorted) && sorted[n] <= last {
+			n++
+		}
+		gone := sorted[:n]
+		sorted = sorted[n:]
+		for len(gone) > 0 && gone[0] < first {
+			gone = gone[1:] // before the row: not recorded
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		var times []string
+		ins, err := decodeIntents(flow, first, items, &times)
+		if err != nil {
+			return fmt.Errorf("intents %d to %d: %w", first, last, err)
+		}
+		e := &t.intents
+		e.reset()
+		for i, in := range ins {
+			if _, found := slices.BinarySearch(gone, in.ID); !found {
+				e.appendEntry(in.ID-first, in.Side, in.FromID, in.Data, times[i])
+			}
+		}
+		if len(e.buf) == 0 {
+			_, err = t.exec(sqlDeleteIntentRow, last)
+		} else {
+			_, err = t.exec(sqlSetIntentRow, e.buf, last)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// consecutive reports whether ids are the ids from the first on, one after another.
+func consecutive(ids []int64) bool {
+	for i, id := range ids {
+		if id != ids[0]+int64(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // SetWatermark sets the watermark of a side of a flow.

@@ -325,7 +325,7 @@ func TestWriterPageCache(t *testing.T) {
 }
 
 // The statements of the Txs are prepared once for the store, not once per Tx, and are a few
-// whatever the sizes of the batches written (see piece).
+// whatever the sizes of the batches written.
 func TestTxStatementsKept(t *testing.T) {
 	s, _ := newStore(t)
 	var first *sql.Stmt
@@ -349,22 +349,61 @@ func TestTxStatementsKept(t *testing.T) {
 				}
 				return tx.DeleteIntents(ids)
 			})
-			st := s.wstmts[addIntentsTexts[maxParams/intentColumns]]
-			if n < maxParams/intentColumns {
-				continue
-			}
+			st := s.wstmts[sqlAddIntents]
 			if first == nil {
 				first = st
 			}
 			if st == nil || st != first {
-				t.Fatalf("round %d, %d intents: the statement of a full AddIntents was prepared again", round, n)
+				t.Fatalf("round %d, %d intents: the statement of AddIntents was prepared again", round, n)
 			}
 		}
 	}
-	if len(s.wstmts) > 30 {
-		t.Errorf("%d statements kept, want at most 30", len(s.wstmts))
+	if len(s.wstmts) > 10 {
+		t.Errorf("%d statements kept, want at most 10", len(s.wstmts))
 	}
 	if n, _ := s.CountLinks(context.Background(), "f"); n != 3*(1+8+15+22+29+36+43+50+57+64+71+78+85+92+99+106+113+120+127) {
 		t.Errorf("%d links", n)
+	}
+}
+
+// TestAddIntentsOneRow: the intents of an AddIntents are one row, which a partial delete
+// rewrites and the delete of its last intents removes; one of a flow after another, two.
+func TestAddIntentsOneRow(t *testing.T) {
+	s, _ := newStore(t)
+	rows := func() int {
+		t.Helper()
+		var n int
+		if err := s.db.QueryRow("SELECT count(*) FROM intent_batches").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ins := make([]Intent, 500)
+	for i := range ins {
+		ins[i] = Intent{Flow: "f", Side: Target, FromID: fmt.Sprint(i), Data: json.RawMessage(`{"a":1}`)}
+	}
+	var ids []int64
+	write(t, s, func(tx Tx) error {
+		var err error
+		ids, err = tx.AddIntents(ins)
+		return err
+	})
+	if n := rows(); n != 1 {
+		t.Fatalf("%d rows for the 500 intents of an AddIntents, want 1", n)
+	}
+	write(t, s, func(tx Tx) error { return tx.DeleteIntents(ids[:499]) })
+	if n := rows(); n != 1 {
+		t.Fatalf("%d rows after deleting all intents but one, want 1", n)
+	}
+	write(t, s, func(tx Tx) error { return tx.DeleteIntent(ids[499]) })
+	if n := rows(); n != 0 {
+		t.Fatalf("%d rows after deleting all intents, want 0", n)
+	}
+	write(t, s, func(tx Tx) error {
+		_, err := tx.AddIntents([]Intent{ins[0], {Flow: "g", Side: Source, FromID: "x"}, ins[1]})
+		return err
+	})
+	if n := rows(); n != 3 {
+		t.Fatalf("%d rows for intents of flows f, g and f, want 3", n)
 	}
 }

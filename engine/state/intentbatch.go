@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -159,4 +160,22 @@ func decodeIntents(flow string, first int64, items []byte, created *[]string) ([
 		out = append(out, in)
 	}
 	return out, nil
+}
+
+// without returns the row of intents (of flow, whose first id is first) less those of the
+// sorted ids gone, in e's buffer, with each one's time as it was stored; empty when none is
+// left.
+func (e *intentEncoder) without(flow string, first int64, items []byte, gone []int64) ([]byte, error) {
+	var times []string
+	ins, err := decodeIntents(flow, first, items, &times)
+	if err != nil {
+		return nil, err
+	}
+	e.reset()
+	for i, in := range ins {
+		if _, found := slices.BinarySearch(gone, in.ID); !found {
+			e.appendEntry(in.ID-first, in.Side, in.FromID, in.Data, times[i])
+		}
+	}
+	return e.buf, nil
 }

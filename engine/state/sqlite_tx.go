@@ -87,9 +87,9 @@ type sqliteTx struct {
 	mu   sync.Mutex
 	done bool
 
-	bases  baseCodec   // the JSON form, for a base binaryCodec cannot hold
-	binary binaryCodec // the binary form
-	digest [2][16]byte // the stored digests of a link
+	bases   baseCodec     // the JSON form, for a base binaryCodec cannot hold
+	binary  binaryCodec   // the binary form
+	digest  [2][16]byte   // the stored digests of a link
 	intents intentEncoder // the row of AddIntents, and of a partial DeleteIntents
 	// dict is the store's copy of the numbered names when the Tx began; newFlows and newKeys
 	// are the names the Tx numbered, which the store learns when the Tx commits.
@@ -138,8 +138,8 @@ const (
 			linked_in = excluded.linked_in, merged_in = excluded.merged_in, made = excluded.made`
 	sqlUpdateLink = `UPDATE link_rows SET base = ?, source_hash = ?, target_hash = ?, updated = ?, linked_in = ?, merged_in = ?, made = ?
 		WHERE flow = ? AND source_id = ? AND target_id = ?`
-	sqlDeleteLink    = `DELETE FROM link_rows WHERE flow = (SELECT id FROM flows WHERE name = ?) AND source_id = ?`
-	sqlSetWatermark  = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
+	sqlDeleteLink   = `DELETE FROM link_rows WHERE flow = (SELECT id FROM flows WHERE name = ?) AND source_id = ?`
+	sqlSetWatermark = `INSERT INTO watermarks (flow, side, value) VALUES (?, ?, ?)
 		ON CONFLICT (flow, side) DO UPDATE SET value = excluded.value`
 	sqlSetCounts = `INSERT INTO counts (flow, source, target, skipped, source_deletions, target_deletions) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (flow) DO UPDATE SET source = excluded.source, target = excluded.target, skipped = excluded.skipped,
@@ -473,22 +473,14 @@ func (t *sqliteTx) deleteIntents(ids []int64) error {
 		if len(gone) == 0 {
 			continue
 		}
-		var times []string
-		ins, err := decodeIntents(flow, first, items, &times)
+		kept, err := t.intents.without(flow, first, items, gone)
 		if err != nil {
 			return fmt.Errorf("intents %d to %d: %w", first, last, err)
 		}
-		e := &t.intents
-		e.reset()
-		for i, in := range ins {
-			if _, found := slices.BinarySearch(gone, in.ID); !found {
-				e.appendEntry(in.ID-first, in.Side, in.FromID, in.Data, times[i])
-			}
-		}
-		if len(e.buf) == 0 {
+		if len(kept) == 0 {
 			_, err = t.exec(sqlDeleteIntentRow, last)
 		} else {
-			_, err = t.exec(sqlSetIntentRow, e.buf, last)
+			_, err = t.exec(sqlSetIntentRow, kept, last)
 		}
 		if err != nil {
 			return err

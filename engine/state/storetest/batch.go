@@ -326,7 +326,18 @@ func testIntentBatches(t *testing.T, o Opener) {
 			t.Fatalf("%s: %v", step, err)
 		}
 		if !sameIntents(got, want) {
-			t.Fatalf("%s: Intents(f) = %d intents, want %d\n got %+v\nwant %+v", step, len(got), len(want), got, want)
+			i := 0 // the first that differs
+			for i < min(len(got), len(want)) && sameIntents(got[i:i+1], want[i:i+1]) {
+				i++
+			}
+			g, w := "none", "none"
+			if i < len(got) {
+				g = fmt.Sprintf("%+v", got[i])
+			}
+			if i < len(want) {
+				w = fmt.Sprintf("%+v", want[i])
+			}
+			t.Fatalf("%s: Intents(f) = %d intents, want %d; intent %d is\n%s\nwant\n%s", step, len(got), len(want), i, g, w)
 		}
 		g, err := st.Intents(ctx, "g")
 		if err != nil || len(g) != len(gLeft) || g[0].ID != gLeft[0] {

@@ -272,6 +272,17 @@ func (t *pgTx) AddIntents(ins []state.Intent) ([]int64, error) {
 	if t.done {
 		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, errTxDone)
 	}
+	now := sync.OnceValue(t.s.now) // one time for the intents of a call that have none
+	if len(ins) == 1 {
+		// The row of one intent does not depend on its id: one statement takes the id too.
+		var id int64
+		if err := t.queryRow("INSERT INTO "+schema+".intent_batches (first_id, last_id, flow, ids, items) "+
+			"SELECT id, id, $1, ARRAY[id], $2 FROM (SELECT nextval(pg_get_serial_sequence('"+schema+".intents', 'id')) AS id) n RETURNING first_id",
+			[]any{ins[0].Flow, t.intents.Encode(ins, []int64{0}, now)}, &id); err != nil {
+			return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, err)
+		}
+		return []int64{id}, nil
+	}
 	var ids []int64
 	if err := t.queryRow("SELECT array_agg(nextval(pg_get_serial_sequence('"+schema+".intents', 'id'))) FROM generate_series(1, $1)",
 		[]any{len(ins)}, &ids); err != nil {
@@ -282,7 +293,6 @@ func (t *pgTx) AddIntents(ins []state.Intent) ([]int64, error) {
 	}
 	// The order of the sequence, whatever the order in which the query called it.
 	slices.Sort(ids)
-	now := sync.OnceValue(t.s.now) // one time for the intents of a call that have none
 	for from := 0; from < len(ins); {
 		to := from + 1
 		for to < len(ins) && ins[to].Flow == ins[from].Flow {

@@ -95,6 +95,8 @@ type SQLite struct {
 	// of records, and preparing a statement of many rows costs about as much as running it.
 	// The statements are of a few texts, so the map stays small.
 	wstmts map[string]*sql.Stmt
+	// wintents encodes the rows of intents of the Txs, its buffer kept between them.
+	wintents intentEncoder
 
 	closeOnce sync.Once
 	closeErr  error

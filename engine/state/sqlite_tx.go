@@ -42,7 +42,7 @@ func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
 	if s.wstmts == nil {
 		s.wstmts = make(map[string]*sql.Stmt)
 	}
-	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: s.wstmts, dict: s.dict.Load()}, nil
+	return &sqliteTx{s: s, ctx: ctx, conn: conn, stmts: s.wstmts, dict: s.dict.Load(), intents: &s.wintents}, nil
 }
 
 // dropWriterConn closes the connection of the Txs and its statements. The caller holds the
@@ -87,10 +87,10 @@ type sqliteTx struct {
 	mu   sync.Mutex
 	done bool
 
-	bases   baseCodec     // the JSON form, for a base binaryCodec cannot hold
-	binary  binaryCodec   // the binary form
-	digest  [2][16]byte   // the stored digests of a link
-	intents intentEncoder // the row of AddIntents, and of a partial DeleteIntents
+	bases   baseCodec      // the JSON form, for a base binaryCodec cannot hold
+	binary  binaryCodec    // the binary form
+	digest  [2][16]byte    // the stored digests of a link
+	intents *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
 	// dict is the store's copy of the numbered names when the Tx began; newFlows and newKeys
 	// are the names the Tx numbered, which the store learns when the Tx commits.
 	dict              *dictionary
@@ -372,7 +372,7 @@ func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
 		for to < len(ins) && ins[to].Flow == ins[from].Flow {
 			to++
 		}
-		e := &t.intents
+		e := t.intentEncoder()
 		e.reset()
 		for i := from; i < to; i++ {
 			e.add(&ins[i], int64(i-from), now)
@@ -395,6 +395,16 @@ func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
 		from = to
 	}
 	return ids, nil
+}
+
+// intentEncoder returns the encoder of the rows of intents: the store's, whose buffer the
+// Txs reuse (a row of a batch of a run takes some hundred kilobytes), or one of the Tx's own
+// for a migration's.
+func (t *sqliteTx) intentEncoder() *intentEncoder {
+	if t.intents == nil {
+		t.intents = &intentEncoder{}
+	}
+	return t.intents
 }
 
 // now is the store's clock (a migration's Tx has no store).
@@ -473,7 +483,7 @@ func (t *sqliteTx) deleteIntents(ids []int64) error {
 		if len(gone) == 0 {
 			continue
 		}
-		kept, err := t.intents.without(flow, first, items, gone)
+		kept, err := t.intentEncoder().without(flow, first, items, gone)
 		if err != nil {
 			return fmt.Errorf("intents %d to %d: %w", first, last, err)
 		}

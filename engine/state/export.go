@@ -79,6 +79,7 @@ func CheckIntent(in *Intent) error { return checkIntent(in) }
 // for ins[i]); a zero Created is now(). The bytes are valid until the next call.
 func (e *IntentEncoder) Encode(ins []Intent, ids []int64, now func() time.Time) []byte {
 	e.e.reset()
+	e.e.grow(ins)
 	for i := range ins {
 		e.e.add(&ins[i], ids[i]-ids[0], now)
 	}

@@ -374,6 +374,7 @@ func (t *sqliteTx) AddIntents(ins []Intent) ([]int64, error) {
 		}
 		e := t.intentEncoder()
 		e.reset()
+		e.grow(ins[from:to])
 		for i := from; i < to; i++ {
 			e.add(&ins[i], int64(i-from), now)
 		}

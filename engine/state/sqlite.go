@@ -95,6 +95,9 @@ type SQLite struct {
 	// of records, and preparing a statement of many rows costs about as much as running it.
 	// The statements are of a few texts, so the map stays small.
 	wstmts map[string]*sql.Stmt
+	// wraw are the statements of link writes prepared on wconn's driver connection, which
+	// a Tx runs without database/sql (see sqliteTx.rawExec).
+	wraw map[string]*sqlite3.SQLiteStmt
 	// wintents encodes the rows of intents of the Txs, its buffer kept between them.
 	wintents intentEncoder
 

@@ -314,7 +314,16 @@ func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
 		}
 		// Gone or relinked since it was read: insert it as any other.
 	}
-	_, err = t.execLink(sqlPutLink, v.flow, l.SourceID, v.target, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made)
+	if _, err = t.execLink(sqlPutLink, v.flow, l.SourceID, v.target, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made); err != nil {
+		return t.putFailed(l, v, err)
+	}
+	return nil
+}
+
+// putFailed returns the error of a link's insert: ErrTargetLinked, naming the source the
+// target is linked to, for a target already linked. Apart from put, whose error variable
+// errors.As would move to the heap on every link.
+func (t *sqliteTx) putFailed(l *Link, v linkValues, err error) error {
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		var other string
@@ -324,10 +333,7 @@ func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
 				l.Flow, l.SourceID, l.TargetID, other, ErrTargetLinked)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
-	}
-	return nil
+	return fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
 }
 
 // linkValues are the stored forms of a link's columns.

@@ -499,6 +499,24 @@ func packID(s string) any {
 	return b
 }
 
+// packIDInto is packID writing the bytes into *buf (grown as needed), valid until the next
+// call: a Tx writes a target id per link, and SQLite copies what it binds.
+func packIDInto(buf *[]byte, s string) any {
+	if len(s) < 2 || len(s)%2 != 0 {
+		return s
+	}
+	b := slices.Grow((*buf)[:0], len(s)/2)[:len(s)/2]
+	for i := range b {
+		hi, lo := lowerNibble(s[2*i]), lowerNibble(s[2*i+1])
+		if hi > 15 || lo > 15 {
+			return s
+		}
+		b[i] = hi<<4 | lo
+	}
+	*buf = b
+	return b
+}
+
 func lowerHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {

@@ -100,10 +100,12 @@ type sqliteTx struct {
 	rawRes   driver.Result
 	rawFn    func(any) error
 
-	bases   baseCodec      // the JSON form, for a base binaryCodec cannot hold
-	binary  binaryCodec    // the binary form
-	digest  [2][16]byte    // the stored digests of a link
-	intents *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
+	bases  baseCodec   // the JSON form, for a base binaryCodec cannot hold
+	binary binaryCodec // the binary form
+	digest [2][16]byte // the stored digests of a link
+	// targetBuf holds the stored target id of a link (see packIDInto).
+	targetBuf []byte
+	intents   *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
 	// dict is the store's copy of the numbered names when the Tx began; newFlows and newKeys
 	// are the names the Tx numbered, which the store learns when the Tx commits.
 	dict              *dictionary
@@ -366,7 +368,7 @@ func (t *sqliteTx) values(l *Link, rawBase, rawTime string) (linkValues, error) 
 	} else {
 		v.updated = packTime(l.Updated)
 	}
-	v.target = packID(l.TargetID)
+	v.target = packIDInto(&t.targetBuf, l.TargetID)
 	v.sh, v.th, v.made = packDigest(t.digest[0][:], l.SourceHash), packDigest(t.digest[1][:], l.TargetHash), packMade(l.Made)
 	return v, nil
 }

@@ -428,10 +428,10 @@ func TestPutLinkAllocations(t *testing.T) {
 			}
 			next++
 		})
-		// 10: the base's encoding and box, the target id's bytes and box, the digests' and
+		// 9: the base's encoding and box, the target id's box, the digests' and
 		// the time's boxes, the driver's result and its step's (through database/sql: 13).
-		if allocs > 10 {
-			t.Errorf("%.1f allocations per link put, want at most 10", allocs)
+		if allocs > 9 {
+			t.Errorf("%.1f allocations per link put, want at most 9", allocs)
 		}
 		return nil
 	})

@@ -293,8 +293,9 @@ func (t *sqliteTx) encodeBaseList(b *baseList) (any, error) {
 	return t.encodeBase(b.bases())
 }
 
-// emptyBase is the stored form of a base without properties (not NULL: a nil []byte is).
-var emptyBase = []byte{}
+// emptyBase is the stored form of a base without properties (not NULL: a nil []byte is),
+// boxed once: a []byte put in an any is copied to the heap each time.
+var emptyBase any = []byte{}
 
 // put writes the row of a link. rawBase and rawTime, when not "", are stored as the link's
 // base and time, as they are: the text of schema 8 that did not decode.

@@ -428,10 +428,10 @@ func TestPutLinkAllocations(t *testing.T) {
 			}
 			next++
 		})
-		// 9: the base's encoding and box, the target id's box, the digests' and
+		// 8: the base's box, the source id's, the target id's, the digests' and
 		// the time's boxes, the driver's result and its step's (through database/sql: 13).
-		if allocs > 9 {
-			t.Errorf("%.1f allocations per link put, want at most 9", allocs)
+		if allocs > 8 {
+			t.Errorf("%.1f allocations per link put, want at most 8", allocs)
 		}
 		return nil
 	})

@@ -529,20 +529,28 @@ func lowerHex(s string) bool {
 // packDigest returns the stored form of a digest: the 16 bytes of 32 lower-case hex digits
 // (written into buf), the text of anything else.
 func packDigest(buf []byte, s string) any {
-	if len(s) != 32 || len(buf) < 16 {
+	if !decodeDigest(buf, s) {
 		return s
 	}
-	// Decoded here rather than by encoding/hex, which would want the text as bytes (a copy)
-	// and a check of its case first: one pass, no allocation beyond the slice's box.
+	return buf[:16]
+}
+
+// decodeDigest writes the 16 bytes of a digest of 32 lower-case hex digits into buf; it is
+// false for anything else. Decoded here rather than by encoding/hex, which would want the text
+// as bytes (a copy) and a check of its case first: one pass, no allocation.
+func decodeDigest(buf []byte, s string) bool {
+	if len(s) != 32 || len(buf) < 16 {
+		return false
+	}
 	b := buf[:16]
 	for i := range b {
 		hi, lo := lowerNibble(s[2*i]), lowerNibble(s[2*i+1])
 		if hi > 15 || lo > 15 {
-			return s
+			return false
 		}
 		b[i] = hi<<4 | lo
 	}
-	return b
+	return true
 }
 
 // lowerNibble is the value of a lower-case hex digit, 255 for any other byte: by a table, as

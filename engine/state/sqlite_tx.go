@@ -100,9 +100,10 @@ type sqliteTx struct {
 	rawRes   driver.Result
 	rawFn    func(any) error
 
-	bases  baseCodec   // the JSON form, for a base binaryCodec cannot hold
-	binary binaryCodec // the binary form
-	digest [2][16]byte // the stored digests of a link
+	bases     baseCodec   // the JSON form, for a base binaryCodec cannot hold
+	binary    binaryCodec // the binary form
+	digest    [2][16]byte // the stored digests of a link
+	digestBox [2]any      // t.digest[i][:], boxed (see packDigest)
 	// targetBuf holds the stored target id of a link (see packIDInto).
 	targetBuf []byte
 	intents   *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
@@ -370,8 +371,21 @@ func (t *sqliteTx) values(l *Link, rawBase, rawTime string) (linkValues, error) 
 		v.updated = packTime(l.Updated)
 	}
 	v.target = packIDInto(&t.targetBuf, l.TargetID)
-	v.sh, v.th, v.made = packDigest(t.digest[0][:], l.SourceHash), packDigest(t.digest[1][:], l.TargetHash), packMade(l.Made)
+	v.sh, v.th, v.made = t.packDigest(0, l.SourceHash), t.packDigest(1, l.TargetHash), packMade(l.Made)
 	return v, nil
+}
+
+// packDigest is packDigest into the Tx's buffer t.digest[i], boxed once for the Tx: the
+// slice is the same for every link (SQLite copies what it binds), and a []byte put in an any
+// is copied to the heap each time.
+func (t *sqliteTx) packDigest(i int, s string) any {
+	if !decodeDigest(t.digest[i][:], s) {
+		return s
+	}
+	if t.digestBox[i] == nil {
+		t.digestBox[i] = t.digest[i][:]
+	}
+	return t.digestBox[i]
 }
 
 // PutLinks puts links as PutLink puts each, in order, up to the first link PutLink refuses,

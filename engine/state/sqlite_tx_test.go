@@ -428,10 +428,10 @@ func TestPutLinkAllocations(t *testing.T) {
 			}
 			next++
 		})
-		// 8: the base's box, the source id's, the target id's, the digests' and
-		// the time's boxes, the driver's result and its step's (through database/sql: 13).
-		if allocs > 8 {
-			t.Errorf("%.1f allocations per link put, want at most 8", allocs)
+		// 6: the boxes of the base, the source id, the target id and the time, the driver's
+		// result and its step's (through database/sql: 13).
+		if allocs > 6 {
+			t.Errorf("%.1f allocations per link put, want at most 6", allocs)
 		}
 		return nil
 	})

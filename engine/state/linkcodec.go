@@ -502,19 +502,28 @@ func packID(s string) any {
 // packIDInto is packID writing the bytes into *buf (grown as needed), valid until the next
 // call: a Tx writes a target id per link, and SQLite copies what it binds.
 func packIDInto(buf *[]byte, s string) any {
-	if len(s) < 2 || len(s)%2 != 0 {
-		return s
+	if b, ok := decodeIDInto(buf, s); ok {
+		return b
 	}
-	b := slices.Grow((*buf)[:0], len(s)/2)[:len(s)/2]
+	return s
+}
+
+// decodeIDInto writes the bytes of an id of an even number of lower-case hex digits into *buf
+// and returns them; ok is false for any other id.
+func decodeIDInto(buf *[]byte, s string) (b []byte, ok bool) {
+	if len(s) < 2 || len(s)%2 != 0 {
+		return nil, false
+	}
+	b = slices.Grow((*buf)[:0], len(s)/2)[:len(s)/2]
 	for i := range b {
 		hi, lo := lowerNibble(s[2*i]), lowerNibble(s[2*i+1])
 		if hi > 15 || lo > 15 {
-			return s
+			return nil, false
 		}
 		b[i] = hi<<4 | lo
 	}
 	*buf = b
-	return b
+	return b, true
 }
 
 func lowerHex(s string) bool {

@@ -104,9 +104,11 @@ type sqliteTx struct {
 	binary    binaryCodec // the binary form
 	digest    [2][16]byte // the stored digests of a link
 	digestBox [2]any      // t.digest[i][:], boxed (see packDigest)
-	// targetBuf holds the stored target id of a link (see packIDInto).
-	targetBuf []byte
-	intents   *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
+	// targetBuf holds the stored target id of a link (see packIDInto), targetBox the box of
+	// its slice targetBoxed (see packID).
+	targetBuf, targetBoxed []byte
+	targetBox              any
+	intents                *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
 	// dict is the store's copy of the numbered names when the Tx began; newFlows and newKeys
 	// are the names the Tx numbered, which the store learns when the Tx commits.
 	dict              *dictionary
@@ -370,7 +372,7 @@ func (t *sqliteTx) values(l *Link, rawBase, rawTime string) (linkValues, error) 
 	} else {
 		v.updated = packTime(l.Updated)
 	}
-	v.target = packIDInto(&t.targetBuf, l.TargetID)
+	v.target = t.packID(l.TargetID)
 	v.sh, v.th, v.made = t.packDigest(0, l.SourceHash), t.packDigest(1, l.TargetHash), packMade(l.Made)
 	return v, nil
 }
@@ -386,6 +388,19 @@ func (t *sqliteTx) packDigest(i int, s string) any {
 		t.digestBox[i] = t.digest[i][:]
 	}
 	return t.digestBox[i]
+}
+
+// packID is packIDInto the Tx's buffer, whose box is kept while the bytes are the same slice
+// (ids of one length, as a system makes them): see packDigest.
+func (t *sqliteTx) packID(id string) any {
+	b, ok := decodeIDInto(&t.targetBuf, id)
+	if !ok {
+		return id
+	}
+	if len(b) != len(t.targetBoxed) || &b[0] != &t.targetBoxed[0] {
+		t.targetBoxed, t.targetBox = b, b
+	}
+	return t.targetBox
 }
 
 // PutLinks puts links as PutLink puts each, in order, up to the first link PutLink refuses,

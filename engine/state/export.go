@@ -89,7 +89,8 @@ func (e *IntentEncoder) Encode(ins []Intent, ids []int64, now func() time.Time) 
 // Without returns the row (of flow, first id first) less the intents of the sorted ids gone,
 // empty when none is left; valid until the next call.
 func (e *IntentEncoder) Without(flow string, first int64, items []byte, gone []int64) ([]byte, error) {
-	return e.e.without(flow, first, items, gone)
+	b, _, err := e.e.without(flow, first, items, gone)
+	return b, err
 }
 
 // DecodeIntents returns the intents of a row of flow whose first id is first, in order.

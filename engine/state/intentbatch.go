@@ -172,19 +172,21 @@ func decodeIntents(flow string, first int64, items []byte, created *[]string) ([
 }
 
 // without returns the row of intents (of flow, whose first id is first) less those of the
-// sorted ids gone, in e's buffer, with each one's time as it was stored; empty when none is
-// left.
-func (e *intentEncoder) without(flow string, first int64, items []byte, gone []int64) ([]byte, error) {
+// sorted ids gone, in e's buffer, with each one's time as it was stored, and the number of
+// intents it keeps (0: none is left).
+func (e *intentEncoder) without(flow string, first int64, items []byte, gone []int64) ([]byte, int, error) {
 	var times []string
 	ins, err := decodeIntents(flow, first, items, &times)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	e.reset()
+	kept := 0
 	for i, in := range ins {
 		if _, found := slices.BinarySearch(gone, in.ID); !found {
 			e.appendEntry(in.ID-first, in.Side, in.FromID, in.Data, times[i])
+			kept++
 		}
 	}
-	return e.buf, nil
+	return e.buf, kept, nil
 }

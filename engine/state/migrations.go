@@ -201,7 +201,8 @@ var migrations = []migration{
 			last_id INTEGER PRIMARY KEY AUTOINCREMENT, -- the id of the row's last intent
 			count   INTEGER NOT NULL,                  -- the ids of the row: last_id-count+1 .. last_id
 			flow    TEXT NOT NULL,
-			items   BLOB NOT NULL                      -- the intents left, as intentbatch.go encodes them
+			items   BLOB NOT NULL,                     -- the intents left, as intentbatch.go encodes them
+			remaining INTEGER NOT NULL                 -- how many: sum(remaining) counts the pending intents
 		)`,
 	}, copy: copyIntentsToBatches, after: []string{
 		`INSERT INTO sqlite_sequence (name, seq) SELECT 'intent_batches', 0
@@ -348,7 +349,7 @@ func copyIntentsToBatches(ctx context.Context, conn *sql.Conn) error {
 	for _, o := range all {
 		e.reset()
 		e.appendEntry(0, o.side, o.fromID, o.data, o.created)
-		if _, err := conn.ExecContext(ctx, "INSERT INTO intent_batches (last_id, count, flow, items) VALUES (?, 1, ?, ?)",
+		if _, err := conn.ExecContext(ctx, "INSERT INTO intent_batches (last_id, count, flow, items, remaining) VALUES (?, 1, ?, ?, 1)",
 			o.id, o.flow, e.buf); err != nil {
 			return fmt.Errorf("copy intent %d: %w", o.id, err)
 		}

@@ -446,14 +446,14 @@ func (t *sqliteTx) AddIntent(in *Intent) (int64, error) {
 const (
 	// sqlAddIntents records a row of intents (?3) of a flow (?2), ?1 of them: its ids follow
 	// the highest ever handed out, as AUTOINCREMENT knows it, and the row is keyed by its last.
-	sqlAddIntents = `INSERT INTO intent_batches (last_id, count, flow, items)
+	sqlAddIntents = `INSERT INTO intent_batches (last_id, count, flow, items, remaining)
 		VALUES (max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'intent_batches'), 0),
-			coalesce((SELECT max(last_id) FROM intent_batches), 0)) + ?1, ?1, ?2, ?3)`
+			coalesce((SELECT max(last_id) FROM intent_batches), 0)) + ?1, ?1, ?2, ?3, ?1)`
 	sqlDeleteIntentRow = `DELETE FROM intent_batches WHERE last_id = ?`
 	// sqlDeleteWholeRow deletes the row of exactly the ids last_id-count+1 .. last_id.
 	sqlDeleteWholeRow = `DELETE FROM intent_batches WHERE last_id = ? AND count = ?`
 	sqlIntentRowOf    = `SELECT last_id, count, flow, items FROM intent_batches WHERE last_id >= ? ORDER BY last_id LIMIT 1`
-	sqlSetIntentRow   = `UPDATE intent_batches SET items = ? WHERE last_id = ?`
+	sqlSetIntentRow   = `UPDATE intent_batches SET items = ?, remaining = ? WHERE last_id = ?`
 )
 
 // AddIntents records intents as AddIntent records each and returns their ids in order: the
@@ -592,14 +592,14 @@ func (t *sqliteTx) deleteIntents(ids []int64) error {
 		if len(gone) == 0 {
 			continue
 		}
-		kept, err := t.intentEncoder().without(flow, first, items, gone)
+		kept, n, err := t.intentEncoder().without(flow, first, items, gone)
 		if err != nil {
 			return fmt.Errorf("intents %d to %d: %w", first, last, err)
 		}
-		if len(kept) == 0 {
+		if n == 0 {
 			_, err = t.exec(sqlDeleteIntentRow, last)
 		} else {
-			_, err = t.exec(sqlSetIntentRow, kept, last)
+			_, err = t.exec(sqlSetIntentRow, kept, int64(n), last)
 		}
 		if err != nil {
 			return err

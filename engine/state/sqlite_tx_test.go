@@ -392,9 +392,23 @@ func TestAddIntentsOneRow(t *testing.T) {
 	if n := rows(); n != 1 {
 		t.Fatalf("%d rows for the 500 intents of an AddIntents, want 1", n)
 	}
+	pending := func() int { // what a person or a script counts in the sqlite3 shell
+		t.Helper()
+		var n int
+		if err := s.db.QueryRow("SELECT coalesce(sum(remaining), 0) FROM intent_batches").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := pending(); n != 500 {
+		t.Fatalf("sum(remaining) = %d after an AddIntents of 500", n)
+	}
 	write(t, s, func(tx Tx) error { return tx.DeleteIntents(ids[:499]) })
 	if n := rows(); n != 1 {
 		t.Fatalf("%d rows after deleting all intents but one, want 1", n)
+	}
+	if n := pending(); n != 1 {
+		t.Fatalf("sum(remaining) = %d after deleting all intents but one", n)
 	}
 	write(t, s, func(tx Tx) error { return tx.DeleteIntent(ids[499]) })
 	if n := rows(); n != 0 {

@@ -298,6 +298,11 @@ func TestMigrateIntentsOfSchema1(t *testing.T) {
 		t.Errorf("intents after the migration:\n%s\nwant\n%s", strings.Join(show, "\n"), strings.Join(want, "\n"))
 	}
 	write(func(tx state.Tx) error { return tx.DeleteIntents([]int64{1, ids[0]}) })
+	var pending int // as internal/campaign counts them
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+schema+".intents) + "+
+		"(SELECT coalesce(sum(cardinality(ids)), 0) FROM "+schema+".intent_batches)").Scan(&pending); err != nil || pending != 2 {
+		t.Errorf("%d intents counted in the tables, %v; want 2", pending, err)
+	}
 	if got, err := st.Intents(ctx, "f"); err != nil || len(got) != 2 || got[0].ID != 2 || got[1].ID != ids[1] {
 		t.Errorf("intents after deleting an old and a new one: %+v, %v; want those of ids 2 and %d", got, err, ids[1])
 	}

@@ -66,3 +66,34 @@ func (s *SQLite) SetWorker(name string) { s.worker.Store(&name) }
 
 // SetClock replaces the store's clock, for tests that compare the times it records.
 func (s *SQLite) SetClock(now func() time.Time) { s.now = now }
+
+// IntentEncoder encodes the intents of a row as SQLite keeps them (see intentbatch.go), so
+// that every Store keeps a batch of intents as one row, the same way. It reuses its buffer
+// between calls: one per Tx, not for concurrent use.
+type IntentEncoder struct{ e intentEncoder }
+
+// CheckIntent refuses an intent AddIntent refuses, with its message.
+func CheckIntent(in *Intent) error { return checkIntent(in) }
+
+// Encode returns the row of checked intents of one flow whose ids are ids (ascending, ids[i]
+// for ins[i]); a zero Created is now(). The bytes are valid until the next call.
+func (e *IntentEncoder) Encode(ins []Intent, ids []int64, now func() time.Time) []byte {
+	e.e.reset()
+	e.e.grow(ins)
+	for i := range ins {
+		e.e.add(&ins[i], ids[i]-ids[0], now)
+	}
+	return e.e.buf
+}
+
+// Without returns the row (of flow, first id first) less the intents of the sorted ids gone,
+// empty when none is left; valid until the next call.
+func (e *IntentEncoder) Without(flow string, first int64, items []byte, gone []int64) ([]byte, error) {
+	b, _, err := e.e.without(flow, first, items, gone)
+	return b, err
+}
+
+// DecodeIntents returns the intents of a row of flow whose first id is first, in order.
+func DecodeIntents(flow string, first int64, items []byte) ([]Intent, error) {
+	return decodeIntents(flow, first, items, nil)
+}

@@ -195,3 +195,14 @@ func TestPackedFields(t *testing.T) {
 		t.Errorf("made 7: %v", err)
 	}
 }
+
+// TestPackIDInto: the target id written into a Tx's buffer is stored as packID stores it.
+func TestPackIDInto(t *testing.T) {
+	var buf []byte
+	for _, id := range []string{"", "a", "ab", "AB", "0g", "00ff", "abc", "65a1f0c2d3e4b5a697887766", "x1", "ffff", "t1"} {
+		want, got := packID(id), packIDInto(&buf, id)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("packIDInto(%q) = %#v, packID gives %#v", id, got, want)
+		}
+	}
+}

@@ -180,3 +180,81 @@ func TestMigrateFromV8(t *testing.T) {
 		t.Errorf("Flows after migration: %v, %v", flows, err)
 	}
 }
+
+// TestMigrateIntentsFromV9: the intents of a state file of schema 9, a row each, are the same
+// intents after the migration to rows of batches (ids, sides, data, times to the nanosecond:
+// the idempotency keys of their creates are made of them), and the ids go on after the
+// highest ever handed out, that of an intent deleted before the migration too.
+func TestMigrateIntentsFromV9(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := openDB(path, "rw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, conn, 0, migrations[:9]); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`INSERT INTO intents (flow, side, from_id, data, created) VALUES ('f', 'target', 's1', '{"name":"A"}', '2024-03-01T12:30:45.123456789Z')`,
+		`INSERT INTO intents (flow, side, from_id, data, created) VALUES ('g', 'source', 't2', NULL, '2024-03-01T12:30:46.000000000Z')`,
+		`INSERT INTO intents (flow, side, from_id, data, created) VALUES ('f', 'source', 't3', '[1,2]', '2024-03-02T00:00:00.000000001Z')`,
+		`INSERT INTO intents (flow, side, from_id, data, created) VALUES ('f', 'target', 's4', NULL, '2024-03-02T00:00:00.000000001Z')`,
+		`DELETE FROM intents WHERE id = 4`,
+	} {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	db.Close()
+
+	s, err := Open(ctx, path, ReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	want := []Intent{
+		{ID: 1, Flow: "f", Side: Target, FromID: "s1", Data: json.RawMessage(`{"name":"A"}`), Created: at("2024-03-01T12:30:45.123456789Z")},
+		{ID: 2, Flow: "g", Side: Source, FromID: "t2", Created: at("2024-03-01T12:30:46Z")},
+		{ID: 3, Flow: "f", Side: Source, FromID: "t3", Data: json.RawMessage(`[1,2]`), Created: at("2024-03-02T00:00:00.000000001Z")},
+	}
+	got, err := s.Intents(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("intents after the migration:\n got %+v\nwant %+v", got, want)
+	}
+	var ids []int64
+	write(t, s, func(tx Tx) error {
+		if err := tx.DeleteIntent(1); err != nil {
+			return err
+		}
+		ids, err = tx.AddIntents([]Intent{{Flow: "f", Side: Target, FromID: "s5"}, {Flow: "f", Side: Target, FromID: "s6"}})
+		return err
+	})
+	if !reflect.DeepEqual(ids, []int64{5, 6}) {
+		t.Errorf("the ids after the migration are %v, want [5 6] (4 was handed out before it)", ids)
+	}
+	if got, err := s.Intents(ctx, "f"); err != nil || len(got) != 3 || got[0].ID != 3 || got[1].ID != 5 {
+		t.Errorf("intents of f after the migration and a batch: %+v, %v", got, err)
+	}
+}

@@ -191,6 +191,28 @@ var migrations = []migration{
 				CASE l.made WHEN 0 THEN '' WHEN 1 THEN 'source' WHEN 2 THEN 'target' ELSE l.made END AS made
 			FROM link_rows l JOIN flows f ON f.id = l.flow`,
 	}},
+	// The intents AddIntents records in one call are one row (see intentbatch.go): a row per
+	// intent cost a statement's values and a cgo crossing per created record. A row holds the
+	// ids last_id-count+1 .. last_id, and AUTOINCREMENT on the last keeps every id handed out
+	// from being handed out again, those of intents deleted since too. The intents of schema 9
+	// become rows of one, and the sequence goes on from theirs.
+	{version: 10, stmts: []string{
+		`CREATE TABLE intent_batches (
+			last_id INTEGER PRIMARY KEY AUTOINCREMENT, -- the id of the row's last intent
+			count   INTEGER NOT NULL,                  -- the ids of the row: last_id-count+1 .. last_id
+			flow    TEXT NOT NULL,
+			items   BLOB NOT NULL,                     -- the intents left, as intentbatch.go encodes them
+			remaining INTEGER NOT NULL                 -- how many: sum(remaining) counts the pending intents
+		)`,
+	}, copy: copyIntentsToBatches, after: []string{
+		`INSERT INTO sqlite_sequence (name, seq) SELECT 'intent_batches', 0
+			WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'intent_batches')`,
+		`UPDATE sqlite_sequence SET seq = max(seq,
+				coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'intents'), 0),
+				coalesce((SELECT max(id) FROM intents), 0))
+			WHERE name = 'intent_batches'`,
+		`DROP TABLE intents`,
+	}},
 }
 
 // schemaVersion is the version this dataflow writes and reads.
@@ -289,4 +311,48 @@ func copyLinksToRows(ctx context.Context, conn *sql.Conn) error {
 		}
 		afterFlow, afterSource = batch[len(batch)-1].l.Flow, batch[len(batch)-1].l.SourceID
 	}
+}
+
+// copyIntentsToBatches copies the intents of schema 9 into rows of one intent each, with their
+// ids and their times as stored (an intent's id and time make the idempotency key of its
+// create).
+func copyIntentsToBatches(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, "SELECT id, flow, side, from_id, data, created FROM intents ORDER BY id")
+	if err != nil {
+		return err
+	}
+	type old struct {
+		id                          int64
+		flow, side, fromID, created string
+		data                        []byte
+	}
+	var all []old
+	for rows.Next() {
+		var (
+			o    old
+			data sql.NullString
+		)
+		if err := rows.Scan(&o.id, &o.flow, &o.side, &o.fromID, &data, &o.created); err != nil {
+			rows.Close()
+			return err
+		}
+		if data.Valid {
+			o.data = []byte(data.String)
+		}
+		all = append(all, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var e intentEncoder
+	for _, o := range all {
+		e.reset()
+		e.appendEntry(0, o.side, o.fromID, o.data, o.created)
+		if _, err := conn.ExecContext(ctx, "INSERT INTO intent_batches (last_id, count, flow, items, remaining) VALUES (?, 1, ?, ?, 1)",
+			o.id, o.flow, e.buf); err != nil {
+			return fmt.Errorf("copy intent %d: %w", o.id, err)
+		}
+	}
+	return nil
 }

@@ -93,8 +93,13 @@ type SQLite struct {
 	wconn *sql.Conn
 	// wstmts are the statements prepared on wconn, kept with it: a run makes two Txs per batch
 	// of records, and preparing a statement of many rows costs about as much as running it.
-	// The statements are of a few texts (see piece), so the map stays small.
+	// The statements are of a few texts, so the map stays small.
 	wstmts map[string]*sql.Stmt
+	// wraw are the statements of link writes prepared on wconn's driver connection, which
+	// a Tx runs without database/sql (see sqliteTx.rawExec).
+	wraw map[string]*sqlite3.SQLiteStmt
+	// wintents encodes the rows of intents of the Txs, its buffer kept between them.
+	wintents intentEncoder
 
 	closeOnce sync.Once
 	closeErr  error

@@ -233,7 +233,7 @@ func (s *SQLite) Counts(ctx context.Context, flow string) (Counts, bool, error) 
 // Intents returns the flow's intents ("" for all flows) in the order they were added.
 func (s *SQLite) Intents(ctx context.Context, flow string) ([]Intent, error) {
 	rows, err := s.db.QueryContext(ctx,
-		"SELECT id, flow, side, from_id, data, created FROM intents WHERE ? IN ('', flow) ORDER BY id", flow)
+		"SELECT last_id, count, flow, items FROM intent_batches WHERE ? IN ('', flow) ORDER BY last_id", flow)
 	if err != nil {
 		return nil, fmt.Errorf("intents: %w", err)
 	}
@@ -241,20 +241,18 @@ func (s *SQLite) Intents(ctx context.Context, flow string) ([]Intent, error) {
 	var out []Intent
 	for rows.Next() {
 		var (
-			in      Intent
-			data    sql.NullString
-			created string
+			last, count int64
+			rowFlow     string
+			items       []byte
 		)
-		if err := rows.Scan(&in.ID, &in.Flow, &in.Side, &in.FromID, &data, &created); err != nil {
+		if err := rows.Scan(&last, &count, &rowFlow, &items); err != nil {
 			return nil, fmt.Errorf("intents: %w", err)
 		}
-		if data.Valid {
-			in.Data = json.RawMessage(data.String)
+		ins, err := decodeIntents(rowFlow, last-count+1, items, nil)
+		if err != nil {
+			return nil, fmt.Errorf("intents %d to %d: %w", last-count+1, last, err)
 		}
-		if in.Created, err = parseTime(created); err != nil {
-			return nil, fmt.Errorf("intent %d: %w", in.ID, err)
-		}
-		out = append(out, in)
+		out = append(out, ins...)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("intents: %w", err)

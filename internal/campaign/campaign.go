@@ -464,15 +464,20 @@ func (c *campaign) check(ctx context.Context) error {
 			return err
 		}
 		defer conn.Close(ctx)
-		return conn.QueryRow(ctx, "SELECT count(*) FROM dataflow_state.intents").Scan(&c.fig.PendingIntents)
+		return conn.QueryRow(ctx, pgPendingIntents).Scan(&c.fig.PendingIntents)
 	}
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(c.cfg.Dir, "state.db")+"?mode=ro")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return db.QueryRowContext(ctx, "SELECT count(*) FROM intents").Scan(&c.fig.PendingIntents)
+	return db.QueryRowContext(ctx, "SELECT coalesce(sum(remaining), 0) FROM intent_batches").Scan(&c.fig.PendingIntents)
 }
+
+// pgPendingIntents counts the intents of a PostgreSQL state: those of schema 1, a row each,
+// and those of the rows of batches.
+const pgPendingIntents = "SELECT (SELECT count(*) FROM dataflow_state.intents) + " +
+	"(SELECT coalesce(sum(cardinality(ids)), 0) FROM dataflow_state.intent_batches)"
 
 func newRand(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }
 

@@ -715,7 +715,7 @@ func (c *scaleCampaign) check(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM dataflow_state.intents").Scan(&c.fig.PendingIntents); err != nil {
+	if err := conn.QueryRow(ctx, pgPendingIntents).Scan(&c.fig.PendingIntents); err != nil {
 		return err
 	}
 	if err := c.checkOverlaps(ctx, conn); err != nil {

@@ -121,6 +121,21 @@ var migrations = [][]string{
 			expires timestamptz NOT NULL
 		)`,
 	},
+	// The intents AddIntents records in one call are one row, as SQLite keeps them
+	// (state.IntentEncoder): a row per intent cost six array elements per created record. ids
+	// are the row's ids (from the sequence of intents, which the old rows keep, so that no id
+	// is handed out twice), first_id and last_id the least and the greatest; items the
+	// intents left, which a partial delete rewrites. The old table stays for the intents of
+	// schema 1 (read beside the rows until they are deleted).
+	{
+		`CREATE TABLE dataflow_state.intent_batches (
+			first_id bigint PRIMARY KEY,
+			last_id  bigint NOT NULL,
+			flow     text COLLATE "C" NOT NULL,
+			ids      bigint[] NOT NULL,
+			items    bytea NOT NULL
+		)`,
+	},
 }
 
 // schemaVersion is the version this dataflow writes and reads.

@@ -3,9 +3,11 @@ package pgstate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +222,88 @@ func TestCloseReleasesTheLockAtOnce(t *testing.T) {
 				t.Fatalf("close %d (shared %v) returned with the state's lock still held", i+1, shared)
 			}
 		}
+	}
+}
+
+// TestMigrateIntentsOfSchema1: the intents a dataflow of schema 1 recorded, a row each, are
+// read after the migration to rows of batches beside the new ones, in the order of their
+// ids (an intent's id and time make the idempotency key of its create); a delete of old and
+// new ids together removes both, and no id is handed out twice.
+func TestMigrateIntentsOfSchema1(t *testing.T) {
+	dsn := pgtest.New(t).DSN()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	stmts := append([]string{"CREATE SCHEMA " + schema}, migrations[0]...)
+	stmts = append(stmts,
+		"INSERT INTO "+schema+".meta (key, value) VALUES ('version', '1')",
+		"INSERT INTO "+schema+".intents (flow, side, from_id, data, created) VALUES ('f', 'target', 's1', '{\"name\":\"A\"}', '2024-03-01T12:30:45.123456Z')",
+		"INSERT INTO "+schema+".intents (flow, side, from_id, data, created) VALUES ('f', 'source', 't2', NULL, '2024-03-01T12:30:46Z')",
+		"INSERT INTO "+schema+".intents (flow, side, from_id, data, created) VALUES ('f', 'target', 's3', NULL, '2024-03-01T12:30:47Z')",
+		"DELETE FROM "+schema+".intents WHERE id = 3",
+	)
+	for _, stmt := range stmts {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	st, err := Open(ctx, dsn, Options{Mode: state.ReadWrite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var ids []int64
+	write := func(fn func(tx state.Tx) error) {
+		t.Helper()
+		tx, err := st.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if err := fn(tx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)
+	write(func(tx state.Tx) error {
+		ids, err = tx.AddIntents([]state.Intent{
+			{Flow: "f", Side: state.Target, FromID: "s4", Created: created},
+			{Flow: "f", Side: state.Target, FromID: "s5", Created: created},
+		})
+		return err
+	})
+	if ids[0] <= 3 {
+		t.Fatalf("ids %v after the migration; 3 was handed out before it", ids)
+	}
+	got, err := st.Intents(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var show []string
+	for _, in := range got {
+		show = append(show, fmt.Sprintf("%d %s %s %s %s", in.ID, in.Side, in.FromID, in.Data, in.Created.Format(time.RFC3339Nano)))
+	}
+	want := []string{
+		"1 target s1 {\"name\":\"A\"} 2024-03-01T12:30:45.123456Z",
+		"2 source t2  2024-03-01T12:30:46Z",
+		fmt.Sprintf("%d target s4  2024-03-02T00:00:00Z", ids[0]),
+		fmt.Sprintf("%d target s5  2024-03-02T00:00:00Z", ids[1]),
+	}
+	if !slices.Equal(show, want) {
+		t.Errorf("intents after the migration:\n%s\nwant\n%s", strings.Join(show, "\n"), strings.Join(want, "\n"))
+	}
+	write(func(tx state.Tx) error { return tx.DeleteIntents([]int64{1, ids[0]}) })
+	var pending int // as internal/campaign counts them
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+schema+".intents) + "+
+		"(SELECT coalesce(sum(cardinality(ids)), 0) FROM "+schema+".intent_batches)").Scan(&pending); err != nil || pending != 2 {
+		t.Errorf("%d intents counted in the tables, %v; want 2", pending, err)
+	}
+	if got, err := st.Intents(ctx, "f"); err != nil || len(got) != 2 || got[0].ID != 2 || got[1].ID != ids[1] {
+		t.Errorf("intents after deleting an old and a new one: %+v, %v; want those of ids 2 and %d", got, err, ids[1])
 	}
 }

@@ -1,10 +1,12 @@
 package pgstate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/state"
@@ -183,6 +185,33 @@ func (s *Store) Intents(ctx context.Context, flow string) ([]state.Intent, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("intents: %w", err)
 	}
+	rows.Close()
+	// The rows of intents of schema 2 and after (see AddIntents), beside those of schema 1.
+	batches, err := s.pool.Query(ctx, "SELECT first_id, flow, items FROM "+schema+".intent_batches WHERE $1 IN ('', flow) ORDER BY first_id", flow)
+	if err != nil {
+		return nil, fmt.Errorf("intents: %w", err)
+	}
+	defer batches.Close()
+	for batches.Next() {
+		var (
+			first   int64
+			rowFlow string
+			items   []byte
+		)
+		if err := batches.Scan(&first, &rowFlow, &items); err != nil {
+			return nil, fmt.Errorf("intents: %w", err)
+		}
+		ins, err := state.DecodeIntents(rowFlow, first, items)
+		if err != nil {
+			return nil, fmt.Errorf("intents from %d: %w", first, err)
+		}
+		out = append(out, ins...)
+	}
+	if err := batches.Err(); err != nil {
+		return nil, fmt.Errorf("intents: %w", err)
+	}
+	// In the order of the ids: the rows of several workers interleave.
+	slices.SortFunc(out, func(a, b state.Intent) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

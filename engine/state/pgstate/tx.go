@@ -1,6 +1,7 @@
 package pgstate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,8 @@ type pgTx struct {
 	failed error
 	// bases encodes the bases of the links put, with its buffers kept between them.
 	bases state.BaseEncoder
+	// intents encodes the rows of AddIntents and of a partial DeleteIntents.
+	intents state.IntentEncoder
 }
 
 var errTxDone = errors.New("the link state transaction has already been committed or rolled back")
@@ -241,66 +244,44 @@ func (t *pgTx) DeleteLink(flow, sourceID string) error {
 
 // AddIntent records an intent and returns its id, which is never reused.
 func (t *pgTx) AddIntent(in *state.Intent) (int64, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if in == nil {
 		return 0, errors.New("add intent: an intent needs a flow")
 	}
-	data, created, err := t.intentValues(in)
+	ids, err := t.AddIntents([]state.Intent{*in})
 	if err != nil {
 		return 0, err
 	}
-	var id int64
-	if err := t.queryRow("INSERT INTO "+schema+".intents (flow, side, from_id, data, created) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-		[]any{in.Flow, in.Side, in.FromID, data, created}, &id); err != nil {
-		return 0, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
-	}
-	return id, nil
-}
-
-// intentValues checks an intent and returns its data and time as stored.
-func (t *pgTx) intentValues(in *state.Intent) (*string, time.Time, error) {
-	if in.Flow == "" {
-		return nil, time.Time{}, errors.New("add intent: an intent needs a flow")
-	}
-	if err := state.CheckSide(in.Side); err != nil {
-		return nil, time.Time{}, fmt.Errorf("add intent of flow %q: %w", in.Flow, err)
-	}
-	data, err := state.JSONText(in.Data)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("add intent of flow %q: data: %w", in.Flow, err)
-	}
-	created := in.Created
-	if created.IsZero() {
-		created = t.s.now()
-	}
-	return data, created.UTC(), nil
+	return ids[0], nil
 }
 
 // AddIntents records intents as AddIntent records each and returns their ids in order: the
-// ids are taken from the identity's sequence in one statement and set in the rows, inserted
-// in another. Every intent is checked before any is written.
+// ids are taken from the sequence of intents in one statement, and the intents of a flow, one
+// after another, are one row (see the migration of schema 2). Every intent is checked before
+// any is written.
 func (t *pgTx) AddIntents(ins []state.Intent) ([]int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(ins) == 0 {
 		return []int64{}, nil
 	}
-	var (
-		flows, sides, froms = make([]string, len(ins)), make([]string, len(ins)), make([]string, len(ins))
-		datas               = make([]*string, len(ins))
-		created             = make([]time.Time, len(ins))
-	)
 	for i := range ins {
-		in := &ins[i]
-		var err error
-		if datas[i], created[i], err = t.intentValues(in); err != nil {
+		if err := state.CheckIntent(&ins[i]); err != nil {
 			return nil, err
 		}
-		flows[i], sides[i], froms[i] = in.Flow, in.Side, in.FromID
 	}
 	if t.done {
 		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, errTxDone)
+	}
+	now := sync.OnceValue(t.s.now) // one time for the intents of a call that have none
+	if len(ins) == 1 {
+		// The row of one intent does not depend on its id: one statement takes the id too.
+		var id int64
+		if err := t.queryRow("INSERT INTO "+schema+".intent_batches (first_id, last_id, flow, ids, items) "+
+			"SELECT id, id, $1, ARRAY[id], $2 FROM (SELECT nextval(pg_get_serial_sequence('"+schema+".intents', 'id')) AS id) n RETURNING first_id",
+			[]any{ins[0].Flow, t.intents.Encode(ins, []int64{0}, now)}, &id); err != nil {
+			return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, err)
+		}
+		return []int64{id}, nil
 	}
 	var ids []int64
 	if err := t.queryRow("SELECT array_agg(nextval(pg_get_serial_sequence('"+schema+".intents', 'id'))) FROM generate_series(1, $1)",
@@ -312,10 +293,17 @@ func (t *pgTx) AddIntents(ins []state.Intent) ([]int64, error) {
 	}
 	// The order of the sequence, whatever the order in which the query called it.
 	slices.Sort(ids)
-	if _, err := t.exec("INSERT INTO "+schema+".intents (id, flow, side, from_id, data, created) OVERRIDING SYSTEM VALUE "+
-		"SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])",
-		ids, flows, sides, froms, datas, created); err != nil {
-		return nil, fmt.Errorf("add intents of flow %q: %w", ins[0].Flow, err)
+	for from := 0; from < len(ins); {
+		to := from + 1
+		for to < len(ins) && ins[to].Flow == ins[from].Flow {
+			to++
+		}
+		items := t.intents.Encode(ins[from:to], ids[from:to], now)
+		if _, err := t.exec("INSERT INTO "+schema+".intent_batches (first_id, last_id, flow, ids, items) VALUES ($1, $2, $3, $4, $5)",
+			ids[from], ids[to-1], ins[from].Flow, ids[from:to], items); err != nil {
+			return nil, fmt.Errorf("add intents of flow %q: %w", ins[from].Flow, err)
+		}
+		from = to
 	}
 	return ids, nil
 }
@@ -325,18 +313,77 @@ func (t *pgTx) DeleteIntent(id int64) error {
 	return t.DeleteIntents([]int64{id})
 }
 
-// DeleteIntents deletes intents by id, in one statement.
+// DeleteIntents deletes intents by id: in one statement the rows all of whose intents go (a
+// batch whose creates all settled) and the intents of schema 1, which returns the rows that
+// keep some; those are rewritten without the others, so that the rest stay for the recovery
+// of a killed run.
 func (t *pgTx) DeleteIntents(ids []int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := t.exec("DELETE FROM "+schema+".intents WHERE id = ANY($1)", ids); err != nil {
+	if err := t.deleteIntents(ids); err != nil {
 		if len(ids) == 1 {
 			return fmt.Errorf("delete intent %d: %w", ids[0], err)
 		}
 		return fmt.Errorf("delete intents: %w", err)
+	}
+	return nil
+}
+
+func (t *pgTx) deleteIntents(ids []int64) error {
+	if t.done {
+		return errTxDone
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	// The statements of a data-modifying WITH see the rows as they were: the rows deleted
+	// whole are left out of those returned by name.
+	rows, err := t.tx.Query(t.ctx, `WITH old AS (DELETE FROM `+schema+`.intents WHERE id = ANY($1)),
+		gone AS (DELETE FROM `+schema+`.intent_batches WHERE first_id <= $3 AND last_id >= $2 AND ids <@ $1 RETURNING first_id)
+		SELECT first_id, flow, items FROM `+schema+`.intent_batches
+		WHERE first_id <= $3 AND last_id >= $2 AND ids && $1 AND first_id NOT IN (SELECT first_id FROM gone)`,
+		sorted, sorted[0], sorted[len(sorted)-1])
+	if err != nil {
+		t.failed = cmp.Or(t.failed, err)
+		return err
+	}
+	type partial struct {
+		first int64
+		flow  string
+		items []byte
+	}
+	var left []partial
+	for rows.Next() {
+		var p partial
+		if err := rows.Scan(&p.first, &p.flow, &p.items); err != nil {
+			rows.Close()
+			t.failed = cmp.Or(t.failed, err)
+			return err
+		}
+		left = append(left, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.failed = cmp.Or(t.failed, err)
+		return err
+	}
+	for _, p := range left {
+		kept, err := t.intents.Without(p.flow, p.first, p.items, sorted)
+		if err != nil {
+			return fmt.Errorf("intents from %d: %w", p.first, err)
+		}
+		if len(kept) == 0 { // not reached: a row of only ids deleted was deleted whole
+			_, err = t.exec("DELETE FROM "+schema+".intent_batches WHERE first_id = $1", p.first)
+		} else {
+			_, err = t.exec("UPDATE "+schema+".intent_batches SET items = $2, ids = array(SELECT unnest(ids) EXCEPT SELECT unnest($3::bigint[]) ORDER BY 1) WHERE first_id = $1",
+				p.first, kept, sorted)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -282,3 +282,137 @@ func testPutLinksRefused(t *testing.T, o Opener) {
 		})
 	}
 }
+
+// testIntentBatches: the intents of one AddIntents, deleted some at a time, leave the others
+// as they were recorded, with their own ids, in order, also in a store opened again (the
+// recovery of a killed run reads them there); and no id is handed out twice, after a reopen
+// and after deletes.
+func testIntentBatches(t *testing.T, o Opener) {
+	st, _, reopen := open(t, o)
+	const n = 300
+	var ids, others []int64
+	write(t, st, func(tx state.Tx) error {
+		var err error
+		if ids, err = tx.AddIntents(batchIntents("f", n)); err != nil {
+			return err
+		}
+		others, err = tx.AddIntents(batchIntents("g", 5))
+		return err
+	})
+	all, err := st.Intents(ctx, "f")
+	if err != nil || len(all) != n {
+		t.Fatalf("Intents(f) = %d intents, %v; want %d", len(all), err, n)
+	}
+	for i, in := range all {
+		if in.ID != ids[i] || i > 0 && ids[i] <= ids[i-1] {
+			t.Fatalf("intent %d has id %d, AddIntents gave %d (before it %d)", i, in.ID, ids[i], ids[max(i-1, 0)])
+		}
+	}
+	// left returns the intents of all but those whose index gone reports.
+	left := func(gone func(i int) bool) []state.Intent {
+		var out []state.Intent
+		for i, in := range all {
+			if !gone(i) {
+				out = append(out, in)
+			}
+		}
+		return out
+	}
+	gLeft := others
+	check := func(st state.Store, step string, want []state.Intent) {
+		t.Helper()
+		got, err := st.Intents(ctx, "f")
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if !sameIntents(got, want) {
+			i := 0 // the first that differs
+			for i < min(len(got), len(want)) && sameIntents(got[i:i+1], want[i:i+1]) {
+				i++
+			}
+			g, w := "none", "none"
+			if i < len(got) {
+				g = fmt.Sprintf("%+v", got[i])
+			}
+			if i < len(want) {
+				w = fmt.Sprintf("%+v", want[i])
+			}
+			t.Fatalf("%s: Intents(f) = %d intents, want %d; intent %d is\n%s\nwant\n%s", step, len(got), len(want), i, g, w)
+		}
+		g, err := st.Intents(ctx, "g")
+		if err != nil || len(g) != len(gLeft) || g[0].ID != gLeft[0] {
+			t.Fatalf("%s: Intents(g) = %+v, %v; want the %d intents of ids %v", step, g, err, len(gLeft), gLeft)
+		}
+	}
+
+	// Every third intent, the first and the last, and an id never handed out.
+	third := func(i int) bool { return i%3 == 1 || i == 0 || i == n-1 }
+	write(t, st, func(tx state.Tx) error {
+		var gone []int64
+		for i, id := range ids {
+			if third(i) {
+				gone = append(gone, id)
+			}
+		}
+		return tx.DeleteIntents(append(gone, others[len(others)-1]+1000))
+	})
+	check(st, "every third deleted", left(third))
+
+	// Opened again: the same intents, and ids after every id handed out.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = reopen(state.ReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	check(st, "reopened", left(third))
+	var more []int64
+	write(t, st, func(tx state.Tx) error {
+		var err error
+		more, err = tx.AddIntents(batchIntents("h", 3))
+		return err
+	})
+	if more[0] <= others[len(others)-1] {
+		t.Fatalf("ids %v after a reopen, after %d had been handed out", more, others[len(others)-1])
+	}
+
+	// One by one (the recovery's DeleteIntent), then a run of ids from the middle of the batch
+	// into the next row, of which some are gone already.
+	write(t, st, func(tx state.Tx) error {
+		for _, i := range []int{2, 3} {
+			if err := tx.DeleteIntent(ids[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	upTo10 := func(i int) bool { return third(i) || i == 2 || i == 3 }
+	check(st, "two deleted one by one", left(upTo10))
+	write(t, st, func(tx state.Tx) error {
+		var run []int64
+		for id := ids[n/2]; id <= others[1]; id++ {
+			run = append(run, id)
+		}
+		return tx.DeleteIntents(run)
+	})
+	gLeft = others[2:]
+	check(st, "the second half deleted", left(func(i int) bool { return upTo10(i) || i >= n/2 }))
+
+	// The rest, with ids already deleted among them: nothing of f is left, the rest stays.
+	write(t, st, func(tx state.Tx) error { return tx.DeleteIntents(ids) })
+	if got, err := st.Intents(ctx, "f"); err != nil || len(got) != 0 {
+		t.Fatalf("Intents(f) after deleting all = %d intents, %v", len(got), err)
+	}
+	if rest, err := st.Intents(ctx, ""); err != nil || len(rest) != len(gLeft)+len(more) || rest[0].ID != gLeft[0] {
+		t.Fatalf("Intents() after deleting those of f = %+v, %v; want those of ids %v and %v", rest, err, gLeft, more)
+	}
+	write(t, st, func(tx state.Tx) error {
+		id, err := tx.AddIntent(&state.Intent{Flow: "f", Side: state.Target, FromID: "x"})
+		if err == nil && id <= more[2] {
+			err = fmt.Errorf("AddIntent gave id %d after %d had been handed out", id, more[2])
+		}
+		return err
+	})
+}

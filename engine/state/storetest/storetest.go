@@ -47,6 +47,7 @@ func Run(t *testing.T, o Opener) {
 		{"PutLinks", testPutLinks},
 		{"PutLinksRefused", testPutLinksRefused},
 		{"AddIntents", testAddIntents},
+		{"IntentBatches", testIntentBatches},
 		{"Intents", testIntents},
 		{"Marks", testMarks},
 		{"DeadLettersAndWaiting", testDeadLettersAndWaiting},

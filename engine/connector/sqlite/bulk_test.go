@@ -2,17 +2,14 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
-	"github.com/dataflow-sync/dataflow/engine/schema"
 )
 
 const bulkTables = `
@@ -39,25 +36,7 @@ entities:
 
 func openBulk(t *testing.T) (*conn, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "b.db")
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.Exec(bulkTables)
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys := loadSystem(t, bulkYAML, map[string]string{"DB": path})
-	schemas := map[string]*schema.Entity{}
-	for _, e := range sys.Entities {
-		s, err := Driver{}.Describe(ctx, e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		schemas[e.Name.Value] = s
-	}
+	sys, schemas, path := describedSystem(t, bulkTables, bulkYAML)
 	return mustOpen(t, sys, schemas), path
 }
 
@@ -327,7 +306,9 @@ func TestCreateInBulkCancelled(t *testing.T) {
 
 // Rows of much text go fewer to a statement, and a row of more than a statement binds alone.
 func TestCreateInBulkLargeRows(t *testing.T) {
-	big := func(n int) change { return change{cols: []int{1, 2}, args: []any{strings.Repeat("x", n), []byte("yz")}} }
+	big := func(n int) change {
+		return change{cols: []int{1, 2}, args: []any{strings.Repeat("x", n), []byte("yz")}}
+	}
 	cases := []struct {
 		chs  []change
 		want int

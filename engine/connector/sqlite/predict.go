@@ -442,7 +442,8 @@ func (p *prediction) readAsked(ctx context.Context, tx *sql.Tx, e *entity, at []
 	// In one range (the usual case), a row is found by its rowid's place in the range, else
 	// by its key in a map.
 	ranged := byRowid && uint64(hi)-uint64(lo) < uint64(2*len(at)+chunkSize) // hi >= lo: no overflow
-	var inRange []int32 // the row of each rowid of the range, -1 for none
+	// inRange is the row of each rowid of the range, -1 for none.
+	var inRange []int32
 	var rowOf map[any]int
 	var keys []any
 	if ranged {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dataflow-sync/dataflow/engine/config"
 	"github.com/dataflow-sync/dataflow/engine/connector"
 	"github.com/dataflow-sync/dataflow/engine/schema"
 )
@@ -61,17 +62,27 @@ entities:
 
 func openPredict(t *testing.T) (*conn, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "p.db")
+	sys, schemas, path := describedSystem(t, predictTables, predictYAML)
+	schemas["Thing"].Root.Properties["doc"] = &schema.Property{Types: []string{schema.Object, schema.Null}, Open: true}
+	schemas["Thing"].Root.Properties["js"] = &schema.Property{Types: []string{schema.Object, schema.Array, schema.Number, schema.Null}}
+	return mustOpen(t, sys, schemas), path
+}
+
+// describedSystem makes a database of the statements ddl in a new file, and returns the system
+// of yamlText on it (its ${DB} the file), its entities as Describe describes them, and the file.
+func describedSystem(t *testing.T, ddl, yamlText string) (*config.System, map[string]*schema.Entity, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s.db")
 	db, err := sql.Open("sqlite3", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.Exec(predictTables)
+	_, err = db.Exec(ddl)
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys := loadSystem(t, predictYAML, map[string]string{"DB": path})
+	sys := loadSystem(t, yamlText, map[string]string{"DB": path})
 	schemas := map[string]*schema.Entity{}
 	for _, e := range sys.Entities {
 		s, err := Driver{}.Describe(ctx, e)
@@ -80,9 +91,7 @@ func openPredict(t *testing.T) (*conn, string) {
 		}
 		schemas[e.Name.Value] = s
 	}
-	schemas["Thing"].Root.Properties["doc"] = &schema.Property{Types: []string{schema.Object, schema.Null}, Open: true}
-	schemas["Thing"].Root.Properties["js"] = &schema.Property{Types: []string{schema.Object, schema.Array, schema.Number, schema.Null}}
-	return mustOpen(t, sys, schemas), path
+	return sys, schemas, path
 }
 
 // predictValues are values of every kind a record holds, given to every column in turn.

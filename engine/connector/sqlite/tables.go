@@ -48,9 +48,9 @@ type column struct {
 type entity struct {
 	name string
 	*table
-	id, updated int  // column indexes; updated is -1 when the entity has none
+	id, updated int   // column indexes; updated is -1 when the entity has none
 	skipID      []int // []int{id}: the columns a create without an id leaves to SQLite or makes
-	textID      bool // new records without an id get a generated one
+	textID      bool  // new records without an id get a generated one
 	lists       []*list
 	listIndex   map[string]*list
 	predictions sync.Pool // *prediction: the room of a Create's, reused by the next

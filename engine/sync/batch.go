@@ -172,7 +172,8 @@ func (fr *flowRun) readBatch(ctx context.Context, side Side, recs []connector.Re
 // (creates, with what the scan built and digested for them), or wait; the refused are dead letters
 // (in out), and a linked record whose partner is missing is left to the delete pass.
 func (fr *flowRun) sortBatch(ctx context.Context, side Side, recs []connector.Record, rd *batchRead, out *outcome) (pairs []*pair, creates *creations, err error) {
-	creates = &creations{}
+	n := len(recs)
+	creates = &creations{recs: make([]connector.Record, 0, n), built: make([]*prebuilt, 0, n), digests: make([]string, 0, n)}
 	prebuiltAt := func(i int) *prebuilt {
 		if i < len(fr.prebuilt) {
 			return fr.prebuilt[i]

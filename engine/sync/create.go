@@ -108,7 +108,9 @@ func (fr *flowRun) create(ctx context.Context, side Side, c *creations, out *out
 			}
 		}
 	})
-	tc := &toCreate{}
+	n := len(recs)
+	tc := &toCreate{from: make([]connector.Record, 0, n), datas: make([]map[string]any, 0, n),
+		sVals: make([]propValues, 0, n), encoded: make([][]byte, 0, n), digests: make([]string, 0, n)}
 	for i, rec := range recs {
 		if all[i].err != nil {
 			fr.fail(out, side, rec.ID, all[i].err)

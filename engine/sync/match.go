@@ -327,6 +327,11 @@ func (fr *flowRun) mayMatch(side Side, rec connector.Record) bool {
 // findFor reads the candidates of a batch through the connections' Finders (see
 // prepareMatch); batchIdx stays nil when a connection cannot search by the merge criteria.
 func (fr *flowRun) findFor(ctx context.Context, side Side, recs []connector.Record) (map[string]error, error) {
+	if fr.emptyAtStart(other(side)) {
+		// Nothing to search for (findByKeys): no record there but the run's own, all linked.
+		fr.batchIdx = map[Side]*mergeIndex{other(side): newMergeIndex(len(fr.f.Merge)), side: newMergeIndex(len(fr.f.Merge))}
+		return nil, nil
+	}
 	keys := make([]map[string]bool, len(fr.f.Merge))
 	for a, alt := range fr.f.Merge {
 		keys[a] = map[string]bool{}

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// A base set as a list (SetBaseList) is stored byte for byte as the same base as a map, by the
+// A base set as a list (SetBaseList, SetBaseForms) is stored byte for byte as the same base as a map, by the
 // codec's known order or, when it knows none for the list's keys, as the map; it reads back
 // as the map, and Bases gives the map before it is stored.
 func TestBaseListStoredAsTheMap(t *testing.T) {
@@ -51,7 +51,14 @@ func TestBaseListStoredAsTheMap(t *testing.T) {
 		m := &Link{Flow: "f", SourceID: "other-map", TargetID: "t-other-map", Updated: t0, Base: map[string]Base{"a→a": {S: raw(`1`)}, "b→b": {S: raw(`2`)}, "c→c": {S: raw(`3`)}}}
 		a := &Link{Flow: "f", SourceID: "list-after", TargetID: "t-list-after", Updated: t0}
 		a.SetBaseList(keys, values("list-after"))
-		batch = append(batch, o, n, m, a)
+		// A base given by side (SetBaseForms): T where it is not S's.
+		f := &Link{Flow: "f", SourceID: "forms", TargetID: "t-forms", Updated: t0}
+		var sides [][]byte
+		for _, b := range values("forms") {
+			sides = append(sides, b.S)
+		}
+		f.SetBaseForms(keys, sides, [][]byte{nil, nil, raw(`"3"`)})
+		batch = append(batch, o, n, m, a, f)
 		for _, l := range batch {
 			links[l.SourceID] = l
 		}
@@ -65,7 +72,7 @@ func TestBaseListStoredAsTheMap(t *testing.T) {
 		return b
 	}
 	// The map's form, written alone in a store of its own with the same key numbers.
-	for _, id := range []string{"list-first", "list", "list-again", "list-after"} {
+	for _, id := range []string{"list-first", "list", "list-again", "list-after", "forms"} {
 		m, _ := newStore(t)
 		var want []byte
 		write(t, m, func(tx Tx) error {
@@ -89,11 +96,11 @@ func TestBaseListStoredAsTheMap(t *testing.T) {
 			t.Errorf("%s: the list base is stored as %x, want the map's %x", id, got, want)
 		}
 	}
-	got, err := s.LinksBySource(ctx, "f", []string{"list", "other-order", "not-plain"})
+	got, err := s.LinksBySource(ctx, "f", []string{"list", "other-order", "not-plain", "forms"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]map[string]Base{"list": asMap(values("list")), "other-order": asMap(values("o")), "not-plain": {keys[0]: listed[0], keys[1]: listed[1], keys[2]: listed[2]}} {
+	for id, want := range map[string]map[string]Base{"list": asMap(values("list")), "other-order": asMap(values("o")), "not-plain": {keys[0]: listed[0], keys[1]: listed[1], keys[2]: listed[2]}, "forms": asMap(values("forms"))} {
 		b, err := got[id].Bases()
 		if err != nil {
 			t.Fatal(err)

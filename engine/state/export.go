@@ -37,8 +37,8 @@ func StoredLink(l *Link, rawBase []byte) *Link {
 // in memory): while it is l.TargetID, a Store may rewrite the link's row in place.
 func StoredTarget(l *Link) string { return l.storedTarget }
 
-// BaseOf returns the base of a link made in memory as a map: Base, or the list SetBaseList
-// gave.
+// BaseOf returns the base of a link made in memory as a map: Base, or the list SetBaseList or
+// SetBaseForms gave.
 func BaseOf(l *Link) map[string]Base {
 	if l.list != nil {
 		return l.list.bases()

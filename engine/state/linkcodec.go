@@ -88,12 +88,13 @@ type binaryCodec struct {
 	permOrder int
 }
 
-// encodeList is encode of a base as a list (Link.SetBaseList): values[i] is the base of
-// keys[i]. When the last base encoded had these keys (the codec's order), its values are
-// taken in the order of the keys' numbers without a map; ok is false when they are not
+// encodeList is encode of a base as a list (Link.SetBaseList, SetBaseForms): b.at(i) is the
+// base of b.keys[i]. When the last base encoded had these keys (the codec's order), its values
+// are taken in the order of the keys' numbers without a map; ok is false when they are not
 // known so, or when the base is not plain: encode the map then.
-func (c *binaryCodec) encodeList(keys []string, values []Base) (out []byte, ok bool) {
-	if len(keys) == 0 || len(keys) != len(values) || len(keys) != len(c.order) {
+func (c *binaryCodec) encodeList(b *baseList) (out []byte, ok bool) {
+	keys := b.keys
+	if len(keys) == 0 || len(keys) != b.size() || len(keys) != len(c.order) {
 		return nil, false
 	}
 	if !c.permFor(keys) {
@@ -101,7 +102,7 @@ func (c *binaryCodec) encodeList(keys []string, values []Base) (out []byte, ok b
 	}
 	c.entries = c.entries[:0]
 	for j, e := range c.order {
-		e.b = values[c.perm[j]]
+		e.b = b.at(c.perm[j])
 		c.entries = append(c.entries, e)
 	}
 	return c.write()

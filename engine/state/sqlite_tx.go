@@ -290,7 +290,7 @@ func (t *sqliteTx) encodeBase(b map[string]Base) (any, error) {
 // encodeBaseList is encodeBase of a base set by SetBaseList: in the binary form without a map
 // when the codec knows the order of its keys (binaryCodec.encodeList), else as the map.
 func (t *sqliteTx) encodeBaseList(b *baseList) (any, error) {
-	if out, ok := t.binary.encodeList(b.keys, b.values); ok {
+	if out, ok := t.binary.encodeList(b); ok {
 		return out, nil
 	}
 	return t.encodeBase(b.bases())

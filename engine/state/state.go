@@ -47,7 +47,8 @@ type Link struct {
 	// a binary one with keys, the property keys by number as the Store had them.
 	raw  []byte
 	keys keyNames
-	// list is the base as SetBaseList gave it, for a Store to encode without a map.
+	// list is the base as SetBaseList or SetBaseForms gave it, for a Store to encode without
+	// a map.
 	list *baseList
 	// storedTarget is the target id of the link as read from a Store ("" for a link made in
 	// memory). While it is TargetID, saving the link rewrites its row in place and leaves the
@@ -92,16 +93,49 @@ func (l *Link) SetBaseList(keys []string, values []Base) {
 	l.list = &baseList{keys: keys, values: values}
 }
 
-// baseList is a base set by SetBaseList.
+// SetBaseForms is SetBaseList of a base given by side: the base of keys[i] has S s[i] and T
+// t[i], or S's own value (the same slice) where t is nil or t[i] is nil. A first sync's links
+// have most of their values the same on both sides, and this needs no Base per property.
+// keys may be shared by many links, and none of the slices may change.
+func (l *Link) SetBaseForms(keys []string, s, t [][]byte) {
+	l.Base, l.raw, l.keys = nil, nil, nil
+	l.list = &baseList{keys: keys, s: s, t: t}
+}
+
+// baseList is a base set by SetBaseList (values) or SetBaseForms (s and t).
 type baseList struct {
 	keys   []string
 	values []Base
+	s, t   [][]byte
+}
+
+// at is the base of keys[i].
+func (b *baseList) at(i int) Base {
+	if b.values != nil {
+		return b.values[i]
+	}
+	v := Base{S: b.s[i], T: b.s[i]}
+	if b.t != nil && b.t[i] != nil {
+		v.T = b.t[i]
+	}
+	return v
+}
+
+// size is the number of its values, len(keys) when it is well made.
+func (b *baseList) size() int {
+	if b.values != nil {
+		return len(b.values)
+	}
+	if b.t != nil && len(b.t) != len(b.s) {
+		return -1
+	}
+	return len(b.s)
 }
 
 func (b *baseList) bases() map[string]Base {
 	m := make(map[string]Base, len(b.keys))
 	for i, k := range b.keys {
-		m[k] = b.values[i]
+		m[k] = b.at(i)
 	}
 	return m
 }

@@ -442,11 +442,11 @@ func (c *createdBatch) finish(d *digesters) error {
 	fr := c.fr
 	for _, db := range c.deferred {
 		// A list, not a map: the flow is pure, so its properties have no elements.
-		base, err := fr.plan.baseList(db.src, db.tgt, db.sVals)
+		sides, ts, err := fr.plan.baseForms(db.src, db.tgt, db.sVals)
 		if err != nil {
 			return fmt.Errorf("link of %s: %w", db.src.ID, err) // cannot happen: sVals is complete
 		}
-		db.link.SetBaseList(fr.plan.keys, base)
+		db.link.SetBaseForms(fr.plan.keys, sides, ts)
 		fr.stamp(db.link, db.src, db.tgt, db.hashes, d, c.linkedAt)
 	}
 	return nil

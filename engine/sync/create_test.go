@@ -2,6 +2,7 @@ package sync
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,5 +155,54 @@ func TestDeferredBaseIsDoneWhenTheLinkIsLookedUp(t *testing.T) {
 	case <-c.based:
 	default:
 		t.Errorf("the lookup returned before the bases were computed")
+	}
+}
+
+// A base by side (baseForms, for SetBaseForms) is the base baseOf computes, the lists' pairings
+// aside: with a target that holds other values than those built (its own formats), and with a
+// property that flows to the source only, whose S is the source's value, not build's.
+func TestBaseFormsAreBaseOf(t *testing.T) {
+	for name, text := range map[string]string{
+		"to-target": strings.ReplaceAll(planFlowYAML, "%CONFLICT%", "newest"),
+		"to-source": strings.ReplaceAll(strings.ReplaceAll(planFlowYAML, "%CONFLICT%", "newest"), "sync: to-target", "sync: to-source"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := planFlowWith(t, text)
+			fr := &flowRun{r: &Runner{Opts: Options{Now: time.Now}}, f: f, plan: newPlanner(f, nil, nil, nil)}
+			src := planRecord(t, "1", `{"code": "A-1", "name": "Kettle", "qty": 3, "note": "blue",
+				"lines": [{"sku": "x", "qty": 1}], "tags": [{"tag": "t", "n": 2}]}`)
+			data, s, err := fr.build(Source, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := mapping.Clone(data).(map[string]any)
+			stored["title"] = "KETTLE"  // the target's own format
+			stored["amount"] = "3"      // and type
+			stored["note"] = "sky blue" // edited there, for a property that flows to the source
+			tgt := connector.Record{ID: "T1", Data: stored}
+			want, err := fr.plan.baseOf(src, tgt, nil, s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sides, ts, err := fr.plan.baseForms(src, tgt, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &state.Link{}
+			l.SetBaseForms(fr.plan.keys, sides, ts)
+			got, err := l.Bases()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, w := range want {
+				w.E = nil
+				if !reflect.DeepEqual(got[k], w) {
+					t.Errorf("base of %s: %s, %s; want %s, %s", k, got[k].S, got[k].T, w.S, w.T)
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d properties in the base, want %d", len(got), len(want))
+			}
+		})
 	}
 }

@@ -38,7 +38,7 @@ type planner struct {
 	// elements on each side, "" where they have none.
 	listKeys map[string]listKeys
 	// pos numbers the flow's properties by their place in f.Properties, for propValues, and
-	// keys are their keys in that order (for state.Link.SetBaseList: one slice for every link).
+	// keys are their keys in that order (for state.Link.SetBaseForms: one slice for every link).
 	pos  map[*mapping.Property]int
 	keys []string
 }
@@ -301,19 +301,39 @@ func (pl *planner) baseOf(src, tgt connector.Record, hints map[string][]elemHint
 	return base, nil
 }
 
-// baseList is baseOf of a flow without lists, as a list by property position (for
-// state.Link.SetBaseList, with pl.keys): no map per link.
-func (pl *planner) baseList(src, tgt connector.Record, sVals propValues) ([]state.Base, error) {
-	base := make([]state.Base, len(pl.f.Properties))
-	buf := make([]byte, 0, 16*len(pl.f.Properties))
+// baseForms is baseOf of a flow without lists, by side (for state.Link.SetBaseForms, with
+// pl.keys): s holds the S values (sVals itself when it holds them all), t the T values that
+// are not their S's (nil when every T is its S, as after most creates). No map and no
+// state.Base per link.
+func (pl *planner) baseForms(src, tgt connector.Record, sVals propValues) (s, t [][]byte, err error) {
+	n := len(pl.f.Properties)
+	s = sVals
+	owned := false // s is a copy of sVals, which is the caller's and the link's base shares
+	if len(sVals) != n {
+		s, owned = make([][]byte, n), true
+		copy(s, sVals)
+	}
+	var buf []byte
 	for i, prop := range pl.f.Properties {
 		b, err := pl.baseValue(i, prop, src, tgt, sVals, &buf)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		base[i] = b
+		if (i >= len(sVals) || sVals[i] == nil) && b.S != nil { // computed by baseValue
+			if !owned {
+				s, owned = make([][]byte, n), true
+				copy(s, sVals)
+			}
+			s[i] = b.S
+		}
+		if b.S == nil || string(b.T) != string(b.S) {
+			if t == nil {
+				t = make([][]byte, n)
+			}
+			t[i] = b.T
+		}
 	}
-	return base, nil
+	return s, t, nil
 }
 
 // baseValue is the base of property i (prop) of a pair: S from sVals when it holds it, T in

@@ -72,12 +72,12 @@ type flowRun struct {
 	// staged holds the links of the last batch of creates until a transaction commits them;
 	// linking, those being committed on another goroutine, whose error linked gives (stage.go).
 	staged, linking *stagedLinks
+	linked          chan error
 	// basing counts the goroutines computing staged links' bases (createdBatch.startBases).
 	basing gosync.WaitGroup
 	// linkedNow filters the ids this run linked, for a flow that had no link when the run
 	// began (nil otherwise): the only ones the link state can hold (linkfilter.go).
 	linkedNow *linkFilters
-	linked    chan error
 	// overlap says that the link state may be read, and written on another goroutine, while
 	// a transaction is open (state.Overlapping).
 	overlap bool

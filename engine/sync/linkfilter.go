@@ -69,14 +69,21 @@ func (f *linkFilter) add(id string) {
 	l.ids++
 }
 
-// mayHold reports whether id may have been added: false only when it was not.
-func (f *linkFilter) mayHold(id string) bool {
+// maybeHeld returns the ids of ids that may have been added: the others were not.
+func (f *linkFilter) maybeHeld(ids []string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mayHoldLocked(maphash.String(f.seed, id))
+	var out []string
+	for _, id := range ids {
+		if f.mayHold(maphash.String(f.seed, id)) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
-func (f *linkFilter) mayHoldLocked(h uint64) bool {
+// mayHold reports whether an id of hash h may have been added; f.mu is held.
+func (f *linkFilter) mayHold(h uint64) bool {
 	for i := range f.levels {
 		l := &f.levels[i]
 		held := true
@@ -100,23 +107,10 @@ func newLinkFilters() *linkFilters {
 	return &linkFilters{source: newLinkFilter(), target: newLinkFilter()}
 }
 
-func (lf *linkFilters) of(side Side) *linkFilter {
-	if side == Target {
-		return lf.target
-	}
-	return lf.source
-}
-
 // maybeLinked returns the ids of side that may have a link (the others have none).
 func (lf *linkFilters) maybeLinked(side Side, ids []string) []string {
-	f := lf.of(side)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, id := range ids {
-		if f.mayHoldLocked(maphash.String(f.seed, id)) {
-			out = append(out, id)
-		}
+	if side == Target {
+		return lf.target.maybeHeld(ids)
 	}
-	return out
+	return lf.source.maybeHeld(ids)
 }

@@ -302,31 +302,27 @@ func (pl *planner) baseOf(src, tgt connector.Record, hints map[string][]elemHint
 }
 
 // baseForms is baseOf of a flow without lists, by side (for state.Link.SetBaseForms, with
-// pl.keys): s holds the S values (sVals itself when it holds them all), t the T values that
-// are not their S's (nil when every T is its S, as after most creates). No map and no
-// state.Base per link.
+// pl.keys): s holds the S values (sVals itself unless baseValue computed one that sVals lacks),
+// t the T values that are not their S's (nil when every T is its S, as after most creates).
+// No map and no state.Base per link.
 func (pl *planner) baseForms(src, tgt connector.Record, sVals propValues) (s, t [][]byte, err error) {
 	n := len(pl.f.Properties)
 	s = sVals
-	owned := false // s is a copy of sVals, which is the caller's and the link's base shares
-	if len(sVals) != n {
-		s, owned = make([][]byte, n), true
-		copy(s, sVals)
-	}
+	owned := false // s is a copy of sVals, which the caller's build shares
 	var buf []byte
 	for i, prop := range pl.f.Properties {
 		b, err := pl.baseValue(i, prop, src, tgt, sVals, &buf)
 		if err != nil {
 			return nil, nil, err
 		}
-		if (i >= len(sVals) || sVals[i] == nil) && b.S != nil { // computed by baseValue
+		if i >= len(sVals) || !sameSlice(sVals[i], b.S) { // computed by baseValue
 			if !owned {
 				s, owned = make([][]byte, n), true
 				copy(s, sVals)
 			}
 			s[i] = b.S
 		}
-		if b.S == nil || string(b.T) != string(b.S) {
+		if !sameSlice(b.T, b.S) { // baseValue gives a T equal to its S as that S
 			if t == nil {
 				t = make([][]byte, n)
 			}
@@ -334,6 +330,11 @@ func (pl *planner) baseForms(src, tgt connector.Record, sVals propValues) (s, t 
 		}
 	}
 	return s, t, nil
+}
+
+// sameSlice reports whether a and b are the same bytes in memory (not merely equal ones).
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // baseValue is the base of property i (prop) of a pair: S from sVals when it holds it, T in

@@ -255,22 +255,8 @@ func TestMigrateIntentsOfSchema1(t *testing.T) {
 	}
 	defer st.Close()
 	var ids []int64
-	write := func(fn func(tx state.Tx) error) {
-		t.Helper()
-		tx, err := st.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback()
-		if err := fn(tx); err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	created := time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)
-	write(func(tx state.Tx) error {
+	storetest.Write(t, st, func(tx state.Tx) error {
 		ids, err = tx.AddIntents([]state.Intent{
 			{Flow: "f", Side: state.Target, FromID: "s4", Created: created},
 			{Flow: "f", Side: state.Target, FromID: "s5", Created: created},
@@ -297,7 +283,7 @@ func TestMigrateIntentsOfSchema1(t *testing.T) {
 	if !slices.Equal(show, want) {
 		t.Errorf("intents after the migration:\n%s\nwant\n%s", strings.Join(show, "\n"), strings.Join(want, "\n"))
 	}
-	write(func(tx state.Tx) error { return tx.DeleteIntents([]int64{1, ids[0]}) })
+	storetest.Write(t, st, func(tx state.Tx) error { return tx.DeleteIntents([]int64{1, ids[0]}) })
 	var pending int // as internal/campaign counts them
 	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+schema+".intents) + "+
 		"(SELECT coalesce(sum(cardinality(ids)), 0) FROM "+schema+".intent_batches)").Scan(&pending); err != nil || pending != 2 {

@@ -36,7 +36,7 @@ func testAddIntents(t *testing.T, o Opener) {
 	st, now, _ := open(t, o)
 	const n = 250
 	var one, batch []int64
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for _, in := range batchIntents("one", n) {
 			id, err := tx.AddIntent(&in)
 			if err != nil {
@@ -80,8 +80,8 @@ func testAddIntents(t *testing.T, o Opener) {
 	}
 
 	// Deleted, no id is handed out again, by either method; an empty batch adds nothing.
-	write(t, st, func(tx state.Tx) error { return tx.DeleteIntents(append(one, batch...)) })
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error { return tx.DeleteIntents(append(one, batch...)) })
+	Write(t, st, func(tx state.Tx) error {
 		if ids, err := tx.AddIntents(nil); err != nil || len(ids) != 0 {
 			return fmt.Errorf("AddIntents(nil) = %v, %v", ids, err)
 		}
@@ -148,7 +148,7 @@ func scanAll(t *testing.T, st state.Store, flow string) []*state.Link {
 func testPutLinks(t *testing.T, o Opener) {
 	st, _, _ := open(t, o)
 	const n = 120 // more than a statement of SQLite holds
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for i := range n {
 			if err := tx.PutLink(testLink("one", i)); err != nil {
 				return err
@@ -187,7 +187,7 @@ func testPutLinks(t *testing.T, o Opener) {
 	read["s000003"].TargetID = "t-moved"
 	renamed := *read["s000002"]
 	firstNew := &state.Link{Flow: "batch", SourceID: "s000001", TargetID: "t-new"}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		return tx.PutLinks([]*state.Link{
 			firstNew, read["s000001"], read["s000002"], read["s000003"],
 			{Flow: "batch", SourceID: "s-late", TargetID: "t000003"},
@@ -218,7 +218,7 @@ func testPutLinks(t *testing.T, o Opener) {
 
 func testPutLinksRefused(t *testing.T, o Opener) {
 	st, _, _ := open(t, o)
-	write(t, st, func(tx state.Tx) error { return tx.PutLink(testLink("f", 1)) })
+	Write(t, st, func(tx state.Tx) error { return tx.PutLink(testLink("f", 1)) })
 	const linked = `link flow "f" source "other" to target "t000001": the target is already linked to source "s000001": the target record is already linked`
 	for _, c := range []struct {
 		name  string
@@ -271,7 +271,7 @@ func testPutLinksRefused(t *testing.T, o Opener) {
 			if fmt.Sprint(sources) != fmt.Sprint(want) {
 				t.Errorf("links after the batch: %q, want %q", sources, want)
 			}
-			write(t, st, func(tx state.Tx) error {
+			Write(t, st, func(tx state.Tx) error {
 				for _, src := range append(c.put, "after") {
 					if err := tx.DeleteLink("f", src); err != nil {
 						return err
@@ -291,7 +291,7 @@ func testIntentBatches(t *testing.T, o Opener) {
 	st, _, reopen := open(t, o)
 	const n = 300
 	var ids, others []int64
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		var err error
 		if ids, err = tx.AddIntents(batchIntents("f", n)); err != nil {
 			return err
@@ -347,7 +347,7 @@ func testIntentBatches(t *testing.T, o Opener) {
 
 	// Every third intent, the first and the last, and an id never handed out.
 	third := func(i int) bool { return i%3 == 1 || i == 0 || i == n-1 }
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		var gone []int64
 		for i, id := range ids {
 			if third(i) {
@@ -369,7 +369,7 @@ func testIntentBatches(t *testing.T, o Opener) {
 	defer st.Close()
 	check(st, "reopened", left(third))
 	var more []int64
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		var err error
 		more, err = tx.AddIntents(batchIntents("h", 3))
 		return err
@@ -380,7 +380,7 @@ func testIntentBatches(t *testing.T, o Opener) {
 
 	// One by one (the recovery's DeleteIntent), then a run of ids from the middle of the batch
 	// into the next row, of which some are gone already.
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for _, i := range []int{2, 3} {
 			if err := tx.DeleteIntent(ids[i]); err != nil {
 				return err
@@ -390,7 +390,7 @@ func testIntentBatches(t *testing.T, o Opener) {
 	})
 	upTo10 := func(i int) bool { return third(i) || i == 2 || i == 3 }
 	check(st, "two deleted one by one", left(upTo10))
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		var run []int64
 		for id := ids[n/2]; id <= others[1]; id++ {
 			run = append(run, id)
@@ -401,14 +401,14 @@ func testIntentBatches(t *testing.T, o Opener) {
 	check(st, "the second half deleted", left(func(i int) bool { return upTo10(i) || i >= n/2 }))
 
 	// The rest, with ids already deleted among them: nothing of f is left, the rest stays.
-	write(t, st, func(tx state.Tx) error { return tx.DeleteIntents(ids) })
+	Write(t, st, func(tx state.Tx) error { return tx.DeleteIntents(ids) })
 	if got, err := st.Intents(ctx, "f"); err != nil || len(got) != 0 {
 		t.Fatalf("Intents(f) after deleting all = %d intents, %v", len(got), err)
 	}
 	if rest, err := st.Intents(ctx, ""); err != nil || len(rest) != len(gLeft)+len(more) || rest[0].ID != gLeft[0] {
 		t.Fatalf("Intents() after deleting those of f = %+v, %v; want those of ids %v and %v", rest, err, gLeft, more)
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		id, err := tx.AddIntent(&state.Intent{Flow: "f", Side: state.Target, FromID: "x"})
 		if err == nil && id <= more[2] {
 			err = fmt.Errorf("AddIntent gave id %d after %d had been handed out", id, more[2])

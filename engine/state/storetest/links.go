@@ -63,7 +63,7 @@ func testLinks(t *testing.T, o Opener) {
 	if has, err := st.HasLinks(ctx, "f"); err != nil || has {
 		t.Fatalf("HasLinks of an empty state = %v, %v", has, err)
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for i := range 5 {
 			if err := tx.PutLink(testLink("f", i)); err != nil {
 				return err
@@ -101,7 +101,7 @@ func testLinks(t *testing.T, o Opener) {
 	l.SourceHash, l.MergedIn, l.Updated = "sh-new", 9, time.Time{}
 	moved := bySource["s000003"]
 	moved.TargetID = "t-moved"
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		if err := tx.PutLink(l); err != nil {
 			return err
 		}
@@ -132,7 +132,7 @@ func testLinks(t *testing.T, o Opener) {
 	}
 
 	// An empty base is an empty map, never nil.
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		return tx.PutLink(&state.Link{Flow: "e", SourceID: "a", TargetID: "b"})
 	})
 	e, err := st.LinksBySource(ctx, "e", []string{"a"})
@@ -147,7 +147,7 @@ func testLinks(t *testing.T, o Opener) {
 func testScanLinks(t *testing.T, o Opener) {
 	st, _, _ := open(t, o)
 	const n = 2345 // more than two pages
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for i := n - 1; i >= 0; i-- {
 			if err := tx.PutLink(testLink("f", i)); err != nil {
 				return err
@@ -211,7 +211,7 @@ func testScanLinks(t *testing.T, o Opener) {
 
 func testTargetLinked(t *testing.T, o Opener) {
 	st, _, _ := open(t, o)
-	write(t, st, func(tx state.Tx) error { return tx.PutLink(testLink("f", 1)) })
+	Write(t, st, func(tx state.Tx) error { return tx.PutLink(testLink("f", 1)) })
 	tx, err := st.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +270,7 @@ func testRollback(t *testing.T, o Opener) {
 		t.Errorf("watermark %q after a rollback", w)
 	}
 	// The next Begin gets its turn.
-	write(t, st, func(tx state.Tx) error { return tx.SetWatermark("f", state.Source, "w2") })
+	Write(t, st, func(tx state.Tx) error { return tx.SetWatermark("f", state.Source, "w2") })
 	if w, _ := st.Watermark(ctx, "f", state.Source); w != "w2" {
 		t.Errorf("watermark = %q, want w2", w)
 	}

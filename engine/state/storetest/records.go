@@ -16,7 +16,7 @@ import (
 func testIntents(t *testing.T, o Opener) {
 	st, now, _ := open(t, o)
 	var ids []int64
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for i, in := range []*state.Intent{
 			{Flow: "f", Side: state.Target, FromID: "s1", Data: json.RawMessage(`{"name":"A"}`)},
 			{Flow: "f", Side: state.Source, FromID: "t2"},
@@ -49,7 +49,7 @@ func testIntents(t *testing.T, o Opener) {
 		t.Errorf("Intents() = %+v", all)
 	}
 	// A deleted id is never handed out again.
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		if err := tx.DeleteIntent(ids[2]); err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func testIntents(t *testing.T, o Opener) {
 	if left, _ := st.Intents(ctx, ""); len(left) != 0 {
 		t.Errorf("%d intents left after deleting them", len(left))
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		id, err := tx.AddIntent(&state.Intent{Flow: "f", Side: state.Target, FromID: "s4"})
 		if err == nil && id <= ids[2] {
 			err = fmt.Errorf("intent id %d reused (last was %d)", id, ids[2])
@@ -89,7 +89,7 @@ func testMarks(t *testing.T, o Opener) {
 		t.Errorf("Counts of a new state = %v, %v", ok, err)
 	}
 	counts := state.Counts{Source: 10, Target: -1, Skipped: 2, SourceDeletions: 7, TargetDeletions: -1}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for _, err := range []error{
 			tx.SetWatermark("f", state.Source, "2024-01-01"),
 			tx.SetWatermark("f", state.Source, "2024-02-01"),
@@ -138,7 +138,7 @@ func testMarks(t *testing.T, o Opener) {
 	if err != nil || !reflect.DeepEqual(systems, wantSystems) {
 		t.Errorf("Systems = %v, %v", systems, err)
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		if err := tx.ClearWatermarks("f"); err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func testMarks(t *testing.T, o Opener) {
 
 func testDeadLettersAndWaiting(t *testing.T, o Opener) {
 	st, now, _ := open(t, o)
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for _, err := range []error{
 			tx.PutDeadLetter("f", state.Source, "r2", "first reason"),
 			tx.PutDeadLetter("f", state.Target, "r1", "other side"),
@@ -174,7 +174,7 @@ func testDeadLettersAndWaiting(t *testing.T, o Opener) {
 		return nil
 	})
 	*now = T0.Add(time.Minute)
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		if err := tx.PutDeadLetter("f", state.Source, "r2", "second reason"); err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func testDeadLettersAndWaiting(t *testing.T, o Opener) {
 	if err != nil || !reflect.DeepEqual(waiting, wantW) {
 		t.Errorf("Waiting = %+v, %v\nwant %+v", waiting, err, wantW)
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for _, err := range []error{
 			tx.ClearDeadLetter("f", state.Source, "r2"),
 			tx.ClearDeadLetter("f", state.Source, "never"),
@@ -225,7 +225,7 @@ func testPending(t *testing.T, o Opener) {
 	st, _, _ := open(t, o)
 	links := []state.PendingLink{{SourceID: "s1", TargetID: "t1", Missing: state.Target}, {SourceID: "s2", TargetID: "t2"}}
 	var first, second, other int64
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		var err error
 		if first, err = tx.PutPending(&state.Pending{Flow: "f", Summary: "would delete 2", Links: links}); err != nil {
 			return err
@@ -248,7 +248,7 @@ func testPending(t *testing.T, o Opener) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Pending = %+v\nwant %+v", got, want)
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		if err := tx.ApprovePending(second); err != nil {
 			return err
 		}

@@ -23,14 +23,14 @@ func testRuns(t *testing.T, o Opener) {
 		if i == 2 {
 			w.SetWorker("host-b:42")
 		}
-		write(t, st, func(tx state.Tx) error {
+		Write(t, st, func(tx state.Tx) error {
 			id, err := tx.StartRun()
 			ids = append(ids, id)
 			return err
 		})
 		*now = now.Add(time.Second)
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		return tx.FinishRun(ids[0], "ok", json.RawMessage(`[{"flow":"f"}]`))
 	})
 	runs, err := st.Runs(ctx, 0)
@@ -68,7 +68,7 @@ func testFlows(t *testing.T, o Opener) {
 	if !ok {
 		t.Fatalf("%T is no FlowLister", st)
 	}
-	write(t, st, func(tx state.Tx) error {
+	Write(t, st, func(tx state.Tx) error {
 		for _, err := range []error{
 			tx.PutLink(testLink("links-b", 1)),
 			tx.PutLink(testLink("links-b", 2)),
@@ -92,7 +92,7 @@ func testFlows(t *testing.T, o Opener) {
 
 func testLock(t *testing.T, o Opener) {
 	st, _, reopen := open(t, o)
-	write(t, st, func(tx state.Tx) error { return tx.PutLink(testLink("f", 1)) })
+	Write(t, st, func(tx state.Tx) error { return tx.PutLink(testLink("f", 1)) })
 	second, err := reopen(state.ReadWrite)
 	if err == nil {
 		second.Close()

@@ -75,8 +75,8 @@ func open(t *testing.T, o Opener) (state.Store, *time.Time, func(state.Mode) (st
 
 var ctx = context.Background()
 
-// write runs fn in a Tx and commits it.
-func write(t *testing.T, st state.Store, fn func(tx state.Tx) error) {
+// Write runs fn in a Tx of st and commits it, failing the test on any error.
+func Write(t *testing.T, st state.Store, fn func(tx state.Tx) error) {
 	t.Helper()
 	tx, err := st.Begin(ctx)
 	if err != nil {

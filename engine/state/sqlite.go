@@ -91,6 +91,8 @@ type SQLite struct {
 	// writerCacheKiB); nil until the first Begin, or after a Tx left it unusable. Whoever
 	// holds the writer token owns it.
 	wconn *sql.Conn
+	// wdeferred says that wconn commits with synchronous=NORMAL, for a Tx of BeginDeferred.
+	wdeferred bool
 	// wstmts are the statements prepared on wconn, kept with it: a run makes two Txs per batch
 	// of records, and preparing a statement of many rows costs about as much as running it.
 	// The statements are of a few texts, so the map stays small.
@@ -105,7 +107,10 @@ type SQLite struct {
 	closeErr  error
 }
 
-var _ Store = (*SQLite)(nil)
+var (
+	_ Store     = (*SQLite)(nil)
+	_ Deferring = (*SQLite)(nil)
+)
 
 // Open opens the link state at path (DefaultPath for a project).
 //

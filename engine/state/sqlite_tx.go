@@ -20,7 +20,14 @@ import (
 // lock from the start and never fails half-way because another writer got in first. It waits
 // while another Tx of this Store is open (or until ctx ends); every Tx must end with Commit
 // or Rollback. The statements of the Tx run with ctx.
-func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
+func (s *SQLite) Begin(ctx context.Context) (Tx, error) { return s.begin(ctx, false) }
+
+// BeginDeferred implements Deferring: the Tx commits with synchronous=NORMAL, which in WAL mode
+// does not sync the log; the next ordinary Tx's commit (synchronous=FULL) syncs it, with every
+// commit before it.
+func (s *SQLite) BeginDeferred(ctx context.Context) (Tx, error) { return s.begin(ctx, true) }
+
+func (s *SQLite) begin(ctx context.Context, deferred bool) (Tx, error) {
 	if s.mode != ReadWrite {
 		return nil, fmt.Errorf("the link state %s is open read-only; it cannot be written", s.path)
 	}
@@ -30,6 +37,18 @@ func (s *SQLite) Begin(ctx context.Context) (Tx, error) {
 		return nil, ctx.Err()
 	}
 	conn, err := s.writerConn(ctx)
+	if err == nil && s.wdeferred != deferred {
+		// The level of a connection, which SQLite does not let a transaction change.
+		level := "FULL"
+		if deferred {
+			level = "NORMAL"
+		}
+		if _, err = conn.ExecContext(ctx, "PRAGMA synchronous = "+level); err != nil {
+			s.dropWriterConn()
+		} else {
+			s.wdeferred = deferred
+		}
+	}
 	if err == nil {
 		if _, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			s.dropWriterConn()
@@ -79,7 +98,7 @@ func (s *SQLite) writerConn(ctx context.Context) (*sql.Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	s.wconn = conn
+	s.wconn, s.wdeferred = conn, false // opened with synchronous=FULL (Open)
 	return conn, nil
 }
 
@@ -307,6 +326,11 @@ func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
 	if err != nil {
 		return err
 	}
+	return t.putValues(l, v)
+}
+
+// putValues writes the row of a link, of the stored forms v of its columns.
+func (t *sqliteTx) putValues(l *Link, v linkValues) error {
 	if l.storedTarget == l.TargetID { // TargetID is not empty
 		// A link read from the store, saved again with its ids (a merge): an upsert would
 		// also rewrite the entry of the unchanged target id in its index, nearly doubling the
@@ -320,7 +344,7 @@ func (t *sqliteTx) put(l *Link, rawBase, rawTime string) error {
 		}
 		// Gone or relinked since it was read: insert it as any other.
 	}
-	if _, err = t.execLink(sqlPutLink, v.flow, l.SourceID, v.target, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made); err != nil {
+	if _, err := t.execLink(sqlPutLink, v.flow, l.SourceID, v.target, v.base, v.sh, v.th, v.updated, l.LinkedIn, l.MergedIn, v.made); err != nil {
 		return t.putFailed(l, v, err)
 	}
 	return nil
@@ -412,6 +436,9 @@ func (t *sqliteTx) packID(id string) any {
 func (t *sqliteTx) PutLinks(links []*Link) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(links) >= aheadMin && t.s != nil && !t.done {
+		return t.putAhead(links)
+	}
 	for _, l := range links {
 		if err := t.putChecked(l); err != nil {
 			return err

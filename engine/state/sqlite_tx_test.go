@@ -498,3 +498,59 @@ func TestTargetIDsOfOneTx(t *testing.T) {
 		}
 	}
 }
+
+// A deferred Tx commits with synchronous=NORMAL (in WAL mode: without syncing the log), for its
+// own commit only: the next Tx syncs again (FULL), also after a deferred Tx rolled back; and
+// what the deferred ones wrote is there for readers and after a reopen.
+func TestBeginDeferred(t *testing.T) {
+	s, path := newStore(t)
+	ctx := context.Background()
+	level := func(tx Tx) int {
+		t.Helper()
+		var v int
+		if err := tx.(*sqliteTx).conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	const normal, full = 1, 2
+	for i, step := range []struct {
+		deferred bool
+		end      string // commit, rollback
+	}{{true, "commit"}, {false, "commit"}, {true, "rollback"}, {false, "commit"}, {true, "commit"}, {true, "commit"}, {false, "rollback"}} {
+		begin, want := s.Begin, full
+		if step.deferred {
+			begin, want = s.BeginDeferred, normal
+		}
+		tx, err := begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := level(tx); got != want {
+			t.Errorf("step %d: PRAGMA synchronous in a Tx (deferred %v) = %d, want %d", i, step.deferred, got, want)
+		}
+		if err := tx.PutLink(testLink("f", i)); err != nil {
+			t.Fatal(err)
+		}
+		if step.end == "rollback" {
+			err = tx.Rollback()
+		} else {
+			err = tx.Commit()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.CountLinks(ctx, "f"); err != nil || n != 5 {
+		t.Errorf("links of the committed Txs: %d, %v; want 5", n, err)
+	}
+	s.Close()
+	again, err := Open(ctx, path, ReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if n, err := again.CountLinks(ctx, "f"); err != nil || n != 5 {
+		t.Errorf("links after a reopen: %d, %v; want 5", n, err)
+	}
+}

@@ -277,6 +277,17 @@ type Overlapping interface {
 	Overlaps() bool
 }
 
+// Deferring is the optional ability of a Store to open a Tx whose commit does not wait for the
+// disk. Such a commit is safe from a killed process at once; a power loss or an OS crash may
+// undo it until the next ordinary Tx of the store commits, whose durable commit makes every
+// commit before it durable too (the store's log is written in order). It never undoes an
+// ordinary commit, nor a deferred commit without those after it. A run defers only what the
+// next run recovers when it is undone: the links of records created, whose intents an
+// ordinary Tx made durable before the creates.
+type Deferring interface {
+	BeginDeferred(ctx context.Context) (Tx, error)
+}
+
 // Tx is a write transaction: everything in it is committed durably together, or not at all.
 type Tx interface {
 	PutLink(l *Link) error

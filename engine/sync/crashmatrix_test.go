@@ -39,6 +39,10 @@ var errCrashed = errors.New("crashed (the crash-point matrix's simulated kill)")
 // write batch applied (-1: all of them).
 type crashPlan struct {
 	At, Applied int
+	// Lost makes call At, a deferred commit (state.Deferring), one that a power loss undoes:
+	// neither it nor a deferred commit after it happens, the run goes on, and dies at its next
+	// ordinary commit, whose durable commit would have made them durable.
+	Lost bool
 }
 
 var noCrash = crashPlan{At: -1}
@@ -49,6 +53,7 @@ type crashPoint struct {
 	plan  crashPlan
 	calls []string
 	dead  string // what the kill interrupted
+	lost  string // the deferred commit a power loss undoes (plan.Lost)
 }
 
 // reach is called before each call: it reports whether the call goes ahead, and for a
@@ -60,8 +65,19 @@ func (p *crashPoint) reach(what string, batch int) (goAhead bool, applied int) {
 		return false, 0
 	}
 	p.calls = append(p.calls, what)
+	if p.lost != "" && strings.HasPrefix(what, "commit") {
+		if strings.HasSuffix(what, deferredMark) {
+			return false, 0 // undone too: the log is written in order
+		}
+		p.dead = "power loss: " + p.lost + " undone, before " + what
+		return false, 0
+	}
 	if len(p.calls)-1 != p.plan.At {
 		return true, 0
+	}
+	if p.plan.Lost {
+		p.lost = what
+		return false, 0
 	}
 	applied = p.plan.Applied
 	if applied < 0 || applied > batch {
@@ -72,6 +88,14 @@ func (p *crashPoint) reach(what string, batch int) (goAhead bool, applied int) {
 		p.dead = fmt.Sprintf("%s, %d of %d applied", what, applied, batch)
 	}
 	return false, applied
+}
+
+// losing reports whether a commit refused is one a power loss undoes (plan.Lost): the lost
+// one, or a deferred commit after it, before the run dies.
+func (p *crashPoint) losing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dead == "" && p.lost != ""
 }
 
 type crashConn struct {
@@ -193,12 +217,30 @@ func (s *crashStore) Begin(ctx context.Context) (state.Tx, error) {
 	return &crashTx{Tx: tx, p: s.p}, nil
 }
 
+// BeginDeferred forwards the store's state.Deferring, as in production; its commits are
+// crash points too, named with deferredMark.
+func (s *crashStore) BeginDeferred(ctx context.Context) (state.Tx, error) {
+	d, ok := s.Store.(state.Deferring)
+	if !ok {
+		return s.Begin(ctx)
+	}
+	tx, err := d.BeginDeferred(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &crashTx{Tx: tx, p: s.p, deferred: true}, nil
+}
+
+// deferredMark ends the name of a deferred commit.
+const deferredMark = ", deferred"
+
 // crashTx names its commit by what the transaction wrote, so that the matrix can say "after
 // the intent" or "after the link is saved".
 type crashTx struct {
 	state.Tx
-	p     *crashPoint
-	wrote []string
+	p        *crashPoint
+	wrote    []string
+	deferred bool // of BeginDeferred
 }
 
 func (tx *crashTx) note(what string) {
@@ -244,8 +286,14 @@ func (tx *crashTx) Commit() error {
 	if len(tx.wrote) > 0 {
 		what += " (" + strings.Join(tx.wrote, ", ") + ")"
 	}
+	if tx.deferred {
+		what += deferredMark
+	}
 	if ok, _ := tx.p.reach(what, 0); !ok {
 		tx.Tx.Rollback()
+		if tx.p.losing() {
+			return nil // the run goes on as if it had committed
+		}
 		return errCrashed
 	}
 	return tx.Tx.Commit()
@@ -401,6 +449,9 @@ func (w *crashWorld) run(plan crashPlan) ([]string, string, *dsync.Report, error
 	runner := &dsync.Runner{Project: w.proj, Conns: conns, State: &crashStore{Store: st, p: p},
 		Opts: dsync.Options{BatchSize: 2, MaxDeleteShare: 1, Now: func() time.Time { return w.clock }}}
 	rep, err := runner.Run(ctx)
+	if p.lost != "" && p.dead == "" {
+		p.dead = "power loss: " + p.lost + " undone, at the end of the run"
+	}
 	return p.calls, p.dead, rep, err
 }
 
@@ -462,6 +513,9 @@ type crashScenario struct {
 	change  func(w *crashWorld)
 	want    []string
 	flat    bool // the flow without its list (a pure flow: the scan builds the creates ahead)
+	// noMerge drops the flow's merge criteria: a record created and not linked is found
+	// again only by its intent, not by its key.
+	noMerge bool
 }
 
 func crashScenarios() []crashScenario {
@@ -483,18 +537,19 @@ func crashScenarios() []crashScenario {
 	plain := []string{"C1|item 1|1", "C2|item 2|2", "C3|item 3|3"}
 	edited := []string{"C1|edited 1|11", "C2|edited 2|12", "C3|edited 3|13"}
 	return []crashScenario{
-		{"create to target", nothing, seedSource, plain, false},
-		{"create to source", nothing, seedTarget, plain, false},
+		{"create to target", nothing, seedSource, plain, false, false},
+		{"create to source", nothing, seedTarget, plain, false, false},
+		{"create to target without merge criteria", nothing, seedSource, plain, false, true},
 		{"update to target", synced, func(w *crashWorld) {
 			w.exec("shop.db", "UPDATE items SET name = 'edited ' || substr(code, 2), qty = qty + 10")
-		}, edited, false},
+		}, edited, false, false},
 		{"update to source", synced, func(w *crashWorld) {
 			w.exec("store.db", "UPDATE things SET title = 'edited ' || substr(sku, 2), amount = CAST(amount + 10 AS TEXT)")
-		}, edited, false},
-		{"delete to target", synced, func(w *crashWorld) { w.exec("shop.db", "DELETE FROM items") }, nil, false},
-		{"delete to source", synced, func(w *crashWorld) { w.exec("store.db", "DELETE FROM things") }, nil, false},
-		{"create to target of a pure flow", nothing, seedSource, plain, true},
-		{"create to source of a pure flow", nothing, seedTarget, plain, true},
+		}, edited, false, false},
+		{"delete to target", synced, func(w *crashWorld) { w.exec("shop.db", "DELETE FROM items") }, nil, false, false},
+		{"delete to source", synced, func(w *crashWorld) { w.exec("store.db", "DELETE FROM things") }, nil, false, false},
+		{"create to target of a pure flow", nothing, seedSource, plain, true, false},
+		{"create to source of a pure flow", nothing, seedTarget, plain, true, false},
 	}
 }
 
@@ -539,6 +594,9 @@ func runCrashMatrix(t *testing.T, states crashStates, scenarios []crashScenario,
 		proj := modelProject(t, "propagate")
 		if sc.flat {
 			proj = modelProject(t, "flat")
+		}
+		if sc.noMerge {
+			proj = modelProject(t, "propagate-nomerge")
 		}
 		t.Run(strings.ReplaceAll(sc.name, " ", "-"), func(t *testing.T) {
 			// The checkpoint: prepared, changed, not yet synced.
@@ -597,6 +655,9 @@ func runCrashMatrix(t *testing.T, states crashStates, scenarios []crashScenario,
 				applied := []int{-1}
 				if writes(call) && !strings.HasPrefix(call, "commit") {
 					applied = []int{0, 1, -1}
+				}
+				if strings.HasSuffix(call, deferredMark) {
+					try(crashPlan{At: at, Lost: true}, noCrash)
 				}
 				for _, a := range applied {
 					first := crashPlan{At: at, Applied: a}
@@ -659,7 +720,8 @@ func crashBoundaries(scenario string) []string {
 	}
 	switch verb {
 	case "create":
-		out = append(out, side+" create, 1 of 2 applied", side+" create, 2 of 2 applied", "commit (intent)", "commit (intent done, link)")
+		out = append(out, side+" create, 1 of 2 applied", side+" create, 2 of 2 applied", "commit (intent)", "commit (intent done, link)",
+			"power loss: commit (intent done, link), deferred undone, before commit (intent done, link)")
 	case "update", "delete":
 		out = append(out, side+" "+verb+", 1 of 2 applied", side+" "+verb+", 2 of 2 applied")
 	}

@@ -267,7 +267,12 @@ func (fr *flowRun) commit(ctx context.Context, fn func(tx state.Tx) error) error
 
 // transact runs the writes, then fn (when not nil), in one state transaction.
 func (fr *flowRun) transact(ctx context.Context, writes []func(tx state.Tx) error, fn func(tx state.Tx) error) error {
-	tx, err := fr.r.State.Begin(context.WithoutCancel(ctx))
+	return fr.transactWith(ctx, fr.r.State.Begin, writes, fn)
+}
+
+// transactWith is transact in a Tx that begin opens.
+func (fr *flowRun) transactWith(ctx context.Context, begin func(context.Context) (state.Tx, error), writes []func(tx state.Tx) error, fn func(tx state.Tx) error) error {
+	tx, err := begin(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}

@@ -340,6 +340,23 @@ func (s *modelStore) Begin(ctx context.Context) (state.Tx, error) {
 	return &modelTx{Tx: tx, k: s.k}, nil
 }
 
+// BeginDeferred forwards the store's state.Deferring, as in production: the links committed
+// on the second goroutine are deferred commits.
+func (s *modelStore) BeginDeferred(ctx context.Context) (state.Tx, error) {
+	d, ok := s.Store.(state.Deferring)
+	if !ok {
+		return s.Begin(ctx)
+	}
+	if s.k.deadNow() {
+		return nil, errModelKilled
+	}
+	tx, err := d.BeginDeferred(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &modelTx{Tx: tx, k: s.k}, nil
+}
+
 // Overlaps forwards the store's state.Overlapping, so that links are committed on a second
 // goroutine as in production.
 func (s *modelStore) Overlaps() bool {

@@ -176,6 +176,15 @@ func (ls *leasedStore) Begin(ctx context.Context) (state.Tx, error) {
 	return ls.Store.begin(ctx, ls.lease.writer, ls.lease)
 }
 
+// BeginDeferred implements state.Deferring as the store does, through the lease.
+func (ls *leasedStore) BeginDeferred(ctx context.Context) (state.Tx, error) {
+	t, err := ls.Store.begin(ctx, ls.lease.writer, ls.lease)
+	if err != nil {
+		return nil, err
+	}
+	return deferCommit(t)
+}
+
 func (ls *leasedStore) Close() error { return nil }
 
 // Overlaps implements state.Overlapping as the store does.

@@ -91,6 +91,8 @@ var (
 	_ state.Store       = (*Store)(nil)
 	_ state.FlowLister  = (*Store)(nil)
 	_ state.Overlapping = (*Store)(nil)
+	_ state.Deferring   = (*Store)(nil)
+	_ state.Deferring   = (*leasedStore)(nil)
 )
 
 // Open opens the state at dsn (a postgres:// URL). ReadWrite creates the schema if missing and
@@ -255,6 +257,26 @@ func (s *Store) Begin(ctx context.Context) (state.Tx, error) {
 		return nil, fmt.Errorf("the link state %s is shared by workers: a run writes it through the lease of its flows", s.name)
 	}
 	return s.begin(ctx, s.writer, nil)
+}
+
+// BeginDeferred implements state.Deferring: the Tx commits with synchronous_commit off, so
+// that its commit does not wait for the WAL flush; PostgreSQL flushes the WAL in order, so
+// the next ordinary commit's flush makes it durable too.
+func (s *Store) BeginDeferred(ctx context.Context) (state.Tx, error) {
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return deferCommit(tx.(*pgTx))
+}
+
+// deferCommit turns synchronous_commit off for the rest of t.
+func deferCommit(t *pgTx) (state.Tx, error) {
+	if _, err := t.tx.Exec(t.ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
+		t.Rollback()
+		return nil, fmt.Errorf("begin a link state transaction: %w", err)
+	}
+	return t, nil
 }
 
 // begin waits for writer's token and opens a transaction; fence, if any, is checked before

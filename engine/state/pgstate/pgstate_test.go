@@ -100,6 +100,17 @@ func TestLeaseFencesAStalledWorker(t *testing.T) {
 	if err := write(leaseA, "from-a-again"); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("a later commit of the stalled worker: %v", err)
 	}
+	// A deferred commit (the links of a batch of creates) is fenced as well.
+	deferred, err := leaseA.Store().(state.Deferring).BeginDeferred(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deferred.SetWatermark("f", state.Source, "from-a-deferred"); err != nil {
+		t.Fatal(err)
+	}
+	if err := deferred.Commit(); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("a deferred commit of the stalled worker: %v", err)
+	}
 	if err := write(leaseB, "from-b"); err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +145,54 @@ func TestLeaseFencesAStalledWorker(t *testing.T) {
 	// A shared store writes through leases only.
 	if _, err := a.Begin(ctx); err == nil {
 		t.Error("a shared store began a transaction without a lease")
+	}
+	if _, err := a.BeginDeferred(ctx); err == nil {
+		t.Error("a shared store began a deferred transaction without a lease")
+	}
+}
+
+// A deferred Tx commits without waiting for the WAL flush (synchronous_commit off), for its
+// own commit only: the next Tx waits for it again, and what the deferred one wrote is there.
+func TestBeginDeferred(t *testing.T) {
+	st, dsn := openFresh(t, Options{Mode: state.ReadWrite})
+	level := func(tx state.Tx) string {
+		t.Helper()
+		var v string
+		if err := tx.(*pgTx).tx.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, deferred := range []bool{true, false, true, false} {
+		begin := st.Begin
+		if deferred {
+			begin = st.BeginDeferred
+		}
+		tx, err := begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "on"
+		if deferred {
+			want = "off"
+		}
+		if got := level(tx); got != want {
+			t.Errorf("synchronous_commit in a Tx (deferred %v) = %s, want %s", deferred, got, want)
+		}
+		if err := tx.PutLink(&state.Link{Flow: "f", SourceID: fmt.Sprint("s-", deferred), TargetID: fmt.Sprint("t-", deferred)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := Open(ctx, dsn, Options{Mode: state.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if n, err := other.CountLinks(ctx, "f"); err != nil || n != 2 {
+		t.Errorf("links seen by another connection: %d, %v; want 2", n, err)
 	}
 }
 

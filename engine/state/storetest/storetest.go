@@ -46,6 +46,8 @@ func Run(t *testing.T, o Opener) {
 		{"Rollback", testRollback},
 		{"PutLinks", testPutLinks},
 		{"PutLinksRefused", testPutLinksRefused},
+		{"PutLinksMany", testPutLinksMany},
+		{"PutLinksManyRefused", testPutLinksManyRefused},
 		{"AddIntents", testAddIntents},
 		{"IntentBatches", testIntentBatches},
 		{"Intents", testIntents},

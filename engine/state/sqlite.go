@@ -62,6 +62,13 @@ const (
 	// cache as pages are used, so a smaller state costs less, and reads keep the default on
 	// their own connections, so that the process stays within its budget (150 MiB at 1M).
 	writerCacheKiB = 32 << 10
+	// writerCheckpointPages is the WAL's size, in pages, at which a commit of the writer copies
+	// it into the file (SQLite's default is 1,000: 4 MB). A first sync's batches rewrite the
+	// same pages (the last leaves of the links and of their index, their parents, the intents),
+	// which a checkpoint writes once however many commits rewrote them since the last: with
+	// 8,000 (a WAL of about 32 MB) bench i at 1M took 0.97 times the time, in runs alternated
+	// with the default's.
+	writerCheckpointPages = 8000
 	// timeFormat is RFC 3339 in UTC with a fixed nine-digit fraction, so that times also sort
 	// correctly as text (RFC3339Nano drops trailing zeros, and "05Z" sorts after "05.5Z").
 	timeFormat = "2006-01-02T15:04:05.000000000Z07:00"

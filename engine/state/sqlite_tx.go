@@ -94,9 +94,11 @@ func (s *SQLite) writerConn(ctx context.Context) (*sql.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)); err != nil {
-		conn.Close()
-		return nil, err
+	for _, pragma := range []string{fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", writerCheckpointPages)} {
+		if _, err := conn.ExecContext(ctx, pragma); err != nil {
+			conn.Close()
+			return nil, err
+		}
 	}
 	s.wconn, s.wdeferred = conn, false // opened with synchronous=FULL (Open)
 	return conn, nil

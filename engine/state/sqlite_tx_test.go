@@ -302,8 +302,8 @@ func TestClearWhereNothingIs(t *testing.T) {
 	}
 }
 
-// The connection of the Txs has the page cache a first sync needs, kept between Txs; reads keep
-// SQLite's default on theirs.
+// The connection of the Txs has the page cache and the checkpoint interval a first sync needs,
+// kept between Txs; reads keep SQLite's default cache on theirs.
 func TestWriterPageCache(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
@@ -322,6 +322,12 @@ func TestWriterPageCache(t *testing.T) {
 	}
 	if writer != -writerCacheKiB || reader != -2000 {
 		t.Errorf("cache_size of the writer %d, of a reader %d; want %d and -2000", writer, reader, -writerCacheKiB)
+	}
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&writer); err != nil {
+		t.Fatal(err)
+	}
+	if writer != writerCheckpointPages {
+		t.Errorf("wal_autocheckpoint of the writer %d, want %d", writer, writerCheckpointPages)
 	}
 }
 

@@ -176,7 +176,9 @@ func (fr *flowRun) run(ctx context.Context) error {
 	}
 	fr.check = dc
 	if !dc.hadLinks {
-		fr.linkedNow = newLinkFilters() // before the run writes any link of the flow
+		// Before the run writes any link of the flow; a side's ids are linked to the records
+		// it holds or those created there from the other's.
+		fr.linkedNow = newLinkFilters(dc.now[Source] + dc.now[Target])
 	}
 	if err := fr.beginResync(ctx); err != nil {
 		return err

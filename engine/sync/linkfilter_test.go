@@ -12,7 +12,7 @@ import (
 // The filter of a fresh flow's linked ids holds every id added, whatever their number (its
 // levels grow with them), and takes few others for held.
 func TestLinkFilterHoldsEveryIDAdded(t *testing.T) {
-	f := newLinkFilter()
+	f := newLinkFilter(0)
 	const n = 100000
 	for i := range n {
 		f.add(fmt.Sprintf("P-%d", i))
@@ -29,7 +29,7 @@ func TestLinkFilterHoldsEveryIDAdded(t *testing.T) {
 	}
 	var bits int
 	for _, l := range f.levels {
-		bits += len(l.bits) * 64
+		bits += len(l.blocks) * 512
 	}
 	if per := float64(bits) / n; per > 3*filterBitsPer {
 		t.Errorf("%.1f bits per id, want about %d", per, filterBitsPer)
@@ -40,6 +40,35 @@ func TestLinkFilterHoldsEveryIDAdded(t *testing.T) {
 	}
 	if rate := float64(len(f.maybeHeld(others))) / n; rate > 0.10 {
 		t.Errorf("%.1f %% of ids never added are taken for held, want under 10 %%", 100*rate)
+	}
+}
+
+// A filter sized for the ids a run expects holds them in one level, and takes under 3 % of
+// other ids for held.
+func TestLinkFilterSizedForTheIDsExpected(t *testing.T) {
+	const n = 300000
+	f := newLinkFilter(n)
+	added := make([]string, n)
+	for i := range added {
+		added[i] = fmt.Sprintf("P-%d", i)
+		f.add(added[i])
+	}
+	if held := f.maybeHeld(added); len(held) != n {
+		t.Fatalf("%d ids were added and the filter holds %d of them", n, len(held))
+	}
+	if len(f.levels) != 1 {
+		t.Errorf("%d ids expected and added in %d levels, want 1", n, len(f.levels))
+	}
+	others := make([]string, n)
+	for i := range others {
+		others[i] = fmt.Sprintf("Q-%d", i)
+	}
+	if rate := float64(len(f.maybeHeld(others))) / n; rate > 0.03 {
+		t.Errorf("%.1f %% of ids never added are taken for held, want under 3 %%", 100*rate)
+	}
+	f.add("one more") // beyond what was expected: a level more
+	if len(f.levels) != 2 || len(f.maybeHeld([]string{"one more"})) != 1 {
+		t.Errorf("an id beyond those expected: %d levels, held %v", len(f.levels), f.maybeHeld([]string{"one more"}))
 	}
 }
 
@@ -70,7 +99,7 @@ func TestFreshFlowLooksUpOnlyTheIDsItLinked(t *testing.T) {
 	st := &countingStore{linkStore: linkStore{bySource: map[string]*state.Link{
 		f.ID() + "/S1": l1, f.ID() + "/S2": l2, "another/S3": other,
 	}}}
-	fr := &flowRun{r: &Runner{State: st}, f: f, plan: newPlanner(f, nil, nil, nil), linkedNow: newLinkFilters()}
+	fr := &flowRun{r: &Runner{State: st}, f: f, plan: newPlanner(f, nil, nil, nil), linkedNow: newLinkFilters(0)}
 	tx := trackedTx{noTx{}, fr}
 	if err := tx.PutLink(l1); err != nil {
 		t.Fatal(err)
@@ -115,10 +144,17 @@ func (noTx) PutLinks([]*state.Link) error    { return nil }
 func (noTx) DeleteLink(string, string) error { return nil }
 
 // BenchmarkLinkFilterBatch is the filter's part of a fresh flow's lookup of a batch of 1,000
-// ids that have no link, with 200,000 links written.
+// ids that have no link, with 1,000,000 links written: in a chain of levels from the smallest
+// (expect=0), or in the one level of a run that knew how many to expect.
 func BenchmarkLinkFilterBatch(b *testing.B) {
-	lf := newLinkFilters()
-	for i := range 200000 {
+	for _, expect := range []int{0, 1000000} {
+		b.Run(fmt.Sprint("expect=", expect), func(b *testing.B) { benchLinkFilterBatch(b, expect) })
+	}
+}
+
+func benchLinkFilterBatch(b *testing.B, expect int) {
+	lf := newLinkFilters(expect)
+	for i := range 1000000 {
 		lf.source.add(fmt.Sprintf("P-%d", i))
 	}
 	ids := make([]string, 1000)

@@ -104,6 +104,8 @@ type Conn interface {
 	Get(ctx context.Context, entity string, ids []string) (map[string]Record, error)
 	// Create creates records and returns one Result per record, in order; Result.Record.ID is
 	// the new record's id. The error is for the batch as a whole (the system is unreachable).
+	// The maps of data are the Create's: it may return one, with the values the system set
+	// added, as its Result's record, and the caller does not use them after the call.
 	Create(ctx context.Context, entity string, data []map[string]any) ([]Result, error)
 	// Update writes the given properties of existing records (a patch: properties absent from
 	// Data are left as they are; nested objects are patched, lists replaced) and returns one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -211,8 +212,8 @@ func TestCreateInBulkFailingRow(t *testing.T) {
 // AUTOINCREMENT), the numbers SQLite gives fail the batch, which is written one at a time.
 func TestCreateInBulkMisnumbered(t *testing.T) {
 	c, _ := openBulk(t)
-	data := []map[string]any{{"v": "a"}, {"v": "b"}, {"v": "c"}}
-	res, err := c.Create(ctx, "Counted", data)
+	data := func() []map[string]any { return []map[string]any{{"v": "a"}, {"v": "b"}, {"v": "c"}} } // Create may keep them
+	res, err := c.Create(ctx, "Counted", data())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestCreateInBulkMisnumbered(t *testing.T) {
 	if _, err := c.w.Exec("DELETE FROM counted WHERE id = 6"); err != nil {
 		t.Fatal(err)
 	}
-	res, err = c.Create(ctx, "Counted", data)
+	res, err = c.Create(ctx, "Counted", data())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,4 +362,40 @@ func TestCreateInBulkReadsStampsInRange(t *testing.T) {
 		}
 	}
 	checkStored(t, c, "Item", res)
+}
+
+// Create returns as a record the map it was given, with the columns the system set added,
+// when each of its values is what the row holds as a read gives it; a record whose value the
+// column converts (a number into TEXT, text into INTEGER) gets a map of its own, and its map
+// is left as it was.
+func TestCreateKeepsTheMapsGiven(t *testing.T) {
+	c, _ := openBulk(t)
+	data := []map[string]any{
+		{"sku": "kept", "n": int64(5), "a": "x"},
+		{"sku": int64(3), "n": int64(6)}, // stored as "3"
+		{"sku": "n as text", "n": "7"},   // stored as 7
+		{"sku": "kept too", "b": nil},
+	}
+	given := make([]map[string]any, len(data))
+	for i, d := range data {
+		given[i] = maps.Clone(d)
+	}
+	res, err := c.Create(ctx, "Item", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, c, "Item", res)
+	for i, r := range res {
+		kept := reflect.ValueOf(r.Record.Data).UnsafePointer() == reflect.ValueOf(data[i]).UnsafePointer()
+		if want := i == 0 || i == 3; kept != want {
+			t.Errorf("record %d %v: the map given is the record: %v, want %v", i, given[i], kept, want)
+		}
+		if kept {
+			if r.Record.Data["id"] == nil || r.Record.Data["stamp"] == nil {
+				t.Errorf("record %d: the map given lacks the columns SQLite set: %v", i, r.Record.Data)
+			}
+		} else if !reflect.DeepEqual(data[i], given[i]) {
+			t.Errorf("record %d: the map given changed to %v", i, data[i])
+		}
+	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"database/sql"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -161,8 +162,17 @@ func TestCreatePredictsRowsAsRead(t *testing.T) {
 			// One record per batch, so that no other record's column read back hides a
 			// wrong prediction, then all in one batch.
 			var res []connector.Result
+			// Create may keep the maps it is given (as the records it returns): each call is
+			// given copies.
+			copies := func(data []map[string]any) []map[string]any {
+				out := make([]map[string]any, len(data))
+				for i, d := range data {
+					out[i] = maps.Clone(d)
+				}
+				return out
+			}
 			for i := range data {
-				r, err := c.Create(ctx, entity, data[i:i+1])
+				r, err := c.Create(ctx, entity, copies(data[i:i+1]))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -181,7 +191,7 @@ func TestCreatePredictsRowsAsRead(t *testing.T) {
 					data[i]["id"] = id + 1000
 				}
 			}
-			all, err := c.Create(ctx, entity, data)
+			all, err := c.Create(ctx, entity, copies(data))
 			if err != nil {
 				t.Fatal(err)
 			}

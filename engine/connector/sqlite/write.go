@@ -50,7 +50,7 @@ func (c *conn) Create(ctx context.Context, name string, data []map[string]any) (
 		if p == nil {
 			return e.readBack(ctx, tx, results, ids)
 		}
-		return p.finish(ctx, tx, e, results, ids)
+		return p.finish(ctx, tx, e, results, ids, data)
 	}
 	one := func(e *entity) writeOne {
 		return func(ctx context.Context, tx *sql.Tx, i int) (any, error) { return e.create(ctx, tx, data[i], p, i) }

@@ -35,7 +35,7 @@ type Options struct {
 	// Flows limits the run to these flow ids (and runs them in dependency order); empty runs all.
 	Flows []string
 	// BatchSize is the number of records read, merged and written together. The default is
-	// 2,000 for a flow between systems that take large batches well (local databases,
+	// 1,000 for a flow between systems that take large batches well (local databases,
 	// connector.Capabilities.LargeBatches) and 500 otherwise, so that a run over a slow API
 	// still finishes its batch soon after an interrupt.
 	BatchSize int

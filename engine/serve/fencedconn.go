@@ -13,8 +13,10 @@ import (
 // before it stopped: values the worker that took the flow over may have changed since. Each
 // write call of a leased run therefore asks the lease first (alive() is a look at the local
 // monotonic clock, which runs on while the process is stopped) and is refused once the lease
-// may have expired. What is left is the instant between that look and the call reaching the
-// system.
+// may have expired, and the call carries the same look (connector.WithFence) for the
+// connection to make again just before it commits its write, so that a worker stopped inside
+// the call rolls its write back when it wakes. What is left is the instant between the last
+// look and the commit.
 
 // alive reports whether the run's lease still holds; its error says why not.
 type alive func() error
@@ -44,21 +46,21 @@ func (c *fencedConn) Create(ctx context.Context, entity string, data []map[strin
 	if err := c.ok(); err != nil {
 		return make([]connector.Result, len(data)), err
 	}
-	return c.Conn.Create(ctx, entity, data)
+	return c.Conn.Create(connector.WithFence(ctx, c.ok), entity, data)
 }
 
 func (c *fencedConn) Update(ctx context.Context, entity string, recs []connector.Record) ([]connector.Result, error) {
 	if err := c.ok(); err != nil {
 		return make([]connector.Result, len(recs)), err
 	}
-	return c.Conn.Update(ctx, entity, recs)
+	return c.Conn.Update(connector.WithFence(ctx, c.ok), entity, recs)
 }
 
 func (c *fencedConn) Delete(ctx context.Context, entity string, ids []string) ([]error, error) {
 	if err := c.ok(); err != nil {
 		return make([]error, len(ids)), err
 	}
-	return c.Conn.Delete(ctx, entity, ids)
+	return c.Conn.Delete(connector.WithFence(ctx, c.ok), entity, ids)
 }
 
 // Capabilities implements connector.Conn: c's, with its keyed creates fenced.
@@ -80,5 +82,5 @@ func (k fencedKeyed) CreateKeyed(ctx context.Context, entity string, data []map[
 	if err := k.ok(); err != nil {
 		return make([]connector.Result, len(data)), err
 	}
-	return k.KeyedCreator.CreateKeyed(ctx, entity, data, keys)
+	return k.KeyedCreator.CreateKeyed(connector.WithFence(ctx, k.ok), entity, data, keys)
 }

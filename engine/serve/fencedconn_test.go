@@ -88,3 +88,58 @@ func TestFencedConnRefusesWritesOfALostLease(t *testing.T) {
 		t.Error("a connection without Count gained it")
 	}
 }
+
+// stallingConn is a system whose write lasts past the lease: the lease is lost inside the
+// call, and the write asks the fence the call carries just before its commit.
+type stallingConn struct {
+	connector.Conn
+	stall     func() // loses the lease
+	committed int
+}
+
+func (c *stallingConn) Capabilities() connector.Capabilities { return connector.Capabilities{Delete: true} }
+
+func (c *stallingConn) write(ctx context.Context) error {
+	c.stall()
+	if err := connector.Fence(ctx); err != nil {
+		return err
+	}
+	c.committed++
+	return nil
+}
+
+func (c *stallingConn) Create(ctx context.Context, _ string, data []map[string]any) ([]connector.Result, error) {
+	return make([]connector.Result, len(data)), c.write(ctx)
+}
+
+func (c *stallingConn) Update(ctx context.Context, _ string, recs []connector.Record) ([]connector.Result, error) {
+	return make([]connector.Result, len(recs)), c.write(ctx)
+}
+
+func (c *stallingConn) Delete(ctx context.Context, _ string, ids []string) ([]error, error) {
+	return make([]error, len(ids)), c.write(ctx)
+}
+
+// A leased run's write that the lease outlives only at its start is refused at its commit: the
+// call carries the fence to the connection (connector.Fence), which the sqlite and SQL
+// connectors ask just before they commit.
+func TestFencedConnFencesTheCommitOfAStalledWrite(t *testing.T) {
+	lost := errors.New("lease lost")
+	var leaseErr error
+	inner := &stallingConn{stall: func() { leaseErr = lost }}
+	c := fenceConn(inner, func() error { return leaseErr })
+	ctx := context.Background()
+	for name, write := range map[string]func() error{
+		"Create": func() error { _, err := c.Create(ctx, "E", []map[string]any{{}}); return err },
+		"Update": func() error { _, err := c.Update(ctx, "E", []connector.Record{{}}); return err },
+		"Delete": func() error { _, err := c.Delete(ctx, "E", []string{"1"}); return err },
+	} {
+		leaseErr = nil
+		if err := write(); !errors.Is(err, lost) {
+			t.Errorf("%s stalled past the lease: %v, want the lease's error", name, err)
+		}
+	}
+	if inner.committed != 0 {
+		t.Errorf("%d stalled writes committed, want none", inner.committed)
+	}
+}

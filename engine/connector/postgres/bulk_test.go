@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -274,5 +275,31 @@ func TestUpdateBatchWithOneBadRow(t *testing.T) {
 	}
 	if got, err := c.Get(context.Background(), "Item", []string{created[433].Record.ID}); err != nil || got[created[433].Record.ID].Data["qty"] != int64(5433) {
 		t.Errorf("the bad record holds %v (%v), want its qty unchanged (5433)", got, err)
+	}
+}
+
+// A write whose context's fence fails by its commit (a leased run that lost its lease while it
+// wrote: connector.Fence) rolls back whole, creates, updates and deletes alike.
+func TestWritesRollBackAtAFailedFence(t *testing.T) {
+	db := pgtest.New(t)
+	db.Exec(t, `CREATE TABLE items (id serial PRIMARY KEY, name text, qty integer)`, `INSERT INTO items (name, qty) VALUES ('kept', 1)`)
+	c := open(t, db.DSN(), system(`Item: {table: items, id: id}`))
+	lost := errors.New("the lease of the flow was lost")
+	fenced := connector.WithFence(context.Background(), func() error { return lost })
+	if _, err := c.Create(fenced, "Item", items(300, nil)); !errors.Is(err, lost) {
+		t.Errorf("Create under a failed fence: %v", err)
+	}
+	if _, err := c.Update(fenced, "Item", []connector.Record{{ID: "1", Data: map[string]any{"name": "changed"}}}); !errors.Is(err, lost) {
+		t.Errorf("Update under a failed fence: %v", err)
+	}
+	if _, err := c.Delete(fenced, "Item", []string{"1"}); !errors.Is(err, lost) {
+		t.Errorf("Delete under a failed fence: %v", err)
+	}
+	got, err := c.Get(context.Background(), "Item", []string{"1", "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["1"].Data["name"] != "kept" {
+		t.Errorf("items after the fenced writes: %v, want only item 1 as it was", got)
 	}
 }

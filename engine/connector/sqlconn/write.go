@@ -273,6 +273,9 @@ func (c *Conn) writeTx(ctx context.Context, e *entity, n int, prepare prepare, r
 			return nil, false, err
 		}
 	}
+	if err := connector.Fence(ctx); err != nil {
+		return nil, false, err // rolled back: the run lost its lease while it wrote
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, false, committing{err}
 	}

@@ -399,3 +399,33 @@ func TestCreateKeepsTheMapsGiven(t *testing.T) {
 		}
 	}
 }
+
+// A write whose context's fence fails by its commit (a leased run that lost its lease while
+// it wrote: connector.Fence) rolls back whole, creates, updates and deletes alike, and says
+// why; the next write under a fence that holds goes through.
+func TestWritesRollBackAtAFailedFence(t *testing.T) {
+	c, path := openBulk(t)
+	lost := errors.New("the lease of the flow was lost")
+	fenced := connector.WithFence(ctx, func() error { return lost })
+	count := func() any { return sqlValue(t, path, "SELECT count(*) || ' ' || coalesce(group_concat(a), '') FROM items") }
+	before := count()
+	if _, err := c.Create(fenced, "Item", []map[string]any{{"sku": "f1", "a": "x"}, {"sku": "f2", "a": "y"}}); !errors.Is(err, lost) {
+		t.Errorf("Create under a failed fence: %v", err)
+	}
+	if _, err := c.Update(fenced, "Item", []connector.Record{{ID: "41", Data: map[string]any{"a": "changed"}}}); !errors.Is(err, lost) {
+		t.Errorf("Update under a failed fence: %v", err)
+	}
+	if _, err := c.Delete(fenced, "Item", []string{"41"}); !errors.Is(err, lost) {
+		t.Errorf("Delete under a failed fence: %v", err)
+	}
+	if after := count(); after != before {
+		t.Errorf("items after the fenced writes: %v, want %v", after, before)
+	}
+	holds := connector.WithFence(ctx, func() error { return nil })
+	if res, err := c.Create(holds, "Item", []map[string]any{{"sku": "f1", "a": "x"}}); err != nil || res[0].Err != nil {
+		t.Fatalf("Create under a fence that holds: %v %v", err, res)
+	}
+	if after := count(); after == before {
+		t.Errorf("the write under a fence that holds left items at %v", after)
+	}
+}

@@ -215,6 +215,9 @@ func (c *conn) writeTx(ctx context.Context, name string, n int, prepare func(*sq
 			return nil, err
 		}
 	}
+	if err := connector.Fence(ctx); err != nil {
+		return nil, err // rolled back: the run lost its lease while it wrote
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}

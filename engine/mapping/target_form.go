@@ -26,6 +26,9 @@ type targetForm struct {
 	// comma but for the first; the text of key i ends at ends[i].
 	heads []byte
 	ends  []int
+	// holds is, by index in the flow's Properties, whether the record holds that property's
+	// value as BuildTargetForms gives its form: a flat record's key set last by it.
+	holds []bool
 	// scratch holds buffers (*[]byte) for the values' forms, one per call at a time: the
 	// flow's records are built on more than one goroutine.
 	scratch sync.Pool
@@ -70,6 +73,7 @@ func newTargetForm(props []*Property) *targetForm {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	t.holds = make([]bool, len(props))
 	for i, k := range keys {
 		if i > 0 {
 			t.heads = append(t.heads, ',')
@@ -78,8 +82,19 @@ func newTargetForm(props []*Property) *targetForm {
 		t.heads = append(t.heads, ':')
 		t.ends = append(t.ends, len(t.heads))
 		t.last = append(t.last, lastOf[k])
+		t.holds[t.index[lastOf[k]]] = true
 	}
 	return t
+}
+
+// HoldsBuiltValue reports whether a record BuildTargetForms builds holds, as property i's
+// view of it (View), the value whose form it gives as values[i]: a record of a flow whose
+// properties each set a key (no dotted path, no list) holds each key's last value. So the form
+// of that view of the record, or of the record as a system stores it when every value is
+// stored as given, is values[i], and need not be made again.
+func (f *Flow) HoldsBuiltValue(i int) bool {
+	t := f.targetForm()
+	return i < len(t.holds) && t.holds[i]
 }
 
 // BuildTargetForms is BuildTarget that also gives the canonical form (AppendCanonical) of each

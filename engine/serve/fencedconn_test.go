@@ -97,7 +97,9 @@ type stallingConn struct {
 	committed int
 }
 
-func (c *stallingConn) Capabilities() connector.Capabilities { return connector.Capabilities{Delete: true} }
+func (c *stallingConn) Capabilities() connector.Capabilities {
+	return connector.Capabilities{Delete: true}
+}
 
 func (c *stallingConn) write(ctx context.Context) error {
 	c.stall()

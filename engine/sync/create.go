@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/dataflow-sync/dataflow/engine/connector"
@@ -213,7 +214,7 @@ func (fr *flowRun) createMany(ctx context.Context, side Side, tc *toCreate, stag
 		return nil, err // the intents stay: the next run recovers whatever was created
 	}
 	c := &createdBatch{fr: fr, side: side, results: results, outcomes: make([]createdOutcome, len(results))}
-	made, unbased := fr.linkCreated(c, stage, from, sVals, digests, unsynced)
+	made, unbased := fr.linkCreated(c, stage, from, datas, sVals, digests, unsynced)
 	newIDs, links, accepted, undone := fr.sortCreated(c, entity, from, made, unbased)
 	for i, reason := range unsyncedWhy {
 		c.outcomes[i].reason = reason
@@ -327,7 +328,7 @@ func (fr *flowRun) addIntents(ctx context.Context, toSide Side, from []connector
 // state), a pure flow's links whose bases cannot fail (build gave every value in target form)
 // get their bases and digests on a goroutine of their own (deferredBase), not on the flow
 // run's goroutine, which then goes on to the next batch's creates.
-func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Record, sVals []propValues, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
+func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Record, datas []map[string]any, sVals []propValues, digests []string, unsynced map[int][]string) (made []*state.Link, unbased []error) {
 	side, results := c.side, c.results
 	made = make([]*state.Link, len(results))
 	unbased = make([]error, len(results))
@@ -340,7 +341,9 @@ func (fr *flowRun) linkCreated(c *createdBatch, stage bool, from []connector.Rec
 			l := fr.createdLink(side)
 			src, tgt, hashes := createdPair(side, from[i], res.Record, digests[i])
 			l.SourceID, l.TargetID = src.ID, tgt.ID
-			c.deferred = append(c.deferred, deferredBase{link: l, src: src, tgt: tgt, sVals: sVals[i], hashes: hashes})
+			db := deferredBase{link: l, src: src, tgt: tgt, sVals: sVals[i], hashes: hashes}
+			db.asBuilt = side == Source && i < len(datas) && sameMap(tgt.Data, datas[i])
+			c.deferred = append(c.deferred, db)
 			made[i] = l
 		}
 	}
@@ -402,6 +405,14 @@ type deferredBase struct {
 	src, tgt connector.Record
 	sVals    propValues
 	hashes   [2]string
+	// asBuilt says that tgt's data is the record build made, which the target's connection
+	// gave back as the record it stored (connector.Conn.Create): its values are build's.
+	asBuilt bool
+}
+
+// sameMap reports whether a and b are the same map (not merely equal ones).
+func sameMap(a, b map[string]any) bool {
+	return a != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // startBases computes the bases and digests of the batch's deferred links on a goroutine of
@@ -442,7 +453,7 @@ func (c *createdBatch) finish(d *digesters) error {
 	fr := c.fr
 	for _, db := range c.deferred {
 		// A list, not a map: the flow is pure, so its properties have no elements.
-		sides, ts, err := fr.plan.baseForms(db.src, db.tgt, db.sVals)
+		sides, ts, err := fr.plan.baseForms(db.src, db.tgt, db.sVals, db.asBuilt)
 		if err != nil {
 			return fmt.Errorf("link of %s: %w", db.src.ID, err) // cannot happen: sVals is complete
 		}

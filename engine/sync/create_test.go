@@ -172,7 +172,7 @@ func TestBaseFormsAreBaseOf(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sides, ts, err := fr.plan.baseForms(src, tgt, s)
+			sides, ts, err := fr.plan.baseForms(src, tgt, s, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,4 +200,49 @@ func checkBaseWithoutPairings(t *testing.T, what string, l *state.Link, want map
 	if len(got) != len(want) {
 		t.Errorf("the base of %s has %d properties, want %d", what, len(got), len(want))
 	}
+}
+
+// The base of a record created whose stored record is the one build made (a connection that
+// gives back the map it was given, with the columns it set) is the base baseOf computes: T is
+// S where that record holds build's value (a value copied, one computed by an expression), and
+// made again where it does not (a property that flows to the source only, whose column the
+// system set).
+func TestBaseFormsOfTheRecordBuilt(t *testing.T) {
+	f := planFlowWith(t, `dataflow: plan
+source: shop
+target: store
+flows:
+  - id: items
+    source: Item
+    target: Thing
+    sync: both
+    properties:
+      - {source: code, target: sku}
+      - {source: name, target: title, sync: to-target, to_target: 'upper(name)'}
+      - {source: qty, target: amount}
+      - {source: note, target: note, sync: to-source}
+`)
+	fr := &flowRun{r: &Runner{Opts: Options{Now: time.Now}}, f: f, plan: newPlanner(f, nil, nil, nil)}
+	src := planRecord(t, "1", `{"code": "A-1", "name": "Kettle", "qty": 3, "note": "blue"}`)
+	data, s, err := fr.build(Source, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data["id"], data["note"] = "T1", "sky blue" // set by the system
+	tgt := connector.Record{ID: "T1", Data: data}
+	want, err := fr.plan.baseOf(src, tgt, nil, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	title, note := want[f.Properties[1].Key()], want[f.Properties[3].Key()]
+	if string(title.T) != `"KETTLE"` || string(note.S) != `"blue"` || string(note.T) != `"sky blue"` {
+		t.Fatalf("the flow's bases: title T %s, note S %s and T %s", title.T, note.S, note.T)
+	}
+	sides, ts, err := fr.plan.baseForms(src, tgt, s, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &state.Link{}
+	l.SetBaseForms(fr.plan.keys, sides, ts)
+	checkBaseWithoutPairings(t, "the link", l, want)
 }

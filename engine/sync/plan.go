@@ -304,13 +304,18 @@ func (pl *planner) baseOf(src, tgt connector.Record, hints map[string][]elemHint
 // baseForms is baseOf of a flow without lists, by side (for state.Link.SetBaseForms, with
 // pl.keys): s holds the S values (sVals itself unless baseValue computed one that sVals lacks),
 // t the T values that are not their S's (nil when every T is its S, as after most creates).
-// No map and no state.Base per link.
-func (pl *planner) baseForms(src, tgt connector.Record, sVals propValues) (s, t [][]byte, err error) {
+// No map and no state.Base per link. asBuilt says that tgt's data is the record build made
+// with sVals (and stored as given): a property whose value that record holds as build gave it
+// (mapping.Flow.HoldsBuiltValue) has T the form of its S, which is not made again.
+func (pl *planner) baseForms(src, tgt connector.Record, sVals propValues, asBuilt bool) (s, t [][]byte, err error) {
 	n := len(pl.f.Properties)
 	s = sVals
 	owned := false // s is a copy of sVals, which the caller's build shares
 	var buf []byte
 	for i, prop := range pl.f.Properties {
+		if asBuilt && i < len(sVals) && sVals[i] != nil && pl.f.HoldsBuiltValue(i) {
+			continue // S is sVals[i], and T the same
+		}
 		b, err := pl.baseValue(i, prop, src, tgt, sVals, &buf)
 		if err != nil {
 			return nil, nil, err

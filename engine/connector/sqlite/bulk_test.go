@@ -407,7 +407,9 @@ func TestWritesRollBackAtAFailedFence(t *testing.T) {
 	c, path := openBulk(t)
 	lost := errors.New("the lease of the flow was lost")
 	fenced := connector.WithFence(ctx, func() error { return lost })
-	count := func() any { return sqlValue(t, path, "SELECT count(*) || ' ' || coalesce(group_concat(a), '') FROM items") }
+	count := func() any {
+		return sqlValue(t, path, "SELECT count(*) || ' ' || coalesce(group_concat(a), '') FROM items")
+	}
 	before := count()
 	if _, err := c.Create(fenced, "Item", []map[string]any{{"sku": "f1", "a": "x"}, {"sku": "f2", "a": "y"}}); !errors.Is(err, lost) {
 		t.Errorf("Create under a failed fence: %v", err)

@@ -185,14 +185,14 @@ func BenchmarkEncodeBinaryBase(b *testing.B) {
 	}
 	defer tx.Rollback()
 	st := tx.(*sqliteTx)
-	if _, err := st.encodeBase(links[0].Base); err != nil {
+	if _, err := st.encodeBase(links[0]); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	cpu := startCPU()
 	for b.Loop() {
 		for _, l := range links {
-			if _, err := st.encodeBase(l.Base); err != nil {
+			if _, err := st.encodeBase(l); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -23,11 +23,9 @@ const (
 // preparedLink is the stored forms of a link's columns, encoded ahead of its insert, in
 // buffers of its own (SQLite copies what it binds, so they are reused for the next chunk).
 type preparedLink struct {
-	v      linkValues
-	ok     bool // false: the Tx encodes the link itself
-	digest [2]boxedBytes
-	target boxedBytes
-	base   boxedBytes
+	v       linkValues
+	ok      bool // false: the Tx encodes the link itself
+	columns linkBuffers
 }
 
 // boxedBytes is a buffer whose slice is boxed in an any once, for as long as its length and
@@ -48,26 +46,66 @@ func (b *boxedBytes) set(p []byte) any {
 	return b.box
 }
 
+// linkBuffers hold the stored forms of a link's columns (linkValues) that are bytes, boxed
+// (boxedBytes), and the room to decode them in.
+type linkBuffers struct {
+	digests [2]boxedBytes
+	target  boxedBytes
+	base    boxedBytes
+	digest  [16]byte
+	id      []byte
+}
+
+// set sets v's columns but the flow and the base: the target id and the digests as bytes where
+// they are hex (packID, packDigest), the time, and who made the link.
+func (b *linkBuffers) set(l *Link, v *linkValues) {
+	if id, ok := decodeIDInto(&b.id, l.TargetID); ok {
+		v.target = b.target.set(id)
+	} else {
+		v.target = l.TargetID
+	}
+	v.sh, v.th = b.packDigest(0, l.SourceHash), b.packDigest(1, l.TargetHash)
+	v.updated, v.made = packTime(l.Updated), packMade(l.Made)
+}
+
+// packDigest is packDigest into the buffer of digest i.
+func (b *linkBuffers) packDigest(i int, s string) any {
+	if !decodeDigest(b.digest[:], s) {
+		return s
+	}
+	return b.digests[i].set(b.digest[:])
+}
+
+// binaryBaseOf encodes l's base in the binary form with c, with key the number of a property
+// key: out is nil for a link without a base; ok is false for a base that is not plain (stored
+// as JSON text), or when unknown lists keys that have no number (binaryCodec.encode). m is the
+// base as a map when encoding it made or used one (for the JSON form). The bytes are c's.
+func binaryBaseOf(c *binaryCodec, l *Link, key func(string) (int64, bool)) (out []byte, m map[string]Base, unknown []string, ok bool) {
+	switch {
+	case l.list != nil && len(l.list.keys) > 0:
+		if out, ok = c.encodeList(l.list); ok {
+			return out, nil, nil, true
+		}
+		m = l.list.bases()
+	case len(l.Base) > 0:
+		m = l.Base
+	default:
+		return nil, nil, nil, true
+	}
+	out, unknown, ok = c.encode(m, key)
+	return out, m, unknown, ok && len(unknown) == 0
+}
+
 // aheadEncoder encodes links for putAhead with the dictionary the Tx began with; it shares
 // nothing the Tx writes.
 type aheadEncoder struct {
 	dict   *dictionary
 	binary binaryCodec
-	id     []byte
-	digest [16]byte
 }
 
 func (e *aheadEncoder) knownKey(name string) (int64, bool) {
 	id, ok := e.dict.keys[name]
 	return id, ok
-}
-
-// packDigest is sqliteTx.packDigest into b.
-func (e *aheadEncoder) packDigest(b *boxedBytes, s string) any {
-	if !decodeDigest(e.digest[:], s) {
-		return s
-	}
-	return b.set(e.digest[:])
 }
 
 // prepare encodes l into p, as sqliteTx.values does, or sets p.ok false.
@@ -80,35 +118,15 @@ func (e *aheadEncoder) prepare(l *Link, p *preparedLink) {
 	if !known {
 		return
 	}
-	p.v = linkValues{flow: flow, base: emptyBase}
-	var base []byte
-	ok := true
-	switch {
-	case l.list != nil && len(l.list.keys) > 0:
-		if base, ok = e.binary.encodeList(l.list); !ok {
-			var unknown []string
-			base, unknown, ok = e.binary.encode(l.list.bases(), e.knownKey)
-			ok = ok && len(unknown) == 0
-		}
-	case len(l.Base) > 0:
-		var unknown []string
-		base, unknown, ok = e.binary.encode(l.Base, e.knownKey)
-		ok = ok && len(unknown) == 0
-	}
+	out, _, _, ok := binaryBaseOf(&e.binary, l, e.knownKey)
 	if !ok {
 		return
 	}
-	if base != nil {
-		p.v.base = p.base.set(base)
+	p.v = linkValues{flow: flow, base: emptyBase}
+	if out != nil {
+		p.v.base = p.columns.base.set(out)
 	}
-	p.v.updated = packTime(l.Updated)
-	if b, ok := decodeIDInto(&e.id, l.TargetID); ok {
-		p.v.target = p.target.set(b)
-	} else {
-		p.v.target = l.TargetID
-	}
-	p.v.sh, p.v.th = e.packDigest(&p.digest[0], l.SourceHash), e.packDigest(&p.digest[1], l.TargetHash)
-	p.v.made = packMade(l.Made)
+	p.columns.set(l, &p.v)
 	p.ok = true
 }
 

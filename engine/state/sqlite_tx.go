@@ -121,15 +121,10 @@ type sqliteTx struct {
 	rawRes   driver.Result
 	rawFn    func(any) error
 
-	bases     baseCodec   // the JSON form, for a base binaryCodec cannot hold
-	binary    binaryCodec // the binary form
-	digest    [2][16]byte // the stored digests of a link
-	digestBox [2]any      // t.digest[i][:], boxed (see packDigest)
-	// targetBuf holds the stored target id of a link (see packIDInto), targetBox the box of
-	// its slice targetBoxed (see packID).
-	targetBuf, targetBoxed []byte
-	targetBox              any
-	intents                *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
+	bases   baseCodec      // the JSON form, for a base binaryCodec cannot hold
+	binary  binaryCodec    // the binary form
+	columns linkBuffers    // the stored forms of the link being put
+	intents *intentEncoder // the row of AddIntents, and of a partial DeleteIntents (the store's)
 	// dict is the store's copy of the numbered names when the Tx began; newFlows and newKeys
 	// are the names the Tx numbered, which the store learns when the Tx commits.
 	dict              *dictionary
@@ -289,32 +284,26 @@ func (t *sqliteTx) putChecked(l *Link) error {
 	return t.put(l, "", "")
 }
 
-// encodeBase returns the stored form of a base: binary, or JSON text for a base that has
+// encodeBase returns the stored form of l's base: binary, or JSON text for a base that has
 // more than plain values. The keys it has no number for yet are numbered in the order of their
 // names, so that a state written twice the same way has the same numbers.
-func (t *sqliteTx) encodeBase(b map[string]Base) (any, error) {
-	out, unknown, ok := t.binary.encode(b, t.knownKey)
+func (t *sqliteTx) encodeBase(l *Link) (any, error) {
+	out, m, unknown, ok := binaryBaseOf(&t.binary, l, t.knownKey)
 	if len(unknown) > 0 {
 		for _, k := range unknown {
 			if _, err := t.keyNumber(k); err != nil {
 				return nil, err
 			}
 		}
-		out, _, ok = t.binary.encode(b, t.knownKey)
+		out, m, _, ok = binaryBaseOf(&t.binary, l, t.knownKey)
 	}
-	if !ok {
-		return t.bases.encode(b)
+	switch {
+	case !ok:
+		return t.bases.encode(m)
+	case out == nil:
+		return emptyBase, nil
 	}
-	return out, nil
-}
-
-// encodeBaseList is encodeBase of a base set by SetBaseList: in the binary form without a map
-// when the codec knows the order of its keys (binaryCodec.encodeList), else as the map.
-func (t *sqliteTx) encodeBaseList(b *baseList) (any, error) {
-	if out, ok := t.binary.encodeList(b); ok {
-		return out, nil
-	}
-	return t.encodeBase(b.bases())
+	return t.columns.base.set(out), nil
 }
 
 // emptyBase is the stored form of a base without properties (not NULL: a nil []byte is),
@@ -375,58 +364,24 @@ type linkValues struct {
 }
 
 // values returns the stored forms of a link's columns (see put for rawBase and rawTime). The
-// bytes of the base and the digests are the Tx's buffers, valid until the next call.
+// bytes of the base, the digests and the target id are the Tx's buffers, valid until the next
+// call.
 func (t *sqliteTx) values(l *Link, rawBase, rawTime string) (linkValues, error) {
 	flow, err := t.flowNumber(l.Flow)
 	if err != nil {
 		return linkValues{}, fmt.Errorf("put link of flow %q, source %q: %w", l.Flow, l.SourceID, err)
 	}
-	v := linkValues{flow: flow, base: emptyBase}
-	switch {
-	case rawBase != "":
+	v := linkValues{flow: flow}
+	if rawBase != "" {
 		v.base = rawBase
-	case l.list != nil && len(l.list.keys) > 0:
-		v.base, err = t.encodeBaseList(l.list)
-	case len(l.Base) > 0:
-		v.base, err = t.encodeBase(l.Base)
-	}
-	if err != nil {
+	} else if v.base, err = t.encodeBase(l); err != nil {
 		return linkValues{}, fmt.Errorf("put link of flow %q, source %q: base: %w", l.Flow, l.SourceID, err)
 	}
+	t.columns.set(l, &v)
 	if rawTime != "" {
 		v.updated = rawTime
-	} else {
-		v.updated = packTime(l.Updated)
 	}
-	v.target = t.packID(l.TargetID)
-	v.sh, v.th, v.made = t.packDigest(0, l.SourceHash), t.packDigest(1, l.TargetHash), packMade(l.Made)
 	return v, nil
-}
-
-// packDigest is packDigest into the Tx's buffer t.digest[i], boxed once for the Tx: the
-// slice is the same for every link (SQLite copies what it binds), and a []byte put in an any
-// is copied to the heap each time.
-func (t *sqliteTx) packDigest(i int, s string) any {
-	if !decodeDigest(t.digest[i][:], s) {
-		return s
-	}
-	if t.digestBox[i] == nil {
-		t.digestBox[i] = t.digest[i][:]
-	}
-	return t.digestBox[i]
-}
-
-// packID is packIDInto the Tx's buffer, whose box is kept while the bytes are the same slice
-// (ids of one length, as a system makes them): see packDigest.
-func (t *sqliteTx) packID(id string) any {
-	b, ok := decodeIDInto(&t.targetBuf, id)
-	if !ok {
-		return id
-	}
-	if len(b) != len(t.targetBoxed) || &b[0] != &t.targetBoxed[0] {
-		t.targetBoxed, t.targetBox = b, b
-	}
-	return t.targetBox
 }
 
 // PutLinks puts links as PutLink puts each, in order, up to the first link PutLink refuses,
